@@ -1,0 +1,1 @@
+"""Qualification tests, attempts and grants; gold questions and their grading."""

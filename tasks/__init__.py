@@ -1,0 +1,1 @@
+"""Jobs, items, hits, assignments, answers, consensus; the pipeline and the worker task UI."""

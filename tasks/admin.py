@@ -1,0 +1,239 @@
+"""The ops manager's console. Actions and forms call services; nothing here writes models directly."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job
+from tasks.selectors import get_job_progress, list_job_progress
+from tasks.services.errors import ImportValidationError, ServiceError
+from tasks.services.imports import FORMATS, import_items
+from tasks.services.publishing import cancel_job, check_publishable, pause_job, resume_job
+from tasks.tasks import publish_job_task
+from workforce.audit import Actor
+
+
+class ItemImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV with an 'external_id' column, or JSON Lines with an 'external_id' field.")
+    format = forms.ChoiceField(choices=[("", "From the file name"), *[(f, f.upper()) for f in FORMATS]], required=False)
+
+
+class JobForm(forms.ModelForm):
+    class Meta:
+        model = Job
+        fields = "__all__"
+
+    def clean_labels(self) -> list[str]:
+        labels = self.cleaned_data["labels"]
+        if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise forms.ValidationError('Enter the labels as a JSON list of names, e.g. ["cat", "dog"].')
+        names = [x.strip() for x in labels]
+        if len(set(names)) != len(names):
+            raise forms.ValidationError("Each label must appear once.")
+        if len(names) < 2:
+            raise forms.ValidationError("A job needs at least two labels.")
+        return names
+
+
+def _progress_bar(percent: int) -> str:
+    return format_html(
+        '<div style="width:140px;background:#e8ebf0;border-radius:4px;height:10px;display:inline-block">'
+        '<div style="width:{}%;background:#2f6fed;height:10px;border-radius:4px"></div></div> {}%',
+        percent,
+        percent,
+    )
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = JobForm
+    list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
+    list_filter = ("state", "task_kind", "marketplace")
+    search_fields = ("name",)
+    readonly_fields = ("state", "created_by", "created_at", "updated_at", "published_at", "completed_at", "progress_detail")
+    actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected"]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "instructions")}),
+        ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
+        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("Status", {"fields": ("state", "progress_detail", "created_by", "created_at", "updated_at", "published_at", "completed_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return super().get_queryset(request).select_related("created_by")
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # One grouped query for the progress of every job on the page.
+        self._progress = list_job_progress([job.pk for job in changelist.result_list])
+        return changelist
+
+    @admin.display(description="Progress")
+    def progress(self, job: Job) -> str:
+        p = getattr(self, "_progress", {}).get(job.pk)
+        return _progress_bar(p.percent) if p else "-"
+
+    @admin.display(description="Progress")
+    def progress_detail(self, job: Job) -> str:
+        if job.pk is None:
+            return "-"
+        p = get_job_progress(job)
+        return format_html(
+            "{}<br>{} of {} answers · {} of {} Hits complete · {} slots free",
+            _progress_bar(p.percent),
+            p.answers_submitted,
+            p.answers_wanted,
+            p.hits_complete,
+            p.hits,
+            p.open_slots,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path("<int:job_id>/import/", self.admin_site.admin_view(self.import_view), name="tasks_job_import"),
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = extra_context or {}
+        extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = get_object_or_404(Job, pk=job_id)
+        if not request.user.has_perm("tasks.add_item"):
+            messages.error(request, "You do not have permission to import items.")
+            return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
+        form = ItemImportForm(request.POST or None, request.FILES or None)
+        row_errors: list[Any] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = import_items(
+                    job=job, stream=upload, filename=upload.name, fmt=form.cleaned_data["format"] or None,
+                    actor=Actor.from_user(request.user),
+                )
+            except ImportValidationError as exc:
+                form.add_error("file", f"{exc.total_bad} bad row(s); nothing was imported. Fix them and upload again.")
+                row_errors = exc.errors
+            except ServiceError as exc:
+                form.add_error("file", str(exc))
+            else:
+                messages.success(
+                    request, f"Imported {result.created} new item(s); {result.unchanged} were already there unchanged."
+                )
+                return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "job": job,
+            "form": form,
+            "row_errors": row_errors,
+            "title": f"Import items into “{job.name}”",
+        }
+        return render(request, "admin/tasks/job/import.html", context)
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Job], service: Any, verb: str) -> None:
+        done = 0
+        for job in queryset:
+            try:
+                service(job=job, actor=Actor.from_user(request.user))
+                done += 1
+            except ServiceError as exc:
+                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Publish selected jobs to their marketplace", permissions=["change"])
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            try:
+                check_publishable(job)
+                # Building Hits for a big job takes a while: it runs in Celery (inline without a broker).
+                publish_job_task.delay(job_id=job.pk, user_id=request.user.pk)
+            except ServiceError as exc:
+                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{job.name}: publishing started.", messages.SUCCESS)
+
+    @admin.action(description="Pause selected jobs", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._run(request, queryset, pause_job, "Paused")
+
+    @admin.action(description="Resume selected jobs", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._run(request, queryset, resume_job, "Resumed")
+
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._run(request, queryset, cancel_job, "Cancelled")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Rows written only by services: viewable, never edited here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Item)
+class ItemAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "job", "created_at")
+    list_filter = ("job",)
+    search_fields = ("=external_id",)
+    list_select_related = ("job",)
+    raw_id_fields = ("job",)
+
+
+@admin.register(Hit)
+class HitAdmin(ReadOnlyAdmin):
+    list_display = ("uuid", "job", "state", "slots_taken", "assignments_submitted", "assignments_wanted")
+    list_filter = ("state", "job")
+    list_select_related = ("job",)
+
+
+class AnswerInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Answer
+    fields = ("item", "value", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
+    list_filter = ("state", "job")
+    list_select_related = ("job", "worker")
+    search_fields = ("=uuid", "=worker__external_id")
+    inlines = [AnswerInline]
+
+
+@admin.register(ConsensusLabel)
+class ConsensusLabelAdmin(ReadOnlyAdmin):
+    list_display = ("item", "job", "value", "confidence", "method", "answers_count")
+    list_filter = ("job", "method")
+    list_select_related = ("item", "job")

@@ -1,0 +1,87 @@
+"""REST endpoints. Thin: validate input, call one service, render its result."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tasks.models import Job
+from tasks.selectors import get_job_progress
+from tasks.services.errors import ImportValidationError, ServiceError
+from tasks.services.imports import FORMATS, import_items
+from workforce.audit import Actor
+
+
+class HasModelPermission(BasePermission):
+    """Require the Django permission named by the view's ``required_permission``."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        perm = getattr(view, "required_permission", None)
+        return bool(perm and request.user and request.user.has_perm(perm))
+
+
+class ImportRequest(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=FORMATS, required=False)
+
+
+class ItemImportView(APIView):
+    """POST a CSV or JSON Lines file (multipart field ``file``) to add items to a job."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [IsAuthenticated, HasModelPermission]
+    required_permission = "tasks.add_item"
+
+    def post(self, request: Request, job_id: int) -> Response:
+        job = get_object_or_404(Job, pk=job_id)
+        form = ImportRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        try:
+            result = import_items(
+                job=job,
+                stream=upload,
+                filename=upload.name,
+                fmt=form.validated_data.get("format"),
+                actor=Actor.from_user(request.user),
+            )
+        except ImportValidationError as exc:
+            return Response(
+                {
+                    "detail": str(exc),
+                    "bad_rows": exc.total_bad,
+                    "errors": [{"line": e.line, "message": e.message} for e in exc.errors],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        except ServiceError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(
+            {"created": result.created, "unchanged": result.unchanged, "rows": result.rows, "hits_created": result.hits_created},
+            status=code,
+        )
+
+
+class JobProgressView(APIView):
+    permission_classes = [IsAuthenticated, HasModelPermission]
+    required_permission = "tasks.view_job"
+
+    def get(self, request: Request, job_id: int) -> Response:
+        job = get_object_or_404(Job, pk=job_id)
+        p = get_job_progress(job)
+        return Response(
+            {
+                "job": job.pk,
+                "state": job.state,
+                "hits": p.hits,
+                "hits_complete": p.hits_complete,
+                "answers_wanted": p.answers_wanted,
+                "answers_submitted": p.answers_submitted,
+                "percent": p.percent,
+            }
+        )

@@ -1,0 +1,62 @@
+"""python manage.py simulate_crowd [--job JOB | --items N --classes C --redundancy R] --workers N ..."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tasks.models import Job, JobState
+from tasks.services.errors import ServiceError
+from tasks.services.simulation import create_simulation_job, simulate_crowd
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulated workers (reliable, noisy, spammers) work a job through the same services as the worker "
+        "pages. Without --job, a job of --items items is created and published first."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--job", type=int, help="Work this published job.")
+        parser.add_argument("--items", type=int, default=200)
+        parser.add_argument("--classes", type=int, default=3)
+        parser.add_argument("--redundancy", type=int, default=3)
+        parser.add_argument("--workers", type=int, default=20)
+        parser.add_argument("--spammers", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--max-seconds", type=float, default=None, help="Stop after this long.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args: Any, **o: Any) -> None:
+        for name in ("items", "classes", "redundancy", "workers"):
+            if o[name] < 1:
+                raise CommandError(f"--{name} must be at least 1.", returncode=2)
+        if o["classes"] < 2:
+            raise CommandError("--classes must be at least 2.", returncode=2)
+        if not 0 <= o["spammers"] <= o["workers"]:
+            raise CommandError("--spammers must be between 0 and --workers.", returncode=2)
+        try:
+            if o["job"] is not None:
+                job = Job.objects.filter(pk=o["job"]).first()
+                if job is None:
+                    raise CommandError(f"There is no job with id {o['job']}.", returncode=2)
+                if job.state != JobState.PUBLISHED:
+                    raise CommandError(f"Job {job.pk} is {job.state}; publish it first.", returncode=2)
+            else:
+                job = create_simulation_job(
+                    items=o["items"], classes=o["classes"], redundancy=o["redundancy"], seed=o["seed"]
+                )
+            result = simulate_crowd(
+                job=job, workers=o["workers"], spammers=o["spammers"], seed=o["seed"], max_seconds=o["max_seconds"]
+            )
+        except ServiceError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        if o["json"]:
+            self.stdout.write(json.dumps(result.as_dict()))
+        else:
+            self.stdout.write(
+                f"Job {result.job}: {result.answers_submitted} answers in {result.assignments_submitted} assignments "
+                f"from {result.workers} workers ({result.spammers} spammers); {result.items_complete}/{result.items} "
+                f"items complete; majority-vote accuracy {result.majority_accuracy}; {result.seconds:.1f} s."
+            )

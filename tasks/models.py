@@ -1,0 +1,268 @@
+"""The labeling domain: Job -> Item, Hit -> Assignment -> Answer, and ConsensusLabel.
+
+State lives in ``TextChoices`` fields; transitions happen only in ``tasks.services`` through
+conditional ``update()`` calls, never in ``save()``.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from workforce.models import Marketplace, Worker
+
+
+class TaskKind(models.TextChoices):
+    IMAGE_CLASSIFICATION = "image_classification", "Image classification (one label)"
+    IMAGE_MULTILABEL = "image_multilabel", "Image classification (several labels)"
+    TEXT_CLASSIFICATION = "text_classification", "Text classification (one label)"
+    TEXT_MULTILABEL = "text_multilabel", "Text classification (several labels)"
+
+
+MULTILABEL_KINDS = frozenset({TaskKind.IMAGE_MULTILABEL, TaskKind.TEXT_MULTILABEL})
+IMAGE_KINDS = frozenset({TaskKind.IMAGE_CLASSIFICATION, TaskKind.IMAGE_MULTILABEL})
+
+
+class JobState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Job(models.Model):
+    """What an ops manager configures and runs."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="One or two sentences shown in the worker's job list.")
+    instructions = models.TextField(blank=True, help_text="The job's instructions (SOP), shown on every task.")
+    task_kind = models.CharField(max_length=32, choices=TaskKind.choices, default=TaskKind.IMAGE_CLASSIFICATION)
+    labels = models.JSONField(default=list, help_text="The label set, in display order (shortcut keys 1-9).")
+    redundancy = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Answers wanted per item (assignments per Hit).",
+    )
+    items_per_hit = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    reward = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.05"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Pay per assignment (one Hit), in the job's currency.",
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    assignment_duration = models.DurationField(
+        default=timedelta(minutes=10), help_text="How long a worker holds a Hit before it returns to the pool."
+    )
+    marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
+    consensus_method = models.CharField(max_length=16, default="mv")
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(reward__gte=0), name="job_reward_not_negative"),
+            models.CheckConstraint(condition=Q(redundancy__gte=1), name="job_redundancy_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.task_kind in MULTILABEL_KINDS
+
+    @property
+    def is_image(self) -> bool:
+        return self.task_kind in IMAGE_KINDS
+
+
+class Item(models.Model):
+    """One data object to label. ``payload`` holds ``image_url`` or ``text`` plus any extra columns."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255)
+    payload = models.JSONField()
+    payload_hash = models.CharField(max_length=64, help_text="sha256 of the canonical payload (re-import check).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "external_id"], name="item_unique_external_id")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class HitState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open: slots free"
+    FULL = "full", "Full: every slot leased or done"
+    COMPLETE = "complete", "Complete"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Hit(models.Model):
+    """One unit of work shown to a worker: one or more items, wanted ``assignments_wanted`` times.
+
+    ``slots_taken`` counts live assignments (accepted, submitted, approved, rejected);
+    ``assignments_submitted`` counts submitted ones. Both change only by conditional updates in
+    ``tasks.services.work``, which is what keeps them exact under concurrency.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="hits")
+    state = models.CharField(max_length=16, choices=HitState.choices, default=HitState.DRAFT)
+    assignments_wanted = models.PositiveSmallIntegerField()
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    assignments_submitted = models.PositiveSmallIntegerField(default=0)
+    marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
+    external_id = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    items = models.ManyToManyField(Item, through="HitItem", related_name="hits")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["marketplace", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="hit_unique_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(assignments_submitted__lte=models.F("assignments_wanted")),
+                name="hit_submitted_within_wanted",
+            ),
+            models.CheckConstraint(
+                condition=Q(slots_taken__lte=models.F("assignments_wanted")), name="hit_slots_within_wanted"
+            ),
+        ]
+        indexes = [
+            # Handing out work scans a job's open hits in id order.
+            models.Index(fields=["job", "id"], condition=Q(state="open"), name="hit_open_idx"),
+            models.Index(fields=["job", "state"], name="hit_job_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hit {self.pk} of job {self.job_id}"
+
+
+class HitItem(models.Model):
+    hit = models.ForeignKey(Hit, on_delete=models.CASCADE, related_name="hit_items")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="hit_items")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["hit_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["hit", "item"], name="hititem_unique"),
+            models.UniqueConstraint(fields=["hit", "position"], name="hititem_unique_position"),
+        ]
+
+
+class AssignmentState(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted (leased)"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    RETURNED = "returned", "Returned"
+    EXPIRED = "expired", "Expired"
+
+
+# States that hold one of a Hit's slots.
+LIVE_ASSIGNMENT_STATES = (
+    AssignmentState.ACCEPTED,
+    AssignmentState.SUBMITTED,
+    AssignmentState.APPROVED,
+    AssignmentState.REJECTED,
+)
+DONE_ASSIGNMENT_STATES = (AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED)
+
+
+class Assignment(models.Model):
+    """One worker's take on a Hit: a lease while accepted, then answers once submitted."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    hit = models.ForeignKey(Hit, on_delete=models.CASCADE, related_name="assignments")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="assignments")
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="assignments")
+    state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.ACCEPTED)
+    marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
+    external_id = models.CharField(max_length=128, null=True, blank=True)
+    accepted_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reward = models.DecimalField(max_digits=10, decimal_places=4)
+
+    class Meta:
+        constraints = [
+            # A worker never works the same Hit twice (items belong to one Hit, so never the same item).
+            models.UniqueConstraint(fields=["hit", "worker"], name="assignment_unique_worker_per_hit"),
+            models.UniqueConstraint(
+                fields=["marketplace", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="assignment_unique_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["worker", "state"], name="assignment_worker_state_idx"),
+            models.Index(fields=["job", "state"], name="assignment_job_state_idx"),
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(state="accepted"), name="assignment_lease_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.uuid}"
+
+
+class Answer(models.Model):
+    """One worker's value for one item within one assignment. ``job`` and ``worker`` are copied from
+    the assignment so aggregation reads a job's answers from this table alone."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="answers")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="answers")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="answers")
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="answers")
+    value = models.JSONField(help_text="A label, or a list of labels for multi-label kinds.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["assignment", "item"], name="answer_unique_per_item")]
+        indexes = [
+            models.Index(fields=["job", "item"], name="answer_job_item_idx"),
+            models.Index(fields=["item"], name="answer_item_idx"),
+        ]
+
+
+class ConsensusLabel(models.Model):
+    """The aggregated label of an item. Re-running consensus replaces a job's rows atomically."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="consensus")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="consensus_labels")
+    value = models.JSONField()
+    confidence = models.FloatField(help_text="Posterior probability of the chosen label (0-1).")
+    probabilities = models.JSONField(default=dict, blank=True)
+    method = models.CharField(max_length=16)
+    version = models.PositiveIntegerField(default=1)
+    parameters = models.JSONField(default=dict, blank=True)
+    answers_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "confidence"], name="consensus_job_confidence_idx")]

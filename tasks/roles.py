@@ -1,0 +1,59 @@
+"""The roles (Django groups) and the model permissions each one holds.
+
+Groups are kept in step with this table after every ``migrate`` (see ``TasksConfig.ready``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+OPS_MANAGER = "Ops managers"
+REVIEWER = "Reviewers"
+FINANCE = "Finance"
+CROWD_WORKER = "Crowd workers"
+
+# group -> app_label -> {model: actions}
+ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    OPS_MANAGER: {
+        "tasks": {
+            "job": ("add", "change", "view"),
+            "item": ("add", "change", "view"),
+            "hit": ("view",),
+            "assignment": ("view",),
+            "answer": ("view",),
+            "consensuslabel": ("view",),
+        },
+        "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
+    },
+    REVIEWER: {
+        "tasks": {
+            "job": ("view",),
+            "item": ("view",),
+            "hit": ("view",),
+            "assignment": ("view", "change"),
+            "answer": ("view",),
+            "consensuslabel": ("view",),
+        },
+        "workforce": {"worker": ("view",)},
+    },
+    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    CROWD_WORKER: {},
+}
+
+
+def ensure_roles(**_: Any) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    for group_name, apps in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=group_name)
+        wanted = [
+            (app_label, f"{action}_{model}")
+            for app_label, models in apps.items()
+            for model, actions in models.items()
+            for action in actions
+        ]
+        perms = [
+            p
+            for p in Permission.objects.filter(content_type__app_label__in=list(apps)).select_related("content_type")
+            if (p.content_type.app_label, p.codename) in wanted
+        ]
+        group.permissions.set(perms)

@@ -1,0 +1,103 @@
+"""Read-side queries for pages, admin and API. Each is set-based: no query per row."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.cache import cache
+from django.db.models import Count, Q, Sum
+
+from tasks.models import Assignment, AssignmentState, Hit, HitItem, HitState, Item, Job, JobState
+from workforce.models import Marketplace, Worker
+
+PROGRESS_CACHE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    hits: int
+    hits_complete: int
+    answers_wanted: int
+    answers_submitted: int
+    open_slots: int
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.answers_submitted / self.answers_wanted) if self.answers_wanted else 0
+
+
+def list_job_progress(job_ids: list[int], *, use_cache: bool = True) -> dict[int, JobProgress]:
+    """Progress of several jobs from one grouped query over their Hits (cached briefly)."""
+    key = "job-progress:" + ",".join(map(str, sorted(job_ids)))
+    if use_cache and (hit := cache.get(key)) is not None:
+        return hit  # type: ignore[no-any-return]
+    rows = (
+        Hit.objects.filter(job_id__in=job_ids)
+        .exclude(state=HitState.CANCELLED)
+        .values("job_id")
+        .annotate(
+            hits=Count("id"),
+            hits_complete=Count("id", filter=Q(state=HitState.COMPLETE)),
+            wanted=Sum("assignments_wanted"),
+            submitted=Sum("assignments_submitted"),
+            taken=Sum("slots_taken"),
+        )
+    )
+    result = {job_id: JobProgress(0, 0, 0, 0, 0) for job_id in job_ids}
+    for row in rows:
+        result[row["job_id"]] = JobProgress(
+            hits=row["hits"],
+            hits_complete=row["hits_complete"],
+            answers_wanted=row["wanted"] or 0,
+            answers_submitted=row["submitted"] or 0,
+            open_slots=(row["wanted"] or 0) - (row["taken"] or 0),
+        )
+    if use_cache:
+        cache.set(key, result, PROGRESS_CACHE_SECONDS)
+    return result
+
+
+def get_job_progress(job: Job, *, use_cache: bool = False) -> JobProgress:
+    return list_job_progress([job.pk], use_cache=use_cache)[job.pk]
+
+
+@dataclass(frozen=True)
+class WorkerJobCard:
+    job: Job
+    progress: JobProgress
+    my_submitted: int
+    lease_expires_at: datetime | None
+
+
+def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
+    """Published internal-pool jobs, with overall progress and the worker's own counts."""
+    jobs = list(Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL).order_by("-published_at", "-id"))
+    if not jobs:
+        return []
+    ids = [j.pk for j in jobs]
+    progress = list_job_progress(ids)
+    mine = (
+        Assignment.objects.filter(worker=worker, job_id__in=ids)
+        .values("job_id")
+        .annotate(
+            done=Count("id", filter=Q(state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED])),
+        )
+    )
+    done = {row["job_id"]: row["done"] for row in mine}
+    leases = dict(
+        Assignment.objects.filter(worker=worker, job_id__in=ids, state=AssignmentState.ACCEPTED).values_list(
+            "job_id", "lease_expires_at"
+        )
+    )
+    return [WorkerJobCard(job=j, progress=progress[j.pk], my_submitted=done.get(j.pk, 0), lease_expires_at=leases.get(j.pk)) for j in jobs]
+
+
+def list_hit_items(hit_id: int) -> list[Item]:
+    """The items of one Hit, in display order."""
+    return [hi.item for hi in HitItem.objects.filter(hit_id=hit_id).select_related("item").order_by("position")]
+
+
+def count_worker_submitted(worker: Worker) -> int:
+    return Assignment.objects.filter(
+        worker=worker, state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED]
+    ).count()

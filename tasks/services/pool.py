@@ -1,0 +1,146 @@
+"""The internal worker pool: handing out Hits as leases, returning them, expiring abandoned ones.
+
+Rules that hold under any concurrency:
+- a worker never gets the same Hit (so never the same item) twice: unique ``(hit, worker)`` plus the
+  NOT EXISTS filter when choosing;
+- a Hit never has more live assignments than it wants: ``slots_taken`` only grows through a
+  conditional update ``slots_taken < assignments_wanted``;
+- on PostgreSQL, concurrent workers never wait on each other to be handed work: candidate Hits are
+  claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.utils import timezone
+
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
+from tasks.services.errors import NoWorkAvailable, ServiceError
+from workforce.models import Worker
+
+
+def _current_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment | None:
+    return (
+        Assignment.objects.filter(job=job, worker=worker, state=AssignmentState.ACCEPTED, lease_expires_at__gt=now)
+        .order_by("id")
+        .first()
+    )
+
+
+_NOTHING_OPEN = "nothing-open"
+
+
+def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | str | None:
+    """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left."""
+    with transaction.atomic():
+        candidates = (
+            Hit.objects.filter(job_id=job.pk, state=HitState.OPEN)
+            .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
+            .order_by("id")
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        hit_id = candidates.values_list("id", flat=True).first()
+        if hit_id is None:
+            return _NOTHING_OPEN
+        claimed = Hit.objects.filter(
+            pk=hit_id, state=HitState.OPEN, slots_taken__lt=F("assignments_wanted")
+        ).update(
+            slots_taken=F("slots_taken") + 1,
+            state=Case(
+                When(slots_taken__gte=F("assignments_wanted") - 1, then=Value(HitState.FULL)),
+                default=Value(HitState.OPEN),
+            ),
+        )
+        if not claimed:
+            return None
+        try:
+            with transaction.atomic():
+                return Assignment.objects.create(
+                    hit_id=hit_id,
+                    job_id=job.pk,
+                    worker=worker,
+                    state=AssignmentState.ACCEPTED,
+                    marketplace=job.marketplace,
+                    accepted_at=now,
+                    lease_expires_at=now + job.assignment_duration,
+                    reward=job.reward,
+                )
+        except IntegrityError:
+            # The same worker claimed this Hit from another tab at the same moment.
+            transaction.set_rollback(True)
+            return None
+
+
+def assign_next_hit(*, job: Job, worker: Worker, now: datetime | None = None) -> Assignment:
+    """Give ``worker`` a lease on the next Hit of ``job`` they have not worked, or their current lease.
+
+    Raises ``NoWorkAvailable`` with a sentence when there is nothing for them.
+    """
+    now = now or timezone.now()
+    if worker.is_blocked:
+        raise ServiceError("Your account is blocked from new work.")
+    if job.state != JobState.PUBLISHED:
+        raise NoWorkAvailable(f"“{job.name}” is {job.get_state_display().lower()}; it has no work to hand out.")
+    current = _current_lease(job=job, worker=worker, now=now)
+    if current is not None:
+        return current
+    reclaimed = False
+    for _ in range(5):
+        claim = _claim_open_hit(job=job, worker=worker, now=now)
+        if isinstance(claim, Assignment):
+            return claim
+        if claim == _NOTHING_OPEN:
+            # Abandoned leases go back to the pool here too, so work never waits for the next sweep.
+            if reclaimed or not expire_leases(now=now, job=job):
+                break
+            reclaimed = True
+    raise NoWorkAvailable(f"There is no more work for you in “{job.name}” right now.")
+
+
+def _release_slots(hit_ids: list[int]) -> None:
+    """Give back one slot per entry of ``hit_ids`` (a Hit may appear several times)."""
+    counts = Counter(hit_ids)
+    # Lock the Hits in id order so two sweeps never deadlock on each other.
+    list(Hit.objects.select_for_update().filter(pk__in=counts).order_by("id").values_list("id", flat=True))
+    by_count: dict[int, list[int]] = {}
+    for hit_id, n in counts.items():
+        by_count.setdefault(n, []).append(hit_id)
+    for n, ids in by_count.items():
+        Hit.objects.filter(pk__in=ids).update(
+            slots_taken=F("slots_taken") - n,
+            state=Case(When(state=HitState.FULL, then=Value(HitState.OPEN)), default=F("state")),
+        )
+
+
+def return_assignment(*, assignment: Assignment, worker: Worker) -> None:
+    """The worker gives the Hit back (skip): the slot returns to the pool, not to this worker."""
+    with transaction.atomic():
+        returned = Assignment.objects.filter(
+            pk=assignment.pk, worker=worker, state=AssignmentState.ACCEPTED
+        ).update(state=AssignmentState.RETURNED)
+        if not returned:
+            raise ServiceError("This task is no longer yours to return.")
+        _release_slots([assignment.hit_id])
+
+
+def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit: int = 5000) -> int:
+    """Expire accepted assignments whose lease has run out and return their slots to the pool."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = Assignment.objects.filter(state=AssignmentState.ACCEPTED, lease_expires_at__lte=now)
+        if job is not None:
+            due = due.filter(job_id=job.pk)
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        rows = list(due.order_by("id").values_list("id", "hit_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(pk__in=[r[0] for r in rows], state=AssignmentState.ACCEPTED).update(
+            state=AssignmentState.EXPIRED
+        )
+        _release_slots([r[1] for r in rows])
+    return len(rows)

@@ -1,0 +1,91 @@
+"""Job lifecycle: publish, pause, resume, cancel. Transitions are conditional updates."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.models import Hit, HitState, Job, JobState
+from tasks.services import hits as hit_services
+from tasks.services.errors import InvalidTransition, ServiceError
+from workforce.audit import Actor, record_audit_event
+from workforce.models import Marketplace
+
+
+def _transition(
+    *, job: Job, allowed: Iterable[str], target: str, actor: Actor, action: str, reason: str = "", **extra: object
+) -> Job:
+    allowed = tuple(allowed)
+    updated = Job.objects.filter(pk=job.pk, state__in=allowed).update(state=target, updated_at=timezone.now(), **extra)
+    if not updated:
+        current = Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+        raise InvalidTransition(
+            f"Job {job.pk} is {current}; it can be {action.split('.')[-1]} only when it is {' or '.join(allowed)}."
+        )
+    record_audit_event(
+        actor=actor,
+        action=action,
+        object_type="job",
+        object_id=job.pk,
+        before={"state": job.state},
+        after={"state": target},
+        reason=reason,
+    )
+    job.refresh_from_db()
+    return job
+
+
+def check_publishable(job: Job) -> None:
+    """Raise ServiceError with the reason when ``job`` cannot be published as it stands."""
+    if job.state != JobState.DRAFT:
+        raise InvalidTransition(f"Job {job.pk} is {job.state}; only draft jobs can be published.")
+    if job.marketplace != Marketplace.INTERNAL:
+        raise ServiceError(f"Publishing to {job.get_marketplace_display()} is not available in this version.")
+    if not job.labels or not isinstance(job.labels, list) or len(job.labels) < 2:
+        raise ServiceError("A job needs at least two labels before it can be published.")
+    if not job.items.exists():
+        raise ServiceError("Import items before publishing the job.")
+
+
+def publish_job(*, job: Job, actor: Actor) -> Job:
+    """Build the job's Hits and open them to workers (internal pool)."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        check_publishable(locked)
+        job = _transition(
+            job=locked,
+            allowed=[JobState.DRAFT],
+            target=JobState.PUBLISHED,
+            actor=actor,
+            action="job.published",
+            published_at=timezone.now(),
+        )
+        hit_services.build_hits(job=job, open_now=True)
+        Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
+    return job
+
+
+def pause_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    """Stop handing out new work; leases already given may still be submitted."""
+    return _transition(
+        job=job, allowed=[JobState.PUBLISHED], target=JobState.PAUSED, actor=actor, action="job.paused", reason=reason
+    )
+
+
+def resume_job(*, job: Job, actor: Actor) -> Job:
+    return _transition(job=job, allowed=[JobState.PAUSED], target=JobState.PUBLISHED, actor=actor, action="job.resumed")
+
+
+def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    with transaction.atomic():
+        job = _transition(
+            job=job,
+            allowed=[JobState.DRAFT, JobState.PUBLISHED, JobState.PAUSED],
+            target=JobState.CANCELLED,
+            actor=actor,
+            action="job.cancelled",
+            reason=reason,
+        )
+        Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
+    return job

@@ -1,0 +1,161 @@
+"""A crowd simulator that works a job through the same services the worker pages use.
+
+Each simulated worker has a confusion matrix: reliable workers are mostly right, noisy ones often
+wrong, spammers answer uniformly at random or always the same label. Items get a latent true label
+drawn from the seed and the item's id, so the same seed gives the same run.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from tasks.models import Answer, HitItem, HitState, Job, JobState, TaskKind
+from tasks.services.collection import submit_assignment
+from tasks.services.errors import NoWorkAvailable
+from tasks.services.imports import import_items
+from tasks.services.jobs import create_job
+from tasks.services.pool import assign_next_hit
+from tasks.services.publishing import publish_job
+from workforce.audit import Actor
+from workforce.models import Marketplace, Worker
+from workforce.services import get_or_create_workers
+
+ACTOR = Actor.system("crowd simulator")
+
+
+@dataclass
+class SimulatedWorker:
+    worker: Worker
+    kind: str  # reliable | noisy | spammer-random | spammer-constant
+    confusion: np.ndarray  # classes x classes, rows sum to 1
+
+
+@dataclass
+class SimulationResult:
+    job: int
+    workers: int
+    spammers: int
+    answers_submitted: int = 0
+    assignments_submitted: int = 0
+    items_complete: int = 0
+    items: int = 0
+    majority_accuracy: float | None = None
+    seconds: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _latent_label(seed: int, external_id: str, n_classes: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{external_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n_classes
+
+
+def _confusion(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "spammer-random":
+        return np.full((n, n), 1.0 / n)
+    if kind == "spammer-constant":
+        m = np.zeros((n, n))
+        m[:, int(rng.integers(n))] = 1.0
+        return m
+    accuracy = rng.uniform(0.85, 0.97) if kind == "reliable" else rng.uniform(0.55, 0.75)
+    m = np.empty((n, n))
+    for true in range(n):
+        off = rng.dirichlet(np.ones(n - 1)) * (1 - accuracy) if n > 1 else np.array([])
+        m[true] = np.insert(off, true, accuracy)
+    return m
+
+
+def _make_workers(count: int, spammers: int, n_classes: int, seed: int, rng: np.random.Generator) -> list[SimulatedWorker]:
+    ids = [f"sim-{seed}-{i:04d}" for i in range(count)]
+    workers = get_or_create_workers(marketplace=Marketplace.INTERNAL, external_ids=ids)
+    honest = count - spammers
+    kinds = ["reliable" if i < max(1, int(round(honest * 0.7))) else "noisy" for i in range(honest)]
+    kinds += ["spammer-random" if i % 2 == 0 else "spammer-constant" for i in range(spammers)]
+    return [SimulatedWorker(workers[eid], kind, _confusion(kind, n_classes, rng)) for eid, kind in zip(ids, kinds, strict=True)]
+
+
+def create_simulation_job(*, items: int, classes: int, redundancy: int, seed: int) -> Job:
+    labels = [f"class_{i}" for i in range(classes)]
+    job = create_job(
+        name=f"Simulated job (seed {seed}, {items} items)",
+        task_kind=TaskKind.TEXT_CLASSIFICATION,
+        labels=labels,
+        redundancy=redundancy,
+        reward=Decimal("0.02"),
+        instructions="Pick the class the text describes.",
+        actor=ACTOR,
+    )
+    buf = io.StringIO()
+    buf.write("external_id,text\n")
+    for i in range(items):
+        buf.write(f"item-{i:07d},Simulated text number {i}\n")
+    buf.seek(0)
+    import_items(job=job, stream=buf, filename="simulated.csv", actor=ACTOR)
+    return publish_job(job=job, actor=ACTOR)
+
+
+def simulate_crowd(*, job: Job, workers: int, spammers: int, seed: int, max_seconds: float | None = None) -> SimulationResult:
+    """Let ``workers`` simulated workers (``spammers`` of them spammers) work ``job`` until no work is left."""
+    if spammers > workers:
+        raise ValueError("There cannot be more spammers than workers.")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    labels = [str(label) for label in job.labels]
+    n_classes = len(labels)
+    crowd = _make_workers(workers, spammers, n_classes, seed, rng)
+    truth: dict[int, int] = {}
+    result = SimulationResult(job=job.pk, workers=workers, spammers=spammers)
+    active = list(range(len(crowd)))
+    while active and job.state == JobState.PUBLISHED:
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            break
+        order = rng.permutation(active)
+        still: list[int] = []
+        for index in order:
+            sim = crowd[int(index)]
+            try:
+                assignment = assign_next_hit(job=job, worker=sim.worker)
+            except NoWorkAvailable:
+                continue
+            item_rows = list(HitItem.objects.filter(hit_id=assignment.hit_id).values_list("item_id", "item__external_id"))
+            answers: dict[int, Any] = {}
+            for item_id, external_id in item_rows:
+                true = truth.setdefault(item_id, _latent_label(seed, external_id, n_classes))
+                chosen = int(rng.choice(n_classes, p=sim.confusion[true]))
+                answers[item_id] = [labels[chosen]] if job.is_multilabel else labels[chosen]
+            submit_assignment(assignment=assignment, worker=sim.worker, answers=answers)
+            result.assignments_submitted += 1
+            result.answers_submitted += len(answers)
+            result.by_kind[sim.kind] = result.by_kind.get(sim.kind, 0) + 1
+            still.append(int(index))
+        active = still
+        job.refresh_from_db(fields=["state"])
+    result.items = job.items.count()
+    result.items_complete = HitItem.objects.filter(hit__job=job, hit__state=HitState.COMPLETE).count()
+    result.majority_accuracy = _majority_accuracy(job, truth, labels)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _majority_accuracy(job: Job, truth: dict[int, int], labels: list[str]) -> float | None:
+    """Share of simulated items whose plurality answer is the latent truth (ties count as wrong)."""
+    if not truth or job.is_multilabel:
+        return None
+    votes: dict[int, Counter[str]] = {}
+    for item_id, value in Answer.objects.filter(job=job, item_id__in=list(truth)).values_list("item_id", "value").iterator():
+        votes.setdefault(item_id, Counter())[value] += 1
+    correct = 0
+    for item_id, counter in votes.items():
+        top = counter.most_common(2)
+        if len(top) == 1 or top[0][1] > top[1][1]:
+            correct += top[0][0] == labels[truth[item_id]]
+    return round(correct / len(votes), 4) if votes else None

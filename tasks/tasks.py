@@ -1,0 +1,30 @@
+"""Celery tasks: thin wrappers over services, named ``<service>_task``."""
+from __future__ import annotations
+
+from celery import shared_task
+from django.contrib.auth import get_user_model
+
+from tasks.models import Job
+from tasks.services.pool import expire_leases
+from tasks.services.publishing import publish_job
+from workforce.audit import Actor
+
+
+@shared_task(name="tasks.tasks.expire_leases_task")
+def expire_leases_task() -> int:
+    """Return abandoned leases to the pool (Celery beat runs this every LEASE_SWEEP_SECONDS)."""
+    total = 0
+    while expired := expire_leases():
+        total += expired
+    return total
+
+
+@shared_task(name="tasks.tasks.publish_job_task")
+def publish_job_task(*, job_id: int, user_id: int | None = None) -> int:
+    job = Job.objects.get(pk=job_id)
+    if user_id is not None:
+        actor = Actor.from_user(get_user_model().objects.get(pk=user_id))
+    else:
+        actor = Actor.system("publisher")
+    publish_job(job=job, actor=actor)
+    return job.pk

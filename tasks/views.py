@@ -1,0 +1,139 @@
+"""The internal pool's worker pages: job list, labeling page, submit, skip. Thin: parse, call, render."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from tasks.models import Assignment, AssignmentState, Job
+from tasks.selectors import count_worker_submitted, list_hit_items, list_jobs_for_worker
+from tasks.services.collection import submit_assignment
+from tasks.services.errors import NoWorkAvailable, ServiceError
+from tasks.services.pool import assign_next_hit, return_assignment
+from workforce.models import Marketplace, Worker
+
+View = Callable[..., HttpResponse]
+
+
+def worker_required(view: View) -> View:
+    """Only signed-in internal-pool workers; the worker is passed to the view."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            worker = request.user.worker  # type: ignore[union-attr]
+        except ObjectDoesNotExist:
+            worker = None
+        if worker is None or worker.marketplace != Marketplace.INTERNAL:
+            return HttpResponseForbidden(
+                render_to_string("tasks/forbidden.html", {"message": "This page is for crowd workers."}, request)
+            )
+        return view(request, worker, *args, **kwargs)
+
+    return wrapper
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_staff:
+        return redirect("admin:index")
+    return redirect("work-list")
+
+
+@require_GET
+@worker_required
+def work_list(request: HttpRequest, worker: Worker) -> HttpResponse:
+    return render(
+        request,
+        "tasks/work_list.html",
+        {"worker": worker, "cards": list_jobs_for_worker(worker), "submitted": count_worker_submitted(worker)},
+    )
+
+
+def _next_task(request: HttpRequest, worker: Worker, job: Job) -> HttpResponse:
+    try:
+        assignment = assign_next_hit(job=job, worker=worker)
+    except ServiceError as exc:
+        level = messages.INFO if isinstance(exc, NoWorkAvailable) else messages.ERROR
+        messages.add_message(request, level, str(exc))
+        return redirect("work-list")
+    return redirect("task", assignment_uuid=assignment.uuid)
+
+
+@require_POST
+@worker_required
+def start_job(request: HttpRequest, worker: Worker, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job, pk=job_id, marketplace=Marketplace.INTERNAL)
+    return _next_task(request, worker, job)
+
+
+def _own_assignment(worker: Worker, assignment_uuid: str) -> Assignment:
+    return get_object_or_404(Assignment.objects.select_related("job"), uuid=assignment_uuid, worker=worker)
+
+
+@require_GET
+@worker_required
+def task_page(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
+    assignment = _own_assignment(worker, assignment_uuid)
+    if assignment.state != AssignmentState.ACCEPTED or assignment.lease_expires_at <= timezone.now():
+        messages.info(request, "That task is no longer open for you.")
+        return redirect("work-list")
+    job = assignment.job
+    items = list_hit_items(assignment.hit_id)
+    return render(
+        request,
+        "tasks/task.html",
+        {
+            "worker": worker,
+            "assignment": assignment,
+            "job": job,
+            "items": items,
+            "labels": list(enumerate(job.labels, start=1)),
+            "seconds_left": max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds())),
+        },
+    )
+
+
+@require_POST
+@worker_required
+def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
+    assignment = _own_assignment(worker, assignment_uuid)
+    job = assignment.job
+    answers: dict[int, Any] = {}
+    for item in list_hit_items(assignment.hit_id):
+        key = f"answer-{item.pk}"
+        if job.is_multilabel:
+            answers[item.pk] = request.POST.getlist(key)
+        elif key in request.POST:
+            answers[item.pk] = request.POST[key]
+    try:
+        submit_assignment(assignment=assignment, worker=worker, answers=answers)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        assignment.refresh_from_db(fields=["state"])
+        if assignment.state == AssignmentState.ACCEPTED:
+            return redirect("task", assignment_uuid=assignment.uuid)
+        return redirect("work-list")
+    return _next_task(request, worker, job)
+
+
+@require_POST
+@worker_required
+def return_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
+    assignment = _own_assignment(worker, assignment_uuid)
+    try:
+        return_assignment(assignment=assignment, worker=worker)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("work-list")
+    return _next_task(request, worker, assignment.job)

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class WorkforceConfig(AppConfig):
+    name = "workforce"
+    verbose_name = "Workforce"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,134 @@
+"""The audit trail: ``record_audit_event`` appends one hash-chained event.
+
+``hash = sha256(previous_hash + canonical_json(event))``; the chain head row is locked while appending,
+so events form one total order and any later edit of a stored event breaks every hash after it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from workforce.models import AuditChainHead, AuditEvent, Worker
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a staff user, a worker, or a named system process or policy."""
+
+    kind: str
+    id: str
+    label: str
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        return cls(kind=AuditEvent.ActorKind.SYSTEM, id="", label=name)
+
+    @classmethod
+    def from_user(cls, user: Any) -> Actor:
+        return cls(kind=AuditEvent.ActorKind.USER, id=str(user.pk), label=user.get_username())
+
+    @classmethod
+    def from_worker(cls, worker: Worker) -> Actor:
+        return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=str(worker))
+
+
+def canonical_event(
+    *,
+    created_at: datetime,
+    actor_kind: str,
+    actor_id: str,
+    actor_label: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str,
+    request_id: str,
+) -> str:
+    payload = {
+        "created_at": created_at.isoformat(),
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before": before,
+        "after": after,
+        "reason": reason,
+        "request_id": request_id,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def chain_hash(previous_hash: str, canonical: str) -> str:
+    return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
+
+
+def record_audit_event(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+    request_id: str = "",
+) -> AuditEvent:
+    """Append one event to the chain, inside the caller's transaction."""
+    before = json.loads(json.dumps(before or {}, default=str))
+    after = json.loads(json.dumps(after or {}, default=str))
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        created_at = timezone.now()
+        fields = {
+            "created_at": created_at,
+            "actor_kind": str(actor.kind),
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "before": before,
+            "after": after,
+            "reason": reason,
+            "request_id": request_id,
+        }
+        digest = chain_hash(head.last_hash, canonical_event(**fields))
+        event = AuditEvent.objects.create(previous_hash=head.last_hash, hash=digest, **fields)
+        AuditChainHead.objects.filter(id=1).update(last_hash=digest, count=head.count + 1)
+    return event
+
+
+def verify_audit_chain() -> AuditEvent | None:
+    """Walk the chain in order; return the first event whose hash does not match, or None."""
+    previous = "0" * 64
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        expected = chain_hash(
+            previous,
+            canonical_event(
+                created_at=event.created_at,
+                actor_kind=event.actor_kind,
+                actor_id=event.actor_id,
+                actor_label=event.actor_label,
+                action=event.action,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                before=event.before,
+                after=event.after,
+                reason=event.reason,
+                request_id=event.request_id,
+            ),
+        )
+        if event.previous_hash != previous or event.hash != expected:
+            return event
+        previous = event.hash
+    return None

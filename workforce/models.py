@@ -1,0 +1,79 @@
+"""Workforce models: workers on every marketplace, and the append-only audit trail."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Marketplace(models.TextChoices):
+    INTERNAL = "internal", "Internal worker pool"
+    MTURK = "mturk", "Amazon Mechanical Turk"
+    GROUNDTRUTH = "groundtruth", "SageMaker Ground Truth"
+
+
+class Worker(models.Model):
+    """A person who works on a marketplace; internal-pool workers also have a Django user."""
+
+    marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
+    external_id = models.CharField(max_length=128, help_text="The marketplace's id for this worker.")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="worker"
+    )
+    display_name = models.CharField(max_length=150, blank=True)
+    is_blocked = models.BooleanField(default=False)
+    blocked_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["marketplace", "external_id"], name="worker_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or f"{self.marketplace}:{self.external_id}"
+
+
+class AuditEvent(models.Model):
+    """One state change: who, what, when, before/after. Hash-chained; never updated or deleted."""
+
+    class ActorKind(models.TextChoices):
+        USER = "user", "User"
+        WORKER = "worker", "Worker"
+        SYSTEM = "system", "System process"
+
+    created_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["object_type", "object_id", "id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise RuntimeError("Audit events are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise RuntimeError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """A single row that serialises appends to the hash chain (locked with SELECT ... FOR UPDATE)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.BigIntegerField(default=0)
