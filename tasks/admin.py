@@ -15,8 +15,7 @@ from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.imports import FORMATS, import_items
-from tasks.services.publishing import cancel_job, check_publishable, pause_job, resume_job
-from tasks.tasks import publish_job_task
+from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from workforce.audit import Actor
 
 
@@ -160,9 +159,8 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def publish_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         for job in queryset:
             try:
-                check_publishable(job)
                 # Building Hits for a big job takes a while: it runs in Celery (inline without a broker).
-                publish_job_task.delay(job_id=job.pk, user_id=request.user.pk)
+                request_publish(job=job, actor=Actor.from_user(request.user))
             except ServiceError as exc:
                 self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
             else:

@@ -48,6 +48,15 @@ def check_publishable(job: Job) -> None:
         raise ServiceError("Import items before publishing the job.")
 
 
+def request_publish(*, job: Job, actor: Actor) -> None:
+    """Check the job can be published, then publish it in the background (Celery; inline without a broker)."""
+    from tasks.tasks import publish_job_task  # the task module imports this one
+
+    check_publishable(job)
+    user_id = int(actor.id) if actor.kind == "user" and actor.id else None
+    transaction.on_commit(lambda: publish_job_task.delay(job_id=job.pk, user_id=user_id))
+
+
 def publish_job(*, job: Job, actor: Actor) -> Job:
     """Build the job's Hits and open them to workers (internal pool)."""
     with transaction.atomic():

@@ -1,0 +1,95 @@
+"""python manage.py demo: accounts and two published demo jobs, with logins printed."""
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from tasks.demo_data import review_items, shape_items
+from tasks.models import Job, JobState, TaskKind
+from tasks.roles import CROWD_WORKER, OPS_MANAGER
+from tasks.services.imports import import_items
+from tasks.services.jobs import create_job
+from tasks.services.publishing import publish_job
+from workforce.audit import Actor
+from workforce.services import register_internal_worker
+
+ACTOR = Actor.system("demo command")
+
+DEMO_JOBS: list[dict[str, Any]] = [
+    {
+        "name": "Demo: which shape is in the picture?",
+        "task_kind": TaskKind.IMAGE_CLASSIFICATION,
+        "labels": ["circle", "square", "triangle"],
+        "description": "Look at a small picture and pick the shape you see.",
+        "instructions": "Pick the one shape in the picture. Ignore the small grey dots: they are noise.",
+        "items": lambda: shape_items(60),
+        "reward": Decimal("0.02"),
+    },
+    {
+        "name": "Demo: is this product review positive or negative?",
+        "task_kind": TaskKind.TEXT_CLASSIFICATION,
+        "labels": ["positive", "negative", "neutral"],
+        "description": "Read a one-line product review and judge its tone.",
+        "instructions": "Choose positive if the writer is happy with the product, negative if unhappy, "
+        "neutral if the review does not say.",
+        "items": lambda: review_items(60),
+        "reward": Decimal("0.01"),
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo accounts (printing their logins) and two published demo jobs. Safe to run again."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--workers", type=int, default=3)
+
+    def _account(self, username: str, *, staff: bool, group: str) -> tuple[Any, str]:
+        user_model = get_user_model()
+        password = secrets.token_urlsafe(9)
+        user, _ = user_model.objects.get_or_create(username=username)
+        user.is_staff = staff
+        user.set_password(password)
+        user.save()
+        user.groups.add(Group.objects.get(name=group))
+        return user, password
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        logins: list[tuple[str, str, str]] = []
+        ops, password = self._account("ops", staff=True, group=OPS_MANAGER)
+        logins.append(("ops manager (admin)", "ops", password))
+        for i in range(1, options["workers"] + 1):
+            user, password = self._account(f"worker{i}", staff=False, group=CROWD_WORKER)
+            register_internal_worker(user=user, actor=ACTOR)
+            logins.append(("crowd worker", user.username, password))
+        for spec in DEMO_JOBS:
+            job = Job.objects.filter(name=spec["name"]).first()
+            if job is None:
+                job = create_job(
+                    name=spec["name"],
+                    task_kind=spec["task_kind"],
+                    labels=spec["labels"],
+                    description=spec["description"],
+                    instructions=spec["instructions"],
+                    reward=spec["reward"],
+                    redundancy=3,
+                    actor=ACTOR,
+                    created_by=ops,
+                )
+            rows = "\n".join(json.dumps(item) for item in spec["items"]())
+            import_items(job=job, stream=io.StringIO(rows), filename="demo.jsonl", actor=ACTOR)
+            if job.state == JobState.DRAFT:
+                publish_job(job=job, actor=ACTOR)
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/accounts/login/"))
+        for role, username, password in logins:
+            self.stdout.write(f"  {role:<20} username: {username:<10} password: {password}")
+        self.stdout.write("Ops managers land in the admin (/admin/); crowd workers on their work list (/work/).")

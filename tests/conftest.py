@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tasks.models import Job, JobState
+from tasks.services.publishing import publish_job
+from tests.factories import ItemFactory, JobFactory, UserFactory, WorkerFactory
+from workforce.audit import Actor
+from workforce.models import Worker
+
+SYSTEM = Actor.system("tests")
+
+
+@pytest.fixture
+def actor() -> Actor:
+    return SYSTEM
+
+
+@pytest.fixture
+def make_published_job(db: Any) -> Callable[..., Job]:
+    """A published internal-pool job with ``items`` items (its Hits built by the real publish service)."""
+
+    def make(items: int = 5, **job_fields: Any) -> Job:
+        job = JobFactory(state=JobState.DRAFT, **job_fields)
+        ItemFactory.create_batch(items, job=job)
+        return publish_job(job=job, actor=SYSTEM)
+
+    return make
+
+
+@pytest.fixture
+def make_worker(db: Any) -> Callable[..., Worker]:
+    def make(**fields: Any) -> Worker:
+        return WorkerFactory(**fields)
+
+    return make
+
+
+@pytest.fixture
+def ops_manager(db: Any) -> Any:
+    from django.contrib.auth.models import Group
+
+    from tasks.roles import OPS_MANAGER
+
+    user = UserFactory(username="ops", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPS_MANAGER))
+    return user
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

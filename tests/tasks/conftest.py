@@ -1,0 +1,57 @@
+"""Fixtures for the web, API, admin and command tests of the ``tasks`` app."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from tasks.roles import REVIEWER
+from tests.factories import UserFactory
+from workforce.models import Worker
+
+
+@pytest.fixture
+def worker(make_worker: Callable[..., Worker]) -> Worker:
+    return make_worker()
+
+
+@pytest.fixture
+def worker_client(worker: Worker) -> Client:
+    client = Client()
+    client.force_login(worker.user)
+    return client
+
+
+@pytest.fixture
+def login_client() -> Callable[[Any], Client]:
+    def make(user: Any) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def superuser(db: Any) -> Any:
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def reviewer(db: Any) -> Any:
+    user = UserFactory(username="reviewer", is_staff=True)
+    user.groups.add(Group.objects.get(name=REVIEWER))
+    return user
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    """Job progress is cached briefly; ids repeat between tests on SQLite, so start each test clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
