@@ -1,4 +1,5 @@
 """The Celery application. Tasks live in each app's ``tasks.py`` and are thin wrappers over services."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Every helper raises ``ImproperlyConfigured`` with a sentence naming the variable when a value cannot
 be parsed, so a typo in deployment fails at start-up instead of surfacing later as odd behaviour.
 """
+
 from __future__ import annotations
 
 import os

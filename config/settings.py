@@ -3,6 +3,7 @@
 Zero-setup default: SQLite in ``var/db.sqlite3`` and Celery tasks run eagerly in-process. Production:
 ``DATABASE_URL=postgres://...``, ``CELERY_BROKER_URL=redis://...``, ``DEBUG=0`` and ``SECRET_KEY``.
 """
+
 from __future__ import annotations
 
 import secrets

@@ -1,4 +1,5 @@
 """The ops manager's console. Actions and forms call services; nothing here writes models directly."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,7 +28,20 @@ class ItemImportForm(forms.Form):
 class JobForm(forms.ModelForm):
     class Meta:
         model = Job
-        fields = "__all__"
+        fields = [
+            "name",
+            "description",
+            "instructions",
+            "task_kind",
+            "labels",
+            "items_per_hit",
+            "redundancy",
+            "consensus_method",
+            "reward",
+            "currency",
+            "assignment_duration",
+            "marketplace",
+        ]
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
@@ -51,18 +65,39 @@ def _progress_bar(percent: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class JobAdmin(admin.ModelAdmin):
     form = JobForm
     list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
     list_filter = ("state", "task_kind", "marketplace")
     search_fields = ("name",)
-    readonly_fields = ("state", "created_by", "created_at", "updated_at", "published_at", "completed_at", "progress_detail")
+    readonly_fields = (
+        "state",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "published_at",
+        "completed_at",
+        "progress_detail",
+    )
     actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected"]
     fieldsets = (
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
-        ("Status", {"fields": ("state", "progress_detail", "created_by", "created_at", "updated_at", "published_at", "completed_at")}),
+        (
+            "Status",
+            {
+                "fields": (
+                    "state",
+                    "progress_detail",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                    "published_at",
+                    "completed_at",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
@@ -105,7 +140,9 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ]
         return custom + super().get_urls()
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = extra_context or {}
         extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context)
@@ -121,7 +158,10 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             upload = form.cleaned_data["file"]
             try:
                 result = import_items(
-                    job=job, stream=upload, filename=upload.name, fmt=form.cleaned_data["format"] or None,
+                    job=job,
+                    stream=upload,
+                    filename=upload.name,
+                    fmt=form.cleaned_data["format"] or None,
                     actor=Actor.from_user(request.user),
                 )
             except ImportValidationError as exc:
@@ -179,7 +219,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self._run(request, queryset, cancel_job, "Cancelled")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written only by services: viewable, never edited here."""
 
     show_full_result_count = False
@@ -210,7 +250,7 @@ class HitAdmin(ReadOnlyAdmin):
     list_select_related = ("job",)
 
 
-class AnswerInline(admin.TabularInline):  # type: ignore[type-arg]
+class AnswerInline(admin.TabularInline):
     model = Answer
     fields = ("item", "value", "created_at")
     readonly_fields = fields

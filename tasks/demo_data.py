@@ -1,4 +1,5 @@
 """Demo content the project generates itself: shape images (SVG data URIs) and short review texts."""
+
 from __future__ import annotations
 
 import base64
@@ -18,12 +19,14 @@ def shape_svg(shape: str, color: str, rng: random.Random) -> str:
         body = f'<rect x="{cx - size // 2}" y="{cy - size // 2}" width="{size}" height="{size}" fill="{fill}"/>'
     else:
         h = size
-        body = f'<polygon points="{cx},{cy - h // 2} {cx - h // 2},{cy + h // 2} {cx + h // 2},{cy + h // 2}" fill="{fill}"/>'
+        points = f"{cx},{cy - h // 2} {cx - h // 2},{cy + h // 2} {cx + h // 2},{cy + h // 2}"
+        body = f'<polygon points="{points}" fill="{fill}"/>'
     noise = "".join(
         f'<circle cx="{rng.randint(0, 320)}" cy="{rng.randint(0, 240)}" r="{rng.randint(1, 3)}" fill="#c9ced6"/>'
         for _ in range(25)
     )
-    return f'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240"><rect width="320" height="240" fill="#f4f5f7"/>{noise}{body}</svg>'
+    background = '<rect width="320" height="240" fill="#f4f5f7"/>'
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">{background}{noise}{body}</svg>'
 
 
 def shape_items(n: int, seed: int = 7) -> list[dict[str, str]]:

@@ -3,6 +3,7 @@
 State lives in ``TextChoices`` fields; transitions happen only in ``tasks.services`` through
 conditional ``update()`` calls, never in ``save()``.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -134,7 +135,9 @@ class Hit(models.Model):
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
     external_id = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    items = models.ManyToManyField(Item, through="HitItem", related_name="hits")
+    items: models.ManyToManyField[Item, HitItem] = models.ManyToManyField(
+        Item, through="HitItem", related_name="hits"
+    )
 
     class Meta:
         constraints = [
@@ -172,6 +175,9 @@ class HitItem(models.Model):
             models.UniqueConstraint(fields=["hit", "item"], name="hititem_unique"),
             models.UniqueConstraint(fields=["hit", "position"], name="hititem_unique_position"),
         ]
+
+    def __str__(self) -> str:
+        return f"Item {self.item_id} at {self.position} in Hit {self.hit_id}"
 
 
 class AssignmentState(models.TextChoices):
@@ -222,9 +228,7 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["worker", "state"], name="assignment_worker_state_idx"),
             models.Index(fields=["job", "state"], name="assignment_job_state_idx"),
-            models.Index(
-                fields=["lease_expires_at"], condition=Q(state="accepted"), name="assignment_lease_idx"
-            ),
+            models.Index(fields=["lease_expires_at"], condition=Q(state="accepted"), name="assignment_lease_idx"),
         ]
 
     def __str__(self) -> str:
@@ -249,6 +253,9 @@ class Answer(models.Model):
             models.Index(fields=["item"], name="answer_item_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"Answer of worker {self.worker_id} for item {self.item_id}"
+
 
 class ConsensusLabel(models.Model):
     """The aggregated label of an item. Re-running consensus replaces a job's rows atomically."""
@@ -266,3 +273,6 @@ class ConsensusLabel(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["job", "confidence"], name="consensus_job_confidence_idx")]
+
+    def __str__(self) -> str:
+        return f"Consensus for item {self.item_id}: {self.value}"

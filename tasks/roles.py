@@ -2,6 +2,7 @@
 
 Groups are kept in step with this table after every ``migrate`` (see ``TasksConfig.ready``).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Read-side queries for pages, admin and API. Each is set-based: no query per row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ def list_job_progress(job_ids: list[int], *, use_cache: bool = True) -> dict[int
     """Progress of several jobs from one grouped query over their Hits (cached briefly)."""
     key = "job-progress:" + ",".join(map(str, sorted(job_ids)))
     if use_cache and (hit := cache.get(key)) is not None:
-        return hit  # type: ignore[no-any-return]
+        return hit
     rows = (
         Hit.objects.filter(job_id__in=job_ids)
         .exclude(state=HitState.CANCELLED)
@@ -71,7 +72,9 @@ class WorkerJobCard:
 
 def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
     """Published internal-pool jobs, with overall progress and the worker's own counts."""
-    jobs = list(Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL).order_by("-published_at", "-id"))
+    jobs = list(
+        Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL).order_by("-published_at", "-id")
+    )
     if not jobs:
         return []
     ids = [j.pk for j in jobs]
@@ -80,7 +83,10 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
         Assignment.objects.filter(worker=worker, job_id__in=ids)
         .values("job_id")
         .annotate(
-            done=Count("id", filter=Q(state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED])),
+            done=Count(
+                "id",
+                filter=Q(state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED]),
+            ),
         )
     )
     done = {row["job_id"]: row["done"] for row in mine}
@@ -89,7 +95,10 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
             "job_id", "lease_expires_at"
         )
     )
-    return [WorkerJobCard(job=j, progress=progress[j.pk], my_submitted=done.get(j.pk, 0), lease_expires_at=leases.get(j.pk)) for j in jobs]
+    return [
+        WorkerJobCard(job=j, progress=progress[j.pk], my_submitted=done.get(j.pk, 0), lease_expires_at=leases.get(j.pk))
+        for j in jobs
+    ]
 
 
 def list_hit_items(hit_id: int) -> list[Item]:

@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers over services, named ``<service>_task``."""
+
 from __future__ import annotations
 
 from celery import shared_task

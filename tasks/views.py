@@ -1,4 +1,5 @@
 """The internal pool's worker pages: job list, labeling page, submit, skip. Thin: parse, call, render."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """A real Celery worker process, fed through a real broker, does the work a service queues."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.broker,
-    pytest.mark.skipif(not settings.CELERY_BROKER_URL, reason="no broker configured: set CELERY_BROKER_URL=redis://..."),
+    pytest.mark.skipif(
+        not settings.CELERY_BROKER_URL, reason="no broker configured: set CELERY_BROKER_URL=redis://..."
+    ),
     pytest.mark.skipif(
         not settings.IS_POSTGRES,
         reason="the worker process needs a database it can share with the test: set DATABASE_URL=postgres://...",
@@ -38,8 +41,21 @@ def celery_worker_process():
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
     env.pop("PYTEST_CURRENT_TEST", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
-         "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

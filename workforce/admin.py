@@ -9,7 +9,7 @@ from workforce.models import AuditEvent, Worker
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WorkerAdmin(admin.ModelAdmin):
     list_display = ("__str__", "marketplace", "external_id", "user", "is_blocked", "created_at")
     list_filter = ("marketplace", "is_blocked")
     search_fields = ("=external_id", "display_name", "user__username")
@@ -25,7 +25,7 @@ class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id")
     list_filter = ("action", "object_type", "actor_kind")
     search_fields = ("=object_id", "actor_label")

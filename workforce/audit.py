@@ -3,12 +3,13 @@
 ``hash = sha256(previous_hash + canonical_json(event))``; the chain head row is locked while appending,
 so events form one total order and any later edit of a stored event breaks every hash after it.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -38,33 +39,25 @@ class Actor:
         return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=str(worker))
 
 
-def canonical_event(
-    *,
-    created_at: datetime,
-    actor_kind: str,
-    actor_id: str,
-    actor_label: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    reason: str,
-    request_id: str,
-) -> str:
-    payload = {
-        "created_at": created_at.isoformat(),
-        "actor_kind": actor_kind,
-        "actor_id": actor_id,
-        "actor_label": actor_label,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "before": before,
-        "after": after,
-        "reason": reason,
-        "request_id": request_id,
-    }
+_CANONICAL_FIELDS = (
+    "created_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+)
+
+
+def canonical_event(fields: Mapping[str, Any]) -> str:
+    """The event as canonical JSON: sorted keys, no whitespace, aware timestamp in ISO format."""
+    payload = {name: fields[name] for name in _CANONICAL_FIELDS}
+    payload["created_at"] = fields["created_at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -89,7 +82,7 @@ def record_audit_event(
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         created_at = timezone.now()
-        fields = {
+        fields: dict[str, Any] = {
             "created_at": created_at,
             "actor_kind": str(actor.kind),
             "actor_id": actor.id,
@@ -102,7 +95,7 @@ def record_audit_event(
             "reason": reason,
             "request_id": request_id,
         }
-        digest = chain_hash(head.last_hash, canonical_event(**fields))
+        digest = chain_hash(head.last_hash, canonical_event(fields))
         event = AuditEvent.objects.create(previous_hash=head.last_hash, hash=digest, **fields)
         AuditChainHead.objects.filter(id=1).update(last_hash=digest, count=head.count + 1)
     return event
@@ -112,22 +105,7 @@ def verify_audit_chain() -> AuditEvent | None:
     """Walk the chain in order; return the first event whose hash does not match, or None."""
     previous = "0" * 64
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
-        expected = chain_hash(
-            previous,
-            canonical_event(
-                created_at=event.created_at,
-                actor_kind=event.actor_kind,
-                actor_id=event.actor_id,
-                actor_label=event.actor_label,
-                action=event.action,
-                object_type=event.object_type,
-                object_id=event.object_id,
-                before=event.before,
-                after=event.after,
-                reason=event.reason,
-                request_id=event.request_id,
-            ),
-        )
+        expected = chain_hash(previous, canonical_event({name: getattr(event, name) for name in _CANONICAL_FIELDS}))
         if event.previous_hash != previous or event.hash != expected:
             return event
         previous = event.hash

@@ -1,4 +1,5 @@
 """Workforce writes: registering workers."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,7 +32,9 @@ def register_internal_worker(*, user: Any, actor: Actor, display_name: str = "")
 def get_or_create_workers(*, marketplace: str, external_ids: list[str]) -> dict[str, Worker]:
     """Workers by external id, creating the missing ones in bulk (marketplace imports, simulator)."""
     with transaction.atomic():
-        existing = {w.external_id: w for w in Worker.objects.filter(marketplace=marketplace, external_id__in=external_ids)}
+        existing = {
+            w.external_id: w for w in Worker.objects.filter(marketplace=marketplace, external_id__in=external_ids)
+        }
         missing = [eid for eid in dict.fromkeys(external_ids) if eid not in existing]
         if missing:
             Worker.objects.bulk_create(

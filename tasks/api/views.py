@@ -1,4 +1,5 @@
 """REST endpoints. Thin: validate input, call one service, render its result."""
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -62,7 +63,12 @@ class ItemImportView(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(
-            {"created": result.created, "unchanged": result.unchanged, "rows": result.rows, "hits_created": result.hits_created},
+            {
+                "created": result.created,
+                "unchanged": result.unchanged,
+                "rows": result.rows,
+                "hits_created": result.hits_created,
+            },
             status=code,
         )
 

@@ -1,4 +1,5 @@
 """Bulk writes: PostgreSQL COPY where available, ``bulk_create`` in batches elsewhere."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def bulk_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     """
     if connection.vendor == "postgresql":
         fields = [model._meta.get_field(name) for name in columns]
-        db_columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)  # type: ignore[union-attr]
+        db_columns = ", ".join(
+            connection.ops.quote_name(str(getattr(f, "column", name))) for f, name in zip(fields, columns, strict=True)
+        )
         table = connection.ops.quote_name(model._meta.db_table)
         count = 0
         with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({db_columns}) FROM STDIN") as copy:

@@ -3,6 +3,7 @@
 ``submit_assignment`` is the internal pool's path (web page, simulator, API). It refuses expired
 leases and never lets a Hit collect more submitted assignments than it wants, under any concurrency.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -82,23 +83,37 @@ def submit_assignment(
             if extra:
                 raise SubmissionRefused("The answers include items that are not part of this task.")
             values = {item_id: validate_value(job, answers[item_id]) for item_id in item_ids}
-            counted = Hit.objects.filter(
-                pk=locked.hit_id, assignments_submitted__lt=F("assignments_wanted")
-            ).update(assignments_submitted=F("assignments_submitted") + 1)
+            counted = Hit.objects.filter(pk=locked.hit_id, assignments_submitted__lt=F("assignments_wanted")).update(
+                assignments_submitted=F("assignments_submitted") + 1
+            )
             if not counted:
                 raise SubmissionRefused("This task already has all the answers it needs.")
             Answer.objects.bulk_create(
                 [
-                    Answer(assignment=locked, item_id=item_id, job_id=job.pk, worker_id=worker.pk, value=value, created_at=now)
+                    Answer(
+                        assignment=locked,
+                        item_id=item_id,
+                        job_id=job.pk,
+                        worker_id=worker.pk,
+                        value=value,
+                        created_at=now,
+                    )
                     for item_id, value in values.items()
                 ]
             )
             Assignment.objects.filter(pk=locked.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
-            completed = Hit.objects.filter(
-                pk=locked.hit_id, assignments_submitted=F("assignments_wanted")
-            ).update(state=HitState.COMPLETE)
-            if completed and not Hit.objects.filter(job_id=job.pk, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]).exists():
-                Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(state=JobState.COMPLETED, completed_at=now)
+            completed = Hit.objects.filter(pk=locked.hit_id, assignments_submitted=F("assignments_wanted")).update(
+                state=HitState.COMPLETE
+            )
+            if (
+                completed
+                and not Hit.objects.filter(
+                    job_id=job.pk, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
+                ).exists()
+            ):
+                Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
+                    state=JobState.COMPLETED, completed_at=now
+                )
             locked.state = AssignmentState.SUBMITTED
             locked.submitted_at = now
     if expired:

@@ -1,5 +1,6 @@
 """Errors services raise. Each carries a sentence a person can act on; callers map them to a 400,
 an admin message or CLI exit code 2."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Building Hits from a job's items."""
+
 from __future__ import annotations
 
 import uuid
@@ -22,7 +23,10 @@ def build_hits(*, job: Job, open_now: bool) -> int:
     per_hit = job.items_per_hit
     state = HitState.OPEN if open_now else HitState.DRAFT
     item_ids = (
-        Item.objects.filter(job=job, hit_items__isnull=True).order_by("id").values_list("id", flat=True).iterator(chunk_size=CHUNK)
+        Item.objects.filter(job=job, hit_items__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .iterator(chunk_size=CHUNK)
     )
     created = 0
     now = timezone.now()
@@ -49,7 +53,11 @@ def build_hits(*, job: Job, open_now: bool) -> int:
             bulk_insert(
                 HitItem,
                 ["hit_id", "item_id", "position"],
-                ((hit.pk, item_id, pos) for hit, group in zip(hits, groups, strict=True) for pos, item_id in enumerate(group)),
+                (
+                    (hit.pk, item_id, pos)
+                    for hit, group in zip(hits, groups, strict=True)
+                    for pos, item_id in enumerate(group)
+                ),
             )
             created += len(hits)
     return created

@@ -4,6 +4,7 @@ The whole file is parsed and validated before anything is written. Bad rows are 
 line numbers and nothing is written; rows whose item already exists with the same content are
 skipped, so re-importing a file is a no-op; new rows are written in bulk (COPY on PostgreSQL).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -70,7 +71,7 @@ def _text_lines(stream: IO[bytes] | IO[str]) -> Iterator[str]:
     """Yield decoded lines; a byte stream is read as UTF-8 (a BOM is dropped)."""
     sample = stream.read(0)
     if isinstance(sample, bytes):
-        reader = codecs.getreader("utf-8-sig")(stream, errors="strict")  # type: ignore[arg-type]
+        reader = codecs.getreader("utf-8-sig")(stream, "strict")  # type: ignore[arg-type]
         text_stream: IO[str] = reader  # type: ignore[assignment]
     else:
         text_stream = stream  # type: ignore[assignment]
@@ -226,7 +227,12 @@ def import_items(
                 action="items.imported",
                 object_type="job",
                 object_id=job.pk,
-                after={"file": filename, "created": result.created, "unchanged": unchanged, "hits": result.hits_created},
+                after={
+                    "file": filename,
+                    "created": result.created,
+                    "unchanged": unchanged,
+                    "hits": result.hits_created,
+                },
             )
     except IntegrityError as exc:
         raise ServiceError(

@@ -1,4 +1,5 @@
 """Creating and configuring jobs from code (commands, API); the admin uses its ModelForm."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -57,6 +58,12 @@ def create_job(
             action="job.created",
             object_type="job",
             object_id=job.pk,
-            after={"name": name, "task_kind": task_kind, "labels": clean, "redundancy": redundancy, "reward": str(reward)},
+            after={
+                "name": name,
+                "task_kind": task_kind,
+                "labels": clean,
+                "redundancy": redundancy,
+                "reward": str(reward),
+            },
         )
     return job

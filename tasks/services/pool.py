@@ -8,6 +8,7 @@ Rules that hold under any concurrency:
 - on PostgreSQL, concurrent workers never wait on each other to be handed work: candidate Hits are
   claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -46,9 +47,7 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | 
         hit_id = candidates.values_list("id", flat=True).first()
         if hit_id is None:
             return _NOTHING_OPEN
-        claimed = Hit.objects.filter(
-            pk=hit_id, state=HitState.OPEN, slots_taken__lt=F("assignments_wanted")
-        ).update(
+        claimed = Hit.objects.filter(pk=hit_id, state=HitState.OPEN, slots_taken__lt=F("assignments_wanted")).update(
             slots_taken=F("slots_taken") + 1,
             state=Case(
                 When(slots_taken__gte=F("assignments_wanted") - 1, then=Value(HitState.FULL)),
@@ -119,9 +118,9 @@ def _release_slots(hit_ids: list[int]) -> None:
 def return_assignment(*, assignment: Assignment, worker: Worker) -> None:
     """The worker gives the Hit back (skip): the slot returns to the pool, not to this worker."""
     with transaction.atomic():
-        returned = Assignment.objects.filter(
-            pk=assignment.pk, worker=worker, state=AssignmentState.ACCEPTED
-        ).update(state=AssignmentState.RETURNED)
+        returned = Assignment.objects.filter(pk=assignment.pk, worker=worker, state=AssignmentState.ACCEPTED).update(
+            state=AssignmentState.RETURNED
+        )
         if not returned:
             raise ServiceError("This task is no longer yours to return.")
         _release_slots([assignment.hit_id])

@@ -1,4 +1,5 @@
 """Job lifecycle: publish, pause, resume, cancel. Transitions are conditional updates."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -4,6 +4,7 @@ Each simulated worker has a confusion matrix: reliable workers are mostly right,
 wrong, spammers answer uniformly at random or always the same label. Items get a latent true label
 drawn from the seed and the item's id, so the same seed gives the same run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,13 +75,18 @@ def _confusion(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def _make_workers(count: int, spammers: int, n_classes: int, seed: int, rng: np.random.Generator) -> list[SimulatedWorker]:
+def _make_workers(
+    count: int, spammers: int, n_classes: int, seed: int, rng: np.random.Generator
+) -> list[SimulatedWorker]:
     ids = [f"sim-{seed}-{i:04d}" for i in range(count)]
     workers = get_or_create_workers(marketplace=Marketplace.INTERNAL, external_ids=ids)
     honest = count - spammers
-    kinds = ["reliable" if i < max(1, int(round(honest * 0.7))) else "noisy" for i in range(honest)]
+    kinds = ["reliable" if i < max(1, round(honest * 0.7)) else "noisy" for i in range(honest)]
     kinds += ["spammer-random" if i % 2 == 0 else "spammer-constant" for i in range(spammers)]
-    return [SimulatedWorker(workers[eid], kind, _confusion(kind, n_classes, rng)) for eid, kind in zip(ids, kinds, strict=True)]
+    return [
+        SimulatedWorker(workers[eid], kind, _confusion(kind, n_classes, rng))
+        for eid, kind in zip(ids, kinds, strict=True)
+    ]
 
 
 def create_simulation_job(*, items: int, classes: int, redundancy: int, seed: int) -> Job:
@@ -103,7 +109,9 @@ def create_simulation_job(*, items: int, classes: int, redundancy: int, seed: in
     return publish_job(job=job, actor=ACTOR)
 
 
-def simulate_crowd(*, job: Job, workers: int, spammers: int, seed: int, max_seconds: float | None = None) -> SimulationResult:
+def simulate_crowd(
+    *, job: Job, workers: int, spammers: int, seed: int, max_seconds: float | None = None
+) -> SimulationResult:
     """Let ``workers`` simulated workers (``spammers`` of them spammers) work ``job`` until no work is left."""
     if spammers > workers:
         raise ValueError("There cannot be more spammers than workers.")
@@ -126,7 +134,9 @@ def simulate_crowd(*, job: Job, workers: int, spammers: int, seed: int, max_seco
                 assignment = assign_next_hit(job=job, worker=sim.worker)
             except NoWorkAvailable:
                 continue
-            item_rows = list(HitItem.objects.filter(hit_id=assignment.hit_id).values_list("item_id", "item__external_id"))
+            item_rows = list(
+                HitItem.objects.filter(hit_id=assignment.hit_id).values_list("item_id", "item__external_id")
+            )
             answers: dict[int, Any] = {}
             for item_id, external_id in item_rows:
                 true = truth.setdefault(item_id, _latent_label(seed, external_id, n_classes))
@@ -151,7 +161,9 @@ def _majority_accuracy(job: Job, truth: dict[int, int], labels: list[str]) -> fl
     if not truth or job.is_multilabel:
         return None
     votes: dict[int, Counter[str]] = {}
-    for item_id, value in Answer.objects.filter(job=job, item_id__in=list(truth)).values_list("item_id", "value").iterator():
+    for item_id, value in (
+        Answer.objects.filter(job=job, item_id__in=list(truth)).values_list("item_id", "value").iterator()
+    ):
         votes.setdefault(item_id, Counter())[value] += 1
     correct = 0
     for item_id, counter in votes.items():

@@ -1,5 +1,6 @@
 """factory_boy factories for the domain model. Jobs are created through plain model rows here;
 tests of the services that create them call those services directly."""
+
 from __future__ import annotations
 
 from datetime import timedelta

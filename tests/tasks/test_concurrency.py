@@ -3,6 +3,7 @@
 Rules: a worker never gets the same item twice; no Hit collects more submitted assignments than it
 wants; an expired lease is not accepted as a submission.
 """
+
 from __future__ import annotations
 
 import random
@@ -52,7 +53,9 @@ def _work(job, worker, *, seed: int, slow: bool, stats: Counter, errors: list[Ba
             if slow and roll < 0.35:
                 time.sleep(1.3)  # longer than the lease: this submission must be refused
             try:
-                submit_assignment(assignment=assignment, worker=worker, answers={i: rng.choice(job.labels) for i in items})
+                submit_assignment(
+                    assignment=assignment, worker=worker, answers={i: rng.choice(job.labels) for i in items}
+                )
                 stats["submitted"] += 1
             except SubmissionRefused as exc:
                 assert "ran out" in str(exc), str(exc)
@@ -70,7 +73,9 @@ def test_parallel_workers_keep_the_three_rules(make_published_job, make_worker):
     stats: Counter = Counter()
     errors: list[BaseException] = []
     threads = [
-        threading.Thread(target=_work, args=(job, w), kwargs={"seed": n, "slow": n % 6 == 0, "stats": stats, "errors": errors})
+        threading.Thread(
+            target=_work, args=(job, w), kwargs={"seed": n, "slow": n % 6 == 0, "stats": stats, "errors": errors}
+        )
         for n, w in enumerate(workers)
     ]
     for t in threads:

@@ -14,7 +14,9 @@ def _three_events() -> list[AuditEvent]:
     actor = Actor.system("tests")
     return [
         record_audit_event(actor=actor, action="job.created", object_type="job", object_id=1, after={"name": "a"}),
-        record_audit_event(actor=actor, action="job.published", object_type="job", object_id=1, before={"state": "draft"}),
+        record_audit_event(
+            actor=actor, action="job.published", object_type="job", object_id=1, before={"state": "draft"}
+        ),
         record_audit_event(actor=actor, action="job.paused", object_type="job", object_id=1, reason="why not"),
     ]
 
@@ -27,7 +29,9 @@ def test_events_form_a_hash_chain_that_verifies():
     assert verify_audit_chain() is None
 
 
-@pytest.mark.parametrize(("column", "value"), [("reason", "edited"), ("actor_label", "someone else"), ("after", '{"x": 1}')])
+@pytest.mark.parametrize(
+    ("column", "value"), [("reason", "edited"), ("actor_label", "someone else"), ("after", '{"x": 1}')]
+)
 def test_tampering_with_a_past_event_is_caught(column, value):
     events = _three_events()
     with connection.cursor() as cur:

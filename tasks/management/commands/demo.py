@@ -1,4 +1,5 @@
 """python manage.py demo: accounts and two published demo jobs, with logins printed."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """python manage.py import_items --job JOB FILE [--format csv|jsonl]"""
+
 from __future__ import annotations
 
 import time
@@ -32,14 +33,16 @@ class Command(BaseCommand):
         try:
             with path.open("rb") as stream:
                 result = import_items(
-                    job=job, stream=stream, filename=path.name, fmt=options["format"], actor=Actor.system("import_items command")
+                    job=job,
+                    stream=stream,
+                    filename=path.name,
+                    fmt=options["format"],
+                    actor=Actor.system("import_items command"),
                 )
         except ImportValidationError as exc:
             for error in exc.errors:
                 self.stderr.write(f"{path}: {error}")
-            raise CommandError(
-                f"{exc.total_bad} bad row(s) in {path}; nothing was imported.", returncode=2
-            ) from exc
+            raise CommandError(f"{exc.total_bad} bad row(s) in {path}; nothing was imported.", returncode=2) from exc
         except ServiceError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         seconds = time.perf_counter() - started

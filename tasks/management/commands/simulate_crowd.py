@@ -1,4 +1,5 @@
 """python manage.py simulate_crowd [--job JOB | --items N --classes C --redundancy R] --workers N ..."""
+
 from __future__ import annotations
 
 import json

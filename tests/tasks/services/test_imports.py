@@ -20,7 +20,9 @@ def _csv(text: str) -> io.BytesIO:
 
 def test_it_imports_a_csv_and_keeps_extra_columns_in_the_payload(actor):
     job = JobFactory()
-    result = import_items(job=job, stream=_csv("external_id,text,source\na,hello,web\nb,bye,app\n"), filename="x.csv", actor=actor)
+    result = import_items(
+        job=job, stream=_csv("external_id,text,source\na,hello,web\nb,bye,app\n"), filename="x.csv", actor=actor
+    )
     assert (result.created, result.unchanged, result.rows) == (2, 0, 2)
     item = Item.objects.get(job=job, external_id="a")
     assert item.payload == {"text": "hello", "source": "web"}
@@ -29,7 +31,11 @@ def test_it_imports_a_csv_and_keeps_extra_columns_in_the_payload(actor):
 
 def test_it_imports_json_lines_with_integer_ids_and_nested_payloads(actor):
     job = JobFactory()
-    lines = [json.dumps({"id": 7, "text": "seven"}), "", json.dumps({"external_id": "x", "payload": {"text": "nested"}})]
+    lines = [
+        json.dumps({"id": 7, "text": "seven"}),
+        "",
+        json.dumps({"external_id": "x", "payload": {"text": "nested"}}),
+    ]
     result = import_items(job=job, stream=io.StringIO("\n".join(lines)), filename="items.jsonl", actor=actor)
     assert result.created == 2
     assert Item.objects.get(job=job, external_id="7").payload == {"text": "seven"}
@@ -97,7 +103,9 @@ def test_invalid_utf8_and_bad_json_are_reported(actor):
     with pytest.raises(ImportValidationError, match="UTF-8"):
         import_items(job=job, stream=io.BytesIO(b"external_id,text\na,\xff\xfe\n"), filename="x.csv", actor=actor)
     with pytest.raises(ImportValidationError) as info:
-        import_items(job=job, stream=io.StringIO('{"id": 1, "text": "a"}\n{oops\n[1]\n'), filename="x.jsonl", actor=actor)
+        import_items(
+            job=job, stream=io.StringIO('{"id": 1, "text": "a"}\n{oops\n[1]\n'), filename="x.jsonl", actor=actor
+        )
     assert [e.line for e in info.value.errors] == [2, 3]
 
 

@@ -110,7 +110,9 @@ def test_paused_jobs_and_blocked_workers_get_no_work(make_published_job, make_wo
         assign_next_hit(job=job, worker=make_worker())
 
 
-def test_handing_out_work_costs_a_constant_number_of_queries(make_published_job, make_worker, django_assert_max_num_queries):
+def test_handing_out_work_costs_a_constant_number_of_queries(
+    make_published_job, make_worker, django_assert_max_num_queries
+):
     job = make_published_job(items=200, redundancy=3)
     worker = make_worker()
     for _ in range(20):
