@@ -83,14 +83,19 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     if not name:
         raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgres://user@host/dbname.")
     options: dict[str, Any] = dict(parse_qsl(parts.query))
-    conn_max_age = int(options.pop("conn_max_age", "60"))
+    raw_age = options.pop("conn_max_age", "60")
+    try:
+        conn_max_age = int(raw_age)
+        port = parts.port
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL has an invalid port or conn_max_age ({exc}).") from exc
     return {
         "ENGINE": engine,
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
+        "PORT": str(port or ""),
         "CONN_MAX_AGE": conn_max_age,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,

@@ -12,10 +12,11 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobState
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.imports import FORMATS, import_items
+from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from workforce.audit import Actor
 
@@ -129,10 +130,16 @@ class JobAdmin(admin.ModelAdmin):
             p.open_slots,
         )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.state != JobState.DRAFT:
+            readonly += list(STRUCTURAL_FIELDS)  # work already handed out depends on them
+        return readonly
+
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        configure_job(job=obj, actor=Actor.from_user(request.user))
 
     def get_urls(self) -> list[URLPattern]:
         custom = [

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitItem, HitState, Item, Job, JobState
 from workforce.models import Marketplace, Worker
@@ -91,7 +92,9 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
     )
     done = {row["job_id"]: row["done"] for row in mine}
     leases = dict(
-        Assignment.objects.filter(worker=worker, job_id__in=ids, state=AssignmentState.ACCEPTED).values_list(
+        Assignment.objects.filter(
+            worker=worker, job_id__in=ids, state=AssignmentState.ACCEPTED, lease_expires_at__gt=timezone.now()
+        ).values_list(
             "job_id", "lease_expires_at"
         )
     )

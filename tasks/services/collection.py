@@ -72,6 +72,8 @@ def submit_assignment(
         if locked.state != AssignmentState.ACCEPTED:
             raise SubmissionRefused(_REFUSALS[AssignmentState(locked.state)])
         job = locked.job
+        if job.state == JobState.CANCELLED:
+            raise SubmissionRefused("This job was cancelled, so the task can no longer be submitted.")
         if locked.lease_expires_at <= now:
             expired = True
         else:
@@ -102,9 +104,11 @@ def submit_assignment(
                 ]
             )
             Assignment.objects.filter(pk=locked.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
-            completed = Hit.objects.filter(pk=locked.hit_id, assignments_submitted=F("assignments_wanted")).update(
-                state=HitState.COMPLETE
-            )
+            completed = Hit.objects.filter(
+                pk=locked.hit_id,
+                assignments_submitted=F("assignments_wanted"),
+                state__in=[HitState.OPEN, HitState.FULL],
+            ).update(state=HitState.COMPLETE)
             if (
                 completed
                 and not Hit.objects.filter(

@@ -67,3 +67,57 @@ def create_job(
             },
         )
     return job
+
+
+# Fields that shape the work already handed out: editable only while the job is a draft.
+STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace")
+AUDITED_FIELDS = (
+    "name",
+    "description",
+    "instructions",
+    *STRUCTURAL_FIELDS,
+    "reward",
+    "currency",
+    "assignment_duration",
+    "consensus_method",
+)
+
+
+def _snapshot(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in AUDITED_FIELDS}
+
+
+def configure_job(*, job: Job, actor: Actor) -> Job:
+    """Save a job edited in a form (new or existing), auditing the fields that changed.
+
+    Structural fields (task kind, labels, redundancy, items per Hit, marketplace) cannot change once the
+    job has left draft: work already handed out depends on them.
+    """
+    with transaction.atomic():
+        if job.pk is None:
+            job.save()
+            record_audit_event(
+                actor=actor, action="job.created", object_type="job", object_id=job.pk, after=_snapshot(job)
+            )
+            return job
+        stored = Job.objects.select_for_update().get(pk=job.pk)
+        before, after = _snapshot(stored), _snapshot(job)
+        changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
+        locked = [name for name in changed if name in STRUCTURAL_FIELDS and stored.state != "draft"]
+        if locked:
+            raise ServiceError(
+                f"{', '.join(locked)} cannot change once the job is {stored.state}; clone it into a new job instead."
+            )
+        if not changed:
+            return job
+        job.state = stored.state  # the form never moves the state machine
+        job.save(update_fields=[*changed, "updated_at"])
+        record_audit_event(
+            actor=actor,
+            action="job.configured",
+            object_type="job",
+            object_id=job.pk,
+            before={name: before[name] for name in changed},
+            after={name: after[name] for name in changed},
+        )
+    return job

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.models import Hit, HitState, Job, JobState
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
 from tasks.services import hits as hit_services
 from tasks.services.errors import InvalidTransition, ServiceError
 from workforce.audit import Actor, record_audit_event
@@ -98,4 +98,6 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
             reason=reason,
         )
         Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
+        # Leases still out end now; their workers are told on their next page.
+        Assignment.objects.filter(job=job, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
     return job

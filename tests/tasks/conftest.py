@@ -1,4 +1,5 @@
 """Fixtures for the web, API, admin and command tests of the ``tasks`` app."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

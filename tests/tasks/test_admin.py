@@ -1,4 +1,5 @@
 """The ops manager's console: job pages, item import, lifecycle actions, read-only pages."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -66,9 +67,7 @@ def job_form_data(**overrides: Any) -> dict[str, Any]:
 # --- job pages ------------------------------------------------------------------------------------
 
 
-def test_the_job_changelist_renders_with_progress(
-    staff_client: Client, make_published_job: Callable[..., Job]
-) -> None:
+def test_the_job_changelist_renders_with_progress(staff_client: Client, make_published_job: Callable[..., Job]) -> None:
     job = make_published_job(items=2, name="Listed job")
     JobFactory(name="Draft job")
     response = staff_client.get(reverse(CHANGELIST))
@@ -232,13 +231,17 @@ def job_events(job: Job) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]
 
 
 def test_publish_pause_resume_and_cancel_actions_change_state_and_write_audit_events(
-    staff_client: Client,
+    staff_client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     job = JobFactory()
     ItemFactory.create_batch(3, job=job)
     user = staff_client.get(reverse(CHANGELIST)).wsgi_request.user
 
-    run_action(staff_client, "publish_selected", job)
+    # Publishing is handed to Celery once the request's transaction commits (eager without a broker).
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = run_action(staff_client, "publish_selected", job)
+    assert len(callbacks) == 1
+    assert shown_messages(response) == [f"{job.name}: publishing started."]
     job.refresh_from_db()
     assert job.state == JobState.PUBLISHED
     assert job.published_at is not None
@@ -261,9 +264,13 @@ def test_publish_pause_resume_and_cancel_actions_change_state_and_write_audit_ev
     assert set(AuditEvent.objects.filter(object_type="job").values_list("actor_id", flat=True)) == {str(user.pk)}
 
 
-def test_publishing_a_job_without_items_is_refused_with_a_message(ops_client: Client) -> None:
+def test_publishing_a_job_without_items_is_refused_with_a_message(
+    ops_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     job = JobFactory(name="Empty job")
-    response = run_action(ops_client, "publish_selected", job)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = run_action(ops_client, "publish_selected", job)
+    assert callbacks == []
     assert response.status_code == 302
     assert shown_messages(response) == ["Empty job: Import items before publishing the job."]
     assert Job.objects.get(pk=job.pk).state == JobState.DRAFT
@@ -329,9 +336,7 @@ def test_item_pages_render(staff_client: Client, worked_job: tuple[Job, Assignme
     assert staff_client.get(reverse("admin:tasks_item_change", args=[item.pk])).status_code == 200
 
 
-def test_assignment_pages_render_with_their_answers(
-    staff_client: Client, worked_job: tuple[Job, Assignment]
-) -> None:
+def test_assignment_pages_render_with_their_answers(staff_client: Client, worked_job: tuple[Job, Assignment]) -> None:
     _, assignment = worked_job
     listing = staff_client.get(reverse("admin:tasks_assignment_changelist"))
     assert listing.status_code == 200
@@ -378,9 +383,7 @@ def audit_event(db: Any) -> AuditEvent:
     return record_audit_event(actor=SYSTEM, action="job.paused", object_type="job", object_id=1, reason="original")
 
 
-def test_audit_events_can_be_viewed_but_not_changed_in_the_admin(
-    staff_client: Client, audit_event: AuditEvent
-) -> None:
+def test_audit_events_can_be_viewed_but_not_changed_in_the_admin(staff_client: Client, audit_event: AuditEvent) -> None:
     url = reverse("admin:workforce_auditevent_change", args=[audit_event.pk])
     page = staff_client.get(url)
     assert page.status_code == 200
@@ -391,9 +394,7 @@ def test_audit_events_can_be_viewed_but_not_changed_in_the_admin(
     assert (audit_event.reason, audit_event.action) == ("original", "job.paused")
 
 
-def test_audit_events_cannot_be_added_or_deleted_in_the_admin(
-    staff_client: Client, audit_event: AuditEvent
-) -> None:
+def test_audit_events_cannot_be_added_or_deleted_in_the_admin(staff_client: Client, audit_event: AuditEvent) -> None:
     assert staff_client.get(reverse("admin:workforce_auditevent_add")).status_code == 403
     delete_url = reverse("admin:workforce_auditevent_delete", args=[audit_event.pk])
     assert staff_client.post(delete_url, {"post": "yes"}).status_code == 403

@@ -1,4 +1,5 @@
 """The REST API: item import and job progress."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

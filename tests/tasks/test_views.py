@@ -1,4 +1,5 @@
 """The internal pool's worker pages, driven through Django's test client."""
+
 from __future__ import annotations
 
 import re
@@ -13,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.models import Answer, Assignment, AssignmentState, Hit, HitItem, Job, JobState, TaskKind
+from tasks.models import Answer, Assignment, AssignmentState, Hit, HitItem, HitState, Job, JobState, TaskKind
 from tasks.roles import OPS_MANAGER
-from tasks.services.publishing import publish_job
+from tasks.services.publishing import cancel_job, publish_job
 from tests.conftest import SYSTEM
 from tests.factories import ItemFactory, JobFactory, UserFactory
 from workforce.models import Worker
@@ -482,3 +483,54 @@ def test_csrf_is_enforced_on_submit(make_published_job: Callable[..., Job], work
 
     assert client.post(submit_url(assignment), {**data, "csrfmiddlewaretoken": token}).status_code == 302
     assert Answer.objects.count() == 1
+
+
+# --- the job's state and the worker's standing ----------------------------------------------------
+
+
+def test_a_task_of_a_cancelled_job_is_refused_on_submit_and_stores_nothing(
+    make_published_job: Callable[..., Job], worker_client: Client
+) -> None:
+    job = make_published_job(items=1, redundancy=1)
+    assignment = start(worker_client, job)
+    cancel_job(job=job, actor=SYSTEM)
+    response = worker_client.post(submit_url(assignment), {f"answer-{only_item_id(assignment)}": "pos"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("work-list")
+    assert not Answer.objects.exists()
+    assert Hit.objects.get(pk=assignment.hit_id).state == HitState.CANCELLED
+
+
+def test_a_paused_job_still_accepts_the_lease_already_given(
+    make_published_job: Callable[..., Job], worker_client: Client
+) -> None:
+    job = make_published_job(items=2)
+    assignment = start(worker_client, job)
+    Job.objects.filter(pk=job.pk).update(state=JobState.PAUSED)
+    response = worker_client.post(submit_url(assignment), {f"answer-{only_item_id(assignment)}": "pos"}, follow=True)
+    assert Answer.objects.count() == 1
+    # ...but hands out no new work.
+    assert response.redirect_chain[-1][0] == reverse("work-list")
+    assert any("paused" in m for m in messages_of(response))
+
+
+def test_an_expired_lease_is_not_offered_as_a_task_to_continue(
+    make_published_job: Callable[..., Job], worker_client: Client
+) -> None:
+    job = make_published_job(items=2)
+    assignment = start(worker_client, job)
+    assert "Continue your task" in worker_client.get("/work/").content.decode()
+    Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    page = worker_client.get("/work/").content.decode()
+    assert "Continue your task" not in page
+    assert "Start working" in page
+
+
+def test_a_blocked_worker_gets_no_new_work(make_published_job: Callable[..., Job], worker: Worker) -> None:
+    job = make_published_job(items=2)
+    Worker.objects.filter(pk=worker.pk).update(is_blocked=True, blocked_reason="spam")
+    client = Client()
+    client.force_login(worker.user)
+    response = client.post(reverse("start-job", args=[job.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("work-list")
+    assert "Your account is blocked from new work." in messages_of(response)
+    assert not Assignment.objects.exists()
