@@ -84,6 +84,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgres://user@host/dbname.")
     options: dict[str, Any] = dict(parse_qsl(parts.query))
     raw_age = options.pop("conn_max_age", "60")
+    health_checks = options.pop("health_checks", "0").lower() in _TRUE
     try:
         conn_max_age = int(raw_age)
         port = parts.port
@@ -97,6 +98,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
         "CONN_MAX_AGE": conn_max_age,
-        "CONN_HEALTH_CHECKS": True,
+        # A health check costs one query per request; off by default, on with ?health_checks=1.
+        "CONN_HEALTH_CHECKS": health_checks,
         "OPTIONS": options,
     }

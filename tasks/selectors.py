@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitItem, HitState, Item, Job, JobState
@@ -94,9 +96,7 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
     leases = dict(
         Assignment.objects.filter(
             worker=worker, job_id__in=ids, state=AssignmentState.ACCEPTED, lease_expires_at__gt=timezone.now()
-        ).values_list(
-            "job_id", "lease_expires_at"
-        )
+        ).values_list("job_id", "lease_expires_at")
     )
     return [
         WorkerJobCard(job=j, progress=progress[j.pk], my_submitted=done.get(j.pk, 0), lease_expires_at=leases.get(j.pk))
@@ -107,6 +107,24 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
 def list_hit_items(hit_id: int) -> list[Item]:
     """The items of one Hit, in display order."""
     return [hi.item for hi in HitItem.objects.filter(hit_id=hit_id).select_related("item").order_by("position")]
+
+
+def list_hit_item_ids(hit_id: int) -> list[int]:
+    return list(HitItem.objects.filter(hit_id=hit_id).order_by("position").values_list("item_id", flat=True))
+
+
+def task_for_page(assignment: Assignment, items: list[Item]) -> dict[str, Any]:
+    """What the labeling page needs to show a task: only the fields a worker may see."""
+    job = assignment.job
+    shown = "image_url" if job.is_image else "text"
+    return {
+        "uuid": str(assignment.uuid),
+        "url": reverse("task", args=[assignment.uuid]),
+        "submit_url": reverse("submit-task", args=[assignment.uuid]),
+        "return_url": reverse("return-task", args=[assignment.uuid]),
+        "seconds_left": max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds())),
+        "items": [{"id": item.pk, shown: str(item.payload.get(shown, ""))} for item in items],
+    }
 
 
 def count_worker_submitted(worker: Worker) -> int:

@@ -9,14 +9,21 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from tasks.models import Assignment, AssignmentState, Job
-from tasks.selectors import count_worker_submitted, list_hit_items, list_jobs_for_worker
+from tasks.selectors import (
+    count_worker_submitted,
+    list_hit_item_ids,
+    list_hit_items,
+    list_jobs_for_worker,
+    task_for_page,
+)
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
@@ -61,14 +68,35 @@ def work_list(request: HttpRequest, worker: Worker) -> HttpResponse:
     )
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """The labeling page's script asks for JSON so the next task arrives without a page load."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
 def _next_task(request: HttpRequest, worker: Worker, job: Job) -> HttpResponse:
     try:
         assignment = assign_next_hit(job=job, worker=worker)
     except ServiceError as exc:
         level = messages.INFO if isinstance(exc, NoWorkAvailable) else messages.ERROR
         messages.add_message(request, level, str(exc))
+        if _wants_json(request):
+            return JsonResponse({"next": None, "message": str(exc), "redirect": reverse("work-list")})
         return redirect("work-list")
+    if _wants_json(request):
+        return JsonResponse({"next": task_for_page(assignment, list_hit_items(assignment.hit_id))})
     return redirect("task", assignment_uuid=assignment.uuid)
+
+
+def _refused(request: HttpRequest, assignment: Assignment, message: str) -> HttpResponse:
+    """A refused submit or skip: back to the task while it is still open, else to the job list."""
+    assignment.refresh_from_db(fields=["state"])
+    still_open = assignment.state == AssignmentState.ACCEPTED
+    if _wants_json(request):
+        return JsonResponse({"error": message, "redirect": None if still_open else reverse("work-list")}, status=400)
+    messages.error(request, message)
+    if still_open:
+        return redirect("task", assignment_uuid=assignment.uuid)
+    return redirect("work-list")
 
 
 @require_POST
@@ -100,7 +128,7 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: str) -> Htt
             "job": job,
             "items": items,
             "labels": list(enumerate(job.labels, start=1)),
-            "seconds_left": max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds())),
+            "seconds_left": task_for_page(assignment, [])["seconds_left"],
         },
     )
 
@@ -111,20 +139,19 @@ def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> H
     assignment = _own_assignment(worker, assignment_uuid)
     job = assignment.job
     answers: dict[int, Any] = {}
-    for item in list_hit_items(assignment.hit_id):
-        key = f"answer-{item.pk}"
-        if job.is_multilabel:
-            answers[item.pk] = request.POST.getlist(key)
-        elif key in request.POST:
-            answers[item.pk] = request.POST[key]
+    if job.is_multilabel:
+        # Unticked boxes send nothing, so every item of the task starts as an empty selection.
+        answers = {
+            item_id: request.POST.getlist(f"answer-{item_id}") for item_id in list_hit_item_ids(assignment.hit_id)
+        }
+    else:
+        for key in request.POST:
+            if key.startswith("answer-") and key[7:].isdigit():
+                answers[int(key[7:])] = request.POST[key]
     try:
         submit_assignment(assignment=assignment, worker=worker, answers=answers)
     except ServiceError as exc:
-        messages.error(request, str(exc))
-        assignment.refresh_from_db(fields=["state"])
-        if assignment.state == AssignmentState.ACCEPTED:
-            return redirect("task", assignment_uuid=assignment.uuid)
-        return redirect("work-list")
+        return _refused(request, assignment, str(exc))
     return _next_task(request, worker, job)
 
 
@@ -135,6 +162,5 @@ def return_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> H
     try:
         return_assignment(assignment=assignment, worker=worker)
     except ServiceError as exc:
-        messages.error(request, str(exc))
-        return redirect("work-list")
+        return _refused(request, assignment, str(exc))
     return _next_task(request, worker, assignment.job)

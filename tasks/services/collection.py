@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tasks.models import (
@@ -54,6 +53,20 @@ def validate_value(job: Job, value: Any) -> Any:
     return value
 
 
+# Count one submission and complete the Hit with its last wanted answer, in one conditional statement:
+# the guard ``assignments_submitted < assignments_wanted`` is what keeps a Hit from over-collecting.
+_COUNT_SUBMISSION_SQL = """
+UPDATE tasks_hit
+SET assignments_submitted = assignments_submitted + 1,
+    state = CASE
+        WHEN assignments_submitted + 1 >= assignments_wanted AND state IN ('open', 'full') THEN 'complete'
+        ELSE state
+    END
+WHERE id = %s AND assignments_submitted < assignments_wanted
+RETURNING state
+"""
+
+
 def submit_assignment(
     *, assignment: Assignment, worker: Worker, answers: Mapping[int, Any], now: datetime | None = None
 ) -> Assignment:
@@ -85,10 +98,10 @@ def submit_assignment(
             if extra:
                 raise SubmissionRefused("The answers include items that are not part of this task.")
             values = {item_id: validate_value(job, answers[item_id]) for item_id in item_ids}
-            counted = Hit.objects.filter(pk=locked.hit_id, assignments_submitted__lt=F("assignments_wanted")).update(
-                assignments_submitted=F("assignments_submitted") + 1
-            )
-            if not counted:
+            with connection.cursor() as cursor:
+                cursor.execute(_COUNT_SUBMISSION_SQL, [locked.hit_id])
+                counted = cursor.fetchone()
+            if counted is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
             Answer.objects.bulk_create(
                 [
@@ -104,13 +117,8 @@ def submit_assignment(
                 ]
             )
             Assignment.objects.filter(pk=locked.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
-            completed = Hit.objects.filter(
-                pk=locked.hit_id,
-                assignments_submitted=F("assignments_wanted"),
-                state__in=[HitState.OPEN, HitState.FULL],
-            ).update(state=HitState.COMPLETE)
             if (
-                completed
+                counted[0] == HitState.COMPLETE
                 and not Hit.objects.filter(
                     job_id=job.pk, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
                 ).exists()

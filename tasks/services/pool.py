@@ -11,6 +11,7 @@ Rules that hold under any concurrency:
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import datetime
 
@@ -33,9 +34,77 @@ def _current_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment | N
 
 _NOTHING_OPEN = "nothing-open"
 
+# PostgreSQL: choose, claim and lease in one statement (one round trip under load).
+# ``first_open`` bounds the scan to the job's open range of the partial index ``hit_open_idx``;
+# ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
+_CLAIM_SQL = """
+WITH first_open AS (
+    SELECT id FROM tasks_hit WHERE job_id = %(job)s AND state = 'open' ORDER BY id LIMIT 1
+), candidate AS (
+    SELECT h.id FROM tasks_hit h
+    WHERE h.job_id = %(job)s AND h.state = 'open' AND h.id >= (SELECT id FROM first_open)
+      AND NOT EXISTS (SELECT 1 FROM tasks_assignment a WHERE a.hit_id = h.id AND a.worker_id = %(worker)s)
+    ORDER BY h.id LIMIT 1
+    FOR UPDATE OF h SKIP LOCKED
+), claimed AS (
+    UPDATE tasks_hit h
+    SET slots_taken = h.slots_taken + 1,
+        state = CASE WHEN h.slots_taken + 1 >= h.assignments_wanted THEN 'full' ELSE 'open' END
+    FROM candidate c
+    WHERE h.id = c.id AND h.state = 'open' AND h.slots_taken < h.assignments_wanted
+    RETURNING h.id
+), inserted AS (
+    INSERT INTO tasks_assignment
+        (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward)
+    SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s
+    FROM claimed
+    ON CONFLICT (hit_id, worker_id) DO NOTHING
+    RETURNING id, hit_id
+)
+SELECT (SELECT count(*) FROM candidate), (SELECT id FROM inserted), (SELECT hit_id FROM inserted)
+"""
+
+
+def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assignment | str | None:
+    lease = Assignment(
+        uuid=uuid.uuid4(),
+        job_id=job.pk,
+        worker=worker,
+        state=AssignmentState.ACCEPTED,
+        marketplace=job.marketplace,
+        accepted_at=now,
+        lease_expires_at=now + job.assignment_duration,
+        reward=job.reward,
+    )
+    params = {
+        "job": job.pk,
+        "worker": worker.pk,
+        "uuid": lease.uuid,
+        "marketplace": lease.marketplace,
+        "now": now,
+        "expires": lease.lease_expires_at,
+        "reward": lease.reward,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        found, assignment_id, hit_id = cursor.fetchone()
+        if not found:
+            return _NOTHING_OPEN
+        if assignment_id is None:
+            # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
+            transaction.set_rollback(True)
+            return None
+    lease.pk, lease.hit_id = assignment_id, hit_id
+    lease._state.adding = False
+    lease._state.db = connection.alias
+    return lease
+
 
 def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | str | None:
     """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left."""
+    if connection.vendor == "postgresql":
+        return _claim_open_hit_postgres(job=job, worker=worker, now=now)
+    # Portable path (SQLite serialises writers, so the steps below cannot interleave there).
     with transaction.atomic():
         candidates = (
             Hit.objects.filter(job_id=job.pk, state=HitState.OPEN)

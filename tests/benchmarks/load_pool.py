@@ -377,7 +377,9 @@ def stop_gunicorn(proc: subprocess.Popen[bytes]) -> None:
 def _proc_cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        # utime + stime, plus cutime + cstime: CPU of children that exited (PostgreSQL backends closed
+        # when CONN_MAX_AGE runs out are reaped by the postmaster and counted there).
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
 
@@ -459,6 +461,7 @@ class Plan:
     deadline: float = 0.0
     pace_seconds: float = 0.0  # minimum seconds between one worker's submits (0 = as fast as possible)
     think_seconds: float = 0.0
+    sessions: dict[str, dict[str, str]] = field(default_factory=dict)  # username -> cookies (reused)
 
 
 class Response:
@@ -524,7 +527,13 @@ class ThreadClient:
                     self.cookies[key] = morsel.value
         return Response(resp.status, resp.headers.get("Location", ""), data)
 
-    def login(self, username: str) -> None:
+    def login(self, username: str, cached: dict[str, str] | None = None) -> bool:
+        """Log in; reuse ``cached`` cookies when the server still accepts them. True if reused."""
+        if cached:
+            self.cookies.update(cached)
+            if self.request("GET", "/work/").status == 200:
+                return True
+            self.cookies.clear()
         page = self.request("GET", "/accounts/login/")
         csrf = _CSRF_INPUT.search(page.body)
         if page.status != 200 or not csrf:
@@ -536,6 +545,7 @@ class ThreadClient:
         )
         if resp.status != 302 or "sessionid" not in self.cookies:
             raise RuntimeError(f"login of {username} failed: HTTP {resp.status}")
+        return False
 
     def timed(self, kind: str, method: str, path: str, form: dict[str, str] | None = None) -> Response | None:
         started = time.perf_counter()
@@ -608,10 +618,12 @@ def run_threads(
     log(f"logging in {len(clients)} workers (threads, {login_concurrency} at a time)")
     started = time.perf_counter()
     sem = threading.Semaphore(login_concurrency)
+    cache = plan.sessions
 
     def login(c: ThreadClient, u: str) -> None:
         with sem:
-            c.login(u)
+            c.login(u, cache.get(u))
+            cache[u] = {k: v for k, v in c.cookies.items() if k in ("sessionid", "csrftoken")}
 
     threads = [threading.Thread(target=login, args=(c, u)) for c, u in zip(clients, usernames, strict=True)]
     for t in threads:
@@ -640,10 +652,25 @@ def run_threads(
 # ---------------------------------------------------------------------------------------------
 
 
+async def _aio_login(req: Any, username: str) -> None:
+    page = await req("GET", "/accounts/login/")
+    csrf = _CSRF_INPUT.search(page.body)
+    if not csrf:
+        raise RuntimeError(f"login page: HTTP {page.status}")
+    resp = await req(
+        "POST",
+        "/accounts/login/",
+        {"csrfmiddlewaretoken": csrf.group(1).decode(), "username": username, "password": PASSWORD},
+    )
+    if resp.status != 302:
+        raise RuntimeError(f"login of {username} failed: HTTP {resp.status}")
+
+
 async def _aio_worker(
     plan: Plan, username: str, login_sem: asyncio.Semaphore, ready: asyncio.Event, stats: Stats, logged_in: list[int]
 ) -> None:
     import aiohttp
+    from yarl import URL
 
     base = f"http://{plan.host}:{plan.port}"
     jar = aiohttp.CookieJar(unsafe=True)  # cookies from an IP-address host
@@ -656,17 +683,18 @@ async def _aio_worker(
                 return Response(r.status, r.headers.get("Location", ""), await r.read())
 
         async with login_sem:
-            page = await req("GET", "/accounts/login/")
-            csrf = _CSRF_INPUT.search(page.body)
-            if not csrf:
-                raise RuntimeError(f"login page: HTTP {page.status}")
-            resp = await req(
-                "POST",
-                "/accounts/login/",
-                {"csrfmiddlewaretoken": csrf.group(1).decode(), "username": username, "password": PASSWORD},
-            )
-            if resp.status != 302:
-                raise RuntimeError(f"login of {username} failed: HTTP {resp.status}")
+            cached = plan.sessions.get(username)
+            reused = False
+            if cached:
+                jar.update_cookies(cached, response_url=URL(base))
+                reused = (await req("GET", "/work/")).status == 200
+                if not reused:
+                    jar.clear()
+            if not reused:
+                await _aio_login(req, username)
+            plan.sessions[username] = {
+                c.key: c.value for c in jar if c.key in ("sessionid", "csrftoken")
+            }
         logged_in[0] += 1
         await ready.wait()
 
@@ -831,6 +859,12 @@ def build_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--client", default="threads", choices=["threads", "aiohttp"])
     g.add_argument("--login-concurrency", type=int, default=4)
     g.add_argument(
+        "--session-cache",
+        default=str(Path(tempfile.gettempdir()) / "crowdops-bench-sessions.json"),
+        help="File keeping the workers' session cookies between runs (logins hash passwords: slow). "
+        "'none' to log in every time.",
+    )
+    g.add_argument(
         "--rate",
         type=float,
         default=0,
@@ -884,6 +918,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(host=host, port=port, job_id=job.id, think_seconds=args.think_ms / 1000)
     if args.rate:
         plan.pace_seconds = args.workers / args.rate
+    cache_path = None if args.session_cache == "none" else Path(args.session_cache)
+    if cache_path and cache_path.exists():
+        with contextlib.suppress(ValueError):
+            plan.sessions = json.loads(cache_path.read_text()).get(args.database_url, {})
     try:
         if proc and args.hold_server:
             log(f"gunicorn pid {proc.pid} (workers {_children(proc.pid)}); holding {args.hold_server:.0f} s")
@@ -905,6 +943,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if proc:
             stop_gunicorn(proc)
+        if cache_path and plan.sessions:
+            cached: dict[str, Any] = {}
+            with contextlib.suppress(ValueError, OSError):
+                cached = json.loads(cache_path.read_text())
+            cached[args.database_url] = plan.sessions
+            cache_path.write_text(json.dumps(cached))
     after = db_counts(job.id)
     rules = check_rules(job.id)
 
@@ -915,6 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     total_jiffies = mach_after[0] - mach_before[0]
     busy = 1 - (mach_after[1] - mach_before[1]) / total_jiffies if total_jiffies else 0.0
     loadgen_cpu = (ru_after.ru_utime - ru_before.ru_utime) + (ru_after.ru_stime - ru_before.ru_stime)
+    cpu_by_kind = cpu_delta(cpu_before, cpu_after) if proc else {}
+    ncpu = os.cpu_count() or 1
     summary: dict[str, Any] = {
         "config": {
             "database_url": args.database_url,
@@ -957,9 +1003,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cpu_seconds": {
             "loadgen": round(loadgen_cpu, 2),
-            **(cpu_delta(cpu_before, cpu_after) if proc else {}),
+            **cpu_by_kind,
+            "machine_busy_core_seconds": round(busy * ncpu * elapsed, 2),
             "machine_busy_fraction": round(busy, 3),
         },
+        # CPU cost per submitted answer, independent of other load on the machine.
+        "cpu_ms_per_answer": {
+            k: round(1000 * v / db_answers, 2) for k, v in {"loadgen": loadgen_cpu, **cpu_by_kind}.items()
+        }
+        if db_answers
+        else {},
         "rules": rules,
     }
     rules_ok = all(r["ok"] for r in rules.values())
@@ -997,6 +1050,7 @@ def print_summary(s: dict[str, Any]) -> None:
         print(f"  {kind:8s} n={b['count']:6d}  p50 {b['p50_ms']} ms  p95 {b['p95_ms']} ms  p99 {b['p99_ms']} ms  "
               f"max {b['max_ms']} ms")
     print(f"  cpu seconds: {s['cpu_seconds']}")
+    print(f"  cpu ms per answer: {s['cpu_ms_per_answer']}")
     for key, r in s["rules"].items():
         print(f"  rule {key}: {'OK' if r['ok'] else 'FAIL'} ({r['violations']} violations) - {r['rule']}")
     t = s["target"]

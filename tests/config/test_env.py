@@ -25,7 +25,7 @@ def test_a_postgres_url_becomes_a_full_database_entry() -> None:
         "HOST": "db.internal",
         "PORT": "6543",
         "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        "CONN_HEALTH_CHECKS": False,
         "OPTIONS": {},
     }
 
@@ -164,3 +164,9 @@ def test_env_str_distinguishes_unset_from_empty(monkeypatch: pytest.MonkeyPatch)
     assert env_str("CROWD_NAME", "fallback") == "fallback"
     monkeypatch.setenv("CROWD_NAME", "")
     assert env_str("CROWD_NAME", "fallback") == ""
+
+
+def test_health_checks_are_opt_in_per_url() -> None:
+    on = parse_database_url("postgres://u@h/db?health_checks=1&sslmode=require", base_dir=Path("/srv"))
+    assert on["CONN_HEALTH_CHECKS"] is True
+    assert on["OPTIONS"] == {"sslmode": "require"}

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.models import F
 
-from tasks.models import Answer, Assignment, AssignmentState, Hit, HitState, JobState
+from tasks.models import Answer, Assignment, AssignmentState, Hit, HitState, Job, JobState
 from tasks.selectors import list_hit_items
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, SubmissionRefused
@@ -38,12 +38,17 @@ REDUNDANCY = 3
 
 def _work(job, worker, *, seed: int, slow: bool, stats: Counter, errors: list[BaseException]) -> None:
     rng = random.Random(seed)
+    deadline = time.monotonic() + 120
     try:
-        while True:
+        while time.monotonic() < deadline:
             try:
                 assignment = assign_next_hit(job=job, worker=worker)
             except NoWorkAvailable:
-                break
+                # Leases held by others may still expire and come back: wait until the job is done.
+                if Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).exists():
+                    break
+                time.sleep(0.05)
+                continue
             items = [item.pk for item in list_hit_items(assignment.hit_id)]
             roll = rng.random()
             if roll < 0.05:

@@ -1,11 +1,29 @@
-// Keyboard shortcuts and the lease timer for the labeling page. Plain JavaScript, no dependencies.
+// The labeling page: keyboard shortcuts, the lease timer, and submit/skip without a page load.
+// Plain JavaScript, no dependencies. Without JavaScript the form posts and the server redirects.
 (function () {
   "use strict";
   var form = document.getElementById("task-form");
   if (!form) { return; }
+  var returnForm = document.getElementById("return-form");
+  var itemsBox = document.getElementById("task-items");
+  var errorBox = document.getElementById("task-error");
+  var countBox = document.getElementById("task-count");
+  var timer = document.getElementById("timer");
+  var labels = JSON.parse(document.getElementById("job-labels").textContent);
   var multilabel = form.dataset.multilabel === "1";
-  var items = Array.prototype.slice.call(form.querySelectorAll("fieldset.item"));
+  var isImage = form.dataset.image === "1";
+  var workList = form.dataset.workList;
+  var items = [];
   var active = 0;
+  var busy = false;
+  var done = 0;
+  var deadline = 0;
+
+  function collectItems() {
+    items = Array.prototype.slice.call(itemsBox.querySelectorAll("fieldset.item"));
+    items.forEach(function (el, i) { el.addEventListener("click", function () { activate(i); }); });
+    activate(0);
+  }
 
   function activate(index) {
     if (!items.length) { return; }
@@ -13,20 +31,117 @@
     items.forEach(function (el, i) { el.classList.toggle("active", i === active); });
     items[active].scrollIntoView({ block: "nearest" });
   }
-  items.forEach(function (el, i) {
-    el.addEventListener("click", function () { activate(i); });
-  });
 
   function answered(fieldset) {
     return multilabel || fieldset.querySelector("input:checked") !== null;
   }
+
+  function showError(message) {
+    errorBox.textContent = message || "";
+    errorBox.hidden = !message;
+  }
+
+  // Build one item exactly like the server's template does (textContent only: no HTML injection).
+  function renderItem(item, index, count) {
+    var fieldset = document.createElement("fieldset");
+    fieldset.className = "card item";
+    fieldset.dataset.item = item.id;
+    var legend = document.createElement("legend");
+    legend.textContent = "Item " + (index + 1) + " of " + count;
+    fieldset.appendChild(legend);
+    if (isImage) {
+      var img = document.createElement("img");
+      img.className = "item-image";
+      img.alt = "Image to label";
+      img.src = item.image_url;
+      fieldset.appendChild(img);
+    } else {
+      var quote = document.createElement("blockquote");
+      quote.className = "item-text";
+      quote.textContent = item.text;
+      fieldset.appendChild(quote);
+    }
+    var group = document.createElement("div");
+    group.className = "labels";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Labels");
+    labels.forEach(function (label, i) {
+      var wrap = document.createElement("label");
+      wrap.className = "label-btn";
+      var input = document.createElement("input");
+      input.type = multilabel ? "checkbox" : "radio";
+      input.name = "answer-" + item.id;
+      input.value = label;
+      if (!multilabel) { input.required = true; }
+      wrap.appendChild(input);
+      if (i < 9) {
+        var kbd = document.createElement("kbd");
+        kbd.textContent = String(i + 1);
+        wrap.appendChild(kbd);
+      }
+      wrap.appendChild(document.createTextNode(" " + label));
+      group.appendChild(wrap);
+    });
+    fieldset.appendChild(group);
+    return fieldset;
+  }
+
+  function showTask(task) {
+    form.action = task.submit_url;
+    returnForm.action = task.return_url;
+    itemsBox.textContent = "";
+    task.items.forEach(function (item, i) { itemsBox.appendChild(renderItem(item, i, task.items.length)); });
+    collectItems();
+    startTimer(task.seconds_left);
+    window.history.replaceState(null, "", task.url);
+    countBox.textContent = done ? done + " submitted in this session." : "";
+    window.scrollTo(0, 0);
+  }
+
+  function post(target, body) {
+    if (busy) { return; }
+    busy = true;
+    showError("");
+    fetch(target.action, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
+    }).then(function (response) {
+      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+    }).then(function (result) {
+      busy = false;
+      var data = result.data;
+      if (!result.ok) {
+        showError(data.error || "The server refused this submission.");
+        if (data.redirect) { window.location.assign(data.redirect); }
+        return;
+      }
+      if (target === form) { done += 1; }
+      if (data.next) { showTask(data.next); } else { window.location.assign(data.redirect || workList); }
+    }).catch(function () {
+      busy = false;
+      showError("Could not reach the server. Check your connection and press Enter to try again.");
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    if (!window.fetch) { return; }  // plain form post
+    event.preventDefault();
+    post(form, new FormData(form));
+  });
+  returnForm.addEventListener("submit", function (event) {
+    if (!window.fetch) { return; }
+    event.preventDefault();
+    post(returnForm, new FormData(returnForm));
+  });
 
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey) { return; }
     var target = event.target;
     if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) { return; }
     if (event.key >= "1" && event.key <= "9") {
-      var inputs = items[active].querySelectorAll("input");
+      var inputs = items[active] ? items[active].querySelectorAll("input") : [];
       var input = inputs[parseInt(event.key, 10) - 1];
       if (!input) { return; }
       event.preventDefault();
@@ -38,27 +153,26 @@
     } else if (event.key === "Enter") {
       event.preventDefault();
       var missing = items.findIndex(function (el) { return !answered(el); });
-      if (missing >= 0) { activate(missing); return; }
-      if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+      if (missing >= 0) { activate(missing); showError("Pick a label for every item first."); return; }
+      if (form.requestSubmit) { form.requestSubmit(); } else { form.dispatchEvent(new Event("submit", { cancelable: true })); }
     }
   });
 
-  var submitted = false;
-  form.addEventListener("submit", function (event) {
-    if (submitted) { event.preventDefault(); }  // no double submit
-    submitted = true;
-  });
-
-  var timer = document.getElementById("timer");
-  if (timer) {
-    var deadline = Date.now() + parseInt(timer.dataset.secondsLeft, 10) * 1000;
+  var ticking = null;
+  function startTimer(secondsLeft) {
+    if (!timer) { return; }
+    deadline = Date.now() + secondsLeft * 1000;
+    if (ticking) { window.clearTimeout(ticking); }
     var tick = function () {
       var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       var m = Math.floor(left / 60), s = left % 60;
       timer.textContent = left > 0 ? "Time left " + m + ":" + (s < 10 ? "0" : "") + s : "Time is up: this task went back to the pool";
       timer.classList.toggle("low", left < 60);
-      if (left > 0) { window.setTimeout(tick, 1000); }
+      if (left > 0) { ticking = window.setTimeout(tick, 1000); }
     };
     tick();
   }
+
+  collectItems();
+  startTimer(parseInt(timer ? timer.dataset.secondsLeft : "0", 10));
 })();
