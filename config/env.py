@@ -85,8 +85,12 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     options: dict[str, Any] = dict(parse_qsl(parts.query))
     raw_age = options.pop("conn_max_age", "60")
     health_checks = options.pop("health_checks", "0").lower() in _TRUE
+    if "server_side_binding" in options:  # psycopg 3: bind parameters on the server (prepared statements)
+        options["server_side_binding"] = options["server_side_binding"].lower() in _TRUE
     try:
         conn_max_age = int(raw_age)
+        if "prepare_threshold" in options:
+            options["prepare_threshold"] = int(options["prepare_threshold"])
         port = parts.port
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL has an invalid port or conn_max_age ({exc}).") from exc

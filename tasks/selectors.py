@@ -11,7 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitItem, HitState, Item, Job, JobState
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Item, Job, JobState
 from workforce.models import Marketplace, Worker
 
 PROGRESS_CACHE_SECONDS = 10
@@ -106,11 +106,7 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
 
 def list_hit_items(hit_id: int) -> list[Item]:
     """The items of one Hit, in display order."""
-    return [hi.item for hi in HitItem.objects.filter(hit_id=hit_id).select_related("item").order_by("position")]
-
-
-def list_hit_item_ids(hit_id: int) -> list[int]:
-    return list(HitItem.objects.filter(hit_id=hit_id).order_by("position").values_list("item_id", flat=True))
+    return list(Item.objects.filter(hit_items__hit_id=hit_id).order_by("hit_items__position").only("id", "payload"))
 
 
 def task_for_page(assignment: Assignment, items: list[Item]) -> dict[str, Any]:

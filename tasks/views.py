@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +20,6 @@ from django.views.decorators.http import require_GET, require_POST
 from tasks.models import Assignment, AssignmentState, Job
 from tasks.selectors import (
     count_worker_submitted,
-    list_hit_item_ids,
     list_hit_items,
     list_jobs_for_worker,
     task_for_page,
@@ -106,13 +106,13 @@ def start_job(request: HttpRequest, worker: Worker, job_id: int) -> HttpResponse
     return _next_task(request, worker, job)
 
 
-def _own_assignment(worker: Worker, assignment_uuid: str) -> Assignment:
+def _own_assignment(worker: Worker, assignment_uuid: UUID) -> Assignment:
     return get_object_or_404(Assignment.objects.select_related("job"), uuid=assignment_uuid, worker=worker)
 
 
 @require_GET
 @worker_required
-def task_page(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
+def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     assignment = _own_assignment(worker, assignment_uuid)
     if assignment.state != AssignmentState.ACCEPTED or assignment.lease_expires_at <= timezone.now():
         messages.info(request, "That task is no longer open for you.")
@@ -135,29 +135,22 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: str) -> Htt
 
 @require_POST
 @worker_required
-def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
-    assignment = _own_assignment(worker, assignment_uuid)
-    job = assignment.job
+def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     answers: dict[int, Any] = {}
-    if job.is_multilabel:
-        # Unticked boxes send nothing, so every item of the task starts as an empty selection.
-        answers = {
-            item_id: request.POST.getlist(f"answer-{item_id}") for item_id in list_hit_item_ids(assignment.hit_id)
-        }
-    else:
-        for key in request.POST:
-            if key.startswith("answer-") and key[7:].isdigit():
-                answers[int(key[7:])] = request.POST[key]
+    for key in request.POST:
+        if key.startswith("answer-") and key[7:].isdigit():
+            values = request.POST.getlist(key)
+            answers[int(key[7:])] = values[0] if len(values) == 1 else values
     try:
-        submit_assignment(assignment=assignment, worker=worker, answers=answers)
+        assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers)
     except ServiceError as exc:
-        return _refused(request, assignment, str(exc))
-    return _next_task(request, worker, job)
+        return _refused(request, _own_assignment(worker, assignment_uuid), str(exc))
+    return _next_task(request, worker, assignment.job)
 
 
 @require_POST
 @worker_required
-def return_task(request: HttpRequest, worker: Worker, assignment_uuid: str) -> HttpResponse:
+def return_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     assignment = _own_assignment(worker, assignment_uuid)
     try:
         return_assignment(assignment=assignment, worker=worker)

@@ -6,11 +6,15 @@ leases and never lets a Hit collect more submitted assignments than it wants, un
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection, transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from tasks.models import (
@@ -62,24 +66,84 @@ SET assignments_submitted = assignments_submitted + 1,
         WHEN assignments_submitted + 1 >= assignments_wanted AND state IN ('open', 'full') THEN 'complete'
         ELSE state
     END
-WHERE id = %s AND assignments_submitted < assignments_wanted
+WHERE id = %(hit)s AND assignments_submitted < assignments_wanted
 RETURNING state
 """
 
+# PostgreSQL: the same count, the answers and the assignment's new state in one round trip. The insert
+# and the update only take effect when the count did (they read ``counted``).
+_RECORD_SQL_POSTGRES = (
+    "WITH counted AS ("
+    + _COUNT_SUBMISSION_SQL
+    + """), answered AS (
+    INSERT INTO tasks_answer (assignment_id, item_id, job_id, worker_id, value, created_at)
+    SELECT %(assignment)s, x.item_id, %(job)s, %(worker)s, x.value, %(now)s
+    FROM counted, unnest(%(items)s::bigint[], %(values)s::jsonb[]) AS x(item_id, value)
+), marked AS (
+    UPDATE tasks_assignment SET state = 'submitted', submitted_at = %(now)s
+    WHERE id = %(assignment)s AND EXISTS (SELECT 1 FROM counted)
+)
+SELECT state FROM counted"""
+)
+
+
+def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], now: datetime) -> str | None:
+    """Write the submission; return the Hit's new state, or None when it already had every answer."""
+    params: dict[str, Any] = {"hit": assignment.hit_id, "assignment": assignment.pk, "now": now}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            params |= {
+                "job": assignment.job_id,
+                "worker": worker.pk,
+                "items": list(values),
+                "values": [json.dumps(v) for v in values.values()],
+            }
+            cursor.execute(_RECORD_SQL_POSTGRES, params)
+            row = cursor.fetchone()
+            return None if row is None else str(row[0])
+        cursor.execute(_COUNT_SUBMISSION_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    Answer.objects.bulk_create(
+        [
+            Answer(
+                assignment=assignment, item_id=i, job_id=assignment.job_id, worker_id=worker.pk, value=v, created_at=now
+            )
+            for i, v in values.items()
+        ]
+    )
+    Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
+    return str(row[0])
+
+
+def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignment | None:
+    """The worker's assignment, row-locked, with its job and (on PostgreSQL) its item ids in one query."""
+    query = Assignment.objects.select_for_update(of=("self",)).select_related("job").filter(worker_id=worker.pk)
+    query = query.filter(uuid=assignment) if isinstance(assignment, UUID) else query.filter(pk=assignment.pk)
+    if connection.vendor == "postgresql":
+        item_ids = HitItem.objects.filter(hit_id=OuterRef("hit_id")).order_by("position").values("item_id")
+        query = query.annotate(item_ids=ArraySubquery(item_ids))
+    locked = query.first()
+    if locked is not None and connection.vendor != "postgresql":
+        locked.item_ids = list(  # type: ignore[attr-defined]
+            HitItem.objects.filter(hit_id=locked.hit_id).order_by("position").values_list("item_id", flat=True)
+        )
+    return locked
+
 
 def submit_assignment(
-    *, assignment: Assignment, worker: Worker, answers: Mapping[int, Any], now: datetime | None = None
+    *, assignment: Assignment | UUID, worker: Worker, answers: Mapping[int, Any], now: datetime | None = None
 ) -> Assignment:
-    """Store ``answers`` (item id -> value) for the worker's leased assignment, all or nothing."""
+    """Store ``answers`` (item id -> value) for the worker's leased assignment, all or nothing.
+
+    ``assignment`` is the row or its UUID. For multi-label jobs an item left out is an empty selection
+    (a page sends nothing for unticked boxes); for single-label jobs every item needs a label.
+    """
     now = now or timezone.now()
     expired = False
     with transaction.atomic():
-        locked = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("job")
-            .filter(pk=assignment.pk, worker_id=worker.pk)
-            .first()
-        )
+        locked = _lock_assignment(assignment, worker)
         if locked is None:
             raise SubmissionRefused("This task is not yours.")
         if locked.state != AssignmentState.ACCEPTED:
@@ -90,35 +154,21 @@ def submit_assignment(
         if locked.lease_expires_at <= now:
             expired = True
         else:
-            item_ids = list(HitItem.objects.filter(hit_id=locked.hit_id).values_list("item_id", flat=True))
+            item_ids: list[int] = locked.item_ids  # type: ignore[attr-defined]
+            known = set(item_ids)
+            if any(i not in known for i in answers):
+                raise SubmissionRefused("The answers include items that are not part of this task.")
+            if job.is_multilabel:
+                answers = {i: answers.get(i, []) for i in item_ids}
             missing = [i for i in item_ids if i not in answers]
-            extra = [i for i in answers if i not in set(item_ids)]
             if missing:
                 raise SubmissionRefused(f"Answer every item before submitting ({len(missing)} left).")
-            if extra:
-                raise SubmissionRefused("The answers include items that are not part of this task.")
             values = {item_id: validate_value(job, answers[item_id]) for item_id in item_ids}
-            with connection.cursor() as cursor:
-                cursor.execute(_COUNT_SUBMISSION_SQL, [locked.hit_id])
-                counted = cursor.fetchone()
-            if counted is None:
+            hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
+            if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
-            Answer.objects.bulk_create(
-                [
-                    Answer(
-                        assignment=locked,
-                        item_id=item_id,
-                        job_id=job.pk,
-                        worker_id=worker.pk,
-                        value=value,
-                        created_at=now,
-                    )
-                    for item_id, value in values.items()
-                ]
-            )
-            Assignment.objects.filter(pk=locked.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
             if (
-                counted[0] == HitState.COMPLETE
+                hit_state == HitState.COMPLETE
                 and not Hit.objects.filter(
                     job_id=job.pk, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
                 ).exists()

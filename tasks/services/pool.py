@@ -38,11 +38,16 @@ _NOTHING_OPEN = "nothing-open"
 # ``first_open`` bounds the scan to the job's open range of the partial index ``hit_open_idx``;
 # ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
 _CLAIM_SQL = """
-WITH first_open AS (
+WITH current_lease AS (
+    SELECT id, uuid, hit_id, accepted_at, lease_expires_at FROM tasks_assignment
+    WHERE job_id = %(job)s AND worker_id = %(worker)s AND state = 'accepted' AND lease_expires_at > %(now)s
+    ORDER BY id LIMIT 1
+), first_open AS (
     SELECT id FROM tasks_hit WHERE job_id = %(job)s AND state = 'open' ORDER BY id LIMIT 1
 ), candidate AS (
     SELECT h.id FROM tasks_hit h
     WHERE h.job_id = %(job)s AND h.state = 'open' AND h.id >= (SELECT id FROM first_open)
+      AND NOT EXISTS (SELECT 1 FROM current_lease)
       AND NOT EXISTS (SELECT 1 FROM tasks_assignment a WHERE a.hit_id = h.id AND a.worker_id = %(worker)s)
     ORDER BY h.id LIMIT 1
     FOR UPDATE OF h SKIP LOCKED
@@ -59,9 +64,12 @@ WITH first_open AS (
     SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s
     FROM claimed
     ON CONFLICT (hit_id, worker_id) DO NOTHING
-    RETURNING id, hit_id
+    RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
+), lease AS (
+    SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
 )
-SELECT (SELECT count(*) FROM candidate), (SELECT id FROM inserted), (SELECT hit_id FROM inserted)
+SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lease.accepted_at, lease.lease_expires_at
+FROM (SELECT 1) AS one LEFT JOIN lease ON true
 """
 
 
@@ -87,14 +95,16 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assi
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, params)
-        found, assignment_id, hit_id = cursor.fetchone()
-        if not found:
-            return _NOTHING_OPEN
+        found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at = cursor.fetchone()
         if assignment_id is None:
+            if not found:
+                return _NOTHING_OPEN
             # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
             transaction.set_rollback(True)
             return None
-    lease.pk, lease.hit_id = assignment_id, hit_id
+    # Either the worker's current lease or the one just created.
+    lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
+    lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
     lease._state.adding = False
     lease._state.db = connection.alias
     return lease
@@ -153,9 +163,10 @@ def assign_next_hit(*, job: Job, worker: Worker, now: datetime | None = None) ->
         raise ServiceError("Your account is blocked from new work.")
     if job.state != JobState.PUBLISHED:
         raise NoWorkAvailable(f"“{job.name}” is {job.get_state_display().lower()}; it has no work to hand out.")
-    current = _current_lease(job=job, worker=worker, now=now)
-    if current is not None:
-        return current
+    if connection.vendor != "postgresql":  # on PostgreSQL the claim statement checks this itself
+        current = _current_lease(job=job, worker=worker, now=now)
+        if current is not None:
+            return current
     reclaimed = False
     for _ in range(5):
         claim = _claim_open_hit(job=job, worker=worker, now=now)

@@ -26,13 +26,13 @@ Only loopback addresses are used; the load phase is bounded (``--seconds`` <= 12
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import csv
 import http.client
 import json
 import math
 import os
+import random
 import re
 import resource
 import signal
@@ -462,6 +462,7 @@ class Plan:
     pace_seconds: float = 0.0  # minimum seconds between one worker's submits (0 = as fast as possible)
     think_seconds: float = 0.0
     sessions: dict[str, dict[str, str]] = field(default_factory=dict)  # username -> cookies (reused)
+    flow: str = "json"
 
 
 class Response:
@@ -500,6 +501,8 @@ class ThreadClient:
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> Response:
         headers = {"Host": f"{self.plan.host}:{self.plan.port}"}
+        if self.plan.flow == "json" and path.startswith("/work/"):
+            headers["Accept"] = "application/json"
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -561,6 +564,53 @@ class ThreadClient:
         return resp
 
     def run(self) -> None:
+        if self.plan.flow == "json":
+            self.run_json()
+        else:
+            self.run_html()
+
+    def _pause(self, next_submit: float) -> float:
+        plan = self.plan
+        if plan.think_seconds:
+            time.sleep(plan.think_seconds)
+        if plan.pace_seconds:
+            now = time.monotonic()
+            if next_submit > now:
+                time.sleep(next_submit - now)
+            next_submit = max(next_submit, now) + plan.pace_seconds
+        return next_submit
+
+    def run_json(self) -> None:
+        """What the labeling page's script does: submit, and the response carries the next task."""
+        plan = self.plan
+        csrf = self.cookies.get("csrftoken", "")
+        rng = random.Random(id(self))
+        task: dict[str, Any] | None = None
+        next_submit = time.monotonic()
+        while time.monotonic() < plan.deadline:
+            if task is None:
+                resp = self.timed("start", "POST", f"/work/jobs/{plan.job_id}/start/", {"csrfmiddlewaretoken": csrf})
+                if resp is None or resp.status != 200:
+                    continue
+                task = json.loads(resp.body).get("next")
+                if task is None:
+                    self.stats.no_work += 1
+                    time.sleep(0.5)
+                    continue
+            answers = {f"answer-{item['id']}": rng.choice(LABELS) for item in task["items"]}
+            next_submit = self._pause(next_submit)
+            if time.monotonic() >= plan.deadline:
+                break
+            resp = self.timed("submit", "POST", task["submit_url"], {"csrfmiddlewaretoken": csrf, **answers})
+            if resp is not None and resp.status == 200:
+                self.stats.submits_ok += 1
+                self.stats.answers_ok += len(answers)
+                task = json.loads(resp.body).get("next")
+            else:
+                self.stats.refused += 1
+                task = None
+
+    def run_html(self) -> None:
         plan = self.plan
         task_path: str | None = None
         csrf = self.cookies.get("csrftoken", "")
@@ -588,13 +638,7 @@ class ThreadClient:
                 task_path = None
                 continue
             token, answers = form
-            if plan.think_seconds:
-                time.sleep(plan.think_seconds)
-            if plan.pace_seconds:
-                now = time.monotonic()
-                if next_submit > now:
-                    time.sleep(next_submit - now)
-                next_submit = max(next_submit, now) + plan.pace_seconds
+            next_submit = self._pause(next_submit)
             if time.monotonic() >= plan.deadline:
                 break
             resp = self.timed("submit", "POST", task_path + "submit/", {"csrfmiddlewaretoken": token, **answers})
@@ -645,154 +689,6 @@ def run_threads(
         total.merge(c.stats)
         c.conn.close()
     return total, elapsed
-
-
-# ---------------------------------------------------------------------------------------------
-# Client 2: asyncio + aiohttp (optional dependency)
-# ---------------------------------------------------------------------------------------------
-
-
-async def _aio_login(req: Any, username: str) -> None:
-    page = await req("GET", "/accounts/login/")
-    csrf = _CSRF_INPUT.search(page.body)
-    if not csrf:
-        raise RuntimeError(f"login page: HTTP {page.status}")
-    resp = await req(
-        "POST",
-        "/accounts/login/",
-        {"csrfmiddlewaretoken": csrf.group(1).decode(), "username": username, "password": PASSWORD},
-    )
-    if resp.status != 302:
-        raise RuntimeError(f"login of {username} failed: HTTP {resp.status}")
-
-
-async def _aio_worker(
-    plan: Plan, username: str, login_sem: asyncio.Semaphore, ready: asyncio.Event, stats: Stats, logged_in: list[int]
-) -> None:
-    import aiohttp
-    from yarl import URL
-
-    base = f"http://{plan.host}:{plan.port}"
-    jar = aiohttp.CookieJar(unsafe=True)  # cookies from an IP-address host
-    connector = aiohttp.TCPConnector(limit=1, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(base, cookie_jar=jar, connector=connector, timeout=timeout) as session:
-
-        async def req(method: str, path: str, form: dict[str, str] | None = None) -> Response:
-            async with session.request(method, path, data=form, allow_redirects=False) as r:
-                return Response(r.status, r.headers.get("Location", ""), await r.read())
-
-        async with login_sem:
-            cached = plan.sessions.get(username)
-            reused = False
-            if cached:
-                jar.update_cookies(cached, response_url=URL(base))
-                reused = (await req("GET", "/work/")).status == 200
-                if not reused:
-                    jar.clear()
-            if not reused:
-                await _aio_login(req, username)
-            plan.sessions[username] = {
-                c.key: c.value for c in jar if c.key in ("sessionid", "csrftoken")
-            }
-        logged_in[0] += 1
-        await ready.wait()
-
-        async def timed(kind: str, method: str, path: str, form: dict[str, str] | None = None) -> Response | None:
-            started = time.perf_counter()
-            try:
-                resp = await req(method, path, form)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                stats.errors[f"{kind}:{type(exc).__name__}"] += 1
-                return None
-            stats.lat[kind].append(time.perf_counter() - started)
-            if resp.status >= 400:
-                stats.errors[f"{kind}:HTTP {resp.status}"] += 1
-            return resp
-
-        csrf_cookie = next((c.value for c in jar if c.key == "csrftoken"), "")
-        task_path: str | None = None
-        next_submit = time.monotonic()
-        while time.monotonic() < plan.deadline:
-            if task_path is None:
-                start_path = f"/work/jobs/{plan.job_id}/start/"
-                resp = await timed("start", "POST", start_path, {"csrfmiddlewaretoken": csrf_cookie})
-                if resp is None or resp.status != 302:
-                    continue
-                path = _path_of(resp.location)
-                if not _TASK_PATH.match(path):
-                    stats.no_work += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                task_path = path
-            page = await timed("page", "GET", task_path)
-            if page is None:
-                continue
-            if page.status != 200:
-                task_path = None
-                continue
-            form = _task_form(page.body)
-            if form is None:
-                stats.errors["page:unparsable"] += 1
-                task_path = None
-                continue
-            token, answers = form
-            if plan.think_seconds:
-                await asyncio.sleep(plan.think_seconds)
-            if plan.pace_seconds:
-                now = time.monotonic()
-                if next_submit > now:
-                    await asyncio.sleep(next_submit - now)
-                next_submit = max(next_submit, now) + plan.pace_seconds
-            if time.monotonic() >= plan.deadline:
-                break
-            resp = await timed("submit", "POST", task_path + "submit/", {"csrfmiddlewaretoken": token, **answers})
-            if resp is None:
-                task_path = None
-                continue
-            path = _path_of(resp.location)
-            if resp.status == 302 and path != task_path:
-                stats.submits_ok += 1
-                stats.answers_ok += len(answers)
-                task_path = path if _TASK_PATH.match(path) else None
-            else:
-                stats.refused += 1
-                task_path = None
-
-
-def run_aiohttp(
-    plan: Plan, usernames: list[str], seconds: float, login_concurrency: int, on_ready: Any
-) -> tuple[Stats, float]:
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        raise SystemExit("--client aiohttp needs aiohttp: .venv/bin/pip install aiohttp") from None
-
-    async def main() -> tuple[Stats, float]:
-        login_sem = asyncio.Semaphore(login_concurrency)
-        ready = asyncio.Event()
-        stats = Stats()
-        log(f"logging in {len(usernames)} workers (aiohttp, {login_concurrency} at a time)")
-        started = time.perf_counter()
-        plan.deadline = float("inf")
-        logged_in = [0]
-        tasks = [asyncio.create_task(_aio_worker(plan, u, login_sem, ready, stats, logged_in)) for u in usernames]
-        while logged_in[0] < len(usernames):
-            failed = [t for t in tasks if t.done()]
-            if failed:
-                for t in failed:
-                    if t.exception():
-                        raise t.exception()  # type: ignore[misc]
-            await asyncio.sleep(0.05)
-        log(f"logged in in {time.perf_counter() - started:.1f} s")
-        on_ready()
-        plan.deadline = time.monotonic() + seconds
-        t0 = time.perf_counter()
-        ready.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 60)
-        return stats, time.perf_counter() - t0
-
-    return asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -856,7 +752,13 @@ def build_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("load")
     g.add_argument("--workers", type=int, default=50, help="Concurrent crowd workers (HTTP sessions).")
     g.add_argument("--seconds", type=float, default=30, help=f"Load duration (max {MAX_SECONDS}).")
-    g.add_argument("--client", default="threads", choices=["threads", "aiohttp"])
+    g.add_argument(
+        "--flow",
+        default="json",
+        choices=["json", "html"],
+        help="json: the labeling page's script (submit returns the next task, one request per answer); "
+        "html: no JavaScript (submit redirects, then GET the next task page).",
+    )
     g.add_argument("--login-concurrency", type=int, default=4)
     g.add_argument(
         "--session-cache",
@@ -915,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         host, port = "127.0.0.1", free_port()
         proc = start_gunicorn(args, port)
-    plan = Plan(host=host, port=port, job_id=job.id, think_seconds=args.think_ms / 1000)
+    plan = Plan(host=host, port=port, job_id=job.id, think_seconds=args.think_ms / 1000, flow=args.flow)
     if args.rate:
         plan.pace_seconds = args.workers / args.rate
     cache_path = None if args.session_cache == "none" else Path(args.session_cache)
@@ -926,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc and args.hold_server:
             log(f"gunicorn pid {proc.pid} (workers {_children(proc.pid)}); holding {args.hold_server:.0f} s")
             time.sleep(args.hold_server)
-        runner = run_threads if args.client == "threads" else run_aiohttp
+        runner = run_threads
         gpid = proc.pid if proc else 0
         marks: dict[str, Any] = {}
 
@@ -969,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
             "redundancy": args.redundancy,
             "workers": args.workers,
             "seconds": args.seconds,
-            "client": args.client,
+            "flow": args.flow,
             "gunicorn": None
             if args.url
             else {"workers": args.gunicorn_workers, "threads": args.gunicorn_threads, "class": args.worker_class},
@@ -1034,7 +936,7 @@ def print_summary(s: dict[str, Any]) -> None:
     c = s["config"]
     g = c["gunicorn"]
     print(f"job {c['job_id']} ({c['items']} items, redundancy {c['redundancy']}), {c['workers']} workers, "
-          f"{s['elapsed_s']} s, client={c['client']}"
+          f"{s['elapsed_s']} s, flow={c['flow']}"
           + (f", gunicorn {g['class']} w={g['workers']} t={g['threads']}" if g else "")
           + (", redis sessions" if c["redis_sessions"] else "")
           + (f", paced to {c['rate']}/s" if c["rate"] else ""))
