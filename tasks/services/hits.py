@@ -5,59 +5,89 @@ from __future__ import annotations
 import uuid
 from itertools import islice
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tasks.models import Hit, HitItem, HitState, Item, Job
 from tasks.services.bulk import bulk_insert
 
-CHUNK = 5000
+CHUNK = 20000
+_HIT_COLUMNS = [
+    "id",
+    "uuid",
+    "job_id",
+    "state",
+    "assignments_wanted",
+    "slots_taken",
+    "assignments_submitted",
+    "marketplace",
+    "created_at",
+]
+
+
+def _allocate_ids(model: type[Hit], count: int) -> list[int]:
+    """Reserve ``count`` primary keys from the table's sequence in one query (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _create_hits(job: Job, count: int, state: str) -> list[int]:
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        ids = _allocate_ids(Hit, count)
+        bulk_insert(
+            Hit,
+            _HIT_COLUMNS,
+            ((pk, uuid.uuid4(), job.pk, state, job.redundancy, 0, 0, job.marketplace, now) for pk in ids),
+        )
+        return ids
+    hits = Hit.objects.bulk_create(
+        [
+            Hit(
+                uuid=uuid.uuid4(),
+                job=job,
+                state=state,
+                assignments_wanted=job.redundancy,
+                marketplace=job.marketplace,
+                created_at=now,
+            )
+            for _ in range(count)
+        ],
+        batch_size=5000,
+    )
+    return [hit.pk for hit in hits]
 
 
 def build_hits(*, job: Job, open_now: bool) -> int:
     """Group the job's items that are in no Hit yet into Hits of ``job.items_per_hit`` items.
 
-    Set-based: item ids are read in one query, Hits and their item links are written in bulk.
-    Returns the number of Hits created.
+    Set-based: item ids are read in chunks, Hits and their item links are written in bulk (COPY with
+    pre-allocated ids on PostgreSQL). Returns the number of Hits created.
     """
     per_hit = job.items_per_hit
     state = HitState.OPEN if open_now else HitState.DRAFT
-    item_ids = (
-        Item.objects.filter(job=job, hit_items__isnull=True)
-        .order_by("id")
-        .values_list("id", flat=True)
-        .iterator(chunk_size=CHUNK)
-    )
     created = 0
-    now = timezone.now()
     with transaction.atomic():
-        while True:
-            ids = list(islice(item_ids, CHUNK * per_hit))
-            if not ids:
-                break
-            groups = [ids[i : i + per_hit] for i in range(0, len(ids), per_hit)]
-            hits = Hit.objects.bulk_create(
-                [
-                    Hit(
-                        uuid=uuid.uuid4(),
-                        job=job,
-                        state=state,
-                        assignments_wanted=job.redundancy,
-                        marketplace=job.marketplace,
-                        created_at=now,
-                    )
-                    for _ in groups
-                ],
-                batch_size=CHUNK,
+        item_ids = iter(
+            list(
+                Item.objects.filter(job=job, hit_items__isnull=True).order_by("id").values_list("id", flat=True)
             )
+        )
+        while ids := list(islice(item_ids, CHUNK * per_hit)):
+            groups = [ids[i : i + per_hit] for i in range(0, len(ids), per_hit)]
+            hit_ids = _create_hits(job, len(groups), state)
             bulk_insert(
                 HitItem,
                 ["hit_id", "item_id", "position"],
                 (
-                    (hit.pk, item_id, pos)
-                    for hit, group in zip(hits, groups, strict=True)
+                    (hit_id, item_id, pos)
+                    for hit_id, group in zip(hit_ids, groups, strict=True)
                     for pos, item_id in enumerate(group)
                 ),
             )
-            created += len(hits)
+            created += len(groups)
     return created
