@@ -264,7 +264,7 @@ def argmax_with_ties(scores: FloatArray, *tie_keys: FloatArray, rtol: float = 1e
             kmax = masked.max(axis=1, keepdims=True)
             cand &= masked >= kmax - rtol * np.maximum(np.abs(kmax), 1.0)
         best[tied] = cand
-    return np.argmax(best, axis=1).astype(np.int64)
+    return np.asarray(np.argmax(best, axis=1), dtype=np.int64)
 
 
 def agreement(answers: Answers, label_codes: IntArray, prior_correct: float = 0.0,
@@ -341,7 +341,7 @@ class CategoricalAggregator:
         raise NotImplementedError
 
     def fit(self, data: pd.DataFrame | Answers, gold: GoldLike | None = None) -> Self:
-        gold_labels = [str(v) for v in gold.values()] if gold is not None and len(gold) else []
+        gold_labels = [str(v) for _, v in gold.items()] if gold is not None and len(gold) else []
         if isinstance(data, Answers):
             answers = data.with_classes(gold_labels)
         else:

@@ -53,8 +53,8 @@ class DawidSkene(CategoricalAggregator):
     confusion_: FloatArray
     class_prior_: FloatArray
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, prior_correct: float = 1.0,
-                 prior_wrong: float = 0.5, prior_class: float = 1.0,
+    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, prior_correct: float = 4.0,
+                 prior_wrong: float = 0.1, prior_class: float = 1.0,
                  progress: Progress | None = None) -> None:
         super().__init__()
         self.max_iter = max_iter

@@ -26,7 +26,7 @@ def gold_accuracy(answers: Answers, gold: Gold, prior_correct: float = 1.0,
     correct = np.bincount(answers.worker, weights=(on_gold & (answers.label == truth[answers.task]))
                           .astype(np.float64), minlength=answers.n_workers)
     seen = np.bincount(answers.worker, weights=on_gold.astype(np.float64), minlength=answers.n_workers)
-    return (correct + prior_correct) / (seen + prior_correct + prior_wrong), seen
+    return (correct + prior_correct) / (seen + prior_correct + prior_wrong), seen.astype(np.float64)
 
 
 class WeightedMajorityVote(CategoricalAggregator):
