@@ -135,9 +135,7 @@ class Hit(models.Model):
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
     external_id = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    items: models.ManyToManyField[Item, HitItem] = models.ManyToManyField(
-        Item, through="HitItem", related_name="hits"
-    )
+    items: models.ManyToManyField[Item, HitItem] = models.ManyToManyField(Item, through="HitItem", related_name="hits")
 
     class Meta:
         constraints = [

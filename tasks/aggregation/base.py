@@ -157,8 +157,14 @@ class Answers:
             codes.append(np.asarray(c, dtype=np.int64))
             uniques.append([str(v) for v in u])
         return cls.from_codes(
-            codes[0], codes[1], codes[2], uniques[0], uniques[1], uniques[2],
-            classes=classes, extra_labels=extra_labels,
+            codes[0],
+            codes[1],
+            codes[2],
+            uniques[0],
+            uniques[1],
+            uniques[2],
+            classes=classes,
+            extra_labels=extra_labels,
         )
 
     def with_classes(self, extra: Iterable[str]) -> Answers:
@@ -267,8 +273,9 @@ def argmax_with_ties(scores: FloatArray, *tie_keys: FloatArray, rtol: float = 1e
     return np.asarray(np.argmax(best, axis=1), dtype=np.int64)
 
 
-def agreement(answers: Answers, label_codes: IntArray, prior_correct: float = 0.0,
-              prior_wrong: float = 0.0) -> FloatArray:
+def agreement(
+    answers: Answers, label_codes: IntArray, prior_correct: float = 0.0, prior_wrong: float = 0.0
+) -> FloatArray:
     """Per worker share of answers equal to ``label_codes`` of the task, with Beta pseudo-counts."""
     hit = (answers.label == label_codes[answers.task]).astype(np.float64)
     correct = np.bincount(answers.worker, weights=hit, minlength=answers.n_workers)
@@ -286,8 +293,9 @@ class Convergence:
     most ``tol`` in absolute value, or when ``max_iter`` updates have been made.
     """
 
-    def __init__(self, tol: float, max_iter: int, n_answers: int, name: str = "",
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self, tol: float, max_iter: int, n_answers: int, name: str = "", progress: Progress | None = None
+    ) -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.scale = max(n_answers, 1)
@@ -398,16 +406,16 @@ class CategoricalAggregator:
         """Per worker skill (an accuracy in [0, 1], index: worker)."""
         import pandas as pd
 
-        return pd.Series(self.worker_skill_, index=pd.Index(self.answers_.worker_names, name="worker"),
-                         name="skill")
+        return pd.Series(self.worker_skill_, index=pd.Index(self.answers_.worker_names, name="worker"), name="skill")
 
     def result_frame(self) -> pd.DataFrame:
         """``task, label, confidence`` rows, one per task."""
         import pandas as pd
 
-        return pd.DataFrame({
-            "task": self.answers_.task_names,
-            "label": self.answers_.classes[self.label_codes_],
-            "confidence": self.confidence_,
-        })
-
+        return pd.DataFrame(
+            {
+                "task": self.answers_.task_names,
+                "label": self.answers_.classes[self.label_codes_],
+                "confidence": self.confidence_,
+            }
+        )

@@ -53,9 +53,16 @@ class DawidSkene(CategoricalAggregator):
     confusion_: FloatArray
     class_prior_: FloatArray
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, prior_correct: float = 4.0,
-                 prior_wrong: float = 0.1, prior_class: float = 1.0,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        prior_correct: float = 4.0,
+        prior_wrong: float = 0.1,
+        prior_class: float = 1.0,
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__()
         self.max_iter = max_iter
         self.tol = tol
@@ -105,7 +112,8 @@ class DawidSkene(CategoricalAggregator):
             [np.repeat(a.worker_names, k), np.tile(a.classes, a.n_workers)], names=["worker", "true"]
         )
         frame: pd.DataFrame = pd.DataFrame(
-            self.confusion_.reshape(a.n_workers * k, k), index=index,
+            self.confusion_.reshape(a.n_workers * k, k),
+            index=index,
             columns=pd.Index(a.classes, name="answered"),
         )
         return frame

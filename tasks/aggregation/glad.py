@@ -40,11 +40,22 @@ class GLAD(CategoricalAggregator):
     alphas_: FloatArray
     betas_: FloatArray
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-5, m_step_max_iter: int = 3,
-                 prior_alpha: float = 1.0, prior_log_beta: float = 1.0, alpha_precision: float = 30.0,
-                 beta_precision: float = 1.0, learn_class_prior: bool = False, init_e_step: bool = True,
-                 max_step: float = 2.0, backtracks: int = 4,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        m_step_max_iter: int = 3,
+        prior_alpha: float = 1.0,
+        prior_log_beta: float = 1.0,
+        alpha_precision: float = 30.0,
+        beta_precision: float = 1.0,
+        learn_class_prior: bool = False,
+        init_e_step: bool = True,
+        max_step: float = 2.0,
+        backtracks: int = 4,
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__()
         self.max_iter = max_iter
         self.tol = tol
@@ -73,7 +84,7 @@ class GLAD(CategoricalAggregator):
         first = True
         while True:
             if not first or not self.init_e_step:
-                q = post.reshape(-1)[ty]                    # posterior of the answered label
+                q = post.reshape(-1)[ty]  # posterior of the answered label
                 for _ in range(self.m_step_max_iter):
                     alpha, log_beta = self._newton_round(alpha, log_beta, q, t, w, n_t, n_w)
             first = False
@@ -85,8 +96,10 @@ class GLAD(CategoricalAggregator):
             joint = np.bincount(t, weights=wrong, minlength=n_t)[:, None] + log_prior
             joint += np.bincount(ty, weights=right - wrong, minlength=n_t * k).reshape(n_t, k)
             post, loglik = posterior_and_loglik(joint, gold)
-            penalty = 0.5 * (lam * float(np.square(alpha - mu_a).sum())
-                             + self.beta_precision * float(np.square(log_beta - mu_b).sum()))
+            penalty = 0.5 * (
+                lam * float(np.square(alpha - mu_a).sum())
+                + self.beta_precision * float(np.square(log_beta - mu_b).sum())
+            )
             if conv.update(loglik - penalty):
                 break
         self.n_iter_ = len(conv.history)
@@ -95,8 +108,9 @@ class GLAD(CategoricalAggregator):
         skill = 1.0 / (1.0 + np.exp(-alpha))
         return FitResult(post, skill)
 
-    def _newton_round(self, alpha: FloatArray, log_beta: FloatArray, q: FloatArray, t: IntArray,
-                      w: IntArray, n_t: int, n_w: int) -> tuple[FloatArray, FloatArray]:
+    def _newton_round(
+        self, alpha: FloatArray, log_beta: FloatArray, q: FloatArray, t: IntArray, w: IntArray, n_t: int, n_w: int
+    ) -> tuple[FloatArray, FloatArray]:
         """One Fisher-scoring step on every ``alpha`` (tasks fixed), then on every ``log_beta``.
 
         The expected complete log-likelihood ``Q`` separates over workers given the tasks and over
@@ -106,16 +120,26 @@ class GLAD(CategoricalAggregator):
         halved (up to ``backtracks`` times) and then dropped, so ``Q`` never decreases.
         """
         beta_t = np.exp(log_beta)[t]
-        alpha = self._block_step(alpha, w, n_w, q, self.prior_alpha, self.alpha_precision, lambda p: p[w] * beta_t,
-                                 lambda z, p: beta_t)
+        alpha = self._block_step(
+            alpha, w, n_w, q, self.prior_alpha, self.alpha_precision, lambda p: p[w] * beta_t, lambda z, p: beta_t
+        )
         a_w = alpha[w]
-        log_beta = self._block_step(log_beta, t, n_t, q, self.prior_log_beta, self.beta_precision,
-                                    lambda p: a_w * np.exp(p)[t], lambda z, p: z)
+        log_beta = self._block_step(
+            log_beta, t, n_t, q, self.prior_log_beta, self.beta_precision, lambda p: a_w * np.exp(p)[t], lambda z, p: z
+        )
         return alpha, log_beta
 
-    def _block_step(self, p: FloatArray, owner: IntArray, n: int, q: FloatArray, mu: float, lam: float,
-                    z_of: Callable[[FloatArray], FloatArray],
-                    dz_of: Callable[[FloatArray, FloatArray], FloatArray]) -> FloatArray:
+    def _block_step(
+        self,
+        p: FloatArray,
+        owner: IntArray,
+        n: int,
+        q: FloatArray,
+        mu: float,
+        lam: float,
+        z_of: Callable[[FloatArray], FloatArray],
+        dz_of: Callable[[FloatArray, FloatArray], FloatArray],
+    ) -> FloatArray:
         def block_q(z: FloatArray, params: FloatArray) -> FloatArray:
             terms = -q * np.logaddexp(0.0, -z) - (1.0 - q) * np.logaddexp(0.0, z)
             return np.bincount(owner, weights=terms, minlength=n) - 0.5 * lam * np.square(params - mu)

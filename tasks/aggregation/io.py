@@ -31,8 +31,9 @@ class InputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- reading
-def read_answers_csv(path: str | Path, *, classes: Sequence[str] | None = None,
-                     extra_labels: Sequence[str] = ()) -> Answers:
+def read_answers_csv(
+    path: str | Path, *, classes: Sequence[str] | None = None, extra_labels: Sequence[str] = ()
+) -> Answers:
     """Read ``task,worker,label`` rows (values kept as strings, blank lines ignored)."""
     data = _read_bytes(path)
     columns = _fast_columns(data, path, ANSWER_COLUMNS)
@@ -73,8 +74,7 @@ def _check_header(fields: list[str], path: str | Path, wanted: Sequence[str]) ->
         )
 
 
-def _fast_columns(data: bytes, path: str | Path,
-                  wanted: Sequence[str]) -> list[tuple[IntArray, list[str]]] | None:
+def _fast_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[tuple[IntArray, list[str]]] | None:
     """Split and factorise in numpy; None when the file needs a real CSV parser."""
     if b'"' in data or b"\0" in data:
         return None
@@ -119,8 +119,7 @@ def _fast_columns(data: bytes, path: str | Path,
         codes, first, names = _factorise_spans(padded, lo, hi)
         if names is None:
             try:
-                names = [data[a:b].decode("utf-8")
-                         for a, b in zip(lo[first].tolist(), hi[first].tolist(), strict=True)]
+                names = [data[a:b].decode("utf-8") for a, b in zip(lo[first].tolist(), hi[first].tolist(), strict=True)]
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path}: the {header[j]} column is not UTF-8 text.") from exc
         out.append((codes, names))
@@ -140,9 +139,7 @@ def _factorise_spans(padded: bytes, lo: IntArray, hi: IntArray) -> tuple[IntArra
     combined and factorised again."""
     n = lo.size
     length = hi - lo
-    words: npt.NDArray[np.uint64] = np.ndarray(
-        shape=(len(padded) - 7,), dtype=np.uint64, buffer=padded, strides=(1,)
-    )
+    words: npt.NDArray[np.uint64] = np.ndarray(shape=(len(padded) - 7,), dtype=np.uint64, buffer=padded, strides=(1,))
     codes = np.zeros(n, dtype=np.int64)
     n_words = int((int(length.max()) + 7) // 8)
     value = np.zeros(0, dtype=np.uint64)
@@ -165,8 +162,9 @@ def _factorise_spans(padded: bytes, lo: IntArray, hi: IntArray) -> tuple[IntArra
     return codes, first, names
 
 
-def _general_bounds(buf: npt.NDArray[np.uint8], header_end: int, n_fields: int,
-                    path: str | Path) -> tuple[list[IntArray], IntArray]:
+def _general_bounds(
+    buf: npt.NDArray[np.uint8], header_end: int, n_fields: int, path: str | Path
+) -> tuple[list[IntArray], IntArray]:
     """Field boundaries when some lines are blank or malformed (errors name the first bad line)."""
     newlines = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], newlines[:-1] + 1))[1:]
@@ -179,10 +177,7 @@ def _general_bounds(buf: npt.NDArray[np.uint8], header_end: int, n_fields: int,
     bad = ~blank & (n_commas != n_fields - 1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(
-            f"{path} line {int(line_no[i])}: expected {n_fields} fields, "
-            f"found {int(n_commas[i]) + 1}."
-        )
+        raise InputError(f"{path} line {int(line_no[i])}: expected {n_fields} fields, found {int(n_commas[i]) + 1}.")
     keep = ~blank
     starts, ends, line_no, first_comma = starts[keep], ends[keep], line_no[keep], first_comma[keep]
     if starts.size == 0:
@@ -215,8 +210,7 @@ def _csv_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[t
             if not row or all(v == "" for v in row):
                 continue
             if len(row) != len(header):
-                raise InputError(f"{path} line {reader.line_num}: expected {len(header)} fields, "
-                                 f"found {len(row)}.")
+                raise InputError(f"{path} line {reader.line_num}: expected {len(header)} fields, found {len(row)}.")
             for j, pos in enumerate(positions):
                 value = row[pos]
                 if value == "":

@@ -38,11 +38,20 @@ class MACE(CategoricalAggregator):
 
     strategy_: FloatArray
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, variational: bool = True,
-                 prior_knowing: float = 0.5, prior_spamming: float = 0.5, prior_strategy: float = 1.0,
-                 learn_class_prior: bool = True,
-                 n_restarts: int = 0, random_state: int = 0,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        variational: bool = True,
+        prior_knowing: float = 0.5,
+        prior_spamming: float = 0.5,
+        prior_strategy: float = 1.0,
+        learn_class_prior: bool = True,
+        n_restarts: int = 0,
+        random_state: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__()
         self.max_iter = max_iter
         self.tol = tol
@@ -82,9 +91,9 @@ class MACE(CategoricalAggregator):
         conv = Convergence(self.tol, self.max_iter, n_answers, "mace", self.progress)
         log_prior = np.full(k, -np.log(k))
         while True:
-            counts = inc.pair_counts(post)                  # [w, answered l, true k]
-            n_wl = counts.sum(axis=2)                       # answers of w with label l
-            agree = np.einsum("wll->wl", counts)            # posterior mass on "true == answered"
+            counts = inc.pair_counts(post)  # [w, answered l, true k]
+            n_wl = counts.sum(axis=2)  # answers of w with label l
+            agree = np.einsum("wll->wl", counts)  # posterior mass on "true == answered"
             knowing_wl = agree * knows_share
             knowing = knowing_wl.sum(axis=1)
             spam_l = n_wl - knowing_wl
@@ -98,7 +107,7 @@ class MACE(CategoricalAggregator):
                 theta = (knowing + a) / (knowing + spam + a + b)
                 not_theta = 1.0 - theta
                 xi = (spam_l + s) / (spam + k * s)[:, None]
-            spam_part = not_theta[:, None] * xi             # [w, l]
+            spam_part = not_theta[:, None] * xi  # [w, l]
             conf = spam_part[:, :, None] + theta[:, None, None] * eye[None]
             knows_share = theta[:, None] / (theta[:, None] + spam_part)
             if self.learn_class_prior:

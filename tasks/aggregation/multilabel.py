@@ -40,8 +40,9 @@ class MultiLabel:
     worker_names_: ObjArray
     label_names_: list[str]
 
-    def __init__(self, base: Callable[[], CategoricalAggregator] | None = None, *, sep: str = "|",
-                 threshold: float = 0.5) -> None:
+    def __init__(
+        self, base: Callable[[], CategoricalAggregator] | None = None, *, sep: str = "|", threshold: float = 0.5
+    ) -> None:
         from tasks.aggregation.majority_vote import MajorityVote
 
         self.base = base or MajorityVote
@@ -63,8 +64,9 @@ class MultiLabel:
         for j, name in enumerate(names):
             ticked = np.zeros(len(sets), dtype=np.int64)
             ticked[row[which == j]] = 1
-            answers = Answers.from_codes(t, w, ticked, list(t_names), list(w_names), [ABSENT, PRESENT],
-                                         classes=[ABSENT, PRESENT])
+            answers = Answers.from_codes(
+                t, w, ticked, list(t_names), list(w_names), [ABSENT, PRESENT], classes=[ABSENT, PRESENT]
+            )
             label_gold = {k: PRESENT if name in s else ABSENT for k, s in gold_sets.items()}
             model = self.base().fit(answers, label_gold or None)
             self.models_[name] = model
@@ -78,8 +80,11 @@ class MultiLabel:
     def probas_(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.DataFrame(self.presence_, index=pd.Index(self.task_names_, name="task"),
-                            columns=pd.Index(self.label_names_, name="label"))
+        return pd.DataFrame(
+            self.presence_,
+            index=pd.Index(self.task_names_, name="task"),
+            columns=pd.Index(self.label_names_, name="label"),
+        )
 
     @property
     def labels_(self) -> pd.Series[Any]:
@@ -95,8 +100,9 @@ class MultiLabel:
         import pandas as pd
 
         skill = np.column_stack([m.worker_skill_ for m in self.models_.values()]) if self.models_ else None
-        return pd.DataFrame(skill, index=pd.Index(self.worker_names_, name="worker"),
-                            columns=pd.Index(self.label_names_, name="label"))
+        return pd.DataFrame(
+            skill, index=pd.Index(self.worker_names_, name="worker"), columns=pd.Index(self.label_names_, name="label")
+        )
 
     def result_frame(self) -> pd.DataFrame:
         """``task, label, confidence``: labels joined with ``sep``; confidence is the probability of

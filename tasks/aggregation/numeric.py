@@ -57,7 +57,8 @@ class _NumericAggregator:
         self.values_ = consensus
         self.confidence_ = np.bincount(t, weights=close, minlength=n_t) / np.maximum(count, 1)
         self.worker_skill_ = np.bincount(w, weights=close, minlength=len(w_names)) / np.maximum(
-            np.bincount(w, minlength=len(w_names)), 1)
+            np.bincount(w, minlength=len(w_names)), 1
+        )
         self.task_names_ = np.asarray(t_names, dtype=object)
         self.worker_names_ = np.asarray(w_names, dtype=object)
         return self

@@ -26,9 +26,16 @@ class OneCoinDawidSkene(CategoricalAggregator):
     class prior ``prior_class`` per class.  ``skills_`` is ``p``.
     """
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-6, prior_correct: float = 2.0,
-                 prior_wrong: float = 1.0, prior_class: float = 1.0,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        prior_correct: float = 2.0,
+        prior_wrong: float = 1.0,
+        prior_class: float = 1.0,
+        progress: Progress | None = None,
+    ) -> None:
         super().__init__()
         self.max_iter = max_iter
         self.tol = tol
@@ -53,8 +60,12 @@ class OneCoinDawidSkene(CategoricalAggregator):
             log_conf = np.where(eye[None], log_right[:, None, None], log_wrong[:, None, None])
             log_prior = np.log(prior)
             post, loglik = posterior_and_loglik(inc.task_sums(log_conf) + log_prior, gold)
-            objective = (loglik + self.prior_correct * float(log_right.sum())
-                         + self.prior_wrong * float(np.log1p(-p).sum()) + self.prior_class * float(log_prior.sum()))
+            objective = (
+                loglik
+                + self.prior_correct * float(log_right.sum())
+                + self.prior_wrong * float(np.log1p(-p).sum())
+                + self.prior_class * float(log_prior.sum())
+            )
             if conv.update(objective):
                 break
         self.n_iter_ = len(conv.history)

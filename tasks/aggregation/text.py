@@ -78,12 +78,17 @@ class TextVote:
         spelling[rp_task[r_order[r_first]]] = rp_raw[r_order[r_first]]
         self.label_text_ = np.asarray(raw_names, dtype=object)[spelling]
         n_w = len(w_names)
-        self.worker_skill_ = (np.bincount(w, weights=match.astype(np.float64), minlength=n_w)
-                              / np.maximum(np.bincount(w, minlength=n_w), 1))
+        self.worker_skill_ = np.bincount(w, weights=match.astype(np.float64), minlength=n_w) / np.maximum(
+            np.bincount(w, minlength=n_w), 1
+        )
         self.task_names_ = np.asarray(t_names, dtype=object)
         self.worker_names_ = np.asarray(w_names, dtype=object)
         self._pairs: tuple[IntArray, IntArray, FloatArray, ObjArray] = (
-            pair_task, pair_norm, pair_count / count[pair_task], np.asarray(norm_names, dtype=object))
+            pair_task,
+            pair_norm,
+            pair_count / count[pair_task],
+            np.asarray(norm_names, dtype=object),
+        )
         return self
 
     @property

@@ -17,14 +17,18 @@ from tasks.aggregation.base import (
 from tasks.aggregation.majority_vote import MajorityVote, break_ties
 
 
-def gold_accuracy(answers: Answers, gold: Gold, prior_correct: float = 1.0,
-                  prior_wrong: float = 1.0) -> tuple[FloatArray, FloatArray]:
+def gold_accuracy(
+    answers: Answers, gold: Gold, prior_correct: float = 1.0, prior_wrong: float = 1.0
+) -> tuple[FloatArray, FloatArray]:
     """Per worker smoothed accuracy on gold tasks, ``(correct + a) / (n + a + b)``, and ``n``."""
     truth = np.full(answers.n_tasks, -1, dtype=np.int64)
     truth[gold.task] = gold.label
     on_gold = truth[answers.task] >= 0
-    correct = np.bincount(answers.worker, weights=(on_gold & (answers.label == truth[answers.task]))
-                          .astype(np.float64), minlength=answers.n_workers)
+    correct = np.bincount(
+        answers.worker,
+        weights=(on_gold & (answers.label == truth[answers.task])).astype(np.float64),
+        minlength=answers.n_workers,
+    )
     seen = np.bincount(answers.worker, weights=on_gold.astype(np.float64), minlength=answers.n_workers)
     return (correct + prior_correct) / (seen + prior_correct + prior_wrong), seen.astype(np.float64)
 

@@ -73,9 +73,7 @@ def build_hits(*, job: Job, open_now: bool) -> int:
     created = 0
     with transaction.atomic():
         item_ids = iter(
-            list(
-                Item.objects.filter(job=job, hit_items__isnull=True).order_by("id").values_list("id", flat=True)
-            )
+            list(Item.objects.filter(job=job, hit_items__isnull=True).order_by("id").values_list("id", flat=True))
         )
         while ids := list(islice(item_ids, CHUNK * per_hit)):
             groups = [ids[i : i + per_hit] for i in range(0, len(ids), per_hit)]

@@ -23,6 +23,7 @@ What one run does:
 
 Only loopback addresses are used; the load phase is bounded (``--seconds`` <= 120).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -935,22 +936,32 @@ def main(argv: list[str] | None = None) -> int:
 def print_summary(s: dict[str, Any]) -> None:
     c = s["config"]
     g = c["gunicorn"]
-    print(f"job {c['job_id']} ({c['items']} items, redundancy {c['redundancy']}), {c['workers']} workers, "
-          f"{s['elapsed_s']} s, flow={c['flow']}"
-          + (f", gunicorn {g['class']} w={g['workers']} t={g['threads']}" if g else "")
-          + (", redis sessions" if c["redis_sessions"] else "")
-          + (f", paced to {c['rate']}/s" if c["rate"] else ""))
+    print(
+        f"job {c['job_id']} ({c['items']} items, redundancy {c['redundancy']}), {c['workers']} workers, "
+        f"{s['elapsed_s']} s, flow={c['flow']}"
+        + (f", gunicorn {g['class']} w={g['workers']} t={g['threads']}" if g else "")
+        + (", redis sessions" if c["redis_sessions"] else "")
+        + (f", paced to {c['rate']}/s" if c["rate"] else "")
+    )
     if s["job_setup"]["created"]:
-        print(f"  job import {s['job_setup']['import_seconds']} s ({s['job_setup']['import_output']}), "
-              f"publish {s['job_setup']['publish_seconds']} s")
-    print(f"  answers/s {s['answers_per_s']}  submits/s {s['submits_per_s']}  requests/s {s['requests_per_s']}  "
-          f"(answers in DB {s['answers_db']}, client saw {s['answers_client']})")
-    print(f"  errors {s['errors']} {s['error_kinds'] or ''}  refused {s['refused_submits']}  "
-          f"no-work {s['no_work_redirects']}  reconnects {s['reconnects']}")
+        print(
+            f"  job import {s['job_setup']['import_seconds']} s ({s['job_setup']['import_output']}), "
+            f"publish {s['job_setup']['publish_seconds']} s"
+        )
+    print(
+        f"  answers/s {s['answers_per_s']}  submits/s {s['submits_per_s']}  requests/s {s['requests_per_s']}  "
+        f"(answers in DB {s['answers_db']}, client saw {s['answers_client']})"
+    )
+    print(
+        f"  errors {s['errors']} {s['error_kinds'] or ''}  refused {s['refused_submits']}  "
+        f"no-work {s['no_work_redirects']}  reconnects {s['reconnects']}"
+    )
     for kind in ("submit", "page", "start", "overall"):
         b = s["latency"][kind]
-        print(f"  {kind:8s} n={b['count']:6d}  p50 {b['p50_ms']} ms  p95 {b['p95_ms']} ms  p99 {b['p99_ms']} ms  "
-              f"max {b['max_ms']} ms")
+        print(
+            f"  {kind:8s} n={b['count']:6d}  p50 {b['p50_ms']} ms  p95 {b['p95_ms']} ms  p99 {b['p99_ms']} ms  "
+            f"max {b['max_ms']} ms"
+        )
     print(f"  cpu seconds: {s['cpu_seconds']}")
     print(f"  cpu ms per answer: {s['cpu_ms_per_answer']}")
     for key, r in s["rules"].items():

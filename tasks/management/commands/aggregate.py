@@ -52,20 +52,23 @@ class Command(BaseCommand):
             sys.stderr.flush()
 
         if verbose:
-            progress(f"read {answers.n_answers:,} answers: {answers.n_tasks:,} tasks, "
-                     f"{answers.n_workers:,} workers, {answers.n_classes} labels; running {options['method']}")
-        params: dict[str, Any] = {"progress": progress} if verbose and options["method"] not in {
-            "mv", "wmv", "wawa"} else {}
+            progress(
+                f"read {answers.n_answers:,} answers: {answers.n_tasks:,} tasks, "
+                f"{answers.n_workers:,} workers, {answers.n_classes} labels; running {options['method']}"
+            )
+        params: dict[str, Any] = (
+            {"progress": progress} if verbose and options["method"] not in {"mv", "wmv", "wawa"} else {}
+        )
         model = get_aggregator(options["method"], **params)
         try:
             model.fit(answers, gold)
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         try:
-            write_consensus_csv(options["output"], answers.task_names,
-                                answers.classes[model.label_codes_], model.confidence_)
+            write_consensus_csv(
+                options["output"], answers.task_names, answers.classes[model.label_codes_], model.confidence_
+            )
         except OSError as exc:
-            raise CommandError(f"{options['output']}: cannot write ({exc.strerror or exc}).",
-                               returncode=2) from exc
+            raise CommandError(f"{options['output']}: cannot write ({exc.strerror or exc}).", returncode=2) from exc
         if verbose:
             progress(f"wrote {answers.n_tasks:,} labels to {options['output']}")

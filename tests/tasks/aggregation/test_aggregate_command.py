@@ -46,8 +46,9 @@ def test_quoted_fields_and_extra_columns_go_through_the_general_reader(tmp_path:
     assert out.to_dict("records") == [{"task": "t,1", "label": "x", "confidence": "0.666667"}]
 
 
-def test_a_repeated_answer_keeps_the_last_one_and_warns_with_the_count(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_repeated_answer_keeps_the_last_one_and_warns_with_the_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     answers = write(tmp_path, "task,worker,label\nt1,a,x\nt1,b,y\nt1,a,y\nt1,a,y\n")
     out = run(answers, tmp_path / "out.csv")
     assert out["label"].tolist() == ["y"]
@@ -92,17 +93,30 @@ def test_a_missing_file_exits_with_code_2(tmp_path: Path) -> None:
 def test_the_process_exit_code_is_2(tmp_path: Path) -> None:
     answers = write(tmp_path, "task,worker\nt1,a\n")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "aggregate", "--answers", str(answers), "--method", "mv",
-         "--output", str(tmp_path / "o.csv")],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "aggregate",
+            "--answers",
+            str(answers),
+            "--method",
+            "mv",
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert proc.returncode == 2
     assert "missing column(s) label" in proc.stderr
 
 
 def test_fast_and_general_readers_agree(tmp_path: Path) -> None:
-    plain = "task,worker,label\n" + "".join(f"task-{i % 7}-long-identifier,w{i % 5},{'é' if i % 3 else 'b'}\n"
-                                            for i in range(40))
+    plain = "task,worker,label\n" + "".join(
+        f"task-{i % 7}-long-identifier,w{i % 5},{'é' if i % 3 else 'b'}\n" for i in range(40)
+    )
     quoted = plain.replace("task,worker,label\n", '"task",worker,label\n')
     fast = read_answers_csv(write(tmp_path, plain, "a.csv"))
     general = read_answers_csv(write(tmp_path, quoted, "b.csv"))

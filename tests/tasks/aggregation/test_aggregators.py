@@ -32,8 +32,17 @@ def accuracy(labels: pd.Series, gold: pd.Series) -> float:
 
 @pytest.mark.parametrize("method", ALL)
 def test_every_method_returns_a_distribution_per_task_and_a_skill_per_worker(method: str) -> None:
-    df = frame([("t1", "a", "x"), ("t1", "b", "x"), ("t1", "c", "y"),
-                ("t2", "a", "y"), ("t2", "b", "y"), ("t2", "c", "y"), ("t3", "a", "x")])
+    df = frame(
+        [
+            ("t1", "a", "x"),
+            ("t1", "b", "x"),
+            ("t1", "c", "y"),
+            ("t2", "a", "y"),
+            ("t2", "b", "y"),
+            ("t2", "c", "y"),
+            ("t3", "a", "x"),
+        ]
+    )
     model = get_aggregator(method).fit(df)
     assert list(model.probas_.columns) == ["x", "y"]
     np.testing.assert_allclose(model.probas_.sum(axis=1), 1.0)
@@ -140,8 +149,9 @@ def test_numeric_and_text_aggregators() -> None:
 
 
 def test_multilabel_decides_each_label_separately() -> None:
-    df = frame([("a", "1", "x|y"), ("a", "2", "x"), ("a", "3", "x|z"), ("b", "1", "y"), ("b", "2", "y|z"),
-                ("b", "3", "y")])
+    df = frame(
+        [("a", "1", "x|y"), ("a", "2", "x"), ("a", "3", "x|z"), ("b", "1", "y"), ("b", "2", "y|z"), ("b", "3", "y")]
+    )
     out = aggregate_frame(df, "multilabel", base="ds").set_index("task")["label"]
     assert out.to_dict() == {"a": "x", "b": "y"}
 
