@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
@@ -84,7 +85,7 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assi
         lease_expires_at=now + job.assignment_duration,
         reward=job.reward,
     )
-    params = {
+    params: dict[str, Any] = {
         "job": job.pk,
         "worker": worker.pk,
         "uuid": lease.uuid,
