@@ -132,6 +132,9 @@ class Hit(models.Model):
     assignments_wanted = models.PositiveSmallIntegerField()
     slots_taken = models.PositiveSmallIntegerField(default=0)
     assignments_submitted = models.PositiveSmallIntegerField(default=0)
+    priority = models.SmallIntegerField(
+        default=0, help_text="Open Hits are handed out by priority (lower first), then in creation order."
+    )
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
     external_id = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -153,8 +156,8 @@ class Hit(models.Model):
             ),
         ]
         indexes = [
-            # Handing out work scans a job's open hits in id order.
-            models.Index(fields=["job", "id"], condition=Q(state="open"), name="hit_open_idx"),
+            # Handing out work reads a job's open Hits in (priority, id) order from this index alone.
+            models.Index(fields=["job", "priority", "id"], condition=Q(state="open"), name="hit_open_idx"),
             models.Index(fields=["job", "state"], name="hit_job_state_idx"),
         ]
 
@@ -216,7 +219,8 @@ class Assignment(models.Model):
     class Meta:
         constraints = [
             # A worker never works the same Hit twice (items belong to one Hit, so never the same item).
-            models.UniqueConstraint(fields=["hit", "worker"], name="assignment_unique_worker_per_hit"),
+            # Worker first: the hand-out probes (worker, hit) for every candidate Hit.
+            models.UniqueConstraint(fields=["worker", "hit"], name="assignment_unique_worker_per_hit"),
             models.UniqueConstraint(
                 fields=["marketplace", "external_id"],
                 condition=Q(external_id__isnull=False),

@@ -27,6 +27,7 @@ from tasks.models import (
     Job,
     JobState,
 )
+from tasks.services import hot_sql
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
 from workforce.models import Worker
@@ -90,17 +91,16 @@ SELECT state FROM counted"""
 def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], now: datetime) -> str | None:
     """Write the submission; return the Hit's new state, or None when it already had every answer."""
     params: dict[str, Any] = {"hit": assignment.hit_id, "assignment": assignment.pk, "now": now}
+    if connection.vendor == "postgresql":
+        params |= {
+            "job": assignment.job_id,
+            "worker": worker.pk,
+            "items": list(values),
+            "values": [json.dumps(v) for v in values.values()],
+        }
+        row = hot_sql.fetch_one(_RECORD_SQL_POSTGRES, params)
+        return None if row is None else str(row[0])
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            params |= {
-                "job": assignment.job_id,
-                "worker": worker.pk,
-                "items": list(values),
-                "values": [json.dumps(v) for v in values.values()],
-            }
-            cursor.execute(_RECORD_SQL_POSTGRES, params)
-            row = cursor.fetchone()
-            return None if row is None else str(row[0])
         cursor.execute(_COUNT_SUBMISSION_SQL, params)
         row = cursor.fetchone()
     if row is None:

@@ -20,6 +20,7 @@ _HIT_COLUMNS = [
     "assignments_wanted",
     "slots_taken",
     "assignments_submitted",
+    "priority",
     "marketplace",
     "created_at",
 ]
@@ -42,7 +43,7 @@ def _create_hits(job: Job, count: int, state: str) -> list[int]:
         bulk_insert(
             Hit,
             _HIT_COLUMNS,
-            ((pk, uuid.uuid4(), job.pk, state, job.redundancy, 0, 0, job.marketplace, now) for pk in ids),
+            ((pk, uuid.uuid4(), job.pk, state, job.redundancy, 0, 0, 0, job.marketplace, now) for pk in ids),
         )
         return ids
     hits = Hit.objects.bulk_create(

@@ -21,6 +21,7 @@ from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
+from tasks.services import hot_sql
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from workforce.models import Worker
 
@@ -36,21 +37,22 @@ def _current_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment | N
 _NOTHING_OPEN = "nothing-open"
 
 # PostgreSQL: choose, claim and lease in one statement (one round trip under load).
-# ``first_open`` bounds the scan to the job's open range of the partial index ``hit_open_idx``;
+# The (priority, id) order is served only by the partial index ``hit_open_idx``, so the scan starts at the
+# job's first open Hit (ordering by id alone lets the planner walk the primary key past finished Hits);
 # ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
 _CLAIM_SQL = """
 WITH current_lease AS (
     SELECT id, uuid, hit_id, accepted_at, lease_expires_at FROM tasks_assignment
     WHERE job_id = %(job)s AND worker_id = %(worker)s AND state = 'accepted' AND lease_expires_at > %(now)s
     ORDER BY id LIMIT 1
-), first_open AS (
-    SELECT id FROM tasks_hit WHERE job_id = %(job)s AND state = 'open' ORDER BY id LIMIT 1
 ), candidate AS (
     SELECT h.id FROM tasks_hit h
-    WHERE h.job_id = %(job)s AND h.state = 'open' AND h.id >= (SELECT id FROM first_open)
+    WHERE h.job_id = %(job)s AND h.state = 'open'
       AND NOT EXISTS (SELECT 1 FROM current_lease)
-      AND NOT EXISTS (SELECT 1 FROM tasks_assignment a WHERE a.hit_id = h.id AND a.worker_id = %(worker)s)
-    ORDER BY h.id LIMIT 1
+      -- a scalar subquery is probed per candidate through the (worker, hit) unique index; an anti-join
+      -- could instead scan the worker's whole history
+      AND (SELECT a.id FROM tasks_assignment a WHERE a.worker_id = %(worker)s AND a.hit_id = h.id) IS NULL
+    ORDER BY h.priority, h.id LIMIT 1
     FOR UPDATE OF h SKIP LOCKED
 ), claimed AS (
     UPDATE tasks_hit h
@@ -64,7 +66,7 @@ WITH current_lease AS (
         (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward)
     SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s
     FROM claimed
-    ON CONFLICT (hit_id, worker_id) DO NOTHING
+    ON CONFLICT (worker_id, hit_id) DO NOTHING
     RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
 ), lease AS (
     SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
@@ -94,9 +96,10 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assi
         "expires": lease.lease_expires_at,
         "reward": lease.reward,
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
-        found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at = cursor.fetchone()
+    with transaction.atomic():
+        row = hot_sql.fetch_one(_CLAIM_SQL, params)
+        assert row is not None  # the statement always returns one row
+        found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at = row
         if assignment_id is None:
             if not found:
                 return _NOTHING_OPEN
@@ -120,7 +123,7 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | 
         candidates = (
             Hit.objects.filter(job_id=job.pk, state=HitState.OPEN)
             .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
-            .order_by("id")
+            .order_by("priority", "id")
         )
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)

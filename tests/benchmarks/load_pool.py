@@ -587,7 +587,8 @@ class ThreadClient:
         csrf = self.cookies.get("csrftoken", "")
         rng = random.Random(id(self))
         task: dict[str, Any] | None = None
-        next_submit = time.monotonic()
+        # Workers do not act in lock-step: each starts at a random phase of its pacing interval.
+        next_submit = time.monotonic() + random.random() * self.plan.pace_seconds
         while time.monotonic() < plan.deadline:
             if task is None:
                 resp = self.timed("start", "POST", f"/work/jobs/{plan.job_id}/start/", {"csrfmiddlewaretoken": csrf})
@@ -615,7 +616,8 @@ class ThreadClient:
         plan = self.plan
         task_path: str | None = None
         csrf = self.cookies.get("csrftoken", "")
-        next_submit = time.monotonic()
+        # Workers do not act in lock-step: each starts at a random phase of its pacing interval.
+        next_submit = time.monotonic() + random.random() * self.plan.pace_seconds
         while time.monotonic() < plan.deadline:
             if task_path is None:
                 resp = self.timed("start", "POST", f"/work/jobs/{plan.job_id}/start/", {"csrfmiddlewaretoken": csrf})
