@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -18,6 +20,7 @@ from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
+from tasks.tasks import compute_consensus_task
 from workforce.audit import Actor
 
 
@@ -80,7 +83,7 @@ class JobAdmin(admin.ModelAdmin):
         "completed_at",
         "progress_detail",
     )
-    actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected"]
+    actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected", "recompute_consensus"]
     fieldsets = (
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
@@ -212,6 +215,13 @@ class JobAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{job.name}: publishing started.", messages.SUCCESS)
+
+    @admin.action(description="Recompute consensus labels of selected jobs", permissions=["change"])
+    def recompute_consensus(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            # Runs in Celery (inline without a broker); big jobs take seconds.
+            transaction.on_commit(partial(compute_consensus_task.delay, job_id=job.pk, user_id=request.user.pk))
+        self.message_user(request, f"Consensus queued for {queryset.count()} job(s).", messages.SUCCESS)
 
     @admin.action(description="Pause selected jobs", permissions=["change"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

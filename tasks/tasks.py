@@ -29,3 +29,12 @@ def publish_job_task(*, job_id: int, user_id: int | None = None) -> int:
         actor = Actor.system("publisher")
     publish_job(job=job, actor=actor)
     return job.pk
+
+
+@shared_task(name="tasks.tasks.compute_consensus_task")
+def compute_consensus_task(*, job_id: int, user_id: int | None = None) -> dict[str, object]:
+    from tasks.services.consensus import compute_consensus
+
+    job = Job.objects.get(pk=job_id)
+    actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("consensus")
+    return compute_consensus(job=job, actor=actor).__dict__

@@ -11,8 +11,8 @@ from django.db import connection, models
 BATCH_SIZE = 5000
 
 
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, dict | list):
+def _copy_value(value: Any, is_json: bool) -> Any:
+    if is_json:
         return json.dumps(value, separators=(",", ":"))
     return value
 
@@ -29,10 +29,11 @@ def bulk_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
             connection.ops.quote_name(str(getattr(f, "column", name))) for f, name in zip(fields, columns, strict=True)
         )
         table = connection.ops.quote_name(model._meta.db_table)
+        json_columns = [isinstance(f, models.JSONField) for f in fields]
         count = 0
         with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({db_columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([_copy_value(v) for v in row])
+                copy.write_row([_copy_value(v, j) for v, j in zip(row, json_columns, strict=True)])
                 count += 1
         return count
     count = 0

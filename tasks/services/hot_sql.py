@@ -20,5 +20,5 @@ def fetch_one(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
     connection.ensure_connection()
     raw = connection.connection
     with psycopg.Cursor(raw) as cursor:  # server-side parameter binding, so the statement can be prepared
-        cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS or None)  # type: ignore[arg-type]
+        cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS or None)
         return cursor.fetchone()

@@ -405,3 +405,26 @@ def test_the_audit_changelist_renders(staff_client: Client, audit_event: AuditEv
     response = staff_client.get(reverse("admin:workforce_auditevent_changelist"))
     assert response.status_code == 200
     assert "job.paused" in response.content.decode()
+
+
+def test_the_recompute_consensus_action_writes_consensus_labels(
+    staff_client: Client,
+    make_published_job: Callable[..., Job],
+    make_worker: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from tasks.models import ConsensusLabel
+    from tasks.services.collection import submit_assignment
+    from tasks.services.pool import assign_next_hit
+
+    job = make_published_job(items=2, redundancy=1)
+    worker = make_worker()
+    for _ in range(2):
+        lease = assign_next_hit(job=job, worker=worker)
+        submit_assignment(assignment=lease, worker=worker, answers={lease.hit.items.get().pk: "neg"})
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = run_action(staff_client, "recompute_consensus", job)
+    assert response.status_code == 302
+    assert len(callbacks) == 1
+    assert list(ConsensusLabel.objects.filter(job=job).values_list("value", flat=True)) == ["neg", "neg"]
+    assert AuditEvent.objects.filter(action="consensus.computed", object_id=str(job.pk)).count() == 1

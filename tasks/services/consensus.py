@@ -1,0 +1,160 @@
+"""Consensus: a job's answers, aggregated by its configured method, become ``ConsensusLabel`` rows.
+
+Answers are read in one streamed query and coded as integer arrays for the pure aggregation package;
+the job's previous consensus is replaced in one transaction, so readers see the old set or the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from tasks.aggregation.base import Answers
+from tasks.aggregation.registry import CATEGORICAL, get_aggregator
+from tasks.models import Answer, ConsensusLabel, Job
+from tasks.services.bulk import bulk_insert
+from tasks.services.errors import ServiceError
+from workforce.audit import Actor, record_audit_event
+
+CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class ConsensusResult:
+    job: int
+    method: str
+    version: int
+    items: int
+    answers: int
+    mean_confidence: float
+
+
+def _load(job: Job) -> tuple[list[int], list[int], list[Any]]:
+    items: list[int] = []
+    workers: list[int] = []
+    values: list[Any] = []
+    rows = Answer.objects.filter(job=job).order_by("id").values_list("item_id", "worker_id", "value")
+    for item_id, worker_id, value in rows.iterator(chunk_size=CHUNK):
+        items.append(item_id)
+        workers.append(worker_id)
+        values.append(value)
+    return items, workers, values
+
+
+def _categorical(
+    job: Job, method: str, params: dict[str, Any], items: list[int], workers: list[int], values: list[Any]
+) -> tuple[np.ndarray, list[Any], np.ndarray, list[dict[str, float]]]:
+    labels = [str(label) for label in job.labels]
+    position = {label: i for i, label in enumerate(labels)}
+    unknown = {v for v in values if v not in position}
+    if unknown:
+        raise ServiceError(f"Answers use labels outside the job's label set: {', '.join(map(str, sorted(unknown)))}.")
+    task_codes, task_ids = _factorize(items)
+    worker_codes, worker_ids = _factorize(workers)
+    label_codes = np.fromiter((position[v] for v in values), dtype=np.int64, count=len(values))
+    coded = Answers.from_codes(
+        task_codes, worker_codes, label_codes, task_ids.tolist(), worker_ids.tolist(), labels, classes=labels
+    )
+    model = get_aggregator(method, **params).fit(coded)
+    classes = [str(c) for c in coded.classes]
+    chosen = [classes[c] for c in model.label_codes_]
+    probabilities = [
+        {label: round(float(p), 6) for label, p in zip(classes, row, strict=True)} for row in model.posterior_
+    ]
+    return task_ids, chosen, np.asarray(model.confidence_, dtype=float), probabilities
+
+
+def _multilabel(
+    job: Job, method: str, params: dict[str, Any], items: list[int], workers: list[int], values: list[Any]
+) -> tuple[np.ndarray, list[Any], np.ndarray, list[dict[str, float]]]:
+    import pandas as pd
+
+    base = method if method in CATEGORICAL else "mv"
+    frame = pd.DataFrame({"task": items, "worker": workers, "label": values})
+    model = get_aggregator("multilabel", base=base, base_params=params).fit(frame)
+    presence = model.presence_
+    names = list(model.label_names_)
+    task_ids = np.asarray([int(t) for t in model.task_names_], dtype=np.int64)
+    chosen = [[names[j] for j in np.flatnonzero(row > model.threshold)] for row in presence]
+    # The weakest of the per-label decisions is the answer's confidence.
+    confidence = np.maximum(presence, 1 - presence).min(axis=1) if names else np.ones(len(task_ids))
+    probabilities = [{n: round(float(p), 6) for n, p in zip(names, row, strict=True)} for row in presence]
+    return task_ids, chosen, confidence, probabilities
+
+
+def _factorize(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    uniques, codes = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
+    return codes, uniques
+
+
+def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **params: Any) -> ConsensusResult:
+    """Aggregate ``job``'s answers with ``method`` (default: the job's) and replace its consensus."""
+    method = method or job.consensus_method
+    if method not in CATEGORICAL:
+        raise ServiceError(f"Unknown consensus method {method!r}; use one of: {', '.join(CATEGORICAL)}.")
+    items, workers, values = _load(job)
+    if not items:
+        raise ServiceError(f"Job {job.pk} has no answers yet.")
+    fit = _multilabel if job.is_multilabel else _categorical
+    try:
+        task_ids, chosen, confidence, probabilities = fit(job, method, params, items, workers, values)
+    except (TypeError, ValueError) as exc:
+        raise ServiceError(f"Cannot aggregate with these parameters: {exc}") from exc
+    counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
+    now = timezone.now()
+    with transaction.atomic():
+        Job.objects.select_for_update().filter(pk=job.pk).first()  # one consensus run per job at a time
+        version = (ConsensusLabel.objects.filter(job=job).aggregate(v=Max("version"))["v"] or 0) + 1
+        ConsensusLabel.objects.filter(job=job).delete()
+        stored_params = {k: v for k, v in params.items() if isinstance(v, int | float | str | bool)}
+        bulk_insert(
+            ConsensusLabel,
+            [
+                "item_id",
+                "job_id",
+                "value",
+                "confidence",
+                "probabilities",
+                "method",
+                "version",
+                "parameters",
+                "answers_count",
+                "created_at",
+            ],
+            (
+                (
+                    int(item_id),
+                    job.pk,
+                    value,
+                    float(conf),
+                    probs,
+                    method,
+                    version,
+                    stored_params,
+                    int(counts[item_id]),
+                    now,
+                )
+                for item_id, value, conf, probs in zip(task_ids, chosen, confidence, probabilities, strict=True)
+            ),
+        )
+        result = ConsensusResult(
+            job=job.pk,
+            method=method,
+            version=version,
+            items=len(task_ids),
+            answers=len(items),
+            mean_confidence=round(float(np.mean(confidence)), 4),
+        )
+        record_audit_event(
+            actor=actor,
+            action="consensus.computed",
+            object_type="job",
+            object_id=job.pk,
+            after={**result.__dict__, "parameters": stored_params},
+        )
+    return result
