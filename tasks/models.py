@@ -66,6 +66,17 @@ class Job(models.Model):
     )
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
     consensus_method = models.CharField(max_length=16, default="mv")
+    requirements = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Who may work on the job, e.g. [{"kind": "test", "test": 3, "min_score": 80}, '
+        '{"kind": "not_blocked"}, {"kind": "approved_assignments", "min": 100}].',
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of each worker's items that are hidden gold questions (0.1 = 1 in 10).",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
