@@ -53,3 +53,19 @@ def ops_manager(db: Any) -> Any:
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _celery_runs_inline(request: pytest.FixtureRequest) -> Any:
+    """Queued work runs inline in tests, even when CELERY_BROKER_URL is set (CI), except in the tests
+    marked ``broker``, which start a real worker process."""
+    from config.celery import app
+
+    if request.node.get_closest_marker("broker"):
+        yield
+        return
+    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
