@@ -72,6 +72,16 @@ class Job(models.Model):
         help_text='Who may work on the job, e.g. [{"kind": "test", "test": 3, "min_score": 80}, '
         '{"kind": "not_blocked"}, {"kind": "approved_assignments", "min": 100}].',
     )
+    block_below_accuracy = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Block a worker from the job once we are 95% sure their gold accuracy is below this "
+        "(empty: never block).",
+    )
+    block_after_gold = models.PositiveSmallIntegerField(
+        default=5, help_text="Gold answers a worker gives before the block policy may act."
+    )
     gold_rate = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
@@ -112,6 +122,8 @@ class Item(models.Model):
     external_id = models.CharField(max_length=255)
     payload = models.JSONField()
     payload_hash = models.CharField(max_length=64, help_text="sha256 of the canonical payload (re-import check).")
+    is_gold = models.BooleanField(default=False, help_text="A hidden gold question with a known answer.")
+    gold_answer = models.JSONField(null=True, blank=True, help_text="The known answer of a gold item.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +155,9 @@ class Hit(models.Model):
     assignments_wanted = models.PositiveSmallIntegerField()
     slots_taken = models.PositiveSmallIntegerField(default=0)
     assignments_submitted = models.PositiveSmallIntegerField(default=0)
+    is_gold = models.BooleanField(
+        default=False, help_text="Holds one gold item; offered to every worker once, never completes."
+    )
     priority = models.SmallIntegerField(
         default=0, help_text="Open Hits are handed out by priority (lower first), then in creation order."
     )
@@ -168,7 +183,10 @@ class Hit(models.Model):
         ]
         indexes = [
             # Handing out work reads a job's open Hits in (priority, id) order from this index alone.
-            models.Index(fields=["job", "priority", "id"], condition=Q(state="open"), name="hit_open_idx"),
+            models.Index(
+                fields=["job", "priority", "id"], condition=Q(state="open", is_gold=False), name="hit_open_idx"
+            ),
+            models.Index(fields=["job", "id"], condition=Q(state="open", is_gold=True), name="hit_open_gold_idx"),
             models.Index(fields=["job", "state"], name="hit_job_state_idx"),
         ]
 
@@ -289,3 +307,62 @@ class ConsensusLabel(models.Model):
 
     def __str__(self) -> str:
         return f"Consensus for item {self.item_id}: {self.value}"
+
+
+class GoldGrade(models.Model):
+    """How one answer to a gold item scored against the item's known answer."""
+
+    answer = models.OneToOneField(Answer, on_delete=models.CASCADE, related_name="gold_grade")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="gold_grades")
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="gold_grades")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="gold_grades")
+    score = models.FloatField(help_text="1 for right, 0 for wrong, in between for partly right (multi-label).")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "worker"], name="goldgrade_job_worker_idx")]
+
+    def __str__(self) -> str:
+        return f"Gold grade {self.score:.2f} for worker {self.worker_id} on item {self.item_id}"
+
+
+class WorkerJobScore(models.Model):
+    """A worker's quality on one job, recomputed from gold grades and consensus."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="worker_scores")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="job_scores")
+    gold_answers = models.PositiveIntegerField(default=0)
+    gold_score = models.FloatField(default=0.0, help_text="Sum of gold grades.")
+    accuracy = models.FloatField(null=True, blank=True, help_text="Posterior mean gold accuracy (Beta prior).")
+    accuracy_low = models.FloatField(null=True, blank=True)
+    accuracy_high = models.FloatField(null=True, blank=True)
+    agreement = models.FloatField(null=True, blank=True, help_text="Share of answers equal to the consensus.")
+    answers = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "worker"], name="workerjobscore_unique")]
+
+    def __str__(self) -> str:
+        return f"Score of worker {self.worker_id} on job {self.job_id}"
+
+
+class JobBlock(models.Model):
+    """A worker barred from one job (by a policy or a person), with the evidence."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="blocks")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="job_blocks")
+    reason = models.CharField(max_length=255)
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "worker"], condition=Q(lifted_at__isnull=True), name="jobblock_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Worker {self.worker_id} blocked from job {self.job_id}"

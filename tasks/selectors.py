@@ -36,7 +36,7 @@ def list_job_progress(job_ids: list[int], *, use_cache: bool = True) -> dict[int
     if use_cache and (hit := cache.get(key)) is not None:
         return hit
     rows = (
-        Hit.objects.filter(job_id__in=job_ids)
+        Hit.objects.filter(job_id__in=job_ids, is_gold=False)
         .exclude(state=HitState.CANCELLED)
         .values("job_id")
         .annotate(

@@ -12,7 +12,7 @@ BATCH_SIZE = 5000
 
 
 def _copy_value(value: Any, is_json: bool) -> Any:
-    if is_json:
+    if is_json and value is not None:  # None stays SQL NULL, as the ORM stores it
         return json.dumps(value, separators=(",", ":"))
     return value
 

@@ -25,11 +25,13 @@ from tasks.models import (
     HitItem,
     HitState,
     Job,
+    JobBlock,
     JobState,
 )
 from tasks.services import hot_sql
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
+from tasks.services.quality import grade_gold_answers
 from workforce.models import Worker
 
 _REFUSALS = {
@@ -119,7 +121,7 @@ def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], n
 
 def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignment | None:
     """The worker's assignment, row-locked, with its job and (on PostgreSQL) its item ids in one query."""
-    query = Assignment.objects.select_for_update(of=("self",)).select_related("job").filter(worker_id=worker.pk)
+    query = Assignment.objects.select_for_update(of=("self",)).select_related("job", "hit").filter(worker_id=worker.pk)
     query = query.filter(uuid=assignment) if isinstance(assignment, UUID) else query.filter(pk=assignment.pk)
     if connection.vendor == "postgresql":
         item_ids = HitItem.objects.filter(hit_id=OuterRef("hit_id")).order_by("position").values("item_id")
@@ -151,6 +153,11 @@ def submit_assignment(
         job = locked.job
         if job.state == JobState.CANCELLED:
             raise SubmissionRefused("This job was cancelled, so the task can no longer be submitted.")
+        # Workers blocked by the job's policy lose their open leases too (checked only where blocks exist).
+        if (locked.hit.is_gold or job.block_below_accuracy is not None) and JobBlock.objects.filter(
+            job=job, worker=worker, lifted_at__isnull=True
+        ).exists():
+            raise SubmissionRefused("You can no longer work on this job, so the task was not saved.")
         if locked.lease_expires_at <= now:
             expired = True
         else:
@@ -167,10 +174,12 @@ def submit_assignment(
             hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
             if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
+            if locked.hit.is_gold:
+                grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
             if (
                 hit_state == HitState.COMPLETE
                 and not Hit.objects.filter(
-                    job_id=job.pk, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
+                    job_id=job.pk, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
                 ).exists()
             ):
                 Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from tasks.aggregation.base import Answers
 from tasks.aggregation.registry import CATEGORICAL, get_aggregator
-from tasks.models import Answer, ConsensusLabel, Job
+from tasks.models import Answer, ConsensusLabel, Job, JobBlock
 from tasks.services.bulk import bulk_insert
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
@@ -38,7 +38,14 @@ def _load(job: Job) -> tuple[list[int], list[int], list[Any]]:
     items: list[int] = []
     workers: list[int] = []
     values: list[Any] = []
-    rows = Answer.objects.filter(job=job).order_by("id").values_list("item_id", "worker_id", "value")
+    # Gold items have known answers, and workers the job's policy blocked are not trusted.
+    blocked = JobBlock.objects.filter(job=job, lifted_at__isnull=True).values("worker_id")
+    rows = (
+        Answer.objects.filter(job=job, item__is_gold=False)
+        .exclude(worker_id__in=blocked)
+        .order_by("id")
+        .values_list("item_id", "worker_id", "value")
+    )
     for item_id, worker_id, value in rows.iterator(chunk_size=CHUNK):
         items.append(item_id)
         workers.append(worker_id)

@@ -12,6 +12,8 @@ from tasks.models import Hit, HitItem, HitState, Item, Job
 from tasks.services.bulk import bulk_insert
 
 CHUNK = 20000
+# A gold Hit is offered to every worker once; its "wanted" count is only a ceiling.
+GOLD_HIT_CAPACITY = 30000
 _HIT_COLUMNS = [
     "id",
     "uuid",
@@ -21,6 +23,7 @@ _HIT_COLUMNS = [
     "slots_taken",
     "assignments_submitted",
     "priority",
+    "is_gold",
     "marketplace",
     "created_at",
 ]
@@ -36,14 +39,15 @@ def _allocate_ids(model: type[Hit], count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _create_hits(job: Job, count: int, state: str) -> list[int]:
+def _create_hits(job: Job, count: int, state: str, *, gold: bool = False) -> list[int]:
     now = timezone.now()
+    wanted = GOLD_HIT_CAPACITY if gold else job.redundancy
     if connection.vendor == "postgresql":
         ids = _allocate_ids(Hit, count)
         bulk_insert(
             Hit,
             _HIT_COLUMNS,
-            ((pk, uuid.uuid4(), job.pk, state, job.redundancy, 0, 0, 0, job.marketplace, now) for pk in ids),
+            ((pk, uuid.uuid4(), job.pk, state, wanted, 0, 0, 0, gold, job.marketplace, now) for pk in ids),
         )
         return ids
     hits = Hit.objects.bulk_create(
@@ -52,7 +56,8 @@ def _create_hits(job: Job, count: int, state: str) -> list[int]:
                 uuid=uuid.uuid4(),
                 job=job,
                 state=state,
-                assignments_wanted=job.redundancy,
+                assignments_wanted=wanted,
+                is_gold=gold,
                 marketplace=job.marketplace,
                 created_at=now,
             )
@@ -66,27 +71,34 @@ def _create_hits(job: Job, count: int, state: str) -> list[int]:
 def build_hits(*, job: Job, open_now: bool) -> int:
     """Group the job's items that are in no Hit yet into Hits of ``job.items_per_hit`` items.
 
-    Set-based: item ids are read in chunks, Hits and their item links are written in bulk (COPY with
-    pre-allocated ids on PostgreSQL). Returns the number of Hits created.
+    Gold items get a Hit each, which every worker may get once (``Hit.is_gold``). Set-based: item ids
+    are read in one query, Hits and their item links written in bulk (COPY with pre-allocated ids on
+    PostgreSQL). Returns the number of Hits created.
     """
-    per_hit = job.items_per_hit
     state = HitState.OPEN if open_now else HitState.DRAFT
-    created = 0
+    pending = Item.objects.filter(job=job, hit_items__isnull=True).order_by("id")
     with transaction.atomic():
-        item_ids = iter(
-            list(Item.objects.filter(job=job, hit_items__isnull=True).order_by("id").values_list("id", flat=True))
+        created = _build(
+            job, list(pending.filter(is_gold=False).values_list("id", flat=True)), job.items_per_hit, state
         )
-        while ids := list(islice(item_ids, CHUNK * per_hit)):
-            groups = [ids[i : i + per_hit] for i in range(0, len(ids), per_hit)]
-            hit_ids = _create_hits(job, len(groups), state)
-            bulk_insert(
-                HitItem,
-                ["hit_id", "item_id", "position"],
-                (
-                    (hit_id, item_id, pos)
-                    for hit_id, group in zip(hit_ids, groups, strict=True)
-                    for pos, item_id in enumerate(group)
-                ),
-            )
-            created += len(groups)
+        created += _build(job, list(pending.filter(is_gold=True).values_list("id", flat=True)), 1, state, gold=True)
+    return created
+
+
+def _build(job: Job, all_ids: list[int], per_hit: int, state: str, *, gold: bool = False) -> int:
+    created = 0
+    item_ids = iter(all_ids)
+    while ids := list(islice(item_ids, CHUNK * per_hit)):
+        groups = [ids[i : i + per_hit] for i in range(0, len(ids), per_hit)]
+        hit_ids = _create_hits(job, len(groups), state, gold=gold)
+        bulk_insert(
+            HitItem,
+            ["hit_id", "item_id", "position"],
+            (
+                (hit_id, item_id, pos)
+                for hit_id, group in zip(hit_ids, groups, strict=True)
+                for pos, item_id in enumerate(group)
+            ),
+        )
+        created += len(groups)
     return created

@@ -39,6 +39,7 @@ class ImportResult:
     unchanged: int = 0
     hits_created: int = 0
     rows: int = 0
+    gold: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -156,11 +157,31 @@ def _check_payload(job: Job, payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[tuple[str, dict[str, Any], str]], int, int]:
+GOLD_COLUMN = "gold"
+_NewRow = tuple[str, dict[str, Any], str, Any]
+
+
+def _gold_answer(job: Job, raw: Any) -> tuple[Any, str | None]:
+    """The known answer from a row's ``gold`` value (None when the row is an ordinary item), or an error."""
+    if raw is None or raw == "" or raw == []:
+        return None, None
+    labels = [str(label) for label in job.labels]
+    if job.is_multilabel:
+        values = raw if isinstance(raw, list) else [v.strip() for v in str(raw).split("|") if v.strip()]
+        unknown = [v for v in values if v not in labels]
+        if unknown:
+            return None, f"gold label(s) {', '.join(map(str, unknown))} are not in the job's labels"
+        return [label for label in labels if label in values], None
+    if not isinstance(raw, str) or raw not in labels:
+        return None, f"gold label {raw!r} is not one of the job's labels ({', '.join(labels)})"
+    return raw, None
+
+
+def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow], int, int]:
     """Return (new rows, unchanged count, total rows), or raise with every bad line."""
     existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash").iterator(chunk_size=20000))
     seen: dict[str, int] = {}
-    new: list[tuple[str, dict[str, Any], str]] = []
+    new: list[_NewRow] = []
     errors: list[RowError] = []
     bad = unchanged = total = 0
     limit = settings.IMPORT_MAX_REPORTED_ERRORS
@@ -176,12 +197,16 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[tuple[s
                 problem = RowError(row.line, f"id {row.external_id!r} already appears on line {seen[row.external_id]}")
             elif (message := _check_payload(job, row.payload)) is not None:
                 problem = RowError(row.line, message)
+            elif (gold_problem := _gold_answer(job, row.payload.get(GOLD_COLUMN))[1]) is not None:
+                problem = RowError(row.line, gold_problem)
             else:
                 seen[row.external_id] = row.line
-                digest = payload_hash(row.payload)
+                # The known answer never stays in the payload, which workers' pages draw from.
+                gold = _gold_answer(job, row.payload.pop(GOLD_COLUMN, None))[0]
+                digest = payload_hash(row.payload if gold is None else {**row.payload, "\u0000gold": gold})
                 known = existing.get(row.external_id)
                 if known is None:
-                    new.append((row.external_id, row.payload, digest))
+                    new.append((row.external_id, row.payload, digest, gold))
                 elif known == digest:
                     unchanged += 1
                 else:
@@ -208,7 +233,9 @@ def import_items(
         raise ServiceError(f"Job {job.pk} is {job.state}; items can only be added to draft, published or paused jobs.")
     parsed = _parse_csv(stream) if file_format == "csv" else _parse_jsonl(stream)
     new, unchanged, total = _validate(job, parsed)
-    result = ImportResult(created=len(new), unchanged=unchanged, rows=total)
+    result = ImportResult(
+        created=len(new), unchanged=unchanged, rows=total, gold=sum(1 for row in new if row[3] is not None)
+    )
     if not new:
         return result
     now = timezone.now()
@@ -217,8 +244,8 @@ def import_items(
             locked = Job.objects.select_for_update().get(pk=job.pk)
             bulk_insert(
                 Item,
-                ["job_id", "external_id", "payload", "payload_hash", "created_at"],
-                ((job.pk, ext, payload, digest, now) for ext, payload, digest in new),
+                ["job_id", "external_id", "payload", "payload_hash", "is_gold", "gold_answer", "created_at"],
+                ((job.pk, ext, payload, digest, gold is not None, gold, now) for ext, payload, digest, gold in new),
             )
             if locked.state in (JobState.PUBLISHED, JobState.PAUSED):
                 result.hits_created = hit_services.build_hits(job=locked, open_now=locked.state == JobState.PUBLISHED)

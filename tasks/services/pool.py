@@ -11,6 +11,7 @@ Rules that hold under any concurrency:
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -20,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlock, JobState
 from tasks.services import hot_sql
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from workforce.models import Worker
@@ -40,19 +41,23 @@ _NOTHING_OPEN = "nothing-open"
 # The (priority, id) order is served only by the partial index ``hit_open_idx``, so the scan starts at the
 # job's first open Hit (ordering by id alone lets the planner walk the primary key past finished Hits);
 # ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
-_CLAIM_SQL = """
+_CLAIM_SQL_TEMPLATE = """
 WITH current_lease AS (
     SELECT id, uuid, hit_id, accepted_at, lease_expires_at FROM tasks_assignment
     WHERE job_id = %(job)s AND worker_id = %(worker)s AND state = 'accepted' AND lease_expires_at > %(now)s
     ORDER BY id LIMIT 1
 ), candidate AS (
     SELECT h.id FROM tasks_hit h
-    WHERE h.job_id = %(job)s AND h.state = 'open'
+    WHERE h.job_id = %(job)s AND h.state = 'open' AND h.is_gold = {gold}
       AND NOT EXISTS (SELECT 1 FROM current_lease)
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_jobblock b
+          WHERE b.job_id = %(job)s AND b.worker_id = %(worker)s AND b.lifted_at IS NULL
+      )
       -- a scalar subquery is probed per candidate through the (worker, hit) unique index; an anti-join
       -- could instead scan the worker's whole history
       AND (SELECT a.id FROM tasks_assignment a WHERE a.worker_id = %(worker)s AND a.hit_id = h.id) IS NULL
-    ORDER BY h.priority, h.id LIMIT 1
+    ORDER BY {order} LIMIT 1
     FOR UPDATE OF h SKIP LOCKED
 ), claimed AS (
     UPDATE tasks_hit h
@@ -74,9 +79,14 @@ WITH current_lease AS (
 SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lease.accepted_at, lease.lease_expires_at
 FROM (SELECT 1) AS one LEFT JOIN lease ON true
 """
+# Literal flags, not parameters, so the planner matches each query to its partial index.
+_CLAIM_SQL = {
+    False: _CLAIM_SQL_TEMPLATE.replace("{gold}", "false").replace("{order}", "h.priority, h.id"),
+    True: _CLAIM_SQL_TEMPLATE.replace("{gold}", "true").replace("{order}", "h.id"),
+}
 
 
-def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assignment | str | None:
+def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
     lease = Assignment(
         uuid=uuid.uuid4(),
         job_id=job.pk,
@@ -97,7 +107,7 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assi
         "reward": lease.reward,
     }
     with transaction.atomic():
-        row = hot_sql.fetch_one(_CLAIM_SQL, params)
+        row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
         assert row is not None  # the statement always returns one row
         found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at = row
         if assignment_id is None:
@@ -114,14 +124,16 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime) -> Assi
     return lease
 
 
-def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | str | None:
+def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = False) -> Assignment | str | None:
     """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left."""
     if connection.vendor == "postgresql":
-        return _claim_open_hit_postgres(job=job, worker=worker, now=now)
+        return _claim_open_hit_postgres(job=job, worker=worker, now=now, gold=gold)
     # Portable path (SQLite serialises writers, so the steps below cannot interleave there).
     with transaction.atomic():
+        if JobBlock.objects.filter(job_id=job.pk, worker_id=worker.pk, lifted_at__isnull=True).exists():
+            return _NOTHING_OPEN
         candidates = (
-            Hit.objects.filter(job_id=job.pk, state=HitState.OPEN)
+            Hit.objects.filter(job_id=job.pk, state=HitState.OPEN, is_gold=gold)
             .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
             .order_by("priority", "id")
         )
@@ -157,10 +169,17 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime) -> Assignment | 
             return None
 
 
-def assign_next_hit(*, job: Job, worker: Worker, now: datetime | None = None) -> Assignment:
+_random = random.SystemRandom()
+
+
+def assign_next_hit(
+    *, job: Job, worker: Worker, now: datetime | None = None, rng: random.Random | None = None
+) -> Assignment:
     """Give ``worker`` a lease on the next Hit of ``job`` they have not worked, or their current lease.
 
-    Raises ``NoWorkAvailable`` with a sentence when there is nothing for them.
+    With probability ``job.gold_rate`` the lease is a gold Hit the worker has not seen (when one is left),
+    so gold questions land at random places in each worker's stream. Raises ``NoWorkAvailable`` with a
+    sentence when there is nothing for them.
     """
     now = now or timezone.now()
     if worker.is_blocked:
@@ -171,6 +190,10 @@ def assign_next_hit(*, job: Job, worker: Worker, now: datetime | None = None) ->
         current = _current_lease(job=job, worker=worker, now=now)
         if current is not None:
             return current
+    if job.gold_rate > 0 and (rng or _random).random() < job.gold_rate:
+        claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True)
+        if isinstance(claim, Assignment):
+            return claim
     reclaimed = False
     for _ in range(5):
         claim = _claim_open_hit(job=job, worker=worker, now=now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.models import Answer, HitItem, HitState, Job, JobState, TaskKind
+from tasks.models import Answer, GoldGrade, HitItem, HitState, Job, JobBlock, JobState, TaskKind
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable
 from tasks.services.imports import import_items
@@ -29,6 +30,11 @@ from workforce.models import Marketplace, Worker
 from workforce.services import get_or_create_workers
 
 ACTOR = Actor.system("crowd simulator")
+# ``--block-policy default``: block once 90% sure a worker's gold accuracy is under 50%, after 5 gold answers.
+BLOCK_POLICIES: dict[str, dict[str, Any]] = {
+    "none": {"block_below_accuracy": None},
+    "default": {"block_below_accuracy": 0.5, "block_after_gold": 5},
+}
 
 
 @dataclass
@@ -50,6 +56,13 @@ class SimulationResult:
     majority_accuracy: float | None = None
     seconds: float = 0.0
     by_kind: dict[str, int] = field(default_factory=dict)
+    gold_items: int = 0
+    gold_answers: int = 0
+    spammers_blocked: int = 0
+    honest_blocked: int = 0
+    gold_answers_per_block: float | None = None
+    accuracy_before_exclusion: float | None = None
+    accuracy_after_exclusion: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +102,9 @@ def _make_workers(
     ]
 
 
-def create_simulation_job(*, items: int, classes: int, redundancy: int, seed: int) -> Job:
+def create_simulation_job(
+    *, items: int, classes: int, redundancy: int, seed: int, gold_rate: float = 0.0, block_policy: str = "none"
+) -> Job:
     labels = [f"class_{i}" for i in range(classes)]
     job = create_job(
         name=f"Simulated job (seed {seed}, {items} items)",
@@ -100,10 +115,16 @@ def create_simulation_job(*, items: int, classes: int, redundancy: int, seed: in
         instructions="Pick the class the text describes.",
         actor=ACTOR,
     )
+    Job.objects.filter(pk=job.pk).update(gold_rate=gold_rate, **BLOCK_POLICIES[block_policy])
+    job.refresh_from_db()
     buf = io.StringIO()
-    buf.write("external_id,text\n")
+    buf.write("external_id,text,gold\n")
     for i in range(items):
-        buf.write(f"item-{i:07d},Simulated text number {i}\n")
+        buf.write(f"item-{i:07d},Simulated text number {i},\n")
+    # Gold questions: extra items whose known answer is the simulator's truth.
+    for i in range(round(items * gold_rate) if gold_rate else 0):
+        external_id = f"gold-{i:06d}"
+        buf.write(f"{external_id},Simulated text G{i},{labels[_latent_label(seed, external_id, classes)]}\n")
     buf.seek(0)
     import_items(job=job, stream=buf, filename="simulated.csv", actor=ACTOR)
     return publish_job(job=job, actor=ACTOR)
@@ -117,6 +138,7 @@ def simulate_crowd(
         raise ValueError("There cannot be more spammers than workers.")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
+    hand_out_rng = random.Random(seed)
     labels = [str(label) for label in job.labels]
     n_classes = len(labels)
     crowd = _make_workers(workers, spammers, n_classes, seed, rng)
@@ -131,7 +153,7 @@ def simulate_crowd(
         for index in order:
             sim = crowd[int(index)]
             try:
-                assignment = assign_next_hit(job=job, worker=sim.worker)
+                assignment = assign_next_hit(job=job, worker=sim.worker, rng=hand_out_rng)
             except NoWorkAvailable:
                 continue
             item_rows = list(
@@ -152,8 +174,48 @@ def simulate_crowd(
     result.items = job.items.count()
     result.items_complete = HitItem.objects.filter(hit__job=job, hit__state=HitState.COMPLETE).count()
     result.majority_accuracy = _majority_accuracy(job, truth, labels)
+    _quality_figures(job, crowd, truth, labels, result)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _quality_figures(
+    job: Job, crowd: list[SimulatedWorker], truth: dict[int, int], labels: list[str], result: SimulationResult
+) -> None:
+    """Blocks by worker kind, and consensus accuracy against the truth with and without blocked workers."""
+    kinds = {sim.worker.pk: sim.kind for sim in crowd}
+    blocks = list(JobBlock.objects.filter(job=job, lifted_at__isnull=True).values_list("worker_id", "evidence"))
+    spam_blocks = [evidence for worker_id, evidence in blocks if kinds.get(worker_id, "").startswith("spammer")]
+    result.spammers_blocked = len(spam_blocks)
+    result.honest_blocked = len(blocks) - len(spam_blocks)
+    if spam_blocks:
+        result.gold_answers_per_block = float(np.median([e.get("gold_answers", 0) for e in spam_blocks]))
+    result.gold_items = job.items.filter(is_gold=True).count()
+    result.gold_answers = GoldGrade.objects.filter(job=job).count()
+    if job.is_multilabel:
+        return
+    rows = list(
+        Answer.objects.filter(job=job, item__is_gold=False).values_list("item_id", "worker_id", "value").iterator()
+    )
+    blocked = {worker_id for worker_id, _ in blocks}
+    result.accuracy_before_exclusion = _consensus_accuracy(job, rows, truth, labels)
+    kept = [row for row in rows if row[1] not in blocked]
+    result.accuracy_after_exclusion = _consensus_accuracy(job, kept, truth, labels)
+
+
+def _consensus_accuracy(
+    job: Job, rows: list[tuple[int, int, Any]], truth: dict[int, int], labels: list[str]
+) -> float | None:
+    import pandas as pd
+
+    from tasks.aggregation.registry import aggregate_frame
+
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label"]).astype(str)
+    consensus = aggregate_frame(frame, job.consensus_method)
+    right = sum(labels[truth[int(t)]] == label for t, label in zip(consensus["task"], consensus["label"], strict=True))
+    return round(right / len(consensus), 4)
 
 
 def _majority_accuracy(job: Job, truth: dict[int, int], labels: list[str]) -> float | None:

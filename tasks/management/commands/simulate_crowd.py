@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tasks.models import Job, JobState
 from tasks.services.errors import ServiceError
-from tasks.services.simulation import create_simulation_job, simulate_crowd
+from tasks.services.simulation import BLOCK_POLICIES, create_simulation_job, simulate_crowd
 
 
 class Command(BaseCommand):
@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=20)
         parser.add_argument("--spammers", type=int, default=0)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--gold-rate", type=float, default=0.0, help="Share of hidden gold questions (0-0.5).")
+        parser.add_argument("--block-policy", choices=sorted(BLOCK_POLICIES), default="none")
         parser.add_argument("--max-seconds", type=float, default=None, help="Stop after this long.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
@@ -35,6 +37,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name} must be at least 1.", returncode=2)
         if o["classes"] < 2:
             raise CommandError("--classes must be at least 2.", returncode=2)
+        if not 0 <= o["gold_rate"] <= 0.5:
+            raise CommandError("--gold-rate must be between 0 and 0.5.", returncode=2)
         if not 0 <= o["spammers"] <= o["workers"]:
             raise CommandError("--spammers must be between 0 and --workers.", returncode=2)
         try:
@@ -46,7 +50,12 @@ class Command(BaseCommand):
                     raise CommandError(f"Job {job.pk} is {job.state}; publish it first.", returncode=2)
             else:
                 job = create_simulation_job(
-                    items=o["items"], classes=o["classes"], redundancy=o["redundancy"], seed=o["seed"]
+                    items=o["items"],
+                    classes=o["classes"],
+                    redundancy=o["redundancy"],
+                    seed=o["seed"],
+                    gold_rate=o["gold_rate"],
+                    block_policy=o["block_policy"],
                 )
             result = simulate_crowd(
                 job=job, workers=o["workers"], spammers=o["spammers"], seed=o["seed"], max_seconds=o["max_seconds"]

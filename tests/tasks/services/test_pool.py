@@ -117,5 +117,5 @@ def test_handing_out_work_costs_a_constant_number_of_queries(
     worker = make_worker()
     for _ in range(20):
         _answer_all(assign_next_hit(job=job, worker=worker), worker)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         assign_next_hit(job=job, worker=worker)

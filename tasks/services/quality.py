@@ -1,0 +1,128 @@
+"""Quality: grading gold answers, keeping worker scores, and the job's block policy.
+
+Runs inside the submission's transaction, only for gold Hits, so the hot path of ordinary answers does
+not pay for it. Every automatic block writes an audit event with its evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from qualification.grading import grade_label
+from tasks.models import (
+    Answer,
+    Assignment,
+    AssignmentState,
+    GoldGrade,
+    Hit,
+    HitState,
+    Item,
+    Job,
+    JobBlock,
+    JobState,
+    WorkerJobScore,
+)
+from tasks.services.pool import expire_leases
+from workforce.audit import Actor, record_audit_event
+from workforce.models import Worker
+from workforce.scoring import Accuracy, gold_accuracy, should_block
+
+POLICY = Actor.system("block policy")
+
+
+def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now: datetime) -> Accuracy:
+    """Grade the assignment's answers to gold items, refresh the worker's score, apply the block policy."""
+    gold = dict(Item.objects.filter(hit_items__hit_id=assignment.hit_id, is_gold=True).values_list("id", "gold_answer"))
+    answers = Answer.objects.filter(assignment=assignment, item_id__in=list(gold)).values_list("id", "item_id", "value")
+    GoldGrade.objects.bulk_create(
+        [
+            GoldGrade(
+                answer_id=answer_id,
+                job_id=job.pk,
+                worker_id=worker.pk,
+                item_id=item_id,
+                score=grade_label(job.task_kind, value, gold[item_id], partial=True),
+                created_at=now,
+            )
+            for answer_id, item_id, value in answers
+        ]
+    )
+    accuracy = refresh_gold_score(job=job, worker=worker, now=now)
+    if should_block(accuracy, threshold=job.block_below_accuracy, min_gold=job.block_after_gold):
+        block_worker(
+            job=job,
+            worker=worker,
+            actor=POLICY,
+            reason=f"gold accuracy below {job.block_below_accuracy:.0%}",
+            evidence={
+                "gold_answers": accuracy.n,
+                "accuracy": round(accuracy.mean, 4),
+                "interval": [round(accuracy.low, 4), round(accuracy.high, 4)],
+                "threshold": job.block_below_accuracy,
+                "min_gold": job.block_after_gold,
+            },
+        )
+    return accuracy
+
+
+def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> Accuracy:
+    totals = GoldGrade.objects.filter(job=job, worker=worker).aggregate(n=Count("id"), right=Sum("score"))
+    accuracy = gold_accuracy(float(totals["right"] or 0.0), int(totals["n"]))
+    WorkerJobScore.objects.update_or_create(
+        job=job,
+        worker=worker,
+        defaults={
+            "gold_answers": accuracy.n,
+            "gold_score": float(totals["right"] or 0.0),
+            "accuracy": accuracy.mean,
+            "accuracy_low": accuracy.low,
+            "accuracy_high": accuracy.high,
+            "updated_at": now,
+        },
+    )
+    return accuracy
+
+
+def block_worker(
+    *, job: Job, worker: Worker, actor: Actor, reason: str, evidence: dict[str, Any] | None = None
+) -> JobBlock | None:
+    """Bar ``worker`` from ``job``: end their leases and return their unreviewed work to the pool.
+
+    Idempotent: a worker already blocked from the job stays blocked once (returns None).
+    """
+    now = timezone.now()
+    if JobBlock.objects.filter(job=job, worker=worker, lifted_at__isnull=True).exists():
+        return None
+    block = JobBlock.objects.create(job=job, worker=worker, reason=reason, evidence=evidence or {}, created_at=now)
+    # Their leases end now (the sweep below expires them and frees their slots).
+    Assignment.objects.filter(job=job, worker=worker, state=AssignmentState.ACCEPTED).update(lease_expires_at=now)
+    # Their submitted answers on ordinary Hits go back to the pool: each Hit wants one more answer.
+    returned = list(
+        Assignment.objects.filter(
+            job=job, worker=worker, state=AssignmentState.SUBMITTED, hit__is_gold=False
+        ).values_list("id", "hit_id")
+    )
+    hit_ids = [hit_id for _, hit_id in returned]
+    if returned:
+        Assignment.objects.filter(pk__in=[pk for pk, _ in returned]).update(
+            state=AssignmentState.RETURNED, reviewed_at=now
+        )
+        Hit.objects.filter(pk__in=hit_ids).update(
+            slots_taken=F("slots_taken") - 1,
+            assignments_submitted=F("assignments_submitted") - 1,
+            state=HitState.OPEN,
+        )
+        Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+    expire_leases(now=now, job=job)
+    record_audit_event(
+        actor=actor,
+        action="worker.blocked_from_job",
+        object_type="worker",
+        object_id=worker.pk,
+        after={"job": job.pk, "reason": reason, "evidence": evidence or {}, "returned_assignments": len(returned)},
+    )
+    return block

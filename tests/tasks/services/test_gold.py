@@ -1,0 +1,185 @@
+"""Hidden gold questions: import, hand-out at the job's rate, grading, scores and the block policy."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+
+import pytest
+from django.test import Client
+
+from tasks.models import (
+    Answer,
+    Assignment,
+    AssignmentState,
+    GoldGrade,
+    Hit,
+    HitState,
+    Item,
+    JobBlock,
+    JobState,
+    WorkerJobScore,
+)
+from tasks.selectors import get_job_progress
+from tasks.services.collection import submit_assignment
+from tasks.services.errors import ImportValidationError, NoWorkAvailable
+from tasks.services.imports import import_items
+from tasks.services.pool import assign_next_hit
+from tasks.services.publishing import publish_job
+from tests.factories import JobFactory
+from workforce.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+CSV = (
+    "external_id,text,gold\n"
+    + "".join(f"n{i},normal {i},\n" for i in range(6))
+    + "g1,first question,pos\ng2,second question,neg\n"
+)
+
+
+def _gold_job(actor, **fields):
+    job = JobFactory(**fields)
+    import_items(job=job, stream=io.StringIO(CSV), filename="items.csv", actor=actor)
+    return publish_job(job=job, actor=actor)
+
+
+def _answer(lease, worker, label):
+    item = lease.hit.items.get()
+    return submit_assignment(assignment=lease, worker=worker, answers={item.pk: label})
+
+
+def test_a_gold_column_marks_items_gold_and_never_stays_in_the_payload(actor):
+    job = _gold_job(actor)
+    gold = Item.objects.get(job=job, external_id="g1")
+    assert gold.is_gold and gold.gold_answer == "pos"
+    assert "gold" not in gold.payload
+    normal = Item.objects.get(job=job, external_id="n0")
+    assert not normal.is_gold and normal.gold_answer is None and "gold" not in normal.payload
+
+
+def test_a_gold_label_outside_the_label_set_is_a_row_error(actor):
+    job = JobFactory()
+    with pytest.raises(ImportValidationError) as info:
+        import_items(job=job, stream=io.StringIO("external_id,text,gold\na,x,maybe\n"), filename="i.csv", actor=actor)
+    assert info.value.errors[0].line == 2 and "gold label" in info.value.errors[0].message
+
+
+def test_gold_items_get_their_own_hits_which_progress_ignores(actor):
+    job = _gold_job(actor, redundancy=2)
+    gold_hits = Hit.objects.filter(job=job, is_gold=True)
+    assert gold_hits.count() == 2
+    assert all(h.items.get().is_gold for h in gold_hits)
+    assert not Hit.objects.filter(job=job, is_gold=False, items__is_gold=True).exists()
+    assert get_job_progress(job).answers_wanted == 6 * 2
+
+
+def test_without_a_gold_rate_no_gold_is_handed_out(actor, make_worker):
+    job = _gold_job(actor, gold_rate=0.0, redundancy=1)
+    worker = make_worker()
+    for _ in range(6):
+        _answer(assign_next_hit(job=job, worker=worker), worker, "pos")
+    assert not Assignment.objects.filter(worker=worker, hit__is_gold=True).exists()
+    with pytest.raises(NoWorkAvailable):
+        assign_next_hit(job=job, worker=worker)
+
+
+def test_gold_comes_at_the_jobs_rate_each_gold_at_most_once_and_only_while_real_work_remains(actor, make_worker):
+    job = _gold_job(actor, gold_rate=0.5, redundancy=1)
+    worker = make_worker()
+    rng = random.Random(3)
+    handed = []
+    while True:
+        try:
+            lease = assign_next_hit(job=job, worker=worker, rng=rng)
+        except NoWorkAvailable:
+            break
+        handed.append(lease.hit.is_gold)
+        _answer(lease, worker, "pos")
+    assert handed.count(False) == 6
+    assert handed.count(True) == 2  # both gold Hits, once each
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED  # gold Hits never hold a job open
+
+
+def test_a_gold_answer_is_graded_and_scored(actor, make_worker):
+    job = _gold_job(actor, gold_rate=1.0)
+    worker = make_worker()
+    first = assign_next_hit(job=job, worker=worker, rng=random.Random(0))
+    assert first.hit.is_gold
+    _answer(first, worker, "pos")
+    grade = GoldGrade.objects.get(worker=worker)
+    assert grade.score == (1.0 if grade.item.external_id == "g1" else 0.0)
+    score = WorkerJobScore.objects.get(job=job, worker=worker)
+    assert score.gold_answers == 1
+    assert 0 < score.accuracy_low < score.accuracy < score.accuracy_high < 1  # 1 of 1 is not 100%
+
+
+def test_the_block_policy_blocks_a_worker_who_misses_gold_and_returns_their_work(actor, make_worker):
+    job = JobFactory(gold_rate=0.0, redundancy=1, block_below_accuracy=0.9, block_after_gold=2)
+    rows = "".join(f"n{i},normal {i},\n" for i in range(4)) + "".join(f"g{i},gold {i},pos\n" for i in range(3))
+    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + rows), filename="i.csv", actor=actor)
+    job = publish_job(job=job, actor=actor)
+    spammer = make_worker()
+    normal = assign_next_hit(job=job, worker=spammer)
+    _answer(normal, spammer, "neg")
+    job.gold_rate = 1.0
+    for _ in range(2):
+        _answer(assign_next_hit(job=job, worker=spammer, rng=random.Random(1)), spammer, "neg")
+    block = JobBlock.objects.get(job=job, worker=spammer)
+    assert block.evidence["gold_answers"] == 2 and block.evidence["threshold"] == 0.9
+    event = AuditEvent.objects.get(action="worker.blocked_from_job")
+    assert event.actor_label == "block policy" and event.after["returned_assignments"] == 1
+    normal.refresh_from_db()
+    assert normal.state == AssignmentState.RETURNED
+    hit = Hit.objects.get(pk=normal.hit_id)
+    assert (hit.state, hit.assignments_submitted, hit.slots_taken) == (HitState.OPEN, 0, 0)
+    with pytest.raises(NoWorkAvailable):
+        assign_next_hit(job=job, worker=spammer)
+    job.gold_rate = 0.0
+    assert assign_next_hit(job=job, worker=make_worker()).hit_id == normal.hit_id
+
+
+def test_blocked_workers_answers_do_not_enter_consensus(actor, make_worker):
+    from tasks.services.consensus import compute_consensus
+
+    job = _gold_job(actor, gold_rate=0.0, redundancy=2)
+    good, bad = make_worker(), make_worker()
+    for _ in range(6):
+        _answer(assign_next_hit(job=job, worker=good), good, "pos")
+        _answer(assign_next_hit(job=job, worker=bad), bad, "neg")
+    JobBlock.objects.create(job=job, worker=bad, reason="test", created_at=job.created_at)
+    result = compute_consensus(job=job, actor=actor)
+    assert result.answers == 6  # the good worker's only; no gold answers either
+    assert set(job.consensus_labels.values_list("value", flat=True)) == {"pos"}
+    assert Answer.objects.filter(job=job).count() == 12
+
+
+def _page_skeleton(html: str) -> str:
+    html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", html)
+    html = re.sub(r"answer-\d+", "answer-ID", html)
+    html = re.sub(r'data-item="\d+"', 'data-item="ID"', html)
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "CSRF", html)
+    html = re.sub(r'data-seconds-left="\d+"', "SECONDS", html)
+    return re.sub(r"<blockquote[^>]*>.*?</blockquote>", "TEXT", html, flags=re.S)
+
+
+def test_a_gold_task_looks_exactly_like_any_other_to_the_worker(actor, make_worker):
+    job = _gold_job(actor, gold_rate=0.5, redundancy=3)
+    worker = make_worker()
+    client = Client()
+    client.force_login(worker.user)
+    pages = {}
+    rng = random.Random(5)
+    while len(pages) < 2:
+        lease = assign_next_hit(job=job, worker=worker, rng=rng)
+        html = client.get(f"/work/tasks/{lease.uuid}/").content.decode()
+        data = client.post(
+            f"/work/tasks/{lease.uuid}/submit/",
+            {f"answer-{lease.hit.items.get().pk}": "neutral"},
+            HTTP_ACCEPT="application/json",
+        ).content.decode()
+        assert "gold" not in html.lower() and "gold" not in data.lower()
+        pages.setdefault(lease.hit.is_gold, _page_skeleton(html))
+    assert pages[True] == pages[False]
