@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobState
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.imports import FORMATS, import_items
@@ -45,6 +45,9 @@ class JobForm(forms.ModelForm):
             "currency",
             "assignment_duration",
             "marketplace",
+            "gold_rate",
+            "block_below_accuracy",
+            "block_after_gold",
         ]
 
     def clean_labels(self) -> list[str]:
@@ -88,6 +91,7 @@ class JobAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("Quality", {"fields": ("gold_rate", "block_below_accuracy", "block_after_gold")}),
         (
             "Status",
             {
@@ -292,3 +296,32 @@ class ConsensusLabelAdmin(ReadOnlyAdmin):
     list_display = ("item", "job", "value", "confidence", "method", "answers_count")
     list_filter = ("job", "method")
     list_select_related = ("item", "job")
+
+
+@admin.register(WorkerJobScore)
+class WorkerJobScoreAdmin(ReadOnlyAdmin):
+    """Scorecards: each worker's gold accuracy (with its 90% interval) per job."""
+
+    list_display = ("worker", "job", "gold_answers", "accuracy_pct", "interval", "agreement", "updated_at")
+    list_filter = ("job",)
+    list_select_related = ("worker", "job")
+    search_fields = ("=worker__external_id", "worker__display_name")
+    ordering = ("accuracy",)
+
+    @admin.display(description="Gold accuracy", ordering="accuracy")
+    def accuracy_pct(self, score: WorkerJobScore) -> str:
+        return "-" if score.accuracy is None else f"{score.accuracy:.0%}"
+
+    @admin.display(description="90% interval")
+    def interval(self, score: WorkerJobScore) -> str:
+        if score.accuracy_low is None or score.accuracy_high is None:
+            return "-"
+        return f"{score.accuracy_low:.0%} - {score.accuracy_high:.0%}"
+
+
+@admin.register(JobBlock)
+class JobBlockAdmin(ReadOnlyAdmin):
+    list_display = ("worker", "job", "reason", "created_at", "lifted_at")
+    list_filter = ("job", "lifted_at")
+    list_select_related = ("worker", "job")
+    readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")

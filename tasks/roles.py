@@ -22,6 +22,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "assignment": ("view",),
             "answer": ("view",),
             "consensuslabel": ("view",),
+            "workerjobscore": ("view",),
+            "jobblock": ("view",),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
     },

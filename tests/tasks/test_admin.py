@@ -59,6 +59,9 @@ def job_form_data(**overrides: Any) -> dict[str, Any]:
         "currency": "USD",
         "assignment_duration": "00:10:00",
         "marketplace": "internal",
+        "gold_rate": "0.1",
+        "block_below_accuracy": "",
+        "block_after_gold": "5",
     }
     data.update(overrides)
     return data
@@ -428,3 +431,8 @@ def test_the_recompute_consensus_action_writes_consensus_labels(
     assert len(callbacks) == 1
     assert list(ConsensusLabel.objects.filter(job=job).values_list("value", flat=True)) == ["neg", "neg"]
     assert AuditEvent.objects.filter(action="consensus.computed", object_id=str(job.pk)).count() == 1
+
+
+def test_the_scorecards_and_blocks_pages_render(staff_client: Client) -> None:
+    for name in ("admin:tasks_workerjobscore_changelist", "admin:tasks_jobblock_changelist"):
+        assert staff_client.get(reverse(name)).status_code == 200
