@@ -29,7 +29,20 @@ class ItemImportForm(forms.Form):
     format = forms.ChoiceField(choices=[("", "From the file name"), *[(f, f.upper()) for f in FORMATS]], required=False)
 
 
+CONSENSUS_METHODS = [
+    ("mv", "Majority vote"),
+    ("wmv", "Weighted majority vote"),
+    ("wawa", "Wawa (agreement-weighted vote)"),
+    ("ds", "Dawid-Skene (per-worker confusion matrices)"),
+    ("ods", "One-coin Dawid-Skene"),
+    ("glad", "GLAD (worker skill and item difficulty)"),
+    ("mace", "MACE (spammer-aware)"),
+]
+
+
 class JobForm(forms.ModelForm):
+    consensus_method = forms.ChoiceField(choices=CONSENSUS_METHODS, initial="mv")
+
     class Meta:
         model = Job
         fields = [
@@ -88,24 +101,21 @@ class JobAdmin(admin.ModelAdmin):
     )
     actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected", "recompute_consensus"]
     fieldsets = (
-        (None, {"fields": ("name", "description", "instructions")}),
-        ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
-        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
-        ("Quality", {"fields": ("gold_rate", "block_below_accuracy", "block_after_gold")}),
         (
             "Status",
             {
                 "fields": (
                     "state",
                     "progress_detail",
-                    "created_by",
-                    "created_at",
-                    "updated_at",
-                    "published_at",
-                    "completed_at",
+                    ("published_at", "completed_at"),
+                    ("created_by", "created_at", "updated_at"),
                 )
             },
         ),
+        (None, {"fields": ("name", "description", "instructions")}),
+        ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
+        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("Quality", {"fields": ("gold_rate", "block_below_accuracy", "block_after_gold")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
