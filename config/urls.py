@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("tasks.api.urls")),
+    path("qualifications/", include("qualification.urls")),
     path("", include("tasks.urls")),
 ]

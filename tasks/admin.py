@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from qualification.selectors import validate_job_requirements
 from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
@@ -61,7 +62,15 @@ class JobForm(forms.ModelForm):
             "gold_rate",
             "block_below_accuracy",
             "block_after_gold",
+            "requirements",
         ]
+
+    def clean_requirements(self) -> list[dict[str, object]]:
+        requirements = self.cleaned_data["requirements"] or []
+        errors = validate_job_requirements(requirements)
+        if errors:
+            raise forms.ValidationError(errors)
+        return requirements
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
@@ -115,7 +124,7 @@ class JobAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
-        ("Quality", {"fields": ("gold_rate", "block_below_accuracy", "block_after_gold")}),
+        ("Quality", {"fields": ("requirements", "gold_rate", "block_below_accuracy", "block_after_gold")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:

@@ -26,6 +26,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "jobblock": ("view",),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
+        "qualification": {
+            "qualificationtest": ("add", "change", "view"),
+            "question": ("add", "change", "view", "delete"),
+            "attempt": ("view",),
+            "grant": ("view", "change"),
+        },
     },
     REVIEWER: {
         "tasks": {

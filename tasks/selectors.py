@@ -11,6 +11,8 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from qualification.policies import required_test_ids, unmet_requirements
+from qualification.selectors import get_test_names, unmet_requirements_for_worker, worker_grant_scores
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Item, Job, JobState
 from workforce.models import Marketplace, Worker
 
@@ -71,6 +73,23 @@ class WorkerJobCard:
     progress: JobProgress
     my_submitted: int
     lease_expires_at: datetime | None
+    unmet: list[str]
+
+
+def count_approved_assignments(worker: Worker) -> int:
+    return Assignment.objects.filter(worker=worker, state=AssignmentState.APPROVED).count()
+
+
+def _needs_approved_count(requirements: list[dict[str, Any]]) -> bool:
+    return any(isinstance(r, dict) and r.get("kind") == "approved_assignments" for r in requirements)
+
+
+def unmet_job_requirements(job: Job, worker: Worker) -> list[str]:
+    """Sentences for the job's requirements the worker does not meet (no query when it has none)."""
+    if not job.requirements:
+        return []
+    approved = count_approved_assignments(worker) if _needs_approved_count(job.requirements) else 0
+    return unmet_requirements_for_worker(worker=worker, requirements=job.requirements, approved_assignments=approved)
 
 
 def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
@@ -98,8 +117,27 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
             worker=worker, job_id__in=ids, state=AssignmentState.ACCEPTED, lease_expires_at__gt=timezone.now()
         ).values_list("job_id", "lease_expires_at")
     )
+    # Requirements: the worker's grants and test names are read once for the whole list.
+    all_requirements = [r for j in jobs for r in (j.requirements or [])]
+    grants = worker_grant_scores(worker) if all_requirements else {}
+    names = get_test_names(required_test_ids(all_requirements)) if all_requirements else {}
+    approved = count_approved_assignments(worker) if _needs_approved_count(all_requirements) else 0
     return [
-        WorkerJobCard(job=j, progress=progress[j.pk], my_submitted=done.get(j.pk, 0), lease_expires_at=leases.get(j.pk))
+        WorkerJobCard(
+            job=j,
+            progress=progress[j.pk],
+            my_submitted=done.get(j.pk, 0),
+            lease_expires_at=leases.get(j.pk),
+            unmet=unmet_requirements(
+                j.requirements,
+                grants=grants,
+                is_blocked=worker.is_blocked,
+                approved_assignments=approved,
+                test_names=names,
+            )
+            if j.requirements
+            else [],
+        )
         for j in jobs
     ]
 

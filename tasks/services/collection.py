@@ -28,6 +28,7 @@ from tasks.models import (
     JobBlock,
     JobState,
 )
+from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
@@ -158,6 +159,8 @@ def submit_assignment(
             job=job, worker=worker, lifted_at__isnull=True
         ).exists():
             raise SubmissionRefused("You can no longer work on this job, so the task was not saved.")
+        if job.requirements and (unmet := unmet_job_requirements(job, worker)):
+            raise SubmissionRefused("You no longer meet this job's requirements: " + " ".join(unmet))
         if locked.lease_expires_at <= now:
             expired = True
         else:

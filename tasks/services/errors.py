@@ -22,6 +22,10 @@ class NoWorkAvailable(ServiceError):
     pass
 
 
+class NotQualified(ServiceError):
+    """The worker does not meet the job's requirements; the message lists what is missing."""
+
+
 @dataclass(frozen=True)
 class RowError:
     line: int

@@ -22,8 +22,9 @@ from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlock, JobState
+from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
-from tasks.services.errors import NoWorkAvailable, ServiceError
+from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
 from workforce.models import Worker
 
 
@@ -186,6 +187,9 @@ def assign_next_hit(
         raise ServiceError("Your account is blocked from new work.")
     if job.state != JobState.PUBLISHED:
         raise NoWorkAvailable(f"“{job.name}” is {job.get_state_display().lower()}; it has no work to hand out.")
+    unmet = unmet_job_requirements(job, worker)
+    if unmet:
+        raise NotQualified(" ".join(unmet))
     if connection.vendor != "postgresql":  # on PostgreSQL the claim statement checks this itself
         current = _current_lease(job=job, worker=worker, now=now)
         if current is not None:

@@ -62,6 +62,7 @@ def job_form_data(**overrides: Any) -> dict[str, Any]:
         "gold_rate": "0.1",
         "block_below_accuracy": "",
         "block_after_gold": "5",
+        "requirements": "[]",
     }
     data.update(overrides)
     return data
@@ -436,3 +437,11 @@ def test_the_recompute_consensus_action_writes_consensus_labels(
 def test_the_scorecards_and_blocks_pages_render(staff_client: Client) -> None:
     for name in ("admin:tasks_workerjobscore_changelist", "admin:tasks_jobblock_changelist"):
         assert staff_client.get(reverse(name)).status_code == 200
+
+
+def test_a_bad_requirement_is_a_form_error(ops_client: Client) -> None:
+    data = job_form_data(requirements='[{"kind": "test", "test": 999999}]')
+    response = ops_client.post(reverse("admin:tasks_job_add"), data)
+    assert response.status_code == 200
+    assert not Job.objects.filter(name="Admin-made job").exists()
+    assert response.context["adminform"].form.errors["requirements"]

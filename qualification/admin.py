@@ -1,0 +1,160 @@
+"""Admin: tests with their questions inline (read-only once attempted: make a new version instead),
+attempts (read-only) and grants (revoke action)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from qualification.errors import QualificationError
+from qualification.models import Attempt, Grant, QualificationTest, Question
+from qualification.services import create_new_version, record_test_saved, revoke_grant
+from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
+from workforce.audit import Actor
+
+
+def _frozen(obj: QualificationTest | None) -> bool:
+    """Attempted or superseded versions are history: they are not edited in place."""
+    return obj is not None and obj.pk is not None and (not obj.is_current or obj.attempts.exists())
+
+
+class QuestionForm(forms.ModelForm):
+    class Meta:
+        model = Question
+        fields = [
+            "position",
+            "identifier",
+            "title",
+            "prompt",
+            "payload",
+            "answer_type",
+            "options",
+            "accepted",
+            "points",
+            "tolerance",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        options = data.get("options") or []
+        try:
+            spec = QuestionSpec(
+                identifier=str(data.get("identifier") or ""),
+                prompt=str(data.get("prompt") or ""),
+                answer_type=str(data.get("answer_type") or ""),
+                options=tuple(OptionSpec(value=str(o["value"]), label=str(o["label"])) for o in options),
+                accepted=tuple(data.get("accepted") or ()),
+                points=float(data.get("points") or 0),
+                tolerance=float(data.get("tolerance") or 0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise forms.ValidationError('Options must be a list like [{"value": "a", "label": "A"}].') from exc
+        errors = validate_question_specs([spec])
+        if errors:
+            raise forms.ValidationError(errors)
+        return data
+
+
+class QuestionInline(admin.StackedInline):
+    model = Question
+    form = QuestionForm
+    extra = 0
+    ordering = ["position"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(QualificationTest)
+class QualificationTestAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "is_current", "is_active", "task_kind", "pass_score", "max_attempts"]
+    list_filter = ["is_active", "is_current", "task_kind"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["version", "is_current", "previous", "root"]
+    inlines = [QuestionInline]
+    actions = ["make_new_version"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _frozen(obj) and super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "slug"] if obj is not None and obj.pk else fields
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        record_test_saved(test=form.instance, actor=Actor.from_user(request.user), created=not change)
+
+    @admin.action(description="Make a new version to edit (attempted tests are frozen)")
+    def make_new_version(self, request: HttpRequest, queryset: QuerySet[QualificationTest]) -> None:
+        for test in queryset:
+            try:
+                new = create_new_version(test=test, actor=Actor.from_user(request.user))
+            except QualificationError as exc:
+                self.message_user(request, f"{test}: {exc}", messages.ERROR)
+                continue
+            url = reverse("admin:qualification_qualificationtest_change", args=[new.pk])
+            self.message_user(request, format_html('Created <a href="{}">{}</a>.', url, new), messages.SUCCESS)
+
+
+@admin.register(Attempt)
+class AttemptAdmin(admin.ModelAdmin):
+    list_display = ["uuid", "worker", "test", "number", "state", "score", "passed", "started_at", "submitted_at"]
+    list_filter = ["state", "passed"]
+    list_select_related = ["worker", "test"]
+    search_fields = ["worker__external_id", "worker__display_name", "test__name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin):
+    list_display = ["worker", "test", "version", "score", "granted_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["worker", "test"]
+    search_fields = ["worker__external_id", "worker__display_name", "test__name"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("qualification.change_grant")
+
+    @admin.action(description="Revoke the selected qualifications", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        revoked = 0
+        for grant in queryset.filter(revoked_at__isnull=True):
+            try:
+                revoke_grant(grant=grant, actor=Actor.from_user(request.user), reason="Revoked in the admin.")
+            except QualificationError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} qualification(s).", messages.SUCCESS)
