@@ -54,6 +54,7 @@ def test_the_beat_schedule_names_registered_tasks():
 
     from config.celery import app
 
+    app.loader.import_default_modules()  # what a worker or beat does at start: autodiscover each app's tasks
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["task"] in app.tasks
     assert expire_leases_task.name == settings.CELERY_BEAT_SCHEDULE["expire-leases"]["task"]
