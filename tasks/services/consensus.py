@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from tasks.aggregation.base import Answers
 from tasks.aggregation.registry import CATEGORICAL, get_aggregator
-from tasks.models import Answer, ConsensusLabel, Job, JobBlock
+from tasks.models import Answer, ConsensusLabel, Job, JobBlock, WorkerJobScore
 from tasks.services.bulk import bulk_insert
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
+from workforce.scoring import agreement
 
 CHUNK = 50_000
 
@@ -94,6 +95,25 @@ def _multilabel(
     return task_ids, chosen, confidence, probabilities
 
 
+def _agreement_rows(
+    job: Job, items: list[int], workers: list[int], values: list[Any], task_ids: np.ndarray, chosen: list[Any], now: Any
+) -> list[WorkerJobScore]:
+    """Each worker's share of answers equal to the new consensus, as score rows to upsert."""
+    consensus = {int(t): (tuple(c) if isinstance(c, list) else c) for t, c in zip(task_ids, chosen, strict=True)}
+    match = np.fromiter(
+        ((tuple(v) if isinstance(v, list) else v) == consensus.get(i) for i, v in zip(items, values, strict=True)),
+        dtype=bool,
+        count=len(items),
+    )
+    worker_codes, worker_ids = _factorize(workers)
+    counts = np.bincount(worker_codes, minlength=len(worker_ids))
+    share = agreement(np.bincount(worker_codes, weights=match, minlength=len(worker_ids)), counts.astype(float))
+    return [
+        WorkerJobScore(job=job, worker_id=int(w), agreement=float(a), answers=int(n), updated_at=now)
+        for w, a, n in zip(worker_ids, share, counts, strict=True)
+    ]
+
+
 def _factorize(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
     uniques, codes = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
     return codes, uniques
@@ -148,6 +168,14 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
                 )
                 for item_id, value, conf, probs in zip(task_ids, chosen, confidence, probabilities, strict=True)
             ),
+        )
+        # Agreement with the consensus feeds each worker's score on the job.
+        WorkerJobScore.objects.bulk_create(
+            _agreement_rows(job, items, workers, values, task_ids, chosen, now),
+            update_conflicts=True,
+            unique_fields=["job", "worker"],
+            update_fields=["agreement", "answers", "updated_at"],
+            batch_size=2000,
         )
         result = ConsensusResult(
             job=job.pk,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.models import Answer, ConsensusLabel, TaskKind
+from tasks.models import Answer, ConsensusLabel, TaskKind, WorkerJobScore
 from tasks.services.collection import submit_assignment
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError
@@ -36,6 +36,9 @@ def test_majority_consensus_is_written_per_item_with_confidence(make_published_j
         assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert set(r.probabilities) == {"pos", "neg", "neutral"}
     assert AuditEvent.objects.get(action="consensus.computed").after["items"] == 4
+    scores = {s.worker_id: s for s in WorkerJobScore.objects.filter(job=job)}
+    assert [scores[w.pk].agreement for w in workers] == [1.0, 1.0, 0.0]
+    assert {s.answers for s in scores.values()} == {4}
 
 
 def test_dawid_skene_outvotes_a_spammer_that_majority_cannot(make_published_job, make_worker, actor):
