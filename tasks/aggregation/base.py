@@ -116,7 +116,8 @@ class Answers:
         # a repeated (task, worker) pair keeps its last answer; sorting the keys first is cheaper
         # than the stable argsort in the common case where there is no repeat at all
         key = t * max(len(worker_names), 1) + w
-        sorted_key = np.sort(key)
+        small = key.size and int(t.max(initial=0)) < (2**32 - 1) // max(len(worker_names), 1)
+        sorted_key = np.sort(key.astype(np.uint32) if small else key)  # 32-bit keys sort faster
         if key.size > 1 and bool((sorted_key[1:] == sorted_key[:-1]).any()):
             order = np.argsort(key, kind="stable")
             sorted_key = key[order]

@@ -3,7 +3,7 @@
 ``read_answers_csv`` has a fast path in plain numpy for the common case (UTF-8, no quotes, exactly
 the columns ``task,worker,label`` in any order): it splits the bytes at commas and newlines and
 factorises each column by hashing its bytes eight at a time, with no Python object per row.  Any
-other file (quotes, extra columns, ...) goes through ``pandas.read_csv``.  Both paths give the same
+other file (quotes, extra columns, ...) goes through the standard ``csv`` module.  Both paths give the same
 :class:`Answers` and the same errors.
 
 Errors are :class:`InputError` whose message is one sentence naming the file and line.
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tasks.aggregation.base import Answers, FloatArray, IntArray, ObjArray
+from tasks.aggregation.hashing import factorise_ints, first_appearance_order
 
 ANSWER_COLUMNS = ("task", "worker", "label")
 GOLD_COLUMNS = ("task", "label")
@@ -91,31 +92,38 @@ def _fast_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[
         raise InputError(f"{path} line 1: the header is not UTF-8 text.") from exc
     _check_header(header, path, wanted)
     if sorted(header) != sorted(wanted):
-        return None  # extra columns: let pandas pick the wanted ones
+        return None  # extra columns: let the csv module pick the wanted ones
     n_fields = len(wanted)
     padded = data + b"\0" * 8
     buf = np.frombuffer(padded, dtype=np.uint8)[: len(data)]
-    seps = np.flatnonzero((buf == 44) | (buf == 10))
-    seps = seps[seps > header_end]
+    seps = np.flatnonzero(_SEPARATOR[buf])  # one table lookup per byte: comma or newline
+    seps = seps[int(np.searchsorted(seps, header_end, side="right")) :]
+    if len(data) < 2**31 - 8:
+        seps = seps.astype(np.int32)  # halves the memory of every offset array below
     kinds = buf[seps]
     pattern = np.array([44] * (n_fields - 1) + [10], dtype=np.uint8)
+    line_no: IntArray | None = None  # None: row i is on line i + 2
     if seps.size % n_fields == 0 and seps.size and bool((kinds.reshape(-1, n_fields) == pattern).all()):
         # the common case: every line holds exactly n_fields - 1 commas, no blank line
         grid = seps.reshape(-1, n_fields)
-        starts = np.concatenate(([header_end + 1], grid[:-1, -1] + 1))
+        starts = np.empty(grid.shape[0], dtype=seps.dtype)
+        starts[0] = header_end + 1
+        np.add(grid[:-1, -1], 1, out=starts[1:])
         bounds = [starts, *(grid[:, j] for j in range(n_fields))]
-        line_no = np.arange(2, starts.size + 2)
     else:
         bounds, line_no = _general_bounds(buf, header_end, n_fields, path)
+    del seps, kinds
     out: list[tuple[IntArray, list[str]]] = []
     order = [header.index(c) for c in wanted]
     for j in order:
-        lo = bounds[j] + (1 if j > 0 else 0)
+        lo = bounds[j] + 1 if j > 0 else bounds[j]
         hi = bounds[j + 1]
         empty = hi == lo
         if empty.any():
             i = int(np.argmax(empty))
-            raise InputError(f"{path} line {int(line_no[i])}: the {header[j]} value is empty.")
+            line = i + 2 if line_no is None else int(line_no[i])
+            raise InputError(f"{path} line {line}: the {header[j]} value is empty.")
+        del empty
         codes, first, names = _factorise_spans(padded, lo, hi)
         if names is None:
             try:
@@ -126,6 +134,8 @@ def _fast_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[
     return out
 
 
+_SEPARATOR = np.zeros(256, dtype=bool)
+_SEPARATOR[[10, 44]] = True
 _LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [2**64 - 1], dtype=np.uint64)
 
 
@@ -137,21 +147,29 @@ def _factorise_spans(padded: bytes, lo: IntArray, hi: IntArray) -> tuple[IntArra
     ends with eight padding bytes) reads each word in one gather; bytes past the end of the string
     are masked to zero (the caller has checked the data holds no NUL byte); per-word codes are
     combined and factorised again."""
-    n = lo.size
     length = hi - lo
     words: npt.NDArray[np.uint64] = np.ndarray(shape=(len(padded) - 7,), dtype=np.uint64, buffer=padded, strides=(1,))
-    codes = np.zeros(n, dtype=np.int64)
+    codes = np.zeros(0, dtype=np.int64)
+    n_codes = 0
     n_words = int((int(length.max()) + 7) // 8)
     value = np.zeros(0, dtype=np.uint64)
     for word in range(n_words):
-        remaining = length - 8 * word if word == 0 else np.maximum(length - 8 * word, 0)
-        at = lo + 8 * word if word == 0 else np.minimum(lo + 8 * word, words.size - 1)
-        value = words[at] & _LOW_BYTES[np.minimum(remaining, 8)]
-        word_codes, n_word = _factorise_ints(value)
-        codes = word_codes if word == 0 else _factorise_ints(codes * n_word + word_codes)[0]
-    n_codes = int(codes.max()) + 1
-    first = np.empty(n_codes, dtype=np.int64)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)
+        if word == 0:
+            at, remaining = lo, np.minimum(length, 8)
+        else:
+            at = np.minimum(lo + 8 * word, words.size - 1)
+            remaining = np.clip(length - 8 * word, 0, 8)
+        value = words[at]
+        value &= _LOW_BYTES[remaining]
+        del at, remaining
+        word_codes, n_word = factorise_ints(value)
+        if word == 0:
+            codes, n_codes = word_codes, n_word
+        else:
+            codes *= n_word
+            codes += word_codes
+            codes, n_codes = factorise_ints(codes)
+    codes, first = first_appearance_order(codes, n_codes)
     names: list[str] | None = None
     if n_words == 1:
         raw = value[first].view("S8")
@@ -183,14 +201,6 @@ def _general_bounds(
     if starts.size == 0:
         raise InputError(f"{path}: no rows after the header line.")
     return [starts, *(commas[first_comma + j] for j in range(n_fields - 1)), ends], line_no
-
-
-def _factorise_ints(values: npt.NDArray[np.uint64] | IntArray) -> tuple[IntArray, int]:
-    """Dense codes, in order of first appearance, of an integer array (pandas' hash table)."""
-    import pandas as pd
-
-    codes, uniques = pd.factorize(values)
-    return np.asarray(codes, dtype=np.int64), len(uniques)
 
 
 def _csv_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[tuple[IntArray, list[str]]]:
@@ -227,9 +237,11 @@ def _csv_columns(data: bytes, path: str | Path, wanted: Sequence[str]) -> list[t
 def format_confidence(confidence: FloatArray, decimals: int = 6) -> ObjArray:
     """Confidences as fixed-point strings; each distinct value is formatted once."""
     scaled = np.rint(np.clip(confidence, 0.0, 1.0) * 10**decimals).astype(np.int64)
-    uniq, inverse = np.unique(scaled, return_inverse=True)
+    codes, n_codes = factorise_ints(scaled)  # hashing, not sorting
+    uniq = np.empty(n_codes, dtype=np.int64)
+    uniq[codes] = scaled
     text = np.array([f"{u / 10**decimals:.{decimals}f}" for u in uniq.tolist()], dtype=object)
-    return text[inverse.reshape(-1)]
+    return text[codes]
 
 
 def write_consensus_csv(path: str | Path, tasks: ObjArray, labels: ObjArray, confidence: FloatArray) -> None:

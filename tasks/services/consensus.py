@@ -107,7 +107,8 @@ def _agreement_rows(
     )
     worker_codes, worker_ids = _factorize(workers)
     counts = np.bincount(worker_codes, minlength=len(worker_ids))
-    share = agreement(np.bincount(worker_codes, weights=match, minlength=len(worker_ids)), counts.astype(float))
+    matched = np.bincount(worker_codes, weights=match.astype(float), minlength=len(worker_ids))
+    share = agreement(matched.astype(np.float64), counts.astype(np.float64))
     return [
         WorkerJobScore(job=job, worker_id=int(w), agreement=float(a), answers=int(n), updated_at=now)
         for w, a, n in zip(worker_ids, share, counts, strict=True)

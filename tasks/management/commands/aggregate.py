@@ -3,20 +3,19 @@
     python manage.py aggregate --answers answers.csv --method ds --output consensus.csv [--gold gold.csv]
 
 ``answers.csv`` has the header ``task,worker,label``; the output gets ``task,label,confidence``, one
-row per task.  Exit code 2 with one sentence naming the line on bad input.  numpy and the
-aggregation package are imported inside ``handle`` so that ``manage.py`` stays quick to start.
+row per task.  Exit code 2 with one sentence naming the line on bad input.  The work is done by
+:func:`tasks.aggregation.cli.run_aggregate`; ``manage.py`` runs a plain call of this command through
+:func:`tasks.aggregation.cli.fast_main` without setting Django up, and anything else (``--help``,
+common options, usage errors) through this class.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-METHODS = ("mv", "wmv", "wawa", "ds", "ods", "glad", "mace")
-PROGRESS_AFTER_ANSWERS = 200_000
+from tasks.aggregation.cli import METHODS, AggregateError, run_aggregate
 
 
 class Command(BaseCommand):
@@ -31,44 +30,13 @@ class Command(BaseCommand):
         parser.add_argument("--gold", help="optional CSV task,label of known answers (clamped)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from tasks.aggregation.io import InputError, read_answers_csv, read_gold_csv, write_consensus_csv
-        from tasks.aggregation.registry import get_aggregator
-
-        started = time.perf_counter()
         try:
-            gold = read_gold_csv(options["gold"]) if options["gold"] else None
-            answers = read_answers_csv(options["answers"], extra_labels=list(gold.values()) if gold else ())
-        except InputError as exc:
+            run_aggregate(
+                answers=options["answers"],
+                method=options["method"],
+                output=options["output"],
+                gold=options["gold"],
+                stderr=self.stderr,  # type: ignore[arg-type]
+            )
+        except AggregateError as exc:
             raise CommandError(str(exc), returncode=2) from exc
-        if answers.n_duplicates:
-            self.stderr.write(
-                f"warning: {answers.n_duplicates} answer(s) replaced: a worker answered the same task "
-                "more than once; the last answer was kept."
-            )
-        verbose = answers.n_answers >= PROGRESS_AFTER_ANSWERS
-
-        def progress(message: str) -> None:
-            sys.stderr.write(f"aggregate: {message} ({time.perf_counter() - started:.1f}s)\n")
-            sys.stderr.flush()
-
-        if verbose:
-            progress(
-                f"read {answers.n_answers:,} answers: {answers.n_tasks:,} tasks, "
-                f"{answers.n_workers:,} workers, {answers.n_classes} labels; running {options['method']}"
-            )
-        params: dict[str, Any] = (
-            {"progress": progress} if verbose and options["method"] not in {"mv", "wmv", "wawa"} else {}
-        )
-        model = get_aggregator(options["method"], **params)
-        try:
-            model.fit(answers, gold)
-        except ValueError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
-        try:
-            write_consensus_csv(
-                options["output"], answers.task_names, answers.classes[model.label_codes_], model.confidence_
-            )
-        except OSError as exc:
-            raise CommandError(f"{options['output']}: cannot write ({exc.strerror or exc}).", returncode=2) from exc
-        if verbose:
-            progress(f"wrote {answers.n_tasks:,} labels to {options['output']}")
