@@ -122,7 +122,12 @@ def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], n
 
 def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignment | None:
     """The worker's assignment, row-locked, with its job and (on PostgreSQL) its item ids in one query."""
-    query = Assignment.objects.select_for_update(of=("self",)).select_related("job", "hit").filter(worker_id=worker.pk)
+    query = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("job", "hit")
+        .defer("job__instructions", "job__description")  # long texts the submit never reads
+        .filter(worker_id=worker.pk)
+    )
     query = query.filter(uuid=assignment) if isinstance(assignment, UUID) else query.filter(pk=assignment.pk)
     if connection.vendor == "postgresql":
         item_ids = HitItem.objects.filter(hit_id=OuterRef("hit_id")).order_by("position").values("item_id")

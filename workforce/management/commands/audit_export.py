@@ -1,0 +1,73 @@
+"""python manage.py audit_export --since DATE --format jsonl|csv [--output FILE]"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from workforce.models import AuditEvent
+
+FIELDS = [
+    "id",
+    "created_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "request_id",
+    "previous_hash",
+    "hash",
+]
+
+
+def _parse_since(raw: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise CommandError(
+            f"--since must be a date or time like 2026-11-01 or 2026-11-01T08:00, not {raw!r}.", returncode=2
+        ) from None
+    if len(raw) <= 10:
+        parsed = datetime.combine(parsed.date(), time.min)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+class Command(BaseCommand):
+    help = "Export audit events from a date on, as JSON Lines or CSV (streamed, oldest first)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--since", required=True, help="ISO date or date-time (UTC when no offset).")
+        parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+        parser.add_argument("--output", help="File to write (default: standard output).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        since = _parse_since(options["since"])
+        events = AuditEvent.objects.filter(created_at__gte=since).order_by("id").values(*FIELDS)
+        out = open(options["output"], "w", newline="") if options["output"] else sys.stdout  # noqa: SIM115
+        try:
+            count = 0
+            if options["format"] == "csv":
+                writer = csv.DictWriter(out, fieldnames=FIELDS)
+                writer.writeheader()
+            for row in events.iterator(chunk_size=5000):
+                row = {**row, "created_at": row["created_at"].isoformat()}
+                if options["format"] == "csv":
+                    writer.writerow({**row, "before": json.dumps(row["before"]), "after": json.dumps(row["after"])})
+                else:
+                    out.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+                count += 1
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        self.stderr.write(f"Exported {count} audit event(s) since {since.isoformat()}.")
