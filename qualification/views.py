@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -20,31 +15,10 @@ from qualification.errors import AttemptRefused
 from qualification.models import Attempt, AttemptState, QualificationTest
 from qualification.selectors import get_worker_attempt, list_tests_for_worker, questions_for_page
 from qualification.services import start_attempt, submit_attempt
-from workforce.models import Marketplace, Worker
+from workforce.models import Worker
+from workforce.web import worker_required
 
-View = Callable[..., HttpResponse]
 ANSWER_PREFIX = "q-"
-
-
-def worker_required(view: View) -> View:
-    """Only signed-in internal-pool workers; the worker is passed to the view."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            worker = request.user.worker  # type: ignore[union-attr]
-        except ObjectDoesNotExist:
-            worker = None
-        if worker is None or worker.marketplace != Marketplace.INTERNAL:
-            return HttpResponseForbidden(
-                render_to_string(
-                    "qualification/forbidden.html", {"message": "This page is for crowd workers."}, request
-                )
-            )
-        return view(request, worker, *args, **kwargs)
-
-    return wrapper
 
 
 def _own_attempt(worker: Worker, attempt_uuid: UUID) -> Attempt:

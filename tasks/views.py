@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -28,27 +24,7 @@ from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
 from workforce.models import Marketplace, Worker
-
-View = Callable[..., HttpResponse]
-
-
-def worker_required(view: View) -> View:
-    """Only signed-in internal-pool workers; the worker is passed to the view."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            worker = request.user.worker  # type: ignore[union-attr]
-        except ObjectDoesNotExist:
-            worker = None
-        if worker is None or worker.marketplace != Marketplace.INTERNAL:
-            return HttpResponseForbidden(
-                render_to_string("tasks/forbidden.html", {"message": "This page is for crowd workers."}, request)
-            )
-        return view(request, worker, *args, **kwargs)
-
-    return wrapper
+from workforce.web import worker_required
 
 
 @login_required

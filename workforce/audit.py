@@ -39,7 +39,7 @@ class Actor:
         return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=str(worker))
 
 
-_CANONICAL_FIELDS = (
+CANONICAL_FIELDS = (
     "created_at",
     "actor_kind",
     "actor_id",
@@ -56,7 +56,7 @@ _CANONICAL_FIELDS = (
 
 def canonical_event(fields: Mapping[str, Any]) -> str:
     """The event as canonical JSON: sorted keys, no whitespace, aware timestamp in ISO format."""
-    payload = {name: fields[name] for name in _CANONICAL_FIELDS}
+    payload = {name: fields[name] for name in CANONICAL_FIELDS}
     payload["created_at"] = fields["created_at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -105,7 +105,7 @@ def verify_audit_chain() -> AuditEvent | None:
     """Walk the chain in order; return the first event whose hash does not match, or None."""
     previous = "0" * 64
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
-        expected = chain_hash(previous, canonical_event({name: getattr(event, name) for name in _CANONICAL_FIELDS}))
+        expected = chain_hash(previous, canonical_event({name: getattr(event, name) for name in CANONICAL_FIELDS}))
         if event.previous_hash != previous or event.hash != expected:
             return event
         previous = event.hash

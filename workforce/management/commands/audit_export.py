@@ -11,24 +11,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from workforce.audit import CANONICAL_FIELDS
 from workforce.models import AuditEvent
 
-FIELDS = [
-    "id",
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "action",
-    "object_type",
-    "object_id",
-    "before",
-    "after",
-    "reason",
-    "request_id",
-    "previous_hash",
-    "hash",
-]
+FIELDS = ["id", *CANONICAL_FIELDS, "previous_hash", "hash"]
 
 
 def _parse_since(raw: str) -> datetime:

@@ -1,3 +1,5 @@
+"""Template filters shared by the crowd worker pages of every app."""
+
 from __future__ import annotations
 
 from datetime import timedelta
