@@ -62,6 +62,8 @@ class JobForm(forms.ModelForm):
             "gold_rate",
             "block_below_accuracy",
             "block_after_gold",
+            "gold_boost_rate",
+            "gold_boost_until",
             "requirements",
         ]
 
@@ -124,7 +126,19 @@ class JobAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
-        ("Quality", {"fields": ("requirements", "gold_rate", "block_below_accuracy", "block_after_gold")}),
+        (
+            "Quality",
+            {
+                "fields": (
+                    "requirements",
+                    "gold_rate",
+                    "block_below_accuracy",
+                    "block_after_gold",
+                    "gold_boost_rate",
+                    "gold_boost_until",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:

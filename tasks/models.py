@@ -76,8 +76,8 @@ class Job(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Block a worker from the job once we are 95% sure their gold accuracy is below this "
-        "(empty: never block).",
+        help_text="Honest floor: block a worker from the job once their gold answers are 14 times likelier from "
+        "someone answering at chance than from someone this accurate (empty: never block).",
     )
     block_after_gold = models.PositiveSmallIntegerField(
         default=5, help_text="Gold answers a worker gives before the block policy may act."
@@ -86,6 +86,18 @@ class Job(models.Model):
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of each worker's items that are hidden gold questions (0.1 = 1 in 10).",
+    )
+    gold_boost_rate = models.FloatField(
+        default=0.0,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of gold for a worker whose gold evidence is still undecided (0: no boost).",
+    )
+    gold_boost_until = models.PositiveSmallIntegerField(
+        default=0,
+        blank=True,
+        help_text="A worker gets gold at the boosted rate until the block policy has decided about them or they "
+        "have given this many gold answers (0: no boost).",
     )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
     created_by = models.ForeignKey(

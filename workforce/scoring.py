@@ -58,17 +58,6 @@ def gold_accuracy_many(
     return a / (a + b), betaincinv(a, b, tail), betaincinv(a, b, 1.0 - tail)
 
 
-def should_block(accuracy: Accuracy, *, threshold: float | None, min_gold: int) -> bool:
-    """Block once we are confident (the interval's upper end) the worker is below ``threshold``.
-
-    Acting on the upper end, not the mean, keeps honest but noisy workers: a few unlucky misses
-    cannot push the whole interval under the threshold, while a spammer's does within a few answers.
-    """
-    if threshold is None or accuracy.n < min_gold:
-        return False
-    return accuracy.high < threshold
-
-
 def agreement(matches: FloatArray, counts: FloatArray) -> FloatArray:
     """Share of each worker's answers that equal the consensus label (NaN for no answers)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,3 +67,85 @@ def agreement(matches: FloatArray, counts: FloatArray) -> FloatArray:
 def too_fast(seconds_per_item: FloatArray, job_median: float, *, factor: float = 0.2) -> npt.NDArray[np.bool_]:
     """Flag answers given in less than ``factor`` of the job's median time per item."""
     return seconds_per_item < factor * job_median
+
+
+# Sequential test (Wald's SPRT) between "answers at chance" and "answers at the job's honest floor".
+# The log-likelihood ratio only depends on the counts, so it is recomputed from (right, n) at every gold
+# answer; partial credit (multi-label) enters as a fractional ``right``.
+BLOCK_ODDS = 14.0  # block once the gold answers are 14 times likelier from a worker at chance
+CLEAR_ODDS = 99.0  # evidence is conclusive the other way once 99 times likelier from an honest worker
+
+
+def chance_accuracy(n_labels: int) -> float:
+    """Accuracy of a worker who answers without looking (uniformly or always the same label)."""
+    return 1.0 / max(n_labels, 2)
+
+
+def spam_log_likelihood_ratio(right: FloatArray, n: FloatArray, *, chance: float, floor: float) -> FloatArray:
+    """log P(answers | accuracy = ``chance``) - log P(answers | accuracy = ``floor``), per worker.
+
+    Positive values favour "answering at chance". Needs ``0 < chance < floor < 1``.
+    """
+    if not 0.0 < chance < floor < 1.0:
+        raise ValueError("need 0 < chance < floor < 1")
+    if np.any(right < 0) or np.any(right > n):
+        raise ValueError("right answers must be between 0 and the number of gold answers")
+    per_right = np.log(chance / floor)
+    per_wrong = np.log((1.0 - chance) / (1.0 - floor))
+    result: FloatArray = right * per_right + (n - right) * per_wrong
+    return result
+
+
+@dataclass(frozen=True)
+class GoldEvidence:
+    """Where a worker stands in the sequential test: ``block``, ``clear`` or ``undecided``."""
+
+    log_ratio: float
+    decision: str
+    n: int
+
+
+def gold_evidence(
+    right: float,
+    n: int,
+    *,
+    n_labels: int,
+    floor: float | None,
+    min_gold: int = 1,
+    block_odds: float = BLOCK_ODDS,
+    clear_odds: float = CLEAR_ODDS,
+) -> GoldEvidence:
+    """Sequential decision on one worker's gold answers against the job's honest ``floor`` accuracy.
+
+    ``block`` when the answers are ``block_odds`` times likelier from a worker at chance than from one at
+    ``floor`` (and at least ``min_gold`` answers were given); ``clear`` when ``clear_odds`` times likelier
+    the other way; ``undecided`` otherwise (or when the job has no floor, or its floor is at chance).
+    """
+    chance = chance_accuracy(n_labels)
+    if floor is None or floor <= chance or floor >= 1.0:
+        return GoldEvidence(0.0, "undecided", int(n))
+    llr = float(
+        spam_log_likelihood_ratio(
+            np.array([right], dtype=float), np.array([n], dtype=float), chance=chance, floor=floor
+        )[0]
+    )
+    if n >= min_gold and llr >= np.log(block_odds):
+        decision = "block"
+    elif llr <= -np.log(clear_odds):
+        decision = "clear"
+    else:
+        decision = "undecided"
+    return GoldEvidence(llr, decision, int(n))
+
+
+def gold_hand_out_rate(
+    *, base_rate: float, boost_rate: float, boost_until: int, gold_answers: int, decision: str
+) -> float:
+    """Probability that a worker's next task is gold: boosted while their evidence is still undecided.
+
+    The boost lasts until the sequential test decides or the worker has given ``boost_until`` gold
+    answers; ``boost_until = 0`` turns it off.
+    """
+    if boost_until > 0 and gold_answers < boost_until and decision == "undecided":
+        return max(base_rate, boost_rate)
+    return base_rate

@@ -21,11 +21,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlock, JobState
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
 from workforce.models import Worker
+from workforce.scoring import gold_evidence, gold_hand_out_rate
 
 
 def _current_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment | None:
@@ -174,14 +175,40 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = Fal
 _random = random.SystemRandom()
 
 
+def _gold_rate_for(*, job: Job, worker: Worker) -> float:
+    """The job's gold rate, boosted while the block policy has not yet decided about ``worker``.
+
+    Reads the worker's score only when the job boosts gold, so the usual hand-out stays one statement.
+    """
+    if job.gold_boost_until <= 0 or job.gold_boost_rate <= job.gold_rate:
+        return job.gold_rate
+    row = (
+        WorkerJobScore.objects.filter(job_id=job.pk, worker_id=worker.pk)
+        .values_list("gold_answers", "gold_score")
+        .first()
+    )
+    n, right = row if row is not None else (0, 0.0)
+    evidence = gold_evidence(
+        right, n, n_labels=len(job.labels), floor=job.block_below_accuracy, min_gold=job.block_after_gold
+    )
+    return gold_hand_out_rate(
+        base_rate=job.gold_rate,
+        boost_rate=job.gold_boost_rate,
+        boost_until=job.gold_boost_until,
+        gold_answers=n,
+        decision=evidence.decision,
+    )
+
+
 def assign_next_hit(
     *, job: Job, worker: Worker, now: datetime | None = None, rng: random.Random | None = None
 ) -> Assignment:
     """Give ``worker`` a lease on the next Hit of ``job`` they have not worked, or their current lease.
 
     With probability ``job.gold_rate`` the lease is a gold Hit the worker has not seen (when one is left),
-    so gold questions land at random places in each worker's stream. Raises ``NoWorkAvailable`` with a
-    sentence when there is nothing for them.
+    so gold questions land at random places in each worker's stream; while the block policy is undecided
+    about the worker, with the job's boosted rate instead (``gold_boost_rate`` / ``gold_boost_until``).
+    Raises ``NoWorkAvailable`` with a sentence when there is nothing for them.
     """
     now = now or timezone.now()
     if worker.is_blocked:
@@ -195,7 +222,8 @@ def assign_next_hit(
         current = _current_lease(job=job, worker=worker, now=now)
         if current is not None:
             return current
-    if job.gold_rate > 0 and (rng or _random).random() < job.gold_rate:
+    rate = _gold_rate_for(job=job, worker=worker)
+    if rate > 0 and (rng or _random).random() < rate:
         claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True)
         if isinstance(claim, Assignment):
             return claim

@@ -6,6 +6,7 @@ not pay for it. Every automatic block writes an audit event with its evidence.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from tasks.models import (
 from tasks.services.pool import expire_leases
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
-from workforce.scoring import Accuracy, gold_accuracy, should_block
+from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accuracy, gold_evidence
 
 POLICY = Actor.system("block policy")
 
@@ -51,17 +52,28 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
             for answer_id, item_id, value in answers
         ]
     )
-    accuracy = refresh_gold_score(job=job, worker=worker, now=now)
-    if should_block(accuracy, threshold=job.block_below_accuracy, min_gold=job.block_after_gold):
+    accuracy, right = refresh_gold_score(job=job, worker=worker, now=now)
+    evidence = gold_evidence(
+        right,
+        accuracy.n,
+        n_labels=len(job.labels),
+        floor=job.block_below_accuracy,
+        min_gold=job.block_after_gold,
+    )
+    if evidence.decision == "block":
         block_worker(
             job=job,
             worker=worker,
             actor=POLICY,
-            reason=f"gold accuracy below {job.block_below_accuracy:.0%}",
+            reason=f"gold answers at chance, not at {job.block_below_accuracy:.0%}",
             evidence={
                 "gold_answers": accuracy.n,
+                "gold_right": round(right, 4),
                 "accuracy": round(accuracy.mean, 4),
                 "interval": [round(accuracy.low, 4), round(accuracy.high, 4)],
+                "log_likelihood_ratio": round(evidence.log_ratio, 4),
+                "block_at": round(math.log(BLOCK_ODDS), 4),
+                "chance": round(chance_accuracy(len(job.labels)), 4),
                 "threshold": job.block_below_accuracy,
                 "min_gold": job.block_after_gold,
             },
@@ -69,7 +81,8 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
     return accuracy
 
 
-def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> Accuracy:
+def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> tuple[Accuracy, float]:
+    """Recompute the worker's gold score on ``job``: (posterior accuracy, sum of grades)."""
     totals = GoldGrade.objects.filter(job=job, worker=worker).aggregate(n=Count("id"), right=Sum("score"))
     accuracy = gold_accuracy(float(totals["right"] or 0.0), int(totals["n"]))
     WorkerJobScore.objects.update_or_create(
@@ -84,7 +97,7 @@ def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> Accuracy:
             "updated_at": now,
         },
     )
-    return accuracy
+    return accuracy, float(totals["right"] or 0.0)
 
 
 def block_worker(

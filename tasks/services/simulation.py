@@ -30,10 +30,12 @@ from workforce.models import Marketplace, Worker
 from workforce.services import get_or_create_workers
 
 ACTOR = Actor.system("crowd simulator")
-# ``--block-policy default``: block once 90% sure a worker's gold accuracy is under 50%, after 5 gold answers.
+# ``--block-policy default``: a sequential test between "answers at chance" and "answers at 60%" (block at
+# 14:1 odds for chance, after at least 4 gold answers); while a worker is undecided, 70% of their tasks are
+# gold (for at most 40 gold answers), then the job's gold rate.
 BLOCK_POLICIES: dict[str, dict[str, Any]] = {
     "none": {"block_below_accuracy": None},
-    "default": {"block_below_accuracy": 0.5, "block_after_gold": 5},
+    "default": {"block_below_accuracy": 0.6, "block_after_gold": 4, "gold_boost_rate": 0.7, "gold_boost_until": 40},
 }
 
 

@@ -185,3 +185,57 @@ def test_a_gold_task_looks_exactly_like_any_other_to_the_worker(actor, make_work
         assert "gold" not in visible.lower() and "gold" not in data.lower()
         pages.setdefault(lease.hit.is_gold, _page_skeleton(html))
     assert pages[True] == pages[False]
+
+
+def test_an_undecided_worker_gets_gold_at_the_boosted_rate_until_the_boost_is_spent(actor, make_worker):
+    job = _gold_job(
+        actor, gold_rate=0.0, redundancy=1, block_below_accuracy=0.6, gold_boost_rate=1.0, gold_boost_until=1
+    )
+    worker = make_worker()
+    rng = random.Random(0)
+    first = assign_next_hit(job=job, worker=worker, rng=rng)
+    assert first.hit.is_gold  # undecided, no gold answers yet: boosted
+    _answer(first, worker, "neutral")
+    handed = []
+    for _ in range(6):
+        lease = assign_next_hit(job=job, worker=worker, rng=rng)
+        handed.append(lease.hit.is_gold)
+        _answer(lease, worker, "pos")
+    assert handed == [False] * 6  # boost spent after one gold answer, and the job's own rate is 0
+
+
+def test_without_a_block_floor_the_boost_never_ends_early_and_off_means_the_jobs_rate(actor, make_worker):
+    job = _gold_job(actor, gold_rate=0.0, redundancy=1, gold_boost_rate=1.0, gold_boost_until=0)
+    worker = make_worker()
+    lease = assign_next_hit(job=job, worker=worker, rng=random.Random(0))
+    assert not lease.hit.is_gold
+
+
+def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, make_worker):
+    job = JobFactory(
+        gold_rate=0.0,
+        redundancy=1,
+        block_below_accuracy=0.6,
+        block_after_gold=2,
+        gold_boost_rate=1.0,
+        gold_boost_until=10,
+    )
+    rows = "".join(f"g{i},gold {i},pos\n" for i in range(6))
+    import_items(
+        job=job, stream=io.StringIO("external_id,text,gold\nn0,normal,\n" + rows), filename="i.csv", actor=actor
+    )
+    job = publish_job(job=job, actor=actor)
+    spammer = make_worker()
+    rng = random.Random(2)
+    given = 0
+    while not JobBlock.objects.filter(job=job, worker=spammer).exists():
+        lease = assign_next_hit(job=job, worker=spammer, rng=rng)
+        assert lease.hit.is_gold  # undecided workers get only gold at a boost rate of 1
+        _answer(lease, spammer, "neg")
+        given += 1
+    block = JobBlock.objects.get(job=job, worker=spammer)
+    labels = len(job.labels)
+    assert block.evidence["gold_answers"] == given and block.evidence["chance"] == round(1 / labels, 4)
+    assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"]
+    event = AuditEvent.objects.get(action="worker.blocked_from_job")
+    assert event.after["evidence"]["log_likelihood_ratio"] == block.evidence["log_likelihood_ratio"]

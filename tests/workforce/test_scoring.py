@@ -1,0 +1,118 @@
+"""The pure worker-scoring functions: Beta-smoothed gold accuracy and the sequential block test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from workforce.scoring import (
+    BLOCK_ODDS,
+    CLEAR_ODDS,
+    chance_accuracy,
+    gold_accuracy,
+    gold_evidence,
+    gold_hand_out_rate,
+    spam_log_likelihood_ratio,
+)
+
+
+def test_one_right_answer_out_of_one_is_not_a_perfect_accuracy():
+    accuracy = gold_accuracy(1, 1)
+    assert 0 < accuracy.low < accuracy.mean < accuracy.high < 1
+
+
+def test_chance_accuracy_is_one_over_the_number_of_labels():
+    assert chance_accuracy(4) == 0.25
+    assert chance_accuracy(1) == 0.5  # a one-label job is treated as a yes/no question
+
+
+def test_the_log_likelihood_ratio_grows_with_wrong_answers_and_falls_with_right_ones():
+    llr = spam_log_likelihood_ratio(np.array([0.0, 1.0, 5.0]), np.array([5.0, 5.0, 5.0]), chance=0.25, floor=0.6)
+    assert llr[0] == pytest.approx(5 * math.log(0.75 / 0.4))
+    assert llr[0] > llr[1] > 0 > llr[2]
+
+
+def test_the_log_likelihood_ratio_takes_partial_credit():
+    whole = spam_log_likelihood_ratio(np.array([1.0]), np.array([2.0]), chance=0.25, floor=0.6)
+    halves = spam_log_likelihood_ratio(np.array([0.5 + 0.5]), np.array([2.0]), chance=0.25, floor=0.6)
+    assert whole[0] == pytest.approx(halves[0])
+
+
+@pytest.mark.parametrize(("chance", "floor"), [(0.25, 0.25), (0.5, 0.4), (0.0, 0.5), (0.25, 1.0)])
+def test_the_log_likelihood_ratio_needs_a_floor_above_chance(chance, floor):
+    with pytest.raises(ValueError):
+        spam_log_likelihood_ratio(np.array([1.0]), np.array([2.0]), chance=chance, floor=floor)
+
+
+def test_the_log_likelihood_ratio_refuses_impossible_counts():
+    with pytest.raises(ValueError):
+        spam_log_likelihood_ratio(np.array([3.0]), np.array([2.0]), chance=0.25, floor=0.6)
+
+
+def test_a_worker_at_chance_is_blocked_once_the_odds_are_reached():
+    # 4 labels, floor 60%: each wrong answer multiplies the odds for "at chance" by 0.75 / 0.4.
+    wrongs_needed = math.ceil(math.log(BLOCK_ODDS) / math.log(0.75 / 0.4))
+    before = gold_evidence(0, wrongs_needed - 1, n_labels=4, floor=0.6)
+    after = gold_evidence(0, wrongs_needed, n_labels=4, floor=0.6)
+    assert (before.decision, after.decision) == ("undecided", "block")
+    assert after.log_ratio >= math.log(BLOCK_ODDS) > before.log_ratio
+
+
+def test_no_block_before_the_minimum_number_of_gold_answers():
+    assert gold_evidence(0, 6, n_labels=4, floor=0.6, min_gold=7).decision == "undecided"
+    assert gold_evidence(0, 7, n_labels=4, floor=0.6, min_gold=7).decision == "block"
+
+
+def test_a_mostly_right_worker_is_cleared_and_a_middling_one_stays_undecided():
+    cleared = gold_evidence(9, 10, n_labels=4, floor=0.6)
+    assert cleared.decision == "clear" and cleared.log_ratio <= -math.log(CLEAR_ODDS)
+    assert gold_evidence(4, 10, n_labels=4, floor=0.6).decision == "undecided"
+
+
+def test_an_honest_noisy_worker_is_rarely_blocked_while_a_spammer_usually_is_within_ten_answers():
+    rng = np.random.default_rng(0)
+
+    def blocked_within(p: float, answers: int) -> float:
+        hits = 0
+        for _ in range(2000):
+            right = np.cumsum(rng.random(answers) < p)
+            hits += any(
+                gold_evidence(float(right[i]), i + 1, n_labels=4, floor=0.6, min_gold=4).decision == "block"
+                for i in range(answers)
+            )
+        return hits / 2000
+
+    assert blocked_within(0.25, 10) > 0.6
+    assert blocked_within(0.7, 30) < 0.01
+
+
+def test_without_a_floor_or_with_a_floor_at_chance_the_test_never_decides():
+    assert gold_evidence(0, 50, n_labels=4, floor=None).decision == "undecided"
+    assert gold_evidence(0, 50, n_labels=2, floor=0.5).decision == "undecided"
+
+
+@pytest.mark.parametrize(
+    ("boost_until", "gold_answers", "decision", "rate"),
+    [
+        (0, 0, "undecided", 0.1),  # boost off
+        (40, 3, "undecided", 0.7),
+        (40, 3, "clear", 0.1),
+        (40, 3, "block", 0.1),
+        (40, 40, "undecided", 0.1),  # boost spent
+    ],
+)
+def test_gold_is_boosted_only_while_the_worker_is_undecided(boost_until, gold_answers, decision, rate):
+    assert (
+        gold_hand_out_rate(
+            base_rate=0.1, boost_rate=0.7, boost_until=boost_until, gold_answers=gold_answers, decision=decision
+        )
+        == rate
+    )
+
+
+def test_a_boost_rate_below_the_base_rate_never_lowers_it():
+    assert (
+        gold_hand_out_rate(base_rate=0.3, boost_rate=0.1, boost_until=10, gold_answers=0, decision="undecided") == 0.3
+    )
