@@ -88,10 +88,11 @@ _CLAIM_SQL = {
 }
 
 
-def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
-    lease = Assignment(
+def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
+    """An accepted assignment of ``job`` for ``worker`` (unsaved, no Hit yet), paid the job's reward."""
+    return Assignment(
         uuid=uuid.uuid4(),
-        job_id=job.pk,
+        job=job,
         worker=worker,
         state=AssignmentState.ACCEPTED,
         marketplace=job.marketplace,
@@ -99,6 +100,10 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
         lease_expires_at=now + job.assignment_duration,
         reward=job.reward,
     )
+
+
+def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
+    lease = _new_lease(job=job, worker=worker, now=now)
     params: dict[str, Any] = {
         "job": job.pk,
         "worker": worker.pk,
@@ -121,7 +126,6 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
     # Either the worker's current lease or the one just created.
     lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
     lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
-    lease.job = job
     lease._state.adding = False
     lease._state.db = connection.alias
     return lease
@@ -156,16 +160,10 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = Fal
             return None
         try:
             with transaction.atomic():
-                return Assignment.objects.create(
-                    hit_id=hit_id,
-                    job_id=job.pk,
-                    worker=worker,
-                    state=AssignmentState.ACCEPTED,
-                    marketplace=job.marketplace,
-                    accepted_at=now,
-                    lease_expires_at=now + job.assignment_duration,
-                    reward=job.reward,
-                )
+                lease = _new_lease(job=job, worker=worker, now=now)
+                lease.hit_id = hit_id
+                lease.save(force_insert=True)
+                return lease
         except IntegrityError:
             # The same worker claimed this Hit from another tab at the same moment.
             transaction.set_rollback(True)
