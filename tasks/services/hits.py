@@ -102,3 +102,10 @@ def _build(job: Job, all_ids: list[int], per_hit: int, state: str, *, gold: bool
         )
         created += len(groups)
     return created
+
+
+def build_gold_hits(*, job: Job, item_ids: list[int], open_now: bool) -> int:
+    """A gold Hit for each of ``item_ids`` (gold items promoted after their own Hit was built)."""
+    state = HitState.OPEN if open_now else HitState.DRAFT
+    with transaction.atomic():
+        return _build(job, item_ids, 1, state, gold=True)

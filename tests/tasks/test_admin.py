@@ -445,3 +445,26 @@ def test_a_bad_requirement_is_a_form_error(ops_client: Client) -> None:
     assert response.status_code == 200
     assert not Job.objects.filter(name="Admin-made job").exists()
     assert response.context["adminform"].form.errors["requirements"]
+
+
+def test_ops_managers_promote_confident_consensus_to_gold_from_the_admin(
+    ops_client: Client, make_published_job: Callable[..., Job], make_worker: Callable[..., Any]
+) -> None:
+    from tasks.models import ConsensusLabel, Item
+    from tasks.services.collection import submit_assignment
+    from tasks.services.consensus import compute_consensus
+    from tasks.services.pool import assign_next_hit
+    from workforce.audit import Actor
+
+    job = make_published_job(items=1, redundancy=2)
+    for worker in (make_worker(), make_worker()):
+        lease = assign_next_hit(job=job, worker=worker)
+        submit_assignment(assignment=lease, worker=worker, answers={lease.hit.items.get().pk: "neg"})
+    compute_consensus(job=job, actor=Actor.system("tests"))
+    label = ConsensusLabel.objects.get(job=job)
+    response = ops_client.post(
+        reverse("admin:tasks_consensuslabel_changelist"), {"action": "promote_to_gold", "_selected_action": [label.pk]}
+    )
+    assert response.status_code == 302
+    item = Item.objects.get(pk=label.item_id)
+    assert item.is_gold and item.gold_answer == "neg"

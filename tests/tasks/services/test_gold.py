@@ -239,3 +239,32 @@ def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, 
     assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"]
     event = AuditEvent.objects.get(action="worker.blocked_from_job")
     assert event.after["evidence"]["log_likelihood_ratio"] == block.evidence["log_likelihood_ratio"]
+
+
+def test_confident_consensus_labels_can_be_promoted_to_gold(actor, make_worker):
+    from tasks.models import ConsensusLabel
+    from tasks.services.consensus import compute_consensus
+    from tasks.services.errors import ServiceError
+    from tasks.services.gold import promote_consensus_to_gold
+
+    job = _gold_job(actor, gold_rate=0.0, redundancy=3)
+    workers = [make_worker() for _ in range(3)]
+    for n, worker in enumerate(workers):
+        for _ in range(6):
+            lease = assign_next_hit(job=job, worker=worker)
+            item = lease.hit.items.get()
+            label = "neg" if (n == 2 and item.external_id == "n0") else "pos"
+            _answer(lease, worker, label)
+    compute_consensus(job=job, actor=actor, method="mv")
+    shaky = ConsensusLabel.objects.get(item__external_id="n0")  # 2 of 3 agree
+    sure = ConsensusLabel.objects.get(item__external_id="n1")  # 3 of 3 agree
+    assert shaky.confidence < 0.9 <= sure.confidence
+    assert promote_consensus_to_gold(job=job, item_ids=[shaky.item_id, sure.item_id], actor=actor) == 1
+    promoted = Item.objects.get(pk=sure.item_id)
+    assert promoted.is_gold and promoted.gold_answer == "pos"
+    assert not Item.objects.get(pk=shaky.item_id).is_gold
+    gold_hit = Hit.objects.get(job=job, is_gold=True, items=promoted)
+    assert gold_hit.state == HitState.OPEN
+    assert AuditEvent.objects.get(action="gold.promoted").after["items"] == [sure.item_id]
+    with pytest.raises(ServiceError, match="gold already"):
+        promote_consensus_to_gold(job=job, item_ids=[sure.item_id], actor=actor)
