@@ -60,6 +60,7 @@ class JobForm(forms.ModelForm):
             "currency",
             "assignment_duration",
             "marketplace",
+            "training_mode",
             "gold_rate",
             "block_below_accuracy",
             "block_after_gold",
@@ -132,6 +133,7 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "requirements",
+                    "training_mode",
                     "gold_rate",
                     "block_below_accuracy",
                     "block_after_gold",

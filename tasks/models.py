@@ -82,6 +82,10 @@ class Job(models.Model):
     block_after_gold = models.PositiveSmallIntegerField(
         default=5, help_text="Gold answers a worker gives before the block policy may act."
     )
+    training_mode = models.BooleanField(
+        default=False,
+        help_text="After a missed gold question, show the worker the correct answer and the instructions.",
+    )
     gold_rate = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from qualification.policies import required_test_ids, unmet_requirements
 from qualification.selectors import get_test_names, unmet_requirements_for_worker, worker_grant_scores
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Item, Job, JobState
+from tasks.models import Assignment, AssignmentState, GoldGrade, Hit, HitState, Item, Job, JobState
 from workforce.models import Marketplace, Worker
 
 PROGRESS_CACHE_SECONDS = 10
@@ -165,3 +165,17 @@ def count_worker_submitted(worker: Worker) -> int:
     return Assignment.objects.filter(
         worker=worker, state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED]
     ).count()
+
+
+def list_training_feedback(assignment: Assignment) -> list[dict[str, Any]]:
+    """For a training-mode job: the gold items of this submitted assignment the worker got wrong.
+
+    Empty for any other job or Hit, so ordinary submissions never reveal which items were gold.
+    """
+    job = assignment.job
+    if not job.training_mode or not assignment.hit.is_gold:
+        return []
+    missed = GoldGrade.objects.filter(answer__assignment=assignment, score__lt=1).values_list(
+        "item_id", "answer__value", "item__gold_answer"
+    )
+    return [{"item": item_id, "your_answer": given, "correct": correct} for item_id, given, correct in missed]

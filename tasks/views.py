@@ -18,6 +18,7 @@ from tasks.selectors import (
     count_worker_submitted,
     list_hit_items,
     list_jobs_for_worker,
+    list_training_feedback,
     task_for_page,
 )
 from tasks.services.collection import submit_assignment
@@ -49,7 +50,9 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _next_task(request: HttpRequest, worker: Worker, job: Job) -> HttpResponse:
+def _next_task(
+    request: HttpRequest, worker: Worker, job: Job, feedback: list[dict[str, Any]] | None = None
+) -> HttpResponse:
     try:
         assignment = assign_next_hit(job=job, worker=worker)
     except ServiceError as exc:
@@ -59,7 +62,14 @@ def _next_task(request: HttpRequest, worker: Worker, job: Job) -> HttpResponse:
             return JsonResponse({"next": None, "message": str(exc), "redirect": reverse("work-list")})
         return redirect("work-list")
     if _wants_json(request):
-        return JsonResponse({"next": task_for_page(assignment, list_hit_items(assignment.hit_id))})
+        body: dict[str, Any] = {"next": task_for_page(assignment, list_hit_items(assignment.hit_id))}
+        if feedback:
+            body["feedback"] = {"missed": feedback, "instructions": job.instructions}
+        return JsonResponse(body)
+    for missed in feedback or []:
+        messages.warning(
+            request, f"Training: you answered {missed['your_answer']}, the correct answer was {missed['correct']}."
+        )
     return redirect("task", assignment_uuid=assignment.uuid)
 
 
@@ -121,7 +131,7 @@ def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
         assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers)
     except ServiceError as exc:
         return _refused(request, _own_assignment(worker, assignment_uuid), str(exc))
-    return _next_task(request, worker, assignment.job)
+    return _next_task(request, worker, assignment.job, feedback=list_training_feedback(assignment))
 
 
 @require_POST

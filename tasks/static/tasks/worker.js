@@ -118,11 +118,45 @@
         return;
       }
       if (target === form) { done += 1; }
-      if (data.next) { showTask(data.next); } else { window.location.assign(data.redirect || workList); }
+      var go = function () {
+        if (data.next) { showTask(data.next); } else { window.location.assign(data.redirect || workList); }
+      };
+      if (data.feedback) { showFeedback(data.feedback, go); } else { go(); }
     }).catch(function () {
       busy = false;
       showError("Could not reach the server. Check your connection and press Enter to try again.");
     });
+  }
+
+  // Training mode: a missed gold question shows the right answer and the instructions before moving on.
+  function showFeedback(feedback, then) {
+    var box = document.createElement("section");
+    box.className = "card feedback";
+    box.setAttribute("role", "alert");
+    var title = document.createElement("h2");
+    title.textContent = "Not quite";
+    box.appendChild(title);
+    feedback.missed.forEach(function (m) {
+      var p = document.createElement("p");
+      p.textContent = "You answered " + [].concat(m.your_answer).join(", ") +
+        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
+      box.appendChild(p);
+    });
+    if (feedback.instructions) {
+      var text = document.createElement("blockquote");
+      text.className = "item-text";
+      text.textContent = feedback.instructions;
+      box.appendChild(text);
+    }
+    var next = document.createElement("button");
+    next.className = "primary";
+    next.type = "button";
+    next.textContent = "Continue";
+    next.addEventListener("click", function () { box.remove(); busy = false; then(); });
+    box.appendChild(next);
+    busy = true;  // keys wait until the worker has read it
+    itemsBox.parentNode.insertBefore(box, itemsBox);
+    next.focus();
   }
 
   form.addEventListener("submit", function (event) {

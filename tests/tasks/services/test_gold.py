@@ -268,3 +268,29 @@ def test_confident_consensus_labels_can_be_promoted_to_gold(actor, make_worker):
     assert AuditEvent.objects.get(action="gold.promoted").after["items"] == [sure.item_id]
     with pytest.raises(ServiceError, match="gold already"):
         promote_consensus_to_gold(job=job, item_ids=[sure.item_id], actor=actor)
+
+
+def test_training_mode_shows_the_right_answer_after_a_missed_gold_question_only(actor, make_worker):
+    job = _gold_job(actor, gold_rate=1.0, training_mode=True, instructions="Sarcasm counts as negative.")
+    worker = make_worker()
+    client = Client()
+    client.force_login(worker.user)
+    rng = random.Random(0)
+    lease = assign_next_hit(job=job, worker=worker, rng=rng)
+    gold_item = lease.hit.items.get()
+    wrong = "neg" if gold_item.gold_answer == "pos" else "pos"
+    body = client.post(
+        f"/work/tasks/{lease.uuid}/submit/", {f"answer-{gold_item.pk}": wrong}, HTTP_ACCEPT="application/json"
+    ).json()
+    assert body["feedback"]["missed"] == [
+        {"item": gold_item.pk, "your_answer": wrong, "correct": gold_item.gold_answer}
+    ]
+    assert body["feedback"]["instructions"] == "Sarcasm counts as negative."
+    # a right answer, or any job not in training mode, gets no feedback
+    nxt = Assignment.objects.get(uuid=body["next"]["uuid"])
+    item = nxt.hit.items.get()
+    right = item.gold_answer if item.is_gold else "pos"
+    body = client.post(
+        f"/work/tasks/{nxt.uuid}/submit/", {f"answer-{item.pk}": right}, HTTP_ACCEPT="application/json"
+    ).json()
+    assert "feedback" not in body
