@@ -172,6 +172,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.tasks.expire_leases_task",
         "schedule": timedelta(seconds=env_int("LEASE_SWEEP_SECONDS", 30)),
     },
+    "refresh-speed-scores": {
+        "task": "tasks.tasks.refresh_speed_scores_task",
+        "schedule": timedelta(seconds=env_int("SCORE_REFRESH_SECONDS", 300)),
+    },
     "expire-test-attempts": {
         "task": "qualification.tasks.expire_overdue_attempts_task",
         "schedule": timedelta(minutes=1),

@@ -355,7 +355,18 @@ class ConsensusLabelAdmin(ReadOnlyAdmin):
 class WorkerJobScoreAdmin(ReadOnlyAdmin):
     """Scorecards: each worker's gold accuracy (with its 90% interval) per job."""
 
-    list_display = ("worker", "job", "gold_answers", "accuracy_pct", "interval", "agreement", "updated_at")
+    list_display = (
+        "worker",
+        "job",
+        "gold_answers",
+        "accuracy_pct",
+        "interval",
+        "agreement",
+        "answers",
+        "median_seconds",
+        "fast_share",
+        "updated_at",
+    )
     list_filter = ("job",)
     list_select_related = ("worker", "job")
     search_fields = ("=worker__external_id", "worker__display_name")

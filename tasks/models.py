@@ -354,6 +354,10 @@ class WorkerJobScore(models.Model):
     accuracy_high = models.FloatField(null=True, blank=True)
     agreement = models.FloatField(null=True, blank=True, help_text="Share of answers equal to the consensus.")
     answers = models.PositiveIntegerField(default=0)
+    median_seconds = models.FloatField(null=True, blank=True, help_text="Median seconds per item.")
+    fast_share = models.FloatField(
+        null=True, blank=True, help_text="Share of the worker's tasks done faster than a person can read them."
+    )
     updated_at = models.DateTimeField()
 
     class Meta:

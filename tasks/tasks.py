@@ -38,3 +38,12 @@ def compute_consensus_task(*, job_id: int, user_id: int | None = None) -> dict[s
     job = Job.objects.get(pk=job_id)
     actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("consensus")
     return compute_consensus(job=job, actor=actor).__dict__
+
+
+@shared_task(name="tasks.tasks.refresh_speed_scores_task")
+def refresh_speed_scores_task() -> int:
+    """Every published job's speed signal per worker (Celery beat, every SCORE_REFRESH_SECONDS)."""
+    from tasks.models import JobState
+    from tasks.services.quality import refresh_speed_scores
+
+    return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))

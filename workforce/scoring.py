@@ -149,3 +149,29 @@ def gold_hand_out_rate(
     if boost_until > 0 and gold_answers < boost_until and decision == "undecided":
         return max(base_rate, boost_rate)
     return base_rate
+
+
+def speed_signal(
+    worker_codes: npt.NDArray[np.int64], seconds_per_item: FloatArray, n_workers: int, *, factor: float = 0.2
+) -> tuple[FloatArray, FloatArray, float]:
+    """Per worker median seconds per item and share of tasks under ``factor`` x the job's median.
+
+    Returns ``(median_seconds, fast_share, job_median)``; workers without tasks get NaN.
+    """
+    if seconds_per_item.size == 0:
+        empty = np.full(n_workers, np.nan)
+        return empty, empty.copy(), float("nan")
+    job_median = float(np.median(seconds_per_item))
+    fast = too_fast(seconds_per_item, job_median, factor=factor).astype(np.float64)
+    counts = np.bincount(worker_codes, minlength=n_workers).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fast_share = np.bincount(worker_codes, weights=fast, minlength=n_workers) / counts
+    order = np.lexsort((seconds_per_item, worker_codes))  # by worker, then time
+    sorted_workers, sorted_seconds = worker_codes[order], seconds_per_item[order]
+    starts = np.searchsorted(sorted_workers, np.arange(n_workers))
+    ends = np.searchsorted(sorted_workers, np.arange(n_workers), side="right")
+    sizes = ends - starts
+    lo = sorted_seconds[np.clip(starts + (sizes - 1) // 2, 0, max(len(sorted_seconds) - 1, 0))]
+    hi = sorted_seconds[np.clip(starts + sizes // 2, 0, max(len(sorted_seconds) - 1, 0))]
+    medians = np.where(sizes > 0, (lo + hi) / 2.0, np.nan)
+    return medians, np.where(counts > 0, fast_share, np.nan), job_median

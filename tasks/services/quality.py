@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ from tasks.models import (
 from tasks.services.pool import expire_leases
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
-from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accuracy, gold_evidence
+from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accuracy, gold_evidence, speed_signal
 
 POLICY = Actor.system("block policy")
 
@@ -139,3 +140,31 @@ def block_worker(
         after={"job": job.pk, "reason": reason, "evidence": evidence or {}, "returned_assignments": len(returned)},
     )
     return block
+
+
+def refresh_speed_scores(*, job: Job, now: datetime | None = None) -> int:
+    """Set-based: every worker's median seconds per item and share of too-fast tasks on ``job``."""
+    now = now or timezone.now()
+    rows = list(
+        Assignment.objects.filter(job=job, submitted_at__isnull=False, hit__is_gold=False)
+        .values_list("worker_id", "accepted_at", "submitted_at")
+        .iterator(chunk_size=20000)
+    )
+    if not rows:
+        return 0
+    workers = np.array([r[0] for r in rows], dtype=np.int64)
+    seconds = np.array([(done - accepted).total_seconds() for _, accepted, done in rows if done], dtype=np.float64)
+    seconds /= job.items_per_hit
+    worker_ids, codes = np.unique(workers, return_inverse=True)
+    medians, fast_share, _ = speed_signal(codes, seconds, len(worker_ids))
+    WorkerJobScore.objects.bulk_create(
+        [
+            WorkerJobScore(job=job, worker_id=int(w), median_seconds=float(m), fast_share=float(f), updated_at=now)
+            for w, m, f in zip(worker_ids, medians, fast_share, strict=True)
+        ],
+        update_conflicts=True,
+        unique_fields=["job", "worker"],
+        update_fields=["median_seconds", "fast_share", "updated_at"],
+        batch_size=2000,
+    )
+    return len(worker_ids)

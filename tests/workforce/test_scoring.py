@@ -116,3 +116,16 @@ def test_a_boost_rate_below_the_base_rate_never_lowers_it():
     assert (
         gold_hand_out_rate(base_rate=0.3, boost_rate=0.1, boost_until=10, gold_answers=0, decision="undecided") == 0.3
     )
+
+
+def test_speed_signal_gives_each_workers_median_and_share_of_too_fast_tasks() -> None:
+    import numpy as np
+
+    from workforce.scoring import speed_signal
+
+    codes = np.array([0, 0, 0, 1, 1, 1, 1], dtype=np.int64)
+    seconds = np.array([10.0, 12.0, 14.0, 1.0, 1.0, 11.0, 30.0])
+    medians, fast, job_median = speed_signal(codes, seconds, 3)
+    assert job_median == 11.0
+    assert medians[0] == 12.0 and medians[1] == 6.0 and np.isnan(medians[2])
+    assert fast[0] == 0.0 and fast[1] == 0.5 and np.isnan(fast[2])

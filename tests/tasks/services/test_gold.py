@@ -294,3 +294,21 @@ def test_training_mode_shows_the_right_answer_after_a_missed_gold_question_only(
         f"/work/tasks/{nxt.uuid}/submit/", {f"answer-{item.pk}": right}, HTTP_ACCEPT="application/json"
     ).json()
     assert "feedback" not in body
+
+
+def test_speed_scores_flag_a_worker_who_answers_faster_than_anyone_can_read(actor, make_worker):
+    from datetime import timedelta
+
+    from tasks.services.quality import refresh_speed_scores
+
+    job = _gold_job(actor, gold_rate=0.0, redundancy=2)
+    careful, clicker = make_worker(), make_worker()
+    for worker, seconds in ((careful, 20), (clicker, 1)):
+        for _ in range(6):
+            lease = assign_next_hit(job=job, worker=worker)
+            _answer(lease, worker, "pos")
+            Assignment.objects.filter(pk=lease.pk).update(submitted_at=lease.accepted_at + timedelta(seconds=seconds))
+    assert refresh_speed_scores(job=job) == 2
+    scores = {s.worker_id: s for s in WorkerJobScore.objects.filter(job=job)}
+    assert scores[careful.pk].median_seconds == 20 and scores[careful.pk].fast_share == 0
+    assert scores[clicker.pk].median_seconds == 1 and scores[clicker.pk].fast_share == 1
