@@ -7,3 +7,6 @@ class WorkforceConfig(AppConfig):
     name = "workforce"
     verbose_name = "Workforce"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from workforce import signals  # noqa: F401  (connects the login audit receivers)

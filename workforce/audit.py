@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workforce.models import AuditChainHead, AuditEvent, Worker
+from workforce.request_context import current_request_id
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def record_audit_event(
     request_id: str = "",
 ) -> AuditEvent:
     """Append one event to the chain, inside the caller's transaction."""
+    request_id = request_id or current_request_id.get()
     before = json.loads(json.dumps(before or {}, default=str))
     after = json.loads(json.dumps(after or {}, default=str))
     with transaction.atomic():

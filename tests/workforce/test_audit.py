@@ -111,3 +111,27 @@ def test_audit_export_writes_events_since_a_date(tmp_path):
     with pytest.raises(CommandError, match="--since") as info:
         call_command("audit_export", "--since", "yesterday")
     assert info.value.returncode == 2
+
+
+def test_staff_logins_and_failed_logins_are_audited_with_the_request_id():
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    UserFactory(username="boss", is_staff=True)
+    UserFactory(username="crowd", is_staff=False)
+    client = Client()
+    response = client.post(
+        "/accounts/login/", {"username": "boss", "password": "pw-for-tests"}, HTTP_X_REQUEST_ID="req-12345678"
+    )
+    assert response.status_code == 302 and response["X-Request-ID"] == "req-12345678"
+    Client().post("/accounts/login/", {"username": "boss", "password": "wrong"})
+    Client().post("/accounts/login/", {"username": "crowd", "password": "pw-for-tests"})
+    events = list(AuditEvent.objects.filter(action__in=["staff.login", "login.failed"]).order_by("id"))
+    assert [(e.action, e.object_id) for e in events] == [
+        ("staff.login", str(events[0].object_id)),
+        ("login.failed", "boss"),
+    ]
+    assert events[0].request_id == "req-12345678"
+    assert len(events[1].request_id) == 32  # generated when the client sends none
+    assert verify_audit_chain() is None
