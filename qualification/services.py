@@ -434,3 +434,13 @@ def record_test_saved(*, test: QualificationTest, actor: Actor, created: bool) -
             object_id=test.pk,
             after=_test_snapshot(test),
         )
+
+
+def grant_qualification(
+    *, worker: Worker, test: QualificationTest, score: float, actor: Actor, now: datetime | None = None
+) -> Grant:
+    """Grant ``test`` to ``worker`` without an attempt (a policy's decision, e.g. "trusted"); audited."""
+    if not 0 <= score <= 100:
+        raise QualificationError("A qualification score must be between 0 and 100.")
+    with transaction.atomic():
+        return _grant(worker=worker, test=test, attempt=None, score=score, now=now or timezone.now(), actor=actor)

@@ -61,6 +61,8 @@ class JobForm(forms.ModelForm):
             "assignment_duration",
             "marketplace",
             "training_mode",
+            "trusted_test",
+            "trusted_min_accuracy",
             "gold_rate",
             "block_below_accuracy",
             "block_after_gold",
@@ -139,6 +141,8 @@ class JobAdmin(admin.ModelAdmin):
                     "block_after_gold",
                     "gold_boost_rate",
                     "gold_boost_until",
+                    "trusted_test",
+                    "trusted_min_accuracy",
                 )
             },
         ),

@@ -82,6 +82,21 @@ class Job(models.Model):
     block_after_gold = models.PositiveSmallIntegerField(
         default=5, help_text="Gold answers a worker gives before the block policy may act."
     )
+    trusted_test = models.ForeignKey(
+        "qualification.QualificationTest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Qualification granted to workers whose gold accuracy is confidently above the bar below.",
+    )
+    trusted_min_accuracy = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Grant the trusted qualification once the lower end of a worker's 90% gold-accuracy "
+        "interval reaches this (after the block policy's minimum gold answers).",
+    )
     training_mode = models.BooleanField(
         default=False,
         help_text="After a missed gold question, show the worker the correct answer and the instructions.",

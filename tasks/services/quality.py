@@ -15,6 +15,8 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from qualification.grading import grade_label
+from qualification.selectors import worker_grant_scores
+from qualification.services import grant_qualification
 from tasks.models import (
     Answer,
     Assignment,
@@ -79,7 +81,24 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
                 "min_gold": job.block_after_gold,
             },
         )
+    else:
+        _grant_trust_if_earned(job=job, worker=worker, accuracy=accuracy, now=now)
     return accuracy
+
+
+def _grant_trust_if_earned(*, job: Job, worker: Worker, accuracy: Accuracy, now: datetime) -> None:
+    """Grant the job's "trusted" qualification once we are confident the worker's accuracy clears the bar."""
+    if job.trusted_test_id is None or job.trusted_min_accuracy is None or accuracy.n < job.block_after_gold:
+        return
+    if accuracy.low < job.trusted_min_accuracy or job.trusted_test_id in worker_grant_scores(worker):
+        return
+    grant_qualification(
+        worker=worker,
+        test=job.trusted_test,  # type: ignore[arg-type]
+        score=round(100 * accuracy.mean, 2),
+        actor=Actor.system("trust policy"),
+        now=now,
+    )
 
 
 def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> tuple[Accuracy, float]:

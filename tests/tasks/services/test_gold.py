@@ -312,3 +312,37 @@ def test_speed_scores_flag_a_worker_who_answers_faster_than_anyone_can_read(acto
     scores = {s.worker_id: s for s in WorkerJobScore.objects.filter(job=job)}
     assert scores[careful.pk].median_seconds == 20 and scores[careful.pk].fast_share == 0
     assert scores[clicker.pk].median_seconds == 1 and scores[clicker.pk].fast_share == 1
+
+
+def test_a_worker_confidently_above_the_bar_is_granted_the_trusted_qualification(actor, make_worker):
+    from datetime import timedelta
+
+    from qualification.models import Grant
+    from qualification.services import create_test
+    from qualification.specs import QuestionSpec
+
+    trusted = create_test(
+        actor=actor,
+        name="Trusted labeler",
+        questions=[QuestionSpec(identifier="q1", prompt="?", payload={"text": "x"}, accepted=("pos",))],
+        labels=["pos", "neg"],
+        pass_score=80,
+        time_limit=timedelta(minutes=5),
+        retry_delay=timedelta(hours=1),
+        max_attempts=1,
+    )
+    job = JobFactory(gold_rate=1.0, redundancy=1, block_after_gold=3, trusted_test=trusted, trusted_min_accuracy=0.3)
+    rows = "".join(f"g{i},question {i},pos\n" for i in range(5)) + "n0,normal,\n"
+    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + rows), filename="i.csv", actor=actor)
+    job = publish_job(job=job, actor=actor)
+    good, sloppy = make_worker(), make_worker()
+    rng = random.Random(2)
+    for n in range(3):
+        _answer(assign_next_hit(job=job, worker=good, rng=rng), good, "pos")
+        _answer(assign_next_hit(job=job, worker=sloppy, rng=rng), sloppy, "pos" if n == 0 else "neg")
+        granted = Grant.objects.filter(worker=good, family=trusted).exists()
+        assert granted == (n == 2)  # only once the minimum of 3 gold answers is reached
+    grant = Grant.objects.get(worker=good, family=trusted)
+    assert grant.score > 50 and grant.attempt is None
+    assert not Grant.objects.filter(worker=sloppy).exists()
+    assert AuditEvent.objects.filter(action="qualification.granted", actor_label="trust policy").count() == 1
