@@ -23,6 +23,7 @@ from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.tasks import compute_consensus_task
+from workforce.admin_mixins import AuditHistoryMixin
 from workforce.audit import Actor
 
 
@@ -100,7 +101,8 @@ def _progress_bar(percent: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_object_type = "job"
     form = JobForm
     list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
     list_filter = ("state", "task_kind", "marketplace")

@@ -5,11 +5,13 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from workforce.admin_mixins import AuditHistoryMixin
 from workforce.models import AuditEvent, Worker
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_object_type = "worker"
     list_display = ("__str__", "marketplace", "external_id", "user", "is_blocked", "created_at")
     list_filter = ("marketplace", "is_blocked")
     search_fields = ("=external_id", "display_name", "user__username")
@@ -28,9 +30,13 @@ class WorkerAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id")
     list_filter = ("action", "object_type", "actor_kind")
+    # ?object_type=job&object_id=7 (the History button of every audited object) filters to one object.
     search_fields = ("=object_id", "actor_label")
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in ("object_id", "actor_id") or super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

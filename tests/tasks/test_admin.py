@@ -468,3 +468,15 @@ def test_ops_managers_promote_confident_consensus_to_gold_from_the_admin(
     assert response.status_code == 302
     item = Item.objects.get(pk=label.item_id)
     assert item.is_gold and item.gold_answer == "neg"
+
+
+def test_the_history_button_of_a_job_opens_its_audit_trail(
+    staff_client: Client, make_published_job: Callable[..., Job]
+) -> None:
+    job = make_published_job(items=1)
+    make_published_job(items=1)  # another job, whose events must not show
+    response = staff_client.get(reverse("admin:tasks_job_history", args=[job.pk]), follow=True)
+    assert response.status_code == 200
+    events = list(response.context["cl"].result_list)
+    assert events and {(e.object_type, e.object_id) for e in events} == {("job", str(job.pk))}
+    assert "job.published" in {e.action for e in events}
