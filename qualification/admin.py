@@ -16,6 +16,7 @@ from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
 from qualification.services import create_new_version, record_test_saved, revoke_grant
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
+from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
 
 
@@ -111,38 +112,20 @@ class QualificationTestAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(ReadOnlyAdmin):
     list_display = ["uuid", "worker", "test", "number", "state", "score", "passed", "started_at", "submitted_at"]
     list_filter = ["state", "passed"]
     list_select_related = ["worker", "test"]
     search_fields = ["worker__external_id", "worker__display_name", "test__name"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(ReadOnlyAdmin):
     list_display = ["worker", "test", "version", "score", "granted_at", "revoked_at"]
     list_filter = ["revoked_at"]
     list_select_related = ["worker", "test"]
     search_fields = ["worker__external_id", "worker__display_name", "test__name"]
     actions = ["revoke"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("qualification.change_grant")

@@ -23,7 +23,7 @@ from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.tasks import compute_consensus_task
-from workforce.admin_mixins import AuditHistoryMixin
+from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 
 
@@ -280,21 +280,6 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
     @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._run(request, queryset, cancel_job, "Cancelled")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: viewable, never edited here."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Item)

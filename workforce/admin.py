@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from workforce.admin_mixins import AuditHistoryMixin
+from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.models import AuditEvent, Worker
 
 
@@ -27,22 +27,12 @@ class WorkerAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id")
     list_filter = ("action", "object_type", "actor_kind")
     # ?object_type=job&object_id=7 (the History button of every audited object) filters to one object.
     search_fields = ("=object_id", "actor_label")
     date_hierarchy = "created_at"
-    show_full_result_count = False
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in ("object_id", "actor_id") or super().lookup_allowed(lookup, value, request)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

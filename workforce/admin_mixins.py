@@ -1,10 +1,11 @@
-"""Admin helpers: each object's "History" button opens its audit trail."""
+"""Admin helpers shared by every app: read-only admins, and "History" buttons that open the audit trail."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
@@ -25,3 +26,18 @@ class AuditHistoryMixin:
             query = urlencode({"object_type": self.audit_object_type, "object_id": object_id})
             return HttpResponseRedirect(f"{reverse('admin:workforce_auditevent_changelist')}?{query}")
         return super().history_view(request, object_id, extra_context)  # type: ignore[misc]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: viewable, never added, edited or deleted here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

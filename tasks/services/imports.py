@@ -197,12 +197,13 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
                 problem = RowError(row.line, f"id {row.external_id!r} already appears on line {seen[row.external_id]}")
             elif (message := _check_payload(job, row.payload)) is not None:
                 problem = RowError(row.line, message)
-            elif (gold_problem := _gold_answer(job, row.payload.get(GOLD_COLUMN))[1]) is not None:
-                problem = RowError(row.line, gold_problem)
+            elif (gold_parsed := _gold_answer(job, row.payload.get(GOLD_COLUMN)))[1] is not None:
+                problem = RowError(row.line, gold_parsed[1])
             else:
                 seen[row.external_id] = row.line
                 # The known answer never stays in the payload, which workers' pages draw from.
-                gold = _gold_answer(job, row.payload.pop(GOLD_COLUMN, None))[0]
+                row.payload.pop(GOLD_COLUMN, None)
+                gold = gold_parsed[0]
                 digest = payload_hash(row.payload if gold is None else {**row.payload, "\u0000gold": gold})
                 known = existing.get(row.external_id)
                 if known is None:
