@@ -1,0 +1,172 @@
+"""The only writer of ``CostEntry`` rows.
+
+Call these inside the transaction of the event that causes the cost (an approval, a marketplace
+call's result, a bonus), so the money and the event commit or roll back together. Every write is keyed
+by an idempotency key: booking the same key again returns the existing row and books nothing, and
+booking it again with a different amount is refused, because it means two events share a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job
+from tasks.services.errors import ServiceError
+from workforce.models import Worker
+
+CENT = Decimal("0.01")
+
+
+class LedgerConflict(ServiceError):
+    """An idempotency key was booked before with different content."""
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One row to book in bulk with ``record_costs``."""
+
+    job_id: int
+    kind: str
+    amount: Decimal
+    idempotency_key: str
+    marketplace: str
+    status: str = CostStatus.CHARGED
+    currency: str = "USD"
+    hit_id: int | None = None
+    assignment_id: int | None = None
+    worker_id: int | None = None
+    reference: str = ""
+    memo: str = ""
+
+
+def _check_amount(kind: str, amount: Decimal) -> None:
+    if not isinstance(amount, Decimal):
+        raise TypeError("Ledger amounts must be Decimal.")
+    if not amount.is_finite():
+        raise ServiceError("A ledger amount must be a finite number.")
+    if kind != CostKind.REVERSAL and amount < 0:
+        raise ServiceError("Only a reversal can book a negative amount.")
+
+
+def _same(entry: CostEntry, *, kind: str, amount: Decimal, currency: str) -> bool:
+    return entry.kind == kind and entry.amount == amount and entry.currency == currency
+
+
+def record_cost(
+    *,
+    job: Job,
+    kind: str,
+    amount: Decimal,
+    idempotency_key: str,
+    marketplace: str,
+    status: str = CostStatus.CHARGED,
+    currency: str | None = None,
+    hit: Hit | None = None,
+    assignment: Assignment | None = None,
+    worker: Worker | None = None,
+    reference: str = "",
+    memo: str = "",
+) -> tuple[CostEntry, bool]:
+    """Book one amount once. Returns ``(entry, created)``; an existing key returns its row unchanged."""
+    _check_amount(kind, amount)
+    currency = currency or job.currency
+    existing = CostEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                entry = CostEntry.objects.create(
+                    job=job,
+                    hit=hit,
+                    assignment=assignment,
+                    worker=worker,
+                    marketplace=marketplace,
+                    kind=kind,
+                    status=status,
+                    amount=amount,
+                    currency=currency,
+                    idempotency_key=idempotency_key,
+                    reference=reference,
+                    memo=memo,
+                    created_at=timezone.now(),
+                )
+            return entry, True
+        except IntegrityError:
+            existing = CostEntry.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is None:
+                raise
+    if not _same(existing, kind=kind, amount=amount, currency=currency):
+        raise LedgerConflict(
+            f"Ledger key {idempotency_key!r} was booked as {existing.kind} {existing.amount} {existing.currency}; "
+            f"refusing to book it again as {kind} {amount} {currency}."
+        )
+    return existing, False
+
+
+def record_costs(lines: Iterable[CostLine], *, batch_size: int = 5000) -> int:
+    """Book many rows set-based; keys already booked are skipped. Returns how many rows were new."""
+    now = timezone.now()
+    rows: list[CostEntry] = []
+    for line in lines:
+        _check_amount(line.kind, line.amount)
+        rows.append(
+            CostEntry(
+                job_id=line.job_id,
+                hit_id=line.hit_id,
+                assignment_id=line.assignment_id,
+                worker_id=line.worker_id,
+                marketplace=line.marketplace,
+                kind=line.kind,
+                status=line.status,
+                amount=line.amount,
+                currency=line.currency,
+                idempotency_key=line.idempotency_key,
+                reference=line.reference,
+                memo=line.memo,
+                created_at=now,
+            )
+        )
+    if not rows:
+        return 0
+    keys = [row.idempotency_key for row in rows]
+    before = CostEntry.objects.filter(idempotency_key__in=keys).count()
+    CostEntry.objects.bulk_create(rows, batch_size=batch_size, ignore_conflicts=True)
+    after = CostEntry.objects.filter(idempotency_key__in=keys).count()
+    return after - before
+
+
+def reverse_cost(*, entry: CostEntry, idempotency_key: str, memo: str = "") -> tuple[CostEntry, bool]:
+    """Cancel ``entry`` with a reversal row of the opposite amount (once, whatever the retries)."""
+    if entry.kind == CostKind.REVERSAL:
+        raise ServiceError("A reversal cannot itself be reversed; book a new cost instead.")
+    existing = CostEntry.objects.filter(reverses=entry).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            reversal = CostEntry.objects.create(
+                job_id=entry.job_id,
+                hit_id=entry.hit_id,
+                assignment_id=entry.assignment_id,
+                worker_id=entry.worker_id,
+                marketplace=entry.marketplace,
+                kind=CostKind.REVERSAL,
+                status=entry.status,
+                amount=-entry.amount,
+                currency=entry.currency,
+                idempotency_key=idempotency_key,
+                reference=entry.reference,
+                reverses=entry,
+                memo=memo,
+                created_at=timezone.now(),
+            )
+        return reversal, True
+    except IntegrityError:
+        existing = CostEntry.objects.filter(reverses=entry).first()
+        if existing is None:
+            raise
+        return existing, False
