@@ -1,0 +1,278 @@
+"""Work done on another marketplace (MTurk, Ground Truth, a results file) recorded as our own rows.
+
+``record_external_assignments`` is the one path for every connector's collect step and every importer:
+it upserts workers, Hits and assignments on the marketplace's ids and adds the answers, set-based, in
+one transaction. Running it again with the same records changes nothing (an assignment whose status
+moved on, e.g. submitted -> approved, gets the new status). Records it cannot take are returned with the
+reason instead of failing the batch, so an importer can report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from tasks.models import (
+    DONE_ASSIGNMENT_STATES,
+    LIVE_ASSIGNMENT_STATES,
+    Answer,
+    Assignment,
+    AssignmentState,
+    Hit,
+    HitItem,
+    HitState,
+    Item,
+    Job,
+)
+from tasks.services.collection import validate_value
+from tasks.services.errors import SubmissionRefused
+from tasks.services.quality import grade_gold_answers
+from workforce.audit import Actor, record_audit_event
+from workforce.models import Worker
+from workforce.services import get_or_create_workers
+
+_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ExternalAssignment:
+    """One worker's finished take on one remote HIT. ``answers`` maps item external id -> value."""
+
+    external_assignment_id: str
+    external_hit_id: str
+    external_worker_id: str
+    answers: Mapping[str, Any]
+    state: str = AssignmentState.SUBMITTED
+    accepted_at: datetime | None = None
+    submitted_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    reward: Decimal | None = None
+
+
+@dataclass
+class RecordResult:
+    assignments_created: int = 0
+    assignments_updated: int = 0
+    assignments_unchanged: int = 0
+    answers_created: int = 0
+    hits_created: int = 0
+    workers_created: int = 0
+    created_assignment_ids: list[int] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (external assignment id, reason)
+
+
+def _normalised_answers(job: Job, record: ExternalAssignment, item_ids: Mapping[str, int]) -> dict[int, Any]:
+    values: dict[int, Any] = {}
+    for external_item_id, value in record.answers.items():
+        item_id = item_ids.get(str(external_item_id))
+        if item_id is None:
+            raise SubmissionRefused(f"it answers item {external_item_id!r}, which the job does not have")
+        values[item_id] = validate_value(job, value)
+    if not values:
+        raise SubmissionRefused("it has no answer")
+    return values
+
+
+def _ensure_hits(
+    *, job: Job, marketplace: str, wanted: Mapping[str, int], items_by_hit: Mapping[str, set[int]]
+) -> tuple[dict[str, int], int]:
+    """Hit ids by external id, creating the missing Hits (and their items' links) in bulk."""
+    external_ids = list(wanted)
+    hits = dict(
+        Hit.objects.filter(marketplace=marketplace, external_id__in=external_ids).values_list("external_id", "id")
+    )
+    missing = [eid for eid in external_ids if eid not in hits]
+    if missing:
+        Hit.objects.bulk_create(
+            [
+                Hit(
+                    job=job,
+                    marketplace=marketplace,
+                    external_id=eid,
+                    state=HitState.OPEN,
+                    assignments_wanted=max(wanted[eid], job.redundancy),
+                )
+                for eid in missing
+            ],
+            batch_size=_BATCH,
+            ignore_conflicts=True,
+        )
+        hits = dict(
+            Hit.objects.filter(marketplace=marketplace, external_id__in=external_ids).values_list("external_id", "id")
+        )
+    linked = set(HitItem.objects.filter(hit_id__in=hits.values()).values_list("hit_id", "item_id"))
+    positions: dict[int, int] = {}
+    for hit_id, _ in linked:
+        positions[hit_id] = positions.get(hit_id, 0) + 1
+    links: list[HitItem] = []
+    for eid, item_ids in items_by_hit.items():
+        hit_id = hits[eid]
+        for item_id in sorted(item_ids):
+            if (hit_id, item_id) not in linked:
+                links.append(HitItem(hit_id=hit_id, item_id=item_id, position=positions.get(hit_id, 0)))
+                positions[hit_id] = positions.get(hit_id, 0) + 1
+    HitItem.objects.bulk_create(links, batch_size=_BATCH, ignore_conflicts=True)
+    return hits, len(missing)
+
+
+def _refresh_hit_counters(hit_ids: Iterable[int]) -> None:
+    """Recount slots and submissions of ``hit_ids`` from their assignments and settle their state."""
+    ids = list(hit_ids)
+    counts = (
+        Assignment.objects.filter(hit_id__in=ids)
+        .values("hit_id")
+        .annotate(
+            live=Count("id", filter=Q(state__in=LIVE_ASSIGNMENT_STATES)),
+            done=Count("id", filter=Q(state__in=DONE_ASSIGNMENT_STATES)),
+        )
+    )
+    by_hit = {row["hit_id"]: (row["live"], row["done"]) for row in counts}
+    hits = list(Hit.objects.filter(id__in=ids).only("id", "assignments_wanted", "state"))
+    for hit in hits:
+        live, done = by_hit.get(hit.pk, (0, 0))
+        hit.assignments_wanted = max(hit.assignments_wanted, live)
+        hit.slots_taken = live
+        hit.assignments_submitted = done
+        if hit.state in (HitState.OPEN, HitState.FULL, HitState.DRAFT) and done >= hit.assignments_wanted:
+            hit.state = HitState.COMPLETE
+    Hit.objects.bulk_update(
+        hits, ["assignments_wanted", "slots_taken", "assignments_submitted", "state"], batch_size=_BATCH
+    )
+
+
+def _grade_gold(*, job: Job, assignment_ids: list[int], now: datetime) -> None:
+    """Grade the new assignments that answered gold items (and apply the job's quality policy)."""
+    graded = (
+        Assignment.objects.filter(id__in=assignment_ids, answers__item__is_gold=True)
+        .select_related("worker")
+        .distinct()
+        .order_by("submitted_at", "id")
+    )
+    for assignment in graded:
+        grade_gold_answers(assignment=assignment, job=job, worker=assignment.worker, now=now)
+
+
+def record_external_assignments(
+    *, job: Job, marketplace: str, records: Iterable[ExternalAssignment], actor: Actor, source: str = ""
+) -> RecordResult:
+    """Upsert ``records`` (all from ``marketplace``) into ``job``; see the module docstring."""
+    result = RecordResult()
+    records = list({r.external_assignment_id: r for r in records}.values())  # the last copy of an id wins
+    if not records:
+        return result
+    item_ids = dict(Item.objects.filter(job=job).values_list("external_id", "id"))
+    valid: list[tuple[ExternalAssignment, dict[int, Any]]] = []
+    for record in records:
+        try:
+            valid.append((record, _normalised_answers(job, record, item_ids)))
+        except SubmissionRefused as refusal:
+            result.skipped.append((record.external_assignment_id, str(refusal).rstrip(".")))
+    if not valid:
+        return result
+    now = timezone.now()
+    with transaction.atomic():
+        worker_ids = [r.external_worker_id for r, _ in valid]
+        known = set(
+            Worker.objects.filter(marketplace=marketplace, external_id__in=worker_ids).values_list(
+                "external_id", flat=True
+            )
+        )
+        workers = get_or_create_workers(marketplace=marketplace, external_ids=worker_ids)
+        result.workers_created = len(set(worker_ids) - known)
+
+        wanted: dict[str, int] = {}
+        items_by_hit: dict[str, set[int]] = {}
+        for record, values in valid:
+            wanted[record.external_hit_id] = wanted.get(record.external_hit_id, 0) + 1
+            items_by_hit.setdefault(record.external_hit_id, set()).update(values)
+        hits, result.hits_created = _ensure_hits(
+            job=job, marketplace=marketplace, wanted=wanted, items_by_hit=items_by_hit
+        )
+
+        existing = {
+            a.external_id: a
+            for a in Assignment.objects.filter(
+                marketplace=marketplace, external_id__in=[r.external_assignment_id for r, _ in valid]
+            ).only("id", "external_id", "state", "reviewed_at", "hit_id")
+        }
+        new_rows: list[Assignment] = []
+        changed: list[Assignment] = []
+        for record, _ in valid:
+            current = existing.get(record.external_assignment_id)
+            if current is None:
+                submitted = record.submitted_at or now
+                new_rows.append(
+                    Assignment(
+                        hit_id=hits[record.external_hit_id],
+                        job=job,
+                        worker=workers[record.external_worker_id],
+                        state=record.state,
+                        marketplace=marketplace,
+                        external_id=record.external_assignment_id,
+                        accepted_at=record.accepted_at or submitted,
+                        lease_expires_at=submitted,
+                        submitted_at=submitted,
+                        reviewed_at=record.reviewed_at,
+                        reward=record.reward if record.reward is not None else job.reward,
+                    )
+                )
+            elif current.state != record.state and current.state not in (
+                AssignmentState.APPROVED,
+                AssignmentState.REJECTED,
+            ):
+                current.state = record.state
+                current.reviewed_at = record.reviewed_at or current.reviewed_at
+                changed.append(current)
+            else:
+                result.assignments_unchanged += 1
+        Assignment.objects.bulk_create(new_rows, batch_size=_BATCH, ignore_conflicts=True)
+        Assignment.objects.bulk_update(changed, ["state", "reviewed_at"], batch_size=_BATCH)
+        result.assignments_updated = len(changed)
+
+        created = dict(
+            Assignment.objects.filter(
+                marketplace=marketplace, external_id__in=[a.external_id for a in new_rows]
+            ).values_list("external_id", "id")
+        )
+        result.assignments_created = len(created)
+        result.created_assignment_ids = sorted(created.values())
+        answers = [
+            Answer(
+                assignment_id=created[record.external_assignment_id],
+                item_id=item_id,
+                job=job,
+                worker=workers[record.external_worker_id],
+                value=value,
+            )
+            for record, values in valid
+            if record.external_assignment_id in created
+            for item_id, value in values.items()
+        ]
+        Answer.objects.bulk_create(answers, batch_size=_BATCH, ignore_conflicts=True)
+        result.answers_created = len(answers)
+        _refresh_hit_counters(hits.values())
+        _grade_gold(job=job, assignment_ids=result.created_assignment_ids, now=now)
+        if result.assignments_created or result.assignments_updated:
+            record_audit_event(
+                actor=actor,
+                action="assignments.recorded",
+                object_type="job",
+                object_id=job.pk,
+                after={
+                    "marketplace": marketplace,
+                    "source": source,
+                    "assignments_created": result.assignments_created,
+                    "assignments_updated": result.assignments_updated,
+                    "answers_created": result.answers_created,
+                    "workers_created": result.workers_created,
+                    "skipped": len(result.skipped),
+                },
+            )
+    return result

@@ -1,0 +1,87 @@
+"""Work from another marketplace is upserted on its ids: once, with statuses kept, bad records reported."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tasks.models import Answer, Assignment, AssignmentState, GoldGrade, Hit, HitState
+from tasks.services.external_work import ExternalAssignment, record_external_assignments
+from tests.factories import ItemFactory, JobFactory
+from workforce.audit import Actor
+from workforce.models import AuditEvent, Worker
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.system("test import")
+
+
+def _records() -> list[ExternalAssignment]:
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    return [
+        ExternalAssignment("A1", "H1", "W1", {"i1": "pos"}, AssignmentState.APPROVED, at, at, at, Decimal("0.10")),
+        ExternalAssignment("A2", "H1", "W2", {"i1": "neg"}, AssignmentState.SUBMITTED, at, at),
+        ExternalAssignment("A3", "H2", "W1", {"i2": "neutral"}, AssignmentState.REJECTED, at, at, at),
+    ]
+
+
+def test_it_records_workers_hits_assignments_and_answers_once() -> None:
+    job = JobFactory(redundancy=2)
+    ItemFactory(job=job, external_id="i1")
+    ItemFactory(job=job, external_id="i2")
+    first = record_external_assignments(job=job, marketplace="mturk", records=_records(), actor=ACTOR)
+    assert (first.assignments_created, first.workers_created, first.hits_created, first.answers_created) == (3, 2, 2, 3)
+    again = record_external_assignments(job=job, marketplace="mturk", records=_records(), actor=ACTOR)
+    assert (again.assignments_created, again.assignments_unchanged, again.answers_created) == (0, 3, 0)
+    assert Assignment.objects.count() == 3 and Answer.objects.count() == 3 and Worker.objects.count() == 2
+    states = dict(Assignment.objects.values_list("external_id", "state"))
+    assert states == {"A1": "approved", "A2": "submitted", "A3": "rejected"}
+    assert Assignment.objects.get(external_id="A1").reward == Decimal("0.10")
+    assert Assignment.objects.get(external_id="A2").reward == job.reward
+    h1 = Hit.objects.get(external_id="H1")
+    assert (h1.assignments_submitted, h1.slots_taken, h1.state) == (2, 2, HitState.COMPLETE)
+    assert list(h1.items.values_list("external_id", flat=True)) == ["i1"]
+    assert AuditEvent.objects.filter(action="assignments.recorded").count() == 1
+
+
+def test_a_later_status_is_taken_but_a_reviewed_one_is_kept() -> None:
+    job = JobFactory()
+    ItemFactory(job=job, external_id="i1")
+    ItemFactory(job=job, external_id="i2")
+    record_external_assignments(job=job, marketplace="mturk", records=_records(), actor=ACTOR)
+    at = datetime(2026, 5, 2, tzinfo=UTC)
+    moved = [
+        ExternalAssignment("A2", "H1", "W2", {"i1": "neg"}, AssignmentState.APPROVED, at, at, at),
+        ExternalAssignment("A1", "H1", "W1", {"i1": "pos"}, AssignmentState.REJECTED, at, at, at),
+    ]
+    result = record_external_assignments(job=job, marketplace="mturk", records=moved, actor=ACTOR)
+    assert (result.assignments_updated, result.assignments_unchanged) == (1, 1)
+    states = dict(Assignment.objects.values_list("external_id", "state"))
+    assert states["A2"] == "approved" and states["A1"] == "approved"
+
+
+def test_it_reports_records_it_cannot_take_and_writes_nothing_for_them() -> None:
+    job = JobFactory()
+    ItemFactory(job=job, external_id="i1")
+    bad = [
+        ExternalAssignment("B1", "H9", "W1", {"nope": "pos"}),
+        ExternalAssignment("B2", "H9", "W1", {"i1": "not-a-label"}),
+        ExternalAssignment("B3", "H9", "W1", {}),
+    ]
+    result = record_external_assignments(job=job, marketplace="mturk", records=bad, actor=ACTOR)
+    reasons = dict(result.skipped)
+    assert "nope" in reasons["B1"] and "not-a-label" in reasons["B2"] and "no answer" in reasons["B3"]
+    assert not Assignment.objects.exists() and not Hit.objects.exists() and not Worker.objects.exists()
+
+
+def test_answers_to_gold_items_are_graded() -> None:
+    job = JobFactory()
+    ItemFactory(job=job, external_id="g1", is_gold=True, gold_answer="pos")
+    records = [
+        ExternalAssignment("G1", "HG", "W1", {"g1": "pos"}),
+        ExternalAssignment("G2", "HG", "W2", {"g1": "neg"}),
+    ]
+    record_external_assignments(job=job, marketplace="groundtruth", records=records, actor=ACTOR)
+    scores = dict(GoldGrade.objects.values_list("worker__external_id", "score"))
+    assert scores == {"W1": 1.0, "W2": 0.0}
