@@ -80,14 +80,17 @@ def _normalised_answers(job: Job, record: ExternalAssignment, item_ids: Mapping[
     return values
 
 
+def _hit_ids(marketplace: str, external_ids: list[str]) -> dict[str, int]:
+    rows = Hit.objects.filter(marketplace=marketplace, external_id__in=external_ids).values_list("external_id", "id")
+    return {str(external_id): hit_id for external_id, hit_id in rows}
+
+
 def _ensure_hits(
     *, job: Job, marketplace: str, wanted: Mapping[str, int], items_by_hit: Mapping[str, set[int]]
 ) -> tuple[dict[str, int], int]:
     """Hit ids by external id, creating the missing Hits (and their items' links) in bulk."""
     external_ids = list(wanted)
-    hits = dict(
-        Hit.objects.filter(marketplace=marketplace, external_id__in=external_ids).values_list("external_id", "id")
-    )
+    hits = _hit_ids(marketplace, external_ids)
     missing = [eid for eid in external_ids if eid not in hits]
     if missing:
         Hit.objects.bulk_create(
@@ -104,9 +107,7 @@ def _ensure_hits(
             batch_size=_BATCH,
             ignore_conflicts=True,
         )
-        hits = dict(
-            Hit.objects.filter(marketplace=marketplace, external_id__in=external_ids).values_list("external_id", "id")
-        )
+        hits = _hit_ids(marketplace, external_ids)
     linked = set(HitItem.objects.filter(hit_id__in=hits.values()).values_list("hit_id", "item_id"))
     positions: dict[int, int] = {}
     for hit_id, _ in linked:
