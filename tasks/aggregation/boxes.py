@@ -178,7 +178,7 @@ class BoxAggregator:
         variance: Mapping[str, float] | None = None,
     ) -> ImageResult:
         # Images hold a handful of boxes, so plain Python floats beat numpy's per-call overhead here.
-        coords = [tuple(map(float, d.box)) for d in boxes]
+        coords: list[Box] = [(float(d.box[0]), float(d.box[1]), float(d.box[2]), float(d.box[3])) for d in boxes]
         weights = [max(skills.get(d.worker, 1.0), 1e-3) for d in boxes]
         total = sum(max(skills.get(w, 1.0), 1e-3) for w in annotators) or 1.0
         by_worker: dict[str, list[int]] = {}

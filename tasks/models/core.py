@@ -23,10 +23,13 @@ class TaskKind(models.TextChoices):
     IMAGE_MULTILABEL = "image_multilabel", "Image classification (several labels)"
     TEXT_CLASSIFICATION = "text_classification", "Text classification (one label)"
     TEXT_MULTILABEL = "text_multilabel", "Text classification (several labels)"
+    IMAGE_BOXES = "image_boxes", "Bounding boxes (one class per box)"
+    IMAGE_POLYGONS = "image_polygons", "Polygons (one class per polygon)"
 
 
 MULTILABEL_KINDS = frozenset({TaskKind.IMAGE_MULTILABEL, TaskKind.TEXT_MULTILABEL})
-IMAGE_KINDS = frozenset({TaskKind.IMAGE_CLASSIFICATION, TaskKind.IMAGE_MULTILABEL})
+SHAPE_KINDS = frozenset({TaskKind.IMAGE_BOXES, TaskKind.IMAGE_POLYGONS})
+IMAGE_KINDS = frozenset({TaskKind.IMAGE_CLASSIFICATION, TaskKind.IMAGE_MULTILABEL, *SHAPE_KINDS})
 
 
 class JobState(models.TextChoices):
@@ -140,6 +143,10 @@ class Job(models.Model):
     @property
     def is_multilabel(self) -> bool:
         return self.task_kind in MULTILABEL_KINDS
+
+    @property
+    def is_shapes(self) -> bool:
+        return self.task_kind in SHAPE_KINDS
 
     @property
     def is_image(self) -> bool:

@@ -7,6 +7,7 @@ leases and never lets a Hit collect more submitted assignments than it wants, un
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from tasks.models import (
     Hit,
     HitItem,
     HitState,
+    Item,
     Job,
     JobBlock,
     JobState,
@@ -44,9 +46,15 @@ _REFUSALS = {
 }
 
 
-def validate_value(job: Job, value: Any) -> Any:
-    """Check one answer against the job's label set; return it normalised or raise SubmissionRefused."""
+def validate_value(job: Job, value: Any, payload: Mapping[str, Any] | None = None) -> Any:
+    """Check one answer against the job's label set (and, for drawings, the item's image size given by
+    ``payload``); return it normalised or raise SubmissionRefused."""
     labels = [str(label) for label in job.labels]
+    if job.is_shapes:
+        from tasks.services.shapes import image_size, validate_shapes  # numpy/scipy only where drawings exist
+
+        size = image_size(payload) if payload is not None else None
+        return validate_shapes(job.task_kind, labels, value, size or (math.inf, math.inf))
     if job.is_multilabel:
         if isinstance(value, str):
             value = [value]
@@ -178,7 +186,10 @@ def submit_assignment(
             missing = [i for i in item_ids if i not in answers]
             if missing:
                 raise SubmissionRefused(f"Answer every item before submitting ({len(missing)} left).")
-            values = {item_id: validate_value(job, answers[item_id]) for item_id in item_ids}
+            payloads: dict[int, Any] = (
+                dict(Item.objects.filter(id__in=item_ids).values_list("id", "payload")) if job.is_shapes else {}
+            )
+            values = {item_id: validate_value(job, answers[item_id], payloads.get(item_id)) for item_id in item_ids}
             hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
             if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")

@@ -115,6 +115,18 @@ def _agreement_rows(
     ]
 
 
+def _skill_rows(
+    job: Job, items: list[int], workers: list[int], skills: dict[int, float], now: Any
+) -> list[WorkerJobScore]:
+    answered: dict[int, int] = {}
+    for worker in workers:
+        answered[worker] = answered.get(worker, 0) + 1
+    return [
+        WorkerJobScore(job=job, worker_id=worker, agreement=skills.get(worker), answers=count, updated_at=now)
+        for worker, count in answered.items()
+    ]
+
+
 def _factorize(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
     uniques, codes = np.unique(np.asarray(values, dtype=np.int64), return_inverse=True)
     return codes, uniques
@@ -123,16 +135,28 @@ def _factorize(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
 def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **params: Any) -> ConsensusResult:
     """Aggregate ``job``'s answers with ``method`` (default: the job's) and replace its consensus."""
     method = method or job.consensus_method
-    if method not in CATEGORICAL:
+    if job.is_shapes:
+        method = "geometry"
+    elif method not in CATEGORICAL:
         raise ServiceError(f"Unknown consensus method {method!r}; use one of: {', '.join(CATEGORICAL)}.")
     items, workers, values = _load(job)
     if not items:
         raise ServiceError(f"Job {job.pk} has no answers yet.")
-    fit = _multilabel if job.is_multilabel else _categorical
-    try:
-        task_ids, chosen, confidence, probabilities = fit(job, method, params, items, workers, values)
-    except (TypeError, ValueError) as exc:
-        raise ServiceError(f"Cannot aggregate with these parameters: {exc}") from exc
+    skills: dict[int, float] = {}
+    if job.is_shapes:
+        from tasks.services.shapes import fuse_shapes  # boxes/polygons: geometric consensus
+
+        ids, chosen, confidence_list, skills = fuse_shapes(
+            job.task_kind, list(zip(items, workers, values, strict=True))
+        )
+        task_ids, confidence = np.asarray(ids, dtype=np.int64), np.asarray(confidence_list, dtype=float)
+        probabilities: list[dict[str, float]] = [{} for _ in ids]
+    else:
+        fit = _multilabel if job.is_multilabel else _categorical
+        try:
+            task_ids, chosen, confidence, probabilities = fit(job, method, params, items, workers, values)
+        except (TypeError, ValueError) as exc:
+            raise ServiceError(f"Cannot aggregate with these parameters: {exc}") from exc
     counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
     now = timezone.now()
     with transaction.atomic():
@@ -170,9 +194,15 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
                 for item_id, value, conf, probs in zip(task_ids, chosen, confidence, probabilities, strict=True)
             ),
         )
-        # Agreement with the consensus feeds each worker's score on the job.
+        # Agreement with the consensus feeds each worker's score on the job (for drawings: the mean IoU of
+        # the worker's shapes with the fused ones).
+        rows = (
+            _skill_rows(job, items, workers, skills, now)
+            if job.is_shapes
+            else _agreement_rows(job, items, workers, values, task_ids, chosen, now)
+        )
         WorkerJobScore.objects.bulk_create(
-            _agreement_rows(job, items, workers, values, task_ids, chosen, now),
+            rows,
             update_conflicts=True,
             unique_fields=["job", "worker"],
             update_fields=["agreement", "answers", "updated_at"],

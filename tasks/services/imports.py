@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,11 @@ def _check_payload(job: Job, payload: dict[str, Any]) -> str | None:
             return "an image job needs a non-empty 'image_url'"
         if not url.startswith(_URL_PREFIXES):
             return f"'image_url' must be an http(s) URL, a data:image URI or a site path, not {url[:60]!r}"
+        if job.is_shapes:
+            from tasks.services.shapes import image_size
+
+            if image_size(payload) is None:
+                return "a drawing job needs the image's 'width' and 'height' in pixels (positive numbers)"
     else:
         text = payload.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -166,6 +172,14 @@ def _gold_answer(job: Job, raw: Any) -> tuple[Any, str | None]:
     if raw is None or raw == "" or raw == []:
         return None, None
     labels = [str(label) for label in job.labels]
+    if job.is_shapes:
+        from tasks.services.errors import SubmissionRefused
+        from tasks.services.shapes import validate_shapes
+
+        try:
+            return validate_shapes(job.task_kind, labels, raw, (math.inf, math.inf)), None
+        except SubmissionRefused as refusal:
+            return None, f"the gold drawing is not valid: {refusal}"
     if job.is_multilabel:
         values = raw if isinstance(raw, list) else [v.strip() for v in str(raw).split("|") if v.strip()]
         unknown = [v for v in values if v not in labels]

@@ -38,6 +38,14 @@ from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accura
 POLICY = Actor.system("block policy")
 
 
+def _grade(job: Job, value: Any, expected: Any) -> float:
+    if job.is_shapes:
+        from tasks.services.shapes import grade_shape_answer
+
+        return grade_shape_answer(job.task_kind, value, expected)
+    return grade_label(job.task_kind, value, expected, partial=True)
+
+
 def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now: datetime) -> Accuracy:
     """Grade the assignment's answers to gold items, refresh the worker's score, apply the block policy."""
     gold = dict(Item.objects.filter(hit_items__hit_id=assignment.hit_id, is_gold=True).values_list("id", "gold_answer"))
@@ -49,7 +57,7 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
                 job_id=job.pk,
                 worker_id=worker.pk,
                 item_id=item_id,
-                score=grade_label(job.task_kind, value, gold[item_id], partial=True),
+                score=_grade(job, value, gold[item_id]),
                 created_at=now,
             )
             for answer_id, item_id, value in answers
