@@ -11,8 +11,8 @@ from tasks.services.collection import submit_assignment
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import SubmissionRefused
 from tasks.services.imports import import_items_from_text
-from tasks.services.publishing import publish_job
 from tasks.services.pool import assign_next_hit
+from tasks.services.publishing import publish_job
 from tasks.services.shapes import grade_shape_answer, validate_shapes
 from tests.factories import ItemFactory, JobFactory
 from workforce.audit import Actor
