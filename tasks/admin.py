@@ -62,6 +62,7 @@ class JobForm(forms.ModelForm):
             "assignment_duration",
             "marketplace",
             "training_mode",
+            "prelabel_model",
             "trusted_test",
             "trusted_min_accuracy",
             "gold_rate",
@@ -138,6 +139,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 "fields": (
                     "requirements",
                     "training_mode",
+                    "prelabel_model",
                     "gold_rate",
                     "block_below_accuracy",
                     "block_after_gold",
@@ -380,3 +382,6 @@ class JobBlockAdmin(ReadOnlyAdmin):
     list_filter = ("job", "lifted_at")
     list_select_related = ("worker", "job")
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
+
+
+from tasks import admin_predictions  # noqa: E402,F401  (registers the predictions admin)

@@ -24,6 +24,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "consensuslabel": ("view",),
             "workerjobscore": ("view",),
             "jobblock": ("view",),
+            "prediction": ("view",),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {

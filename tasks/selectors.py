@@ -149,16 +149,25 @@ def list_hit_items(hit_id: int) -> list[Item]:
 
 def task_for_page(assignment: Assignment, items: list[Item]) -> dict[str, Any]:
     """What the labeling page needs to show a task: only the fields a worker may see."""
+    from tasks.selectors_predictions import prelabels_for  # it imports this module's models only
+
     job = assignment.job
     shown = "image_url" if job.is_image else "text"
+    prelabels = prelabels_for(job, [item.pk for item in items])
     return {
         "uuid": str(assignment.uuid),
         "url": reverse("task", args=[assignment.uuid]),
         "submit_url": reverse("submit-task", args=[assignment.uuid]),
         "return_url": reverse("return-task", args=[assignment.uuid]),
         "seconds_left": max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds())),
-        "items": [{"id": item.pk, shown: str(item.payload.get(shown, ""))} for item in items],
+        "items": [
+            {"id": item.pk, shown: str(item.payload.get(shown, "")), **_prelabel(prelabels, item.pk)} for item in items
+        ],
     }
+
+
+def _prelabel(prelabels: dict[int, Any], item_id: int) -> dict[str, Any]:
+    return {"prelabel": prelabels[item_id]} if item_id in prelabels else {}
 
 
 def count_worker_submitted(worker: Worker) -> int:

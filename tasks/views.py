@@ -21,6 +21,7 @@ from tasks.selectors import (
     list_training_feedback,
     task_for_page,
 )
+from tasks.selectors_predictions import prelabels_for
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
@@ -105,6 +106,9 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
         return redirect("work-list")
     job = assignment.job
     items = list_hit_items(assignment.hit_id)
+    prelabels = prelabels_for(job, [item.pk for item in items])
+    for item in items:
+        item.prelabel = prelabels.get(item.pk)  # type: ignore[attr-defined]
     return render(
         request,
         "tasks/task.html",

@@ -27,6 +27,7 @@ from tasks.models.core import (
     WorkerJobScore,
 )
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
+from tasks.models.predictions import Prediction
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -49,6 +50,7 @@ __all__ = [
     "Job",
     "JobBlock",
     "JobState",
+    "Prediction",
     "TaskKind",
     "WorkerJobScore",
 ]

@@ -121,6 +121,11 @@ class Job(models.Model):
         help_text="A worker gets gold at the boosted rate until the block policy has decided about them or they "
         "have given this many gold answers (0: no boost).",
     )
+    prelabel_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Show this model's predictions to workers as pre-labels to confirm or correct (empty: off).",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from tasks.aggregation.base import Answers
 from tasks.aggregation.registry import CATEGORICAL, get_aggregator
-from tasks.models import Answer, ConsensusLabel, Job, JobBlock, WorkerJobScore
+from tasks.models import Answer, ConsensusLabel, Job, JobBlock, Prediction, WorkerJobScore
 from tasks.services.bulk import bulk_insert
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
@@ -52,6 +52,23 @@ def _load(job: Job) -> tuple[list[int], list[int], list[Any]]:
         workers.append(worker_id)
         values.append(value)
     return items, workers, values
+
+
+def _add_predictions(job: Job, items: list[int], workers: list[int], values: list[Any]) -> None:
+    """Each model that predicted the job's items joins the crowd as one more annotator (ids -1, -2, ...),
+    so the aggregation method learns its skill like a worker's. Only items people answered are added."""
+    answered = set(items)
+    models: dict[str, int] = {}
+    rows = (
+        Prediction.objects.filter(job=job, item__is_gold=False)
+        .order_by("model_name", "item_id")
+        .values_list("model_name", "item_id", "value")
+    )
+    for model_name, item_id, value in rows.iterator(chunk_size=CHUNK):
+        if item_id in answered:
+            items.append(item_id)
+            workers.append(models.setdefault(model_name, -1 - len(models)))
+            values.append(value)
 
 
 def _categorical(
@@ -142,6 +159,10 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
     items, workers, values = _load(job)
     if not items:
         raise ServiceError(f"Job {job.pk} has no answers yet.")
+    counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
+    humans = len(items)
+    if not job.is_shapes and not job.is_multilabel:
+        _add_predictions(job, items, workers, values)
     skills: dict[int, float] = {}
     if job.is_shapes:
         from tasks.services.shapes import fuse_shapes  # boxes/polygons: geometric consensus
@@ -157,7 +178,6 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
             task_ids, chosen, confidence, probabilities = fit(job, method, params, items, workers, values)
         except (TypeError, ValueError) as exc:
             raise ServiceError(f"Cannot aggregate with these parameters: {exc}") from exc
-    counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
     now = timezone.now()
     with transaction.atomic():
         Job.objects.select_for_update().filter(pk=job.pk).first()  # one consensus run per job at a time
@@ -199,7 +219,7 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
         rows = (
             _skill_rows(job, items, workers, skills, now)
             if job.is_shapes
-            else _agreement_rows(job, items, workers, values, task_ids, chosen, now)
+            else _agreement_rows(job, items[:humans], workers[:humans], values[:humans], task_ids, chosen, now)
         )
         WorkerJobScore.objects.bulk_create(
             rows,
@@ -213,7 +233,7 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
             method=method,
             version=version,
             items=len(task_ids),
-            answers=len(items),
+            answers=humans,
             mean_confidence=round(float(np.mean(confidence)), 4),
         )
         record_audit_event(

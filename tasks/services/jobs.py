@@ -80,6 +80,7 @@ AUDITED_FIELDS = (
     "currency",
     "assignment_duration",
     "consensus_method",
+    "prelabel_model",
 )
 
 

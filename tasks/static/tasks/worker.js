@@ -73,6 +73,9 @@
       input.name = "answer-" + item.id;
       input.value = label;
       if (!multilabel) { input.required = true; }
+      var suggested = item.prelabel !== undefined &&
+        (multilabel ? [].concat(item.prelabel).indexOf(label) >= 0 : item.prelabel === label);
+      if (suggested) { input.checked = true; input.dataset.prelabel = "1"; }
       wrap.appendChild(input);
       if (i < 9) {
         var kbd = document.createElement("kbd");
@@ -80,6 +83,13 @@
         wrap.appendChild(kbd);
       }
       wrap.appendChild(document.createTextNode(" " + label));
+      if (suggested) {
+        var tag = document.createElement("span");
+        tag.className = "prelabel";
+        tag.textContent = "suggested";
+        wrap.appendChild(document.createTextNode(" "));
+        wrap.appendChild(tag);
+      }
       group.appendChild(wrap);
     });
     fieldset.appendChild(group);
