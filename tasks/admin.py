@@ -380,3 +380,6 @@ class JobBlockAdmin(ReadOnlyAdmin):
     list_filter = ("job", "lifted_at")
     list_select_related = ("worker", "job")
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
+
+
+from tasks import admin_groundtruth  # noqa: E402,F401  (Ground Truth's admin pages)

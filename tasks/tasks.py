@@ -47,3 +47,15 @@ def refresh_speed_scores_task() -> int:
     from tasks.services.quality import refresh_speed_scores
 
     return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))
+
+
+@shared_task(name="tasks.tasks.follow_labeling_jobs_task")
+def follow_labeling_jobs_task() -> int:
+    """Every running Ground Truth labeling job: status, counters and new results (Celery beat)."""
+    from django.conf import settings
+
+    if not settings.GROUNDTRUTH_ENABLED:
+        return 0
+    from tasks.services.groundtruth.running import follow_labeling_jobs
+
+    return follow_labeling_jobs(actor=Actor.system("groundtruth follower"))

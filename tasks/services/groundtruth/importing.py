@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -172,6 +172,15 @@ def _labels(manifest: Manifest, responses: list[WorkerResponse]) -> list[str]:
     return labels
 
 
+ITEM_KEY = "crowdops-item"  # set on the input manifest lines we publish: the item's external id
+
+
+def item_external_id(line: ManifestLine) -> str:
+    """Our item for a manifest line: the item we published it from, else its ``datasetObjectId``."""
+    ours = line.inputs.get(ITEM_KEY)
+    return str(ours) if isinstance(ours, str | int) else str(line.dataset_object_id)
+
+
 def _write_items(
     job: Job, manifest: Manifest, gold: Mapping[str, Any], result: GroundTruthImportResult
 ) -> dict[str, int]:
@@ -179,6 +188,14 @@ def _write_items(
     labels = {str(label) for label in job.labels}
     new: list[tuple[str, dict[str, Any], str, Any]] = []
     for line in manifest.lines:
+        if ITEM_KEY in line.inputs:  # published from this job: the item exists already
+            if item_external_id(line) not in existing:
+                raise ServiceError(
+                    f"Object {line.dataset_object_id} names item {item_external_id(line)!r}, "
+                    f"which job {job.pk} does not have."
+                )
+            result.items_unchanged += 1
+            continue
         external_id = str(line.dataset_object_id)
         payload = _payload(job.task_kind, line)
         known = _gold_for(line, gold)
@@ -215,7 +232,7 @@ def _write_gt_labels(
     for line in manifest.lines:
         if not line.has_label:
             continue
-        item_id = item_ids[str(line.dataset_object_id)]
+        item_id = item_ids[item_external_id(line)]
         confidence = line.metadata.get("confidence")
         human = line.metadata.get("human-annotated")
         row = GroundTruthLabel(
@@ -260,7 +277,7 @@ def _check_not_elsewhere(job: Job, manifest: Manifest) -> None:
 
 
 def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> list[ExternalAssignment]:
-    objects = {line.dataset_object_id for line in manifest.lines}
+    objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}
     records: list[ExternalAssignment] = []
     for response in sorted(responses, key=lambda r: (r.dataset_object_id, r.iteration, r.path)):
         if response.dataset_object_id not in objects:
@@ -275,7 +292,7 @@ def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> l
                 ),
                 external_hit_id=hit_external_id(manifest.labeling_job_name, response.dataset_object_id),
                 external_worker_id=response.worker_id,
-                answers={str(response.dataset_object_id): answer_value(response.answer_content)},
+                answers={objects[response.dataset_object_id]: answer_value(response.answer_content)},
                 state=AssignmentState.SUBMITTED,
                 accepted_at=response.accepted_at,
                 submitted_at=response.submitted_at,
@@ -296,14 +313,18 @@ def import_groundtruth_output(
     gold: Mapping[str, Any] | None = None,
     source: str = "",
     run_consensus: bool = True,
+    require_labels: bool = True,
+    labeling_job_name: str | None = None,
 ) -> GroundTruthImportResult:
     """Import one Ground Truth output (see the module docstring) into ``job`` or a new job."""
     if (job is None) == (new_job_name is None):
         raise ServiceError("Give either an existing job or a name for a new one.")
     try:
-        manifest = parse_manifest(manifest_text, label_attribute=label_attribute)
+        manifest = parse_manifest(manifest_text, label_attribute=label_attribute, require_labels=require_labels)
     except GroundTruthFormatError as exc:
         raise ServiceError(f"The manifest is not a Ground Truth manifest: {exc}.") from exc
+    if labeling_job_name:
+        manifest = replace(manifest, labeling_job_name=labeling_job_name)
     responses = list(responses)
     gold = gold or {}
     try:

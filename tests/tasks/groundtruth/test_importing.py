@@ -75,7 +75,9 @@ def test_reimporting_the_same_files_changes_nothing(ic_responses: list) -> None:
     )
     job = Job.objects.get(pk=first.job)
     version = ConsensusLabel.objects.filter(job=job).first().version  # type: ignore[union-attr]
-    again = import_groundtruth_output(manifest_text=IC_MANIFEST.read_text(), responses=ic_responses, actor=ACTOR, job=job)
+    again = import_groundtruth_output(
+        manifest_text=IC_MANIFEST.read_text(), responses=ic_responses, actor=ACTOR, job=job
+    )
     assert (again.items_created, again.assignments_created, again.gt_labels_created) == (0, 0, 0)
     assert (again.items_unchanged, again.assignments_unchanged, again.gt_labels_unchanged) == (302, 1510, 302)
     assert again.consensus_version is None
@@ -140,7 +142,9 @@ def test_the_custom_tasks_input_metadata_is_kept_as_input_not_taken_for_the_labe
 
 
 def test_a_labeling_job_already_imported_elsewhere_is_refused(ic_responses: list) -> None:
-    import_groundtruth_output(manifest_text=IC_MANIFEST.read_text(), responses=ic_responses, actor=ACTOR, new_job_name="a")
+    import_groundtruth_output(
+        manifest_text=IC_MANIFEST.read_text(), responses=ic_responses, actor=ACTOR, new_job_name="a"
+    )
     with pytest.raises(ServiceError, match="already imported into job"):
         import_groundtruth_output(
             manifest_text=IC_MANIFEST.read_text(), responses=ic_responses, actor=ACTOR, new_job_name="b"

@@ -128,8 +128,9 @@ def _class_names(lines: list[ManifestLine]) -> list[str]:
     return ordered + [name for name in seen if name not in ordered]
 
 
-def parse_manifest(text: str, *, label_attribute: str | None = None) -> Manifest:
-    """Parse an output (or input) manifest; each line's position is its ``datasetObjectId``."""
+def parse_manifest(text: str, *, label_attribute: str | None = None, require_labels: bool = True) -> Manifest:
+    """Parse an output manifest (or, with ``require_labels=False`` and the attribute named, an input
+    manifest); each line's position is its ``datasetObjectId``."""
     rows = _json_lines(text)
     if not rows:
         raise GroundTruthFormatError("the manifest has no lines")
@@ -154,7 +155,7 @@ def parse_manifest(text: str, *, label_attribute: str | None = None) -> Manifest
             )
         )
     labeled = [line for line in lines if line.has_label]
-    if label_attribute and not labeled:
+    if label_attribute and not labeled and require_labels:
         raise GroundTruthFormatError(f"no line has the label attribute {label_attribute!r}")
     first = labeled[0].metadata if labeled else {}
     job_name = str(first.get("job-name", attribute)).removeprefix("labeling-job/")
