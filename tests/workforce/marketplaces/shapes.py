@@ -8,7 +8,6 @@ from typing import Any
 import botocore.session
 from botocore.model import Shape
 
-
 _CLASSES = {"L": r"\w", "N": r"\d", "Z": r"\s"}
 
 

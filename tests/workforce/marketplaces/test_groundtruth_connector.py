@@ -79,7 +79,7 @@ def connector(sagemaker: tuple[Any, Stubber], s3: Any) -> GroundTruth:
 
 
 def test_publish_writes_manifest_categories_and_template_then_creates_the_job(sagemaker: Any, s3: Any) -> None:
-    client, stub = sagemaker
+    stub = sagemaker[1]
     stub.add_response("create_labeling_job", {"LabelingJobArn": ARN}, {
         "LabelingJobName": NAME,
         "LabelAttributeName": "crowdops-label",
@@ -143,7 +143,7 @@ def test_labeling_job_names_are_deterministic_and_valid(job_id: int, name: str) 
 
 
 def test_a_retried_publish_adopts_the_job_a_lost_response_created(sagemaker: Any, s3: Any) -> None:
-    client, stub = sagemaker
+    stub = sagemaker[1]
     stub.add_client_error("create_labeling_job", service_error_code="ResourceInUse", http_status_code=400)
     stub.add_response("describe_labeling_job", describe("InProgress"), {"LabelingJobName": NAME})
     state = connector(sagemaker, s3).publish_labeling_job(spec())
@@ -152,7 +152,7 @@ def test_a_retried_publish_adopts_the_job_a_lost_response_created(sagemaker: Any
 
 @pytest.mark.parametrize(("code", "permanent"), [("ThrottlingException", False), ("ValidationException", True)])
 def test_errors_say_whether_a_retry_can_help(sagemaker: Any, s3: Any, code: str, permanent: bool) -> None:
-    client, stub = sagemaker
+    stub = sagemaker[1]
     stub.add_client_error("describe_labeling_job", service_error_code=code, http_status_code=400)
     with pytest.raises(MarketplaceError) as caught:
         connector(sagemaker, s3).describe(NAME)
@@ -188,7 +188,7 @@ def describe(status: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_describe_reads_status_counters_and_failure(sagemaker: Any, s3: Any) -> None:
-    client, stub = sagemaker
+    stub = sagemaker[1]
     stub.add_response("describe_labeling_job", describe("Failed", FailureReason="Role cannot read the bucket"))
     state = connector(sagemaker, s3).describe(NAME)
     assert state.status == "Failed" and state.failure_reason == "Role cannot read the bucket"
@@ -196,7 +196,7 @@ def test_describe_reads_status_counters_and_failure(sagemaker: Any, s3: Any) -> 
 
 
 def test_stop_calls_stop_labeling_job(sagemaker: Any, s3: Any) -> None:
-    client, stub = sagemaker
+    stub = sagemaker[1]
     stub.add_response("stop_labeling_job", {}, {"LabelingJobName": NAME})
     connector(sagemaker, s3).stop(NAME)
 
