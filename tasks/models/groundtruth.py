@@ -58,7 +58,9 @@ class LabelingJob(models.Model):
     input_manifest_uri = models.CharField(max_length=1024, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     described_at = models.DateTimeField(null=True, blank=True)
-    collected_at = models.DateTimeField(null=True, blank=True)
+    collected_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the finished job's results were collected for the last time."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="labelingjob_status_idx")]

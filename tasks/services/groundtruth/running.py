@@ -228,7 +228,8 @@ def collect_labeling_job(
         labeling_job_name=labeling_job.name,
         source=state.output_manifest_uri or state.input_manifest_uri or labeling_job.name,
     )
-    LabelingJob.objects.filter(pk=labeling_job.pk).update(collected_at=timezone.now())
+    if state.status in TERMINAL:  # the final collection: the follower leaves the job alone from now on
+        LabelingJob.objects.filter(pk=labeling_job.pk).update(collected_at=timezone.now())
     if state.status == "Completed" and output.manifest_is_output:
         Job.objects.filter(pk=labeling_job.job_id, state=JobState.PUBLISHED).update(
             state=JobState.COMPLETED, completed_at=timezone.now()
@@ -243,7 +244,7 @@ def follow_labeling_job(
     connector = connector or GroundTruth()
     state = connector.describe(labeling_job.name)
     _store_state(labeling_job, state, actor)
-    if state.status in ("InProgress", "Completed", "Stopped", "Stopping"):
+    if state.status in ("InProgress", "Stopping", "Completed", "Stopped"):
         collect_labeling_job(labeling_job=labeling_job, actor=actor, connector=connector, state=state)
     labeling_job.refresh_from_db()
     return labeling_job
@@ -252,7 +253,11 @@ def follow_labeling_job(
 def follow_labeling_jobs(*, actor: Actor, connector: GroundTruth | None = None) -> int:
     """Follow every labeling job not yet finished and collected; returns how many were followed."""
     followed = 0
-    pending = LabelingJob.objects.exclude(arn="").exclude(status__in=TERMINAL, collected_at__isnull=False)
+    pending = (
+        LabelingJob.objects.exclude(arn="")
+        .exclude(status="Failed")
+        .exclude(status__in=TERMINAL, collected_at__isnull=False)
+    )
     for labeling_job in pending.select_related("job"):
         follow_labeling_job(labeling_job=labeling_job, actor=actor, connector=connector)
         followed += 1
