@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tasks.models import GroundTruthLabel, LabelingJob
+from tasks.models import GroundTruthLabel, Job, LabelingJob
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.running import follow_labeling_job, stop_labeling_job
 from workforce.admin_mixins import ReadOnlyAdmin
@@ -49,3 +49,25 @@ class GroundTruthLabelAdmin(ReadOnlyAdmin):
     list_display = ("item", "job", "labeling_job_name", "task_type", "value", "confidence")
     list_filter = ("task_type",)
     search_fields = ("labeling_job_name", "item__external_id")
+
+
+class LabelingJobInline(admin.StackedInline):
+    """The job's Ground Truth run on its own page: status, counters and failure reason, read-only."""
+
+    model = LabelingJob
+    fields = ("name", "arn", "status", "counters", "failure_reason", "described_at", "collected_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "SageMaker Ground Truth labeling job"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+# The job's change page shows its labeling job without touching the JobAdmin class's module.
+_job_admin_class = type(admin.site.get_model_admin(Job))
+_job_admin_class.inlines = [*_job_admin_class.inlines, LabelingJobInline]

@@ -9,6 +9,7 @@ arrived; ``collect_labeling_job`` reads the S3 output through the same import se
 
 from __future__ import annotations
 
+import logging
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ from workforce.marketplaces.groundtruth.connector import (
 )
 from workforce.marketplaces.groundtruth.formats import GroundTruthFormatError, read_worker_responses
 
+logger = logging.getLogger(__name__)
 TERMINAL = ("Completed", "Failed", "Stopped")
 DEFAULT_TASK_TYPES: dict[TaskKind, str] = {
     TaskKind.IMAGE_CLASSIFICATION: "ImageMultiClass",
@@ -253,14 +255,22 @@ def follow_labeling_job(
 def follow_labeling_jobs(*, actor: Actor, connector: GroundTruth | None = None) -> int:
     """Follow every labeling job not yet finished and collected; returns how many were followed."""
     followed = 0
+    failures: list[str] = []
     pending = (
         LabelingJob.objects.exclude(arn="")
         .exclude(status="Failed")
         .exclude(status__in=TERMINAL, collected_at__isnull=False)
     )
     for labeling_job in pending.select_related("job"):
-        follow_labeling_job(labeling_job=labeling_job, actor=actor, connector=connector)
+        try:
+            follow_labeling_job(labeling_job=labeling_job, actor=actor, connector=connector)
+        except (MarketplaceError, ServiceError) as exc:  # one job's trouble must not hold up the others
+            logger.warning("Following labeling job %s failed: %s", labeling_job.name, exc)
+            failures.append(labeling_job.name)
+            continue
         followed += 1
+    if failures and not followed:
+        raise MarketplaceError(f"Following {', '.join(failures)} failed; see the log.", permanent=False)
     return followed
 
 

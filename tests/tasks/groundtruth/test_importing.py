@@ -166,3 +166,35 @@ def test_a_manifest_without_a_label_attribute_is_refused() -> None:
             manifest_text='{"source-ref": "s3://b/a.jpg"}\n', responses=[], actor=ACTOR, new_job_name="x"
         )
     assert not Job.objects.exists()
+
+
+def test_a_text_job_with_source_lines_imports_its_answers() -> None:
+    from workforce.marketplaces.groundtruth.formats import parse_worker_response
+
+    meta = {
+        "class-name": "pos",
+        "confidence": 0.8,
+        "type": "groundtruth/text-classification",
+        "job-name": "labeling-job/t",
+    }
+    lines = [
+        json.dumps({"source": "great film", "sentiment": 0, "sentiment-metadata": meta}),
+        json.dumps({"source": "dull", "sentiment": 1, "sentiment-metadata": {**meta, "class-name": "neg"}}),
+    ]
+    answers = [
+        {"answerContent": {"crowd-classifier": {"label": label}}, "workerId": f"private.eu-west-1.{worker}",
+         "submissionTime": "2024-01-02T03:04:05Z", "acceptanceTime": "2024-01-02T03:03:05Z", "timeSpentInSeconds": 60}
+        for worker, label in (("a", "pos"), ("b", "pos"), ("c", "neg"))
+    ]  # fmt: skip
+    responses = parse_worker_response(
+        "t/worker-response/iteration-1/0/x.json", json.dumps({"answers": answers}).encode()
+    )
+    result = import_groundtruth_output(
+        manifest_text="\n".join(lines), responses=responses, actor=ACTOR, new_job_name="reviews"
+    )
+    job = Job.objects.get(pk=result.job)
+    assert (job.task_kind, job.labels) == (TaskKind.TEXT_CLASSIFICATION, ["pos", "neg"])
+    assert Item.objects.get(job=job, external_id="1").payload["text"] == "dull"
+    assert sorted(Answer.objects.filter(job=job).values_list("value", flat=True)) == ["neg", "pos", "pos"]
+    assert Worker.objects.filter(external_id="private.eu-west-1.a").exists()
+    assert ConsensusLabel.objects.get(job=job, item__external_id="0").value == "pos"

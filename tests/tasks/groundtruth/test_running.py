@@ -113,3 +113,31 @@ def test_the_admin_stop_action_reports_a_job_that_was_never_published() -> None:
     assert "was never published" in response.content.decode()
     assert not AuditEvent.objects.filter(action="groundtruth.stop_requested").exists()
     assert client.get(f"/admin/tasks/labelingjob/{labeling_job.pk}/change/").status_code == 200
+
+
+def test_the_jobs_admin_page_shows_its_labeling_jobs_status_and_failure() -> None:
+    job = Job.objects.create(name="j", task_kind=TaskKind.IMAGE_CLASSIFICATION, labels=["a", "b"])
+    labeling_job = configure_labeling_job(job=job, actor=ACTOR)
+    LabelingJob.objects.filter(pk=labeling_job.pk).update(status="Failed", failure_reason="Role cannot read the bucket")
+    client = Client()
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/tasks/job/{job.pk}/change/").content.decode()
+    assert labeling_job.name in page and "Role cannot read the bucket" in page
+
+
+class _FailingConnector:
+    def describe(self, name: str) -> None:
+        from workforce.marketplaces.base import MarketplaceError
+
+        raise MarketplaceError("Throttled", permanent=False)
+
+
+def test_a_failing_describe_is_reported_without_holding_up_other_jobs() -> None:
+    from workforce.marketplaces.base import MarketplaceError
+
+    job = Job.objects.create(name="j", task_kind=TaskKind.IMAGE_CLASSIFICATION, labels=["a", "b"])
+    labeling_job = configure_labeling_job(job=job, actor=ACTOR)
+    LabelingJob.objects.filter(pk=labeling_job.pk).update(arn="arn:x", status="InProgress")
+    with pytest.raises(MarketplaceError, match="failed") as caught:
+        follow_labeling_jobs(actor=ACTOR, connector=_FailingConnector())  # type: ignore[arg-type]
+    assert caught.value.permanent is False
