@@ -141,3 +141,11 @@ def test_a_failing_describe_is_reported_without_holding_up_other_jobs() -> None:
     with pytest.raises(MarketplaceError, match="failed") as caught:
         follow_labeling_jobs(actor=ACTOR, connector=_FailingConnector())  # type: ignore[arg-type]
     assert caught.value.permanent is False
+
+
+def test_the_publish_task_refuses_a_job_without_ground_truth_settings() -> None:
+    from tasks.tasks import publish_labeling_job_task
+
+    job = Job.objects.create(name="j", task_kind=TaskKind.IMAGE_CLASSIFICATION, labels=["a", "b"])
+    with pytest.raises(ServiceError, match="no Ground Truth settings"):
+        publish_labeling_job_task.delay(job_id=job.pk)

@@ -236,3 +236,14 @@ def test_prices_and_regions_outside_what_aws_takes_are_refused() -> None:
         builtin_lambda_arns("BoundingBox", "eu-west-1")[1]
         == "arn:aws:lambda:eu-west-1:568282634449:function:ACS-BoundingBox"
     )
+
+
+def test_a_job_of_the_same_name_reading_another_manifest_is_not_adopted(sagemaker: Any, s3: Any) -> None:
+    stub = sagemaker[1]
+    stub.add_client_error("create_labeling_job", service_error_code="ResourceInUse", http_status_code=400)
+    other = describe("InProgress")
+    other["InputConfig"] = {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://someone-else/input.manifest"}}}
+    stub.add_response("describe_labeling_job", other, {"LabelingJobName": NAME})
+    with pytest.raises(MarketplaceError, match="someone else's") as caught:
+        connector(sagemaker, s3).publish_labeling_job(spec())
+    assert caught.value.permanent and caught.value.code == "name_taken"

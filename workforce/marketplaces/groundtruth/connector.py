@@ -230,6 +230,13 @@ class GroundTruth:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUse":
                 raise _error(exc, "create_labeling_job") from exc
             state = self.describe(spec.name)
+            if state.input_manifest_uri != uris["manifest"]:
+                raise MarketplaceError(
+                    f"A labeling job named {spec.name} already exists but reads {state.input_manifest_uri}, "
+                    "not our manifest; it is someone else's and was not adopted.",
+                    permanent=True,
+                    code="name_taken",
+                ) from exc
             return LabelingJobState(**{**state.__dict__, "adopted": True})
         except Exception as exc:
             raise _error(exc, "create_labeling_job") from exc
