@@ -12,7 +12,6 @@ object and iteration, holding ``{"answers": [{"workerId", "answerContent", "subm
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
@@ -264,14 +263,3 @@ def read_worker_responses(files: Iterable[tuple[str, bytes]]) -> list[WorkerResp
     for path, data in files:
         responses.extend(parse_worker_response(path, data))
     return responses
-
-
-def manifest_from_archive(location: Path) -> str | None:
-    """The ``output.manifest`` inside a tar archive, if it has one (for a job shipped as one file)."""
-    with tarfile.open(location, mode="r:*") as archive:
-        for member in archive:
-            if member.isfile() and PurePosixPath(member.name).name == "output.manifest":
-                handle = archive.extractfile(member)
-                if handle is not None:
-                    return io.TextIOWrapper(handle, encoding="utf-8").read()
-    return None
