@@ -195,3 +195,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- SageMaker Ground Truth (see README "SageMaker Ground Truth") ------------------------------
+GROUNDTRUTH_ENABLED = env_bool("GROUNDTRUTH_ENABLED", False)
+GROUNDTRUTH_ROLE_ARN = env_str("GROUNDTRUTH_ROLE_ARN", "") or ""
+GROUNDTRUTH_S3_BUCKET = env_str("GROUNDTRUTH_S3_BUCKET", "") or ""
+GROUNDTRUTH_S3_PREFIX = env_str("GROUNDTRUTH_S3_PREFIX", "crowdops") or ""
+GROUNDTRUTH_REGION = env_str("GROUNDTRUTH_REGION", "") or ""
+# Service charge per labeled object (USD): (objects up to, price); None = every further object.
+GROUNDTRUTH_OBJECT_PRICE_TIERS: list[tuple[int | None, str]] = [(50_000, "0.08"), (1_000_000, "0.04"), (None, "0.02")]
+CELERY_BEAT_SCHEDULE["follow-labeling-jobs"] = {
+    "task": "tasks.tasks.follow_labeling_jobs_task",
+    "schedule": timedelta(seconds=env_int("GROUNDTRUTH_FOLLOW_SECONDS", 300)),
+}

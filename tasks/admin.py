@@ -384,4 +384,5 @@ class JobBlockAdmin(ReadOnlyAdmin):
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
 
 
-from tasks import admin_predictions  # noqa: E402,F401  (registers the predictions admin)
+# Admin pages that live in their own modules register themselves on import.
+from tasks import admin_groundtruth, admin_predictions  # noqa: E402, F401

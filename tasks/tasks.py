@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
@@ -47,3 +49,32 @@ def refresh_speed_scores_task() -> int:
     from tasks.services.quality import refresh_speed_scores
 
     return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))
+
+
+@shared_task(name="tasks.tasks.follow_labeling_jobs_task")
+def follow_labeling_jobs_task() -> int:
+    """Every running Ground Truth labeling job: status, counters and new results (Celery beat)."""
+    from django.conf import settings
+
+    if not settings.GROUNDTRUTH_ENABLED:
+        return 0
+    from tasks.services.groundtruth.running import follow_labeling_jobs
+
+    return follow_labeling_jobs(actor=Actor.system("groundtruth follower"))
+
+
+@shared_task(name="tasks.tasks.publish_labeling_job_task", bind=True, max_retries=5)
+def publish_labeling_job_task(self: Any, *, job_id: int, user_id: int | None = None) -> str:
+    """Publish a job to Ground Truth; a transient AWS error retries with backoff (the name is fixed, so a
+    retry adopts a job an earlier try created)."""
+    from tasks.services.groundtruth.running import publish_labeling_job
+    from workforce.marketplaces.base import MarketplaceError
+
+    job = Job.objects.get(pk=job_id)
+    actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("publisher")
+    try:
+        return publish_labeling_job(job=job, actor=actor).name
+    except MarketplaceError as exc:
+        if exc.permanent:
+            raise
+        raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc

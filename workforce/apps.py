@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
 
 
 class WorkforceConfig(AppConfig):
@@ -10,3 +11,6 @@ class WorkforceConfig(AppConfig):
 
     def ready(self) -> None:
         from workforce import signals  # noqa: F401  (connects the login audit receivers)
+        from workforce.marketplaces.groundtruth.config import check_groundtruth_settings
+
+        checks.register(check_groundtruth_settings, checks.Tags.compatibility)

@@ -2,6 +2,7 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
 New topics get their own module, re-exported here.
 """
 
@@ -26,6 +27,7 @@ from tasks.models.core import (
     TaskKind,
     WorkerJobScore,
 )
+from tasks.models.groundtruth import GroundTruthLabel, LabelingJob, WorkforceKind
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
 from tasks.models.predictions import Prediction
 
@@ -43,6 +45,7 @@ __all__ = [
     "CostKind",
     "CostStatus",
     "GoldGrade",
+    "GroundTruthLabel",
     "Hit",
     "HitItem",
     "HitState",
@@ -50,7 +53,9 @@ __all__ = [
     "Job",
     "JobBlock",
     "JobState",
+    "LabelingJob",
     "Prediction",
     "TaskKind",
     "WorkerJobScore",
+    "WorkforceKind",
 ]

@@ -1,0 +1,107 @@
+"""python manage.py import_groundtruth (--job JOB | --new-job NAME) --manifest FILE [--worker-responses DIR_OR_TAR]
+[--label-attribute NAME] [--gold FILE [--gold-share F]] [--json]"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tasks.models import Job
+from tasks.selectors_groundtruth import compare_consensus_with_groundtruth
+from tasks.services.errors import ServiceError
+from tasks.services.groundtruth.importing import import_groundtruth_output, parse_gold_file
+from workforce.audit import Actor
+from workforce.marketplaces.groundtruth.formats import (
+    GroundTruthFormatError,
+    iter_worker_response_files,
+    read_worker_responses,
+)
+
+
+def _in_share(key: str, share: float) -> bool:
+    """A stable pseudo-random choice of about ``share`` of the keys."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a finished SageMaker Ground Truth job (output manifest and raw worker responses) into a job; "
+        "re-importing is a no-op."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--job", type=int, help="An existing job's id.")
+        target.add_argument("--new-job", metavar="NAME", help="Create a Ground Truth job with this name.")
+        parser.add_argument("--manifest", type=Path, required=True, help="The output manifest (JSON Lines).")
+        parser.add_argument(
+            "--worker-responses", type=Path, help="Directory or tar archive holding worker-response/iteration-N/..."
+        )
+        parser.add_argument("--label-attribute", help="The job's LabelAttributeName (default: found in the file).")
+        parser.add_argument("--gold", type=Path, help="Known answers: [{ImageId, Label}] or {id: label} JSON.")
+        parser.add_argument(
+            "--gold-share",
+            type=float,
+            default=1.0,
+            help="Mark this share of the known answers as gold items (stable choice); the rest only "
+            "measure accuracy. Default 1.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        manifest: Path = options["manifest"]
+        if not manifest.is_file():
+            raise CommandError(f"{manifest} is not a readable file.", returncode=2)
+        job = None
+        if options["job"] is not None:
+            job = Job.objects.filter(pk=options["job"]).first()
+            if job is None:
+                raise CommandError(f"There is no job with id {options['job']}.", returncode=2)
+        share = options["gold_share"]
+        if not 0.0 <= share <= 1.0:
+            raise CommandError("--gold-share must be between 0 and 1.", returncode=2)
+        try:
+            truth = parse_gold_file(options["gold"].read_text(encoding="utf-8")) if options["gold"] else {}
+            responses = []
+            if options["worker_responses"] is not None:
+                location: Path = options["worker_responses"]
+                if not location.exists():
+                    raise CommandError(f"{location} does not exist.", returncode=2)
+                responses = read_worker_responses(iter_worker_response_files(location))
+            result = import_groundtruth_output(
+                manifest_text=manifest.read_text(encoding="utf-8"),
+                responses=responses,
+                actor=Actor.system("import_groundtruth command"),
+                job=job,
+                new_job_name=options["new_job"],
+                label_attribute=options["label_attribute"],
+                gold={k: v for k, v in truth.items() if _in_share(k, share)},
+                source=str(manifest),
+            )
+        except (ServiceError, GroundTruthFormatError, UnicodeDecodeError, OSError) as exc:
+            raise CommandError(str(exc).rstrip(".") + ".", returncode=2) from exc
+        output = result.as_json()
+        if truth:
+            imported = Job.objects.get(pk=result.job)
+            output["accuracy"] = compare_consensus_with_groundtruth(job=imported, truth=truth).as_json()
+        if options["json"]:
+            self.stdout.write(json.dumps(output, indent=2))
+            return
+        self.stdout.write(
+            f"Job {result.job}{' (new)' if result.job_created else ''}: {result.items_created} new item(s) "
+            f"({result.items_unchanged} unchanged), {result.assignments_created} new assignment(s) "
+            f"({result.assignments_unchanged} unchanged) from {result.workers_total} worker(s), "
+            f"{result.gt_labels_created} new Ground Truth label(s) ({result.gt_labels_unchanged} unchanged)."
+        )
+        for warning in result.warnings:
+            self.stdout.write(f"Warning: {warning}")
+        if "accuracy" in output:
+            acc = output["accuracy"]
+            self.stdout.write(
+                f"Accuracy on {acc['items_evaluated']} non-gold item(s) with known answers: "
+                f"ours {acc['ours']:.2%}, Ground Truth's {acc['groundtruth']:.2%}."
+            )

@@ -1,0 +1,63 @@
+"""Ground Truth's costs as results arrive: a service charge per labeled object, priced by the tier
+table ``GROUNDTRUTH_OBJECT_PRICE_TIERS`` (counted per labeling job), and, for the public workforce,
+the labeling job's price per task for every worker response. Keys are derived from the labeling job
+and the object or assignment, so booking again after a retry or re-import books nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.conf import settings
+
+from tasks.models import Assignment, CostKind, GroundTruthLabel, Job, LabelingJob, WorkforceKind
+from tasks.services.ledger import CostLine, record_costs
+from workforce.models import Marketplace
+
+
+def object_price(position: int, tiers: Sequence[tuple[int | None, str]]) -> Decimal:
+    """The price of the ``position``-th (1-based) object: the first tier whose bound reaches it."""
+    for bound, price in tiers:
+        if bound is None or position <= bound:
+            return Decimal(price)
+    return Decimal(tiers[-1][1]) if tiers else Decimal("0")
+
+
+def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob) -> int:
+    """Book the object charges and task prices not yet booked; returns how many rows were new.
+    Call it inside the transaction that records the results."""
+    tiers: Sequence[tuple[int | None, str]] = settings.GROUNDTRUTH_OBJECT_PRICE_TIERS
+    labeled = GroundTruthLabel.objects.filter(job=job).order_by("item_id").values_list("item__external_id", "item_id")
+    lines = [
+        CostLine(
+            job_id=job.pk,
+            kind=CostKind.GT_OBJECT_CHARGE,
+            amount=object_price(position, tiers),
+            idempotency_key=f"gt-object:{labeling_job.name}:{external_id}",
+            marketplace=Marketplace.GROUNDTRUTH,
+            currency="USD",
+            reference=labeling_job.arn or labeling_job.name,
+            memo=f"Ground Truth object {external_id}",
+        )
+        for position, (external_id, _item_id) in enumerate(labeled, start=1)
+    ]
+    if labeling_job.workforce == WorkforceKind.PUBLIC and labeling_job.task_price > 0:
+        tasks = Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH).values_list(
+            "id", "external_id", "hit_id", "worker_id"
+        )
+        lines += [
+            CostLine(
+                job_id=job.pk,
+                kind=CostKind.WORKFORCE_PRICE,
+                amount=labeling_job.task_price,
+                idempotency_key=f"gt-task:{external_id}",
+                marketplace=Marketplace.GROUNDTRUTH,
+                currency="USD",
+                hit_id=hit_id,
+                assignment_id=assignment_id,
+                worker_id=worker_id,
+                reference=labeling_job.arn or labeling_job.name,
+            )
+            for assignment_id, external_id, hit_id, worker_id in tasks
+        ]
+    return record_costs(lines)

@@ -1,0 +1,16 @@
+"""Where the real Ground Truth files are: ``shared/`` beside the checkout (CI) or the workplace's copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[3]
+_CANDIDATES = (_ROOT.parent / "shared" / "data" / "groundtruth", Path("/work/shared/data/groundtruth"))
+DATA = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+
+IC_MANIFEST = DATA / "sme_ic_output.manifest"
+IC_ARCHIVE = DATA / "sme_ic_data.tar.gz"
+IC_TRUTH = DATA / "sme_ic_true_labels.json"
+BBOX_MANIFEST = DATA / "sme_yolov5_bbox_sample_output.manifest"
+SEMSEG_MANIFEST = DATA / "l4v_semseg_output.manifest"
+CUSTOM_MANIFEST = DATA / "legal_entity_custom_output.manifest"
