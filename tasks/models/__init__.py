@@ -2,6 +2,7 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``mturk``: the MTurk-format fields of an assignment (results files, HTML layouts).
 New topics get their own module, re-exported here.
 """
 
@@ -26,6 +27,7 @@ from tasks.models.core import (
     WorkerJobScore,
 )
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
+from tasks.models.mturk import RawResult
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -47,6 +49,7 @@ __all__ = [
     "Job",
     "JobBlock",
     "JobState",
+    "RawResult",
     "TaskKind",
     "WorkerJobScore",
 ]

@@ -160,6 +160,29 @@ def _grade_gold(*, job: Job, assignment_ids: list[int], now: datetime) -> None:
         grade_gold_answers(assignment=assignment, job=job, worker=assignment.worker, now=now)
 
 
+def owned_by_other_jobs(job: Job, marketplace: str, records: list[ExternalAssignment]) -> dict[str, str]:
+    """Records whose assignment or HIT id is already another job's, with the reason (ids are global)."""
+    hits = dict(
+        Hit.objects.filter(marketplace=marketplace, external_id__in={r.external_hit_id for r in records})
+        .exclude(job=job)
+        .values_list("external_id", "job_id")
+    )
+    assignments = dict(
+        Assignment.objects.filter(marketplace=marketplace, external_id__in=[r.external_assignment_id for r in records])
+        .exclude(job=job)
+        .values_list("external_id", "job_id")
+    )
+    reasons: dict[str, str] = {}
+    for record in records:
+        if record.external_assignment_id in assignments:
+            owner = assignments[record.external_assignment_id]
+            reasons[record.external_assignment_id] = f"assignment {record.external_assignment_id} belongs to job {owner}"
+        elif record.external_hit_id in hits:
+            owner = hits[record.external_hit_id]
+            reasons[record.external_assignment_id] = f"HIT {record.external_hit_id} belongs to job {owner}"
+    return reasons
+
+
 def record_external_assignments(
     *, job: Job, marketplace: str, records: Iterable[ExternalAssignment], actor: Actor, source: str = ""
 ) -> RecordResult:
@@ -169,8 +192,12 @@ def record_external_assignments(
     if not records:
         return result
     item_ids = dict(Item.objects.filter(job=job).values_list("external_id", "id"))
+    elsewhere = owned_by_other_jobs(job, marketplace, records)
     valid: list[tuple[ExternalAssignment, dict[int, Any]]] = []
     for record in records:
+        if record.external_assignment_id in elsewhere:
+            result.skipped.append((record.external_assignment_id, elsewhere[record.external_assignment_id]))
+            continue
         try:
             valid.append((record, _normalised_answers(job, record, item_ids)))
         except SubmissionRefused as refusal:

@@ -1,0 +1,259 @@
+"""``import_mturk_results``: a requester-UI results CSV becomes workers, Hits, assignments and answers.
+
+Items come from the ``Input.*`` columns (one per HIT; an ``Input.external_id`` or ``Input.id`` column names
+it, else the HITId does), the label from the job's answer field (see ``schema``), and every ``Answer.*``
+field plus the HIT columns we have no field for are kept verbatim in ``RawResult`` for the export. The
+work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
+same file again changes nothing. Scoring and consensus run afterwards on the whole job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.models import Assignment, Item, Job, RawResult, TaskKind
+from tasks.services.consensus import compute_consensus
+from tasks.services.errors import ServiceError
+from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
+from tasks.services.imports import MAX_EXTERNAL_ID, payload_hash
+from tasks.services.jobs import create_job
+from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
+from tasks.services.mturk_results.schema import LabelSchema, SchemaError, infer_schema
+from tasks.services.quality import refresh_speed_scores
+from workforce.audit import Actor, record_audit_event
+from workforce.models import Marketplace
+
+MARKETPLACE = Marketplace.MTURK
+ITEM_ID_INPUTS = ("external_id", "id")
+MAX_REDUNDANCY = 50
+
+
+@dataclass
+class MTurkImportResult:
+    job: int
+    job_created: bool
+    rows: int
+    assignments_created: int = 0
+    assignments_updated: int = 0
+    workers_created: int = 0
+    items_created: int = 0
+    hits_created: int = 0
+    answers_created: int = 0
+    label_field: str = ""
+    rows_skipped: list[dict[str, Any]] = field(default_factory=list)
+    consensus: dict[str, Any] | None = None
+    workers_scored: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _item_id(row: ResultRow) -> str:
+    return next((row.inputs[k].strip() for k in ITEM_ID_INPUTS if row.inputs.get(k, "").strip()), row.hit_id)
+
+
+def _payload(row: ResultRow) -> dict[str, Any]:
+    return {k: v for k, v in row.inputs.items() if k not in ITEM_ID_INPUTS}
+
+
+def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Actor) -> Job:
+    first = parsed.rows[0]
+    image = "image_url" in parsed.input_columns
+    kinds = {
+        (False, False): TaskKind.TEXT_CLASSIFICATION,
+        (False, True): TaskKind.TEXT_MULTILABEL,
+        (True, False): TaskKind.IMAGE_CLASSIFICATION,
+        (True, True): TaskKind.IMAGE_MULTILABEL,
+    }
+    wanted = max((row.max_assignments or 1) for row in parsed.rows)
+    job = create_job(
+        name=name,
+        task_kind=kinds[(image, schema.multilabel)],
+        labels=list(schema.labels),
+        actor=actor,
+        redundancy=max(1, min(wanted, MAX_REDUNDANCY)),
+        reward=first.reward if first.reward is not None else Decimal("0.05"),
+        description=first.columns.get("Description", "")[:2000],
+    )
+    job.marketplace = MARKETPLACE
+    job.answer_field = schema.field
+    job.save(update_fields=["marketplace", "answer_field", "updated_at"])
+    return job
+
+
+def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
+    """Create the rows' missing items; rows whose item clashes with stored content go into ``skip``."""
+    existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
+    new: dict[str, tuple[dict[str, Any], str]] = {}
+    for row in rows:
+        external_id = _item_id(row)
+        payload = _payload(row)
+        digest = payload_hash(payload)
+        if len(external_id) > MAX_EXTERNAL_ID:
+            skip[row.line] = f"the item id is longer than {MAX_EXTERNAL_ID} characters"
+        elif existing.get(external_id, digest) != digest or new.get(external_id, (payload, digest))[1] != digest:
+            skip[row.line] = f"item {external_id!r} already exists in this job with different Input.* values"
+        elif external_id not in existing:
+            new[external_id] = (payload, digest)
+    Item.objects.bulk_create(
+        [Item(job=job, external_id=eid, payload=payload, payload_hash=digest) for eid, (payload, digest) in new.items()],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    return len(new)
+
+
+def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
+    """Keep each row's answer fields and HIT columns; a row whose status moved on refreshes its copy."""
+    ids = dict(
+        Assignment.objects.filter(
+            job=job, marketplace=MARKETPLACE, external_id__in=[r.assignment_id for r in rows]
+        ).values_list("external_id", "id")
+    )
+    by_assignment_id = {r.assignment_id: r for r in RawResult.objects.filter(assignment_id__in=ids.values())}
+    new: list[RawResult] = []
+    changed: list[RawResult] = []
+    for row in rows:
+        assignment_id = ids.get(row.assignment_id)
+        if assignment_id is None:
+            continue
+        current = by_assignment_id.get(assignment_id)
+        if current is None:
+            new.append(
+                RawResult(
+                    assignment_id=assignment_id, job=job, answers=row.answers, columns=row.columns, source=source
+                )
+            )
+        elif current.columns != row.columns and row.status != "submitted":
+            current.columns = row.columns
+            changed.append(current)
+    RawResult.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
+    RawResult.objects.bulk_update(changed, ["columns"], batch_size=2000)
+
+
+def import_mturk_results(
+    *,
+    data: bytes,
+    filename: str,
+    actor: Actor,
+    job: Job | None = None,
+    new_job_name: str = "",
+    answer_field: str = "",
+    labels: list[str] | None = None,
+) -> MTurkImportResult:
+    """Import one results file into ``job``, or into a new job called ``new_job_name``; see the module doc."""
+    if (job is None) == (not new_job_name.strip()):
+        raise ServiceError("Give either an existing job or a name for a new job.")
+    try:
+        parsed = read_results(data)
+    except ResultsFileError as exc:
+        raise ServiceError(str(exc)) from exc
+    skip: dict[int, str] = {line: reason for line, _, reason in parsed.problems}
+    if not parsed.rows:
+        raise ServiceError(f"No row of {filename} can be imported; the first problem: {parsed.problems[0][2]}.")
+    try:
+        schema = infer_schema(
+            columns=parsed.answer_columns,
+            rows=[row.answers for row in parsed.rows],
+            field=answer_field or (job.answer_field if job is not None else ""),
+            job_labels=job.labels if job is not None else None,
+            job_multilabel=job.is_multilabel if job is not None else None,
+            labels=labels,
+        )
+    except SchemaError as exc:
+        raise ServiceError(str(exc)) from exc
+
+    with transaction.atomic():
+        created = job is None
+        if job is None:
+            job = _new_job(name=new_job_name.strip(), parsed=parsed, schema=schema, actor=actor)
+        elif not job.answer_field:
+            job.answer_field = schema.field
+            job.save(update_fields=["answer_field", "updated_at"])
+        result = MTurkImportResult(job=job.pk, job_created=created, rows=parsed.total_rows, label_field=schema.field)
+        records: dict[int, ExternalAssignment] = {}
+        for row in parsed.rows:
+            value, problem = schema.value(row.answers)
+            if problem or value is None:
+                skip.setdefault(row.line, problem or f"Answer.{schema.field} holds no label")
+                continue
+            records[row.line] = ExternalAssignment(
+                external_assignment_id=row.assignment_id,
+                external_hit_id=row.hit_id,
+                external_worker_id=row.worker_id,
+                answers={_item_id(row): value},
+                state=row.status,
+                accepted_at=row.accepted_at,
+                submitted_at=row.submitted_at,
+                reviewed_at=row.reviewed_at,
+                reward=row.reward,
+            )
+        # Work already recorded in another job is reported before any item is written for it.
+        elsewhere = owned_by_other_jobs(job, MARKETPLACE, list(records.values()))
+        for line, record in records.items():
+            if record.external_assignment_id in elsewhere:
+                skip.setdefault(line, elsewhere[record.external_assignment_id])
+        result.items_created = _write_items(job, [r for r in parsed.rows if r.line not in skip], skip)
+        lines = {record.external_assignment_id: line for line, record in records.items() if line not in skip}
+        recorded = record_external_assignments(
+            job=job,
+            marketplace=MARKETPLACE,
+            records=[records[line] for line in lines.values()],
+            actor=actor,
+            source=filename,
+        )
+        for assignment_id, reason in recorded.skipped:
+            skip[lines[assignment_id]] = reason
+        if created and not recorded.assignments_created:
+            first = min(skip.items())
+            raise ServiceError(f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]}).")
+        _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
+        result.assignments_created = recorded.assignments_created
+        result.assignments_updated = recorded.assignments_updated
+        result.workers_created = recorded.workers_created
+        result.hits_created = recorded.hits_created
+        result.answers_created = recorded.answers_created
+        ids = {line: assignment for line, assignment, _ in parsed.problems}
+        ids.update({row.line: row.assignment_id for row in parsed.rows})
+        result.rows_skipped = [
+            {"line": line, "assignment": ids.get(line, ""), "reason": reason} for line, reason in sorted(skip.items())
+        ]
+        record_audit_event(
+            actor=actor,
+            action="mturk_results.imported",
+            object_type="job",
+            object_id=job.pk,
+            after={
+                "file": filename,
+                "rows": result.rows,
+                "label_field": schema.field,
+                "assignments_created": result.assignments_created,
+                "items_created": result.items_created,
+                "rows_skipped": len(result.rows_skipped),
+            },
+        )
+    _score(job=job, result=result, actor=actor)
+    return result
+
+
+def _score(*, job: Job, result: MTurkImportResult, actor: Actor) -> None:
+    """Speed scores and consensus (with each worker's agreement) over the job's answers, imported or not."""
+    result.workers_scored = refresh_speed_scores(job=job, now=timezone.now())
+    if not job.answers.filter(item__is_gold=False).exists():
+        return
+    try:
+        consensus = compute_consensus(job=job, actor=actor)
+    except ServiceError as exc:
+        result.consensus = {"error": str(exc)}
+        return
+    result.consensus = {
+        "method": consensus.method,
+        "items": consensus.items,
+        "answers": consensus.answers,
+        "mean_confidence": consensus.mean_confidence,
+    }
