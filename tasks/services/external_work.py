@@ -176,7 +176,9 @@ def owned_by_other_jobs(job: Job, marketplace: str, records: list[ExternalAssign
     for record in records:
         if record.external_assignment_id in assignments:
             owner = assignments[record.external_assignment_id]
-            reasons[record.external_assignment_id] = f"assignment {record.external_assignment_id} belongs to job {owner}"
+            reasons[record.external_assignment_id] = (
+                f"assignment {record.external_assignment_id} belongs to job {owner}"
+            )
         elif record.external_hit_id in hits:
             owner = hits[record.external_hit_id]
             reasons[record.external_assignment_id] = f"HIT {record.external_hit_id} belongs to job {owner}"

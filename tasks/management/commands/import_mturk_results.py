@@ -1,4 +1,4 @@
-"""python manage.py import_mturk_results (--job JOB | --new-job NAME) FILE.csv [--answer-field F] [--labels a,b] [--json]"""
+"""python manage.py import_mturk_results (--job JOB | --new-job NAME) FILE.csv [--answer-field F] [--json]"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from tasks.services.mturk_results.reader import (
     STANDARD_COLUMNS,
     format_time,
 )
-from tasks.services.mturk_results.schema import LabelSchema
+from tasks.services.mturk_results.schema import LabelSchema, Style
 
 DEFAULT_ANSWER_FIELD = "label"
 _STATUS = {"submitted": "Submitted", "approved": "Approved", "rejected": "Rejected"}
@@ -33,7 +33,7 @@ _CHUNK = 5000
 
 def _schema(job: Job) -> LabelSchema:
     field = job.answer_field or DEFAULT_ANSWER_FIELD
-    style = "pipe" if job.is_multilabel else "column"
+    style: Style = "pipe" if job.is_multilabel else "column"
     return LabelSchema(field, style, tuple(str(label) for label in job.labels), job.is_multilabel)
 
 

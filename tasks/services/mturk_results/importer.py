@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -101,7 +101,10 @@ def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
         elif external_id not in existing:
             new[external_id] = (payload, digest)
     Item.objects.bulk_create(
-        [Item(job=job, external_id=eid, payload=payload, payload_hash=digest) for eid, (payload, digest) in new.items()],
+        [
+            Item(job=job, external_id=eid, payload=payload, payload_hash=digest)
+            for eid, (payload, digest) in new.items()
+        ],
         batch_size=2000,
         ignore_conflicts=True,
     )
@@ -125,9 +128,7 @@ def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
         current = by_assignment_id.get(assignment_id)
         if current is None:
             new.append(
-                RawResult(
-                    assignment_id=assignment_id, job=job, answers=row.answers, columns=row.columns, source=source
-                )
+                RawResult(assignment_id=assignment_id, job=job, answers=row.answers, columns=row.columns, source=source)
             )
         elif current.columns != row.columns and row.status != "submitted":
             current.columns = row.columns
@@ -211,7 +212,9 @@ def import_mturk_results(
             skip[lines[assignment_id]] = reason
         if created and not recorded.assignments_created:
             first = min(skip.items())
-            raise ServiceError(f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]}).")
+            raise ServiceError(
+                f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
+            )
         _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
         result.assignments_created = recorded.assignments_created
         result.assignments_updated = recorded.assignments_updated
