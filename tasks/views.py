@@ -24,6 +24,7 @@ from tasks.selectors import (
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
+from tasks.template_views import layout_task_page
 from workforce.models import Marketplace, Worker
 from workforce.web import worker_required
 
@@ -104,6 +105,8 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
         messages.info(request, "That task is no longer open for you.")
         return redirect("work-list")
     job = assignment.job
+    if job.task_template:
+        return layout_task_page(request, worker, assignment)
     items = list_hit_items(assignment.hit_id)
     return render(
         request,

@@ -80,6 +80,8 @@ AUDITED_FIELDS = (
     "currency",
     "assignment_duration",
     "consensus_method",
+    "task_template",
+    "answer_field",
 )
 
 
