@@ -65,7 +65,9 @@ _ZONES = {
     "EST": -5,
     "EDT": -4,
 }
-_MTURK_TIME = re.compile(r"^[A-Za-z]{3} ([A-Za-z]{3} \d{1,2} \d{2}:\d{2}:\d{2}) ([A-Z]{1,5}) (\d{4})$")
+_MTURK_TIME = re.compile(r"^[A-Za-z]{3} ([A-Za-z]{3}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) ([A-Z]{1,5}) (\d{4})$")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
 
 
 class ResultsFileError(ValueError):
@@ -79,11 +81,15 @@ def parse_time(text: str) -> datetime | None:
         return None
     match = _MTURK_TIME.match(text)
     if match:
-        clock, zone, year = match.groups()
-        if zone not in _ZONES:
-            raise ValueError(f"unknown time zone {zone!r} in {text!r}")
-        naive = datetime.strptime(f"{clock} {year}", "%b %d %H:%M:%S %Y")
-        return naive.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone]))).astimezone(UTC)
+        month, day, hour, minute, second, zone, year = match.groups()
+        if zone not in _ZONES or month.title() not in _MONTHS:
+            raise ValueError(f"unreadable time {text!r}")
+        offset = timezone(timedelta(hours=_ZONES[zone]))
+        try:
+            moment = datetime(int(year), _MONTHS[month.title()], int(day), int(hour), int(minute), int(second))
+        except ValueError:
+            raise ValueError(f"unreadable time {text!r}") from None
+        return moment.replace(tzinfo=offset).astimezone(UTC)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
