@@ -4,7 +4,8 @@ Items come from the ``Input.*`` columns (one per HIT; an ``Input.external_id`` o
 it, else the HITId does), the label from the job's answer field (see ``schema``), and every ``Answer.*``
 field plus the HIT columns we have no field for are kept verbatim in ``RawResult`` for the export. The
 work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
-same file again changes nothing. Scoring and consensus run afterwards on the whole job.
+same file again changes nothing. Scoring and consensus then run on the whole job when the file brought new work
+or new statuses.
 """
 
 from __future__ import annotations
@@ -112,28 +113,30 @@ def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
 
 
 def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
-    """Keep each row's answer fields and HIT columns; a row whose status moved on refreshes its copy."""
+    """Keep each row's answer fields and HIT columns; a reviewed row refreshes its copy (e.g. ApprovalTime)."""
     ids = dict(
         Assignment.objects.filter(
             job=job, marketplace=MARKETPLACE, external_id__in=[r.assignment_id for r in rows]
         ).values_list("external_id", "id")
     )
-    by_assignment_id = {r.assignment_id: r for r in RawResult.objects.filter(assignment_id__in=ids.values())}
-    new: list[RawResult] = []
-    changed: list[RawResult] = []
-    for row in rows:
-        assignment_id = ids.get(row.assignment_id)
-        if assignment_id is None:
-            continue
-        current = by_assignment_id.get(assignment_id)
-        if current is None:
-            new.append(
-                RawResult(assignment_id=assignment_id, job=job, answers=row.answers, columns=row.columns, source=source)
-            )
-        elif current.columns != row.columns and row.status != "submitted":
-            current.columns = row.columns
-            changed.append(current)
-    RawResult.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
+    kept = set(RawResult.objects.filter(assignment_id__in=ids.values()).values_list("assignment_id", flat=True))
+    RawResult.objects.bulk_create(
+        [
+            RawResult(assignment_id=ids[r.assignment_id], job=job, answers=r.answers, columns=r.columns, source=source)
+            for r in rows
+            if r.assignment_id in ids and ids[r.assignment_id] not in kept
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    reviewed = {ids[r.assignment_id]: r for r in rows if r.status != "submitted" and ids.get(r.assignment_id) in kept}
+    changed = [
+        raw
+        for raw in RawResult.objects.filter(assignment_id__in=list(reviewed)).only("id", "assignment_id", "columns")
+        if raw.columns != reviewed[raw.assignment_id].columns
+    ]
+    for raw in changed:
+        raw.columns = reviewed[raw.assignment_id].columns
     RawResult.objects.bulk_update(changed, ["columns"], batch_size=2000)
 
 
@@ -211,7 +214,7 @@ def import_mturk_results(
         for assignment_id, reason in recorded.skipped:
             skip[lines[assignment_id]] = reason
         if created and not recorded.assignments_created:
-            first = min(skip.items())
+            first = min(skip.items(), default=(0, "no row holds new work"))
             raise ServiceError(
                 f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
             )
@@ -226,22 +229,28 @@ def import_mturk_results(
         result.rows_skipped = [
             {"line": line, "assignment": ids.get(line, ""), "reason": reason} for line, reason in sorted(skip.items())
         ]
-        record_audit_event(
-            actor=actor,
-            action="mturk_results.imported",
-            object_type="job",
-            object_id=job.pk,
-            after={
-                "file": filename,
-                "rows": result.rows,
-                "label_field": schema.field,
-                "assignments_created": result.assignments_created,
-                "items_created": result.items_created,
-                "rows_skipped": len(result.rows_skipped),
-            },
-        )
-    _score(job=job, result=result, actor=actor)
+        if result.assignments_created or result.assignments_updated or result.items_created:
+            _audit(actor=actor, job=job, filename=filename, result=result)
+    if result.assignments_created or result.assignments_updated:
+        _score(job=job, result=result, actor=actor)
     return result
+
+
+def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) -> None:
+    record_audit_event(
+        actor=actor,
+        action="mturk_results.imported",
+        object_type="job",
+        object_id=job.pk,
+        after={
+            "file": filename,
+            "rows": result.rows,
+            "label_field": result.label_field,
+            "assignments_created": result.assignments_created,
+            "items_created": result.items_created,
+            "rows_skipped": len(result.rows_skipped),
+        },
+    )
 
 
 def _score(*, job: Job, result: MTurkImportResult, actor: Actor) -> None:

@@ -52,10 +52,25 @@ def test_every_real_results_file_imports_once(name: str) -> None:
     assert job.marketplace == "mturk" and job.answer_field == field
     assert Assignment.objects.filter(job=job).count() == rows == RawResult.objects.filter(job=job).count()
     assert result.workers_created == Worker.objects.filter(marketplace="mturk").count()
-    before = (Assignment.objects.count(), Answer.objects.count(), Item.objects.count(), Worker.objects.count())
+    assert ConsensusLabel.objects.filter(job=job).exists()
+    state = (
+        Assignment.objects.count(),
+        Answer.objects.count(),
+        Item.objects.count(),
+        Worker.objects.count(),
+        AuditEvent.objects.count(),
+        sorted(ConsensusLabel.objects.values_list("id", "version")),
+    )
     again = _import(data, filename=name, job=job)
     assert (again.assignments_created, again.workers_created, again.items_created, again.rows_skipped) == (0, 0, 0, [])
-    assert (Assignment.objects.count(), Answer.objects.count(), Item.objects.count(), Worker.objects.count()) == before
+    assert (
+        Assignment.objects.count(),
+        Answer.objects.count(),
+        Item.objects.count(),
+        Worker.objects.count(),
+        AuditEvent.objects.count(),
+        sorted(ConsensusLabel.objects.values_list("id", "version")),
+    ) == state
 
 
 def test_the_ragged_quoted_file_keeps_statuses_times_money_inputs_and_every_answer_field() -> None:
