@@ -65,6 +65,8 @@ def label_from_form(job: Job, fields: Sequence[tuple[str, str]]) -> Any:
     name, which give several values) or a group of ``<field>.<label>`` check boxes or radio buttons.
     """
     name = job.answer_field
+    if not name:
+        raise SubmissionRefused("This job's task template has no answer field, so no answer can be saved.")
     values = [value.strip() for key, value in fields if key == name and value.strip()]
     group = [key[len(name) + 1 :] for key, value in fields if key.startswith(name + ".")]
     if group:

@@ -181,3 +181,18 @@ def test_jobs_without_a_template_keep_the_label_buttons(
     body = worker_client.get(reverse("task", args=[assignment.uuid])).content.decode()
     assert "label-btn" in body and "<iframe" not in body
     assert worker_client.get(reverse("task-layout", args=[assignment.uuid])).status_code == 404
+
+
+def test_the_admin_form_takes_a_layout_only_with_its_answer_field_and_one_item_per_hit(
+    ops_manager: object, login_client: Callable[[object], Client]
+) -> None:
+    from tests.tasks.test_admin import job_form_data
+
+    client = login_client(ops_manager)
+    url = reverse("admin:tasks_job_add")
+    refused = client.post(url, job_form_data(task_template=LAYOUT, answer_field="", items_per_hit="2"))
+    errors = str(refused.context["adminform"].form.errors["task_template"])
+    assert "answer field" in errors and "items per Hit to 1" in errors and not Job.objects.exists()
+    taken = client.post(url, job_form_data(task_template=LAYOUT, answer_field="sentiment"))
+    assert taken.status_code == 302
+    assert Job.objects.get().answer_field == "sentiment"

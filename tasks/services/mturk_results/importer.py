@@ -18,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import Assignment, Item, Job, RawResult, TaskKind
+from tasks.services.collection import validate_value
 from tasks.services.consensus import compute_consensus
-from tasks.services.errors import ServiceError
+from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
 from tasks.services.imports import MAX_EXTERNAL_ID, payload_hash
 from tasks.services.jobs import create_job
@@ -185,6 +186,11 @@ def import_mturk_results(
             value, problem = schema.value(row.answers)
             if problem or value is None:
                 skip.setdefault(row.line, problem or f"Answer.{schema.field} holds no label")
+                continue
+            try:
+                value = validate_value(job, value)
+            except SubmissionRefused as refusal:  # checked before any item is written for the row
+                skip.setdefault(row.line, str(refusal).rstrip("."))
                 continue
             records[row.line] = ExternalAssignment(
                 external_assignment_id=row.assignment_id,

@@ -172,6 +172,18 @@ def test_bad_rows_are_skipped_with_their_line_and_reason() -> None:
     assert "2 options ticked" in reasons[8]
     assert "holds no label" in reasons[9]
     assert not Assignment.objects.filter(external_id__in=["A5", "A6", "A7", "A8"]).exists()
+    assert not Item.objects.filter(external_id="H3").exists()
+
+
+def test_answers_outside_an_existing_jobs_labels_are_skipped_before_any_item_is_written() -> None:
+    job = JobFactory(labels=["yes", "no"], answer_field="sentiment")
+    result = _import(RADIO, job=job)
+    assert result.assignments_created == 0 and len(result.rows_skipped) == 4
+    assert result.rows_skipped[0]["reason"] == "sentiment ticks positive, which is not one of the job's labels"
+    plain = "HITId,AssignmentId,WorkerId,Answer.sentiment\nH9,A9,W9,maybe\n"
+    reason = _import(plain, job=job).rows_skipped[0]["reason"]
+    assert reason == "Choose one of the job's labels (yes, no), not 'maybe'"
+    assert not Item.objects.exists() and not Assignment.objects.exists()
 
 
 def test_a_later_download_moves_statuses_on() -> None:
