@@ -17,6 +17,7 @@ from typing import IO, Any
 from django.db.models import Count
 
 from tasks.models import DONE_ASSIGNMENT_STATES, Answer, HitItem, Job
+from tasks.services.imports import GOLD_COLUMN
 from tasks.services.mturk_results.reader import (
     ANSWER_PREFIX,
     DECISION_COLUMNS,
@@ -80,6 +81,9 @@ def _rows(job: Job, schema: LabelSchema, multi_item_hits: set[int]) -> Iterator[
         inputs = {f"{INPUT_PREFIX}{k}": _cell(v) for k, v in answer.item.payload.items()}
         if answer.item.external_id != hit_id:
             inputs[f"{INPUT_PREFIX}external_id"] = answer.item.external_id
+        if answer.item.is_gold:
+            gold = answer.item.gold_answer
+            inputs[f"{INPUT_PREFIX}{GOLD_COLUMN}"] = "|".join(gold) if isinstance(gold, list) else str(gold)
         fields = dict(raw.answers) if raw is not None else schema.fields(answer.value)
         yield {**columns, **inputs}, {f"{ANSWER_PREFIX}{k}": v for k, v in fields.items()}
 

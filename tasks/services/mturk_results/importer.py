@@ -22,7 +22,7 @@ from tasks.services.collection import validate_value
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
-from tasks.services.imports import MAX_EXTERNAL_ID, payload_hash
+from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answer, payload_hash
 from tasks.services.jobs import create_job
 from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
 from tasks.services.mturk_results.schema import LabelSchema, SchemaError, infer_schema
@@ -60,7 +60,7 @@ def _item_id(row: ResultRow) -> str:
 
 
 def _payload(row: ResultRow) -> dict[str, Any]:
-    return {k: v for k, v in row.inputs.items() if k not in ITEM_ID_INPUTS}
+    return {k: v for k, v in row.inputs.items() if k not in ITEM_ID_INPUTS and k != GOLD_COLUMN}
 
 
 def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Actor) -> Job:
@@ -89,23 +89,36 @@ def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Acto
 
 
 def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
-    """Create the rows' missing items; rows whose item clashes with stored content go into ``skip``."""
+    """Create the rows' missing items; rows whose item clashes with stored content go into ``skip``.
+
+    An ``Input.gold`` value makes the item a gold question with that known answer, as in the item import
+    (and with the same content hash, so either import recognises the other's items)."""
     existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
-    new: dict[str, tuple[dict[str, Any], str]] = {}
+    new: dict[str, tuple[dict[str, Any], str, Any]] = {}
     for row in rows:
         external_id = _item_id(row)
         payload = _payload(row)
-        digest = payload_hash(payload)
-        if len(external_id) > MAX_EXTERNAL_ID:
+        gold, problem = parse_gold_answer(job, row.inputs.get(GOLD_COLUMN, "").strip())
+        digest = payload_hash(payload if gold is None else {**payload, "\u0000gold": gold})
+        if problem:
+            skip[row.line] = f"Input.{problem}"
+        elif len(external_id) > MAX_EXTERNAL_ID:
             skip[row.line] = f"the item id is longer than {MAX_EXTERNAL_ID} characters"
         elif existing.get(external_id, digest) != digest or new.get(external_id, (payload, digest))[1] != digest:
             skip[row.line] = f"item {external_id!r} already exists in this job with different Input.* values"
         elif external_id not in existing:
-            new[external_id] = (payload, digest)
+            new[external_id] = (payload, digest, gold)
     Item.objects.bulk_create(
         [
-            Item(job=job, external_id=eid, payload=payload, payload_hash=digest)
-            for eid, (payload, digest) in new.items()
+            Item(
+                job=job,
+                external_id=eid,
+                payload=payload,
+                payload_hash=digest,
+                is_gold=gold is not None,
+                gold_answer=gold,
+            )
+            for eid, (payload, digest, gold) in new.items()
         ],
         batch_size=2000,
         ignore_conflicts=True,

@@ -10,7 +10,17 @@ from decimal import Decimal
 
 import pytest
 
-from tasks.models import Answer, Assignment, ConsensusLabel, Item, Job, RawResult, TaskKind, WorkerJobScore
+from tasks.models import (
+    Answer,
+    Assignment,
+    ConsensusLabel,
+    GoldGrade,
+    Item,
+    Job,
+    RawResult,
+    TaskKind,
+    WorkerJobScore,
+)
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_results import export_mturk_results, import_mturk_results
 from tests.factories import JobFactory
@@ -237,3 +247,23 @@ def test_work_done_here_exports_its_label_in_the_answer_field() -> None:
     rows = list(csv.DictReader(io.StringIO(_export(job))))
     assert {r["AssignmentId"]: r["Answer.animals"] for r in rows} == {"A1": "cat|dog", "A2": "cat|bird", "A3": ""}
     assert rows[0]["Input.image_url"] == "https://x/1.jpg" and rows[0]["Title"] == job.name
+
+
+def test_an_input_gold_column_makes_gold_items_whose_answers_are_graded_and_kept_out_of_consensus() -> None:
+    lines = RADIO.splitlines()
+    header = lines[0].replace("Input.text,", "Input.text,Input.gold,")
+    rows = [line.replace("great film,", "great film,positive,").replace("awful,", "awful,,") for line in lines[1:]]
+    result = _import("\n".join([header, *rows]) + "\n", new_job_name="sentiment")
+    gold = Item.objects.get(external_id="H1")
+    assert (gold.is_gold, gold.gold_answer, gold.payload) == (True, "positive", {"text": "great film"})
+    grades = dict(GoldGrade.objects.values_list("worker__external_id", "score"))
+    assert grades == {"W1": 1.0, "W2": 1.0, "W3": 0.0}
+    assert list(ConsensusLabel.objects.values_list("item__external_id", flat=True)) == ["H2"]
+    assert WorkerJobScore.objects.get(job_id=result.job, worker__external_id="W3").gold_answers == 1
+    exported = list(csv.DictReader(io.StringIO(_export(Job.objects.get(pk=result.job)))))
+    assert {r["AssignmentId"]: r["Input.gold"] for r in exported} == {
+        "A1": "positive",
+        "A2": "positive",
+        "A3": "positive",
+        "A4": "",
+    }
