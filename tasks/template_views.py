@@ -35,7 +35,8 @@ PAGE_CSP = (
 # layout itself, media from https, no network calls, no form navigation, framed only by our page.
 LAYOUT_CSP = (
     "sandbox allow-scripts allow-forms; default-src 'none'; script-src 'unsafe-inline'; "
-    "style-src 'unsafe-inline' https:; img-src https: data:; media-src https: data:; font-src https: data:; "
+    "style-src 'unsafe-inline' https:; img-src 'self' https: data:; media-src 'self' https: data:; "
+    "font-src https: data:; "
     "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
 FRAME_SANDBOX = "allow-scripts allow-forms"
