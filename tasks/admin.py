@@ -22,6 +22,7 @@ from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
+from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
@@ -71,7 +72,19 @@ class JobForm(forms.ModelForm):
             "gold_boost_rate",
             "gold_boost_until",
             "requirements",
+            "task_template",
+            "answer_field",
         ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for problem in template_problems(
+            task_template=cleaned.get("task_template") or "",
+            answer_field=cleaned.get("answer_field") or "",
+            items_per_hit=cleaned.get("items_per_hit", self.instance.items_per_hit) or 1,
+        ):
+            self.add_error("task_template", problem)
+        return cleaned
 
     def clean_requirements(self) -> list[dict[str, object]]:
         requirements = self.cleaned_data["requirements"] or []
@@ -133,6 +146,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("MTurk layout", {"fields": ("task_template", "answer_field"), "classes": ("collapse",)}),
         (
             "Quality",
             {

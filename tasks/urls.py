@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import views
+from tasks import template_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +11,8 @@ urlpatterns = [
     path("work/tasks/<uuid:assignment_uuid>/", views.task_page, name="task"),
     path("work/tasks/<uuid:assignment_uuid>/submit/", views.submit_task, name="submit-task"),
     path("work/tasks/<uuid:assignment_uuid>/return/", views.return_task, name="return-task"),
+    path("work/tasks/<uuid:assignment_uuid>/layout/", template_views.task_layout, name="task-layout"),
+    path(
+        "work/tasks/<uuid:assignment_uuid>/submit-layout/", template_views.submit_layout_task, name="submit-layout-task"
+    ),
 ]

@@ -25,6 +25,7 @@ from tasks.selectors_predictions import prelabels_for
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
+from tasks.template_views import layout_task_page
 from workforce.models import Marketplace, Worker
 from workforce.web import worker_required
 
@@ -105,6 +106,8 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
         messages.info(request, "That task is no longer open for you.")
         return redirect("work-list")
     job = assignment.job
+    if job.task_template:
+        return layout_task_page(request, worker, assignment)
     items = list_hit_items(assignment.hit_id)
     prelabels = prelabels_for(job, [item.pk for item in items])
     for item in items:

@@ -3,6 +3,7 @@
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
+``mturk``: the MTurk-format fields of an assignment (results files, HTML layouts).
 New topics get their own module, re-exported here.
 """
 
@@ -29,6 +30,7 @@ from tasks.models.core import (
 )
 from tasks.models.groundtruth import GroundTruthLabel, LabelingJob, WorkforceKind
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
+from tasks.models.mturk import RawResult
 from tasks.models.predictions import Prediction
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "JobState",
     "LabelingJob",
     "Prediction",
+    "RawResult",
     "TaskKind",
     "WorkerJobScore",
     "WorkforceKind",

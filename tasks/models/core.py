@@ -126,6 +126,17 @@ class Job(models.Model):
         blank=True,
         help_text="Show this model's predictions to workers as pre-labels to confirm or correct (empty: off).",
     )
+    task_template = models.TextField(
+        blank=True,
+        help_text="An MTurk HTML layout with ${column} placeholders, filled with each item's fields (HTML-escaped) "
+        "and shown to internal workers in a sandboxed frame instead of the label buttons. One item per Hit.",
+    )
+    answer_field = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The form field (MTurk Answer.<name>) that holds the label, or the group of "
+        "<name>.<label> check boxes or radio buttons. Used by the task template and by MTurk results files.",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from tasks.models import (
@@ -124,28 +125,33 @@ def _ensure_hits(
 
 
 def _refresh_hit_counters(hit_ids: Iterable[int]) -> None:
-    """Recount slots and submissions of ``hit_ids`` from their assignments and settle their state."""
+    """Recount slots and submissions of ``hit_ids`` from their assignments and settle their state.
+
+    Two set-based statements whatever the number of Hits (every right-hand side reads the old row)."""
     ids = list(hit_ids)
-    counts = (
-        Assignment.objects.filter(hit_id__in=ids)
-        .values("hit_id")
-        .annotate(
-            live=Count("id", filter=Q(state__in=LIVE_ASSIGNMENT_STATES)),
-            done=Count("id", filter=Q(state__in=DONE_ASSIGNMENT_STATES)),
+
+    def count(states: tuple[str, ...]) -> Coalesce:
+        per_hit = (
+            Assignment.objects.filter(hit_id=OuterRef("pk"), state__in=states)
+            .order_by()
+            .values("hit_id")
+            .annotate(n=Count("id"))
+            .values("n")
         )
-    )
-    by_hit = {row["hit_id"]: (row["live"], row["done"]) for row in counts}
-    hits = list(Hit.objects.filter(id__in=ids).only("id", "assignments_wanted", "state"))
-    for hit in hits:
-        live, done = by_hit.get(hit.pk, (0, 0))
-        hit.assignments_wanted = max(hit.assignments_wanted, live)
-        hit.slots_taken = live
-        hit.assignments_submitted = done
-        if hit.state in (HitState.OPEN, HitState.FULL, HitState.DRAFT) and done >= hit.assignments_wanted:
-            hit.state = HitState.COMPLETE
-    Hit.objects.bulk_update(
-        hits, ["assignments_wanted", "slots_taken", "assignments_submitted", "state"], batch_size=_BATCH
-    )
+        return Coalesce(Subquery(per_hit), 0)
+
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        Hit.objects.filter(id__in=batch).update(
+            assignments_wanted=Greatest(F("assignments_wanted"), count(LIVE_ASSIGNMENT_STATES)),
+            slots_taken=count(LIVE_ASSIGNMENT_STATES),
+            assignments_submitted=count(DONE_ASSIGNMENT_STATES),
+        )
+        Hit.objects.filter(
+            id__in=batch,
+            state__in=(HitState.OPEN, HitState.FULL, HitState.DRAFT),
+            assignments_submitted__gte=F("assignments_wanted"),
+        ).update(state=HitState.COMPLETE)
 
 
 def _grade_gold(*, job: Job, assignment_ids: list[int], now: datetime) -> None:
@@ -160,6 +166,31 @@ def _grade_gold(*, job: Job, assignment_ids: list[int], now: datetime) -> None:
         grade_gold_answers(assignment=assignment, job=job, worker=assignment.worker, now=now)
 
 
+def owned_by_other_jobs(job: Job, marketplace: str, records: list[ExternalAssignment]) -> dict[str, str]:
+    """Records whose assignment or HIT id is already another job's, with the reason (ids are global)."""
+    hits = dict(
+        Hit.objects.filter(marketplace=marketplace, external_id__in={r.external_hit_id for r in records})
+        .exclude(job=job)
+        .values_list("external_id", "job_id")
+    )
+    assignments = dict(
+        Assignment.objects.filter(marketplace=marketplace, external_id__in=[r.external_assignment_id for r in records])
+        .exclude(job=job)
+        .values_list("external_id", "job_id")
+    )
+    reasons: dict[str, str] = {}
+    for record in records:
+        if record.external_assignment_id in assignments:
+            owner = assignments[record.external_assignment_id]
+            reasons[record.external_assignment_id] = (
+                f"assignment {record.external_assignment_id} belongs to job {owner}"
+            )
+        elif record.external_hit_id in hits:
+            owner = hits[record.external_hit_id]
+            reasons[record.external_assignment_id] = f"HIT {record.external_hit_id} belongs to job {owner}"
+    return reasons
+
+
 def record_external_assignments(
     *, job: Job, marketplace: str, records: Iterable[ExternalAssignment], actor: Actor, source: str = ""
 ) -> RecordResult:
@@ -169,8 +200,12 @@ def record_external_assignments(
     if not records:
         return result
     item_ids = dict(Item.objects.filter(job=job).values_list("external_id", "id"))
+    elsewhere = owned_by_other_jobs(job, marketplace, records)
     valid: list[tuple[ExternalAssignment, dict[int, Any]]] = []
     for record in records:
+        if record.external_assignment_id in elsewhere:
+            result.skipped.append((record.external_assignment_id, elsewhere[record.external_assignment_id]))
+            continue
         try:
             valid.append((record, _normalised_answers(job, record, item_ids)))
         except SubmissionRefused as refusal:

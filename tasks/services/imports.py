@@ -167,7 +167,7 @@ GOLD_COLUMN = "gold"
 _NewRow = tuple[str, dict[str, Any], str, Any]
 
 
-def _gold_answer(job: Job, raw: Any) -> tuple[Any, str | None]:
+def parse_gold_answer(job: Job, raw: Any) -> tuple[Any, str | None]:
     """The known answer from a row's ``gold`` value (None when the row is an ordinary item), or an error."""
     if raw is None or raw == "" or raw == []:
         return None, None
@@ -211,7 +211,7 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
                 problem = RowError(row.line, f"id {row.external_id!r} already appears on line {seen[row.external_id]}")
             elif (message := _check_payload(job, row.payload)) is not None:
                 problem = RowError(row.line, message)
-            elif (gold_parsed := _gold_answer(job, row.payload.get(GOLD_COLUMN)))[1] is not None:
+            elif (gold_parsed := parse_gold_answer(job, row.payload.get(GOLD_COLUMN)))[1] is not None:
                 problem = RowError(row.line, gold_parsed[1])
             else:
                 seen[row.external_id] = row.line

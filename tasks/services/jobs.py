@@ -81,6 +81,8 @@ AUDITED_FIELDS = (
     "assignment_duration",
     "consensus_method",
     "prelabel_model",
+    "task_template",
+    "answer_field",
 )
 
 

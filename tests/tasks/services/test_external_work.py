@@ -85,3 +85,19 @@ def test_answers_to_gold_items_are_graded() -> None:
     record_external_assignments(job=job, marketplace="groundtruth", records=records, actor=ACTOR)
     scores = dict(GoldGrade.objects.values_list("worker__external_id", "score"))
     assert scores == {"W1": 1.0, "W2": 0.0}
+
+
+def test_work_whose_ids_belong_to_another_job_is_skipped_not_moved() -> None:
+    first, second = JobFactory(), JobFactory()
+    for job in (first, second):
+        ItemFactory(job=job, external_id="i1")
+        ItemFactory(job=job, external_id="i2")
+    record_external_assignments(job=first, marketplace="mturk", records=_records(), actor=ACTOR)
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    again = [*_records(), ExternalAssignment("A9", "H1", "W9", {"i1": "pos"}, AssignmentState.SUBMITTED, at, at)]
+    result = record_external_assignments(job=second, marketplace="mturk", records=again, actor=ACTOR)
+    reasons = dict(result.skipped)
+    assert reasons["A1"] == f"assignment A1 belongs to job {first.pk}"
+    assert reasons["A9"] == f"HIT H1 belongs to job {first.pk}"
+    assert result.assignments_created == 0
+    assert not Assignment.objects.filter(job=second).exists() and not Hit.objects.filter(job=second).exists()

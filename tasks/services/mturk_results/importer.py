@@ -1,0 +1,290 @@
+"""``import_mturk_results``: a requester-UI results CSV becomes workers, Hits, assignments and answers.
+
+Items come from the ``Input.*`` columns (one per HIT; an ``Input.external_id`` or ``Input.id`` column names
+it, else the HITId does), the label from the job's answer field (see ``schema``), and every ``Answer.*``
+field plus the HIT columns we have no field for are kept verbatim in ``RawResult`` for the export. The
+work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
+same file again changes nothing. Scoring and consensus then run on the whole job when the file brought new work
+or new statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.models import Assignment, Item, Job, RawResult, TaskKind
+from tasks.services.collection import validate_value
+from tasks.services.consensus import compute_consensus
+from tasks.services.errors import ServiceError, SubmissionRefused
+from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
+from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answer, payload_hash
+from tasks.services.jobs import create_job
+from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
+from tasks.services.mturk_results.schema import LabelSchema, SchemaError, infer_schema
+from tasks.services.quality import refresh_speed_scores
+from workforce.audit import Actor, record_audit_event
+from workforce.models import Marketplace
+
+MARKETPLACE = Marketplace.MTURK
+ITEM_ID_INPUTS = ("external_id", "id")
+MAX_REDUNDANCY = 50
+
+
+@dataclass
+class MTurkImportResult:
+    job: int
+    job_created: bool
+    rows: int
+    assignments_created: int = 0
+    assignments_updated: int = 0
+    workers_created: int = 0
+    items_created: int = 0
+    hits_created: int = 0
+    answers_created: int = 0
+    label_field: str = ""
+    rows_skipped: list[dict[str, Any]] = field(default_factory=list)
+    consensus: dict[str, Any] | None = None
+    workers_scored: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _item_id(row: ResultRow) -> str:
+    return next((row.inputs[k].strip() for k in ITEM_ID_INPUTS if row.inputs.get(k, "").strip()), row.hit_id)
+
+
+def _payload(row: ResultRow) -> dict[str, Any]:
+    return {k: v for k, v in row.inputs.items() if k not in ITEM_ID_INPUTS and k != GOLD_COLUMN}
+
+
+def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Actor) -> Job:
+    first = parsed.rows[0]
+    image = "image_url" in parsed.input_columns
+    kinds = {
+        (False, False): TaskKind.TEXT_CLASSIFICATION,
+        (False, True): TaskKind.TEXT_MULTILABEL,
+        (True, False): TaskKind.IMAGE_CLASSIFICATION,
+        (True, True): TaskKind.IMAGE_MULTILABEL,
+    }
+    wanted = max((row.max_assignments or 1) for row in parsed.rows)
+    job = create_job(
+        name=name,
+        task_kind=kinds[(image, schema.multilabel)],
+        labels=list(schema.labels),
+        actor=actor,
+        redundancy=max(1, min(wanted, MAX_REDUNDANCY)),
+        reward=first.reward if first.reward is not None else Decimal("0.05"),
+        description=first.columns.get("Description", "")[:2000],
+    )
+    job.marketplace = MARKETPLACE
+    job.answer_field = schema.field
+    job.save(update_fields=["marketplace", "answer_field", "updated_at"])
+    return job
+
+
+def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
+    """Create the rows' missing items; rows whose item clashes with stored content go into ``skip``.
+
+    An ``Input.gold`` value makes the item a gold question with that known answer, as in the item import
+    (and with the same content hash, so either import recognises the other's items)."""
+    existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
+    new: dict[str, tuple[dict[str, Any], str, Any]] = {}
+    for row in rows:
+        external_id = _item_id(row)
+        payload = _payload(row)
+        gold, problem = parse_gold_answer(job, row.inputs.get(GOLD_COLUMN, "").strip())
+        digest = payload_hash(payload if gold is None else {**payload, "\u0000gold": gold})
+        if problem:
+            skip[row.line] = f"Input.{problem}"
+        elif len(external_id) > MAX_EXTERNAL_ID:
+            skip[row.line] = f"the item id is longer than {MAX_EXTERNAL_ID} characters"
+        elif existing.get(external_id, digest) != digest or new.get(external_id, (payload, digest))[1] != digest:
+            skip[row.line] = f"item {external_id!r} already exists in this job with different Input.* values"
+        elif external_id not in existing:
+            new[external_id] = (payload, digest, gold)
+    Item.objects.bulk_create(
+        [
+            Item(
+                job=job,
+                external_id=eid,
+                payload=payload,
+                payload_hash=digest,
+                is_gold=gold is not None,
+                gold_answer=gold,
+            )
+            for eid, (payload, digest, gold) in new.items()
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    return len(new)
+
+
+def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
+    """Keep each row's answer fields and HIT columns; a reviewed row refreshes its copy (e.g. ApprovalTime)."""
+    ids = dict(
+        Assignment.objects.filter(
+            job=job, marketplace=MARKETPLACE, external_id__in=[r.assignment_id for r in rows]
+        ).values_list("external_id", "id")
+    )
+    kept = set(RawResult.objects.filter(assignment_id__in=ids.values()).values_list("assignment_id", flat=True))
+    RawResult.objects.bulk_create(
+        [
+            RawResult(assignment_id=ids[r.assignment_id], job=job, answers=r.answers, columns=r.columns, source=source)
+            for r in rows
+            if r.assignment_id in ids and ids[r.assignment_id] not in kept
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+    reviewed = {ids[r.assignment_id]: r for r in rows if r.status != "submitted" and ids.get(r.assignment_id) in kept}
+    changed = [
+        raw
+        for raw in RawResult.objects.filter(assignment_id__in=list(reviewed)).only("id", "assignment_id", "columns")
+        if raw.columns != reviewed[raw.assignment_id].columns
+    ]
+    for raw in changed:
+        raw.columns = reviewed[raw.assignment_id].columns
+    RawResult.objects.bulk_update(changed, ["columns"], batch_size=2000)
+
+
+def import_mturk_results(
+    *,
+    data: bytes,
+    filename: str,
+    actor: Actor,
+    job: Job | None = None,
+    new_job_name: str = "",
+    answer_field: str = "",
+    labels: list[str] | None = None,
+) -> MTurkImportResult:
+    """Import one results file into ``job``, or into a new job called ``new_job_name``; see the module doc."""
+    if (job is None) == (not new_job_name.strip()):
+        raise ServiceError("Give either an existing job or a name for a new job.")
+    try:
+        parsed = read_results(data)
+    except ResultsFileError as exc:
+        raise ServiceError(str(exc)) from exc
+    skip: dict[int, str] = {line: reason for line, _, reason in parsed.problems}
+    if not parsed.rows:
+        raise ServiceError(f"No row of {filename} can be imported; the first problem: {parsed.problems[0][2]}.")
+    try:
+        schema = infer_schema(
+            columns=parsed.answer_columns,
+            rows=[row.answers for row in parsed.rows],
+            field=answer_field or (job.answer_field if job is not None else ""),
+            job_labels=job.labels if job is not None else None,
+            job_multilabel=job.is_multilabel if job is not None else None,
+            labels=labels,
+        )
+    except SchemaError as exc:
+        raise ServiceError(str(exc)) from exc
+
+    with transaction.atomic():
+        created = job is None
+        if job is None:
+            job = _new_job(name=new_job_name.strip(), parsed=parsed, schema=schema, actor=actor)
+        elif not job.answer_field:
+            job.answer_field = schema.field
+            job.save(update_fields=["answer_field", "updated_at"])
+        result = MTurkImportResult(job=job.pk, job_created=created, rows=parsed.total_rows, label_field=schema.field)
+        records: dict[int, ExternalAssignment] = {}
+        for row in parsed.rows:
+            value, problem = schema.value(row.answers)
+            if problem or value is None:
+                skip.setdefault(row.line, problem or f"Answer.{schema.field} holds no label")
+                continue
+            try:
+                value = validate_value(job, value)
+            except SubmissionRefused as refusal:  # checked before any item is written for the row
+                skip.setdefault(row.line, str(refusal).rstrip("."))
+                continue
+            records[row.line] = ExternalAssignment(
+                external_assignment_id=row.assignment_id,
+                external_hit_id=row.hit_id,
+                external_worker_id=row.worker_id,
+                answers={_item_id(row): value},
+                state=row.status,
+                accepted_at=row.accepted_at,
+                submitted_at=row.submitted_at,
+                reviewed_at=row.reviewed_at,
+                reward=row.reward,
+            )
+        # Work already recorded in another job is reported before any item is written for it.
+        elsewhere = owned_by_other_jobs(job, MARKETPLACE, list(records.values()))
+        for line, record in records.items():
+            if record.external_assignment_id in elsewhere:
+                skip.setdefault(line, elsewhere[record.external_assignment_id])
+        result.items_created = _write_items(job, [r for r in parsed.rows if r.line not in skip], skip)
+        lines = {record.external_assignment_id: line for line, record in records.items() if line not in skip}
+        recorded = record_external_assignments(
+            job=job,
+            marketplace=MARKETPLACE,
+            records=[records[line] for line in lines.values()],
+            actor=actor,
+            source=filename,
+        )
+        for assignment_id, reason in recorded.skipped:
+            skip[lines[assignment_id]] = reason
+        if created and not recorded.assignments_created:
+            first = min(skip.items(), default=(0, "no row holds new work"))
+            raise ServiceError(
+                f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
+            )
+        _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
+        result.assignments_created = recorded.assignments_created
+        result.assignments_updated = recorded.assignments_updated
+        result.workers_created = recorded.workers_created
+        result.hits_created = recorded.hits_created
+        result.answers_created = recorded.answers_created
+        ids = {line: assignment for line, assignment, _ in parsed.problems}
+        ids.update({row.line: row.assignment_id for row in parsed.rows})
+        result.rows_skipped = [
+            {"line": line, "assignment": ids.get(line, ""), "reason": reason} for line, reason in sorted(skip.items())
+        ]
+        if result.assignments_created or result.assignments_updated or result.items_created:
+            _audit(actor=actor, job=job, filename=filename, result=result)
+    if result.assignments_created or result.assignments_updated:
+        _score(job=job, result=result, actor=actor)
+    return result
+
+
+def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) -> None:
+    record_audit_event(
+        actor=actor,
+        action="mturk_results.imported",
+        object_type="job",
+        object_id=job.pk,
+        after={
+            "file": filename,
+            "rows": result.rows,
+            "label_field": result.label_field,
+            "assignments_created": result.assignments_created,
+            "items_created": result.items_created,
+            "rows_skipped": len(result.rows_skipped),
+        },
+    )
+
+
+def _score(*, job: Job, result: MTurkImportResult, actor: Actor) -> None:
+    """Speed scores and consensus (with each worker's agreement) over the job's answers, imported or not."""
+    result.workers_scored = refresh_speed_scores(job=job, now=timezone.now())
+    if not job.answers.filter(item__is_gold=False).exists():
+        return
+    try:
+        consensus = compute_consensus(job=job, actor=actor)
+    except ServiceError as exc:
+        result.consensus = {"error": str(exc)}
+        return
+    result.consensus = {
+        "method": consensus.method,
+        "items": consensus.items,
+        "answers": consensus.answers,
+        "mean_confidence": consensus.mean_confidence,
+    }

@@ -1,0 +1,249 @@
+"""Reading MTurk requester-UI batch results CSVs (and the flat API dumps some toolkits write).
+
+Header-driven, never positional. Tolerates what real downloads contain: a UTF-8 BOM, CRLF line ends, both
+the fully quoted and the minimally quoted dialect, rows shorter than the header (the trailing
+``Approve``/``Reject`` columns are often missing), no final newline, ``$``-prefixed rewards, and
+timestamps such as ``Thu Nov 07 16:38:49 PST 2019`` or ISO 8601 with an offset. Pure: no Django.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+# The requester UI's own columns, in its order; everything else is Input.*, Answer.* or Approve/Reject.
+STANDARD_COLUMNS = (
+    "HITId",
+    "HITTypeId",
+    "Title",
+    "Description",
+    "Keywords",
+    "Reward",
+    "CreationTime",
+    "MaxAssignments",
+    "RequesterAnnotation",
+    "AssignmentDurationInSeconds",
+    "AutoApprovalDelayInSeconds",
+    "Expiration",
+    "NumberOfSimilarHITs",
+    "LifetimeInSeconds",
+    "AssignmentId",
+    "WorkerId",
+    "AssignmentStatus",
+    "AcceptTime",
+    "SubmitTime",
+    "AutoApprovalTime",
+    "ApprovalTime",
+    "RejectionTime",
+    "RequesterFeedback",
+    "WorkTimeInSeconds",
+    "LifetimeApprovalRate",
+    "Last30DaysApprovalRate",
+    "Last7DaysApprovalRate",
+)
+DECISION_COLUMNS = ("Approve", "Reject")
+ID_COLUMNS = ("HITId", "AssignmentId", "WorkerId")
+INPUT_PREFIX = "Input."
+ANSWER_PREFIX = "Answer."
+STATUSES = {"submitted": "submitted", "approved": "approved", "rejected": "rejected"}
+
+# US zones the requester UI prints (it uses the requester's locale), plus UTC.
+_ZONES = {
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "PST": -8,
+    "PDT": -7,
+    "MST": -7,
+    "MDT": -6,
+    "CST": -6,
+    "CDT": -5,
+    "EST": -5,
+    "EDT": -4,
+}
+_MTURK_TIME = re.compile(r"^[A-Za-z]{3} ([A-Za-z]{3}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) ([A-Z]{1,5}) (\d{4})$")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
+
+
+class ResultsFileError(ValueError):
+    """The file cannot be read as a results file at all; the message is one sentence."""
+
+
+def parse_time(text: str) -> datetime | None:
+    """An aware datetime from an MTurk or ISO timestamp; None for an empty cell; ValueError otherwise."""
+    text = text.strip()
+    if not text:
+        return None
+    match = _MTURK_TIME.match(text)
+    if match:
+        month, day, hour, minute, second, zone, year = match.groups()
+        if zone not in _ZONES or month.title() not in _MONTHS:
+            raise ValueError(f"unreadable time {text!r}")
+        offset = timezone(timedelta(hours=_ZONES[zone]))
+        try:
+            moment = datetime(int(year), _MONTHS[month.title()], int(day), int(hour), int(minute), int(second))
+        except ValueError:
+            raise ValueError(f"unreadable time {text!r}") from None
+        return moment.replace(tzinfo=offset).astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"unreadable time {text!r}") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def format_time(moment: datetime | None) -> str:
+    """The requester UI's timestamp format, in UTC."""
+    return "" if moment is None else moment.astimezone(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+
+
+def parse_money(text: str) -> Decimal | None:
+    text = text.strip().removeprefix("$").replace(",", "").strip()
+    if not text:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"unreadable amount {text!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"unreadable amount {text!r}")
+    return amount
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    line: int
+    hit_id: str
+    assignment_id: str
+    worker_id: str
+    status: str
+    accepted_at: datetime | None
+    submitted_at: datetime | None
+    reviewed_at: datetime | None
+    reward: Decimal | None
+    max_assignments: int | None
+    inputs: dict[str, str]
+    answers: dict[str, str]
+    columns: dict[str, str]  # the other requester-UI columns, verbatim
+
+
+@dataclass
+class ResultsFile:
+    input_columns: list[str]
+    answer_columns: list[str]
+    rows: list[ResultRow] = field(default_factory=list)
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, assignment id, reason)
+
+    @property
+    def total_rows(self) -> int:
+        return len(self.rows) + len(self.problems)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ResultsFileError("The file is not UTF-8 text; download the results CSV again from MTurk.") from None
+
+
+def _dialect(first_line: str) -> type[csv.Dialect]:
+    class Dialect(csv.excel):
+        delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+
+    return Dialect
+
+
+def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
+    """One data row; raises ValueError with the reason it cannot be taken."""
+    hit_id, assignment_id, worker_id = (cells.get(name, "").strip() for name in ID_COLUMNS)
+    missing = [name for name, value in zip(ID_COLUMNS, (hit_id, assignment_id, worker_id), strict=True) if not value]
+    if missing:
+        raise ValueError(f"empty {', '.join(missing)}")
+    status_text = cells.get("AssignmentStatus", "").strip()
+    status = STATUSES.get(status_text.lower() or "submitted")
+    if status is None:
+        raise ValueError(f"AssignmentStatus {status_text!r} is not Submitted, Approved or Rejected")
+    reviewed = parse_time(cells.get("ApprovalTime", "")) or parse_time(cells.get("RejectionTime", ""))
+    max_text = cells.get("MaxAssignments", "").strip()
+    if max_text and not max_text.isdigit():
+        raise ValueError(f"MaxAssignments {max_text!r} is not a whole number")
+    if api_style:
+        answers = {k: v for k, v in cells.items() if k not in STANDARD_COLUMNS and k not in DECISION_COLUMNS}
+        inputs: dict[str, str] = {}
+    else:
+        answers = {k[len(ANSWER_PREFIX) :]: v for k, v in cells.items() if k.startswith(ANSWER_PREFIX)}
+        inputs = {k[len(INPUT_PREFIX) :]: v for k, v in cells.items() if k.startswith(INPUT_PREFIX)}
+    return ResultRow(
+        line=line,
+        hit_id=hit_id,
+        assignment_id=assignment_id,
+        worker_id=worker_id,
+        status=status,
+        accepted_at=parse_time(cells.get("AcceptTime", "")),
+        submitted_at=parse_time(cells.get("SubmitTime", "")),
+        reviewed_at=reviewed if status != "submitted" else None,
+        reward=parse_money(cells.get("Reward", "")),
+        max_assignments=int(max_text) if max_text else None,
+        inputs=inputs,
+        answers=answers,
+        columns={k: v for k, v in cells.items() if k in STANDARD_COLUMNS and k not in ID_COLUMNS},
+    )
+
+
+def read_results(data: bytes) -> ResultsFile:
+    """Parse a whole results file. Bad rows become ``problems``; a file that is not a results file raises."""
+    text = _decode(data)
+    if not text.strip():
+        raise ResultsFileError("The file is empty.")
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=_dialect(text.split("\n", 1)[0]))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise ResultsFileError(f"The header line is not readable CSV ({exc}).") from None
+    missing = [name for name in ID_COLUMNS if name not in header]
+    if missing:
+        raise ResultsFileError(
+            f"The header has no {', '.join(missing)} column, so this is not an MTurk results file "
+            "(an input or bonus CSV cannot be imported as results)."
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise ResultsFileError(f"The header repeats the column(s) {', '.join(dupes)}.")
+    api_style = not any(h.startswith((INPUT_PREFIX, ANSWER_PREFIX)) for h in header)
+    if api_style:
+        answer_columns = [h for h in header if h not in STANDARD_COLUMNS and h not in DECISION_COLUMNS]
+        input_columns: list[str] = []
+    else:
+        answer_columns = [h[len(ANSWER_PREFIX) :] for h in header if h.startswith(ANSWER_PREFIX)]
+        input_columns = [h[len(INPUT_PREFIX) :] for h in header if h.startswith(INPUT_PREFIX)]
+    if not answer_columns:
+        raise ResultsFileError("The file has no Answer.* columns, so there is no work to import.")
+    result = ResultsFile(input_columns=input_columns, answer_columns=answer_columns)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            result.problems.append((reader.line_num, "", f"unreadable CSV ({exc})"))
+            continue
+        line = reader.line_num
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) > len(header):
+            result.problems.append((line, "", f"{len(values)} fields but the header has {len(header)}"))
+            continue
+        # A row shorter than the header lacks its trailing cells: they are empty.
+        cells = dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
+        try:
+            result.rows.append(_row(line, cells, api_style))
+        except ValueError as exc:
+            result.problems.append((line, cells.get("AssignmentId", "").strip(), str(exc)))
+    if not result.rows and not result.problems:
+        raise ResultsFileError("The file has a header but no rows.")
+    return result
