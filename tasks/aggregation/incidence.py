@@ -41,6 +41,11 @@ class Incidence:
         self.by_task = by_task
         self.by_pair: Any = by_task.T.tocsr()
 
+    def answers_per_worker(self) -> FloatArray:
+        """``(n_workers,)`` number of answers of every worker."""
+        per_pair = np.diff(self.by_pair.indptr).astype(np.float64)
+        return np.asarray(per_pair.reshape(self.n_workers, self.n_classes).sum(axis=1))
+
     def task_sums(self, per_pair: FloatArray) -> FloatArray:
         """``(n_tasks, n_classes)``: for every task, the sum of ``per_pair[worker, label, :]`` over its
         answers.  ``per_pair`` has shape ``(n_workers, n_classes, n_classes)`` indexed

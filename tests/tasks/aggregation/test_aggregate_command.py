@@ -12,9 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tasks.aggregation.io import InputError, read_answers_csv
+from tests.tasks.aggregation.test_aggregators import DATA
 
 ROOT = Path(__file__).resolve().parents[3]
-DATA = ROOT.parent / "shared" / "data" / "crowd"
 
 
 def write(tmp_path: Path, text: str, name: str = "answers.csv") -> Path:

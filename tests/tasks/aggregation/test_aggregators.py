@@ -11,7 +11,11 @@ import pytest
 from tasks.aggregation.base import Answers
 from tasks.aggregation.registry import CATEGORICAL, aggregate_frame, get_aggregator
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "crowd"
+# the shared data sit beside the checkout: /work/shared for /work/main, and for /work/wt/<name> too
+DATA = next(
+    (p / "shared" / "data" / "crowd" for p in Path(__file__).resolve().parents[4:6] if (p / "shared").is_dir()),
+    Path(__file__).resolve().parents[4] / "shared" / "data" / "crowd",
+)
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"crowd datasets not found at {DATA}")
 ALL = sorted(CATEGORICAL)
 

@@ -1,0 +1,170 @@
+"""Adaptive redundancy: after every answer, does this item need another one?
+
+Pure numpy, no Django.  The pieces, as a live job would use them:
+
+- :class:`RedundancyPolicy`: a minimum and a maximum number of answers per item and a target
+  confidence.  An item wants another answer while it has fewer than the minimum, or while its
+  posterior's top class is below the target, it has fewer than the maximum, and the answers still
+  to come could change its leading class (:meth:`ItemPosteriors.decided`).
+- :class:`WorkerSkills`: every worker's confusion matrix ``P(answered l | true k)`` and the class
+  prior, taken from a full re-fit (:func:`fit_skills`, Dawid-Skene or one-coin Dawid-Skene over
+  all answers so far).  A worker's matrix is shrunk towards the population's matrix by
+  ``strength`` pseudo-answers per true class, so a worker seen twice is trusted like the average
+  worker, not like a perfect one; a worker never seen gets the population's matrix.
+- :class:`ItemPosteriors`: the running log posterior of every item, updated in place as answers
+  arrive (``add``: one sparse add of each answer's log-likelihood row, warm-started from the
+  current skills) and rebuilt from scratch after a re-fit (``rebuild``).
+
+Everything is vectorised over answers and items; a caller loops only over arrivals (or rounds of
+arrivals), never over items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from tasks.aggregation.base import Answers, BoolArray, FloatArray, IntArray, softmax_rows
+from tasks.aggregation.dawid_skene import DawidSkene, class_prior
+from tasks.aggregation.incidence import Incidence
+from tasks.aggregation.one_coin_dawid_skene import OneCoinDawidSkene
+
+SKILL_MODELS = ("ds", "ods")
+
+
+@dataclass(frozen=True)
+class RedundancyPolicy:
+    """When an item stops collecting answers.  ``max_answers=None`` means no cap but the answers
+    that exist (in a replay, the recorded ones)."""
+
+    min_answers: int = 2
+    max_answers: int | None = None
+    target: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.min_answers < 1:
+            raise ValueError("the minimum number of answers must be at least 1")
+        if self.max_answers is not None and self.max_answers < self.min_answers:
+            raise ValueError("the maximum number of answers must be at least the minimum")
+        if not 0.0 < self.target <= 1.0:
+            raise ValueError("the target confidence must be in (0, 1]")
+
+    def wants_more(self, n_answers: IntArray, confidence: FloatArray, decided: BoolArray | None = None) -> BoolArray:
+        """Per item: should it get another answer (before any cap on what exists)?  ``decided`` marks
+        items whose label the answers still to come (up to the maximum) could not change."""
+        below_cap = n_answers < self.max_answers if self.max_answers is not None else np.ones_like(n_answers, bool)
+        open_ = (confidence < self.target) & below_cap
+        if decided is not None:
+            open_ &= ~decided
+        return np.asarray((n_answers < self.min_answers) | open_, dtype=bool)
+
+
+class WorkerSkills(NamedTuple):
+    """``log_conf[w, l, k] = log P(worker w answers l | true class k)``; row ``n_workers`` (the last)
+    is the population's matrix, used for workers without a row of their own."""
+
+    log_conf: FloatArray
+    log_prior: FloatArray
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.log_prior.shape[0])
+
+    @classmethod
+    def uninformed(cls, n_workers: int, n_classes: int, accuracy: float = 0.7) -> WorkerSkills:
+        """Every worker right with probability ``accuracy``, errors spread evenly; uniform prior.
+        The start before anything has been fitted."""
+        k = n_classes
+        wrong = (1.0 - accuracy) / max(k - 1, 1)
+        conf = np.full((k, k), wrong if k > 1 else 1.0)
+        np.fill_diagonal(conf, accuracy if k > 1 else 1.0)
+        log_conf = np.broadcast_to(np.log(conf), (n_workers + 1, k, k)).copy()
+        return cls(log_conf, np.full(k, -np.log(k)))
+
+    def rows(self, worker: IntArray, label: IntArray) -> FloatArray:
+        """``(n, K)`` log-likelihood rows ``log P(label | k)`` of the given answers."""
+        pop = self.log_conf.shape[0] - 1
+        w = np.where((worker >= 0) & (worker < pop), worker, pop)
+        return np.asarray(self.log_conf[w, label])
+
+
+def fit_skills(answers: Answers, *, model: str = "ds", strength: float = 4.0) -> WorkerSkills:
+    """Worker skills from a full re-fit over ``answers`` (all answers collected so far).
+
+    ``model`` is ``"ds"`` (a confusion matrix per worker) or ``"ods"`` (one accuracy per worker);
+    either way the fitted task posteriors give every worker expected counts ``[answered, true]``,
+    shrunk towards the population by ``strength`` pseudo-answers (per true class for ``ds``).
+    """
+    if model not in SKILL_MODELS:
+        raise ValueError(f"unknown skill model {model!r}; choose one of {', '.join(SKILL_MODELS)}")
+    k = answers.n_classes
+    if answers.n_answers == 0 or k < 2:
+        return WorkerSkills.uninformed(answers.n_workers, k)
+    fitted = (DawidSkene() if model == "ds" else OneCoinDawidSkene()).fit(answers)
+    post = fitted.posterior_
+    inc = Incidence(answers)
+    counts = inc.pair_counts(post)  # [w, answered, true]
+    if model == "ods":
+        # one accuracy per worker, errors spread evenly; shrunk towards the population's accuracy
+        eye = np.eye(k)
+        right = np.einsum("wkk->w", counts)
+        total = counts.sum(axis=(1, 2))
+        pop_acc = (right.sum() + 1.0) / (total.sum() + 2.0)
+        acc = np.append((right + strength * pop_acc) / (total + strength), pop_acc)
+        conf = acc[:, None, None] * eye + ((1.0 - acc) / (k - 1))[:, None, None] * (1.0 - eye)
+    else:
+        population = counts.sum(axis=0) + 1.0  # [answered, true], +1 so no answer is impossible
+        population /= population.sum(axis=0, keepdims=True)
+        smoothed = counts + strength * population[None]
+        conf = np.concatenate([smoothed / smoothed.sum(axis=1, keepdims=True), population[None]], axis=0)
+    log_conf = np.log(conf)
+    return WorkerSkills(log_conf, np.log(class_prior(post, 1.0)))
+
+
+class ItemPosteriors:
+    """Running posteriors of ``n_items`` items over ``n_classes`` classes."""
+
+    def __init__(self, n_items: int, skills: WorkerSkills) -> None:
+        self.skills = skills
+        self.n_answers = np.zeros(n_items, dtype=np.int64)
+        self.log_lik = np.zeros((n_items, skills.n_classes))
+
+    def add(self, item: IntArray, worker: IntArray, label: IntArray) -> None:
+        """Take in new answers (several may concern the same item)."""
+        np.add.at(self.log_lik, item, self.skills.rows(worker, label))
+        self.n_answers += np.bincount(item, minlength=self.n_answers.shape[0])
+
+    def rebuild(self, skills: WorkerSkills, item: IntArray, worker: IntArray, label: IntArray) -> None:
+        """Start again from ``skills`` (after a re-fit) with every answer so far."""
+        self.skills = skills
+        self.n_answers[:] = 0
+        self.log_lik = np.zeros_like(self.log_lik)
+        self.add(item, worker, label)
+
+    def posterior(self) -> FloatArray:
+        post, _ = softmax_rows(self.log_lik + self.skills.log_prior)
+        return post
+
+    def confidence(self) -> FloatArray:
+        return np.asarray(self.posterior().max(axis=1))
+
+    def decided(self, remaining: IntArray) -> BoolArray:
+        """Items whose leading class stays ahead even if every one of their ``remaining`` answers
+        comes from the average worker and is the answer that most favours a rival class (the
+        average worker, not the best one: a bound that is cheap and close enough to stop items
+        whose majority is already settled, e.g. 3 agreeing answers when at most 5 can come)."""
+        pop = self.skills.log_conf[-1]  # [answered, true]
+        # swing[a, b]: the most one answer can move the log odds from class a towards class b
+        swing = (pop[:, None, :] - pop[:, :, None]).max(axis=0)
+        score = self.log_lik + self.skills.log_prior
+        lead = score.argmax(axis=1)
+        margin = score[np.arange(score.shape[0]), lead][:, None] - score
+        ahead = (margin > remaining[:, None] * swing[lead]) | (np.arange(score.shape[1])[None] == lead[:, None])
+        return np.asarray(ahead.all(axis=1))
+
+
+def subset(answers: Answers, mask: BoolArray) -> Answers:
+    """The answers selected by ``mask``, with the same task, worker and class codes."""
+    return replace(answers, task=answers.task[mask], worker=answers.worker[mask], label=answers.label[mask])

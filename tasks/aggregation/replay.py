@@ -1,0 +1,191 @@
+"""Replay recorded answers as if they arrived live, under a fixed or an adaptive redundancy policy.
+
+Every item's recorded answers are put in a random order (seeded); an item's next answer is the
+next one in that order, so a policy can only ever use a prefix of what was recorded.
+
+- ``fixed``: every item gets its first ``max_answers`` answers (all of them when there is no
+  maximum), as a job with fixed redundancy would.
+- ``adaptive``: every item gets ``min_answers`` answers; from then on answers arrive in rounds, one
+  more for every item that :class:`~tasks.aggregation.adaptive.RedundancyPolicy` says needs one,
+  with the item posteriors updated incrementally from the current worker skills.  The skills are
+  re-fitted on everything collected so far (a full Dawid-Skene fit) whenever the number of answers
+  has grown by ``refit_growth`` since the last fit, and once more when no item wants another
+  answer (so an item a re-fit makes less certain can still get more).
+
+Both end like a job does: the chosen aggregation ``method`` is fitted on the answers used, and its
+labels are scored against gold.  Pure numpy; the ``replay`` management command prints the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TextIO
+
+import numpy as np
+
+from tasks.aggregation.adaptive import (
+    ItemPosteriors,
+    RedundancyPolicy,
+    WorkerSkills,
+    fit_skills,
+    subset,
+)
+from tasks.aggregation.base import Answers, BoolArray, Gold, IntArray
+from tasks.aggregation.registry import CATEGORICAL, get_aggregator
+
+POLICIES = ("fixed", "adaptive")
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    policy: str
+    method: str
+    seed: int
+    min_answers: int
+    max_answers: int | None
+    target: float
+    tasks: int
+    gold_tasks: int
+    answers_recorded: int
+    answers_used: int
+    answers_per_task: float
+    accuracy: float
+    refits: int
+    rounds: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def arrival_rank(answers: Answers, seed: int) -> IntArray:
+    """For every answer, its position (0, 1, ...) in a seeded random order of its task's answers."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(answers.n_answers), answers.task))
+    starts = np.zeros(answers.n_tasks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(answers.task, minlength=answers.n_tasks), out=starts[1:])
+    rank = np.empty(answers.n_answers, dtype=np.int64)
+    rank[order] = np.arange(answers.n_answers) - starts[answers.task[order]]
+    return rank
+
+
+def replay(
+    answers: Answers,
+    gold: Gold,
+    *,
+    policy: str,
+    redundancy: RedundancyPolicy,
+    seed: int = 0,
+    method: str = "ds",
+    refit_growth: float = 0.1,
+    skill_model: str = "ds",
+    skill_strength: float = 4.0,
+) -> ReplayResult:
+    """Run one replay and score it on the ``gold`` tasks (which must not be empty)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if method not in CATEGORICAL:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CATEGORICAL)}")
+    if gold.size == 0:
+        raise ValueError("no gold label belongs to a task that has answers, so accuracy cannot be measured")
+    rank = arrival_rank(answers, seed)
+    available = np.bincount(answers.task, minlength=answers.n_tasks)
+    cap = available if redundancy.max_answers is None else np.minimum(available, redundancy.max_answers)
+    refits = rounds = 0
+    if policy == "fixed":
+        used = rank < cap[answers.task]
+    else:
+        used, refits, rounds = _adaptive(answers, rank, cap, redundancy, refit_growth, skill_model, skill_strength)
+    model = get_aggregator(method).fit(subset(answers, used))
+    accuracy = float((model.label_codes_[gold.task] == gold.label).mean())
+    n_used = int(used.sum())
+    return ReplayResult(
+        policy=policy,
+        method=method,
+        seed=seed,
+        min_answers=redundancy.min_answers,
+        max_answers=redundancy.max_answers,
+        target=redundancy.target,
+        tasks=answers.n_tasks,
+        gold_tasks=gold.size,
+        answers_recorded=answers.n_answers,
+        answers_used=n_used,
+        answers_per_task=n_used / max(answers.n_tasks, 1),
+        accuracy=accuracy,
+        refits=refits,
+        rounds=rounds,
+    )
+
+
+def _adaptive(
+    answers: Answers,
+    rank: IntArray,
+    cap: IntArray,
+    redundancy: RedundancyPolicy,
+    refit_growth: float,
+    skill_model: str,
+    skill_strength: float,
+) -> tuple[BoolArray, int, int]:
+    """The answers the adaptive policy uses, and how many re-fits and rounds it took."""
+    task, worker, label = answers.task, answers.worker, answers.label
+    state = ItemPosteriors(answers.n_tasks, WorkerSkills.uninformed(answers.n_workers, answers.n_classes))
+    used = rank < np.minimum(cap, redundancy.min_answers)[task]
+    state.add(task[used], worker[used], label[used])
+    refits = rounds = 0
+    fitted_on = -1
+    while True:
+        n_used = int(used.sum())
+        if n_used > fitted_on and (fitted_on < 0 or n_used >= fitted_on * (1.0 + refit_growth)):
+            skills = fit_skills(subset(answers, used), model=skill_model, strength=skill_strength)
+            state.rebuild(skills, task[used], worker[used], label[used])
+            fitted_on, refits = n_used, refits + 1
+        decided = state.decided(cap - state.n_answers)
+        wants = redundancy.wants_more(state.n_answers, state.confidence(), decided) & (state.n_answers < cap)
+        if not wants.any():
+            if n_used > fitted_on:  # settle with skills that have seen every answer
+                fitted_on = -1
+                continue
+            return used, refits, rounds
+        new = wants[task] & (rank == state.n_answers[task])
+        state.add(task[new], worker[new], label[new])
+        used |= new
+        rounds += 1
+
+
+class ReplayError(Exception):
+    """The replay cannot run; the message is one sentence for the user (exit code 2)."""
+
+
+def run_replay(
+    *,
+    answers: str,
+    gold: str,
+    policy: str,
+    redundancy: RedundancyPolicy,
+    seed: int,
+    method: str,
+    as_json: bool,
+    stdout: TextIO,
+) -> ReplayResult:
+    """Read the CSVs, replay, print the result (one JSON object with ``as_json``, else a line)."""
+    from tasks.aggregation.io import InputError, read_answers_csv, read_gold_csv
+
+    try:
+        gold_labels = read_gold_csv(gold)
+        data = read_answers_csv(answers, extra_labels=list(gold_labels.values()))
+    except InputError as exc:
+        raise ReplayError(str(exc)) from exc
+    coded = data.encode_gold(gold_labels)
+    try:
+        result = replay(data, coded, policy=policy, redundancy=redundancy, seed=seed, method=method)
+    except ValueError as exc:
+        raise ReplayError(f"{exc}.") from exc
+    if as_json:
+        stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        stdout.write(
+            f"{result.policy}: accuracy {result.accuracy:.4f} on {result.gold_tasks} gold tasks; "
+            f"{result.answers_used} of {result.answers_recorded} answers used "
+            f"({result.answers_per_task:.2f} per task); {result.refits} re-fits, {result.rounds} rounds\n"
+        )
+    return result

@@ -1,0 +1,176 @@
+"""Adaptive redundancy: the policy, the skills it uses, the running posteriors and the replay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.aggregation.adaptive import ItemPosteriors, RedundancyPolicy, WorkerSkills, fit_skills, subset
+from tasks.aggregation.base import Answers
+from tasks.aggregation.io import read_answers_csv, read_gold_csv
+from tasks.aggregation.replay import arrival_rank, replay
+from tests.tasks.aggregation.test_aggregators import DATA, frame, needs_data
+
+
+def synthetic(n_tasks: int, n_answers: int, seed: int = 0, accuracy: float = 0.85) -> tuple[Answers, np.ndarray]:
+    """Binary tasks, ``n_answers`` workers per task out of 8, each right with ``accuracy``."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n_tasks)
+    rows = []
+    for i, y in enumerate(truth):
+        for w in rng.choice(8, n_answers, replace=False):
+            rows.append((f"t{i:04d}", f"w{w}", str(y if rng.random() < accuracy else 1 - y)))
+    return Answers.from_frame(frame(rows)), truth
+
+
+def gold_of(answers: Answers, truth: np.ndarray) -> dict[str, str]:
+    return {str(name): str(truth[int(str(name)[1:])]) for name in answers.task_names}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_answers": 0}, "minimum"),
+        ({"min_answers": 3, "max_answers": 2}, "maximum"),
+        ({"target": 0.0}, "target"),
+        ({"target": 1.5}, "target"),
+    ],
+)
+def test_a_policy_rejects_impossible_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedundancyPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_item_wants_more_until_the_minimum_then_until_confident_or_capped() -> None:
+    policy = RedundancyPolicy(min_answers=2, max_answers=4, target=0.9)
+    n = np.array([1, 2, 2, 4, 3])
+    conf = np.array([0.99, 0.95, 0.6, 0.6, 0.6])
+    decided = np.array([False, False, False, False, True])
+    assert policy.wants_more(n, conf).tolist() == [True, False, True, False, True]
+    assert policy.wants_more(n, conf, decided).tolist() == [True, False, True, False, False]
+
+
+def test_without_a_maximum_only_confidence_stops_an_item() -> None:
+    policy = RedundancyPolicy(min_answers=1, target=0.9)
+    assert policy.wants_more(np.array([50, 50]), np.array([0.5, 0.95])).tolist() == [True, False]
+
+
+def test_unknown_workers_get_the_population_row() -> None:
+    skills = WorkerSkills.uninformed(n_workers=2, n_classes=3, accuracy=0.7)
+    rows = skills.rows(np.array([0, 5, -1]), np.array([1, 1, 1]))
+    np.testing.assert_allclose(np.exp(rows[0]), [0.15, 0.7, 0.15])
+    np.testing.assert_allclose(rows[1], rows[0])
+    np.testing.assert_allclose(rows[2], rows[0])
+
+
+@pytest.mark.parametrize("model", ["ds", "ods"])
+def test_fitted_skills_rank_a_careful_worker_above_a_coin_flipper(model: str) -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, y in enumerate(rng.integers(0, 2, 300)):
+        rows += [(f"t{i}", w, str(y if rng.random() < 0.9 else 1 - y)) for w in ("a", "b", "c")]
+        rows.append((f"t{i}", "coin", str(rng.integers(0, 2))))
+    answers = Answers.from_frame(frame(rows))
+    skills = fit_skills(answers, model=model)
+    conf = np.exp(skills.log_conf)  # [worker, answered, true]
+    np.testing.assert_allclose(conf.sum(axis=1), 1.0)
+    position = {str(w): i for i, w in enumerate(answers.worker_names)}
+    careful, coin = np.einsum("wkk->w", conf)[[position["a"], position["coin"]]] / 2
+    assert careful > 0.85
+    assert 0.4 < coin < 0.6
+    assert skills.log_conf.shape[0] == answers.n_workers + 1  # the population's row last
+
+
+def test_fit_skills_rejects_an_unknown_model() -> None:
+    answers, _ = synthetic(5, 3)
+    with pytest.raises(ValueError, match="skill model"):
+        fit_skills(answers, model="glad")
+
+
+def test_incremental_posteriors_match_a_rebuild_in_any_order() -> None:
+    answers, _ = synthetic(40, 5)
+    skills = fit_skills(answers)
+    one_by_one = ItemPosteriors(answers.n_tasks, skills)
+    for i in np.random.default_rng(2).permutation(answers.n_answers):
+        one_by_one.add(answers.task[i : i + 1], answers.worker[i : i + 1], answers.label[i : i + 1])
+    at_once = ItemPosteriors(answers.n_tasks, WorkerSkills.uninformed(answers.n_workers, 2))
+    at_once.rebuild(skills, answers.task, answers.worker, answers.label)
+    np.testing.assert_allclose(one_by_one.posterior(), at_once.posterior())
+    assert one_by_one.n_answers.tolist() == np.bincount(answers.task).tolist()
+
+
+def test_an_item_is_decided_when_the_remaining_answers_cannot_overturn_it() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=2, accuracy=0.8)
+    state = ItemPosteriors(2, skills)
+    # item 0: three answers for class 1; item 1: two for class 1 and one for class 0
+    state.add(np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2]), np.array([1, 1, 1, 1, 1, 0]))
+    assert state.decided(np.array([2, 2])).tolist() == [True, False]
+    assert state.decided(np.array([3, 0])).tolist() == [False, True]
+
+
+def test_arrival_order_is_a_seeded_permutation_within_every_task() -> None:
+    answers, _ = synthetic(30, 6)
+    rank = arrival_rank(answers, seed=3)
+    for t in range(answers.n_tasks):
+        assert sorted(rank[answers.task == t].tolist()) == list(range(6))
+    assert (arrival_rank(answers, seed=3) == rank).all()
+    assert (arrival_rank(answers, seed=4) != rank).any()
+
+
+def test_fixed_replay_takes_the_first_max_answers_of_every_item() -> None:
+    answers, truth = synthetic(60, 6)
+    gold = answers.encode_gold(gold_of(answers, truth))
+    everything = replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(), seed=0)
+    three = replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(max_answers=3), seed=0)
+    assert everything.answers_used == answers.n_answers == 360
+    assert three.answers_used == 180
+    assert everything.accuracy >= three.accuracy
+
+
+def test_adaptive_replay_saves_answers_on_an_easy_job_without_losing_accuracy() -> None:
+    answers, truth = synthetic(300, 7, accuracy=0.9)
+    gold = answers.encode_gold(gold_of(answers, truth))
+    fixed = replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(), seed=5)
+    adaptive = replay(answers, gold, policy="adaptive", redundancy=RedundancyPolicy(target=0.99), seed=5)
+    assert adaptive.answers_used < 0.6 * fixed.answers_used
+    assert adaptive.accuracy >= fixed.accuracy - 0.01
+    assert adaptive.refits >= 2
+
+
+def test_adaptive_replay_respects_the_minimum_and_the_maximum() -> None:
+    answers, truth = synthetic(100, 8, accuracy=0.6)
+    gold = answers.encode_gold(gold_of(answers, truth))
+    policy = RedundancyPolicy(min_answers=3, max_answers=5, target=0.999)
+    result = replay(answers, gold, policy="adaptive", redundancy=policy, seed=1)
+    assert 300 <= result.answers_used <= 500
+    assert result.answers_used < 500  # a few items are settled before their fifth answer
+
+
+def test_a_replay_needs_gold_and_known_names() -> None:
+    answers, _ = synthetic(10, 3)
+    with pytest.raises(ValueError, match="gold"):
+        replay(answers, answers.encode_gold({}), policy="adaptive", redundancy=RedundancyPolicy())
+    gold = answers.encode_gold({"t0000": "1"})
+    with pytest.raises(ValueError, match="policy"):
+        replay(answers, gold, policy="sometimes", redundancy=RedundancyPolicy())
+    with pytest.raises(ValueError, match="method"):
+        replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(), method="best")
+
+
+def test_subset_keeps_the_codes() -> None:
+    answers, _ = synthetic(10, 3)
+    part = subset(answers, answers.task < 5)
+    assert part.n_tasks == answers.n_tasks and part.n_workers == answers.n_workers
+    assert part.n_answers == 15
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["wsd", "temp"])
+def test_adaptive_replay_on_a_small_real_set(name: str) -> None:
+    gold_labels = read_gold_csv(DATA / name / "gold.csv")
+    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
+    gold = answers.encode_gold(gold_labels)
+    fixed = replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(), seed=0)
+    adaptive = replay(answers, gold, policy="adaptive", redundancy=RedundancyPolicy(target=0.99), seed=0)
+    assert adaptive.answers_used < 0.7 * fixed.answers_used
+    assert adaptive.accuracy >= fixed.accuracy - 0.01
