@@ -47,3 +47,14 @@ def refresh_speed_scores_task() -> int:
     from tasks.services.quality import refresh_speed_scores
 
     return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))
+
+
+@shared_task(name="tasks.tasks.run_label_export_task")
+def run_label_export_task(*, export_id: int) -> dict[str, object]:
+    from tasks.models import LabelExport
+    from tasks.services.exports import run_label_export
+
+    export = LabelExport.objects.select_related("job", "version", "created_by").get(pk=export_id)
+    actor = Actor.from_user(export.created_by) if export.created_by else Actor.system("exporter")
+    export = run_label_export(export=export, actor=actor)
+    return {"export": export.pk, "state": export.state, "rows": export.rows_done}

@@ -2,9 +2,17 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``console``: dataset versions, label exports, instruction versions, idempotent API writes.
 New topics get their own module, re-exported here.
 """
 
+from tasks.models.console import (
+    DatasetVersion,
+    ExportState,
+    IdempotencyRecord,
+    JobInstructions,
+    LabelExport,
+)
 from tasks.models.core import (
     DONE_ASSIGNMENT_STATES,
     IMAGE_KINDS,
@@ -39,14 +47,19 @@ __all__ = [
     "CostEntry",
     "CostKind",
     "CostStatus",
+    "DatasetVersion",
+    "ExportState",
     "GoldGrade",
     "Hit",
     "HitItem",
     "HitState",
+    "IdempotencyRecord",
     "Item",
     "Job",
     "JobBlock",
+    "JobInstructions",
     "JobState",
+    "LabelExport",
     "TaskKind",
     "WorkerJobScore",
 ]
