@@ -24,6 +24,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "consensuslabel": ("view",),
             "workerjobscore": ("view",),
             "jobblock": ("view",),
+            "costentry": ("view",),
+            "datasetversion": ("add", "view"),
+            "labelexport": ("add", "view"),
+            "jobinstructions": ("view",),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {
@@ -41,10 +45,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "assignment": ("view", "change"),
             "answer": ("view",),
             "consensuslabel": ("view",),
+            "workerjobscore": ("view",),
+            "datasetversion": ("view",),
         },
         "workforce": {"worker": ("view",)},
     },
-    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    FINANCE: {"tasks": {"job": ("view",), "costentry": ("view",)}, "workforce": {"auditevent": ("view",)}},
     CROWD_WORKER: {},
 }
 
