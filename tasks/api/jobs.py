@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -23,6 +25,7 @@ from tasks.services.errors import ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.jobs import configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
+from tasks.tasks import compute_consensus_task
 from workforce.audit import Actor
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -121,6 +124,17 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         return self._transition(request, cancel_job)
+
+    @extend_schema(request=None, responses={202: JobStatusSerializer})
+    @action(detail=True, methods=["post"])
+    def consensus(self, request: Request, pk: str) -> Response:
+        """Recompute the job's consensus labels with its configured method (in the background)."""
+        job = self.get_object()
+        if not job.answers.exists():
+            return Response({"detail": f"Job {job.pk} has no answers yet."}, status=status.HTTP_400_BAD_REQUEST)
+        user_id = request.user.pk
+        transaction.on_commit(partial(compute_consensus_task.delay, job_id=job.pk, user_id=user_id))
+        return Response({"job": job.pk, "detail": "Consensus queued."}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=JobStatusSerializer)
     @action(detail=True, methods=["get"])

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -84,9 +85,20 @@ def _export_request(request: Request, job: Job) -> tuple[str, ExportOptions, Dat
     return data["format"], options, version
 
 
+class FormatIsAnExportFormat(DefaultContentNegotiation):
+    """``?format=`` names the export format here, not a DRF renderer."""
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return super().select_renderer(request, renderers, None)
+
+    def filter_renderers(self, renderers: Any, format: str) -> Any:
+        return renderers
+
+
 class LabelExportView(APIView):
     """GET streams the export now (any size, chunk by chunk); POST queues it in the background."""
 
+    content_negotiation_class = FormatIsAnExportFormat
     permission_classes = [RolePermission]
     read_permission = "tasks.view_consensuslabel"
     write_permission = "tasks.add_labelexport"
