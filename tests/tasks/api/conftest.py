@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from tasks.roles import FINANCE
 from tests.factories import UserFactory
+from tests.tasks.exports.conftest import labeled_job  # noqa: F401  (the same labeled job fixture)
 
 
 @pytest.fixture(autouse=True)

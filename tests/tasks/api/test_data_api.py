@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 
 from tasks.models import ConsensusLabel, DatasetVersion, Job, LabelExport
 from tests.factories import ItemFactory, JobFactory
-from tests.tasks.exports.conftest import labeled_job  # noqa: F401  (fixture)
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +42,7 @@ def test_bulk_import_of_a_file_and_its_row_errors(api: APIClient) -> None:
     assert neither.status_code == 400 and "either a file" in str(neither.json())
 
 
-def test_item_list_filters(api: APIClient, labeled_job: Job) -> None:  # noqa: F811
+def test_item_list_filters(api: APIClient, labeled_job: Job) -> None:
     ItemFactory(job=labeled_job, external_id="unlabeled")
     url = f"/api/jobs/{labeled_job.pk}/items/"
     assert len(api.get(url).json()["results"]) == 5
@@ -53,7 +52,7 @@ def test_item_list_filters(api: APIClient, labeled_job: Job) -> None:  # noqa: F
     assert api.get(url, {"is_gold": "maybe"}).status_code == 400
 
 
-def test_assignments_list_with_state_filter(api: APIClient, labeled_job: Job) -> None:  # noqa: F811
+def test_assignments_list_with_state_filter(api: APIClient, labeled_job: Job) -> None:
     url = f"/api/jobs/{labeled_job.pk}/assignments/"
     rows = api.get(url, {"state": "submitted"}).json()["results"]
     assert len(rows) == 12 and {r["state"] for r in rows} == {"submitted"}
@@ -61,7 +60,7 @@ def test_assignments_list_with_state_filter(api: APIClient, labeled_job: Job) ->
     assert api.get(url, {"state": "bogus"}).status_code == 400
 
 
-def test_labels_are_paged_and_filtered_by_confidence(api: APIClient, labeled_job: Job) -> None:  # noqa: F811
+def test_labels_are_paged_and_filtered_by_confidence(api: APIClient, labeled_job: Job) -> None:
     low = ConsensusLabel.objects.filter(job=labeled_job).order_by("item_id").first()
     ConsensusLabel.objects.filter(pk=low.pk).update(confidence=0.3)
     url = f"/api/jobs/{labeled_job.pk}/labels/"
@@ -72,7 +71,7 @@ def test_labels_are_paged_and_filtered_by_confidence(api: APIClient, labeled_job
     assert api.get(url, {"min_confidence": 2}).status_code == 400
 
 
-def test_worker_scores_and_costs(api: APIClient, finance: Any, as_user: Any, labeled_job: Job) -> None:  # noqa: F811
+def test_worker_scores_and_costs(api: APIClient, finance: Any, as_user: Any, labeled_job: Job) -> None:
     scores = api.get(f"/api/jobs/{labeled_job.pk}/workers/").json()["results"]
     assert sorted(s["agreement"] for s in scores) == [0.0, 1.0, 1.0]
     costs = as_user(finance).get(f"/api/jobs/{labeled_job.pk}/costs/").json()
@@ -82,7 +81,7 @@ def test_worker_scores_and_costs(api: APIClient, finance: Any, as_user: Any, lab
     assert as_user(finance).get(f"/api/jobs/{labeled_job.pk}/labels/").status_code == 403
 
 
-def test_streamed_export_with_extras(api: APIClient, labeled_job: Job) -> None:  # noqa: F811
+def test_streamed_export_with_extras(api: APIClient, labeled_job: Job) -> None:
     response = api.get(f"/api/jobs/{labeled_job.pk}/export/", {"format": "csv", "cost": "1", "answers": "1"})
     assert response.status_code == 200 and response.streaming
     assert response["Content-Disposition"] == f'attachment; filename="job-{labeled_job.pk}.csv"'
@@ -95,7 +94,7 @@ def test_streamed_export_with_extras(api: APIClient, labeled_job: Job) -> None: 
 def test_background_export_shows_progress(
     api: APIClient,
     labeled_job: Job,
-    django_capture_on_commit_callbacks: Any,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"/api/jobs/{labeled_job.pk}/export/", {"format": "manifest"}, format="json")
@@ -105,7 +104,7 @@ def test_background_export_shows_progress(
     assert (status["state"], status["rows_done"], status["percent"]) == ("done", 4, 100)
 
 
-def test_versions_snapshot_download_and_diff(api: APIClient, reviewer: Any, as_user: Any, labeled_job: Job) -> None:  # noqa: F811
+def test_versions_snapshot_download_and_diff(api: APIClient, reviewer: Any, as_user: Any, labeled_job: Job) -> None:
     base = f"/api/jobs/{labeled_job.pk}/versions/"
     first = api.post(base, {"note": "one"}, format="json")
     assert first.status_code == 201 and first.json()["number"] == 1
