@@ -12,6 +12,7 @@ from tasks.models import Assignment, ConsensusLabel, CostEntry, Item, Job, Worke
 
 # A consensus label at least this confident counts as settled.
 CONFIDENT_AT = 0.9
+LEDGER_PLACES = Decimal("0.0001")
 
 
 def count_labeled(job: Job) -> tuple[int, int]:
@@ -33,6 +34,10 @@ class CostSummary:
     by_marketplace: dict[str, Decimal]
 
 
+def _money(amount: Decimal) -> Decimal:
+    return amount.quantize(LEDGER_PLACES)
+
+
 def get_cost_summary(job: Job) -> CostSummary:
     """The ledger's totals for a job (reversals included, so the figures are net), from one grouped query."""
     rows = CostEntry.objects.filter(job=job).values_list("kind", "status", "marketplace").annotate(total=Sum("amount"))
@@ -46,11 +51,11 @@ def get_cost_summary(job: Job) -> CostSummary:
     return CostSummary(
         job=job.pk,
         currency=job.currency,
-        total=sum(by_status.values(), Decimal("0")),
-        committed=by_status["committed"],
-        charged=by_status["charged"],
-        by_kind=by_kind,
-        by_marketplace=by_marketplace,
+        total=_money(sum(by_status.values(), Decimal("0"))),
+        committed=_money(by_status["committed"]),
+        charged=_money(by_status["charged"]),
+        by_kind={k: _money(v) for k, v in by_kind.items()},
+        by_marketplace={k: _money(v) for k, v in by_marketplace.items()},
     )
 
 

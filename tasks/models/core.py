@@ -301,6 +301,7 @@ class Assignment(models.Model):
             models.Index(fields=["worker", "state"], name="assignment_worker_state_idx"),
             models.Index(fields=["job", "state"], name="assignment_job_state_idx"),
             models.Index(fields=["job", "id"], name="assignment_job_id_idx"),  # a job's assignment list
+            models.Index(fields=["job", "submitted_at"], name="assignment_job_submitted_idx"),  # throughput
             models.Index(fields=["lease_expires_at"], condition=Q(state="accepted"), name="assignment_lease_idx"),
             # A worker's current lease in a job (checked on every hand-out): only live leases are indexed.
             models.Index(fields=["worker", "job"], condition=Q(state="accepted"), name="assignment_live_lease_idx"),
