@@ -173,3 +173,12 @@ def test_schema_and_swagger_page_are_served(api: APIClient) -> None:
     page = api.get(reverse("api-docs"))
     assert page.status_code == 200
     assert b"cdn" not in page.content.lower() and b"/static/drf_spectacular_sidecar/" in page.content
+
+
+def test_the_spectacular_command_writes_a_valid_schema_without_warnings(tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(out), "--validate", "--fail-on-warn")
+    text = out.read_text()
+    assert text.startswith("openapi: 3") and "/api/jobs/{job_id}/export/:" in text
