@@ -177,7 +177,7 @@ class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
     def progress_detail(self, job: Job) -> str:
         if job.pk is None:
             return "-"
-        p = get_job_progress(job)
+        p = get_job_progress(job, use_cache=True)  # cached briefly: a big job's Hits take a while to sum
         return format_html(
             "{}<br>{} of {} answers · {} of {} Hits complete · {} slots free",
             _progress_bar(p.percent),

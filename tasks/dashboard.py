@@ -13,15 +13,18 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Avg, Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from tasks.console_selectors import CostSummary, count_labeled, get_cost_summary
-from tasks.models import Answer, Assignment, ConsensusLabel, Item, Job, LabelExport, WorkerJobScore
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, LabelExport, WorkerJobScore
 from tasks.selectors import JobProgress, get_job_progress
 
-DASHBOARD_CACHE_SECONDS = 60
+DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
+DASHBOARD_KEEP_SECONDS = 24 * 3600
+INLINE_MAX_HITS = 20_000  # above this, a job's figures are only ever computed in Celery
 THROUGHPUT_HOURS = 24
 ACCURACY_BINS = 10
 
@@ -43,6 +46,7 @@ class JobDashboard:
     cost: CostSummary
     forecast: Decimal | None
     top_workers: list[dict[str, Any]] = field(default_factory=list)
+    computed_at: datetime | None = None
     exports: list[LabelExport] = field(default_factory=list)
 
 
@@ -131,17 +135,14 @@ def _forecast(job: Job, progress: JobProgress, cost: CostSummary) -> Decimal | N
     return (cost.total + per_answer * (progress.answers_wanted - progress.answers_submitted)).quantize(Decimal("0.01"))
 
 
-def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard:
-    key = f"job-dashboard:{job.pk}"
-    if use_cache and (cached := cache.get(key)) is not None:
-        cached.exports = list(LabelExport.objects.filter(job=job).order_by("-id")[:5])  # live progress
-        return cached
+def compute_job_dashboard(job: Job) -> JobDashboard:
+    """Every figure of the job page, computed now (seconds on a job with millions of answers)."""
     progress = get_job_progress(job)
     labeled, confident = count_labeled(job)
     histogram, workers, agreement, top = _accuracy(job)
     confusion_labels, confusion = _confusion(job)
     cost = get_cost_summary(job)
-    dashboard = JobDashboard(
+    return JobDashboard(
         job=job.pk,
         progress=progress,
         labeled=labeled,
@@ -157,8 +158,44 @@ def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard:
         cost=cost,
         forecast=_forecast(job, progress, cost),
         top_workers=top,
-        exports=list(LabelExport.objects.filter(job=job).order_by("-id")[:5]),
+        computed_at=timezone.now(),
     )
-    if use_cache:
-        cache.set(key, dashboard, DASHBOARD_CACHE_SECONDS)
+
+
+def _key(job_id: int) -> str:
+    return f"job-dashboard:{job_id}"
+
+
+def refresh_job_dashboard(job: Job) -> JobDashboard:
+    """Compute the job's figures and keep them for the page (the Celery task calls this)."""
+    dashboard = compute_job_dashboard(job)
+    cache.set(_key(job.pk), dashboard, DASHBOARD_KEEP_SECONDS)
+    cache.delete(f"{_key(job.pk)}:refreshing")
     return dashboard
+
+
+def _queue_refresh(job: Job) -> None:
+    from tasks.tasks import refresh_job_dashboard_task  # the task module imports this one
+
+    # One refresh at a time per job, whoever asks.
+    if cache.add(f"{_key(job.pk)}:refreshing", True, DASHBOARD_FRESH_SECONDS):
+        transaction.on_commit(lambda: refresh_job_dashboard_task.delay(job_id=job.pk))
+
+
+def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard | None:
+    """The job page's figures, stale-while-revalidate: cached figures are shown at once and refreshed in the
+    background once older than a minute. A small job without cached figures gets them computed inline; a big
+    one (over ``INLINE_MAX_HITS`` Hits) gets None now and its figures on a reload."""
+    if not use_cache:
+        return compute_job_dashboard(job)
+    cached: JobDashboard | None = cache.get(_key(job.pk))
+    if cached is None:
+        big = Hit.objects.filter(job=job).order_by().values("id")[INLINE_MAX_HITS : INLINE_MAX_HITS + 1].exists()
+        if big:
+            _queue_refresh(job)
+            return None
+        cached = refresh_job_dashboard(job)
+    elif cached.computed_at is None or (timezone.now() - cached.computed_at).total_seconds() > DASHBOARD_FRESH_SECONDS:
+        _queue_refresh(job)
+    cached.exports = list(LabelExport.objects.filter(job=job).order_by("-id")[:5])  # live progress
+    return cached

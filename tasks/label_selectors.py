@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Count, Sum
 
-from tasks.models import Answer, ConsensusLabel, CostEntry, HitItem, Job, WorkerJobScore
+from tasks.models import Answer, ConsensusLabel, CostEntry, HitItem, Item, Job, WorkerJobScore
 
 CHUNK = 2000
 COST_PLACES = Decimal("0.0001")
@@ -155,24 +155,22 @@ def iter_label_chunks(job: Job, options: ExportOptions, *, chunk_size: int = CHU
     base = ConsensusLabel.objects.filter(job=job)
     if options.min_confidence is not None:
         base = base.filter(confidence__gte=options.min_confidence)
-    columns = (
-        "item_id",
-        "item__external_id",
-        "item__payload",
-        "value",
-        "confidence",
-        "probabilities",
-        "answers_count",
-        "method",
-        "created_at",
-    )
+    columns = ("item_id", "value", "confidence", "probabilities", "answers_count", "method", "created_at")
     last = 0
     while True:
+        # Two index-bounded queries per chunk (labels by (job, item), then their items by primary key): a join
+        # would make the planner walk the item table from its start on every chunk.
         raw = list(base.filter(item_id__gt=last).order_by("item_id").values_list(*columns)[:chunk_size])
         if not raw:
             return
         last = raw[-1][0]
-        rows = [LabelRow(*r) for r in raw]
+        items = {
+            pk: (external_id, payload)
+            for pk, external_id, payload in Item.objects.filter(id__in=[r[0] for r in raw]).values_list(
+                "id", "external_id", "payload"
+            )
+        }
+        rows = [LabelRow(r[0], *items[r[0]], *r[1:]) for r in raw]
         ids = [r.item_id for r in rows]
         if options.answers or options.scores:
             answers = _answers_for(ids, scores)

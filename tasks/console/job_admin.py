@@ -62,7 +62,15 @@ class InstructionsConfirmMixin(forms.ModelForm):
 
 
 def _dashboard_context(job: Job) -> dict[str, Any]:
+    instructions = {
+        "instructions_html": render_markdown(job.instructions),
+        "instruction_versions": list(
+            JobInstructions.objects.filter(job=job).select_related("created_by").order_by("-version")[:10]
+        ),
+    }
     d = get_job_dashboard(job)
+    if d is None:
+        return {"dashboard_pending": True, **instructions}
     hours = [f"{h:%H}h" for h, _ in d.throughput]
     return {
         "dashboard": d,
@@ -84,10 +92,7 @@ def _dashboard_context(job: Job) -> dict[str, Any]:
             width=360,
         ),
         "confusion_chart": heat_map(d.confusion, d.confusion_labels, title="Consensus vs gold"),
-        "instructions_html": render_markdown(job.instructions),
-        "instruction_versions": list(
-            JobInstructions.objects.filter(job=job).select_related("created_by").order_by("-version")[:10]
-        ),
+        **instructions,
     }
 
 

@@ -107,3 +107,39 @@ def test_item_and_assignment_lists_render_without_the_full_count(ops_client: Cli
     assert items.status_code == 200 and items.context["cl"].show_full_result_count is False
     assignments = ops_client.get(reverse("admin:tasks_assignment_changelist"), {"job__id__exact": labeled_job.pk})
     assert assignments.status_code == 200 and assignments.context["cl"].result_count == 12
+
+
+def test_a_big_jobs_figures_are_computed_in_the_background_then_shown(
+    ops_client: Client, labeled_job: Job, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tasks import dashboard
+
+    monkeypatch.setattr(dashboard, "INLINE_MAX_HITS", 1)
+    url = reverse("admin:tasks_job_change", args=[labeled_job.pk])
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        first = ops_client.get(url).content.decode()
+    assert 'id="job-dashboard-pending"' in first and 'id="job-dashboard"' not in first
+    assert len(queued) == 1  # the refresh task
+    with django_capture_on_commit_callbacks(execute=False) as again:
+        ops_client.get(url)
+    assert again == []  # already queued: not twice
+    queued[0]()  # the Celery task runs
+    assert 'id="job-dashboard"' in ops_client.get(url).content.decode()
+
+
+def test_stale_figures_are_shown_and_refreshed_in_the_background(
+    ops_client: Client, labeled_job: Job, django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.core.cache import cache
+
+    from tasks import dashboard
+
+    figures = dashboard.refresh_job_dashboard(labeled_job)
+    figures.computed_at -= timedelta(minutes=5)
+    cache.set(f"job-dashboard:{labeled_job.pk}", figures)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        page = ops_client.get(reverse("admin:tasks_job_change", args=[labeled_job.pk])).content.decode()
+    assert 'id="job-dashboard"' in page and len(queued) == 1
+    assert cache.get(f"job-dashboard:{labeled_job.pk}").computed_at > figures.computed_at
