@@ -15,6 +15,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
+from tasks.console.job_admin import CONSOLE_ACTIONS, InstructionsConfirmMixin, JobConsoleMixin, download_export
+from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
@@ -44,7 +46,7 @@ CONSENSUS_METHODS = [
 ]
 
 
-class JobForm(forms.ModelForm):
+class JobForm(InstructionsConfirmMixin, forms.ModelForm):
     consensus_method = forms.ChoiceField(choices=CONSENSUS_METHODS, initial="mv")
 
     class Meta:
@@ -115,7 +117,7 @@ def _progress_bar(percent: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
     audit_object_type = "job"
     form = JobForm
     list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
@@ -130,7 +132,14 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         "completed_at",
         "progress_detail",
     )
-    actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected", "recompute_consensus"]
+    actions = [
+        "publish_selected",
+        "pause_selected",
+        "resume_selected",
+        "cancel_selected",
+        "recompute_consensus",
+        *CONSOLE_ACTIONS,
+    ]
     fieldsets = (
         (
             "Status",
@@ -143,7 +152,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 )
             },
         ),
-        (None, {"fields": ("name", "description", "instructions")}),
+        (None, {"fields": ("name", "description", "instructions", "confirm_instructions_change")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
         ("MTurk layout", {"fields": ("task_template", "answer_field"), "classes": ("collapse",)}),
@@ -184,7 +193,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def progress_detail(self, job: Job) -> str:
         if job.pk is None:
             return "-"
-        p = get_job_progress(job)
+        p = get_job_progress(job, use_cache=True)  # cached briefly: a big job's Hits take a while to sum
         return format_html(
             "{}<br>{} of {} answers · {} of {} Hits complete · {} slots free",
             _progress_bar(p.percent),
@@ -204,11 +213,17 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
-        configure_job(job=obj, actor=Actor.from_user(request.user))
+        # The form asked for confirmation before a running job's instructions could change.
+        configure_job(job=obj, actor=Actor.from_user(request.user), instructions_confirmed=True, user=request.user)
 
     def get_urls(self) -> list[URLPattern]:
         custom = [
             path("<int:job_id>/import/", self.admin_site.admin_view(self.import_view), name="tasks_job_import"),
+            path(
+                "<int:job_id>/exports/<int:export_id>/download/",
+                self.admin_site.admin_view(download_export),
+                name="tasks_job_export_download",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -300,6 +315,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # no COUNT(*) over a 500,000-item job
     list_display = ("external_id", "job", "created_at")
     list_filter = ("job",)
     search_fields = ("=external_id",)
@@ -327,6 +343,7 @@ class AnswerInline(admin.TabularInline):
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", "job")
     list_select_related = ("job", "worker")

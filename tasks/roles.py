@@ -25,6 +25,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "workerjobscore": ("view",),
             "jobblock": ("view",),
             "prediction": ("view",),
+            "costentry": ("view",),
+            "datasetversion": ("add", "view"),
+            "labelexport": ("add", "view"),
+            "jobinstructions": ("view",),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {
@@ -42,10 +46,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "assignment": ("view", "change"),
             "answer": ("view",),
             "consensuslabel": ("view",),
+            "workerjobscore": ("view",),
+            "datasetversion": ("view",),
         },
         "workforce": {"worker": ("view",)},
     },
-    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    FINANCE: {"tasks": {"job": ("view",), "costentry": ("view",)}, "workforce": {"auditevent": ("view",)}},
     CROWD_WORKER: {},
 }
 

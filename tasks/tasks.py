@@ -78,3 +78,25 @@ def publish_labeling_job_task(self: Any, *, job_id: int, user_id: int | None = N
         if exc.permanent:
             raise
         raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
+
+
+@shared_task(name="tasks.tasks.run_label_export_task")
+def run_label_export_task(*, export_id: int) -> dict[str, object]:
+    from tasks.models import LabelExport
+    from tasks.services.exports import run_label_export
+
+    export = LabelExport.objects.select_related("job", "version", "created_by").get(pk=export_id)
+    actor = Actor.from_user(export.created_by) if export.created_by else Actor.system("exporter")
+    export = run_label_export(export=export, actor=actor)
+    return {"export": export.pk, "state": export.state, "rows": export.rows_done}
+
+
+@shared_task(name="tasks.tasks.refresh_job_dashboard_task")
+def refresh_job_dashboard_task(*, job_id: int) -> int:
+    """Recompute the figures of a job's admin page (queued by the page when they are missing or stale)."""
+    from tasks.dashboard import refresh_job_dashboard
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None:
+        refresh_job_dashboard(job)
+    return job_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -37,6 +38,13 @@ class ItemImportView(APIView):
     permission_classes = [IsAuthenticated, HasModelPermission]
     required_permission = "tasks.add_item"
 
+    @extend_schema(
+        request=ImportRequest,
+        responses=inline_serializer(
+            "ItemImportResult",
+            {name: serializers.IntegerField() for name in ("created", "unchanged", "rows", "hits_created")},
+        ),
+    )
     def post(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(Job, pk=job_id)
         form = ImportRequest(data=request.data)
@@ -77,6 +85,19 @@ class JobProgressView(APIView):
     permission_classes = [IsAuthenticated, HasModelPermission]
     required_permission = "tasks.view_job"
 
+    @extend_schema(
+        responses=inline_serializer(
+            "JobProgress",
+            {
+                "job": serializers.IntegerField(),
+                "state": serializers.CharField(),
+                **{
+                    name: serializers.IntegerField()
+                    for name in ("hits", "hits_complete", "answers_wanted", "answers_submitted", "percent")
+                },
+            },
+        )
+    )
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(Job, pk=job_id)
         p = get_job_progress(job)

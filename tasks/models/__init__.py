@@ -4,9 +4,17 @@
 ``ledger``: the append-only cost ledger.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
 ``mturk``: the MTurk-format fields of an assignment (results files, HTML layouts).
+``console``: dataset versions, label exports, instruction versions, idempotent API writes.
 New topics get their own module, re-exported here.
 """
 
+from tasks.models.console import (
+    DatasetVersion,
+    ExportState,
+    IdempotencyRecord,
+    JobInstructions,
+    LabelExport,
+)
 from tasks.models.core import (
     DONE_ASSIGNMENT_STATES,
     IMAGE_KINDS,
@@ -46,15 +54,20 @@ __all__ = [
     "CostEntry",
     "CostKind",
     "CostStatus",
+    "DatasetVersion",
+    "ExportState",
     "GoldGrade",
     "GroundTruthLabel",
     "Hit",
     "HitItem",
     "HitState",
+    "IdempotencyRecord",
     "Item",
     "Job",
     "JobBlock",
+    "JobInstructions",
     "JobState",
+    "LabelExport",
     "LabelingJob",
     "Prediction",
     "RawResult",

@@ -45,7 +45,12 @@ class Job(models.Model):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="One or two sentences shown in the worker's job list.")
-    instructions = models.TextField(blank=True, help_text="The job's instructions (SOP), shown on every task.")
+    instructions = models.TextField(
+        blank=True, help_text="The job's instructions (SOP, Markdown), shown on every task."
+    )
+    instructions_version = models.PositiveIntegerField(
+        default=0, editable=False, help_text="The number of the latest JobInstructions version (0: none yet)."
+    )
     task_kind = models.CharField(max_length=32, choices=TaskKind.choices, default=TaskKind.IMAGE_CLASSIFICATION)
     labels = models.JSONField(default=list, help_text="The label set, in display order (shortcut keys 1-9).")
     redundancy = models.PositiveSmallIntegerField(
@@ -182,6 +187,8 @@ class Item(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "external_id"], name="item_unique_external_id")]
+        # The admin's and the API's item lists of one job, newest or oldest first.
+        indexes = [models.Index(fields=["job", "id"], name="item_job_id_idx")]
 
     def __str__(self) -> str:
         return self.external_id
@@ -298,6 +305,9 @@ class Assignment(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
     reward = models.DecimalField(max_digits=10, decimal_places=4)
+    instructions_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version of the job's instructions the worker was shown."
+    )
 
     class Meta:
         constraints = [
@@ -313,6 +323,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["worker", "state"], name="assignment_worker_state_idx"),
             models.Index(fields=["job", "state"], name="assignment_job_state_idx"),
+            models.Index(fields=["job", "id"], name="assignment_job_id_idx"),  # a job's assignment list
+            models.Index(fields=["job", "submitted_at"], name="assignment_job_submitted_idx"),  # throughput
             models.Index(fields=["lease_expires_at"], condition=Q(state="accepted"), name="assignment_lease_idx"),
             # A worker's current lease in a job (checked on every hand-out): only live leases are indexed.
             models.Index(fields=["worker", "job"], condition=Q(state="accepted"), name="assignment_live_lease_idx"),
@@ -359,7 +371,11 @@ class ConsensusLabel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["job", "confidence"], name="consensus_job_confidence_idx")]
+        indexes = [
+            models.Index(fields=["job", "confidence"], name="consensus_job_confidence_idx"),
+            # Exports and the API page through a job's labels in item order.
+            models.Index(fields=["job", "item"], name="consensus_job_item_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Consensus for item {self.item_id}: {self.value}"

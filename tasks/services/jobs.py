@@ -11,6 +11,7 @@ from django.db import transaction
 
 from tasks.models import Job, TaskKind
 from tasks.services.errors import ServiceError
+from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
 
 
@@ -66,6 +67,8 @@ def create_job(
                 "reward": str(reward),
             },
         )
+        if instructions:
+            record_instructions_version(job=job, text=instructions, actor=actor, user=created_by)
     return job
 
 
@@ -90,11 +93,12 @@ def _snapshot(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in AUDITED_FIELDS}
 
 
-def configure_job(*, job: Job, actor: Actor) -> Job:
+def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True, user: Any = None) -> Job:
     """Save a job edited in a form (new or existing), auditing the fields that changed.
 
     Structural fields (task kind, labels, redundancy, items per Hit, marketplace) cannot change once the
-    job has left draft: work already handed out depends on them.
+    job has left draft: work already handed out depends on them. Changed instructions become a new
+    ``JobInstructions`` version; on a running job only with ``instructions_confirmed``.
     """
     with transaction.atomic():
         if job.pk is None:
@@ -102,8 +106,11 @@ def configure_job(*, job: Job, actor: Actor) -> Job:
             record_audit_event(
                 actor=actor, action="job.created", object_type="job", object_id=job.pk, after=_snapshot(job)
             )
+            if job.instructions:
+                record_instructions_version(job=job, text=job.instructions, actor=actor, user=user)
             return job
         stored = Job.objects.select_for_update().get(pk=job.pk)
+        check_instructions_change(job=stored, text=job.instructions, confirmed=instructions_confirmed)
         before, after = _snapshot(stored), _snapshot(job)
         changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
         locked = [name for name in changed if name in STRUCTURAL_FIELDS and stored.state != "draft"]
@@ -123,4 +130,6 @@ def configure_job(*, job: Job, actor: Actor) -> Job:
             before={name: before[name] for name in changed},
             after={name: after[name] for name in changed},
         )
+        if "instructions" in changed:
+            record_instructions_version(job=job, text=job.instructions, actor=actor, user=user)
     return job

@@ -70,8 +70,10 @@ WITH current_lease AS (
     RETURNING h.id
 ), inserted AS (
     INSERT INTO tasks_assignment
-        (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward)
-    SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s
+        (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward,
+         instructions_version)
+    SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s,
+        %(instructions_version)s
     FROM claimed
     ON CONFLICT (worker_id, hit_id) DO NOTHING
     RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
@@ -99,6 +101,7 @@ def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
         accepted_at=now,
         lease_expires_at=now + job.assignment_duration,
         reward=job.reward,
+        instructions_version=job.instructions_version or None,  # the version this worker is shown
     )
 
 
@@ -112,6 +115,7 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
         "now": now,
         "expires": lease.lease_expires_at,
         "reward": lease.reward,
+        "instructions_version": lease.instructions_version,
     }
     with transaction.atomic():
         row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)

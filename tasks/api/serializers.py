@@ -1,0 +1,237 @@
+"""API serializers: shapes in and out. Validation only; writes happen in services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from qualification.selectors import validate_job_requirements
+from tasks.aggregation.registry import CATEGORICAL
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    ConsensusLabel,
+    DatasetVersion,
+    Item,
+    Job,
+    LabelExport,
+    WorkerJobScore,
+)
+from tasks.services.exports import KNOWN_FORMATS
+
+JOB_WRITABLE = (
+    "name",
+    "description",
+    "instructions",
+    "task_kind",
+    "labels",
+    "items_per_hit",
+    "redundancy",
+    "consensus_method",
+    "reward",
+    "currency",
+    "assignment_duration",
+    "marketplace",
+    "training_mode",
+    "gold_rate",
+    "block_below_accuracy",
+    "block_after_gold",
+    "requirements",
+)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), min_length=2, max_length=200)
+    consensus_method = serializers.ChoiceField(choices=list(CATEGORICAL), default="mv")
+    confirm_instructions_change = serializers.BooleanField(
+        write_only=True, default=False, help_text="Required to change the instructions of a published or paused job."
+    )
+
+    class Meta:
+        model = Job
+        fields = (
+            "id",
+            *JOB_WRITABLE,
+            "confirm_instructions_change",
+            "instructions_version",
+            "state",
+            "created_at",
+            "published_at",
+            "completed_at",
+        )
+        read_only_fields = ("id", "instructions_version", "state", "created_at", "published_at", "completed_at")
+
+    def validate_labels(self, labels: list[str]) -> list[str]:
+        names = [x.strip() for x in labels]
+        if not all(names):
+            raise serializers.ValidationError("Labels cannot be blank.")
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError("Each label must appear once.")
+        return names
+
+    def validate_requirements(self, requirements: Any) -> Any:
+        errors = validate_job_requirements(requirements or [])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return requirements or []
+
+
+class JobStatusSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    state = serializers.CharField()
+    hits = serializers.IntegerField()
+    hits_complete = serializers.IntegerField()
+    answers_wanted = serializers.IntegerField()
+    answers_submitted = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    labeled_items = serializers.IntegerField()
+    confident_items = serializers.IntegerField()
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Item
+        fields = ("id", "external_id", "payload", "is_gold", "gold_answer", "created_at")
+
+
+class ItemFilter(serializers.Serializer):
+    is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
+    labeled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    external_id = serializers.CharField(required=False, default="")
+
+
+class BulkImportSerializer(serializers.Serializer):
+    """Either a file (multipart ``file``, CSV or JSON Lines) or a JSON list of ``items``."""
+
+    file = serializers.FileField(required=False)
+    format = serializers.ChoiceField(choices=("csv", "jsonl"), required=False)
+    items = serializers.ListField(child=serializers.DictField(), required=False, max_length=100_000)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if bool(data.get("file")) == bool(data.get("items")):
+            raise serializers.ValidationError("Send either a file or a non-empty list of items, not both.")
+        return data
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    hits_created = serializers.IntegerField()
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    worker = serializers.CharField(source="worker.external_id")
+
+    class Meta:
+        model = Assignment
+        fields = (
+            "id",
+            "uuid",
+            "hit",
+            "worker",
+            "state",
+            "marketplace",
+            "accepted_at",
+            "submitted_at",
+            "reviewed_at",
+            "reward",
+            "instructions_version",
+        )
+
+
+class AssignmentFilter(serializers.Serializer):
+    state = serializers.ChoiceField(choices=AssignmentState.choices, required=False, default="")
+    worker = serializers.CharField(required=False, default="")
+
+
+class ConsensusLabelSerializer(serializers.ModelSerializer):
+    external_id = serializers.CharField(source="item.external_id")
+
+    class Meta:
+        model = ConsensusLabel
+        fields = ("item", "external_id", "value", "confidence", "probabilities", "method", "version", "answers_count")
+
+
+class ConsensusFilter(serializers.Serializer):
+    min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
+    max_confidence = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
+    label = serializers.CharField(required=False, allow_null=True, default=None)  # type: ignore[assignment]
+
+
+class WorkerScoreSerializer(serializers.ModelSerializer):
+    worker = serializers.CharField(source="worker.external_id")
+    marketplace = serializers.CharField(source="worker.marketplace")
+
+    class Meta:
+        model = WorkerJobScore
+        fields = (
+            "worker",
+            "marketplace",
+            "gold_answers",
+            "accuracy",
+            "accuracy_low",
+            "accuracy_high",
+            "agreement",
+            "answers",
+            "median_seconds",
+            "fast_share",
+            "updated_at",
+        )
+
+
+class CostSummarySerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    currency = serializers.CharField()
+    total = serializers.DecimalField(max_digits=16, decimal_places=4)
+    committed = serializers.DecimalField(max_digits=16, decimal_places=4)
+    charged = serializers.DecimalField(max_digits=16, decimal_places=4)
+    by_kind = serializers.DictField(child=serializers.DecimalField(max_digits=16, decimal_places=4))
+    by_marketplace = serializers.DictField(child=serializers.DecimalField(max_digits=16, decimal_places=4))
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetVersion
+        fields = (
+            "number",
+            "method",
+            "parameters",
+            "consensus_version",
+            "row_count",
+            "sha256",
+            "size_bytes",
+            "note",
+            "created_at",
+        )
+
+
+class DatasetVersionCreateSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+
+
+class VersionDiffSerializer(serializers.Serializer):
+    old = serializers.IntegerField()
+    new = serializers.IntegerField()
+    summary = serializers.DictField(child=serializers.IntegerField())
+    added = serializers.ListField(child=serializers.CharField())
+    removed = serializers.ListField(child=serializers.CharField())
+    changed = serializers.ListField(child=serializers.DictField())
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=KNOWN_FORMATS, default="jsonl", help_text="The export format.")
+    answers = serializers.BooleanField(default=False)
+    scores = serializers.BooleanField(default=False)
+    cost = serializers.BooleanField(default=False)
+    min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
+    version = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
+
+
+class LabelExportSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = LabelExport
+        fields = ("id", "format", "options", "state", "rows_done", "rows_total", "percent", "sha256", "error")

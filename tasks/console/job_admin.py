@@ -1,0 +1,191 @@
+"""The job admin's console: the at-a-glance page, instruction versions, and actions that call services.
+
+``JobConsoleMixin`` is mixed into ``tasks.admin.JobAdmin``; everything here parses input, calls one
+service or selector, and renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from tasks.console.charts import bar_chart, heat_map, progress_bar
+from tasks.console.markdown import render_markdown
+from tasks.dashboard import get_job_dashboard
+from tasks.models import Job, JobInstructions
+from tasks.services.errors import ServiceError
+from tasks.services.exports import request_label_export
+from tasks.services.instructions import RUNNING_STATES
+from tasks.services.job_templates import clone_job
+from tasks.services.more_answers import request_more_answers
+from workforce.audit import Actor
+
+CONSOLE_ACTIONS = [
+    "request_one_more_answer",
+    "request_more_where_unsure",
+    "clone_selected",
+    "export_csv",
+    "export_jsonl",
+]
+UNSURE_BELOW = 0.9
+
+
+class InstructionsConfirmMixin(forms.ModelForm):
+    """Adds the confirmation a running job's instructions change needs."""
+
+    confirm_instructions_change = forms.BooleanField(
+        required=False,
+        label="Confirm the new instructions",
+        help_text="Needed when the job is published or paused: workers already follow the current version.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        job = self.instance
+        if (
+            job.pk is not None
+            and job.state in RUNNING_STATES
+            and "instructions" in self.changed_data
+            and not data.get("confirm_instructions_change")
+        ):
+            self.add_error(
+                "confirm_instructions_change",
+                f"This job is {job.state}. Tick the box to give new assignments the changed instructions.",
+            )
+        return data
+
+
+def _dashboard_context(job: Job) -> dict[str, Any]:
+    instructions = {
+        "instructions_html": render_markdown(job.instructions),
+        "instruction_versions": list(
+            JobInstructions.objects.filter(job=job).select_related("created_by").order_by("-version")[:10]
+        ),
+    }
+    d = get_job_dashboard(job)
+    if d is None:
+        return {"dashboard_pending": True, **instructions}
+    hours = [f"{h:%H}h" for h, _ in d.throughput]
+    return {
+        "dashboard": d,
+        "answers_bar": progress_bar(d.progress.answers_submitted, d.progress.answers_wanted),
+        "confident_bar": progress_bar(d.confident, d.items or d.labeled),
+        "throughput_chart": bar_chart(
+            [n for _, n in d.throughput], hours, title="Assignments submitted per hour", label_every=3
+        ),
+        "accuracy_chart": bar_chart(
+            d.accuracy_histogram,
+            [f"{10 * i}%" for i in range(len(d.accuracy_histogram))],
+            title="Workers by gold accuracy",
+            width=360,
+        ),
+        "labels_chart": bar_chart(
+            [n for _, n in d.label_distribution],
+            [label for label, _ in d.label_distribution],
+            title="Consensus labels",
+            width=360,
+        ),
+        "confusion_chart": heat_map(d.confusion, d.confusion_labels, title="Consensus vs gold"),
+        **instructions,
+    }
+
+
+class JobConsoleMixin:
+    """Mixed into the job admin: the at-a-glance page and the console's actions."""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        job = Job.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if job is not None:
+            extra_context.update(_dashboard_context(job))
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Job], run: Any, done: str) -> None:
+        for job in queryset:
+            try:
+                result = run(job)
+            except ServiceError as exc:
+                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)  # type: ignore[attr-defined]
+            else:
+                self.message_user(request, done.format(job=job, result=result), messages.SUCCESS)  # type: ignore[attr-defined]
+
+    def request_one_more_answer(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        actor = Actor.from_user(request.user)
+        self._each(
+            request,
+            queryset,
+            lambda job: request_more_answers(job=job, actor=actor, extra=1),
+            "{job.name}: one more answer wanted on {result} Hit(s).",
+        )
+
+    request_one_more_answer.short_description = "Extend: one more answer on every Hit"  # type: ignore[attr-defined]
+    request_one_more_answer.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+
+    def request_more_where_unsure(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        actor = Actor.from_user(request.user)
+        self._each(
+            request,
+            queryset,
+            lambda job: request_more_answers(job=job, actor=actor, extra=1, below_confidence=UNSURE_BELOW),
+            "{job.name}: one more answer wanted on {result} Hit(s) with an unsure consensus.",
+        )
+
+    request_more_where_unsure.short_description = (  # type: ignore[attr-defined]
+        f"Request more answers where consensus confidence is below {UNSURE_BELOW}"
+    )
+    request_more_where_unsure.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+
+    def clone_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        actor = Actor.from_user(request.user)
+        for job in queryset:
+            clone = clone_job(job=job, actor=actor, created_by=request.user)
+            url = reverse("admin:tasks_job_change", args=[clone.pk])
+            self.message_user(  # type: ignore[attr-defined]
+                request, format_html('{}: cloned as <a href="{}">{}</a>.', job.name, url, clone.name), messages.SUCCESS
+            )
+
+    clone_selected.short_description = "Use as a template: clone into a new draft job"  # type: ignore[attr-defined]
+    clone_selected.allowed_permissions = ("add",)  # type: ignore[attr-defined]
+
+    def _export(self, request: HttpRequest, queryset: QuerySet[Job], fmt: str) -> None:
+        actor = Actor.from_user(request.user)
+        self._each(
+            request,
+            queryset,
+            lambda job: request_label_export(job=job, fmt=fmt, actor=actor, created_by=request.user),
+            "{job.name}: " + fmt.upper() + " export queued; its progress shows on the job's page.",
+        )
+
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._export(request, queryset, "csv")
+
+    export_csv.short_description = "Export consensus labels (CSV, in the background)"  # type: ignore[attr-defined]
+    export_csv.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._export(request, queryset, "jsonl")
+
+    export_jsonl.short_description = "Export consensus labels (JSON Lines, in the background)"  # type: ignore[attr-defined]
+    export_jsonl.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+
+
+def download_export(request: HttpRequest, job_id: int, export_id: int) -> FileResponse:
+    """A finished background export's file (the admin wraps this view with its login and staff checks)."""
+    from django.http import Http404
+
+    from tasks.models import ExportState, LabelExport
+
+    if not request.user.has_perm("tasks.view_labelexport"):
+        raise Http404
+    export = LabelExport.objects.filter(pk=export_id, job_id=job_id, state=ExportState.DONE).first()
+    if export is None or not export.file:
+        raise Http404
+    return FileResponse(export.file.open("rb"), as_attachment=True, filename=export.file.name.rsplit("/", 1)[-1])

@@ -1,0 +1,201 @@
+"""The job page at a glance: figures read set-based and cached briefly, so a big job's page stays fast.
+
+Every query here is bounded by an index on the job (and, for throughput, by a time window) or runs over
+per-worker rows; none counts a whole big table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Avg, Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from tasks.console_selectors import CostSummary, count_labeled, get_cost_summary
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, LabelExport, WorkerJobScore
+from tasks.selectors import JobProgress, get_job_progress
+
+DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
+DASHBOARD_KEEP_SECONDS = 24 * 3600
+INLINE_MAX_HITS = 20_000  # above this, a job's figures are only ever computed in Celery
+THROUGHPUT_HOURS = 24
+ACCURACY_BINS = 10
+
+
+@dataclass
+class JobDashboard:
+    job: int
+    progress: JobProgress
+    labeled: int
+    confident: int
+    items: int | None
+    throughput: list[tuple[datetime, int]]
+    accuracy_histogram: list[int]
+    workers: int
+    mean_agreement: float | None
+    label_distribution: list[tuple[str, int]]
+    confusion_labels: list[str]
+    confusion: list[list[int]]
+    cost: CostSummary
+    forecast: Decimal | None
+    top_workers: list[dict[str, Any]] = field(default_factory=list)
+    computed_at: datetime | None = None
+    exports: list[LabelExport] = field(default_factory=list)
+
+
+def _throughput(job: Job, now: datetime) -> list[tuple[datetime, int]]:
+    """Assignments submitted per hour over the last day (read through the (job, submitted_at) index)."""
+    start = (now - timedelta(hours=THROUGHPUT_HOURS - 1)).replace(minute=0, second=0, microsecond=0)
+    rows = (
+        Assignment.objects.filter(job=job, submitted_at__gte=start)
+        .annotate(hour=TruncHour("submitted_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    counts = dict(rows)
+    return [(start + timedelta(hours=h), counts.get(start + timedelta(hours=h), 0)) for h in range(THROUGHPUT_HOURS)]
+
+
+def _accuracy(job: Job) -> tuple[list[int], int, float | None, list[dict[str, Any]]]:
+    scores = list(
+        WorkerJobScore.objects.filter(job=job)
+        .select_related("worker")
+        .only("accuracy", "agreement", "answers", "gold_answers", "worker__external_id", "worker__display_name")
+    )
+    histogram = [0] * ACCURACY_BINS
+    for s in scores:
+        if s.accuracy is not None:
+            histogram[min(int(s.accuracy * ACCURACY_BINS), ACCURACY_BINS - 1)] += 1
+    agreement = WorkerJobScore.objects.filter(job=job, agreement__isnull=False).aggregate(a=Avg("agreement"))["a"]
+    top = sorted(scores, key=lambda s: -s.answers)[:10]
+    workers = [
+        {
+            "worker": s.worker.display_name or s.worker.external_id,
+            "answers": s.answers,
+            "accuracy": s.accuracy,
+            "agreement": s.agreement,
+            "gold": s.gold_answers,
+        }
+        for s in top
+    ]
+    return histogram, len(scores), agreement, workers
+
+
+def _label_distribution(job: Job) -> list[tuple[str, int]]:
+    rows = ConsensusLabel.objects.filter(job=job).values("value").annotate(n=Count("id")).values_list("value", "n")
+    counts: Counter[str] = Counter()
+    for value, n in rows:
+        for label in value if isinstance(value, list) else [value]:
+            counts[str(label)] += n
+    order = {str(label): i for i, label in enumerate(job.labels)}
+    return sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order)))
+
+
+def _confusion(job: Job) -> tuple[list[str], list[list[int]]]:
+    """Rows: the gold answer; columns: the crowd's majority answer on that gold item (single-label jobs)."""
+    labels = [str(label) for label in job.labels]
+    matrix = [[0] * len(labels) for _ in labels]
+    if job.is_multilabel:
+        return labels, matrix
+    gold = dict(Item.objects.filter(job=job, is_gold=True).values_list("id", "gold_answer"))
+    if not gold:
+        return labels, matrix
+    votes: dict[int, Counter[str]] = defaultdict(Counter)
+    # Through the answers' item index, gold item by gold item: never a pass over all the job's answers.
+    rows = (
+        Answer.objects.filter(item_id__in=Item.objects.filter(job=job, is_gold=True).values("id"))
+        .values("item_id", "value")
+        .annotate(n=Count("id"))
+        .values_list("item_id", "value", "n")
+    )
+    for item_id, value, n in rows:
+        votes[item_id][str(value)] += n
+    position = {label: i for i, label in enumerate(labels)}
+    for item_id, counter in votes.items():
+        crowd = counter.most_common(1)[0][0]
+        expected = str(gold.get(item_id))
+        if expected in position and crowd in position:
+            matrix[position[expected]][position[crowd]] += 1
+    return labels, matrix
+
+
+def _forecast(job: Job, progress: JobProgress, cost: CostSummary) -> Decimal | None:
+    """The cost at completion if the remaining answers cost what the submitted ones did."""
+    if not progress.answers_submitted or not progress.answers_wanted:
+        return None
+    per_answer = cost.total / progress.answers_submitted
+    return (cost.total + per_answer * (progress.answers_wanted - progress.answers_submitted)).quantize(Decimal("0.01"))
+
+
+def compute_job_dashboard(job: Job) -> JobDashboard:
+    """Every figure of the job page, computed now (seconds on a job with millions of answers)."""
+    progress = get_job_progress(job)
+    labeled, confident = count_labeled(job)
+    histogram, workers, agreement, top = _accuracy(job)
+    confusion_labels, confusion = _confusion(job)
+    cost = get_cost_summary(job)
+    return JobDashboard(
+        job=job.pk,
+        progress=progress,
+        labeled=labeled,
+        confident=confident,
+        items=progress.hits * job.items_per_hit if progress.hits else None,
+        throughput=_throughput(job, timezone.now()),
+        accuracy_histogram=histogram,
+        workers=workers,
+        mean_agreement=agreement,
+        label_distribution=_label_distribution(job),
+        confusion_labels=confusion_labels,
+        confusion=confusion,
+        cost=cost,
+        forecast=_forecast(job, progress, cost),
+        top_workers=top,
+        computed_at=timezone.now(),
+    )
+
+
+def _key(job_id: int) -> str:
+    return f"job-dashboard:{job_id}"
+
+
+def refresh_job_dashboard(job: Job) -> JobDashboard:
+    """Compute the job's figures and keep them for the page (the Celery task calls this)."""
+    dashboard = compute_job_dashboard(job)
+    cache.set(_key(job.pk), dashboard, DASHBOARD_KEEP_SECONDS)
+    cache.delete(f"{_key(job.pk)}:refreshing")
+    return dashboard
+
+
+def _queue_refresh(job: Job) -> None:
+    from tasks.tasks import refresh_job_dashboard_task  # the task module imports this one
+
+    # One refresh at a time per job, whoever asks.
+    if cache.add(f"{_key(job.pk)}:refreshing", True, DASHBOARD_FRESH_SECONDS):
+        transaction.on_commit(lambda: refresh_job_dashboard_task.delay(job_id=job.pk))
+
+
+def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard | None:
+    """The job page's figures, stale-while-revalidate: cached figures are shown at once and refreshed in the
+    background once older than a minute. A small job without cached figures gets them computed inline; a big
+    one (over ``INLINE_MAX_HITS`` Hits) gets None now and its figures on a reload."""
+    if not use_cache:
+        return compute_job_dashboard(job)
+    cached: JobDashboard | None = cache.get(_key(job.pk))
+    if cached is None:
+        big = Hit.objects.filter(job=job).order_by().values("id")[INLINE_MAX_HITS : INLINE_MAX_HITS + 1].exists()
+        if big:
+            _queue_refresh(job)
+            return None
+        cached = refresh_job_dashboard(job)
+    elif cached.computed_at is None or (timezone.now() - cached.computed_at).total_seconds() > DASHBOARD_FRESH_SECONDS:
+        _queue_refresh(job)
+    cached.exports = list(LabelExport.objects.filter(job=job).order_by("-id")[:5])  # live progress
+    return cached

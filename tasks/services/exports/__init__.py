@@ -1,0 +1,45 @@
+"""Exports of a job's labels (CSV, JSON Lines, Ground Truth manifest, COCO, and formats other modules
+register) and dataset versions. Import from here; the built-in formats register on import."""
+
+from __future__ import annotations
+
+from tasks.label_selectors import ExportOptions
+from tasks.services.exports import formats as _formats  # noqa: F401  (registers the built-in formats)
+from tasks.services.exports.registry import (
+    KNOWN_FORMATS,
+    Exporter,
+    UnknownFormat,
+    get_exporter,
+    register_exporter,
+    registered_formats,
+    unregister_exporter,
+)
+from tasks.services.exports.runs import request_label_export, run_label_export
+from tasks.services.exports.streaming import ExportResult, export_labels, iter_version_chunks, stream_labels
+from tasks.services.exports.versions import (
+    VersionDiff,
+    create_dataset_version,
+    diff_dataset_versions,
+    verify_dataset_version,
+)
+
+__all__ = [
+    "KNOWN_FORMATS",
+    "ExportOptions",
+    "ExportResult",
+    "Exporter",
+    "UnknownFormat",
+    "VersionDiff",
+    "create_dataset_version",
+    "diff_dataset_versions",
+    "export_labels",
+    "get_exporter",
+    "iter_version_chunks",
+    "register_exporter",
+    "registered_formats",
+    "request_label_export",
+    "run_label_export",
+    "stream_labels",
+    "unregister_exporter",
+    "verify_dataset_version",
+]
