@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tasks.label_selectors import ExportOptions
 from tasks.services.exports import formats as _formats  # noqa: F401  (registers the built-in formats)
+from tasks.services.exports import mturk as _mturk  # noqa: F401  (registers the MTurk results CSV)
 from tasks.services.exports.registry import (
     KNOWN_FORMATS,
     Exporter,

@@ -11,7 +11,7 @@ from typing import Any
 from django.utils.text import slugify
 
 from tasks.label_selectors import ExportOptions, LabelRow
-from tasks.models import Job, TaskKind
+from tasks.models import SHAPE_KINDS, Job, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.exports.registry import Exporter, register_exporter
 
@@ -144,8 +144,25 @@ class ManifestExporter(Exporter):
             yield "".join(self._line(job, attribute, positions, r, options) for r in chunk).encode()
 
 
-# Task kinds with box or polygon labels; none exist yet, so COCO refuses every job until they do.
-COCO_KINDS: frozenset[str] = frozenset()
+# Task kinds with box or polygon labels.
+COCO_KINDS: frozenset[str] = SHAPE_KINDS
+
+
+def _coco_annotation(shape: dict[str, Any]) -> dict[str, Any]:
+    """One of our shapes (``box`` as x1, y1, x2, y2 or ``points``) as COCO's ``bbox`` (x, y, w, h),
+    ``segmentation`` (a flat polygon) and ``area``."""
+    if "box" in shape:
+        x1, y1, x2, y2 = (float(v) for v in shape["box"])
+        return {"bbox": [x1, y1, x2 - x1, y2 - y1], "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0}
+    points = [(float(x), float(y)) for x, y in shape.get("points", [])]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    area = abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(points)))) / 2.0
+    return {
+        "segmentation": [[c for point in points for c in point]],
+        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)] if points else [0, 0, 0, 0],
+        "area": round(area, 2),
+        "iscrowd": 0,
+    }
 
 
 class CocoExporter(Exporter):
@@ -170,16 +187,21 @@ class CocoExporter(Exporter):
         for chunk in chunks:
             parts = []
             for row in chunk:
-                image = {"id": row.item_id, "file_name": row.payload.get("image_url", row.external_id)}
+                image: dict[str, Any] = {"id": row.item_id, "file_name": row.payload.get("image_url", row.external_id)}
+                for key in ("width", "height"):
+                    if isinstance(row.payload.get(key), int | float | str) and str(row.payload[key]).strip():
+                        image[key] = int(float(row.payload[key]))
                 parts.append(("" if first else ",") + _dumps(image))
                 first = False
-                for shape in row.value if isinstance(row.value, list) else []:
+                shapes = row.value.get("shapes", []) if isinstance(row.value, dict) else []
+                for shape in shapes:
                     annotations.append(
                         {
                             "id": len(annotations) + 1,
                             "image_id": row.item_id,
                             "category_id": category_ids.get(str(shape.get("label"))),
-                            **{k: shape[k] for k in ("bbox", "segmentation", "area") if k in shape},
+                            **_coco_annotation(shape),
+                            **({"score": shape["confidence"]} if "confidence" in shape else {}),
                         }
                     )
             yield "".join(parts).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,7 @@ def test_export_labels_writes_a_csv_file(labeled_job: Job, tmp_path: Path, capsy
     assert "Wrote 4 label(s)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    ("fmt", "message"),
-    [("mturk", "not available yet"), ("coco", "COCO export needs box or polygon labels")],
-)
+@pytest.mark.parametrize(("fmt", "message"), [("coco", "COCO export needs box or polygon labels")])
 def test_unavailable_formats_exit_2_and_leave_no_file(labeled_job: Job, tmp_path: Path, fmt: str, message: str) -> None:
     out = tmp_path / "labels.out"
     with pytest.raises(CommandError, match=message) as excinfo:
@@ -79,3 +77,24 @@ def test_a_background_export_that_fails_records_the_reason(labeled_job: Job) -> 
     export.refresh_from_db()
     assert export.state == "failed"
     assert "no consensus labels" in export.error
+
+
+def test_mturk_results_export_through_export_labels(tmp_path: Path) -> None:
+    from tasks.services.mturk_results.exporter import export_mturk_results
+    from tasks.services.mturk_results.importer import import_mturk_results
+    from workforce.audit import Actor
+
+    data = (
+        b"HITId,AssignmentId,WorkerId,AssignmentStatus,AcceptTime,SubmitTime,Input.text,Answer.sentiment\r\n"
+        b"H1,A1,W1,Approved,2024-01-01T10:00:00Z,2024-01-01T10:01:00Z,good,pos\r\n"
+        b"H1,A2,W2,Submitted,2024-01-01T10:00:00Z,2024-01-01T10:02:00Z,good,neg\r\n"
+    )
+    result = import_mturk_results(data=data, filename="b.csv", actor=Actor.system("test"), new_job_name="batch")
+    job = Job.objects.get(pk=result.job)
+    out = tmp_path / "results.csv"
+    call_command("export_labels", "--job", str(job.pk), "--format", "mturk", "--output", str(out))
+    direct = io.StringIO(newline="")
+    export_mturk_results(job, direct)
+    assert out.read_bytes() == direct.getvalue().encode()
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert {(r["AssignmentId"], r["Answer.sentiment"]) for r in rows} == {("A1", "pos"), ("A2", "neg")}

@@ -128,8 +128,13 @@ def test_coco_refuses_classification_jobs_with_a_sentence(labeled_job: Job) -> N
 
 
 def test_a_known_but_unregistered_format_is_refused_with_a_sentence(labeled_job: Job) -> None:
-    with pytest.raises(UnknownFormat, match="mturk export format is not available yet"):
-        run(labeled_job, "mturk")
+    mturk = get_exporter("mturk")
+    unregister_exporter("mturk")
+    try:
+        with pytest.raises(UnknownFormat, match="mturk export format is not available yet"):
+            run(labeled_job, "mturk")
+    finally:
+        register_exporter(mturk)
     with pytest.raises(UnknownFormat, match="Unknown export format 'xml'"):
         get_exporter("xml")
 

@@ -138,3 +138,34 @@ def test_drawing_jobs_import_need_the_image_size_and_take_gold_drawings(make_wor
     gold = job.items.get(external_id="img1")
     assert gold.is_gold and gold.gold_answer == {"shapes": [{"label": "car", "box": [10.0, 10.0, 60.0, 50.0]}]}
     assert not GoldGrade.objects.exists()
+
+
+def test_fused_boxes_export_as_coco(make_worker, tmp_path) -> None:
+    import json as _json
+
+    from django.core.management import call_command
+
+    job = _job(redundancy=2)
+    for box in ([10, 10, 60, 50], [12, 10, 60, 52]):
+        worker = make_worker()
+        assignment = assign_next_hit(job=job, worker=worker)
+        item_id = assignment.hit.items.get().pk
+        submit_assignment(
+            assignment=assignment, worker=worker, answers={item_id: {"shapes": [{"label": "person", "box": box}]}}
+        )
+    compute_consensus(job=job, actor=SYSTEM)
+    out = tmp_path / "coco.json"
+    call_command("export_labels", "--job", str(job.pk), "--format", "coco", "--output", str(out))
+    coco = _json.loads(out.read_text())
+    assert coco["categories"] == [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}]
+    [image] = coco["images"]
+    assert (image["width"], image["height"]) == (200, 100)
+    [annotation] = coco["annotations"]
+    assert annotation["image_id"] == image["id"] and annotation["category_id"] == 2
+    x, y, w, h = annotation["bbox"]
+    assert (
+        abs(x - 11) <= 1.5
+        and abs(y - 10) <= 1.5
+        and abs(w - 49) <= 2.5
+        and annotation["area"] == pytest.approx(w * h, rel=0.01)
+    )
