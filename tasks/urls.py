@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import views
+from tasks import views, views_mturk
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("work/tasks/<uuid:assignment_uuid>/", views.task_page, name="task"),
     path("work/tasks/<uuid:assignment_uuid>/submit/", views.submit_task, name="submit-task"),
     path("work/tasks/<uuid:assignment_uuid>/return/", views.return_task, name="return-task"),
+    path("mturk/task/", views_mturk.mturk_task, name="mturk-task"),
 ]

@@ -10,3 +10,6 @@ class WorkforceConfig(AppConfig):
 
     def ready(self) -> None:
         from workforce import signals  # noqa: F401  (connects the login audit receivers)
+        from workforce.marketplaces.mturk.checks import fail_if_misconfigured
+
+        fail_if_misconfigured()

@@ -2,6 +2,7 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``mturk``: publish intents, bonuses, notifications and qualification types on MTurk.
 New topics get their own module, re-exported here.
 """
 
@@ -26,6 +27,14 @@ from tasks.models.core import (
     WorkerJobScore,
 )
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
+from tasks.models.mturk import (
+    MTurkBonus,
+    MTurkBonusState,
+    MTurkHit,
+    MTurkNotification,
+    MTurkQualificationPurpose,
+    MTurkQualificationType,
+)
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -47,6 +56,12 @@ __all__ = [
     "Job",
     "JobBlock",
     "JobState",
+    "MTurkBonus",
+    "MTurkBonusState",
+    "MTurkHit",
+    "MTurkNotification",
+    "MTurkQualificationPurpose",
+    "MTurkQualificationType",
     "TaskKind",
     "WorkerJobScore",
 ]

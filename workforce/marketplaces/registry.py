@@ -9,6 +9,7 @@ from workforce.marketplaces.base import Marketplace, MarketplaceError
 # name -> "module:factory"; imported lazily so boto3 loads only where a remote marketplace is used.
 _CONNECTORS: dict[str, str] = {
     "internal": "workforce.marketplaces.internal:InternalPool",
+    "mturk": "workforce.marketplaces.mturk:MTurkMarketplace",
 }
 
 
