@@ -47,6 +47,10 @@ def mturk(standin: MTurkStandIn, settings: Any) -> MTurkMarketplace:
     settings.MTURK_ENABLED = True
     settings.MTURK_EXTERNAL_QUESTION_BASE_URL = SITE
     settings.MTURK_EXTRA_SUBMIT_ORIGINS = [standin.url]
+    settings.MTURK_ENDPOINT_URL = standin.url
+    settings.MTURK_REQUESTS_PER_SECOND = 10000
+    settings.MTURK_REQUEST_BURST = 10000
+    settings.MTURK_RATE_LIMIT_REDIS_URL = ""
     return standin_connector(standin.url)
 
 
