@@ -197,6 +197,8 @@ MTURK_AUTO_APPROVAL_DELAY = timedelta(hours=env_int("MTURK_AUTO_APPROVAL_HOURS",
 MTURK_HIT_LIFETIME = timedelta(hours=env_int("MTURK_HIT_LIFETIME_HOURS", 24 * 7))
 MTURK_REVIEW_MARGIN = timedelta(hours=env_int("MTURK_REVIEW_MARGIN_HOURS", 24))
 MTURK_SQS_QUEUE_URL = env_str("MTURK_SQS_QUEUE_URL", "") or ""
+# A Hit claimed for publishing longer ago than this is taken again (its publisher is presumed dead).
+MTURK_PUBLISH_STALE_SECONDS = env_int("MTURK_PUBLISH_STALE_SECONDS", 120)
 if MTURK_ENABLED:
     CELERY_BEAT_SCHEDULE |= {
         "mturk-publish-pending": {
@@ -211,6 +213,10 @@ if MTURK_ENABLED:
         "mturk-review-guard": {
             "task": "tasks.mturk_tasks.guard_mturk_auto_approval_task",
             "schedule": timedelta(minutes=15),
+        },
+        "mturk-bonus-retry": {
+            "task": "tasks.mturk_tasks.retry_pending_mturk_bonuses_task",
+            "schedule": timedelta(minutes=5),
         },
         "mturk-reconcile": {"task": "tasks.mturk_tasks.reconcile_mturk_hits_task", "schedule": timedelta(hours=1)},
         "mturk-housekeeping": {"task": "tasks.mturk_tasks.delete_done_mturk_hits_task", "schedule": timedelta(days=1)},

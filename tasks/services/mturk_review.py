@@ -158,6 +158,11 @@ def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace) 
         reason=bonus.reason,
         token=bonus.token,
     )
+    return _record_bonus(bonus, actor=actor)
+
+
+def _record_bonus(bonus: MTurkBonus, *, actor: Actor) -> bool:
+    assignment = bonus.assignment
     with transaction.atomic():
         marked = MTurkBonus.objects.filter(pk=bonus.pk, state=MTurkBonusState.PENDING).update(
             state=MTurkBonusState.SENT, sent_at=timezone.now()
@@ -224,15 +229,36 @@ def send_mturk_bonus(
     return bonus
 
 
+TOKEN_LIFETIME = timedelta(hours=23)  # MTurk remembers a UniqueRequestToken for 24 hours
+
+
 def retry_pending_mturk_bonuses(*, actor: Actor, connector: MTurkMarketplace | None = None) -> int:
-    """Bonuses whose intent was recorded but whose answer never was (a crash): send again, same token."""
+    """Bonuses whose intent was recorded but whose answer never was (a crash): send again with the same
+    token while MTurk still remembers it. Older ones are not re-sent blindly: one MTurk lists as paid
+    (ListBonusPayments, same amount and reason) is recorded, the others are flagged for a person."""
     connector = mturk_connector(connector)
     paid = 0
     pending = MTurkBonus.objects.filter(state=MTurkBonusState.PENDING).select_related(
         "assignment__hit", "job", "worker"
     )
+    cutoff = timezone.now() - TOKEN_LIFETIME
     for bonus in pending.order_by("id"):
-        paid += _pay_bonus(bonus, actor=actor, connector=connector)
+        if bonus.created_at >= cutoff:
+            paid += _pay_bonus(bonus, actor=actor, connector=connector)
+            continue
+        payments = connector.list_bonus_payments(str(bonus.assignment.external_id))
+        if (bonus.amount, bonus.reason) in payments:
+            paid += _record_bonus(bonus, actor=actor)
+            continue
+        with transaction.atomic():
+            record_audit_event(
+                actor=actor,
+                action="mturk.bonus_flagged",
+                object_type="assignment",
+                object_id=bonus.assignment_id,
+                after={"amount": str(bonus.amount), "token": bonus.token},
+                reason="Its token has expired and MTurk lists no such bonus; check before paying it again.",
+            )
     return paid
 
 

@@ -67,7 +67,7 @@ def test_collect_records_submitted_work_once(mturk: MTurkMarketplace, standin: M
 def test_work_mturk_approved_by_itself_is_charged_when_collected(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
-    hit, assignments = _collected(mturk, standin)
+    _, assignments = _collected(mturk, standin)
     standin.state.assignments[str(assignments[0].external_id)]["AssignmentStatus"] = "Approved"
     result = collect_mturk_work(actor=ACTOR, connector=mturk)
     assert result.charges_booked == 2
@@ -225,3 +225,35 @@ def test_the_guard_approves_work_near_auto_approval_and_flags_blocked_workers(
     assert result.approved == [first.pk] and result.flagged == [second.pk]
     assert standin.state.assignments[str(first.external_id)]["AssignmentStatus"] == "Approved"
     assert AuditEvent.objects.filter(action="mturk.assignment_flagged", object_id=str(second.pk)).exists()
+
+
+def test_a_pending_bonus_past_the_token_window_is_checked_not_resent(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    _, (first, second) = _collected(mturk, standin)
+    old = timezone.now() - timedelta(hours=30)
+    for n, assignment in enumerate((first, second)):
+        MTurkBonus.objects.create(
+            job=assignment.job,
+            assignment=assignment,
+            worker=assignment.worker,
+            amount=Decimal("0.20"),
+            reason="Streak",
+            idempotency_key=f"old{n}",
+            token=f"bonus:old{n}",
+            created_at=old,
+        )
+    standin.state.tokens.clear()  # MTurk forgot the tokens after 24 hours
+    mturk.send_bonus(  # the first one had been paid before the crash
+        worker_id=first.worker.external_id,
+        assignment_id=str(first.external_id),
+        amount=Decimal("0.20"),
+        reason="Streak",
+        token="x",
+    )
+    assert retry_pending_mturk_bonuses(actor=ACTOR, connector=mturk) == 1
+    assert len(standin.state.bonuses) == 1
+    assert MTurkBonus.objects.get(idempotency_key="old0").state == MTurkBonusState.SENT
+    assert MTurkBonus.objects.get(idempotency_key="old1").state == MTurkBonusState.PENDING
+    assert AuditEvent.objects.filter(action="mturk.bonus_flagged", object_id=str(second.pk)).exists()
+    assert ledger_total() == standin.state.total_charged()

@@ -312,6 +312,13 @@ class MTurkMarketplace:
             return False
         return True
 
+    def list_bonus_payments(self, external_assignment_id: str) -> list[tuple[Decimal, str]]:
+        """(amount, reason) of every bonus paid on an assignment."""
+        return [
+            (Decimal(str(p["BonusAmount"])), str(p.get("Reason", "")))
+            for p in self.caller.pages("list_bonus_payments", "BonusPayments", AssignmentId=external_assignment_id)
+        ]
+
     # --- workers and qualifications ---------------------------------------------------------------
 
     def create_qualification_type(
