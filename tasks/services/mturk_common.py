@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -16,11 +16,13 @@ from django.urls import reverse
 from tasks.models import Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
 from tasks.services.errors import ServiceError
 from workforce.marketplaces.base import HitSpec
-from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.marketplaces.mturk.documents import external_question, html_question
 from workforce.marketplaces.mturk.requirements import Requirements, build_requirements
 from workforce.marketplaces.registry import get_connector
 from workforce.models import Marketplace
+
+if TYPE_CHECKING:
+    from workforce.marketplaces.mturk import MTurkMarketplace
 
 MTURK = Marketplace.MTURK
 ITEM_FIELD_PREFIX = "item:"
@@ -32,7 +34,7 @@ def mturk_connector(connector: MTurkMarketplace | None = None) -> MTurkMarketpla
         return connector
     if not settings.MTURK_ENABLED:
         raise ServiceError("MTurk is not enabled here (set MTURK_ENABLED=1; see the README).")
-    return cast(MTurkMarketplace, get_connector(MTURK))
+    return cast("MTurkMarketplace", get_connector(MTURK))
 
 
 @dataclass(frozen=True)
