@@ -29,6 +29,7 @@ from tasks.services.mturk_common import (
     mturk_connector,
     mturk_reward,
     requirement_list,
+    task_page_url,
 )
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError, PublishedHit
@@ -71,8 +72,6 @@ def check_mturk_publishable(*, job: Job, connector: MTurkMarketplace | None = No
     mturk_reward(job)
     requirement_list(job, options, masters_id=connector.config.masters_id)
     if options.question == "external":
-        from tasks.services.mturk_common import task_page_url
-
         task_page_url()
     per_hit = max(1, job.items_per_hit)
     regular = job.items.filter(is_gold=False, hit_items__isnull=True).count()

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
 from tasks.models import (
@@ -278,17 +279,20 @@ def guard_mturk_auto_approval(
     connector = mturk_connector(connector)
     margin = margin if margin is not None else settings.MTURK_REVIEW_MARGIN
     now = timezone.now()
+    # Due when submitted_at + the HIT's auto-approval delay - margin <= now (filtered in the database).
+    # Work imported from results files has no MTurkHit row and is never touched here.
     due = Assignment.objects.filter(
-        marketplace=MTURK, state=AssignmentState.SUBMITTED, submitted_at__isnull=False
+        marketplace=MTURK,
+        state=AssignmentState.SUBMITTED,
+        submitted_at__lte=ExpressionWrapper(
+            Value(now + margin) - F("hit__mturk__auto_approval_delay"), output_field=DateTimeField()
+        ),
     ).select_related("hit__mturk", "job", "worker")
     blocked = set(JobBlock.objects.filter(lifted_at__isnull=True).values_list("job_id", "worker_id"))
     result = GuardResult()
     for assignment in due.order_by("submitted_at"):
-        info = getattr(assignment.hit, "mturk", None)
-        delay = info.auto_approval_delay if info else settings.MTURK_AUTO_APPROVAL_DELAY
+        delay = assignment.hit.mturk.auto_approval_delay
         assert assignment.submitted_at is not None
-        if assignment.submitted_at + delay - margin > now:
-            continue
         if (assignment.job_id, assignment.worker_id) in blocked:
             with transaction.atomic():
                 record_audit_event(

@@ -257,3 +257,31 @@ def test_a_pending_bonus_past_the_token_window_is_checked_not_resent(
     assert MTurkBonus.objects.get(idempotency_key="old1").state == MTurkBonusState.PENDING
     assert AuditEvent.objects.filter(action="mturk.bonus_flagged", object_id=str(second.pk)).exists()
     assert ledger_total() == standin.state.total_charged()
+
+
+def test_finished_hits_are_deleted_once_every_assignment_is_reviewed(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from tasks.services.mturk_hits import delete_done_mturk_hits
+
+    hit, _ = _collected(mturk, standin)
+    _work(standin, hit, "AW9", "pos")
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    hit.refresh_from_db()
+    assert hit.state == "complete"
+    assert delete_done_mturk_hits(actor=ACTOR, connector=mturk) == 0  # submitted work is still unreviewed
+    for assignment in Assignment.objects.filter(hit=hit):
+        approve_mturk_assignment(assignment=assignment, actor=ACTOR, connector=mturk)
+    assert delete_done_mturk_hits(actor=ACTOR, connector=mturk) == 1
+    assert standin.state.hits[str(hit.external_id)].get("_deleted") is True
+    assert delete_done_mturk_hits(actor=ACTOR, connector=mturk) == 0
+
+
+def test_an_html_question_carries_the_items_and_posts_to_mturk(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    published_mturk_job(mturk, 1, mturk_options={"question": "html", "masters": True})
+    (remote,) = standin.state.hits.values()
+    assert remote["Question"].startswith("<HTMLQuestion")
+    assert 'name="item:t0"' in remote["Question"] and "text of t0" in remote["Question"]
+    assert "https://workersandbox.mturk.com/mturk/externalSubmit" in remote["Question"]
+    # Masters: 25% fee: $0.05 -> $0.0125 -> $0.01 per assignment, the minimum.
+    assert ledger_total() == standin.state.total_charged() == Decimal("0.18")
