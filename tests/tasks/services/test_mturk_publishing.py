@@ -119,3 +119,12 @@ def test_mturk_is_refused_while_disabled(settings) -> None:
     settings.MTURK_ENABLED = False
     with pytest.raises(ServiceError, match="not enabled"):
         request_publish(job=mturk_job(1), actor=ACTOR)
+
+
+def test_the_internal_pool_never_hands_out_an_mturk_jobs_hits(mturk: MTurkMarketplace, make_worker) -> None:
+    from tasks.services.errors import NoWorkAvailable
+    from tasks.services.pool import assign_next_hit
+
+    job = published_mturk_job(mturk, 1)
+    with pytest.raises(NoWorkAvailable, match="Amazon Mechanical Turk"):
+        assign_next_hit(job=job, worker=make_worker())
