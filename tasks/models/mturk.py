@@ -32,10 +32,12 @@ class MTurkHit(models.Model):
     adopted = models.BooleanField(default=False, help_text="Found on MTurk after a lost reply, not created by us.")
     last_error = models.CharField(max_length=255, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="DeleteHIT done (housekeeping).")
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="When collect last listed its assignments.")
 
     class Meta:
         indexes = [
             models.Index(fields=["intent_at"], condition=Q(published_at__isnull=True), name="mturkhit_pending_idx"),
+            models.Index(fields=["polled_at"], condition=Q(deleted_at__isnull=True), name="mturkhit_poll_idx"),
         ]
 
     def __str__(self) -> str:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkNotification
+from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkHit, MTurkNotification
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
 from workforce.audit import Actor
@@ -108,13 +109,16 @@ def collect_mturk_work(*, actor: Actor, connector: MTurkMarketplace | None = Non
     is reviewable, and the auto-approval guard needs it early)."""
     connector = mturk_connector(connector)
     reviewable = list(connector.list_reviewable_hits())
+    # The open HITs polled least recently first, so every one is polled in turn however many there are.
     open_ids = list(
         Hit.objects.filter(marketplace=MTURK, external_id__isnull=False, state__in=[HitState.OPEN, HitState.FULL])
-        .order_by("id")
+        .order_by(F("mturk__polled_at").asc(nulls_first=True), "id")
         .values_list("external_id", flat=True)[:POLL_OPEN_HITS]
     )
     ids = [str(i) for i in dict.fromkeys([*reviewable, *open_ids])]
-    return collect_mturk_hits(external_hit_ids=ids, actor=actor, connector=connector)
+    result = collect_mturk_hits(external_hit_ids=ids, actor=actor, connector=connector)
+    MTurkHit.objects.filter(hit__marketplace=MTURK, hit__external_id__in=ids).update(polled_at=timezone.now())
+    return result
 
 
 @dataclass

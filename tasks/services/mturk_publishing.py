@@ -10,6 +10,7 @@ exists", so the HIT is adopted, not duplicated. Past the token's 24 hours, recon
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.marketplaces.mturk_fees import hit_cost
 
 BATCH = 20
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -180,7 +182,10 @@ def publish_mturk_hits(
     remaining = limit
     while remaining is None or remaining > 0:
         size = BATCH if remaining is None else min(BATCH, remaining)
-        check_mturk_balance(job=job, hits=size, connector=connector)
+        unpublished = Hit.objects.filter(
+            job=job, marketplace=MTURK, external_id__isnull=True, state__in=[HitState.DRAFT, HitState.PUBLISHING]
+        ).count()
+        check_mturk_balance(job=job, hits=min(size, unpublished), connector=connector)
         hits = _claim(job=job, now=timezone.now(), limit=size)
         if not hits:
             break
@@ -217,7 +222,12 @@ def publish_pending_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | No
         hits__state__in=[HitState.DRAFT, HitState.PUBLISHING],
     ).distinct()
     for job in jobs:
-        part = publish_mturk_hits(job=job, actor=actor, connector=connector)
+        try:
+            part = publish_mturk_hits(job=job, actor=actor, connector=connector)
+        except ServiceError as refusal:  # one job's problem (e.g. the balance) does not stop the others
+            logger.warning("MTurk publishing of job %s refused: %s", job.pk, refusal)
+            total.failed.append((job.pk, str(refusal)))
+            continue
         total.published += part.published
         total.adopted += part.adopted
         total.already_recorded += part.already_recorded
