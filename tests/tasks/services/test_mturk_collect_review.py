@@ -285,3 +285,18 @@ def test_an_html_question_carries_the_items_and_posts_to_mturk(mturk: MTurkMarke
     assert "https://workersandbox.mturk.com/mturk/externalSubmit" in remote["Question"]
     # Masters: 25% fee: $0.05 -> $0.0125 -> $0.01 per assignment, the minimum.
     assert ledger_total() == standin.state.total_charged() == Decimal("0.18")
+
+
+def test_collect_polls_the_least_recently_polled_open_hits_first(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.services import mturk_collect
+
+    job = published_mturk_job(mturk, 3)
+    monkeypatch.setattr(mturk_collect, "POLL_OPEN_HITS", 2)
+    hits = list(Hit.objects.filter(job=job).order_by("id"))
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    polled = {h.pk: h.mturk.polled_at for h in Hit.objects.filter(job=job).select_related("mturk")}
+    assert all(polled[h.pk] is not None for h in hits)  # the third HIT got its turn on the second run
+    assert standin.state.calls["ListAssignmentsForHIT"] == 4

@@ -128,3 +128,19 @@ def test_the_internal_pool_never_hands_out_an_mturk_jobs_hits(mturk: MTurkMarket
     job = published_mturk_job(mturk, 1)
     with pytest.raises(NoWorkAvailable, match="Amazon Mechanical Turk"):
         assign_next_hit(job=job, worker=make_worker())
+
+
+def test_the_sweep_publishes_what_is_pending_and_reports_a_refused_job(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from tasks.services.mturk_publishing import publish_pending_mturk_hits
+
+    fine = publish_job(job=mturk_job(2), actor=ACTOR)
+    broke = publish_job(job=mturk_job(1, reward=Decimal("0.05")), actor=ACTOR)
+    from tasks.models import Job
+
+    Job.objects.filter(pk=broke.pk).update(currency="EUR")  # changed after publishing: MTurk refuses it now
+    result = publish_pending_mturk_hits(actor=ACTOR, connector=mturk)
+    assert result.published == 2 and [job_id for job_id, _ in result.failed] == [broke.pk]
+    assert Hit.objects.filter(job=fine, state=HitState.OPEN).count() == 2
+    assert not Hit.objects.filter(job=broke, external_id__isnull=False).exists()
