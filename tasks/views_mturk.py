@@ -15,7 +15,15 @@ from django.views.decorators.http import require_http_methods
 from tasks.selectors_mturk import list_mturk_hit_items
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.mturk_common import ITEM_FIELD_PREFIX
-from tasks.services.mturk_task_page import PREVIEW, check_ids, mturk_hit, store_mturk_submission, submit_url
+from tasks.services.mturk_task_page import (
+    PREVIEW,
+    check_ids,
+    check_signature,
+    mturk_hit,
+    sign_ids,
+    store_mturk_submission,
+    submit_url,
+)
 from workforce.audit import Actor
 from workforce.marketplaces.mturk.config import WORKER_SITES
 
@@ -32,7 +40,7 @@ def _page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> H
     return _framed(render(request, "tasks/mturk/task.html", context, status=status))
 
 
-@csrf_exempt  # posted from inside MTurk's frame, where our CSRF cookie is third-party; the ids are checked
+@csrf_exempt  # posted from inside MTurk's frame, where our CSRF cookie is third-party: the form is signed instead
 @xframe_options_exempt
 @require_http_methods(["GET", "POST"])
 def mturk_task(request: HttpRequest) -> HttpResponse:
@@ -42,6 +50,13 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
         check_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"])
         hit = mturk_hit(ids["hitId"])
         action = submit_url(ids["turkSubmitTo"]) if ids["assignmentId"] != PREVIEW else ""
+        if request.method == "POST":
+            check_signature(
+                request.POST.get("signature", ""),
+                assignment_id=ids["assignmentId"],
+                hit_id=ids["hitId"],
+                worker_id=ids["workerId"],
+            )
     except ServiceError as error:
         return _page(request, {"error": str(error)}, status=400)
     job = hit.job
@@ -52,6 +67,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
         "ids": ids,
         "preview": ids["assignmentId"] == PREVIEW,
         "prefix": ITEM_FIELD_PREFIX,
+        "signature": sign_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"]),
     }
     if request.method == "GET" or context["preview"]:
         return _page(request, context)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core import signing
 from django.utils import timezone
 
 from tasks.models import AssignmentState, Hit
@@ -41,6 +42,26 @@ def check_ids(*, assignment_id: str, hit_id: str, worker_id: str) -> None:
         raise ServiceError("assignmentId is missing or malformed.")
     if assignment_id != PREVIEW and not _WORKER.match(worker_id):
         raise ServiceError("workerId is missing or malformed.")
+
+
+_SALT = "tasks.mturk-task-page"
+SIGNATURE_MAX_AGE = 24 * 3600
+
+
+def sign_ids(*, assignment_id: str, hit_id: str, worker_id: str) -> str:
+    """A signature the page puts in its form: a POST must come from a page this site rendered for these ids."""
+    return signing.dumps([assignment_id, hit_id, worker_id], salt=_SALT, compress=True)
+
+
+def check_signature(signature: str, *, assignment_id: str, hit_id: str, worker_id: str) -> None:
+    try:
+        signed = signing.loads(signature, salt=_SALT, max_age=SIGNATURE_MAX_AGE)
+    except signing.BadSignature as exc:
+        raise ServiceError(
+            "This form is not one this site showed (or it is older than a day); reload the task."
+        ) from exc
+    if signed != [assignment_id, hit_id, worker_id]:
+        raise ServiceError("This form was shown for another assignment; reload the task.")
 
 
 def mturk_hit(hit_id: str) -> Hit:

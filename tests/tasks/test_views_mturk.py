@@ -25,6 +25,14 @@ def _params(hit: Hit, assignment: str, worker: str, submit_to: str) -> dict[str,
     return {"assignmentId": assignment, "hitId": str(hit.external_id), "workerId": worker, "turkSubmitTo": submit_to}
 
 
+def _signed(params: dict[str, str]) -> dict[str, str]:
+    """The form fields as the page renders them (with its signature)."""
+    page = Client().get(URL, params).content.decode()
+    found = re.search(r'name="signature" value="([^"]+)"', page)
+    assert found, page
+    return {**params, "signature": found.group(1)}
+
+
 def test_the_preview_is_read_only_and_framable_by_mturk_only(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
     hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     response = Client().get(URL, {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": hit.external_id})
@@ -61,7 +69,7 @@ def test_unknown_or_malformed_ids_are_a_400(mturk: MTurkMarketplace) -> None:
 def test_submit_stores_the_answers_then_forwards_them_to_mturk(mturk: MTurkMarketplace) -> None:
     hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://workersandbox.mturk.com")
-    response = Client(enforce_csrf_checks=True).post(URL, {**params, "item:t0": "neg"})
+    response = Client(enforce_csrf_checks=True).post(URL, {**_signed(params), "item:t0": "neg"})
     body = response.content.decode()
     assert response.status_code == 200
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in body
@@ -74,7 +82,7 @@ def test_submit_stores_the_answers_then_forwards_them_to_mturk(mturk: MTurkMarke
 def test_a_wrong_label_is_refused_and_nothing_is_stored(mturk: MTurkMarketplace) -> None:
     hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com")
-    response = Client().post(URL, {**params, "item:t0": "bogus"})
+    response = Client().post(URL, {**_signed(params), "item:t0": "bogus"})
     assert response.status_code == 400 and b"Choose one of the job" in response.content
     assert not Assignment.objects.exists()
 
@@ -99,8 +107,7 @@ def test_simulated_workers_submit_through_the_page_and_collect_finds_the_same_wo
             assignment = standin.state.accept(str(hit.external_id), worker)
             params = _params(hit, assignment, worker, standin.url)
             item = hit.items.get().external_id
-            assert Client().get(URL, params).status_code == 200
-            response = Client().post(URL, {**params, f"item:{item}": label})
+            response = Client().post(URL, {**_signed(params), f"item:{item}": label})
             assert response.status_code == 200
             _post_form(response.content.decode())
     assert {a["AssignmentStatus"] for a in standin.state.assignments.values()} == {"Submitted"}
@@ -110,3 +117,14 @@ def test_simulated_workers_submit_through_the_page_and_collect_finds_the_same_wo
     assert set(Answer.objects.filter(job=job, worker__external_id="AWORKERB").values_list("value", flat=True)) == {
         "neg"
     }
+
+
+def test_a_post_without_the_pages_signature_is_refused(mturk: MTurkMarketplace) -> None:
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com")
+    other = _signed(_params(hit, "3A" + "2" * 28, "AWORKER1", "https://www.mturk.com"))["signature"]
+    unsigned = Client().post(URL, {**params, "item:t0": "pos"})
+    borrowed = Client().post(URL, {**params, "signature": other, "item:t0": "pos"})
+    assert unsigned.status_code == 400 and b"not one this site showed" in unsigned.content
+    assert borrowed.status_code == 400 and b"another assignment" in borrowed.content
+    assert not Assignment.objects.exists()
