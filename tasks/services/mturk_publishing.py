@@ -196,6 +196,10 @@ def publish_mturk_hits(
                 published = connector.publish(spec)
                 recorded = record_published_hit(hit=hit, published=published, hit_type_id=hit_type_id, actor=actor)
             except MarketplaceError as error:
+                if error.code == "duplicate":  # a second HIT for a recorded Hit (token expired): stop it
+                    connector.expire(published.external_id)
+                    result.already_recorded += 1
+                    continue
                 _note_failure(hit, error)
                 result.failed.append((hit.pk, str(error)))
                 if error.permanent:

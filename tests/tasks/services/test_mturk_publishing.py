@@ -144,3 +144,24 @@ def test_the_sweep_publishes_what_is_pending_and_reports_a_refused_job(
     assert result.published == 2 and [job_id for job_id, _ in result.failed] == [broke.pk]
     assert Hit.objects.filter(job=fine, state=HitState.OPEN).count() == 2
     assert not Hit.objects.filter(job=broke, external_id__isnull=False).exists()
+
+
+def test_a_second_hit_for_a_recorded_hit_is_never_recorded_and_reconcile_expires_it(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from tasks.services.mturk_common import hit_spec, job_options
+    from tasks.services.mturk_hits import reconcile_mturk_hits
+    from tasks.services.mturk_publishing import record_published_hit
+    from workforce.marketplaces.base import MarketplaceError
+
+    job = published_mturk_job(mturk, 1)
+    hit = Hit.objects.get(job=job)
+    standin.state.tokens.clear()  # a day later MTurk has forgotten the token
+    duplicate = mturk.publish(hit_spec(job=job, hit=hit, options=job_options(job), requirements=[]))
+    with pytest.raises(MarketplaceError, match="also has"):
+        record_published_hit(hit=hit, published=duplicate, hit_type_id="", actor=ACTOR)
+    assert Hit.objects.get(pk=hit.pk).external_id == hit.external_id
+    assert reconcile_mturk_hits(actor=ACTOR, connector=mturk).expired == [duplicate.external_id]
+    assert (
+        standin.state.hits[duplicate.external_id]["Expiration"] < standin.state.hits[str(hit.external_id)]["Expiration"]
+    )
