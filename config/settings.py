@@ -201,6 +201,45 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Amazon Mechanical Turk (README "Amazon Mechanical Turk") -------------------------------------
+# Credentials come from boto3's default chain only (AWS_ACCESS_KEY_ID/..., AWS_PROFILE, a role).
+MTURK_ENABLED = env_bool("MTURK_ENABLED", False)
+MTURK_SANDBOX = env_bool("MTURK_SANDBOX", True)
+MTURK_ENDPOINT_URL = env_str("MTURK_ENDPOINT_URL", "") or ""  # a local stand-in; empty: AWS
+MTURK_REQUESTS_PER_SECOND = float(env_str("MTURK_REQUESTS_PER_SECOND", "5") or "5")
+MTURK_REQUEST_BURST = env_int("MTURK_REQUEST_BURST", 10)
+MTURK_MAX_ATTEMPTS = env_int("MTURK_MAX_ATTEMPTS", 5)
+MTURK_RATE_LIMIT_REDIS_URL = env_str("MTURK_RATE_LIMIT_REDIS_URL", REDIS_URL or "") or ""
+MTURK_EXTERNAL_QUESTION_BASE_URL = env_str("MTURK_EXTERNAL_QUESTION_BASE_URL", "") or ""
+MTURK_AUTO_APPROVAL_DELAY = timedelta(hours=env_int("MTURK_AUTO_APPROVAL_HOURS", 72))
+MTURK_HIT_LIFETIME = timedelta(hours=env_int("MTURK_HIT_LIFETIME_HOURS", 24 * 7))
+MTURK_REVIEW_MARGIN = timedelta(hours=env_int("MTURK_REVIEW_MARGIN_HOURS", 24))
+MTURK_SQS_QUEUE_URL = env_str("MTURK_SQS_QUEUE_URL", "") or ""
+# A Hit claimed for publishing longer ago than this is taken again (its publisher is presumed dead).
+MTURK_PUBLISH_STALE_SECONDS = env_int("MTURK_PUBLISH_STALE_SECONDS", 120)
+if MTURK_ENABLED:
+    CELERY_BEAT_SCHEDULE |= {
+        "mturk-publish-pending": {
+            "task": "tasks.mturk_tasks.publish_pending_mturk_hits_task",
+            "schedule": timedelta(minutes=1),
+        },
+        "mturk-collect": {"task": "tasks.mturk_tasks.collect_mturk_work_task", "schedule": timedelta(minutes=5)},
+        "mturk-notifications": {
+            "task": "tasks.mturk_tasks.consume_mturk_notifications_task",
+            "schedule": timedelta(seconds=30),
+        },
+        "mturk-review-guard": {
+            "task": "tasks.mturk_tasks.guard_mturk_auto_approval_task",
+            "schedule": timedelta(minutes=15),
+        },
+        "mturk-bonus-retry": {
+            "task": "tasks.mturk_tasks.retry_pending_mturk_bonuses_task",
+            "schedule": timedelta(minutes=5),
+        },
+        "mturk-reconcile": {"task": "tasks.mturk_tasks.reconcile_mturk_hits_task", "schedule": timedelta(hours=1)},
+        "mturk-housekeeping": {"task": "tasks.mturk_tasks.delete_done_mturk_hits_task", "schedule": timedelta(days=1)},
+    }
+
 # --- the product -------------------------------------------------------------------------------
 # How many items an import may report as bad before it stops listing them.
 IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 50)

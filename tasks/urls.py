@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import template_views, views
+from tasks import template_views, views, views_mturk
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,4 +15,5 @@ urlpatterns = [
     path(
         "work/tasks/<uuid:assignment_uuid>/submit-layout/", template_views.submit_layout_task, name="submit-layout-task"
     ),
+    path("mturk/task/", views_mturk.mturk_task, name="mturk-task"),
 ]

@@ -9,6 +9,7 @@ from django.db import connection
 from tasks.models import Job, JobState
 from tasks.services.publishing import publish_job
 from tests.factories import ItemFactory, JobFactory, UserFactory, WorkerFactory
+from tests.mturk_fixtures import aws_env, mturk, standin, stubbed  # noqa: F401  (MTurk fixtures)
 from workforce.audit import Actor
 from workforce.models import Worker
 

@@ -14,3 +14,6 @@ class WorkforceConfig(AppConfig):
         from workforce.marketplaces.groundtruth.config import check_groundtruth_settings
 
         checks.register(check_groundtruth_settings, checks.Tags.compatibility)
+        from workforce.marketplaces.mturk.checks import fail_if_misconfigured
+
+        fail_if_misconfigured()

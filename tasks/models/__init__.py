@@ -3,8 +3,9 @@
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
-``mturk``: the MTurk-format fields of an assignment (results files, HTML layouts).
+``mturk_results``: the MTurk-format fields of an assignment (results files, HTML layouts).
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
+``mturk``: publish intents, bonuses, notifications and qualification types on MTurk.
 New topics get their own module, re-exported here.
 """
 
@@ -38,7 +39,15 @@ from tasks.models.core import (
 )
 from tasks.models.groundtruth import GroundTruthLabel, LabelingJob, WorkforceKind
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
-from tasks.models.mturk import RawResult
+from tasks.models.mturk import (
+    MTurkBonus,
+    MTurkBonusState,
+    MTurkHit,
+    MTurkNotification,
+    MTurkQualificationPurpose,
+    MTurkQualificationType,
+)
+from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
 
 __all__ = [
@@ -69,6 +78,12 @@ __all__ = [
     "JobState",
     "LabelExport",
     "LabelingJob",
+    "MTurkBonus",
+    "MTurkBonusState",
+    "MTurkHit",
+    "MTurkNotification",
+    "MTurkQualificationPurpose",
+    "MTurkQualificationType",
     "Prediction",
     "RawResult",
     "TaskKind",

@@ -74,6 +74,13 @@ class Job(models.Model):
     )
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
     consensus_method = models.CharField(max_length=16, default="mv")
+    mturk_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='MTurk only, e.g. {"masters": true, "min_percent_approved": 95, "min_hits_approved": 500, '
+        '"locales": ["US"], "question": "external" or "html", "keywords": ["images"], "lifetime_hours": 72, '
+        '"auto_approval_hours": 72}.',
+    )
     requirements = models.JSONField(
         default=list,
         blank=True,
@@ -196,6 +203,7 @@ class Item(models.Model):
 
 class HitState(models.TextChoices):
     DRAFT = "draft", "Draft"
+    PUBLISHING = "publishing", "Publishing: sent to a marketplace, answer not yet recorded"
     OPEN = "open", "Open: slots free"
     FULL = "full", "Full: every slot leased or done"
     COMPLETE = "complete", "Complete"

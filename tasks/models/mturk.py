@@ -1,24 +1,102 @@
-"""The MTurk-format record of an assignment: what a requester-UI results CSV holds beyond our own fields.
+"""What we keep about our work on Amazon Mechanical Turk beyond the core rows.
 
-One row per assignment imported from a results file or submitted through a job's MTurk HTML layout, so
-the ``Answer.*`` fields that are not the job's label (free text, counters, other questions) and the HIT
-columns we have no field for (title, HIT type, approval rates, ...) survive and come back out in the
-MTurk export unchanged. Written only by ``tasks.services.mturk_results`` and ``tasks.services.task_templates``.
+``MTurkHit`` holds a Hit's publish intent and result (the Hit row itself holds the HIT id as
+``external_id``); ``MTurkBonus`` a bonus's intent, so a crash can never pay it twice; ``MTurkNotification``
+the SQS messages seen (deduplicated on ``EventDocId``); ``MTurkQualificationType`` which MTurk
+qualification stands for which of our tests, score or block.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
+from django.db.models import Q
 
-from tasks.models.core import Assignment, Job
+from qualification.models import QualificationTest
+from tasks.models.core import Assignment, Hit, Job
+from workforce.models import Worker
 
 
-class RawResult(models.Model):
-    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="raw_result")
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="raw_results")
-    answers = models.JSONField(default=dict, help_text="Answer field name (without 'Answer.') -> value, as text.")
-    columns = models.JSONField(default=dict, help_text="Other requester-UI columns of the row, as text.")
-    source = models.CharField(max_length=255, blank=True, help_text="The file it came from, or 'template'.")
+class MTurkHit(models.Model):
+    hit = models.OneToOneField(Hit, primary_key=True, on_delete=models.CASCADE, related_name="mturk")
+    intent_at = models.DateTimeField(help_text="When a publisher last claimed this Hit to create it on MTurk.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    hit_type_id = models.CharField(max_length=64, blank=True)
+    max_assignments = models.PositiveSmallIntegerField(help_text="Assignments the HIT was created with.")
+    reward = models.DecimalField(max_digits=10, decimal_places=2)
+    masters = models.BooleanField(default=False)
+    auto_approval_delay = models.DurationField(default=timedelta(days=3))
+    published_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    adopted = models.BooleanField(default=False, help_text="Found on MTurk after a lost reply, not created by us.")
+    last_error = models.CharField(max_length=255, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="DeleteHIT done (housekeeping).")
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="When collect last listed its assignments.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["intent_at"], condition=Q(published_at__isnull=True), name="mturkhit_pending_idx"),
+            models.Index(fields=["polled_at"], condition=Q(deleted_at__isnull=True), name="mturkhit_poll_idx"),
+        ]
 
     def __str__(self) -> str:
-        return f"Raw result of assignment {self.assignment_id}"
+        return f"MTurk HIT of Hit {self.hit_id}"
+
+
+class MTurkBonusState(models.TextChoices):
+    PENDING = "pending", "Pending: intent recorded, MTurk's answer not yet"
+    SENT = "sent", "Sent"
+
+
+class MTurkBonus(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="mturk_bonuses")
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="mturk_bonuses")
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="mturk_bonuses")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    reason = models.CharField(max_length=1024)
+    idempotency_key = models.CharField(max_length=200, unique=True, help_text="The caller's key for this bonus.")
+    token = models.CharField(max_length=64, unique=True, help_text="The UniqueRequestToken sent to MTurk.")
+    state = models.CharField(max_length=8, choices=MTurkBonusState.choices, default=MTurkBonusState.PENDING)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], condition=Q(state="pending"), name="mturkbonus_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"Bonus {self.amount} to worker {self.worker_id} ({self.state})"
+
+
+class MTurkNotification(models.Model):
+    event_doc_id = models.CharField(max_length=128, unique=True)
+    events = models.JSONField(default=list)
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.event_doc_id
+
+
+class MTurkQualificationPurpose(models.TextChoices):
+    TEST = "test", "Our qualification test"
+    SCORE = "score", "A job's worker score"
+    BLOCK = "block", "Soft block (requirement: does not exist)"
+
+
+class MTurkQualificationType(models.Model):
+    purpose = models.CharField(max_length=8, choices=MTurkQualificationPurpose.choices)
+    test = models.ForeignKey(QualificationTest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    type_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=128)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["test"], condition=Q(purpose="test"), name="mturkqual_one_per_test"),
+            models.UniqueConstraint(fields=["job"], condition=Q(purpose="score"), name="mturkqual_one_score_per_job"),
+            models.UniqueConstraint(fields=["purpose"], condition=Q(purpose="block"), name="mturkqual_one_block"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.type_id}"

@@ -217,6 +217,8 @@ def assign_next_hit(
         raise ServiceError("Your account is blocked from new work.")
     if job.state != JobState.PUBLISHED:
         raise NoWorkAvailable(f"“{job.name}” is {job.get_state_display().lower()}; it has no work to hand out.")
+    if job.marketplace != "internal":  # its Hits are worked on that marketplace (e.g. MTurk), not here
+        raise NoWorkAvailable(f"“{job.name}” is worked on {job.get_marketplace_display()}, not in this pool.")
     unmet = unmet_job_requirements(job, worker)
     if unmet:
         raise NotQualified(" ".join(unmet))

@@ -41,7 +41,7 @@ def check_publishable(job: Job) -> None:
     """Raise ServiceError with the reason when ``job`` cannot be published as it stands."""
     if job.state != JobState.DRAFT:
         raise InvalidTransition(f"Job {job.pk} is {job.state}; only draft jobs can be published.")
-    if job.marketplace != Marketplace.INTERNAL:
+    if job.marketplace not in (Marketplace.INTERNAL, Marketplace.MTURK):
         raise ServiceError(f"Publishing to {job.get_marketplace_display()} is not available in this version.")
     if not job.labels or not isinstance(job.labels, list) or len(job.labels) < 2:
         raise ServiceError("A job needs at least two labels before it can be published.")
@@ -54,6 +54,10 @@ def request_publish(*, job: Job, actor: Actor) -> None:
     from tasks.tasks import publish_job_task  # the task module imports this one
 
     check_publishable(job)
+    if job.marketplace == Marketplace.MTURK:
+        from tasks.services.mturk_publishing import check_mturk_publishable
+
+        check_mturk_publishable(job=job)  # refuses early: settings, requirements, the account's balance
     user_id = int(actor.id) if actor.kind == "user" and actor.id else None
     transaction.on_commit(lambda: publish_job_task.delay(job_id=job.pk, user_id=user_id))
 
@@ -71,20 +75,39 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
             action="job.published",
             published_at=timezone.now(),
         )
+        if job.marketplace == Marketplace.MTURK:
+            # Hits stay draft until the MTurk publisher has created each one remotely (in the background).
+            from tasks.mturk_tasks import publish_mturk_hits_task
+
+            hit_services.build_hits(job=job, open_now=False)
+            transaction.on_commit(lambda: publish_mturk_hits_task.delay(job_id=job.pk))
+            return job
         hit_services.build_hits(job=job, open_now=True)
         Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
     return job
 
 
+def _mturk_availability(job: Job, *, open_: bool) -> None:
+    """MTurk has no pause: its HITs are expired (or given a new expiry) in the background after commit."""
+    if job.marketplace == Marketplace.MTURK:
+        from tasks.mturk_tasks import set_mturk_job_availability_task
+
+        transaction.on_commit(lambda: set_mturk_job_availability_task.delay(job_id=job.pk, open_=open_))
+
+
 def pause_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
     """Stop handing out new work; leases already given may still be submitted."""
-    return _transition(
+    job = _transition(
         job=job, allowed=[JobState.PUBLISHED], target=JobState.PAUSED, actor=actor, action="job.paused", reason=reason
     )
+    _mturk_availability(job, open_=False)
+    return job
 
 
 def resume_job(*, job: Job, actor: Actor) -> Job:
-    return _transition(job=job, allowed=[JobState.PAUSED], target=JobState.PUBLISHED, actor=actor, action="job.resumed")
+    job = _transition(job=job, allowed=[JobState.PAUSED], target=JobState.PUBLISHED, actor=actor, action="job.resumed")
+    _mturk_availability(job, open_=True)
+    return job
 
 
 def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
@@ -100,4 +123,5 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
         Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
         # Leases still out end now; their workers are told on their next page.
         Assignment.objects.filter(job=job, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
+        _mturk_availability(job, open_=False)
     return job

@@ -10,6 +10,7 @@ from workforce.marketplaces.base import Marketplace, MarketplaceError
 _CONNECTORS: dict[str, str] = {
     "internal": "workforce.marketplaces.internal:InternalPool",
     "groundtruth": "workforce.marketplaces.groundtruth.connector:GroundTruth",
+    "mturk": "workforce.marketplaces.mturk:MTurkMarketplace",
 }
 
 

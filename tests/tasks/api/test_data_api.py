@@ -87,7 +87,7 @@ def test_streamed_export_with_extras(api: APIClient, labeled_job: Job) -> None:
     assert response["Content-Disposition"] == f'attachment; filename="job-{labeled_job.pk}.csv"'
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 4 and rows[0]["cost_usd"] == "0.2100"
-    assert api.get(f"/api/jobs/{labeled_job.pk}/export/", {"format": "mturk"}).status_code == 400
+    assert api.get(f"/api/jobs/{labeled_job.pk}/export/", {"format": "coco"}).status_code == 400  # not a drawing job
     assert api.get(f"/api/jobs/{labeled_job.pk}/export/", {"format": "pdf"}).status_code == 400
 
 

@@ -1,0 +1,178 @@
+"""Shared pieces of the MTurk services: the connector, a job's options, Hit specs and ledger keys."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from tasks.models import Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
+from tasks.services.errors import ServiceError
+from workforce.marketplaces.base import HitSpec
+from workforce.marketplaces.mturk.documents import external_question, html_question
+from workforce.marketplaces.mturk.requirements import Requirements, build_requirements
+from workforce.marketplaces.registry import get_connector
+from workforce.models import Marketplace
+
+if TYPE_CHECKING:
+    from workforce.marketplaces.mturk import MTurkMarketplace
+
+MTURK = Marketplace.MTURK
+ITEM_FIELD_PREFIX = "item:"
+CENT = Decimal("0.01")
+
+
+def mturk_connector(connector: MTurkMarketplace | None = None) -> MTurkMarketplace:
+    if connector is not None:
+        return connector
+    if not settings.MTURK_ENABLED:
+        raise ServiceError("MTurk is not enabled here (set MTURK_ENABLED=1; see the README).")
+    return cast("MTurkMarketplace", get_connector(MTURK))
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    masters: bool
+    min_percent_approved: int | None
+    min_hits_approved: int | None
+    locales: tuple[str, ...]
+    question: str
+    keywords: tuple[str, ...]
+    lifetime: timedelta
+    auto_approval_delay: timedelta
+
+
+def job_options(job: Job) -> JobOptions:
+    raw: dict[str, Any] = job.mturk_options if isinstance(job.mturk_options, dict) else {}
+    question = str(raw.get("question", "external"))
+    if question not in ("external", "html"):
+        raise ServiceError('mturk_options "question" must be "external" or "html".')
+
+    def hours(name: str, default: timedelta) -> timedelta:
+        value = raw.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, int) or value <= 0:
+            raise ServiceError(f'mturk_options "{name}" must be a positive whole number of hours.')
+        return timedelta(hours=value)
+
+    def whole(name: str) -> int | None:
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ServiceError(f'mturk_options "{name}" must be a whole number of at least 0.')
+        return value
+
+    return JobOptions(
+        masters=bool(raw.get("masters", False)),
+        min_percent_approved=whole("min_percent_approved"),
+        min_hits_approved=whole("min_hits_approved"),
+        locales=tuple(str(code) for code in raw.get("locales") or ()),
+        question=question,
+        keywords=tuple(str(k) for k in raw.get("keywords") or ()),
+        lifetime=hours("lifetime_hours", settings.MTURK_HIT_LIFETIME),
+        auto_approval_delay=hours("auto_approval_hours", settings.MTURK_AUTO_APPROVAL_DELAY),
+    )
+
+
+def mturk_reward(job: Job) -> Decimal:
+    if job.currency != "USD":
+        raise ServiceError("MTurk pays in USD only; set the job's currency to USD.")
+    if job.reward != job.reward.quantize(CENT) or job.reward < CENT:
+        raise ServiceError(f"An MTurk reward is a whole number of cents, at least $0.01 (not {job.reward}).")
+    return job.reward.quantize(CENT)
+
+
+def requirement_list(job: Job, options: JobOptions, *, masters_id: str) -> list[dict[str, Any]]:
+    """The job's own requirements in MTurk terms: our tests must have been created on MTurk first."""
+    tests: list[tuple[str, int]] = []
+    min_hits = options.min_hits_approved
+    block_type = ""
+    for spec in job.requirements or []:
+        kind = spec.get("kind") if isinstance(spec, dict) else None
+        if kind == "test":
+            mapped = MTurkQualificationType.objects.filter(
+                purpose=MTurkQualificationPurpose.TEST, test_id=spec.get("test")
+            ).first()
+            if mapped is None:
+                raise ServiceError(
+                    f"Qualification test {spec.get('test')} is not on MTurk yet; create its qualification type first."
+                )
+            tests.append((mapped.type_id, int(spec.get("min_score", 0))))
+        elif kind == "approved_assignments":
+            min_hits = max(min_hits or 0, int(spec.get("min", 0)))
+        elif kind == "not_blocked":
+            block = MTurkQualificationType.objects.filter(purpose=MTurkQualificationPurpose.BLOCK).first()
+            block_type = block.type_id if block else ""
+    requirements = Requirements(
+        masters=options.masters,
+        min_percent_approved=options.min_percent_approved,
+        min_hits_approved=min_hits,
+        locales=options.locales,
+        tests=tests,
+        soft_block_type_id=block_type,
+    )
+    try:
+        return build_requirements(requirements, masters_id=masters_id)
+    except Exception as exc:
+        raise ServiceError(str(exc)) from exc
+
+
+def task_page_url() -> str:
+    base = settings.MTURK_EXTERNAL_QUESTION_BASE_URL.rstrip("/")
+    if not base.startswith("https://"):
+        raise ServiceError("Set MTURK_EXTERNAL_QUESTION_BASE_URL to this site's public https address.")
+    return base + reverse("mturk-task")
+
+
+def question_document(job: Job, hit: Hit, options: JobOptions) -> str:
+    if options.question == "external":
+        return external_question(task_page_url())
+    items = list(hit.items.order_by("hit_items__position").values("external_id", "payload"))
+    html = render_to_string(
+        "tasks/mturk/html_question.html",
+        {"job": job, "items": items, "field_prefix": ITEM_FIELD_PREFIX, "sandbox": settings.MTURK_SANDBOX},
+    )
+    return html_question(html)
+
+
+def hit_spec(*, job: Job, hit: Hit, options: JobOptions, requirements: list[dict[str, Any]]) -> HitSpec:
+    return HitSpec(
+        hit_id=str(hit.uuid),
+        title=job.name[:128],
+        description=(job.description or job.name)[:2000],
+        reward=mturk_reward(job),
+        currency="USD",
+        max_assignments=job.redundancy,
+        assignment_duration=job.assignment_duration,
+        lifetime=options.lifetime,
+        auto_approval_delay=options.auto_approval_delay,
+        keywords=options.keywords,
+        question=question_document(job, hit, options),
+        qualification_requirements=tuple(requirements),
+        extra={"masters": options.masters},
+    )
+
+
+def answers_by_item(job: Job, answers: dict[str, Any]) -> dict[str, Any]:
+    """A posted form's fields -> {item external id: value}: our pages name fields ``item:<id>`` (multi-label
+    values as a JSON list); a plain field that is not an MTurk form field is taken as an item id."""
+    prefixed = {k[len(ITEM_FIELD_PREFIX) :]: v for k, v in answers.items() if k.startswith(ITEM_FIELD_PREFIX)}
+    chosen = prefixed or {k: v for k, v in answers.items() if k not in ("assignmentId", "hitId", "workerId")}
+    out: dict[str, Any] = {}
+    for key, value in chosen.items():
+        if job.is_multilabel and isinstance(value, str) and value.startswith("["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def ledger_key(*parts: object) -> str:
+    return "mturk:" + ":".join(str(p) for p in parts)

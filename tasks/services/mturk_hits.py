@@ -1,0 +1,200 @@
+"""MTurk HIT upkeep: extra assignments, pause/resume/cancel by expiration, reconcile, DeleteHIT housekeeping."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from tasks.models import (
+    AssignmentState,
+    CostKind,
+    CostStatus,
+    Hit,
+    HitState,
+    Job,
+    JobState,
+    MTurkHit,
+)
+from tasks.services.errors import ServiceError
+from tasks.services.ledger import record_cost
+from tasks.services.mturk_common import MTURK, job_options, ledger_key, mturk_connector
+from tasks.services.mturk_publishing import record_published_hit
+from workforce.audit import Actor, record_audit_event
+from workforce.marketplaces.base import PublishedHit
+from workforce.marketplaces.mturk import MTurkMarketplace, request_token
+from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_assignments_cost
+
+
+def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTurkMarketplace | None = None) -> Hit:
+    """Ask for ``additional`` more answers on a published HIT (CreateAdditionalAssignmentsForHIT). A HIT
+    created with fewer than 10 assignments can never reach 10: MTurk refuses, so we refuse first."""
+    connector = mturk_connector(connector)
+    hit = Hit.objects.select_related("job").get(pk=hit.pk)
+    info = MTurkHit.objects.filter(hit_id=hit.pk, published_at__isnull=False).first()
+    if info is None or not hit.external_id:
+        raise ServiceError(f"Hit {hit.pk} is not published on MTurk.")
+    if additional < 1:
+        raise ServiceError("Ask for at least one more assignment.")
+    target = hit.assignments_wanted + additional
+    if info.max_assignments < LARGE_HIT_ASSIGNMENTS <= target:
+        raise ServiceError(
+            f"HIT {hit.external_id} was created with {info.max_assignments} assignments; MTurk never lets a HIT "
+            f"created with fewer than {LARGE_HIT_ASSIGNMENTS} reach {LARGE_HIT_ASSIGNMENTS} or more "
+            f"(at most {LARGE_HIT_ASSIGNMENTS - 1 - hit.assignments_wanted} more). Publish a new Hit instead."
+        )
+    token = request_token("extend", hit.uuid.hex, str(target))
+    connector.create_additional_assignments(hit.external_id, count=additional, token=token)
+    cost = additional_assignments_cost(
+        info.reward, original_max_assignments=info.max_assignments, additional=additional, masters=info.masters
+    )
+    with transaction.atomic():
+        Hit.objects.filter(pk=hit.pk, assignments_wanted=hit.assignments_wanted).update(
+            assignments_wanted=target, state=HitState.OPEN
+        )
+        for kind, amount in ((CostKind.REWARD, cost.rewards), (CostKind.MARKETPLACE_FEE, cost.fees)):
+            record_cost(
+                job=hit.job,
+                kind=kind,
+                amount=amount,
+                idempotency_key=ledger_key("extend", token, kind),
+                marketplace=MTURK,
+                status=CostStatus.COMMITTED,
+                hit=hit,
+                reference=hit.external_id,
+            )
+        record_audit_event(
+            actor=actor,
+            action="mturk.hit_extended",
+            object_type="hit",
+            object_id=hit.pk,
+            before={"assignments_wanted": hit.assignments_wanted},
+            after={"assignments_wanted": target},
+        )
+    hit.refresh_from_db()
+    return hit
+
+
+def set_mturk_job_availability(
+    *, job: Job, open_: bool, actor: Actor, connector: MTurkMarketplace | None = None
+) -> int:
+    """Pause/cancel (``open_=False``: every live HIT expires now) or resume (``open_=True``: live again for
+    the job's lifetime). MTurk has no pause: expiring stops new accepts, work in progress may still arrive."""
+    connector = mturk_connector(connector)
+    hits = Hit.objects.filter(job=job, marketplace=MTURK, external_id__isnull=False, mturk__deleted_at__isnull=True)
+    hits = hits.exclude(state=HitState.COMPLETE)
+    if open_:
+        hits = hits.exclude(state=HitState.CANCELLED)
+    expire_at = timezone.now() + job_options(job).lifetime
+    changed = 0
+    for hit_id, external_id in hits.values_list("id", "external_id"):
+        if open_:
+            connector.set_expiration(str(external_id), expire_at)
+        else:
+            connector.expire(str(external_id))
+        MTurkHit.objects.filter(hit_id=hit_id).update(expires_at=expire_at if open_ else timezone.now())
+        changed += 1
+    with transaction.atomic():
+        record_audit_event(
+            actor=actor,
+            action="mturk.hits_resumed" if open_ else "mturk.hits_expired",
+            object_type="job",
+            object_id=job.pk,
+            after={"hits": changed},
+        )
+    return changed
+
+
+@dataclass
+class ReconcileResult:
+    remote: int = 0
+    adopted: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    foreign: int = 0
+
+
+def _uuid(annotation: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(annotation)
+    except ValueError:
+        return None
+
+
+def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = None) -> ReconcileResult:
+    """ListHITs (every page) against our rows. A HIT whose annotation is one of our Hits but which we never
+    recorded is adopted (a crash older than the token's 24 hours); one whose annotation is a UUID we do not
+    have, a second HIT for a Hit already recorded, or one of a cancelled Hit is expired. HITs without a UUID
+    annotation belong to someone else on the account and are left alone."""
+    connector = mturk_connector(connector)
+    result = ReconcileResult()
+    remote = list(connector.list_hits())
+    result.remote = len(remote)
+    keys = [key for key in (_uuid(r.annotation) for r in remote) if key is not None]
+    ours = {str(h.uuid): h for h in Hit.objects.filter(uuid__in=keys).select_related("job")}
+    now = timezone.now()
+    for remote_hit in remote:
+        key = _uuid(remote_hit.annotation)
+        if key is None:
+            result.foreign += 1
+            continue
+        hit = ours.get(str(key))
+        live = remote_hit.expires_at is None or remote_hit.expires_at > now
+        if hit is not None and hit.external_id is None and hit.state != HitState.CANCELLED:
+            published = PublishedHit(
+                hit_id=str(hit.uuid), external_id=remote_hit.hit_id, expires_at=remote_hit.expires_at, adopted=True
+            )
+            if not MTurkHit.objects.filter(hit_id=hit.pk).exists():
+                MTurkHit.objects.create(
+                    hit_id=hit.pk,
+                    intent_at=now,
+                    max_assignments=remote_hit.max_assignments,
+                    reward=remote_hit.reward,
+                    masters=job_options(hit.job).masters,
+                    auto_approval_delay=job_options(hit.job).auto_approval_delay,
+                )
+            record_published_hit(hit=hit, published=published, hit_type_id=remote_hit.hit_type_id, actor=actor)
+            result.adopted.append(remote_hit.hit_id)
+        elif live and (hit is None or hit.external_id != remote_hit.hit_id or hit.state == HitState.CANCELLED):
+            connector.expire(remote_hit.hit_id)
+            with transaction.atomic():
+                record_audit_event(
+                    actor=actor,
+                    action="mturk.orphan_expired",
+                    object_type="hit",
+                    object_id=hit.pk if hit else remote_hit.annotation,
+                    after={"hit_id": remote_hit.hit_id},
+                )
+            result.expired.append(remote_hit.hit_id)
+    return result
+
+
+def delete_done_mturk_hits(
+    *, actor: Actor, connector: MTurkMarketplace | None = None, grace: timedelta = timedelta(days=1)
+) -> int:
+    """DeleteHIT for HITs that are finished on our side (complete or cancelled, expired a while ago, no
+    submitted work left unreviewed): keeps the account's HIT list short. MTurk keeps the data 120 days."""
+    connector = mturk_connector(connector)
+    cutoff = timezone.now() - grace
+    done = (
+        MTurkHit.objects.filter(deleted_at__isnull=True, published_at__isnull=False)
+        .filter(
+            Q(hit__state=HitState.COMPLETE) | Q(hit__state=HitState.CANCELLED) | Q(hit__job__state=JobState.COMPLETED)
+        )
+        .filter(Q(expires_at__lt=cutoff) | Q(hit__state=HitState.COMPLETE))
+        .exclude(hit__assignments__state=AssignmentState.SUBMITTED)
+        .select_related("hit")
+    )
+    deleted = 0
+    for info in done:
+        connector.delete_hit(str(info.hit.external_id))
+        with transaction.atomic():
+            MTurkHit.objects.filter(pk=info.pk).update(deleted_at=timezone.now())
+            record_audit_event(
+                actor=actor, action="mturk.hit_deleted", object_type="hit", object_id=info.hit_id, after={}
+            )
+        deleted += 1
+    return deleted

@@ -1,0 +1,95 @@
+"""The ExternalQuestion page MTurk frames for a worker: the only page of the site that may be framed, and
+only by MTurk's worker sites (CSP ``frame-ancestors``); every other page keeps ``X-Frame-Options: DENY``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from tasks.selectors_mturk import list_mturk_hit_items
+from tasks.services.errors import ServiceError, SubmissionRefused
+from tasks.services.mturk_common import ITEM_FIELD_PREFIX
+from tasks.services.mturk_task_page import (
+    PREVIEW,
+    check_ids,
+    check_signature,
+    mturk_hit,
+    sign_ids,
+    store_mturk_submission,
+    submit_url,
+)
+from workforce.audit import Actor
+from workforce.marketplaces.mturk.config import WORKER_SITES
+
+FRAME_POLICY = "frame-ancestors " + " ".join(WORKER_SITES)
+PAGE_ACTOR = Actor.system("mturk task page")
+
+
+def _framed(response: HttpResponse) -> HttpResponse:
+    response["Content-Security-Policy"] = FRAME_POLICY
+    return response
+
+
+def _page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    return _framed(render(request, "tasks/mturk/task.html", context, status=status))
+
+
+@csrf_exempt  # posted from inside MTurk's frame, where our CSRF cookie is third-party: the form is signed instead
+@xframe_options_exempt
+@require_http_methods(["GET", "POST"])
+def mturk_task(request: HttpRequest) -> HttpResponse:
+    params = request.POST if request.method == "POST" else request.GET
+    ids = {k: params.get(k, "") for k in ("assignmentId", "hitId", "workerId", "turkSubmitTo")}
+    try:
+        check_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"])
+        hit = mturk_hit(ids["hitId"])
+        action = submit_url(ids["turkSubmitTo"]) if ids["assignmentId"] != PREVIEW else ""
+        if request.method == "POST":
+            check_signature(
+                request.POST.get("signature", ""),
+                assignment_id=ids["assignmentId"],
+                hit_id=ids["hitId"],
+                worker_id=ids["workerId"],
+            )
+    except ServiceError as error:
+        return _page(request, {"error": str(error)}, status=400)
+    job = hit.job
+    context: dict[str, Any] = {
+        "job": job,
+        "items": list_mturk_hit_items(hit.pk),
+        "labels": list(job.labels),
+        "ids": ids,
+        "preview": ids["assignmentId"] == PREVIEW,
+        "prefix": ITEM_FIELD_PREFIX,
+        "signature": sign_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"]),
+    }
+    if request.method == "GET" or context["preview"]:
+        return _page(request, context)
+    fields: dict[str, Any] = {}
+    for key in request.POST:
+        if key.startswith(ITEM_FIELD_PREFIX):
+            values = request.POST.getlist(key)
+            fields[key] = values if job.is_multilabel else values[0]
+    try:
+        answers = store_mturk_submission(
+            hit=hit, assignment_id=ids["assignmentId"], worker_id=ids["workerId"], fields=fields, actor=PAGE_ACTOR
+        )
+    except SubmissionRefused as error:
+        return _page(request, {**context, "error": str(error)}, status=400)
+    forward = {
+        f"{ITEM_FIELD_PREFIX}{item}": json.dumps(value) if isinstance(value, list) else value
+        for item, value in answers.items()
+    }
+    return _framed(
+        render(
+            request,
+            "tasks/mturk/forward.html",
+            {"action": action, "assignment_id": ids["assignmentId"], "fields": sorted(forward.items())},
+        )
+    )
