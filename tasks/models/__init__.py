@@ -2,9 +2,11 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``budget``: budget reservations, monthly caps and budget alerts.
 New topics get their own module, re-exported here.
 """
 
+from tasks.models.budget import BudgetAlert, BudgetReservation, MonthlyBudget
 from tasks.models.core import (
     DONE_ASSIGNMENT_STATES,
     IMAGE_KINDS,
@@ -22,6 +24,7 @@ from tasks.models.core import (
     Job,
     JobBlock,
     JobState,
+    PayMode,
     TaskKind,
     WorkerJobScore,
 )
@@ -35,6 +38,8 @@ __all__ = [
     "Answer",
     "Assignment",
     "AssignmentState",
+    "BudgetAlert",
+    "BudgetReservation",
     "ConsensusLabel",
     "CostEntry",
     "CostKind",
@@ -47,6 +52,8 @@ __all__ = [
     "Job",
     "JobBlock",
     "JobState",
+    "MonthlyBudget",
+    "PayMode",
     "TaskKind",
     "WorkerJobScore",
 ]

@@ -8,7 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
+from tasks.reports.estimate import estimate_job_cost
 from tasks.services import hits as hit_services
+from tasks.services.budget import check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Marketplace
@@ -47,6 +49,7 @@ def check_publishable(job: Job) -> None:
         raise ServiceError("A job needs at least two labels before it can be published.")
     if not job.items.exists():
         raise ServiceError("Import items before publishing the job.")
+    check_budget(job=job, amount=estimate_job_cost(job).total)
 
 
 def request_publish(*, job: Job, actor: Actor) -> None:
@@ -72,6 +75,10 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
             published_at=timezone.now(),
         )
         hit_services.build_hits(job=job, open_now=True)
+        # The worst case is reserved before any Hit opens; over the cap, the whole publish rolls back.
+        reserve_budget(
+            job=job, amount=estimate_job_cost(job).total, key=f"job:{job.pk}:publish", actor=actor, reason="publish"
+        )
         Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
     return job
 
@@ -100,4 +107,5 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
         Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
         # Leases still out end now; their workers are told on their next page.
         Assignment.objects.filter(job=job, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
+        settle_job_budget(job=job, actor=actor, reason="job cancelled")
     return job
