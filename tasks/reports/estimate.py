@@ -84,7 +84,7 @@ def estimate_job_cost(job: Job, *, unbuilt_only: bool = False) -> CostEstimate:
     hits = -(-regular // per_hit)
     assignments = hits * job.redundancy
     reward, fee = unit_reward(job), unit_fee(job)
-    rate = Decimal(str(job.gold_rate or 0))
+    rate = min(Decimal(str(job.gold_rate or 0)), Decimal("0.9"))  # forms cap it at 0.5; some code sets more
     gold_assignments = int((assignments * rate / (1 - rate)).to_integral_value(ROUND_CEILING)) if gold and rate else 0
     split = None
     if job.marketplace == Marketplace.MTURK and job.redundancy >= mturk_fees.LARGE_HIT_ASSIGNMENTS:

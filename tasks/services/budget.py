@@ -125,7 +125,7 @@ def reserve_budget(
         record_audit_event(
             actor=actor,
             action="budget.reserved",
-            object_type="job",
+            object_type="job_budget",
             object_id=job.pk,
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
@@ -160,7 +160,7 @@ def release_budget(
         record_audit_event(
             actor=actor,
             action="budget.released",
-            object_type="job",
+            object_type="job_budget",
             object_id=job.pk,
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
@@ -207,7 +207,7 @@ def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) 
         record_audit_event(
             actor=actor,
             action="budget.alert",
-            object_type="job",
+            object_type="job_budget",
             object_id=job.pk,
             after={"threshold": threshold, "spent": str(spent), "cap": str(cap)},
         )
