@@ -15,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
+from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
 from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
@@ -70,6 +71,10 @@ class JobForm(forms.ModelForm):
             "gold_boost_rate",
             "gold_boost_until",
             "requirements",
+            "pay_mode",
+            "hourly_rate",
+            "auto_approve_after",
+            "budget_cap",
         ]
 
     def clean_requirements(self) -> list[dict[str, object]]:
@@ -78,6 +83,15 @@ class JobForm(forms.ModelForm):
         if errors:
             raise forms.ValidationError(errors)
         return requirements
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
+            self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
+        cap, reserved = data.get("budget_cap"), self.instance.budget_reserved
+        if cap is not None and self.instance.pk is not None and cap < reserved:
+            self.add_error("budget_cap", f"{reserved} is already reserved for this job; the cap cannot be lower.")
+        return data
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
@@ -101,7 +115,7 @@ def _progress_bar(percent: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class JobAdmin(JobFinanceMixin, AuditHistoryMixin, admin.ModelAdmin):
     audit_object_type = "job"
     form = JobForm
     list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
@@ -115,8 +129,16 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         "published_at",
         "completed_at",
         "progress_detail",
+        "budget_reserved",
     )
-    actions = ["publish_selected", "pause_selected", "resume_selected", "cancel_selected", "recompute_consensus"]
+    actions = [
+        "publish_selected",
+        "pause_selected",
+        "resume_selected",
+        "cancel_selected",
+        "recompute_consensus",
+        "top_up_fair_pay_selected",
+    ]
     fieldsets = (
         (
             "Status",
@@ -132,6 +154,10 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        (
+            "Pay, review and budget",
+            {"fields": ("pay_mode", "hourly_rate", "auto_approve_after", "budget_cap", "budget_reserved")},
+        ),
         (
             "Quality",
             {
@@ -201,6 +227,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = extra_context or {}
         extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
+        extra_context.update(self.finance_context(object_id))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
@@ -310,7 +337,7 @@ class AnswerInline(admin.TabularInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReadOnlyAdmin):
+class AssignmentAdmin(ReviewActionsMixin, ReadOnlyAdmin):
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", "job")
     list_select_related = ("job", "worker")

@@ -24,6 +24,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "consensuslabel": ("view",),
             "workerjobscore": ("view",),
             "jobblock": ("view",),
+            "costentry": ("view",),
+            "budgetreservation": ("view",),
+            "budgetalert": ("view",),
+            "monthlybudget": ("add", "change", "view"),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {
@@ -44,7 +48,19 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "workforce": {"worker": ("view",)},
     },
-    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    # Finance reads every report and the ledger, and changes nothing.
+    FINANCE: {
+        "tasks": {
+            "job": ("view",),
+            "assignment": ("view",),
+            "consensuslabel": ("view",),
+            "costentry": ("view",),
+            "budgetreservation": ("view",),
+            "budgetalert": ("view",),
+            "monthlybudget": ("view",),
+        },
+        "workforce": {"auditevent": ("view",), "worker": ("view",)},
+    },
     CROWD_WORKER: {},
 }
 

@@ -271,6 +271,8 @@ def list_worker_hourly_pay(job: Job) -> list[WorkerPay]:
         .values_list("worker_id", "worker__external_id", "accepted_at", "submitted_at")
         .iterator()
     ):
+        if submitted is None:
+            continue
         spans[worker_id] = spans.get(worker_id, ZERO) + min(max(seconds(submitted - accepted), ZERO), cap)
         names[worker_id] = external_id
     out = []

@@ -113,7 +113,7 @@ def reserve_budget(
                 _job_message(
                     job,
                     amount=amount,
-                    cap=current["budget_cap"],
+                    cap=current["budget_cap"] or ZERO,
                     reserved=current["budget_reserved"],
                     currency=current["currency"],
                 )
@@ -226,3 +226,30 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
         send_mail(subject, body, None, recipients)
     except OSError:  # a mail server being down must not fail the approval that crossed the line
         logger.exception("Could not send the budget alert email %r", subject)
+
+
+def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = "USD") -> MonthlyBudget:
+    """Set (or create) the cap for all jobs in ``month``; it cannot go below what is already reserved."""
+    if not isinstance(cap, Decimal) or not cap.is_finite() or cap < 0:
+        raise ServiceError("A monthly cap must be a non-negative Decimal amount.")
+    month = month.replace(day=1)
+    with transaction.atomic():
+        row, _ = MonthlyBudget.objects.select_for_update().get_or_create(
+            month=month, defaults={"cap": cap, "currency": currency}
+        )
+        if cap < row.reserved:
+            raise ServiceError(
+                f"{month:%Y-%m} already has {_fmt(row.reserved)} {row.currency} reserved; the cap cannot be lower."
+            )
+        before = str(row.cap)
+        MonthlyBudget.objects.filter(pk=row.pk).update(cap=cap)
+        record_audit_event(
+            actor=actor,
+            action="budget.monthly_cap_set",
+            object_type="monthly_budget",
+            object_id=month.isoformat(),
+            before={"cap": before},
+            after={"cap": str(cap)},
+        )
+        row.refresh_from_db()
+    return row

@@ -80,6 +80,10 @@ AUDITED_FIELDS = (
     "currency",
     "assignment_duration",
     "consensus_method",
+    "pay_mode",
+    "hourly_rate",
+    "auto_approve_after",
+    "budget_cap",
 )
 
 
@@ -110,6 +114,9 @@ def configure_job(*, job: Job, actor: Actor) -> Job:
             )
         if not changed:
             return job
+        if job.budget_cap is not None and job.budget_cap < stored.budget_reserved:
+            raise ServiceError(f"{stored.budget_reserved} is already reserved for this job; the cap cannot be lower.")
+        job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])
         record_audit_event(
