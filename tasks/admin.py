@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
 from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
-from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
+from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, PayMode, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
@@ -46,6 +46,7 @@ CONSENSUS_METHODS = [
 
 class JobForm(forms.ModelForm):
     consensus_method = forms.ChoiceField(choices=CONSENSUS_METHODS, initial="mv")
+    pay_mode = forms.ChoiceField(choices=PayMode.choices, initial=PayMode.PIECE, required=False)
 
     class Meta:
         model = Job
@@ -83,6 +84,9 @@ class JobForm(forms.ModelForm):
         if errors:
             raise forms.ValidationError(errors)
         return requirements
+
+    def clean_pay_mode(self) -> str:
+        return self.cleaned_data.get("pay_mode") or PayMode.PIECE
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
