@@ -80,6 +80,7 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
             job=job, amount=estimate_job_cost(job).total, key=f"job:{job.pk}:publish", actor=actor, reason="publish"
         )
         Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
+        job.refresh_from_db(fields=["budget_reserved"])
     return job
 
 
