@@ -47,3 +47,12 @@ def refresh_speed_scores_task() -> int:
     from tasks.services.quality import refresh_speed_scores
 
     return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))
+
+
+@shared_task(name="tasks.tasks.auto_review_task")
+def auto_review_task() -> dict[str, int]:
+    """Approve (or, on failed gold, reject) internal-pool work past its job's auto-approval delay."""
+    from tasks.services.review import auto_review
+
+    result = auto_review(actor=Actor.system("auto-review"))
+    return {"approved": result.approved, "rejected": result.rejected}
