@@ -183,6 +183,23 @@ def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservati
         return release_budget(job=job, amount=unspent, key=f"job:{job.pk}:settle:{rows}", actor=actor, reason=reason)
 
 
+def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:
+    """Raise the job's reservation to what it has spent, within its cap, when spend outran it (gold
+    overhead is reserved from the job's gold rate, and the gold policy can hand out more)."""
+    with transaction.atomic():
+        row = Job.objects.select_for_update().values("budget_reserved", "budget_cap").get(pk=job.pk)
+        missing = job_spent(job) - row["budget_reserved"]
+        if row["budget_cap"] is not None:
+            missing = min(missing, row["budget_cap"] - row["budget_reserved"])
+        if missing <= 0:
+            return None
+        rows = BudgetReservation.objects.filter(job_id=job.pk).count()
+        reservation, _ = reserve_budget(
+            job=job, amount=missing, key=f"job:{job.pk}:true-up:{rows}", actor=actor, reason="spend above reservation"
+        )
+        return reservation
+
+
 def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) -> list[BudgetAlert]:
     """Raise each 50/80/100% alert the job's spend has reached, once: a row, an audit event, and an
     email to ``FINANCE_ALERT_EMAILS`` when that setting lists addresses."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
@@ -27,7 +27,7 @@ def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -
     total = Decimal(0)
     with transaction.atomic():
         for pay in report.below:
-            target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_CEILING)
+            target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_HALF_UP)
             amount = target - pay.paid
             if amount <= 0:
                 continue

@@ -23,7 +23,13 @@ from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, CostKind, CostStatus, GoldGrade, Job, JobState, PayMode
 from tasks.reports.estimate import seconds, unit_cost
-from tasks.services.budget import check_budget_alerts, release_budget, reserve_budget, settle_job_budget
+from tasks.services.budget import (
+    check_budget_alerts,
+    release_budget,
+    reserve_budget,
+    settle_job_budget,
+    true_up_reservation,
+)
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.ledger import CostLine, record_cost, record_costs
 from workforce.audit import Actor, record_audit_event
@@ -154,6 +160,7 @@ def reject_assignment(*, assignment: Assignment, actor: Actor, feedback: str) ->
 
 
 def _after_review(job: Job, actor: Actor, now: datetime) -> None:
+    true_up_reservation(job=job, actor=actor)
     check_budget_alerts(job=job, actor=actor, now=now)
     done = Job.objects.filter(pk=job.pk, state__in=[JobState.COMPLETED, JobState.CANCELLED]).exists()
     if done and not Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).exists():
