@@ -118,10 +118,7 @@ def reserve_budget(
                     currency=current["currency"],
                 )
             )
-        if MonthlyBudget.objects.filter(month=month).exists() and not MonthlyBudget.objects.filter(
-            month=month, reserved__lte=F("cap") - amount
-        ).update(reserved=F("reserved") + amount):
-            raise BudgetExceeded(_month_message(MonthlyBudget.objects.get(month=month), amount))
+        # Lock order everywhere: job row, then the audit chain head, then the month row (no deadlocks).
         record_audit_event(
             actor=actor,
             action="budget.reserved",
@@ -130,6 +127,10 @@ def reserve_budget(
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
         )
+        if MonthlyBudget.objects.filter(month=month).exists() and not MonthlyBudget.objects.filter(
+            month=month, reserved__lte=F("cap") - amount
+        ).update(reserved=F("reserved") + amount):
+            raise BudgetExceeded(_month_message(MonthlyBudget.objects.get(month=month), amount))
     return row, True
 
 
@@ -156,7 +157,6 @@ def release_budget(
             job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now
         )
         Job.objects.filter(pk=job.pk).update(budget_reserved=F("budget_reserved") - amount)
-        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(F("reserved") - amount, ZERO))
         record_audit_event(
             actor=actor,
             action="budget.released",
@@ -165,6 +165,7 @@ def release_budget(
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
         )
+        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(F("reserved") - amount, ZERO))
     return row
 
 
@@ -251,6 +252,15 @@ def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = 
         raise ServiceError("A monthly cap must be a non-negative Decimal amount.")
     month = month.replace(day=1)
     with transaction.atomic():
+        before = MonthlyBudget.objects.filter(month=month).values_list("cap", flat=True).first()
+        record_audit_event(  # the audit head before the month row: the lock order reservations use
+            actor=actor,
+            action="budget.monthly_cap_set",
+            object_type="monthly_budget",
+            object_id=month.isoformat(),
+            before={"cap": str(before) if before is not None else None},
+            after={"cap": str(cap)},
+        )
         row, _ = MonthlyBudget.objects.select_for_update().get_or_create(
             month=month, defaults={"cap": cap, "currency": currency}
         )
@@ -258,15 +268,6 @@ def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = 
             raise ServiceError(
                 f"{month:%Y-%m} already has {_fmt(row.reserved)} {row.currency} reserved; the cap cannot be lower."
             )
-        before = str(row.cap)
         MonthlyBudget.objects.filter(pk=row.pk).update(cap=cap)
-        record_audit_event(
-            actor=actor,
-            action="budget.monthly_cap_set",
-            object_type="monthly_budget",
-            object_id=month.isoformat(),
-            before={"cap": before},
-            after={"cap": str(cap)},
-        )
         row.refresh_from_db()
     return row

@@ -116,6 +116,7 @@ def approve_assignment(*, assignment: Assignment, actor: Actor, feedback: str = 
         _call_marketplace(locked, "approve", feedback)
         lines = _cost_lines(job, locked, locked.hit.assignments_wanted)
         record_costs(lines)
+        _after_review(job, actor, now)  # locks the job row before the audit head (the budget lock order)
         record_audit_event(
             actor=actor,
             action="assignment.approved",
@@ -125,7 +126,6 @@ def approve_assignment(*, assignment: Assignment, actor: Actor, feedback: str = 
             after={"state": AssignmentState.APPROVED, "paid": str(sum(line.amount for line in lines))},
             reason=feedback,
         )
-        _after_review(job, actor, now)
     return locked
 
 
@@ -209,6 +209,8 @@ def approve_assignments(
             raise InvalidTransition("Some assignments changed state while being approved; nothing was approved.")
         lines = [line for row in rows for line in _cost_lines(job, row, 1)]
         record_costs(lines)
+        if rows:
+            _after_review(job, actor, now)  # job row before the audit head: the budget lock order
         for row, line in zip(rows, lines, strict=True):
             record_audit_event(
                 actor=actor,
@@ -220,8 +222,6 @@ def approve_assignments(
                 reason=feedback,
             )
         paid += sum((line.amount for line in lines), Decimal(0))
-        if rows:
-            _after_review(job, actor, now)
     return ReviewResult(approved=len(remote) + len(rows), rejected=0, paid=paid)
 
 
