@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 from django.utils import timezone
 
@@ -83,17 +83,23 @@ def _jsonable(value: Any) -> Any:
 
 def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = None) -> CostReport:
     """The job's costs: totals by kind and status, approved work, labels, budget and forecast."""
-    entries = CostEntry.objects.filter(job_id=job.pk)
-    totals = entries.aggregate(
-        total=Sum("amount"),
-        committed=Sum("amount", filter=Q(status=CostStatus.COMMITTED)),
-        charged=Sum("amount", filter=Q(status=CostStatus.CHARGED)),
+    # One grouped pass over the job's ledger rows, one index-only count of its assignments by state.
+    sums = list(
+        CostEntry.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
     )
-    by_kind = {
-        row["kind"]: exact(row["total"]) for row in entries.values("kind").annotate(total=Sum("amount")).order_by()
+    by_kind: dict[str, Decimal] = {}
+    by_status: dict[str, Decimal] = {}
+    for row in sums:
+        amount = exact(row["total"])
+        by_kind[row["kind"]] = by_kind.get(row["kind"], ZERO) + amount
+        by_status[row["status"]] = by_status.get(row["status"], ZERO) + amount
+    total = sum(by_kind.values(), ZERO)
+    states = {
+        row["state"]: row["n"]
+        for row in Assignment.objects.filter(job_id=job.pk).values("state").annotate(n=Count("id")).order_by()
     }
-    total = exact(totals["total"])
-    approved = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.APPROVED).count()
+    approved = states.get(AssignmentState.APPROVED, 0)
+    done = approved + states.get(AssignmentState.SUBMITTED, 0) + states.get(AssignmentState.REJECTED, 0)
     labels = ConsensusLabel.objects.filter(job_id=job.pk).count()
     cap = job.budget_cap
     return CostReport(
@@ -101,8 +107,8 @@ def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = N
         name=job.name,
         currency=job.currency,
         total=total,
-        committed=exact(totals["committed"]),
-        charged=exact(totals["charged"]),
+        committed=by_status.get(CostStatus.COMMITTED, ZERO),
+        charged=by_status.get(CostStatus.CHARGED, ZERO),
         by_kind=dict(sorted(by_kind.items())),
         approved_assignments=approved,
         labels=labels,
@@ -110,27 +116,24 @@ def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = N
         budget_cap=cap,
         budget_reserved=job.budget_reserved,
         budget_used_percent=(total * 100 / cap).quantize(Decimal("0.1")) if cap else None,
-        forecast=get_forecast(job, total=total, approved=approved, now=now),
+        forecast=get_forecast(job, total=total, approved=approved, done=done, now=now),
         rows=list_cost_breakdown(job, by=by) if by else [],
     )
 
 
-def get_forecast(job: Job, *, total: Decimal, approved: int, now: datetime | None = None) -> Forecast:
+def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: datetime | None = None) -> Forecast:
     """Remaining answers x the observed cost per approved assignment (the worst case before any), and
-    days to completion at the rate answers came in since the first one."""
+    days to completion at the rate work was done since the job was published."""
     now = now or timezone.now()
     hits = Hit.objects.filter(job_id=job.pk, is_gold=False).aggregate(
         wanted=Sum("assignments_wanted"), submitted=Sum("assignments_submitted")
     )
     remaining = max((hits["wanted"] or 0) - (hits["submitted"] or 0), 0)
     each = (total / approved).quantize(Decimal("0.0001"), ROUND_HALF_UP) if approved else unit_cost(job)
-    work = Assignment.objects.filter(
-        job_id=job.pk, state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED]
-    ).aggregate(first=Min("submitted_at"), done=Count("id"))
     rate = None
-    if work["first"] is not None and work["done"]:
-        days = max((now - work["first"]).total_seconds() / 86400, 1 / 24)
-        rate = round(work["done"] / days, 2)
+    if job.published_at is not None and done:
+        days = max((now - job.published_at).total_seconds() / 86400, 1 / 24)
+        rate = round(done / days, 2)
     return Forecast(
         remaining_assignments=remaining,
         cost_per_assignment=each if approved else None,
