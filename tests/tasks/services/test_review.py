@@ -137,3 +137,14 @@ def test_a_bonus_over_the_budget_cap_is_refused_and_books_nothing(make_published
         pay_bonus(job=job, worker=make_worker(), amount=Decimal("0.99"), reason="too much", key="b", actor=SYSTEM)
     assert not CostEntry.objects.filter(kind=CostKind.BONUS).exists()
     assert Job.objects.get(pk=job.pk).budget_reserved == Decimal("0.05")
+
+
+def test_the_beat_task_auto_reviews_due_work(make_published_job, make_worker):
+    from tasks.tasks import auto_review_task
+
+    job = make_published_job(items=1, redundancy=1, auto_approve_after=timedelta(0))
+    assignment = submit_work(job, make_worker())
+    assert auto_review_task.delay().get() == {"approved": 1, "rejected": 0}
+    assert Assignment.objects.get(pk=assignment.pk).state == AssignmentState.APPROVED
+    event = AuditEvent.objects.get(action="assignment.approved")
+    assert event.actor_label == "auto-review"
