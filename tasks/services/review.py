@@ -189,11 +189,12 @@ def approve_assignments(
     submitted = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED)
     if assignment_ids is not None:
         submitted = submitted.filter(pk__in=assignment_ids)
-    remote = list(submitted.exclude(marketplace=Marketplace.INTERNAL).order_by("pk"))
+    remote = list(submitted.exclude(marketplace=Marketplace.INTERNAL).select_related("hit").order_by("pk"))
     paid = Decimal(0)
     for assignment in remote:
         approve_assignment(assignment=assignment, actor=actor, feedback=feedback)
-        paid += sum((line.amount for line in _cost_lines(job, assignment, 1)), Decimal(0))
+        lines = _cost_lines(job, assignment, assignment.hit.assignments_wanted)
+        paid += sum((line.amount for line in lines), Decimal(0))
     with transaction.atomic():
         rows = list(
             submitted.filter(marketplace=Marketplace.INTERNAL)

@@ -148,3 +148,21 @@ def test_the_beat_task_auto_reviews_due_work(make_published_job, make_worker):
     assert Assignment.objects.get(pk=assignment.pk).state == AssignmentState.APPROVED
     event = AuditEvent.objects.get(action="assignment.approved")
     assert event.actor_label == "auto-review"
+
+
+def test_a_marketplace_that_cannot_be_reached_leaves_the_work_submitted_and_unpaid(make_worker):
+    from tasks.models import Hit, HitState
+    from tests.factories import JobFactory
+
+    job = JobFactory(marketplace="mturk", state="published")
+    hit = Hit.objects.create(job=job, assignments_wanted=1, marketplace="mturk", external_id="H", state=HitState.FULL)
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        hit=hit, job=job, worker=make_worker(marketplace="mturk", user=None, external_id="W1"), marketplace="mturk",
+        external_id="A1", state=AssignmentState.SUBMITTED, accepted_at=now, lease_expires_at=now, submitted_at=now,
+        reward=Decimal("0.10"),
+    )  # fmt: skip
+    with pytest.raises(ServiceError, match="refused the review"):
+        approve_assignment(assignment=assignment, actor=SYSTEM)
+    assert Assignment.objects.get(pk=assignment.pk).state == AssignmentState.SUBMITTED
+    assert not CostEntry.objects.exists() and not AuditEvent.objects.filter(action="assignment.approved").exists()
