@@ -125,7 +125,9 @@ def build_job(*, answers: int, per_hit: int, redundancy: int, n_workers: int) ->
             for sql in BUILD_SQL:
                 started = time.perf_counter()
                 cursor.execute(sql, params)
-                log(f"{sql.split()[2]}: {cursor.rowcount} rows in {time.perf_counter() - started:.1f} s")
+                table = sql.split()[2]
+                log(f"{table}: {cursor.rowcount} rows in {time.perf_counter() - started:.1f} s")
+                cursor.execute(f"ANALYZE {table}")  # fresh statistics, or the next join plans a nested loop
     return job.pk
 
 
