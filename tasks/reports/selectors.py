@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 from django.utils import timezone
 
@@ -21,12 +21,14 @@ from tasks.models import (
     AssignmentState,
     ConsensusLabel,
     CostEntry,
+    CostKind,
     CostStatus,
     Hit,
     Job,
 )
 from tasks.reports.estimate import unit_cost
 from tasks.services.budget import exact
+from workforce.models import Worker
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
@@ -145,7 +147,7 @@ def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: dat
 
 def _grouped(entries: QuerySet[CostEntry], by: str) -> QuerySet[Any]:
     if by == "worker":
-        return entries.values("worker_id", key=F("worker__external_id"))
+        return entries.values(key=F("worker_id"))
     if by == "marketplace":
         return entries.values(key=F("marketplace"))
     if by == "kind":
@@ -157,22 +159,36 @@ def _grouped(entries: QuerySet[CostEntry], by: str) -> QuerySet[Any]:
     raise ValueError(f"Unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}.")
 
 
+PAY_KINDS = (CostKind.INTERNAL_PAY, CostKind.REWARD)
+
+
 def list_cost_breakdown(job: Job | None, *, by: str) -> list[dict[str, Any]]:
-    """One row per worker, marketplace, kind, day or month: total, entries, assignments paid."""
+    """One row per worker, marketplace, kind, day or month: total, ledger entries, and assignments paid
+    (their pay rows: one per approved assignment). Grouped on the ledger table alone; worker names are
+    read afterwards for the groups only."""
     entries = CostEntry.objects.all() if job is None else CostEntry.objects.filter(job_id=job.pk)
-    rows = (
+    rows = list(
         _grouped(entries, by)
-        .annotate(total=Sum("amount"), entries=Count("id"), assignments=Count("assignment_id", distinct=True))
+        .annotate(
+            total=Sum("amount"),
+            entries=Count("id"),
+            assignments=Count("id", filter=Q(kind__in=PAY_KINDS)),
+        )
         .order_by("key")
     )
+    names: dict[int, str] = {}
+    if by == "worker":
+        ids = [row["key"] for row in rows if row["key"] is not None]
+        names = dict(Worker.objects.filter(pk__in=ids).values_list("pk", "external_id"))
     out = []
     for row in rows:
         key = row["key"]
         if isinstance(key, datetime):
             key = key.date()
-        out.append({**row, by: key, "key": key, "total": exact(row["total"])})
-    for row in out:
-        row.pop("key")
+        head: dict[str, Any] = {by: names.get(key, "") if by == "worker" else key}
+        if by == "worker":
+            head["worker_id"] = key
+        out.append({**head, "total": exact(row["total"]), "entries": row["entries"], "assignments": row["assignments"]})
     return out
 
 
