@@ -139,3 +139,21 @@ def test_a_reviewer_approves_and_rejects_from_the_assignment_list(
     assert Assignment.objects.get(pk=good.pk).state == AssignmentState.APPROVED
     assert Assignment.objects.get(pk=bad.pk).state == AssignmentState.REJECTED
     assert list(CostEntry.objects.values_list("assignment_id", flat=True)) == [good.pk]
+
+
+def test_an_ops_manager_sets_a_monthly_cap_through_the_service(ops_manager: Any) -> None:
+    from workforce.models import AuditEvent
+
+    client = Client()
+    client.force_login(ops_manager)
+    add = reverse("admin:tasks_monthlybudget_add")
+    response = client.post(add, {"month": "2030-03-15", "cap": "250.00", "currency": "USD"})
+    assert response.status_code == 302
+    budget = MonthlyBudget.objects.get()
+    assert (str(budget.month), budget.cap) == ("2030-03-01", D("250.00"))
+    assert AuditEvent.objects.filter(action="budget.monthly_cap_set", object_id="2030-03-01").exists()
+    MonthlyBudget.objects.filter(pk=budget.pk).update(reserved=D("100"))
+    change = reverse("admin:tasks_monthlybudget_change", args=[budget.pk])
+    response = client.post(change, {"month": "2030-03-01", "cap": "50.00", "currency": "USD"})
+    assert response.status_code == 200 and "cannot be lower" in response.content.decode()
+    assert MonthlyBudget.objects.get().cap == D("250.00")
