@@ -195,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.tasks.refresh_speed_scores_task",
         "schedule": timedelta(seconds=env_int("SCORE_REFRESH_SECONDS", 300)),
     },
+    "auto-review": {
+        "task": "tasks.tasks.auto_review_task",
+        "schedule": timedelta(seconds=env_int("AUTO_REVIEW_SECONDS", 300)),
+    },
     "expire-test-attempts": {
         "task": "qualification.tasks.expire_overdue_attempts_task",
         "schedule": timedelta(minutes=1),
@@ -243,6 +247,15 @@ if MTURK_ENABLED:
 # --- the product -------------------------------------------------------------------------------
 # How many items an import may report as bad before it stops listing them.
 IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 50)
+
+# --- finance -------------------------------------------------------------------------------------
+# Who gets the 50/80/100% budget alerts by email (comma-separated; empty: admin banner and audit only).
+FINANCE_ALERT_EMAILS = env_list("FINANCE_ALERT_EMAILS", [])
+# The fair-pay minimum: effective hourly pay a job's median worker should reach (empty: no check).
+FAIR_PAY_MIN_HOURLY = env_str("FAIR_PAY_MIN_HOURLY") or None
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "crowdops@localhost")
 
 LOGGING = {
     "version": 1,

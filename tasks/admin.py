@@ -15,9 +15,21 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
+from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
 from tasks.console.job_admin import CONSOLE_ACTIONS, InstructionsConfirmMixin, JobConsoleMixin, download_export
 from tasks.console.paginator import EstimatedCountPaginator
-from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
+from tasks.models import (
+    Answer,
+    Assignment,
+    ConsensusLabel,
+    Hit,
+    Item,
+    Job,
+    JobBlock,
+    JobState,
+    PayMode,
+    WorkerJobScore,
+)
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
@@ -48,6 +60,7 @@ CONSENSUS_METHODS = [
 
 class JobForm(InstructionsConfirmMixin, forms.ModelForm):
     consensus_method = forms.ChoiceField(choices=CONSENSUS_METHODS, initial="mv")
+    pay_mode = forms.ChoiceField(choices=PayMode.choices, initial=PayMode.PIECE, required=False)
 
     class Meta:
         model = Job
@@ -76,17 +89,11 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "requirements",
             "task_template",
             "answer_field",
+            "pay_mode",
+            "hourly_rate",
+            "auto_approve_after",
+            "budget_cap",
         ]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        for problem in template_problems(
-            task_template=cleaned.get("task_template") or "",
-            answer_field=cleaned.get("answer_field") or "",
-            items_per_hit=cleaned.get("items_per_hit", self.instance.items_per_hit) or 1,
-        ):
-            self.add_error("task_template", problem)
-        return cleaned
 
     def clean_requirements(self) -> list[dict[str, object]]:
         requirements = self.cleaned_data["requirements"] or []
@@ -94,6 +101,24 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
         if errors:
             raise forms.ValidationError(errors)
         return requirements
+
+    def clean_pay_mode(self) -> str:
+        return self.cleaned_data.get("pay_mode") or PayMode.PIECE
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for problem in template_problems(
+            task_template=data.get("task_template") or "",
+            answer_field=data.get("answer_field") or "",
+            items_per_hit=data.get("items_per_hit", self.instance.items_per_hit) or 1,
+        ):
+            self.add_error("task_template", problem)
+        if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
+            self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
+        cap, reserved = data.get("budget_cap"), self.instance.budget_reserved
+        if cap is not None and self.instance.pk is not None and cap < reserved:
+            self.add_error("budget_cap", f"{reserved} is already reserved for this job; the cap cannot be lower.")
+        return data
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
@@ -117,7 +142,7 @@ def _progress_bar(percent: int) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
+class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
     audit_object_type = "job"
     form = JobForm
     list_display = ("name", "state", "task_kind", "marketplace", "redundancy", "reward", "progress", "created_at")
@@ -131,6 +156,7 @@ class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
         "published_at",
         "completed_at",
         "progress_detail",
+        "budget_reserved",
     )
     actions = [
         "publish_selected",
@@ -139,6 +165,7 @@ class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
         "cancel_selected",
         "recompute_consensus",
         *CONSOLE_ACTIONS,
+        "top_up_fair_pay_selected",
     ]
     fieldsets = (
         (
@@ -156,6 +183,10 @@ class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
         ("MTurk layout", {"fields": ("task_template", "answer_field"), "classes": ("collapse",)}),
+        (
+            "Pay, review and budget",
+            {"fields": ("pay_mode", "hourly_rate", "auto_approve_after", "budget_cap", "budget_reserved")},
+        ),
         (
             "Quality",
             {
@@ -232,6 +263,7 @@ class JobAdmin(JobConsoleMixin, AuditHistoryMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = extra_context or {}
         extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
+        extra_context.update(self.finance_context(object_id))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
@@ -342,7 +374,7 @@ class AnswerInline(admin.TabularInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReadOnlyAdmin):
+class AssignmentAdmin(ReviewActionsMixin, ReadOnlyAdmin):
     paginator = EstimatedCountPaginator
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", "job")

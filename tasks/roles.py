@@ -29,6 +29,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "datasetversion": ("add", "view"),
             "labelexport": ("add", "view"),
             "jobinstructions": ("view",),
+            "budgetreservation": ("view",),
+            "budgetalert": ("view",),
+            "monthlybudget": ("add", "change", "view"),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {
@@ -51,7 +54,18 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "workforce": {"worker": ("view",)},
     },
-    FINANCE: {"tasks": {"job": ("view",), "costentry": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    # Finance reads every report and the ledger, and changes nothing.
+    FINANCE: {
+        "tasks": {
+            "job": ("view",),
+            "assignment": ("view",),
+            "costentry": ("view",),
+            "budgetreservation": ("view",),
+            "budgetalert": ("view",),
+            "monthlybudget": ("view",),
+        },
+        "workforce": {"auditevent": ("view",), "worker": ("view",)},
+    },
     CROWD_WORKER: {},
 }
 

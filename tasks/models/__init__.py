@@ -2,13 +2,16 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``budget``: budget reservations, monthly caps and budget alerts.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
+``mturk``: publish intents, bonuses, notifications and qualification types on MTurk.
 ``mturk_results``: the MTurk-format fields of an assignment (results files, HTML layouts).
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
-``mturk``: publish intents, bonuses, notifications and qualification types on MTurk.
+``predictions``: model predictions (pre-labels, one more annotator, active learning).
 New topics get their own module, re-exported here.
 """
 
+from tasks.models.budget import BudgetAlert, BudgetReservation, MonthlyBudget
 from tasks.models.console import (
     DatasetVersion,
     ExportState,
@@ -34,6 +37,7 @@ from tasks.models.core import (
     Job,
     JobBlock,
     JobState,
+    PayMode,
     TaskKind,
     WorkerJobScore,
 )
@@ -59,6 +63,8 @@ __all__ = [
     "Answer",
     "Assignment",
     "AssignmentState",
+    "BudgetAlert",
+    "BudgetReservation",
     "ConsensusLabel",
     "CostEntry",
     "CostKind",
@@ -84,6 +90,8 @@ __all__ = [
     "MTurkNotification",
     "MTurkQualificationPurpose",
     "MTurkQualificationType",
+    "MonthlyBudget",
+    "PayMode",
     "Prediction",
     "RawResult",
     "TaskKind",

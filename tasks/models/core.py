@@ -40,6 +40,11 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class PayMode(models.TextChoices):
+    PIECE = "piece", "Per assignment (the job's reward)"
+    HOURLY = "hourly", "Hourly rate x measured active time"
+
+
 class Job(models.Model):
     """What an ops manager configures and runs."""
 
@@ -149,6 +154,42 @@ class Job(models.Model):
         help_text="The form field (MTurk Answer.<name>) that holds the label, or the group of "
         "<name>.<label> check boxes or radio buttons. Used by the task template and by MTurk results files.",
     )
+    pay_mode = models.CharField(
+        max_length=8,
+        choices=PayMode.choices,
+        default=PayMode.PIECE,
+        help_text="Internal pool pay: the reward per approved assignment, or the hourly rate for the time worked "
+        "(accepted to submitted, at most the assignment duration).",
+    )
+    hourly_rate = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Internal pool pay per hour of active time (hourly pay mode).",
+    )
+    auto_approve_after = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Approve submitted internal-pool work this long after submission (0: at once); assignments "
+        "that failed gold are rejected instead. Empty: only reviewers approve.",
+    )
+    budget_cap = models.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Most this job may commit, fees included (empty: no cap).",
+    )
+    budget_reserved = models.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        default=Decimal("0"),
+        editable=False,
+        help_text="Worst-case cost reserved and not released (kept by tasks.services.budget).",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.DRAFT, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -163,6 +204,10 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(reward__gte=0), name="job_reward_not_negative"),
             models.CheckConstraint(condition=Q(redundancy__gte=1), name="job_redundancy_positive"),
+            models.CheckConstraint(
+                condition=Q(budget_cap__isnull=True) | Q(budget_reserved__lte=models.F("budget_cap")),
+                name="job_reserved_within_cap",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -86,6 +86,10 @@ AUDITED_FIELDS = (
     "prelabel_model",
     "task_template",
     "answer_field",
+    "pay_mode",
+    "hourly_rate",
+    "auto_approve_after",
+    "budget_cap",
 )
 
 
@@ -120,6 +124,9 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
             )
         if not changed:
             return job
+        if job.budget_cap is not None and job.budget_cap < stored.budget_reserved:
+            raise ServiceError(f"{stored.budget_reserved} is already reserved for this job; the cap cannot be lower.")
+        job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])
         record_audit_event(

@@ -57,7 +57,7 @@ def check_mturk_balance(*, job: Job, hits: int, connector: MTurkMarketplace) -> 
     """Refuse when the account's available balance does not cover ``hits`` HITs of ``job`` with fees."""
     if hits <= 0:
         return
-    cost = hit_cost(mturk_reward(job), max_assignments=job.redundancy, masters=job_options(job).masters)
+    cost = hit_cost(mturk_reward(job), assignments_per_hit=job.redundancy, masters=job_options(job).masters)
     needed = cost.total * hits
     balance = connector.get_balance().available
     if balance < needed:
@@ -139,7 +139,7 @@ def record_published_hit(*, hit: Hit, published: PublishedHit, hit_type_id: str,
             last_error="",
         )
         info = MTurkHit.objects.get(hit_id=hit.pk)
-        cost = hit_cost(info.reward, max_assignments=info.max_assignments, masters=info.masters)
+        cost = hit_cost(info.reward, assignments_per_hit=info.max_assignments, masters=info.masters)
         for kind, amount in ((CostKind.REWARD, cost.rewards), (CostKind.MARKETPLACE_FEE, cost.fees)):
             record_cost(
                 job=job,

@@ -45,7 +45,7 @@ def book_approval_charges(*, assignment: Assignment) -> int:
     reward = info.reward if info else assignment.reward
     fee = assignment_fee(
         reward,
-        max_assignments=info.max_assignments if info else assignment.hit.assignments_wanted,
+        assignments_per_hit=info.max_assignments if info else assignment.hit.assignments_wanted,
         masters=info.masters if info else False,
     )
     booked = 0

@@ -8,7 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
+from tasks.reports.estimate import estimate_job_cost
 from tasks.services import hits as hit_services
+from tasks.services.budget import check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Marketplace
@@ -47,6 +49,7 @@ def check_publishable(job: Job) -> None:
         raise ServiceError("A job needs at least two labels before it can be published.")
     if not job.items.exists():
         raise ServiceError("Import items before publishing the job.")
+    check_budget(job=job, amount=estimate_job_cost(job).total)
 
 
 def request_publish(*, job: Job, actor: Actor) -> None:
@@ -75,15 +78,20 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
             action="job.published",
             published_at=timezone.now(),
         )
-        if job.marketplace == Marketplace.MTURK:
-            # Hits stay draft until the MTurk publisher has created each one remotely (in the background).
+        mturk = job.marketplace == Marketplace.MTURK
+        # MTurk Hits stay draft until the MTurk publisher has created each one remotely (in the background).
+        hit_services.build_hits(job=job, open_now=not mturk)
+        # The worst case is reserved before any Hit opens; over the cap, the whole publish rolls back.
+        reserve_budget(
+            job=job, amount=estimate_job_cost(job).total, key=f"job:{job.pk}:publish", actor=actor, reason="publish"
+        )
+        if mturk:
             from tasks.mturk_tasks import publish_mturk_hits_task
 
-            hit_services.build_hits(job=job, open_now=False)
             transaction.on_commit(lambda: publish_mturk_hits_task.delay(job_id=job.pk))
-            return job
-        hit_services.build_hits(job=job, open_now=True)
-        Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
+        else:
+            Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
+        job.refresh_from_db(fields=["budget_reserved"])
     return job
 
 
@@ -124,4 +132,5 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
         # Leases still out end now; their workers are told on their next page.
         Assignment.objects.filter(job=job, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
         _mturk_availability(job, open_=False)
+        settle_job_budget(job=job, actor=actor, reason="job cancelled")
     return job

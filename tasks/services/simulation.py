@@ -13,10 +13,12 @@ import random
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.utils import timezone
 
 from tasks.models import Answer, GoldGrade, HitItem, HitState, Job, JobBlock, JobState, TaskKind
 from tasks.services.collection import submit_assignment
@@ -65,6 +67,10 @@ class SimulationResult:
     gold_answers_per_block: float | None = None
     accuracy_before_exclusion: float | None = None
     accuracy_after_exclusion: float | None = None
+    approved_assignments: int = 0
+    rejected_assignments: int = 0
+    labels: int = 0
+    total_cost: str = "0"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +111,14 @@ def _make_workers(
 
 
 def create_simulation_job(
-    *, items: int, classes: int, redundancy: int, seed: int, gold_rate: float = 0.0, block_policy: str = "none"
+    *,
+    items: int,
+    classes: int,
+    redundancy: int,
+    seed: int,
+    gold_rate: float = 0.0,
+    block_policy: str = "none",
+    reward: Decimal = Decimal("0.02"),
 ) -> Job:
     labels = [f"class_{i}" for i in range(classes)]
     job = create_job(
@@ -113,11 +126,14 @@ def create_simulation_job(
         task_kind=TaskKind.TEXT_CLASSIFICATION,
         labels=labels,
         redundancy=redundancy,
-        reward=Decimal("0.02"),
+        reward=reward,
         instructions="Pick the class the text describes.",
         actor=ACTOR,
     )
-    Job.objects.filter(pk=job.pk).update(gold_rate=gold_rate, **BLOCK_POLICIES[block_policy])
+    # Simulated work is reviewed as soon as the crowd is done (see ``simulate_crowd``).
+    Job.objects.filter(pk=job.pk).update(
+        gold_rate=gold_rate, auto_approve_after=timedelta(0), **BLOCK_POLICIES[block_policy]
+    )
     job.refresh_from_db()
     buf = io.StringIO()
     buf.write("external_id,text,gold\n")
@@ -177,8 +193,31 @@ def simulate_crowd(
     result.items_complete = HitItem.objects.filter(hit__job=job, hit__state=HitState.COMPLETE).count()
     result.majority_accuracy = _majority_accuracy(job, truth, labels)
     _quality_figures(job, crowd, truth, labels, result)
+    _review_and_label(job, result)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _review_and_label(job: Job, result: SimulationResult) -> None:
+    """Auto-review the submitted work (jobs with an auto-approval delay), compute consensus, and report
+    what the ledger holds for the job."""
+    from django.db.models import Sum
+
+    from tasks.models import Assignment, AssignmentState, ConsensusLabel, CostEntry
+    from tasks.services.budget import exact
+    from tasks.services.consensus import compute_consensus
+    from tasks.services.review import auto_review
+
+    job.refresh_from_db()
+    if job.auto_approve_after is not None:
+        auto_review(actor=ACTOR, job=job, now=timezone.now() + job.auto_approve_after)
+    if Answer.objects.filter(job=job, item__is_gold=False).exists():
+        compute_consensus(job=job, actor=ACTOR)
+    states = Assignment.objects.filter(job=job)
+    result.approved_assignments = states.filter(state=AssignmentState.APPROVED).count()
+    result.rejected_assignments = states.filter(state=AssignmentState.REJECTED).count()
+    result.labels = ConsensusLabel.objects.filter(job=job).count()
+    result.total_cost = str(exact(CostEntry.objects.filter(job=job).aggregate(total=Sum("amount"))["total"]))
 
 
 def _quality_figures(

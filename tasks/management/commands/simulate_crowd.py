@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--gold-rate", type=float, default=0.0, help="Share of hidden gold questions (0-0.5).")
         parser.add_argument("--block-policy", choices=sorted(BLOCK_POLICIES), default="none")
+        parser.add_argument("--reward", default="0.02", help="Pay per assignment of a created job (e.g. 0.05).")
         parser.add_argument("--max-seconds", type=float, default=None, help="Stop after this long.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
@@ -41,6 +43,12 @@ class Command(BaseCommand):
             raise CommandError("--gold-rate must be between 0 and 0.5.", returncode=2)
         if not 0 <= o["spammers"] <= o["workers"]:
             raise CommandError("--spammers must be between 0 and --workers.", returncode=2)
+        try:
+            reward = Decimal(o["reward"])
+        except InvalidOperation:
+            reward = Decimal("NaN")
+        if not reward.is_finite() or reward < 0:
+            raise CommandError("--reward must be a non-negative amount, e.g. 0.05.", returncode=2)
         try:
             if o["job"] is not None:
                 job = Job.objects.filter(pk=o["job"]).first()
@@ -56,6 +64,7 @@ class Command(BaseCommand):
                     seed=o["seed"],
                     gold_rate=o["gold_rate"],
                     block_policy=o["block_policy"],
+                    reward=reward,
                 )
             result = simulate_crowd(
                 job=job, workers=o["workers"], spammers=o["spammers"], seed=o["seed"], max_seconds=o["max_seconds"]

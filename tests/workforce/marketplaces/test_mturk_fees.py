@@ -28,13 +28,13 @@ D = Decimal
     ],
 )
 def test_assignment_fee(reward: Decimal, assignments: int, masters: bool, fee: Decimal) -> None:
-    assert assignment_fee(reward, max_assignments=assignments, masters=masters) == fee
+    assert assignment_fee(reward, assignments_per_hit=assignments, masters=masters) == fee
 
 
 def test_a_hit_commits_every_assignment_with_its_fee() -> None:
-    cost = hit_cost(D("0.50"), max_assignments=10)
+    cost = hit_cost(D("0.50"), assignments_per_hit=10)
     assert (cost.rewards, cost.fees, cost.total) == (D("5.00"), D("2.00"), D("7.00"))
-    assert hit_cost(D("0.01"), max_assignments=3).fees == D("0.03")
+    assert hit_cost(D("0.01"), assignments_per_hit=3).fees == D("0.03")
 
 
 def test_bonuses_pay_twenty_percent_with_a_minimum_cent() -> None:
@@ -50,6 +50,6 @@ def test_extra_assignments_keep_the_original_rate() -> None:
 
 def test_float_and_negative_amounts_are_refused() -> None:
     with pytest.raises(TypeError):
-        assignment_fee(0.5, max_assignments=1)  # type: ignore[arg-type]
+        assignment_fee(0.5, assignments_per_hit=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         bonus_fee(D("-1"))

@@ -1,0 +1,310 @@
+"""Cost reports, aggregated in the database: per job, worker, marketplace, day and month; spend
+against budget; a forecast to completion; fair pay per worker.
+
+Every figure is one grouped query over ``CostEntry`` (plus counts of approved assignments and
+consensus labels); sums come back as exact ``Decimal`` (see ``tasks.services.budget.exact``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncMonth
+from django.utils import timezone
+
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    ConsensusLabel,
+    CostEntry,
+    CostKind,
+    CostStatus,
+    Hit,
+    Job,
+)
+from tasks.reports.estimate import unit_cost
+from tasks.services.budget import exact
+from workforce.models import Worker
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0")
+GROUPINGS = ("worker", "marketplace", "day", "month", "kind")
+
+
+def per_label(total: Decimal, labels: int) -> Decimal | None:
+    return (total / labels).quantize(CENT, ROUND_HALF_UP) if labels else None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    remaining_assignments: int
+    cost_per_assignment: Decimal | None
+    projected_total: Decimal
+    assignments_per_day: float | None
+    days_to_completion: float | None
+
+
+@dataclass(frozen=True)
+class CostReport:
+    job: int
+    name: str
+    currency: str
+    total: Decimal
+    committed: Decimal
+    charged: Decimal
+    by_kind: dict[str, Decimal]
+    approved_assignments: int
+    labels: int
+    cost_per_label: Decimal | None
+    budget_cap: Decimal | None
+    budget_reserved: Decimal
+    budget_used_percent: Decimal | None
+    forecast: Forecast
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Money as decimal strings, never floats."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = None) -> CostReport:
+    """The job's costs: totals by kind and status, approved work, labels, budget and forecast."""
+    # One grouped pass over the job's ledger rows, one index-only count of its assignments by state.
+    sums = list(
+        CostEntry.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
+    )
+    by_kind: dict[str, Decimal] = {}
+    by_status: dict[str, Decimal] = {}
+    for row in sums:
+        amount = exact(row["total"])
+        by_kind[row["kind"]] = by_kind.get(row["kind"], ZERO) + amount
+        by_status[row["status"]] = by_status.get(row["status"], ZERO) + amount
+    total = sum(by_kind.values(), ZERO)
+    states = {
+        row["state"]: row["n"]
+        for row in Assignment.objects.filter(job_id=job.pk).values("state").annotate(n=Count("id")).order_by()
+    }
+    approved = states.get(AssignmentState.APPROVED, 0)
+    done = approved + states.get(AssignmentState.SUBMITTED, 0) + states.get(AssignmentState.REJECTED, 0)
+    labels = ConsensusLabel.objects.filter(job_id=job.pk).count()
+    cap = job.budget_cap
+    return CostReport(
+        job=job.pk,
+        name=job.name,
+        currency=job.currency,
+        total=total,
+        committed=by_status.get(CostStatus.COMMITTED, ZERO),
+        charged=by_status.get(CostStatus.CHARGED, ZERO),
+        by_kind=dict(sorted(by_kind.items())),
+        approved_assignments=approved,
+        labels=labels,
+        cost_per_label=per_label(total, labels),
+        budget_cap=cap,
+        budget_reserved=job.budget_reserved,
+        budget_used_percent=(total * 100 / cap).quantize(Decimal("0.1")) if cap else None,
+        forecast=get_forecast(job, total=total, approved=approved, done=done, now=now),
+        rows=list_cost_breakdown(job, by=by) if by else [],
+    )
+
+
+def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: datetime | None = None) -> Forecast:
+    """Remaining answers x the observed cost per approved assignment (the worst case before any), and
+    days to completion at the rate work was done since the job was published."""
+    now = now or timezone.now()
+    hits = Hit.objects.filter(job_id=job.pk, is_gold=False).aggregate(
+        wanted=Sum("assignments_wanted"), submitted=Sum("assignments_submitted")
+    )
+    remaining = max((hits["wanted"] or 0) - (hits["submitted"] or 0), 0)
+    each = (total / approved).quantize(Decimal("0.0001"), ROUND_HALF_UP) if approved else unit_cost(job)
+    rate = None
+    if job.published_at is not None and done:
+        days = max((now - job.published_at).total_seconds() / 86400, 1 / 24)
+        rate = round(done / days, 2)
+    return Forecast(
+        remaining_assignments=remaining,
+        cost_per_assignment=each if approved else None,
+        projected_total=total + each * remaining,
+        assignments_per_day=rate,
+        days_to_completion=round(remaining / rate, 2) if rate else None,
+    )
+
+
+def _grouped(entries: QuerySet[CostEntry], by: str) -> QuerySet[Any]:
+    if by == "worker":
+        return entries.values(key=F("worker_id"))
+    if by == "marketplace":
+        return entries.values(key=F("marketplace"))
+    if by == "kind":
+        return entries.values(key=F("kind"))
+    if by == "day":
+        return entries.annotate(key=TruncDay("created_at")).values("key")
+    if by == "month":
+        return entries.annotate(key=TruncMonth("created_at")).values("key")
+    raise ValueError(f"Unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}.")
+
+
+PAY_KINDS = (CostKind.INTERNAL_PAY, CostKind.REWARD)
+
+
+def list_cost_breakdown(job: Job | None, *, by: str) -> list[dict[str, Any]]:
+    """One row per worker, marketplace, kind, day or month: total, ledger entries, and assignments paid
+    (their pay rows: one per approved assignment). Grouped on the ledger table alone; worker names are
+    read afterwards for the groups only."""
+    entries = CostEntry.objects.all() if job is None else CostEntry.objects.filter(job_id=job.pk)
+    rows = list(
+        _grouped(entries, by)
+        .annotate(
+            total=Sum("amount"),
+            entries=Count("id"),
+            assignments=Count("id", filter=Q(kind__in=PAY_KINDS)),
+        )
+        .order_by("key")
+    )
+    names: dict[int, str] = {}
+    if by == "worker":
+        ids = [row["key"] for row in rows if row["key"] is not None]
+        names = dict(Worker.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+    out = []
+    for row in rows:
+        key = row["key"]
+        if isinstance(key, datetime):
+            key = key.date()
+        head: dict[str, Any] = {by: names.get(key, "") if by == "worker" else key}
+        if by == "worker":
+            head["worker_id"] = key
+        out.append({**head, "total": exact(row["total"]), "entries": row["entries"], "assignments": row["assignments"]})
+    return out
+
+
+@dataclass(frozen=True)
+class JobCost:
+    job: int
+    name: str
+    currency: str
+    total: Decimal
+    labels: int
+    cost_per_label: Decimal | None
+    budget_cap: Decimal | None
+    budget_reserved: Decimal
+
+
+def list_job_costs(*, limit: int = 50) -> list[JobCost]:
+    """The most recent jobs with their spend, labels and cost per label (three grouped queries)."""
+    jobs = list(Job.objects.order_by("-id").values("id", "name", "currency", "budget_cap", "budget_reserved")[:limit])
+    ids = [j["id"] for j in jobs]
+    spend = {
+        r["job_id"]: exact(r["total"])
+        for r in CostEntry.objects.filter(job_id__in=ids).values("job_id").annotate(total=Sum("amount")).order_by()
+    }
+    labels = {
+        r["job_id"]: r["n"]
+        for r in ConsensusLabel.objects.filter(job_id__in=ids).values("job_id").annotate(n=Count("id")).order_by()
+    }
+    return [
+        JobCost(
+            job=j["id"],
+            name=j["name"],
+            currency=j["currency"],
+            total=spend.get(j["id"], ZERO),
+            labels=labels.get(j["id"], 0),
+            cost_per_label=per_label(spend.get(j["id"], ZERO), labels.get(j["id"], 0)),
+            budget_cap=j["budget_cap"],
+            budget_reserved=j["budget_reserved"],
+        )
+        for j in jobs
+    ]
+
+
+def list_spend_over_time(
+    *, job: Job | None = None, days: int = 60, now: datetime | None = None
+) -> list[tuple[date, Decimal]]:
+    """Spend per day over the last ``days`` days (all jobs, or one)."""
+    now = now or timezone.now()
+    entries = CostEntry.objects.filter(created_at__gte=now - timedelta(days=days))
+    if job is not None:
+        entries = entries.filter(job_id=job.pk)
+    return [
+        (row["day"].date() if isinstance(row["day"], datetime) else row["day"], exact(row["total"]))
+        for row in (
+            entries.annotate(day=TruncDay("created_at")).values("day").annotate(total=Sum("amount")).order_by("day")
+        )
+    ]
+
+
+def get_budget_burn_down(job: Job) -> list[tuple[date, Decimal]]:
+    """Budget left at the end of each day with spend (the cap minus cumulative spend)."""
+    if job.budget_cap is None:
+        return []
+    left = job.budget_cap
+    out = []
+    for day, spent in list_spend_over_time(job=job, days=3660):
+        left -= spent
+        out.append((day, left))
+    return out
+
+
+@dataclass(frozen=True)
+class WorkerPay:
+    worker: int
+    external_id: str
+    paid: Decimal
+    hours: float
+    hourly: Decimal | None
+
+
+def list_worker_hourly_pay(job: Job) -> list[WorkerPay]:
+    """Each worker's effective hourly pay on the job: ledger pay and bonuses over measured active time
+    (accepted to submitted, at most the assignment duration) of their approved assignments."""
+    from tasks.reports.estimate import seconds
+
+    paid = {
+        r["worker_id"]: exact(r["total"])
+        for r in CostEntry.objects.filter(
+            job_id=job.pk, worker_id__isnull=False, kind__in=["internal_pay", "reward", "bonus"]
+        )
+        .values("worker_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    }
+    cap = seconds(job.assignment_duration)
+    spans: dict[int, Decimal] = {}
+    names: dict[int, str] = {}
+    for worker_id, external_id, accepted, submitted in (
+        Assignment.objects.filter(job_id=job.pk, state=AssignmentState.APPROVED, submitted_at__isnull=False)
+        .values_list("worker_id", "worker__external_id", "accepted_at", "submitted_at")
+        .iterator()
+    ):
+        if submitted is None:
+            continue
+        spans[worker_id] = spans.get(worker_id, ZERO) + min(max(seconds(submitted - accepted), ZERO), cap)
+        names[worker_id] = external_id
+    out = []
+    for worker_id, secs in spans.items():
+        hours = secs / 3600
+        money = paid.get(worker_id, ZERO)
+        out.append(
+            WorkerPay(
+                worker=worker_id,
+                external_id=names[worker_id],
+                paid=money,
+                hours=float(hours),
+                hourly=(money / hours).quantize(CENT, ROUND_HALF_UP) if hours else None,
+            )
+        )
+    return sorted(out, key=lambda w: w.worker)

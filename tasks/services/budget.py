@@ -1,0 +1,273 @@
+"""Budgets: reserve a job's worst-case cost before work is published or more answers are requested,
+release it when work is rejected, cancelled or done, and raise 50/80/100% alerts.
+
+A reservation is a ``BudgetReservation`` row plus conditional updates of the running sums
+(``Job.budget_reserved``, ``MonthlyBudget.reserved``) guarded by the caps in their ``WHERE`` clause. On
+PostgreSQL the second of two racing updates re-reads the row after the first commits and re-checks the
+guard, so no interleaving can end above a cap. Every function is idempotent on its ``key``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from tasks.models import Assignment, AssignmentState, BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
+from tasks.services.errors import ServiceError
+from workforce.audit import Actor, record_audit_event
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal("0")
+ALERT_THRESHOLDS = (50, 80, 100)
+
+
+class BudgetExceeded(ServiceError):
+    """Reserving the amount would take a job (or the month) above its cap; nothing was reserved."""
+
+
+def month_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+def job_spent(job: Job) -> Decimal:
+    """Everything the ledger holds for ``job`` (reversals included), committed or charged."""
+    return exact(CostEntry.objects.filter(job_id=job.pk).aggregate(total=Sum("amount"))["total"])
+
+
+def exact(total: Decimal | float | None) -> Decimal:
+    """A database sum of 4-place amounts, exact: SQLite adds decimals as binary floats, whose error is
+    far below the 4th place for any realistic number of rows."""
+    if total is None:
+        return ZERO
+    return Decimal(str(total)).quantize(Decimal("0.0001"))
+
+
+def check_budget(*, job: Job, amount: Decimal, now: datetime | None = None) -> None:
+    """Raise ``BudgetExceeded`` when reserving ``amount`` now would break a cap (reads only)."""
+    now = now or timezone.now()
+    current = Job.objects.filter(pk=job.pk).values("budget_cap", "budget_reserved", "currency").first()
+    if current is None:
+        raise ServiceError(f"There is no job with id {job.pk}.")
+    cap, reserved = current["budget_cap"], current["budget_reserved"]
+    if cap is not None and reserved + amount > cap:
+        raise BudgetExceeded(_job_message(job, amount=amount, cap=cap, reserved=reserved, currency=current["currency"]))
+    monthly = MonthlyBudget.objects.filter(month=month_of(now)).first()
+    if monthly is not None and monthly.reserved + amount > monthly.cap:
+        raise BudgetExceeded(_month_message(monthly, amount))
+
+
+def _job_message(job: Job, *, amount: Decimal, cap: Decimal, reserved: Decimal, currency: str) -> str:
+    left = max(cap - reserved, ZERO)
+    return (
+        f"Job {job.pk} needs {_fmt(amount)} {currency} but only {_fmt(left)} of its {_fmt(cap)} {currency} "
+        f"budget cap is left ({_fmt(reserved)} already reserved); raise the cap or reduce the work."
+    )
+
+
+def _month_message(monthly: MonthlyBudget, amount: Decimal) -> str:
+    left = max(monthly.cap - monthly.reserved, ZERO)
+    return (
+        f"This needs {_fmt(amount)} {monthly.currency} but only {_fmt(left)} of the {_fmt(monthly.cap)} "
+        f"{monthly.currency} monthly cap for {monthly.month:%Y-%m} is left; raise the monthly cap or wait."
+    )
+
+
+def _fmt(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01')):,}"
+
+
+def reserve_budget(
+    *, job: Job, amount: Decimal, key: str, actor: Actor, reason: str = "", now: datetime | None = None
+) -> tuple[BudgetReservation, bool]:
+    """Reserve ``amount`` against the job's cap and this month's cap, or raise ``BudgetExceeded``.
+
+    Returns ``(reservation, created)``; a key reserved before returns its row and reserves nothing.
+    """
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
+        raise ServiceError("A reservation must be a non-negative Decimal amount.")
+    now = now or timezone.now()
+    month = month_of(now)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = BudgetReservation.objects.create(
+                    job_id=job.pk, amount=amount, key=key, reason=reason, month=month, created_at=now
+                )
+        except IntegrityError:
+            existing = BudgetReservation.objects.filter(key=key).first()
+            if existing is None:
+                raise
+            return existing, False
+        within_cap = Q(budget_cap__isnull=True) | Q(budget_reserved__lte=F("budget_cap") - amount)
+        if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=F("budget_reserved") + amount):
+            current = Job.objects.values("budget_cap", "budget_reserved", "currency").get(pk=job.pk)
+            raise BudgetExceeded(
+                _job_message(
+                    job,
+                    amount=amount,
+                    cap=current["budget_cap"] or ZERO,
+                    reserved=current["budget_reserved"],
+                    currency=current["currency"],
+                )
+            )
+        # Lock order everywhere: job row, then the audit chain head, then the month row (no deadlocks).
+        record_audit_event(
+            actor=actor,
+            action="budget.reserved",
+            object_type="job_budget",
+            object_id=job.pk,
+            after={"amount": str(amount), "key": key, "month": month.isoformat()},
+            reason=reason,
+        )
+        if MonthlyBudget.objects.filter(month=month).exists() and not MonthlyBudget.objects.filter(
+            month=month, reserved__lte=F("cap") - amount
+        ).update(reserved=F("reserved") + amount):
+            raise BudgetExceeded(_month_message(MonthlyBudget.objects.get(month=month), amount))
+    return row, True
+
+
+def release_budget(
+    *, job: Job, amount: Decimal, key: str, actor: Actor, reason: str = "", now: datetime | None = None
+) -> BudgetReservation | None:
+    """Give back up to ``amount`` of the job's reservation (never below zero). Idempotent on ``key``;
+    returns the release row, or None when nothing was reserved. The month released is the one of the
+    job's latest reservation."""
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
+        raise ServiceError("A release must be a non-negative Decimal amount.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        existing = BudgetReservation.objects.filter(key=key).first()
+        if existing is not None:
+            return existing
+        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+        amount = min(amount, reserved)
+        if amount <= 0:
+            return None
+        last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
+        month = last.month if last is not None else month_of(now)
+        row = BudgetReservation.objects.create(
+            job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now
+        )
+        Job.objects.filter(pk=job.pk).update(budget_reserved=F("budget_reserved") - amount)
+        record_audit_event(
+            actor=actor,
+            action="budget.released",
+            object_type="job_budget",
+            object_id=job.pk,
+            after={"amount": str(amount), "key": key, "month": month.isoformat()},
+            reason=reason,
+        )
+        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(F("reserved") - amount, ZERO))
+    return row
+
+
+def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservation | None:
+    """Release what the job reserved beyond what it spent and what its submitted, unreviewed work may
+    still cost (once its work is done or cancelled)."""
+    from tasks.reports.estimate import unit_cost
+
+    with transaction.atomic():
+        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+        pending = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).count()
+        unspent = reserved - job_spent(job) - pending * unit_cost(job)
+        if unspent <= 0:
+            return None
+        rows = BudgetReservation.objects.filter(job_id=job.pk).count()
+        return release_budget(job=job, amount=unspent, key=f"job:{job.pk}:settle:{rows}", actor=actor, reason=reason)
+
+
+def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:
+    """Raise the job's reservation to what it has spent, within its cap, when spend outran it (gold
+    overhead is reserved from the job's gold rate, and the gold policy can hand out more)."""
+    with transaction.atomic():
+        row = Job.objects.select_for_update().values("budget_reserved", "budget_cap").get(pk=job.pk)
+        missing = job_spent(job) - row["budget_reserved"]
+        if row["budget_cap"] is not None:
+            missing = min(missing, row["budget_cap"] - row["budget_reserved"])
+        if missing <= 0:
+            return None
+        rows = BudgetReservation.objects.filter(job_id=job.pk).count()
+        reservation, _ = reserve_budget(
+            job=job, amount=missing, key=f"job:{job.pk}:true-up:{rows}", actor=actor, reason="spend above reservation"
+        )
+        return reservation
+
+
+def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) -> list[BudgetAlert]:
+    """Raise each 50/80/100% alert the job's spend has reached, once: a row, an audit event, and an
+    email to ``FINANCE_ALERT_EMAILS`` when that setting lists addresses."""
+    cap = Job.objects.values_list("budget_cap", flat=True).get(pk=job.pk)
+    if not cap:
+        return []
+    now = now or timezone.now()
+    spent = job_spent(job)
+    reached = [t for t in ALERT_THRESHOLDS if spent * 100 >= cap * t]
+    done = set(BudgetAlert.objects.filter(job_id=job.pk).values_list("threshold", flat=True))
+    raised: list[BudgetAlert] = []
+    for threshold in reached:
+        if threshold in done:
+            continue
+        try:
+            with transaction.atomic():
+                alert = BudgetAlert.objects.create(
+                    job_id=job.pk, threshold=threshold, spent=spent, cap=cap, created_at=now
+                )
+        except IntegrityError:
+            continue  # raised by a concurrent approval
+        record_audit_event(
+            actor=actor,
+            action="budget.alert",
+            object_type="job_budget",
+            object_id=job.pk,
+            after={"threshold": threshold, "spent": str(spent), "cap": str(cap)},
+        )
+        raised.append(alert)
+    recipients = list(getattr(settings, "FINANCE_ALERT_EMAILS", []) or [])
+    if raised and recipients:
+        top = max(a.threshold for a in raised)
+        subject = f"Job {job.pk} ({job.name}) has spent {top}% of its budget"
+        body = f"Spent {_fmt(spent)} of {_fmt(cap)} {job.currency}."
+        transaction.on_commit(lambda: _send(subject, body, recipients))
+    return raised
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> None:
+    try:
+        send_mail(subject, body, None, recipients)
+    except OSError:  # a mail server being down must not fail the approval that crossed the line
+        logger.exception("Could not send the budget alert email %r", subject)
+
+
+def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = "USD") -> MonthlyBudget:
+    """Set (or create) the cap for all jobs in ``month``; it cannot go below what is already reserved."""
+    if not isinstance(cap, Decimal) or not cap.is_finite() or cap < 0:
+        raise ServiceError("A monthly cap must be a non-negative Decimal amount.")
+    month = month.replace(day=1)
+    with transaction.atomic():
+        before = MonthlyBudget.objects.filter(month=month).values_list("cap", flat=True).first()
+        record_audit_event(  # the audit head before the month row: the lock order reservations use
+            actor=actor,
+            action="budget.monthly_cap_set",
+            object_type="monthly_budget",
+            object_id=month.isoformat(),
+            before={"cap": str(before) if before is not None else None},
+            after={"cap": str(cap)},
+        )
+        row, _ = MonthlyBudget.objects.select_for_update().get_or_create(
+            month=month, defaults={"cap": cap, "currency": currency}
+        )
+        if cap < row.reserved:
+            raise ServiceError(
+                f"{month:%Y-%m} already has {_fmt(row.reserved)} {row.currency} reserved; the cap cannot be lower."
+            )
+        MonthlyBudget.objects.filter(pk=row.pk).update(cap=cap)
+        row.refresh_from_db()
+    return row

@@ -1,0 +1,58 @@
+"""Asking for more answers on Hits (e.g. where consensus is short of its target), within budget."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.db.models import Case, F, Value, When
+
+from tasks.models import Hit, HitState, Job, JobState
+from tasks.reports.estimate import hits_cost
+from tasks.services.budget import reserve_budget
+from tasks.services.errors import ServiceError
+from workforce.audit import Actor, record_audit_event
+
+
+def request_more_answers(*, job: Job, hit_ids: Sequence[int], extra: int, actor: Actor) -> int:
+    """Want ``extra`` more answers on each of the job's Hits ``hit_ids``, after reserving their worst-case
+    cost; raises ``BudgetExceeded`` (nothing changed) when a cap would be exceeded. Returns the Hits changed."""
+    if extra < 1:
+        raise ServiceError("Ask for at least one more answer.")
+    wanted_ids = sorted(set(hit_ids))
+    if not wanted_ids:
+        raise ServiceError("Choose at least one Hit.")
+    with transaction.atomic():
+        rows = list(
+            Hit.objects.select_for_update()
+            .filter(job_id=job.pk, pk__in=wanted_ids, is_gold=False)
+            .exclude(state=HitState.CANCELLED)
+            .order_by("pk")
+            .values_list("pk", "assignments_wanted")
+        )
+        if len(rows) != len(wanted_ids):
+            raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
+        # The key names the Hits' state before the change, so a retry of the same request reserves once.
+        digest = hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
+        amount = hits_cost(job, hit_count=len(rows), extra_per_hit=extra)
+        _, created = reserve_budget(
+            job=job, amount=amount, key=f"job:{job.pk}:more:{digest}", actor=actor, reason="more answers"
+        )
+        if not created:
+            return 0
+        Hit.objects.filter(pk__in=wanted_ids).update(
+            assignments_wanted=F("assignments_wanted") + extra,
+            state=Case(
+                When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)), default=F("state")
+            ),
+        )
+        Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+        record_audit_event(
+            actor=actor,
+            action="job.more_answers_requested",
+            object_type="job",
+            object_id=job.pk,
+            after={"hits": len(rows), "extra": extra, "reserved": str(amount)},
+        )
+    return len(rows)

@@ -1,0 +1,43 @@
+"""Topping up a job's underpaid workers to the fair-pay minimum with bonuses."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+
+from tasks.models import Job
+from tasks.reports.fair_pay import get_fair_pay
+from tasks.services.errors import ServiceError
+from tasks.services.review import pay_bonus
+from workforce.audit import Actor
+from workforce.models import Worker
+
+CENT = Decimal("0.01")
+
+
+def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -> Decimal:
+    """Bonus each worker whose effective hourly pay on the job is below the minimum up to it (their
+    measured hours x the minimum, less what they were paid). Returns the total of the bonuses paid;
+    a repeat with no new work pays nothing (the bonus key names the amount the worker is brought to)."""
+    report = get_fair_pay(job, minimum=minimum)
+    if report.minimum is None:
+        raise ServiceError("No fair-pay minimum is configured (FAIR_PAY_MIN_HOURLY).")
+    workers = Worker.objects.in_bulk([w.worker for w in report.below])
+    total = Decimal(0)
+    with transaction.atomic():
+        for pay in report.below:
+            target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_HALF_UP)
+            amount = target - pay.paid
+            if amount <= 0:
+                continue
+            if pay_bonus(
+                job=job,
+                worker=workers[pay.worker],
+                amount=amount,
+                reason=f"Top-up to the minimum of {report.minimum}/hour for your work on this job.",
+                key=f"fair-pay:job{job.pk}:worker{pay.worker}:to{target}",
+                actor=actor,
+            ):
+                total += amount
+    return total

@@ -1,0 +1,159 @@
+"""Finance in the admin: the finance role reads every report and the ledger and changes nothing;
+the dashboard, job report and exports render; the job page shows the estimate and budget banner;
+publishing over the cap is refused with a message; reviewers approve and reject from the list."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from tasks.models import Assignment, AssignmentState, CostEntry, Job, JobState, MonthlyBudget
+from tasks.roles import FINANCE
+from tasks.services.review import approve_assignments
+from tests.conftest import SYSTEM
+from tests.factories import ItemFactory, JobFactory, UserFactory
+from tests.tasks.finance_helpers import submit_work
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+
+@pytest.fixture
+def finance_client(db: Any) -> Client:
+    user = UserFactory(username="finance", is_staff=True)
+    user.groups.add(Group.objects.get(name=FINANCE))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def paid_job(make_published_job, make_worker) -> Job:
+    job = make_published_job(items=2, redundancy=1, reward=D("0.05"), budget_cap=D("0.10"))
+    worker = make_worker()
+    submit_work(job, worker)
+    submit_work(job, worker)
+    approve_assignments(job=job, actor=SYSTEM)
+    return job
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_finance_reads_every_report_and_the_ledger(finance_client: Client, paid_job: Job) -> None:
+    dashboard = finance_client.get(reverse("admin:tasks_finance_dashboard"))
+    assert dashboard.status_code == 200
+    body = dashboard.content.decode()
+    assert "<svg" in body and paid_job.name in body and "reached 100% of its budget" in body
+    report = finance_client.get(reverse("admin:tasks_finance_job", args=[paid_job.pk]) + "?by=day")
+    assert report.status_code == 200 and "0.1000" in report.content.decode()
+    export = finance_client.get(reverse("admin:tasks_finance_export", args=[paid_job.pk, "worker", "xlsx"]))
+    assert export.status_code == 200 and export["Content-Type"].startswith("application/vnd.openxml")
+    for name in ("costentry", "budgetreservation", "budgetalert", "monthlybudget", "job", "assignment"):
+        assert finance_client.get(reverse(f"admin:tasks_{name}_changelist")).status_code == 200, name
+    entry = CostEntry.objects.first()
+    assert finance_client.get(reverse("admin:tasks_costentry_change", args=[entry.pk])).status_code == 200
+
+
+def test_finance_changes_nothing(finance_client: Client, paid_job: Job) -> None:
+    change = reverse("admin:tasks_job_change", args=[paid_job.pk])
+    response = finance_client.post(change, {"name": "renamed", "budget_cap": "99"})
+    assert response.status_code == 403
+    paid_job.refresh_from_db()
+    assert paid_job.name != "renamed" and paid_job.budget_cap == D("0.10")
+    assert (
+        finance_client.post(reverse("admin:tasks_monthlybudget_add"), {"month": "2030-01-01", "cap": "1"}).status_code
+        == 403
+    )
+    assert not MonthlyBudget.objects.exists()
+    assert finance_client.get(reverse("admin:tasks_job_add")).status_code == 403
+    # Review and lifecycle actions are not offered, and posting them does nothing.
+    finance_client.post(
+        reverse("admin:tasks_job_changelist"), {"action": "cancel_selected", "_selected_action": [paid_job.pk]}
+    )
+    assert Job.objects.get(pk=paid_job.pk).state == JobState.COMPLETED
+    from django.contrib.auth import get_user_model
+
+    finance = get_user_model().objects.get(username="finance")
+    assert not [p for p in finance.get_all_permissions() if not p.split(".")[1].startswith("view_")]
+
+
+def test_a_user_without_finance_rights_cannot_see_the_dashboard(reviewer: Any) -> None:
+    client = Client()
+    client.force_login(reviewer)
+    assert client.get(reverse("admin:tasks_finance_dashboard")).status_code == 403
+
+
+def test_the_job_page_shows_the_preflight_estimate(superuser: Any) -> None:
+    job = JobFactory(redundancy=12, reward=D("0.50"), marketplace="mturk")
+    ItemFactory.create_batch(10, job=job)
+    client = Client()
+    client.force_login(superuser)
+    body = client.get(reverse("admin:tasks_job_change", args=[job.pk])).content.decode()
+    assert "Cost estimate" in body and "Total 84.00 USD" in body and "saves 12.00" in body
+
+
+def test_publishing_over_the_cap_shows_the_reason(superuser: Any) -> None:
+    job = JobFactory(redundancy=3, reward=D("0.05"), budget_cap=D("0.10"))
+    ItemFactory.create_batch(5, job=job)
+    client = Client()
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:tasks_job_changelist"), {"action": "publish_selected", "_selected_action": [job.pk]}, follow=True
+    )
+    assert any("needs 0.75 USD but only 0.10" in m for m in messages_of(response))
+    assert Job.objects.get(pk=job.pk).state == JobState.DRAFT
+
+
+def test_the_cap_cannot_be_set_below_what_is_reserved(superuser: Any, paid_job: Job) -> None:
+    client = Client()
+    client.force_login(superuser)
+    page = client.get(reverse("admin:tasks_job_change", args=[paid_job.pk]))
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data.update({"labels": '["pos", "neg", "neutral"]', "requirements": "[]", "budget_cap": "0.05",
+                 "assignment_duration": "00:10:00", "consensus_method": "mv"})  # fmt: skip
+    response = client.post(reverse("admin:tasks_job_change", args=[paid_job.pk]), data)
+    assert response.status_code == 200 and "cannot be lower" in response.content.decode()
+    assert Job.objects.get(pk=paid_job.pk).budget_cap == D("0.10")
+
+
+def test_a_reviewer_approves_and_rejects_from_the_assignment_list(
+    reviewer: Any, make_published_job, make_worker
+) -> None:
+    job = make_published_job(items=2, redundancy=1)
+    worker = make_worker()
+    good, bad = submit_work(job, worker), submit_work(job, worker)
+    client = Client()
+    client.force_login(reviewer)
+    url = reverse("admin:tasks_assignment_changelist")
+    client.post(url, {"action": "approve_selected", "_selected_action": [good.pk]})
+    client.post(url, {"action": "reject_selected", "_selected_action": [bad.pk]})
+    assert Assignment.objects.get(pk=good.pk).state == AssignmentState.APPROVED
+    assert Assignment.objects.get(pk=bad.pk).state == AssignmentState.REJECTED
+    assert list(CostEntry.objects.values_list("assignment_id", flat=True)) == [good.pk]
+
+
+def test_an_ops_manager_sets_a_monthly_cap_through_the_service(ops_manager: Any) -> None:
+    from workforce.models import AuditEvent
+
+    client = Client()
+    client.force_login(ops_manager)
+    add = reverse("admin:tasks_monthlybudget_add")
+    response = client.post(add, {"month": "2030-03-15", "cap": "250.00", "currency": "USD"})
+    assert response.status_code == 302
+    budget = MonthlyBudget.objects.get()
+    assert (str(budget.month), budget.cap) == ("2030-03-01", D("250.00"))
+    assert AuditEvent.objects.filter(action="budget.monthly_cap_set", object_id="2030-03-01").exists()
+    MonthlyBudget.objects.filter(pk=budget.pk).update(reserved=D("100"))
+    change = reverse("admin:tasks_monthlybudget_change", args=[budget.pk])
+    response = client.post(change, {"month": "2030-03-01", "cap": "50.00", "currency": "USD"})
+    assert response.status_code == 200 and "cannot be lower" in response.content.decode()
+    assert MonthlyBudget.objects.get().cap == D("250.00")
