@@ -177,6 +177,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.tasks.refresh_speed_scores_task",
         "schedule": timedelta(seconds=env_int("SCORE_REFRESH_SECONDS", 300)),
     },
+    "seal-audit-events": {
+        "task": "workforce.tasks.seal_audit_events_task",
+        "schedule": timedelta(seconds=env_int("AUDIT_SEAL_SECONDS", 5)),
+    },
     "expire-test-attempts": {
         "task": "qualification.tasks.expire_overdue_attempts_task",
         "schedule": timedelta(minutes=1),

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
+from workforce.audit import seal_all_audit_events
 from workforce.models import AuditEvent, Worker
 
 
@@ -33,6 +34,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     # ?object_type=job&object_id=7 (the History button of every audited object) filters to one object.
     search_fields = ("=object_id", "actor_label")
     date_hierarchy = "created_at"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        seal_all_audit_events()  # show the hot paths' latest events too, not only what beat sealed
+        return super().changelist_view(request, extra_context)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in ("object_id", "actor_id") or super().lookup_allowed(lookup, value, request)

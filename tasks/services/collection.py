@@ -33,6 +33,7 @@ from tasks.services import hot_sql
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
 from tasks.services.quality import grade_gold_answers
+from workforce.audit import Actor, queue_audit_event
 from workforce.models import Worker
 
 _REFUSALS = {
@@ -182,6 +183,15 @@ def submit_assignment(
             hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
             if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
+            queue_audit_event(
+                actor=Actor.from_worker(worker),
+                action="assignment.submitted",
+                object_type="assignment",
+                object_id=locked.pk,
+                before={"state": AssignmentState.ACCEPTED.value},
+                after={"state": AssignmentState.SUBMITTED.value, "answers": {str(i): v for i, v in values.items()}},
+                created_at=now,
+            )
             if locked.hit.is_gold:
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
             if (
@@ -189,9 +199,17 @@ def submit_assignment(
                 and not Hit.objects.filter(
                     job_id=job.pk, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
                 ).exists()
+            ) and Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
+                state=JobState.COMPLETED, completed_at=now
             ):
-                Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
-                    state=JobState.COMPLETED, completed_at=now
+                queue_audit_event(  # queued like the submit that caused it, so it is chained after it
+                    actor=Actor.system("collection"),
+                    action="job.completed",
+                    object_type="job",
+                    object_id=job.pk,
+                    before={"state": JobState.PUBLISHED.value},
+                    after={"state": JobState.COMPLETED.value},
+                    reason="Every Hit has all the answers it wants.",
                 )
             locked.state = AssignmentState.SUBMITTED
             locked.submitted_at = now

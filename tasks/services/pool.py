@@ -25,6 +25,7 @@ from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlo
 from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
+from workforce.audit import Actor, QueuedEvent, queue_audit_event, queue_audit_events
 from workforce.models import Worker
 from workforce.scoring import gold_evidence, gold_hand_out_rate
 
@@ -102,6 +103,23 @@ def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
     )
 
 
+def _audit_accepted(lease: Assignment, worker: Worker) -> None:
+    """The accept event, queued in the claiming transaction (no chain lock on the hot path)."""
+    queue_audit_event(
+        actor=Actor.from_worker(worker),
+        action="assignment.accepted",
+        object_type="assignment",
+        object_id=lease.pk,
+        after={
+            "state": AssignmentState.ACCEPTED.value,
+            "job": lease.job_id,
+            "hit": lease.hit_id,
+            "lease_expires_at": lease.lease_expires_at.isoformat(),
+        },
+        created_at=lease.accepted_at,
+    )
+
+
 def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
     lease = _new_lease(job=job, worker=worker, now=now)
     params: dict[str, Any] = {
@@ -123,11 +141,14 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
             # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
             transaction.set_rollback(True)
             return None
-    # Either the worker's current lease or the one just created.
-    lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
-    lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
-    lease._state.adding = False
-    lease._state.db = connection.alias
+        # Either the worker's current lease or the one just created.
+        created = lease_uuid == lease.uuid
+        lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
+        lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
+        lease._state.adding = False
+        lease._state.db = connection.alias
+        if created:
+            _audit_accepted(lease, worker)
     return lease
 
 
@@ -163,6 +184,7 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = Fal
                 lease = _new_lease(job=job, worker=worker, now=now)
                 lease.hit_id = hit_id
                 lease.save(force_insert=True)
+                _audit_accepted(lease, worker)
                 return lease
         except IntegrityError:
             # The same worker claimed this Hit from another tab at the same moment.
@@ -262,6 +284,14 @@ def return_assignment(*, assignment: Assignment, worker: Worker) -> None:
         if not returned:
             raise ServiceError("This task is no longer yours to return.")
         _release_slots([assignment.hit_id])
+        queue_audit_event(
+            actor=Actor.from_worker(worker),
+            action="assignment.returned",
+            object_type="assignment",
+            object_id=assignment.pk,
+            before={"state": AssignmentState.ACCEPTED.value},
+            after={"state": AssignmentState.RETURNED.value},
+        )
 
 
 def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit: int = 5000) -> int:
@@ -280,4 +310,20 @@ def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit:
             state=AssignmentState.EXPIRED
         )
         _release_slots([r[1] for r in rows])
+        sweeper = Actor.system("lease-sweeper")
+        queue_audit_events(
+            [
+                QueuedEvent(
+                    actor=sweeper,
+                    action="assignment.expired",
+                    object_type="assignment",
+                    object_id=assignment_id,
+                    before={"state": AssignmentState.ACCEPTED.value},
+                    after={"state": AssignmentState.EXPIRED.value},
+                    reason="The lease ran out before the worker submitted.",
+                    created_at=now,
+                )
+                for assignment_id, _hit_id in rows
+            ]
+        )
     return len(rows)

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from workforce.audit import CANONICAL_FIELDS
+from workforce.audit import CANONICAL_FIELDS, seal_all_audit_events
 from workforce.models import AuditEvent
 
 FIELDS = ["id", *CANONICAL_FIELDS, "previous_hash", "hash"]
@@ -39,6 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         since = _parse_since(options["since"])
+        seal_all_audit_events()  # export the complete trail, pending hot-path events included
         events = AuditEvent.objects.filter(created_at__gte=since).order_by("id").values(*FIELDS)
         out = open(options["output"], "w", newline="") if options["output"] else sys.stdout  # noqa: SIM115
         try:
