@@ -172,6 +172,23 @@ class QueuedEvent:
     created_at: datetime | None = None
 
 
+# For hot statements that insert their pending event themselves (one round trip, see tasks.services.pool).
+PENDING_EVENT_INSERT = (
+    "INSERT INTO workforce_pendingauditevent (created_at, actor_kind, actor_id, actor_label, action, object_type, "
+    "object_id, before, after, reason, request_id)"
+)
+
+
+def hot_statement_audit_params(actor: Actor) -> dict[str, str]:
+    """The actor and request id of a pending event written by SQL: ``%(audit_actor_kind)s`` and so on."""
+    return {
+        "audit_actor_kind": str(actor.kind),
+        "audit_actor_id": actor.id,
+        "audit_actor_label": actor.label,
+        "audit_request_id": current_request_id.get(),
+    }
+
+
 def queue_audit_events(events: Sequence[QueuedEvent]) -> None:
     """Insert events for the next sealing run, in order, without locking the chain (hot paths)."""
     if not events:

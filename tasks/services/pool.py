@@ -25,7 +25,14 @@ from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlo
 from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
-from workforce.audit import Actor, QueuedEvent, queue_audit_event, queue_audit_events
+from workforce.audit import (
+    PENDING_EVENT_INSERT,
+    Actor,
+    QueuedEvent,
+    hot_statement_audit_params,
+    queue_audit_event,
+    queue_audit_events,
+)
 from workforce.models import Worker
 from workforce.scoring import gold_evidence, gold_hand_out_rate
 
@@ -76,6 +83,14 @@ WITH current_lease AS (
     FROM claimed
     ON CONFLICT (worker_id, hit_id) DO NOTHING
     RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
+), audited AS (
+    {audit_insert}
+    SELECT %(now)s, %(audit_actor_kind)s, %(audit_actor_id)s, %(audit_actor_label)s, 'assignment.accepted',
+        'assignment', inserted.id::text, '{}'::jsonb,
+        jsonb_build_object('state', 'accepted', 'job', %(job)s::bigint, 'hit', inserted.hit_id,
+                           'lease_expires_at', %(expires_iso)s::text),
+        '', %(audit_request_id)s
+    FROM inserted
 ), lease AS (
     SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
 )
@@ -83,9 +98,12 @@ SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lea
 FROM (SELECT 1) AS one LEFT JOIN lease ON true
 """
 # Literal flags, not parameters, so the planner matches each query to its partial index.
+# The new lease's audit event (``audited``) is inserted by the same statement, unchained (workforce.audit).
 _CLAIM_SQL = {
-    False: _CLAIM_SQL_TEMPLATE.replace("{gold}", "false").replace("{order}", "h.priority, h.id"),
-    True: _CLAIM_SQL_TEMPLATE.replace("{gold}", "true").replace("{order}", "h.id"),
+    gold: _CLAIM_SQL_TEMPLATE.replace("{gold}", str(gold).lower())
+    .replace("{order}", "h.id" if gold else "h.priority, h.id")
+    .replace("{audit_insert}", PENDING_EVENT_INSERT)
+    for gold in (False, True)
 }
 
 
@@ -104,7 +122,10 @@ def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
 
 
 def _audit_accepted(lease: Assignment, worker: Worker) -> None:
-    """The accept event, queued in the claiming transaction (no chain lock on the hot path)."""
+    """The accept event, queued in the claiming transaction (no chain lock on the hot path).
+
+    The PostgreSQL claim statement writes the same event itself (``audited`` in ``_CLAIM_SQL``).
+    """
     queue_audit_event(
         actor=Actor.from_worker(worker),
         action="assignment.accepted",
@@ -130,6 +151,8 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
         "now": now,
         "expires": lease.lease_expires_at,
         "reward": lease.reward,
+        "expires_iso": lease.lease_expires_at.isoformat(),
+        **hot_statement_audit_params(Actor.from_worker(worker)),
     }
     with transaction.atomic():
         row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
@@ -142,13 +165,10 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
             transaction.set_rollback(True)
             return None
         # Either the worker's current lease or the one just created.
-        created = lease_uuid == lease.uuid
         lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
         lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
         lease._state.adding = False
         lease._state.db = connection.alias
-        if created:
-            _audit_accepted(lease, worker)
     return lease
 
 
