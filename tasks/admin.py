@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from qualification.selectors import validate_job_requirements
 from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
+from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
@@ -283,7 +284,8 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(ReadOnlyAdmin):
+class ItemAdmin(AuditHistoryMixin, ReadOnlyAdmin):
+    audit_object_type = "item"
     list_display = ("external_id", "job", "created_at")
     list_filter = ("job",)
     search_fields = ("=external_id",)
@@ -310,7 +312,8 @@ class AnswerInline(admin.TabularInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReadOnlyAdmin):
+class AssignmentAdmin(AuditHistoryMixin, ReadOnlyAdmin):
+    audit_object_type = "assignment"
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", "job")
     list_select_related = ("job", "worker")
@@ -380,3 +383,19 @@ class JobBlockAdmin(ReadOnlyAdmin):
     list_filter = ("job", "lifted_at")
     list_select_related = ("worker", "job")
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
+    actions = ["lift_selected"]
+
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tasks.change_jobblock")
+
+    @admin.action(description="Lift the selected blocks (the worker may work on the job again)", permissions=["lift"])
+    def lift_selected(self, request: HttpRequest, queryset: QuerySet[JobBlock]) -> None:
+        lifted = 0
+        for block in queryset.filter(lifted_at__isnull=True):
+            try:
+                lift_job_block(block=block, actor=Actor.from_user(request.user), reason="Lifted in the admin.")
+            except ServiceError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                lifted += 1
+        self.message_user(request, f"Lifted {lifted} block(s).", messages.SUCCESS)

@@ -23,7 +23,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "answer": ("view",),
             "consensuslabel": ("view",),
             "workerjobscore": ("view",),
-            "jobblock": ("view",),
+            "jobblock": ("view", "change"),
         },
         "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
         "qualification": {
