@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -154,6 +155,9 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return super().get_queryset(request).select_related("created_by")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # jobs are cancelled (audited), never deleted with their work and costs
+
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         # One grouped query for the progress of every job on the page.
@@ -205,10 +209,9 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
-        job = get_object_or_404(Job, pk=job_id)
         if not request.user.has_perm("tasks.add_item"):
-            messages.error(request, "You do not have permission to import items.")
-            return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
+            raise PermissionDenied("You do not have permission to import items.")
+        job = get_object_or_404(Job, pk=job_id)
         form = ItemImportForm(request.POST or None, request.FILES or None)
         row_errors: list[Any] = []
         if request.method == "POST" and form.is_valid():
