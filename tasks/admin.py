@@ -22,11 +22,12 @@ from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
-from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
+from tasks.services.jobs import INTERNAL_ONLY_REFUSAL, STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.tasks import compute_consensus_task
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
+from workforce.models import Marketplace
 
 
 class ItemImportForm(forms.Form):
@@ -63,6 +64,7 @@ class JobForm(forms.ModelForm):
             "currency",
             "assignment_duration",
             "marketplace",
+            "internal_only",
             "training_mode",
             "trusted_test",
             "trusted_min_accuracy",
@@ -80,6 +82,12 @@ class JobForm(forms.ModelForm):
         if errors:
             raise forms.ValidationError(errors)
         return requirements
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("internal_only") and data.get("marketplace", Marketplace.INTERNAL) != Marketplace.INTERNAL:
+            self.add_error("internal_only", INTERNAL_ONLY_REFUSAL)
+        return data
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
@@ -133,7 +141,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
         ),
         (None, {"fields": ("name", "description", "instructions")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
-        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace", "internal_only")}),
         (
             "Quality",
             {

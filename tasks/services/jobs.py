@@ -12,6 +12,7 @@ from django.db import transaction
 from tasks.models import Job, TaskKind
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
+from workforce.models import Marketplace
 
 
 def create_job(
@@ -69,6 +70,8 @@ def create_job(
     return job
 
 
+INTERNAL_ONLY_REFUSAL = "An internal-only job can only use the internal worker pool, not an external marketplace."
+
 # Fields that shape the work already handed out: editable only while the job is a draft.
 STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace")
 AUDITED_FIELDS = (
@@ -80,6 +83,7 @@ AUDITED_FIELDS = (
     "currency",
     "assignment_duration",
     "consensus_method",
+    "internal_only",
 )
 
 
@@ -93,6 +97,8 @@ def configure_job(*, job: Job, actor: Actor) -> Job:
     Structural fields (task kind, labels, redundancy, items per Hit, marketplace) cannot change once the
     job has left draft: work already handed out depends on them.
     """
+    if job.internal_only and job.marketplace != Marketplace.INTERNAL:
+        raise ServiceError(INTERNAL_ONLY_REFUSAL)
     with transaction.atomic():
         if job.pk is None:
             job.save()
