@@ -12,7 +12,7 @@ REVIEWER = "Reviewers"
 FINANCE = "Finance"
 CROWD_WORKER = "Crowd workers"
 
-# group -> app_label -> {model: actions}
+# group -> app_label -> {model: actions}; an action with an underscore is a custom permission's codename
 ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     OPS_MANAGER: {
         "tasks": {
@@ -25,7 +25,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "workerjobscore": ("view",),
             "jobblock": ("view", "change"),
         },
-        "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
+        "workforce": {"worker": ("view", "change", "view_worker_identity"), "auditevent": ("view",)},
         "qualification": {
             "qualificationtest": ("add", "change", "view"),
             "question": ("add", "change", "view", "delete"),
@@ -44,7 +44,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "workforce": {"worker": ("view",)},
     },
-    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",)}},
+    FINANCE: {"tasks": {"job": ("view",)}, "workforce": {"auditevent": ("view",), "worker": ("view_worker_identity",)}},
     CROWD_WORKER: {},
 }
 
@@ -55,7 +55,7 @@ def ensure_roles(**_: Any) -> None:
     for group_name, apps in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=group_name)
         wanted = [
-            (app_label, f"{action}_{model}")
+            (app_label, action if "_" in action else f"{action}_{model}")  # custom permissions by codename
             for app_label, models in apps.items()
             for model, actions in models.items()
             for action in actions

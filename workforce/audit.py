@@ -66,7 +66,9 @@ class Actor:
 
     @classmethod
     def from_worker(cls, worker: Worker) -> Actor:
-        return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=str(worker))
+        # Our own id only: marketplace ids and names are personal data, and sealed events are never
+        # rewritten, so they are kept out of the trail (see ``workforce.services.pseudonymise_worker``).
+        return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=f"worker {worker.pk}")
 
 
 CANONICAL_FIELDS = (

@@ -29,9 +29,11 @@ class Worker(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["marketplace", "external_id"], name="worker_unique_external_id"),
         ]
+        permissions = [("view_worker_identity", "Can see workers' marketplace ids unmasked (personal data)")]
 
     def __str__(self) -> str:
-        return self.display_name or f"{self.marketplace}:{self.external_id}"
+        # Never the marketplace id: it is personal data, shown only where masked (workforce.privacy).
+        return self.display_name or f"{self.marketplace} worker {self.pk}"
 
 
 class AuditEvent(models.Model):
