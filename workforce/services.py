@@ -63,7 +63,7 @@ def pseudonymise_worker(*, worker: Worker, actor: Actor, reason: str = "") -> Wo
     ``worker.pseudonymised`` event names the worker by pk only and does not repeat the old values.
     """
     with transaction.atomic():
-        locked = Worker.objects.select_for_update().select_related("user").get(pk=worker.pk)
+        locked = Worker.objects.select_for_update(of=("self",)).select_related("user").get(pk=worker.pk)
         if locked.external_id == f"erased-{locked.pk}":
             raise WorkerError(f"Worker {locked.pk} was already pseudonymised.")
         locked.external_id = f"erased-{locked.pk}"
