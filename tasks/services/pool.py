@@ -164,11 +164,11 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
             # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
             transaction.set_rollback(True)
             return None
-        # Either the worker's current lease or the one just created.
-        lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
-        lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
-        lease._state.adding = False
-        lease._state.db = connection.alias
+    # Either the worker's current lease or the one just created.
+    lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
+    lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
+    lease._state.adding = False
+    lease._state.db = connection.alias
     return lease
 
 
