@@ -119,6 +119,8 @@ STAFF_PASSWORD_MIN_LENGTH = env_int("STAFF_PASSWORD_MIN_LENGTH", 12)
 # Rate limits (cache-based, per user name or user + client IP; see workforce/ratelimit.py).
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Behind a reverse proxy: the META key holding the client address it sets, e.g. HTTP_X_FORWARDED_FOR.
+RATELIMIT_IP_HEADER = env_str("RATELIMIT_IP_HEADER", "") or ""
 QUALIFICATION_RATE_LIMIT = env_int("QUALIFICATION_RATE_LIMIT", 20)
 QUALIFICATION_RATE_WINDOW_SECONDS = env_int("QUALIFICATION_RATE_WINDOW_SECONDS", 60)
 if TESTING:

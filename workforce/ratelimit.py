@@ -20,8 +20,20 @@ from django.template.loader import render_to_string
 
 
 def client_ip(request: HttpRequest | None) -> str:
-    """The peer address Django sees (behind a proxy, configure the proxy to pass the real one on)."""
-    return str(request.META.get("REMOTE_ADDR", "")) if request is not None else ""
+    """The client's address: the peer Django sees, or behind a reverse proxy the address the proxy puts
+    in ``RATELIMIT_IP_HEADER`` (e.g. ``HTTP_X_FORWARDED_FOR``: its right-most entry, the one our proxy
+    appended; entries further left come from the client and could be forged).
+
+    Without that setting behind a proxy, every client shares the proxy's address, and the per-address
+    limit would then lock out everyone after a burst of failures from anyone.
+    """
+    if request is None:
+        return ""
+    header = settings.RATELIMIT_IP_HEADER
+    forwarded = str(request.META.get(header, "")) if header else ""
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _key(scope: str, *parts: str) -> str:

@@ -108,3 +108,18 @@ def test_api_pages_are_capped() -> None:
     paginator = BoundedCursorPagination()
     assert paginator.get_page_size(Request(APIRequestFactory().get("/", {"page_size": "100000"}))) == 500
     assert paginator.get_page_size(Request(APIRequestFactory().get("/"))) == 100
+
+
+@override_settings(LOGIN_MAX_FAILURES=2, RATELIMIT_IP_HEADER="HTTP_X_FORWARDED_FOR")
+def test_behind_a_proxy_the_address_it_appends_is_the_one_limited() -> None:
+    UserFactory(username="w2")
+    url = reverse("login")
+
+    def login(password: str, forwarded: str) -> int:
+        client = Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=forwarded)
+        return client.post(url, {"username": "w2", "password": password}).status_code
+
+    for spoofed in ("1.1.1.1, 203.0.113.7", "2.2.2.2, 203.0.113.7"):  # forged left part, same real client
+        assert login("wrong", spoofed) == 200
+    assert login(PASSWORD, "203.0.113.7") == 200  # locked for that client
+    assert login(PASSWORD, "198.51.100.9") == 302  # other clients behind the same proxy are not
