@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "workforce.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,7 +115,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "workforce.passwords.StaffPasswordValidator"},
 ]
+STAFF_PASSWORD_MIN_LENGTH = env_int("STAFF_PASSWORD_MIN_LENGTH", 12)
+# Rate limits (cache-based, per user name or user + client IP; see workforce/ratelimit.py).
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Behind a reverse proxy: the META key holding the client address it sets, e.g. HTTP_X_FORWARDED_FOR.
+RATELIMIT_IP_HEADER = env_str("RATELIMIT_IP_HEADER", "") or ""
+QUALIFICATION_RATE_LIMIT = env_int("QUALIFICATION_RATE_LIMIT", 20)
+QUALIFICATION_RATE_WINDOW_SECONDS = env_int("QUALIFICATION_RATE_WINDOW_SECONDS", 60)
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -133,7 +143,10 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")) or BASE
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or VAR_DIR / "media")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads are spooled to a temporary file
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
+# Item imports through the admin or the API (CSV/JSONL); the command line has no limit.
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 
 # --- security: sane defaults when DEBUG is off (python manage.py check --deploy) -----------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -148,6 +161,16 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 30)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    CSRF_COOKIE_HTTPONLY = env_bool("CSRF_COOKIE_HTTPONLY", True)  # the pages read the token from the form
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a deliberate, hard-to-undo choice per domain (SECURE_HSTS_PRELOAD=1 opts in).
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Scripts only from our own static files; inline styles allowed (progress bars); item images over https.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- Django REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -156,7 +179,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "tasks.api.pagination.BoundedCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -198,6 +221,10 @@ CELERY_BEAT_SCHEDULE = {
     "auto-review": {
         "task": "tasks.tasks.auto_review_task",
         "schedule": timedelta(seconds=env_int("AUTO_REVIEW_SECONDS", 300)),
+    },
+    "seal-audit-events": {
+        "task": "workforce.tasks.seal_audit_events_task",
+        "schedule": timedelta(seconds=env_int("AUDIT_SEAL_SECONDS", 5)),
     },
     "expire-test-attempts": {
         "task": "qualification.tasks.expire_overdue_attempts_task",

@@ -91,6 +91,9 @@ class QualificationTestAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return not _frozen(obj) and super().has_change_permission(request, obj)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # attempts and grants point at test versions; retire a test with is_active instead
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "slug"] if obj is not None and obj.pk else fields

@@ -27,6 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
+
 from qualification.errors import QualificationError
 from qualification.grading import AnswerType
 from qualification.models import QualificationTest
@@ -67,10 +70,11 @@ def _parse(xml: str | bytes, root_name: str) -> ET.Element:
     data = xml.encode() if isinstance(xml, str) else xml
     if len(data) > MAX_XML_BYTES:
         raise MturkXmlError(f"The {root_name} XML is larger than {MAX_XML_BYTES // (1024 * 1024)} MB.")
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise MturkXmlError(f"The {root_name} XML declares a DOCTYPE or entities, which are not accepted.")
     try:
-        root = ET.fromstring(data)
+        # defusedxml: no DTDs at all, so no external entities, no entity expansion bombs, in any encoding.
+        root = defused_fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise MturkXmlError(f"The {root_name} XML declares a DOCTYPE or entities, which are not accepted.") from exc
     except ET.ParseError as exc:
         raise MturkXmlError(f"The {root_name} XML is not well-formed ({exc}).") from exc
     if _local(root.tag) != root_name:

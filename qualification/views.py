@@ -16,9 +16,14 @@ from qualification.models import Attempt, AttemptState, QualificationTest
 from qualification.selectors import get_worker_attempt, list_tests_for_worker, questions_for_page
 from qualification.services import start_attempt, submit_attempt
 from workforce.models import Worker
+from workforce.ratelimit import rate_limited
 from workforce.web import worker_required
 
 ANSWER_PREFIX = "q-"
+# Starting and submitting attempts: at most QUALIFICATION_RATE_LIMIT per worker and IP per window.
+_rate_limited = rate_limited(
+    "qualification", limit_setting="QUALIFICATION_RATE_LIMIT", window_setting="QUALIFICATION_RATE_WINDOW_SECONDS"
+)
 
 
 def _own_attempt(worker: Worker, attempt_uuid: UUID) -> Attempt:
@@ -36,6 +41,7 @@ def test_list(request: HttpRequest, worker: Worker) -> HttpResponse:
 
 @require_POST
 @worker_required
+@_rate_limited
 def start(request: HttpRequest, worker: Worker, test_id: int) -> HttpResponse:
     test = get_object_or_404(QualificationTest, pk=test_id)
     try:
@@ -68,6 +74,7 @@ def attempt_page(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> Ht
 
 @require_POST
 @worker_required
+@_rate_limited
 def submit(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> HttpResponse:
     attempt = _own_attempt(worker, attempt_uuid)
     answers: dict[str, Any] = {}

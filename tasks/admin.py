@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -31,15 +32,17 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.selectors import get_job_progress, list_job_progress
+from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
-from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
+from tasks.services.jobs import INTERNAL_ONLY_REFUSAL, STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
+from workforce.models import Marketplace
 
 
 class ItemImportForm(forms.Form):
@@ -77,6 +80,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "currency",
             "assignment_duration",
             "marketplace",
+            "internal_only",
             "training_mode",
             "prelabel_model",
             "trusted_test",
@@ -107,6 +111,8 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("internal_only") and data.get("marketplace", Marketplace.INTERNAL) != Marketplace.INTERNAL:
+            self.add_error("internal_only", INTERNAL_ONLY_REFUSAL)
         for problem in template_problems(
             task_template=data.get("task_template") or "",
             answer_field=data.get("answer_field") or "",
@@ -181,7 +187,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         ),
         (None, {"fields": ("name", "description", "instructions", "confirm_instructions_change")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
-        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace")}),
+        ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace", "internal_only")}),
         ("MTurk layout", {"fields": ("task_template", "answer_field"), "classes": ("collapse",)}),
         (
             "Pay, review and budget",
@@ -208,6 +214,9 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return super().get_queryset(request).select_related("created_by")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # jobs are cancelled (audited), never deleted with their work and costs
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
@@ -267,10 +276,9 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
-        job = get_object_or_404(Job, pk=job_id)
         if not request.user.has_perm("tasks.add_item"):
-            messages.error(request, "You do not have permission to import items.")
-            return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
+            raise PermissionDenied("You do not have permission to import items.")
+        job = get_object_or_404(Job, pk=job_id)
         form = ItemImportForm(request.POST or None, request.FILES or None)
         row_errors: list[Any] = []
         if request.method == "POST" and form.is_valid():
@@ -346,7 +354,8 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
 
 
 @admin.register(Item)
-class ItemAdmin(ReadOnlyAdmin):
+class ItemAdmin(AuditHistoryMixin, ReadOnlyAdmin):
+    audit_object_type = "item"
     paginator = EstimatedCountPaginator  # no COUNT(*) over a 500,000-item job
     list_display = ("external_id", "job", "created_at")
     list_filter = ("job",)
@@ -374,7 +383,8 @@ class AnswerInline(admin.TabularInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReviewActionsMixin, ReadOnlyAdmin):
+class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
+    audit_object_type = "assignment"
     paginator = EstimatedCountPaginator
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", "job")
@@ -445,6 +455,22 @@ class JobBlockAdmin(ReadOnlyAdmin):
     list_filter = ("job", "lifted_at")
     list_select_related = ("worker", "job")
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
+    actions = ["lift_selected"]
+
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tasks.change_jobblock")
+
+    @admin.action(description="Lift the selected blocks (the worker may work on the job again)", permissions=["lift"])
+    def lift_selected(self, request: HttpRequest, queryset: QuerySet[JobBlock]) -> None:
+        lifted = 0
+        for block in queryset.filter(lifted_at__isnull=True):
+            try:
+                lift_job_block(block=block, actor=Actor.from_user(request.user), reason="Lifted in the admin.")
+            except ServiceError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                lifted += 1
+        self.message_user(request, f"Lifted {lifted} block(s).", messages.SUCCESS)
 
 
 # Admin pages that live in their own modules register themselves on import.

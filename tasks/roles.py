@@ -12,7 +12,7 @@ REVIEWER = "Reviewers"
 FINANCE = "Finance"
 CROWD_WORKER = "Crowd workers"
 
-# group -> app_label -> {model: actions}
+# group -> app_label -> {model: actions}; an action with an underscore is a custom permission's codename
 ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     OPS_MANAGER: {
         "tasks": {
@@ -23,7 +23,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "answer": ("view",),
             "consensuslabel": ("view",),
             "workerjobscore": ("view",),
-            "jobblock": ("view",),
+            "jobblock": ("view", "change"),
             "prediction": ("view",),
             "costentry": ("view",),
             "datasetversion": ("add", "view"),
@@ -33,7 +33,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "budgetalert": ("view",),
             "monthlybudget": ("add", "change", "view"),
         },
-        "workforce": {"worker": ("view", "change"), "auditevent": ("view",)},
+        "workforce": {"worker": ("view", "change", "view_worker_identity"), "auditevent": ("view",)},
         "qualification": {
             "qualificationtest": ("add", "change", "view"),
             "question": ("add", "change", "view", "delete"),
@@ -64,7 +64,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "budgetalert": ("view",),
             "monthlybudget": ("view",),
         },
-        "workforce": {"auditevent": ("view",), "worker": ("view",)},
+        "workforce": {"auditevent": ("view",), "worker": ("view", "view_worker_identity")},
     },
     CROWD_WORKER: {},
 }
@@ -76,7 +76,7 @@ def ensure_roles(**_: Any) -> None:
     for group_name, apps in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=group_name)
         wanted = [
-            (app_label, f"{action}_{model}")
+            (app_label, action if "_" in action else f"{action}_{model}")  # custom permissions by codename
             for app_label, models in apps.items()
             for model, actions in models.items()
             for action in actions

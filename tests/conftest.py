@@ -70,3 +70,12 @@ def _celery_runs_inline(request: pytest.FixtureRequest) -> Any:
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Any:
+    """Rate-limit counters live in the cache; ids and IPs repeat between tests, so each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -1,23 +1,64 @@
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
+from workforce.audit import seal_all_audit_events
 from workforce.models import AuditEvent, Worker
+from workforce.privacy import worker_id_for
+
+# The user a worker page is rendered for (per request and thread; a ModelAdmin is shared by all requests).
+_viewer: ContextVar[Any] = ContextVar("worker_admin_viewer", default=None)
+
+
+def _rendered(response: HttpResponse) -> HttpResponse:
+    """Render a lazy TemplateResponse now, while ``_viewer`` is still set."""
+    if isinstance(response, TemplateResponse) and not response.is_rendered:
+        response.render()
+    return response
 
 
 @admin.register(Worker)
 class WorkerAdmin(AuditHistoryMixin, admin.ModelAdmin):
     audit_object_type = "worker"
-    list_display = ("__str__", "marketplace", "external_id", "user", "is_blocked", "created_at")
     list_filter = ("marketplace", "is_blocked")
     search_fields = ("=external_id", "display_name", "user__username")
     list_select_related = ("user",)
-    readonly_fields = ("marketplace", "external_id", "user", "created_at", "is_blocked", "blocked_reason")
+    exclude = ("external_id",)
     show_full_result_count = False
+
+    list_display = ("__str__", "marketplace", "marketplace_id", "user", "is_blocked", "created_at")
+    readonly_fields = ("marketplace", "marketplace_id", "user", "created_at", "is_blocked", "blocked_reason")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        token = _viewer.set(request.user)
+        try:
+            return _rendered(super().changelist_view(request, extra_context))
+        finally:
+            _viewer.reset(token)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        token = _viewer.set(request.user)
+        try:
+            return _rendered(super().changeform_view(request, object_id, form_url, extra_context))
+        finally:
+            _viewer.reset(token)
+
+    @admin.display(description="Marketplace id", ordering="external_id")
+    def marketplace_id(self, worker: Worker) -> str:
+        """As given for users with the identity permission, else a pseudonym (``workforce.privacy``)."""
+        return worker_id_for(_viewer.get(), worker.external_id)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -33,6 +74,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     # ?object_type=job&object_id=7 (the History button of every audited object) filters to one object.
     search_fields = ("=object_id", "actor_label")
     date_hierarchy = "created_at"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        seal_all_audit_events()  # show the hot paths' latest events too, not only what beat sealed
+        return super().changelist_view(request, extra_context)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in ("object_id", "actor_id") or super().lookup_allowed(lookup, value, request)

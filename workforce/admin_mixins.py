@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
@@ -22,6 +23,8 @@ class AuditHistoryMixin:
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied  # the audit list must not open a door the object's own page keeps shut
         if self.audit_object_type and request.user.has_perm("workforce.view_auditevent"):
             query = urlencode({"object_type": self.audit_object_type, "object_id": object_id})
             return HttpResponseRedirect(f"{reverse('admin:workforce_auditevent_changelist')}?{query}")

@@ -1,21 +1,50 @@
-"""The audit trail: ``record_audit_event`` appends one hash-chained event.
+"""The audit trail: one hash chain of events, ``hash = sha256(previous_hash + canonical_json(event))``.
 
-``hash = sha256(previous_hash + canonical_json(event))``; the chain head row is locked while appending,
-so events form one total order and any later edit of a stored event breaks every hash after it.
+Two ways in, one chain:
+
+* ``record_audit_event`` (configuration, publishing, blocks, grants, logins: rare, human-paced
+  actions) appends at once. It locks the single ``AuditChainHead`` row, so appends form one total order.
+* ``queue_audit_event`` / ``queue_audit_events`` (the internal pool's hot paths: assignment accepted,
+  submitted, returned, expired) insert a ``PendingAuditEvent`` row in the caller's transaction and take
+  **no** lock, so fifty workers submitting at once never queue behind each other on the chain head.
+  ``seal_audit_events`` later moves pending rows into the chain: it locks the head, reads the committed
+  pending rows in id order, appends each as an ``AuditEvent`` (same fields, same ``created_at``: the
+  time of the action, not of the sealing) and deletes them, all in one transaction. Celery beat runs
+  it every ``AUDIT_SEAL_SECONDS``; ``audit_verify``, ``audit_export`` and the admin's audit list seal
+  first, so what they show is complete.
+
+Guarantees:
+
+* The sealed chain is tamper-evident exactly as before: editing, deleting or reordering any sealed event
+  breaks its hash or the next event's ``previous_hash`` (``verify_audit_chain`` walks ``AuditEvent`` in id
+  order; ids are allocated under the head lock, so id order is chain order).
+* A queued event commits or rolls back with the state change it records (same transaction): no state
+  change without its event, no event for a change that did not happen.
+* Events of one transaction keep their order (a direct append first seals what is pending, its own
+  transaction's queued events included); an event caused by an earlier committed one (an accept
+  before its submit) is always sealed after it. Unrelated concurrent events are chained in the
+  order their transactions became visible to the sealer; ``created_at`` keeps the wall-clock time.
+* Until it is sealed (at most ``AUDIT_SEAL_SECONDS`` plus a sealing run), a pending event is protected
+  only by the database: PostgreSQL refuses UPDATE on the pending table by trigger, and the ORM refuses
+  saves of an existing row. A person with raw DELETE rights could drop a pending event in that window;
+  a sealed event can no longer be dropped or changed without ``audit_verify`` noticing.
+* Sealing is idempotent and safe to run concurrently: the head lock serialises sealers, and a pending
+  row is deleted in the transaction that chains it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from workforce.models import AuditChainHead, AuditEvent, Worker
+from workforce.models import AuditChainHead, AuditEvent, PendingAuditEvent, Worker
 from workforce.request_context import current_request_id
 
 
@@ -37,7 +66,9 @@ class Actor:
 
     @classmethod
     def from_worker(cls, worker: Worker) -> Actor:
-        return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=str(worker))
+        # Our own id only: marketplace ids and names are personal data, and sealed events are never
+        # rewritten, so they are kept out of the trail (see ``workforce.services.pseudonymise_worker``).
+        return cls(kind=AuditEvent.ActorKind.WORKER, id=str(worker.pk), label=f"worker {worker.pk}")
 
 
 CANONICAL_FIELDS = (
@@ -77,34 +108,170 @@ def record_audit_event(
     reason: str = "",
     request_id: str = "",
 ) -> AuditEvent:
-    """Append one event to the chain, inside the caller's transaction."""
-    request_id = request_id or current_request_id.get()
-    before = json.loads(json.dumps(before or {}, default=str))
-    after = json.loads(json.dumps(after or {}, default=str))
+    """Append one event to the chain, inside the caller's transaction.
+
+    Pending events visible to this transaction (its own queued ones included) are sealed first, so an
+    event queued earlier in the same transaction stays before this one in the chain.
+    """
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
-        created_at = timezone.now()
-        fields: dict[str, Any] = {
-            "created_at": created_at,
-            "actor_kind": str(actor.kind),
-            "actor_id": actor.id,
-            "actor_label": actor.label,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "before": before,
-            "after": after,
-            "reason": reason,
-            "request_id": request_id,
-        }
-        digest = chain_hash(head.last_hash, canonical_event(fields))
-        event = AuditEvent.objects.create(previous_hash=head.last_hash, hash=digest, **fields)
-        AuditChainHead.objects.filter(id=1).update(last_hash=digest, count=head.count + 1)
+        last_hash, count = _seal_pending(head.last_hash, head.count, limit=None)
+        fields = _event_fields(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            reason=reason,
+            request_id=request_id,
+        )
+        digest = chain_hash(last_hash, canonical_event(fields))
+        event = AuditEvent.objects.create(previous_hash=last_hash, hash=digest, **fields)
+        AuditChainHead.objects.filter(id=1).update(last_hash=digest, count=count + 1)
     return event
 
 
+def _event_fields(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str,
+    request_id: str,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "created_at": created_at or timezone.now(),
+        "actor_kind": str(actor.kind),
+        "actor_id": actor.id,
+        "actor_label": actor.label,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": json.loads(json.dumps(before or {}, default=str)),
+        "after": json.loads(json.dumps(after or {}, default=str)),
+        "reason": reason,
+        "request_id": request_id or current_request_id.get(),
+    }
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One event for ``queue_audit_events`` (the arguments of ``record_audit_event``)."""
+
+    actor: Actor
+    action: str
+    object_type: str
+    object_id: object
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    reason: str = ""
+    request_id: str = ""
+    created_at: datetime | None = None
+
+
+# For hot statements that insert their pending event themselves (one round trip, see tasks.services.pool).
+PENDING_EVENT_INSERT = (
+    "INSERT INTO workforce_pendingauditevent (created_at, actor_kind, actor_id, actor_label, action, object_type, "
+    "object_id, before, after, reason, request_id)"
+)
+
+
+def hot_statement_audit_params(actor: Actor) -> dict[str, str]:
+    """The actor and request id of a pending event written by SQL: ``%(audit_actor_kind)s`` and so on."""
+    return {
+        "audit_actor_kind": str(actor.kind),
+        "audit_actor_id": actor.id,
+        "audit_actor_label": actor.label,
+        "audit_request_id": current_request_id.get(),
+    }
+
+
+def queue_audit_events(events: Sequence[QueuedEvent]) -> None:
+    """Insert events for the next sealing run, in order, without locking the chain (hot paths)."""
+    if not events:
+        return
+    PendingAuditEvent.objects.bulk_create(
+        [
+            PendingAuditEvent(
+                **_event_fields(
+                    actor=e.actor,
+                    action=e.action,
+                    object_type=e.object_type,
+                    object_id=e.object_id,
+                    before=e.before,
+                    after=e.after,
+                    reason=e.reason,
+                    request_id=e.request_id,
+                    created_at=e.created_at,
+                )
+            )
+            for e in events
+        ]
+    )
+
+
+def queue_audit_event(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+    created_at: datetime | None = None,
+) -> None:
+    """Like ``record_audit_event``, but chained later by ``seal_audit_events`` (no lock taken now)."""
+    queue_audit_events(
+        [QueuedEvent(actor, action, object_type, object_id, before, after, reason, created_at=created_at)]
+    )
+
+
+def _seal_pending(last_hash: str, count: int, *, limit: int | None) -> tuple[str, int]:
+    """Chain pending events after ``last_hash`` (the caller holds the head lock); the new (hash, count)."""
+    rows = PendingAuditEvent.objects.order_by("id")
+    pending = list(rows[:limit] if limit is not None else rows)
+    if not pending:
+        return last_hash, count
+    sealed: list[AuditEvent] = []
+    for row in pending:
+        fields = {name: getattr(row, name) for name in CANONICAL_FIELDS}
+        digest = chain_hash(last_hash, canonical_event(fields))
+        sealed.append(AuditEvent(previous_hash=last_hash, hash=digest, **fields))
+        last_hash = digest
+    AuditEvent.objects.bulk_create(sealed, batch_size=1000)
+    PendingAuditEvent.objects.filter(id__in=[row.pk for row in pending]).delete()
+    return last_hash, count + len(sealed)
+
+
+def seal_audit_events(*, limit: int = 5000) -> int:
+    """Chain up to ``limit`` committed pending events, oldest first; return how many were sealed."""
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        last_hash, count = _seal_pending(head.last_hash, head.count, limit=limit)
+        if count != head.count:
+            AuditChainHead.objects.filter(id=1).update(last_hash=last_hash, count=count)
+    return count - head.count
+
+
+def seal_all_audit_events() -> int:
+    """Seal until nothing committed is pending (before verifying, exporting or showing the trail)."""
+    total = 0
+    while sealed := seal_audit_events():
+        total += sealed
+    return total
+
+
 def verify_audit_chain() -> AuditEvent | None:
-    """Walk the chain in order; return the first event whose hash does not match, or None."""
+    """Walk the chain in order; return the first event whose hash does not match, or None.
+
+    Also catches a deleted event: the next one's ``previous_hash`` no longer matches.
+    """
     previous = "0" * 64
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         expected = chain_hash(previous, canonical_event({name: getattr(event, name) for name in CANONICAL_FIELDS}))

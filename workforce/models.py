@@ -29,9 +29,11 @@ class Worker(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["marketplace", "external_id"], name="worker_unique_external_id"),
         ]
+        permissions = [("view_worker_identity", "Can see workers' marketplace ids unmasked (personal data)")]
 
     def __str__(self) -> str:
-        return self.display_name or f"{self.marketplace}:{self.external_id}"
+        # Never the marketplace id: it is personal data, shown only where masked (workforce.privacy).
+        return self.display_name or f"{self.marketplace} worker {self.pk}"
 
 
 class AuditEvent(models.Model):
@@ -83,3 +85,35 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"Audit chain head ({self.count} events)"
+
+
+class PendingAuditEvent(models.Model):
+    """An event written by a hot path, waiting to be sealed into the chain (see ``workforce.audit``).
+
+    Inserted without taking the chain lock; ``seal_audit_events`` moves these rows, in id order, into
+    ``AuditEvent`` with their hashes and deletes them in the same transaction. On PostgreSQL a trigger
+    refuses UPDATE of these rows (the sealer only ever deletes them).
+    """
+
+    created_at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=8, choices=AuditEvent.ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"pending {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise RuntimeError("Pending audit events cannot be changed; the sealer only moves them into the chain.")
+        super().save(*args, **kwargs)

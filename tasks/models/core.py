@@ -78,6 +78,11 @@ class Job(models.Model):
         default=timedelta(minutes=10), help_text="How long a worker holds a Hit before it returns to the pool."
     )
     marketplace = models.CharField(max_length=16, choices=Marketplace.choices, default=Marketplace.INTERNAL)
+    internal_only = models.BooleanField(
+        default=False,
+        help_text="Sensitive data: this job's items are shown only to the internal worker pool, never published "
+        "to an external marketplace.",
+    )
     consensus_method = models.CharField(max_length=16, default="mv")
     mturk_options = models.JSONField(
         default=dict,

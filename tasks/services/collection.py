@@ -35,6 +35,7 @@ from tasks.services import hot_sql
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
 from tasks.services.quality import grade_gold_answers
+from workforce.audit import PENDING_EVENT_INSERT, Actor, hot_statement_audit_params, queue_audit_event
 from workforce.models import Worker
 
 _REFUSALS = {
@@ -82,8 +83,9 @@ WHERE id = %(hit)s AND assignments_submitted < assignments_wanted
 RETURNING state
 """
 
-# PostgreSQL: the same count, the answers and the assignment's new state in one round trip. The insert
-# and the update only take effect when the count did (they read ``counted``).
+# PostgreSQL: the same count, the answers, the assignment's new state and its (unchained, see
+# workforce.audit) "assignment.submitted" event in one round trip. The inserts and the update only take
+# effect when the count did (they read ``counted``).
 _RECORD_SQL_POSTGRES = (
     "WITH counted AS ("
     + _COUNT_SUBMISSION_SQL
@@ -94,6 +96,14 @@ _RECORD_SQL_POSTGRES = (
 ), marked AS (
     UPDATE tasks_assignment SET state = 'submitted', submitted_at = %(now)s
     WHERE id = %(assignment)s AND EXISTS (SELECT 1 FROM counted)
+), audited AS (
+    """
+    + PENDING_EVENT_INSERT
+    + """
+    SELECT %(now)s, %(audit_actor_kind)s, %(audit_actor_id)s, %(audit_actor_label)s, 'assignment.submitted',
+        'assignment', %(assignment)s::bigint::text, '{"state": "accepted"}'::jsonb, %(audit_after)s::jsonb,
+        '', %(audit_request_id)s
+    FROM counted
 )
 SELECT state FROM counted"""
 )
@@ -108,6 +118,8 @@ def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], n
             "worker": worker.pk,
             "items": list(values),
             "values": [json.dumps(v) for v in values.values()],
+            "audit_after": json.dumps(_submitted_after(values)),
+            **hot_statement_audit_params(Actor.from_worker(worker)),
         }
         row = hot_sql.fetch_one(_RECORD_SQL_POSTGRES, params)
         return None if row is None else str(row[0])
@@ -125,7 +137,20 @@ def _record(*, assignment: Assignment, worker: Worker, values: dict[int, Any], n
         ]
     )
     Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.SUBMITTED, submitted_at=now)
+    queue_audit_event(
+        actor=Actor.from_worker(worker),
+        action="assignment.submitted",
+        object_type="assignment",
+        object_id=assignment.pk,
+        before={"state": AssignmentState.ACCEPTED.value},
+        after=_submitted_after(values),
+        created_at=now,
+    )
     return str(row[0])
+
+
+def _submitted_after(values: dict[int, Any]) -> dict[str, Any]:
+    return {"state": AssignmentState.SUBMITTED.value, "answers": {str(i): v for i, v in values.items()}}
 
 
 def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignment | None:
@@ -200,9 +225,17 @@ def submit_assignment(
                 and not Hit.objects.filter(
                     job_id=job.pk, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
                 ).exists()
+            ) and Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
+                state=JobState.COMPLETED, completed_at=now
             ):
-                Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
-                    state=JobState.COMPLETED, completed_at=now
+                queue_audit_event(  # queued like the submit that caused it, so it is chained after it
+                    actor=Actor.system("collection"),
+                    action="job.completed",
+                    object_type="job",
+                    object_id=job.pk,
+                    before={"state": JobState.PUBLISHED.value},
+                    after={"state": JobState.COMPLETED.value},
+                    reason="Every Hit has all the answers it wants.",
                 )
             locked.state = AssignmentState.SUBMITTED
             locked.submitted_at = now

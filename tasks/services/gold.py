@@ -7,7 +7,7 @@ from django.db import transaction
 from tasks.models import ConsensusLabel, Item, Job, JobState
 from tasks.services import hits as hit_services
 from tasks.services.errors import ServiceError
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 
 MIN_PROMOTION_CONFIDENCE = 0.9
 
@@ -40,6 +40,20 @@ def promote_consensus_to_gold(
         )
         promoted = [item_id for item_id, _, _ in rows]
         hit_services.build_gold_hits(job=job, item_ids=promoted, open_now=job.state == JobState.PUBLISHED)
+        # Each item's own history shows it became gold (queued, then sealed by the job event below).
+        queue_audit_events(
+            [
+                QueuedEvent(
+                    actor=actor,
+                    action="item.gold_set",
+                    object_type="item",
+                    object_id=item_id,
+                    before={"is_gold": False},
+                    after={"is_gold": True, "gold_answer": value, "consensus_confidence": round(confidence, 4)},
+                )
+                for item_id, value, confidence in rows
+            ]
+        )
         record_audit_event(
             actor=actor,
             action="gold.promoted",

@@ -242,7 +242,17 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
 def import_items(
     *, job: Job, stream: IO[bytes] | IO[str], filename: str, actor: Actor, fmt: str | None = None
 ) -> ImportResult:
-    """Import items into ``job`` from an open file; all or nothing."""
+    """Import items into ``job`` from an open file; all or nothing.
+
+    Uploads (anything with a ``size``, as Django's uploaded files) larger than ``IMPORT_MAX_UPLOAD_BYTES``
+    are refused before a byte is parsed; the command line reads local files without that limit.
+    """
+    size = getattr(stream, "size", None)
+    if size is not None and size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        raise ServiceError(
+            f"The file is {size / 1e6:.1f} MB; uploads are limited to {settings.IMPORT_MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+            "Split it, or import it with `python manage.py import_items`."
+        )
     file_format = detect_format(filename, fmt)
     if job.state in (JobState.COMPLETED, JobState.CANCELLED):
         raise ServiceError(f"Job {job.pk} is {job.state}; items can only be added to draft, published or paused jobs.")

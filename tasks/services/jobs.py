@@ -13,6 +13,7 @@ from tasks.models import Job, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
+from workforce.models import Marketplace
 
 
 def create_job(
@@ -72,6 +73,8 @@ def create_job(
     return job
 
 
+INTERNAL_ONLY_REFUSAL = "An internal-only job can only use the internal worker pool, not an external marketplace."
+
 # Fields that shape the work already handed out: editable only while the job is a draft.
 STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace")
 AUDITED_FIELDS = (
@@ -90,6 +93,7 @@ AUDITED_FIELDS = (
     "hourly_rate",
     "auto_approve_after",
     "budget_cap",
+    "internal_only",
 )
 
 
@@ -104,6 +108,8 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
     job has left draft: work already handed out depends on them. Changed instructions become a new
     ``JobInstructions`` version; on a running job only with ``instructions_confirmed``.
     """
+    if job.internal_only and job.marketplace != Marketplace.INTERNAL:
+        raise ServiceError(INTERNAL_ONLY_REFUSAL)
     with transaction.atomic():
         if job.pk is None:
             job.save()

@@ -25,6 +25,14 @@ from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlo
 from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
+from workforce.audit import (
+    PENDING_EVENT_INSERT,
+    Actor,
+    QueuedEvent,
+    hot_statement_audit_params,
+    queue_audit_event,
+    queue_audit_events,
+)
 from workforce.models import Worker
 from workforce.scoring import gold_evidence, gold_hand_out_rate
 
@@ -77,6 +85,14 @@ WITH current_lease AS (
     FROM claimed
     ON CONFLICT (worker_id, hit_id) DO NOTHING
     RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
+), audited AS (
+    {audit_insert}
+    SELECT %(now)s, %(audit_actor_kind)s, %(audit_actor_id)s, %(audit_actor_label)s, 'assignment.accepted',
+        'assignment', inserted.id::text, '{}'::jsonb,
+        jsonb_build_object('state', 'accepted', 'job', %(job)s::bigint, 'hit', inserted.hit_id,
+                           'lease_expires_at', %(expires_iso)s::text),
+        '', %(audit_request_id)s
+    FROM inserted
 ), lease AS (
     SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
 )
@@ -84,9 +100,12 @@ SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lea
 FROM (SELECT 1) AS one LEFT JOIN lease ON true
 """
 # Literal flags, not parameters, so the planner matches each query to its partial index.
+# The new lease's audit event (``audited``) is inserted by the same statement, unchained (workforce.audit).
 _CLAIM_SQL = {
-    False: _CLAIM_SQL_TEMPLATE.replace("{gold}", "false").replace("{order}", "h.priority, h.id"),
-    True: _CLAIM_SQL_TEMPLATE.replace("{gold}", "true").replace("{order}", "h.id"),
+    gold: _CLAIM_SQL_TEMPLATE.replace("{gold}", str(gold).lower())
+    .replace("{order}", "h.id" if gold else "h.priority, h.id")
+    .replace("{audit_insert}", PENDING_EVENT_INSERT)
+    for gold in (False, True)
 }
 
 
@@ -105,6 +124,26 @@ def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
     )
 
 
+def _audit_accepted(lease: Assignment, worker: Worker) -> None:
+    """The accept event, queued in the claiming transaction (no chain lock on the hot path).
+
+    The PostgreSQL claim statement writes the same event itself (``audited`` in ``_CLAIM_SQL``).
+    """
+    queue_audit_event(
+        actor=Actor.from_worker(worker),
+        action="assignment.accepted",
+        object_type="assignment",
+        object_id=lease.pk,
+        after={
+            "state": AssignmentState.ACCEPTED.value,
+            "job": lease.job_id,
+            "hit": lease.hit_id,
+            "lease_expires_at": lease.lease_expires_at.isoformat(),
+        },
+        created_at=lease.accepted_at,
+    )
+
+
 def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
     lease = _new_lease(job=job, worker=worker, now=now)
     params: dict[str, Any] = {
@@ -116,6 +155,8 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
         "expires": lease.lease_expires_at,
         "reward": lease.reward,
         "instructions_version": lease.instructions_version,
+        "expires_iso": lease.lease_expires_at.isoformat(),
+        **hot_statement_audit_params(Actor.from_worker(worker)),
     }
     with transaction.atomic():
         row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
@@ -167,6 +208,7 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = Fal
                 lease = _new_lease(job=job, worker=worker, now=now)
                 lease.hit_id = hit_id
                 lease.save(force_insert=True)
+                _audit_accepted(lease, worker)
                 return lease
         except IntegrityError:
             # The same worker claimed this Hit from another tab at the same moment.
@@ -268,6 +310,14 @@ def return_assignment(*, assignment: Assignment, worker: Worker) -> None:
         if not returned:
             raise ServiceError("This task is no longer yours to return.")
         _release_slots([assignment.hit_id])
+        queue_audit_event(
+            actor=Actor.from_worker(worker),
+            action="assignment.returned",
+            object_type="assignment",
+            object_id=assignment.pk,
+            before={"state": AssignmentState.ACCEPTED.value},
+            after={"state": AssignmentState.RETURNED.value},
+        )
 
 
 def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit: int = 5000) -> int:
@@ -286,4 +336,20 @@ def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit:
             state=AssignmentState.EXPIRED
         )
         _release_slots([r[1] for r in rows])
+        sweeper = Actor.system("lease-sweeper")
+        queue_audit_events(
+            [
+                QueuedEvent(
+                    actor=sweeper,
+                    action="assignment.expired",
+                    object_type="assignment",
+                    object_id=assignment_id,
+                    before={"state": AssignmentState.ACCEPTED.value},
+                    after={"state": AssignmentState.EXPIRED.value},
+                    reason="The lease ran out before the worker submitted.",
+                    created_at=now,
+                )
+                for assignment_id, _hit_id in rows
+            ]
+        )
     return len(rows)

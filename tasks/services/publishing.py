@@ -43,6 +43,11 @@ def check_publishable(job: Job) -> None:
     """Raise ServiceError with the reason when ``job`` cannot be published as it stands."""
     if job.state != JobState.DRAFT:
         raise InvalidTransition(f"Job {job.pk} is {job.state}; only draft jobs can be published.")
+    if job.internal_only and job.marketplace != Marketplace.INTERNAL:
+        # Sensitive data never leaves for an external marketplace, whatever a connector would allow.
+        raise ServiceError(
+            f"Job {job.pk} is internal-only, so it cannot be published to {job.get_marketplace_display()}."
+        )
     if job.marketplace not in (Marketplace.INTERNAL, Marketplace.MTURK):
         raise ServiceError(f"Publishing to {job.get_marketplace_display()} is not available in this version.")
     if not job.labels or not isinstance(job.labels, list) or len(job.labels) < 2:

@@ -129,6 +129,19 @@ def test_native_questions_round_trip_through_the_xml() -> None:
             KEY,
             "DOCTYPE",
         ),
+        # An external entity in UTF-16: no plain "<!DOCTYPE" bytes to spot, refused by defusedxml all the same.
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE q [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            "<QuestionForm>&x;</QuestionForm>".encode("utf-16"),
+            KEY,
+            "DOCTYPE",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            b"<QuestionForm>&b;&b;&b;&b;</QuestionForm>",
+            KEY,
+            "DOCTYPE",
+        ),
         (FORM, KEY.replace(b"<SelectionIdentifier>m<", b"<SelectionIdentifier>zz<"), "does not offer"),
         (FORM, KEY.replace(b"1_gender", b"9_missing"), "not in the QuestionForm: 9_missing"),
         (FORM, KEY.replace(b"<MaximumSummedScore>1<", b"<MaximumSummedScore>4<"), "MaximumSummedScore is 4"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import json
 import sys
 from datetime import UTC, datetime, time
@@ -11,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from workforce.audit import CANONICAL_FIELDS
+from workforce.audit import CANONICAL_FIELDS, Actor, record_audit_event, seal_all_audit_events
 from workforce.models import AuditEvent
 
 FIELDS = ["id", *CANONICAL_FIELDS, "previous_hash", "hash"]
@@ -39,6 +40,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         since = _parse_since(options["since"])
+        seal_all_audit_events()  # export the complete trail, pending hot-path events included
         events = AuditEvent.objects.filter(created_at__gte=since).order_by("id").values(*FIELDS)
         out = open(options["output"], "w", newline="") if options["output"] else sys.stdout  # noqa: SIM115
         try:
@@ -56,4 +58,11 @@ class Command(BaseCommand):
         finally:
             if out is not sys.stdout:
                 out.close()
+        record_audit_event(  # exports are audited too (after the export, so it is not part of it)
+            actor=Actor.system(f"audit_export (os user {getpass.getuser()})"),
+            action="audit.exported",
+            object_type="audit_trail",
+            object_id="",
+            after={"since": since.isoformat(), "format": options["format"], "events": count},
+        )
         self.stderr.write(f"Exported {count} audit event(s) since {since.isoformat()}.")
