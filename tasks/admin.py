@@ -8,13 +8,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
+from tasks.admin_quality import FlaggedFilter
 from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, JobBlock, JobState, WorkerJobScore
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.errors import ImportValidationError, ServiceError
@@ -23,6 +24,7 @@ from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import STRUCTURAL_FIELDS, configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.tasks import compute_consensus_task
+from tasks.worker_scores import scorecard_earnings
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 
@@ -69,6 +71,7 @@ class JobForm(forms.ModelForm):
             "block_after_gold",
             "gold_boost_rate",
             "gold_boost_until",
+            "gold_miss_action",
             "requirements",
         ]
 
@@ -143,6 +146,7 @@ class JobAdmin(AuditHistoryMixin, admin.ModelAdmin):
                     "block_after_gold",
                     "gold_boost_rate",
                     "gold_boost_until",
+                    "gold_miss_action",
                     "trusted_test",
                     "trusted_min_accuracy",
                 )
@@ -312,7 +316,7 @@ class AnswerInline(admin.TabularInline):
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
-    list_filter = ("state", "job")
+    list_filter = ("state", FlaggedFilter, "job")
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
     inlines = [AnswerInline]
@@ -356,12 +360,27 @@ class WorkerJobScoreAdmin(ReadOnlyAdmin):
         "answers",
         "median_seconds",
         "fast_share",
+        "earnings",
+        "blocked",
         "updated_at",
     )
     list_filter = ("job",)
     list_select_related = ("worker", "job")
     search_fields = ("=worker__external_id", "worker__display_name")
     ordering = ("accuracy",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerJobScore]:
+        # Earnings (ledger) and blocks come with the list query as subqueries: no query per row.
+        blocked = JobBlock.objects.filter(job_id=OuterRef("job_id"), worker_id=OuterRef("worker_id"), lifted_at=None)
+        return super().get_queryset(request).annotate(earned=scorecard_earnings(), is_blocked=Exists(blocked))
+
+    @admin.display(description="Earnings", ordering="earned")
+    def earnings(self, score: WorkerJobScore) -> str:
+        return f"{score.earned:.2f} {score.job.currency}"  # type: ignore[attr-defined]
+
+    @admin.display(description="Blocked", boolean=True, ordering="is_blocked")
+    def blocked(self, score: WorkerJobScore) -> bool:
+        return bool(score.is_blocked)  # type: ignore[attr-defined]
 
     @admin.display(description="Gold accuracy", ordering="accuracy")
     def accuracy_pct(self, score: WorkerJobScore) -> str:

@@ -2,6 +2,7 @@
 
 ``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
 ``ledger``: the append-only cost ledger.
+``quality``: review flags set by quality policies.
 New topics get their own module, re-exported here.
 """
 
@@ -15,6 +16,7 @@ from tasks.models.core import (
     AssignmentState,
     ConsensusLabel,
     GoldGrade,
+    GoldMissAction,
     Hit,
     HitItem,
     HitState,
@@ -26,6 +28,7 @@ from tasks.models.core import (
     WorkerJobScore,
 )
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
+from tasks.models.quality import AssignmentFlag
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -34,12 +37,14 @@ __all__ = [
     "MULTILABEL_KINDS",
     "Answer",
     "Assignment",
+    "AssignmentFlag",
     "AssignmentState",
     "ConsensusLabel",
     "CostEntry",
     "CostKind",
     "CostStatus",
     "GoldGrade",
+    "GoldMissAction",
     "Hit",
     "HitItem",
     "HitState",

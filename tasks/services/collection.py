@@ -182,6 +182,8 @@ def submit_assignment(
             hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
             if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
+            locked.state = AssignmentState.SUBMITTED
+            locked.submitted_at = now
             if locked.hit.is_gold:
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
             if (
@@ -193,8 +195,6 @@ def submit_assignment(
                 Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
                     state=JobState.COMPLETED, completed_at=now
                 )
-            locked.state = AssignmentState.SUBMITTED
-            locked.submitted_at = now
     if expired:
         expire_leases(now=now, job=job)
         raise SubmissionRefused(_REFUSALS[AssignmentState.EXPIRED])

@@ -80,6 +80,17 @@ AUDITED_FIELDS = (
     "currency",
     "assignment_duration",
     "consensus_method",
+    # Quality policies (changes are saved and audited like the rest).
+    "requirements",
+    "training_mode",
+    "gold_rate",
+    "block_below_accuracy",
+    "block_after_gold",
+    "gold_boost_rate",
+    "gold_boost_until",
+    "gold_miss_action",
+    "trusted_test_id",
+    "trusted_min_accuracy",
 )
 
 

@@ -197,10 +197,22 @@ def _quality_figures(
     if job.is_multilabel:
         return
     rows = list(
-        Answer.objects.filter(job=job, item__is_gold=False).values_list("item_id", "worker_id", "value").iterator()
+        Answer.objects.filter(job=job, item__is_gold=False)
+        .order_by("id")
+        .values_list("item_id", "worker_id", "value")
+        .iterator()
     )
+    # Before: each item's first ``redundancy`` answers, blocked workers' included: the labels the job had
+    # before the policy excluded anyone. After: blocked workers' answers dropped, the items they had
+    # answered re-answered by others (the block returned them to the pool), consensus recomputed.
     blocked = {worker_id for worker_id, _ in blocks}
-    result.accuracy_before_exclusion = _consensus_accuracy(job, rows, truth, labels)
+    seen: Counter[int] = Counter()
+    first = []
+    for row in rows:
+        seen[row[0]] += 1
+        if seen[row[0]] <= job.redundancy:
+            first.append(row)
+    result.accuracy_before_exclusion = _consensus_accuracy(job, first, truth, labels)
     kept = [row for row in rows if row[1] not in blocked]
     result.accuracy_after_exclusion = _consensus_accuracy(job, kept, truth, labels)
 

@@ -234,8 +234,9 @@ def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, 
         _answer(lease, spammer, "neg")
         given += 1
     block = JobBlock.objects.get(job=job, worker=spammer)
-    labels = len(job.labels)
-    assert block.evidence["gold_answers"] == given and block.evidence["chance"] == round(1 / labels, 4)
+    assert block.evidence["gold_answers"] == given and block.evidence["gold_right"] == 0
+    # Chance of matching the gold answers from the worker's own label mix (all "neg", add-one smoothed).
+    assert block.evidence["gold_chance_right"] == round(given / (given + len(job.labels)), 4)
     assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"]
     event = AuditEvent.objects.get(action="worker.blocked_from_job")
     assert event.after["evidence"]["log_likelihood_ratio"] == block.evidence["log_likelihood_ratio"]
