@@ -8,7 +8,7 @@ do not depend on the item" and "the worker is at least as reliable as the job's 
 - peers: on ordinary items, how often the worker's answer matches the other workers' answers on the same
   items, against the chance of matching from the worker's label mix. Peers answer every item ``redundancy``
   times, so this evidence grows with every task, not only with gold. A peer's own noise is allowed for:
-  the alternative's agreement uses the job's pooled gold accuracy as the peers' reliability.
+  the alternative's agreement uses the other workers' pooled gold accuracy as the peers' reliability.
 
 Single-label jobs only; multi-label jobs keep the gold test against a uniform chance rate.
 """
@@ -90,7 +90,7 @@ def get_dependence_evidence(*, job: Job, worker: Worker) -> DependenceEvidence |
         answer = _key(mine[item_id])
         matched += sum(v == answer for v in values) / len(values)
         chance += sum(mix.get(v, 0.0) for v in values) / len(values)
-    pooled = GoldGrade.objects.filter(job=job).aggregate(mean=Avg("score"), n=Count("id"))
+    pooled = GoldGrade.objects.filter(job=job).exclude(worker=worker).aggregate(mean=Avg("score"), n=Count("id"))
     n_pooled = int(pooled["n"] or 0)
     peer_accuracy = (PRIOR_RIGHT + float(pooled["mean"] or 0.0) * n_pooled) / (PRIOR_RIGHT + PRIOR_WRONG + n_pooled)
     reliability = floor_kappa(peer_accuracy, len(labels))

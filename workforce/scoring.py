@@ -177,6 +177,10 @@ def speed_signal(
     return medians, np.where(counts > 0, fast_share, np.nan), job_median
 
 
+# Odds at which gold and peer evidence together block (the dependence test below). For a worker exactly at
+# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/30 (Ville).
+DEPENDENCE_BLOCK_ODDS = 30.0
+
 # Block evidence that also catches workers whose answers do not depend on the item but are not uniform
 # (e.g. always the same label): the null hypothesis is "the worker answers from their own label mix,
 # whatever the item" (Cohen's chance agreement), the alternative "the worker is at least as reliable as

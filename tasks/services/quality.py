@@ -37,7 +37,15 @@ from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
-from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accuracy, gold_evidence, speed_signal
+from workforce.scoring import (
+    BLOCK_ODDS,
+    DEPENDENCE_BLOCK_ODDS,
+    Accuracy,
+    chance_accuracy,
+    gold_accuracy,
+    gold_evidence,
+    speed_signal,
+)
 
 POLICY = Actor.system("block policy")
 GOLD_MISS_POLICY = Actor.system("missed gold policy")
@@ -83,11 +91,12 @@ def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: floa
 
     A sequential test (Wald) between "the worker's answers do not depend on the item" and "the worker is
     as reliable as the job's honest floor" (``block_below_accuracy``): block once the evidence is
-    ``BLOCK_ODDS`` (14) times likelier under the first, after at least ``block_after_gold`` gold answers.
-    Single-label jobs weigh gold and peer agreement together (``tasks.quality_selectors``); multi-label
-    jobs weigh gold against a uniform chance rate. Since the likelihood ratio is a martingale for a worker
-    at the floor, such a worker is ever blocked with probability at most 1/14 (Ville's inequality), and a
-    worker above the floor less (a reliable worker, far less).
+    ``odds`` times likelier under the first, after at least ``block_after_gold`` gold answers. Single-label
+    jobs weigh gold and peer agreement together (``tasks.quality_selectors``) at 30:1
+    (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone against a uniform chance rate at 14:1
+    (``BLOCK_ODDS``). The likelihood ratio is a martingale for a worker at the floor, so such a worker is
+    ever blocked with probability at most 1/odds (Ville's inequality: 3.3% and 7%), a worker above the
+    floor less (a reliable worker, far less); workers below the floor have no such bound.
     """
     if job.block_below_accuracy is None or accuracy.n < job.block_after_gold:
         return None
@@ -96,23 +105,23 @@ def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: floa
         "gold_right": round(right, 4),
         "accuracy": round(accuracy.mean, 4),
         "interval": [round(accuracy.low, 4), round(accuracy.high, 4)],
-        "block_at": round(math.log(BLOCK_ODDS), 4),
         "threshold": job.block_below_accuracy,
         "min_gold": job.block_after_gold,
     }
     dependence = get_dependence_evidence(job=job, worker=worker)
     if dependence is not None:
-        log_ratio = dependence.log_ratio
+        log_ratio, odds = dependence.log_ratio, DEPENDENCE_BLOCK_ODDS
         summary |= dependence.as_dict()
     else:
         evidence = gold_evidence(
             right, accuracy.n, n_labels=len(job.labels), floor=job.block_below_accuracy, min_gold=job.block_after_gold
         )
-        log_ratio = evidence.log_ratio
+        log_ratio, odds = evidence.log_ratio, BLOCK_ODDS
         summary["chance"] = round(chance_accuracy(len(job.labels)), 4)
-    if log_ratio < math.log(BLOCK_ODDS):
+    if log_ratio < math.log(odds):
         return None
     summary["log_likelihood_ratio"] = round(log_ratio, 4)
+    summary["block_at"] = round(math.log(odds), 4)
     return summary
 
 

@@ -30,12 +30,13 @@ from workforce.models import Marketplace, Worker
 from workforce.services import get_or_create_workers
 
 ACTOR = Actor.system("crowd simulator")
-# ``--block-policy default``: a sequential test between "answers at chance" and "answers at 60%" (block at
-# 14:1 odds for chance, after at least 4 gold answers); while a worker is undecided, 70% of their tasks are
-# gold (for at most 40 gold answers), then the job's gold rate.
+# ``--block-policy default``: block a worker once their gold answers and their agreement with other
+# workers are together 30 times likelier from someone whose answers ignore the item than from someone at
+# 60% accuracy (after at least 3 gold answers; see ``tasks.services.quality._block_decision``); while the
+# gold test alone is undecided about a worker, half their tasks are gold (for at most 40 gold answers).
 BLOCK_POLICIES: dict[str, dict[str, Any]] = {
     "none": {"block_below_accuracy": None},
-    "default": {"block_below_accuracy": 0.6, "block_after_gold": 4, "gold_boost_rate": 0.7, "gold_boost_until": 40},
+    "default": {"block_below_accuracy": 0.6, "block_after_gold": 3, "gold_boost_rate": 0.5, "gold_boost_until": 40},
 }
 
 
