@@ -223,9 +223,7 @@ def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, 
     )
     rows = "".join(f"g{i},gold {i},pos\n" for i in range(12))
     normal = "".join(f"n{i},normal {i},\n" for i in range(12))
-    import_items(
-        job=job, stream=io.StringIO("external_id,text,gold\n" + normal + rows), filename="i.csv", actor=actor
-    )
+    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + normal + rows), filename="i.csv", actor=actor)
     job = publish_job(job=job, actor=actor)
     spammer = make_worker()
     rng = random.Random(2)
