@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from qualification.selectors import validate_job_requirements
 from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
+from tasks.admin_quality import FlaggedFilter
 from tasks.console.job_admin import CONSOLE_ACTIONS, InstructionsConfirmMixin, JobConsoleMixin, download_export
 from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import (
@@ -40,6 +41,7 @@ from tasks.services.jobs import INTERNAL_ONLY_REFUSAL, STRUCTURAL_FIELDS, config
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
+from tasks.worker_scores import scorecard_earnings
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 from workforce.models import Marketplace
@@ -90,6 +92,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "block_after_gold",
             "gold_boost_rate",
             "gold_boost_until",
+            "gold_miss_action",
             "requirements",
             "task_template",
             "answer_field",
@@ -205,6 +208,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
                     "block_after_gold",
                     "gold_boost_rate",
                     "gold_boost_until",
+                    "gold_miss_action",
                     "trusted_test",
                     "trusted_min_accuracy",
                 )
@@ -387,7 +391,7 @@ class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
     audit_object_type = "assignment"
     paginator = EstimatedCountPaginator
     list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
-    list_filter = ("state", "job")
+    list_filter = ("state", FlaggedFilter, "job")
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
     inlines = [AnswerInline]
@@ -431,12 +435,27 @@ class WorkerJobScoreAdmin(ReadOnlyAdmin):
         "answers",
         "median_seconds",
         "fast_share",
+        "earnings",
+        "blocked",
         "updated_at",
     )
     list_filter = ("job",)
     list_select_related = ("worker", "job")
     search_fields = ("=worker__external_id", "worker__display_name")
     ordering = ("accuracy",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerJobScore]:
+        # Earnings (ledger) and blocks come with the list query as subqueries: no query per row.
+        blocked = JobBlock.objects.filter(job_id=OuterRef("job_id"), worker_id=OuterRef("worker_id"), lifted_at=None)
+        return super().get_queryset(request).annotate(earned=scorecard_earnings(), is_blocked=Exists(blocked))
+
+    @admin.display(description="Earnings", ordering="earned")
+    def earnings(self, score: WorkerJobScore) -> str:
+        return f"{score.earned:.2f} {score.job.currency}"  # type: ignore[attr-defined]
+
+    @admin.display(description="Blocked", boolean=True, ordering="is_blocked")
+    def blocked(self, score: WorkerJobScore) -> bool:
+        return bool(score.is_blocked)  # type: ignore[attr-defined]
 
     @admin.display(description="Gold accuracy", ordering="accuracy")
     def accuracy_pct(self, score: WorkerJobScore) -> str:

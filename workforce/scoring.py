@@ -175,3 +175,42 @@ def speed_signal(
     hi = sorted_seconds[np.clip(starts + sizes // 2, 0, max(len(sorted_seconds) - 1, 0))]
     medians = np.where(sizes > 0, (lo + hi) / 2.0, np.nan)
     return medians, np.where(counts > 0, fast_share, np.nan), job_median
+
+
+# Odds at which gold and peer evidence together block (the dependence test below). For a worker exactly at
+# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/30 (Ville).
+DEPENDENCE_BLOCK_ODDS = 30.0
+
+# Block evidence that also catches workers whose answers do not depend on the item but are not uniform
+# (e.g. always the same label): the null hypothesis is "the worker answers from their own label mix,
+# whatever the item" (Cohen's chance agreement), the alternative "the worker is at least as reliable as
+# the job's honest floor". Reliability is the kappa of a worker who is right with probability ``a`` and
+# otherwise picks any wrong label alike: ``(a * K - 1) / (K - 1)`` (0 at chance, 1 when always right).
+
+
+def floor_kappa(floor: float, n_labels: int) -> float:
+    """Kappa of a worker exactly at the honest ``floor`` accuracy on ``n_labels`` labels."""
+    k = max(n_labels, 2)
+    return max(0.0, (floor * k - 1.0) / (k - 1.0))
+
+
+def label_mix(counts: dict[str, float], labels: list[str]) -> dict[str, float]:
+    """A worker's answer distribution over ``labels`` with one pseudo-answer per label (add-one)."""
+    total = sum(counts.get(label, 0.0) for label in labels) + len(labels)
+    return {label: (counts.get(label, 0.0) + 1.0) / total for label in labels}
+
+
+def dependence_log_ratio(matched: float, chance: float, n: float, *, kappa: float) -> float:
+    """log P(matches | rate = chance) - log P(matches | rate = chance + (1 - chance) * kappa).
+
+    ``n`` observations of which ``matched`` (possibly fractional) matched a reference (a gold answer or
+    peers' answers) and ``chance`` is the summed chance of matching under the null. Positive values favour
+    "answers do not depend on the item". Returns 0 when there is no evidence to weigh.
+    """
+    if n <= 0 or kappa <= 0:
+        return 0.0
+    rate0 = chance / n
+    if not 0.0 < rate0 < 1.0:
+        return 0.0
+    rate1 = rate0 + (1.0 - rate0) * min(kappa, 0.999)
+    return float(matched * np.log(rate0 / rate1) + (n - matched) * np.log((1.0 - rate0) / (1.0 - rate1)))

@@ -8,6 +8,7 @@
 ``mturk_results``: the MTurk-format fields of an assignment (results files, HTML layouts).
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
 ``predictions``: model predictions (pre-labels, one more annotator, active learning).
+``quality``: review flags set by quality policies.
 New topics get their own module, re-exported here.
 """
 
@@ -30,6 +31,7 @@ from tasks.models.core import (
     AssignmentState,
     ConsensusLabel,
     GoldGrade,
+    GoldMissAction,
     Hit,
     HitItem,
     HitState,
@@ -53,6 +55,7 @@ from tasks.models.mturk import (
 )
 from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
+from tasks.models.quality import AssignmentFlag
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -62,6 +65,7 @@ __all__ = [
     "SHAPE_KINDS",
     "Answer",
     "Assignment",
+    "AssignmentFlag",
     "AssignmentState",
     "BudgetAlert",
     "BudgetReservation",
@@ -72,6 +76,7 @@ __all__ = [
     "DatasetVersion",
     "ExportState",
     "GoldGrade",
+    "GoldMissAction",
     "GroundTruthLabel",
     "Hit",
     "HitItem",

@@ -45,6 +45,14 @@ class PayMode(models.TextChoices):
     HOURLY = "hourly", "Hourly rate x measured active time"
 
 
+class GoldMissAction(models.TextChoices):
+    """What a job does with a submitted assignment whose gold answers are all wrong."""
+
+    OFF = "off", "Do nothing"
+    FLAG = "flag", "Flag the assignment for review"
+    REJECT = "reject", "Reject the assignment"
+
+
 class Job(models.Model):
     """What an ops manager configures and runs."""
 
@@ -125,6 +133,12 @@ class Job(models.Model):
     training_mode = models.BooleanField(
         default=False,
         help_text="After a missed gold question, show the worker the correct answer and the instructions.",
+    )
+    gold_miss_action = models.CharField(
+        max_length=8,
+        choices=GoldMissAction.choices,
+        default=GoldMissAction.OFF,
+        help_text="What to do with a submitted assignment whose gold answers are all wrong.",
     )
     gold_rate = models.FloatField(
         default=0.0,

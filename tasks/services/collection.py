@@ -218,6 +218,8 @@ def submit_assignment(
             hit_state = _record(assignment=locked, worker=worker, values=values, now=now)
             if hit_state is None:
                 raise SubmissionRefused("This task already has all the answers it needs.")
+            locked.state = AssignmentState.SUBMITTED
+            locked.submitted_at = now
             if locked.hit.is_gold:
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
             if (
@@ -237,8 +239,6 @@ def submit_assignment(
                     after={"state": JobState.COMPLETED.value},
                     reason="Every Hit has all the answers it wants.",
                 )
-            locked.state = AssignmentState.SUBMITTED
-            locked.submitted_at = now
     if expired:
         expire_leases(now=now, job=job)
         raise SubmissionRefused(_REFUSALS[AssignmentState.EXPIRED])

@@ -94,6 +94,17 @@ AUDITED_FIELDS = (
     "auto_approve_after",
     "budget_cap",
     "internal_only",
+    # Quality policies (changes are saved and audited like the rest).
+    "requirements",
+    "training_mode",
+    "gold_rate",
+    "block_below_accuracy",
+    "block_after_gold",
+    "gold_boost_rate",
+    "gold_boost_until",
+    "gold_miss_action",
+    "trusted_test_id",
+    "trusted_min_accuracy",
 )
 
 

@@ -240,7 +240,9 @@ def _gold_rate_for(*, job: Job, worker: Worker) -> float:
         boost_rate=job.gold_boost_rate,
         boost_until=job.gold_boost_until,
         gold_answers=n,
-        decision=evidence.decision,
+        # Only a clear verdict ends the boost: "block" here is the gold-only test, while the job's block
+        # decision also weighs peer agreement, at other odds (``tasks.services.quality``).
+        decision="clear" if evidence.decision == "clear" else "undecided",
     )
 
 

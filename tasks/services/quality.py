@@ -20,8 +20,10 @@ from qualification.services import grant_qualification
 from tasks.models import (
     Answer,
     Assignment,
+    AssignmentFlag,
     AssignmentState,
     GoldGrade,
+    GoldMissAction,
     Hit,
     HitState,
     Item,
@@ -30,12 +32,24 @@ from tasks.models import (
     JobState,
     WorkerJobScore,
 )
+from tasks.quality_selectors import get_dependence_evidence
 from tasks.services.pool import expire_leases
+from tasks.services.review import reject_assignment
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
-from workforce.scoring import BLOCK_ODDS, Accuracy, chance_accuracy, gold_accuracy, gold_evidence, speed_signal
+from workforce.scoring import (
+    BLOCK_ODDS,
+    DEPENDENCE_BLOCK_ODDS,
+    Accuracy,
+    chance_accuracy,
+    gold_accuracy,
+    gold_evidence,
+    speed_signal,
+)
 
 POLICY = Actor.system("block policy")
+GOLD_MISS_POLICY = Actor.system("missed gold policy")
+MISSED_GOLD = "all gold answers wrong"
 
 
 def _grade(job: Job, value: Any, expected: Any) -> float:
@@ -63,35 +77,99 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
             for answer_id, item_id, value in answers
         ]
     )
+    if job.gold_miss_action != GoldMissAction.OFF:
+        act_on_missed_gold(assignment=assignment, job=job, worker=worker, now=now)
     accuracy, right = refresh_gold_score(job=job, worker=worker, now=now)
-    evidence = gold_evidence(
-        right,
-        accuracy.n,
-        n_labels=len(job.labels),
-        floor=job.block_below_accuracy,
-        min_gold=job.block_after_gold,
-    )
-    if evidence.decision == "block":
+    decision = _block_decision(job=job, worker=worker, accuracy=accuracy, right=right)
+    if decision is not None:
         block_worker(
             job=job,
             worker=worker,
             actor=POLICY,
-            reason=f"gold answers at chance, not at {job.block_below_accuracy:.0%}",
-            evidence={
-                "gold_answers": accuracy.n,
-                "gold_right": round(right, 4),
-                "accuracy": round(accuracy.mean, 4),
-                "interval": [round(accuracy.low, 4), round(accuracy.high, 4)],
-                "log_likelihood_ratio": round(evidence.log_ratio, 4),
-                "block_at": round(math.log(BLOCK_ODDS), 4),
-                "chance": round(chance_accuracy(len(job.labels)), 4),
-                "threshold": job.block_below_accuracy,
-                "min_gold": job.block_after_gold,
-            },
+            reason=f"answers independent of the items, not at {job.block_below_accuracy:.0%}",
+            evidence=decision,
         )
     else:
         _grant_trust_if_earned(job=job, worker=worker, accuracy=accuracy, now=now)
     return accuracy
+
+
+def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: float) -> dict[str, Any] | None:
+    """The evidence for blocking ``worker`` from ``job``, or None when the policy does not block.
+
+    A sequential test (Wald) between "the worker's answers do not depend on the item" and "the worker is
+    as reliable as the job's honest floor" (``block_below_accuracy``): block once the evidence is
+    ``odds`` times likelier under the first, after at least ``block_after_gold`` gold answers. Single-label
+    jobs weigh gold and peer agreement together (``tasks.quality_selectors``) at 30:1
+    (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone against a uniform chance rate at 14:1
+    (``BLOCK_ODDS``). The likelihood ratio is a martingale for a worker at the floor, so such a worker is
+    ever blocked with probability at most 1/odds (Ville's inequality: 3.3% and 7%), a worker above the
+    floor less (a reliable worker, far less); workers below the floor have no such bound.
+    """
+    if job.block_below_accuracy is None or accuracy.n < job.block_after_gold:
+        return None
+    summary: dict[str, Any] = {
+        "gold_answers": accuracy.n,
+        "gold_right": round(right, 4),
+        "accuracy": round(accuracy.mean, 4),
+        "interval": [round(accuracy.low, 4), round(accuracy.high, 4)],
+        "threshold": job.block_below_accuracy,
+        "min_gold": job.block_after_gold,
+    }
+    dependence = get_dependence_evidence(job=job, worker=worker)
+    if dependence is not None:
+        log_ratio, odds = dependence.log_ratio, DEPENDENCE_BLOCK_ODDS
+        summary |= dependence.as_dict()
+    else:
+        evidence = gold_evidence(
+            right, accuracy.n, n_labels=len(job.labels), floor=job.block_below_accuracy, min_gold=job.block_after_gold
+        )
+        log_ratio, odds = evidence.log_ratio, BLOCK_ODDS
+        summary["chance"] = round(chance_accuracy(len(job.labels)), 4)
+    if log_ratio < math.log(odds):
+        return None
+    summary["log_likelihood_ratio"] = round(log_ratio, 4)
+    summary["block_at"] = round(math.log(odds), 4)
+    return summary
+
+
+def act_on_missed_gold(*, assignment: Assignment, job: Job, worker: Worker, now: datetime) -> str | None:
+    """Flag or reject (per ``job.gold_miss_action``) a submitted assignment whose gold answers are all wrong.
+
+    Returns the action taken (``flag`` / ``reject``) or None. Partly right multi-label answers count as
+    not wrong. The audit event carries the evidence: the assignment's gold grades.
+    """
+    grades = list(GoldGrade.objects.filter(answer__assignment=assignment).values_list("item_id", "score"))
+    if job.gold_miss_action == GoldMissAction.OFF or not grades or any(score > 0 for _, score in grades):
+        return None
+    evidence = {
+        "gold_answers": len(grades),
+        "gold_right": 0,
+        "gold_items": sorted(item_id for item_id, _ in grades),
+        "policy": job.gold_miss_action,
+    }
+    if job.gold_miss_action == GoldMissAction.REJECT:
+        feedback = f"All {len(grades)} check question(s) in this task were answered wrongly."
+        reject_assignment(assignment=assignment, actor=GOLD_MISS_POLICY, feedback=feedback)
+        action = "assignment.rejected_for_missed_gold"
+    else:
+        _, created = AssignmentFlag.objects.get_or_create(
+            assignment=assignment,
+            reason=MISSED_GOLD,
+            defaults={"job": job, "worker": worker, "evidence": evidence, "created_at": now},
+        )
+        if not created:
+            return None
+        action = "assignment.flagged"
+    record_audit_event(
+        actor=GOLD_MISS_POLICY,
+        action=action,
+        object_type="assignment",
+        object_id=assignment.pk,
+        after={"job": job.pk, "worker": worker.pk, "reason": MISSED_GOLD, "evidence": evidence},
+        reason="every gold answer in the assignment was wrong",
+    )
+    return str(job.gold_miss_action)
 
 
 def _grant_trust_if_earned(*, job: Job, worker: Worker, accuracy: Accuracy, now: datetime) -> None:

@@ -32,12 +32,13 @@ from workforce.models import Marketplace, Worker
 from workforce.services import get_or_create_workers
 
 ACTOR = Actor.system("crowd simulator")
-# ``--block-policy default``: a sequential test between "answers at chance" and "answers at 60%" (block at
-# 14:1 odds for chance, after at least 4 gold answers); while a worker is undecided, 70% of their tasks are
-# gold (for at most 40 gold answers), then the job's gold rate.
+# ``--block-policy default``: block a worker once their gold answers and their agreement with other
+# workers are together 30 times likelier from someone whose answers ignore the item than from someone at
+# 60% accuracy (after at least 3 gold answers; see ``tasks.services.quality._block_decision``); while the
+# gold test alone is undecided about a worker, half their tasks are gold (for at most 40 gold answers).
 BLOCK_POLICIES: dict[str, dict[str, Any]] = {
     "none": {"block_below_accuracy": None},
-    "default": {"block_below_accuracy": 0.6, "block_after_gold": 4, "gold_boost_rate": 0.7, "gold_boost_until": 40},
+    "default": {"block_below_accuracy": 0.6, "block_after_gold": 3, "gold_boost_rate": 0.5, "gold_boost_until": 40},
 }
 
 
@@ -236,10 +237,22 @@ def _quality_figures(
     if job.is_multilabel:
         return
     rows = list(
-        Answer.objects.filter(job=job, item__is_gold=False).values_list("item_id", "worker_id", "value").iterator()
+        Answer.objects.filter(job=job, item__is_gold=False)
+        .order_by("id")
+        .values_list("item_id", "worker_id", "value")
+        .iterator()
     )
+    # Before: each item's first ``redundancy`` answers, blocked workers' included: the labels the job had
+    # before the policy excluded anyone. After: blocked workers' answers dropped, the items they had
+    # answered re-answered by others (the block returned them to the pool), consensus recomputed.
     blocked = {worker_id for worker_id, _ in blocks}
-    result.accuracy_before_exclusion = _consensus_accuracy(job, rows, truth, labels)
+    seen: Counter[int] = Counter()
+    first = []
+    for row in rows:
+        seen[row[0]] += 1
+        if seen[row[0]] <= job.redundancy:
+            first.append(row)
+    result.accuracy_before_exclusion = _consensus_accuracy(job, first, truth, labels)
     kept = [row for row in rows if row[1] not in blocked]
     result.accuracy_after_exclusion = _consensus_accuracy(job, kept, truth, labels)
 

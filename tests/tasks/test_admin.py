@@ -62,6 +62,7 @@ def job_form_data(**overrides: Any) -> dict[str, Any]:
         "gold_rate": "0.1",
         "block_below_accuracy": "",
         "block_after_gold": "5",
+        "gold_miss_action": "off",
         "requirements": "[]",
     }
     data.update(overrides)

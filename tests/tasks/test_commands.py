@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from tasks.models import Answer, HitState, Item, Job, JobState, TaskKind
+from tasks.models import Answer, HitState, Item, Job, JobBlock, JobState, TaskKind
 from tasks.roles import OPS_MANAGER
 from tests.factories import JobFactory
 from workforce.models import AuditEvent, Worker
@@ -335,3 +335,25 @@ def test_running_demo_twice_does_not_duplicate_jobs_or_items() -> None:
     assert Worker.objects.filter(user__isnull=False).count() == 3
     for username, password in printed_logins(out).items():
         assert Client().login(username=username, password=password), username
+
+
+def test_simulate_crowd_with_the_default_block_policy_blocks_spammers_and_excludes_their_answers() -> None:
+    result = simulate(
+        "--items", "150", "--classes", "4", "--workers", "12", "--spammers", "3", "--gold-rate", "0.2",
+        "--block-policy", "default", "--seed", "1", "--json",
+    )  # fmt: skip
+    job = Job.objects.get(pk=result["job"])
+    assert job.state == JobState.COMPLETED
+    blocked = set(JobBlock.objects.filter(job=job).values_list("worker__external_id", flat=True))
+    assert result["spammers_blocked"] + result["honest_blocked"] == len(blocked) > 0
+    assert result["spammers_blocked"] >= 1 and result["gold_answers_per_block"] >= 3  # at least block_after_gold
+    assert result["gold_items"] == 30 and result["gold_answers"] > 0
+    # Blocked workers' ordinary answers were returned and answered again by others: every ordinary item
+    # still has three answers from workers who are not blocked.
+    kept = Counter(
+        Answer.objects.filter(job=job, item__is_gold=False)
+        .exclude(worker__external_id__in=blocked)
+        .values_list("item_id", flat=True)
+    )
+    assert len(kept) == 150 and set(kept.values()) == {3}
+    assert result["accuracy_after_exclusion"] >= result["accuracy_before_exclusion"]

@@ -11,9 +11,12 @@ from workforce.scoring import (
     BLOCK_ODDS,
     CLEAR_ODDS,
     chance_accuracy,
+    dependence_log_ratio,
+    floor_kappa,
     gold_accuracy,
     gold_evidence,
     gold_hand_out_rate,
+    label_mix,
     spam_log_likelihood_ratio,
 )
 
@@ -129,3 +132,28 @@ def test_speed_signal_gives_each_workers_median_and_share_of_too_fast_tasks() ->
     assert job_median == 11.0
     assert medians[0] == 12.0 and medians[1] == 6.0 and np.isnan(medians[2])
     assert fast[0] == 0.0 and fast[1] == 0.5 and np.isnan(fast[2])
+
+
+def test_floor_kappa_is_zero_at_chance_and_one_when_always_right() -> None:
+    assert floor_kappa(0.25, 4) == 0.0
+    assert floor_kappa(1.0, 4) == 1.0
+    assert floor_kappa(0.6, 4) == pytest.approx((2.4 - 1) / 3)
+    assert floor_kappa(0.1, 4) == 0.0  # below chance is no reliability, not negative
+
+
+def test_label_mix_smooths_with_one_pseudo_answer_per_label() -> None:
+    mix = label_mix({"a": 6.0}, ["a", "b", "c", "d"])
+    assert mix == {"a": 0.7, "b": 0.1, "c": 0.1, "d": 0.1}
+    assert sum(mix.values()) == pytest.approx(1.0)
+
+
+def test_dependence_evidence_points_to_spam_at_chance_and_away_from_it_for_a_reliable_worker() -> None:
+    # 20 gold answers whose chance of matching from the worker's label mix is 0.25 each.
+    at_chance = dependence_log_ratio(5.0, 5.0, 20, kappa=0.47)
+    reliable = dependence_log_ratio(18.0, 5.0, 20, kappa=0.47)
+    assert at_chance > np.log(30) and reliable < -np.log(30)
+    # A worker always giving the one label that happens to be common among the gold answers: their
+    # accuracy (45%) is exactly what their label mix predicts, so it still counts as evidence of spam.
+    assert dependence_log_ratio(9.0, 9.0, 20, kappa=0.47) > 0
+    assert dependence_log_ratio(3.0, 0.0, 5, kappa=0.47) == 0.0  # no chance rate: no evidence either way
+    assert dependence_log_ratio(0.0, 1.0, 0, kappa=0.47) == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import random
 import re
 
@@ -213,30 +214,32 @@ def test_without_a_block_floor_the_boost_never_ends_early_and_off_means_the_jobs
 
 def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, make_worker):
     job = JobFactory(
-        gold_rate=0.0,
+        gold_rate=0.5,
         redundancy=1,
         block_below_accuracy=0.6,
         block_after_gold=2,
         gold_boost_rate=1.0,
         gold_boost_until=10,
     )
-    rows = "".join(f"g{i},gold {i},pos\n" for i in range(6))
-    import_items(
-        job=job, stream=io.StringIO("external_id,text,gold\nn0,normal,\n" + rows), filename="i.csv", actor=actor
-    )
+    rows = "".join(f"g{i},gold {i},pos\n" for i in range(12))
+    normal = "".join(f"n{i},normal {i},\n" for i in range(12))
+    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + normal + rows), filename="i.csv", actor=actor)
     job = publish_job(job=job, actor=actor)
     spammer = make_worker()
     rng = random.Random(2)
-    given = 0
-    while not JobBlock.objects.filter(job=job, worker=spammer).exists():
+    given = tasks = 0
+    while not JobBlock.objects.filter(job=job, worker=spammer).exists() and tasks < 24:
         lease = assign_next_hit(job=job, worker=spammer, rng=rng)
-        assert lease.hit.is_gold  # undecided workers get only gold at a boost rate of 1
+        if tasks < 5:
+            assert lease.hit.is_gold  # undecided workers get only gold at a boost rate of 1
         _answer(lease, spammer, "neg")
-        given += 1
+        given += lease.hit.is_gold
+        tasks += 1
     block = JobBlock.objects.get(job=job, worker=spammer)
-    labels = len(job.labels)
-    assert block.evidence["gold_answers"] == given and block.evidence["chance"] == round(1 / labels, 4)
-    assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"]
+    assert block.evidence["gold_answers"] == given and block.evidence["gold_right"] == 0
+    # Chance of matching the gold answers from the worker's own label mix (all "neg", add-one smoothed).
+    assert block.evidence["gold_chance_right"] == round(given / (tasks + len(job.labels)), 4)
+    assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"] == round(math.log(30), 4)
     event = AuditEvent.objects.get(action="worker.blocked_from_job")
     assert event.after["evidence"]["log_likelihood_ratio"] == block.evidence["log_likelihood_ratio"]
 
