@@ -148,3 +148,41 @@ def test_the_beat_task_auto_reviews_due_work(make_published_job, make_worker):
     assert Assignment.objects.get(pk=assignment.pk).state == AssignmentState.APPROVED
     event = AuditEvent.objects.get(action="assignment.approved")
     assert event.actor_label == "auto-review"
+
+
+def _grade(assignment: Assignment, score: float) -> None:
+    answer = assignment.answers.first()
+    GoldGrade.objects.create(
+        answer=answer,
+        job=assignment.job,
+        worker=assignment.worker,
+        item=answer.item,
+        score=score,
+        created_at=timezone.now(),
+    )
+
+
+def test_approving_what_passed_gold_leaves_failed_and_ungraded_work_for_review(make_published_job, make_worker):
+    from tasks.services.review import approve_passing_gold
+
+    job = make_published_job(items=4, redundancy=1, reward=Decimal("0.05"))
+    worker = make_worker()
+    passed, failed, ungraded, partly = (submit_work(job, worker) for _ in range(4))
+    _grade(passed, 1.0)
+    _grade(failed, 0.0)
+    _grade(partly, 0.5)  # multi-label partly right: at the pass mark
+    result = approve_passing_gold(job=job, actor=SYSTEM)
+    assert (result.approved, result.failed_gold, result.without_gold, result.refused) == (2, 1, 1, 0)
+    states = dict(Assignment.objects.filter(job=job).values_list("pk", "state"))
+    assert states == {
+        passed.pk: AssignmentState.APPROVED,
+        partly.pk: AssignmentState.APPROVED,
+        failed.pk: AssignmentState.SUBMITTED,
+        ungraded.pk: AssignmentState.SUBMITTED,
+    }
+    assert result.paid == Decimal("0.10") == job_spent(job)
+    event = AuditEvent.objects.get(action="job.gold_passing_approved")
+    assert event.object_id == str(job.pk) and event.after["approved"] == 2 and event.after["failed_gold"] == 1
+    assert AuditEvent.objects.filter(action="assignment.approved").count() == 2
+    again = approve_passing_gold(job=job, actor=SYSTEM)
+    assert again.approved == 0 and job_spent(job) == Decimal("0.10")
