@@ -42,6 +42,14 @@ from workforce.models import Marketplace, Worker
 CENT = Decimal("0.01")
 
 
+class BonusNotConfirmed(ServiceError):
+    """The marketplace did not confirm a bonus; its intent stays pending and a retry reuses its token."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 def pay_for(job: Job, assignment: Assignment) -> Decimal:
     """What one approved assignment pays its worker."""
     if job.pay_mode == PayMode.HOURLY and job.hourly_rate is not None and assignment.submitted_at:
@@ -380,7 +388,8 @@ def _pay_mturk_bonus(
     try:
         send_mturk_bonus(assignment=assignment, amount=amount, reason=reason, idempotency_key=key, actor=actor)
     except MarketplaceError as exc:
-        raise ServiceError(
-            f"MTurk did not confirm the bonus: {exc}. Retrying sends it with the same token, so it is paid once."
+        raise BonusNotConfirmed(
+            f"MTurk did not confirm the bonus: {exc}. Retrying sends it with the same token, so it is paid once.",
+            permanent=exc.permanent,
         ) from exc
     return not requested_before
