@@ -82,6 +82,9 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
     for job_id, job_records in by_job.items():
         job = jobs[job_id]
         with transaction.atomic():
+            # The HITs whose slots approvals settle are locked before the audit head, as an approval does.
+            approved_hits = {hits[r.external_hit_id].pk for r in job_records if r.status == AssignmentState.APPROVED}
+            list(Hit.objects.select_for_update().filter(pk__in=approved_hits).order_by("pk").values_list("pk"))
             part = record_external_assignments(
                 job=job, marketplace=MTURK, records=[_external(job, r) for r in job_records], actor=actor, source=source
             )
@@ -92,9 +95,10 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
                 marketplace=MTURK, external_id__in=approved, state=AssignmentState.APPROVED
             ).select_related("hit", "job", "worker"):
                 booked += book_approval_charges(assignment=assignment)
-            if booked:
-                after_review(job=job, actor=actor)
             result.charges_booked += booked
+        if booked:  # its own transaction: the job row is locked before the audit head (the budget lock order)
+            with transaction.atomic():
+                after_review(job=job, actor=actor)
     return result
 
 
