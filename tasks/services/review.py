@@ -33,7 +33,12 @@ from tasks.review_selectors import GOLD_PASS_SCORE, count_submitted_by_gold, lis
 from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.ledger import CostLine, assignment_cost_key, bonus_cost_key, record_cost, record_costs
-from tasks.services.mturk_review import approve_mturk_assignment, reject_mturk_assignment, send_mturk_bonus
+from tasks.services.mturk_review import (
+    approve_mturk_assignment,
+    override_mturk_rejection,
+    reject_mturk_assignment,
+    send_mturk_bonus,
+)
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.registry import get_connector
@@ -168,6 +173,17 @@ def reject_assignment(*, assignment: Assignment, actor: Actor, feedback: str) ->
         )
         after_review(job=locked.job, actor=actor, now=now)
     return locked
+
+
+def override_rejection(*, assignment: Assignment, actor: Actor, feedback: str = "") -> Assignment:
+    """Approve (and pay) work rejected before: MTurk allows it within 30 days of the rejection; the
+    internal pool's rejections are final."""
+    if assignment.marketplace != Marketplace.MTURK:
+        raise ServiceError("Only an MTurk rejection can be overridden (within 30 days).")
+    try:
+        return override_mturk_rejection(assignment=assignment, actor=actor, feedback=feedback)
+    except MarketplaceError as exc:
+        raise ServiceError(f"MTurk refused to override the rejection of {assignment.uuid}: {exc}") from exc
 
 
 @dataclass(frozen=True)

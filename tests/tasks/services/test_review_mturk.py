@@ -15,7 +15,13 @@ from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostS
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_review import guard_mturk_auto_approval, request_mturk_bonus
-from tasks.services.review import approve_assignment, approve_assignments, pay_bonus, reject_assignment
+from tasks.services.review import (
+    approve_assignment,
+    approve_assignments,
+    override_rejection,
+    pay_bonus,
+    reject_assignment,
+)
 from tests.marketplaces.mturk_standin import FaultPlan, MTurkStandIn
 from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, published_mturk_job
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
@@ -112,6 +118,9 @@ def test_rejecting_releases_the_reservation_and_books_nothing(mturk: MTurkMarket
     assert Assignment.objects.get(pk=first.pk).state == AssignmentState.REJECTED
     assert not CostEntry.objects.filter(assignment=first).exists()
     assert AuditEvent.objects.get(action="assignment.rejected").object_id == str(first.pk)
+    override_rejection(assignment=first, actor=ACTOR, feedback="Our mistake")  # within MTurk's 30 days
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    assert _charges(first) == ONCE and ledger_total() == standin.state.total_charged()
 
 
 def _bonus(target: Assignment, **overrides: Any) -> bool:
