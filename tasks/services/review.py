@@ -27,7 +27,17 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, GoldGrade, Job, PayMode
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    CostEntry,
+    CostKind,
+    CostStatus,
+    GoldGrade,
+    Job,
+    MTurkBonus,
+    PayMode,
+)
 from tasks.reports.estimate import seconds
 from tasks.review_selectors import GOLD_PASS_SCORE, count_submitted_by_gold, list_submitted_passing_gold
 from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
@@ -388,8 +398,6 @@ def pay_bonus(
 def _pay_mturk_bonus(
     *, job: Job, worker: Worker, amount: Decimal, reason: str, key: str, actor: Actor, assignment: Assignment | None
 ) -> bool:
-    from tasks.models import MTurkBonus
-
     if assignment is None:
         assignment = (
             Assignment.objects.filter(
