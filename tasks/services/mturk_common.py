@@ -13,8 +13,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from tasks.models import Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
+from tasks.models import CostKind, CostStatus, Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
 from tasks.services.errors import ServiceError
+from tasks.services.ledger import CostLine, record_costs
 from workforce.marketplaces.base import HitSpec
 from workforce.marketplaces.mturk.documents import external_question, html_question
 from workforce.marketplaces.mturk.requirements import Requirements, build_requirements
@@ -188,9 +189,6 @@ def commit_hit_slots(*, hit: Hit, reward: Decimal, fee: Decimal, slots: range, r
     CreateAdditionalAssignmentsForHIT hold reward and fee per assignment) as committed rows, one reward and
     one fee per slot, so each approval can turn exactly one slot into its charged rows (``book_approval_charges``)
     and the ledger's total stays what MTurk took, however many approvals there are."""
-    from tasks.models import CostKind, CostStatus
-    from tasks.services.ledger import CostLine, record_costs
-
     lines = [
         CostLine(
             job_id=hit.job_id,
