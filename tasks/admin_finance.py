@@ -1,5 +1,5 @@
 """Finance in the admin: the ledger and budgets (read-only), monthly caps, the finance dashboard with
-SVG charts and exports, review actions on assignments, and the job page's budget banner and estimate.
+SVG charts and exports, and the job page's budget banner and estimate (review actions: ``admin_review``).
 
 Imported by ``tasks.admin``; everything that writes calls a service.
 """
@@ -17,7 +17,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
-from tasks.models import Assignment, BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
+from tasks.admin_review import ReviewActionsMixin  # noqa: F401  (re-exported for tasks.admin)
+from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
 from tasks.reports.exports import EXPORT_FORMATS, export_cost_breakdown
@@ -32,12 +33,10 @@ from tasks.reports.selectors import (
 from tasks.services.budget import set_monthly_cap
 from tasks.services.errors import ServiceError
 from tasks.services.fair_pay import top_up_fair_pay
-from tasks.services.review import approve_assignment, reject_assignment
 from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
 
 FINANCE_PERMISSION = "tasks.view_costentry"
-REJECT_FEEDBACK = "Rejected by a reviewer: the answers do not follow the instructions."
 
 
 @admin.register(CostEntry)
@@ -175,39 +174,6 @@ class MonthlyBudgetAdmin(admin.ModelAdmin):
                 return data
 
         return Checked
-
-
-class ReviewActionsMixin:
-    """Approve / reject actions for the read-only assignment admin (reviewers hold change_assignment)."""
-
-    actions: Any = ["approve_selected", "reject_selected"]
-
-    def has_review_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("tasks.change_assignment")
-
-    def _review(self, request: HttpRequest, queryset: QuerySet[Assignment], approve: bool) -> None:
-        actor = Actor.from_user(request.user)
-        done = 0
-        for assignment in queryset:
-            try:
-                if approve:
-                    approve_assignment(assignment=assignment, actor=actor)
-                else:
-                    reject_assignment(assignment=assignment, actor=actor, feedback=REJECT_FEEDBACK)
-                done += 1
-            except ServiceError as exc:
-                self.message_user(request, f"{assignment}: {exc}", messages.ERROR)  # type: ignore[attr-defined]
-        if done:
-            verb = "Approved" if approve else "Rejected"
-            self.message_user(request, f"{verb} {done} assignment(s).", messages.SUCCESS)  # type: ignore[attr-defined]
-
-    @admin.action(description="Approve selected submitted assignments (and pay them)", permissions=["review"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
-        self._review(request, queryset, approve=True)
-
-    @admin.action(description="Reject selected submitted assignments (unpaid)", permissions=["review"])
-    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
-        self._review(request, queryset, approve=False)
 
 
 class JobFinanceMixin:

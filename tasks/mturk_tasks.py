@@ -95,20 +95,29 @@ def guard_mturk_auto_approval_task() -> dict[str, int]:
     retry_backoff_max=600,
     max_retries=8,
 )
-def send_mturk_bonus_task(*, assignment_id: int, amount: str, reason: str, idempotency_key: str) -> str:
+def send_mturk_bonus_task(*, assignment_id: int, amount: str, reason: str, idempotency_key: str) -> bool:
+    """A bonus on an MTurk assignment through ``review.pay_bonus`` (the one bonus path), retried while
+    MTurk has not confirmed it (same key, same token: paid once)."""
     from decimal import Decimal
 
     from tasks.models import Assignment
-    from tasks.services.mturk_review import send_mturk_bonus
+    from tasks.services.review import BonusNotConfirmed, pay_bonus
 
-    bonus = send_mturk_bonus(
-        assignment=Assignment.objects.get(pk=assignment_id),
-        amount=Decimal(amount),
-        reason=reason,
-        idempotency_key=idempotency_key,
-        actor=_system("mturk bonuses"),
-    )
-    return bonus.state
+    assignment = Assignment.objects.select_related("job", "worker").get(pk=assignment_id)
+    try:
+        return pay_bonus(
+            job=assignment.job,
+            worker=assignment.worker,
+            assignment=assignment,
+            amount=Decimal(amount),
+            reason=reason,
+            key=idempotency_key,
+            actor=_system("mturk bonuses"),
+        )
+    except BonusNotConfirmed as exc:
+        if exc.permanent:
+            raise
+        raise MarketplaceError(str(exc), permanent=False) from exc
 
 
 @shared_task(

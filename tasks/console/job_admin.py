@@ -24,6 +24,7 @@ from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
 from tasks.services.job_templates import clone_job
 from tasks.services.more_answers import request_more_answers
+from tasks.services.review import GoldApprovalResult, approve_passing_gold
 from workforce.audit import Actor
 
 CONSOLE_ACTIONS = [
@@ -32,6 +33,7 @@ CONSOLE_ACTIONS = [
     "clone_selected",
     "export_csv",
     "export_jsonl",
+    "approve_passing_gold",
 ]
 UNSURE_BELOW = 0.9
 
@@ -96,7 +98,37 @@ def _dashboard_context(job: Job) -> dict[str, Any]:
     }
 
 
-class JobConsoleMixin:
+def gold_approval_message(job: Job, result: GoldApprovalResult) -> str:
+    left = result.failed_gold + result.without_gold + result.refused
+    text = (
+        f"{job.name}: approved {result.approved} assignment(s) that passed every gold question "
+        f"(paid {result.paid:.2f} {job.currency}); {left} left for review "
+        f"({result.failed_gold} failed gold, {result.without_gold} without gold"
+    )
+    return text + (f", {result.refused} refused by the marketplace)." if result.refused else ").")
+
+
+class GoldApprovalActionMixin:
+    """The console's "approve all pending that pass gold" action (``review.approve_passing_gold``)."""
+
+    def approve_passing_gold(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        actor = Actor.from_user(request.user)
+        for job in queryset:
+            try:
+                result = approve_passing_gold(job=job, actor=actor)
+            except ServiceError as exc:
+                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)  # type: ignore[attr-defined]
+                continue
+            level = messages.WARNING if result.refused else messages.SUCCESS
+            self.message_user(request, gold_approval_message(job, result), level)  # type: ignore[attr-defined]
+
+    approve_passing_gold.short_description = (  # type: ignore[attr-defined]
+        "Approve all submitted work that passed every gold question (the rest waits for review)"
+    )
+    approve_passing_gold.allowed_permissions = ("change",)  # type: ignore[attr-defined]
+
+
+class JobConsoleMixin(GoldApprovalActionMixin):
     """Mixed into the job admin: the at-a-glance page and the console's actions."""
 
     def change_view(

@@ -20,7 +20,16 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    BudgetAlert,
+    BudgetReservation,
+    CostEntry,
+    Job,
+    JobState,
+    MonthlyBudget,
+)
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
 
@@ -199,6 +208,33 @@ def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:
             job=job, amount=missing, key=f"job:{job.pk}:true-up:{rows}", actor=actor, reason="spend above reservation"
         )
         return reservation
+
+
+def release_rejected_work(*, assignment: Assignment, actor: Actor, now: datetime | None = None) -> None:
+    """Give back the reservation of one rejected assignment (its unit cost; idempotent per assignment)."""
+    from tasks.reports.estimate import unit_cost
+
+    job = assignment.job
+    release_budget(
+        job=job,
+        amount=unit_cost(job),
+        key=f"assignment:{assignment.pk}:release",
+        actor=actor,
+        reason="assignment rejected",
+        now=now,
+    )
+
+
+def after_review(*, job: Job, actor: Actor, now: datetime | None = None) -> None:
+    """The budget's side of a review, in the review's transaction: true the reservation up to the spend,
+    raise the alerts it reached, and settle the job once it is done and nothing waits for review. Locks the
+    job row, so call it before the review's own audit event (the lock order: job row, then audit head)."""
+    now = now or timezone.now()
+    true_up_reservation(job=job, actor=actor)
+    check_budget_alerts(job=job, actor=actor, now=now)
+    done = Job.objects.filter(pk=job.pk, state__in=[JobState.COMPLETED, JobState.CANCELLED]).exists()
+    if done and not Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).exists():
+        settle_job_budget(job=job, actor=actor, reason="job done; all work reviewed")
 
 
 def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) -> list[BudgetAlert]:

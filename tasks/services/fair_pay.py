@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
-
 from tasks.models import Job
 from tasks.reports.fair_pay import get_fair_pay
 from tasks.services.errors import ServiceError
@@ -25,19 +23,20 @@ def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -
         raise ServiceError("No fair-pay minimum is configured (FAIR_PAY_MIN_HOURLY).")
     workers = Worker.objects.in_bulk([w.worker for w in report.below])
     total = Decimal(0)
-    with transaction.atomic():
-        for pay in report.below:
-            target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_HALF_UP)
-            amount = target - pay.paid
-            if amount <= 0:
-                continue
-            if pay_bonus(
-                job=job,
-                worker=workers[pay.worker],
-                amount=amount,
-                reason=f"Top-up to the minimum of {report.minimum}/hour for your work on this job.",
-                key=f"fair-pay:job{job.pk}:worker{pay.worker}:to{target}",
-                actor=actor,
-            ):
-                total += amount
+    # One bonus per transaction (``pay_bonus``'s own): a bonus MTurk has paid must never be rolled back
+    # because a later worker's bonus failed.
+    for pay in report.below:
+        target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_HALF_UP)
+        amount = target - pay.paid
+        if amount <= 0:
+            continue
+        if pay_bonus(
+            job=job,
+            worker=workers[pay.worker],
+            amount=amount,
+            reason=f"Top-up to the minimum of {report.minimum}/hour for your work on this job.",
+            key=f"fair-pay:job{job.pk}:worker{pay.worker}:to{target}",
+            actor=actor,
+        ):
+            total += amount
     return total

@@ -44,6 +44,18 @@ class CostLine:
     memo: str = ""
 
 
+def assignment_cost_key(assignment_id: int, part: str) -> str:
+    """The one key scheme for what an approved assignment costs, on every marketplace and whichever path
+    books it (our approval, MTurk's auto-approval seen by collect, the auto-approval guard):
+    ``assignment:<pk>:pay`` (internal pool), ``assignment:<pk>:reward`` and ``assignment:<pk>:fee``."""
+    return f"assignment:{assignment_id}:{part}"
+
+
+def bonus_cost_key(key: str, part: str = "") -> str:
+    """The one key scheme for bonuses, from the caller's bonus key: ``bonus:<key>`` and ``bonus:<key>:fee``."""
+    return f"bonus:{key}:{part}" if part else f"bonus:{key}"
+
+
 def _check_amount(kind: str, amount: Decimal) -> None:
     if not isinstance(amount, Decimal):
         raise TypeError("Ledger amounts must be Decimal.")

@@ -1,7 +1,8 @@
 """Bringing MTurk work back: polling (ListReviewableHITs / ListAssignmentsForHIT) and SQS notifications.
 
 Both end in ``record_external_assignments`` (upsert on the AssignmentId). Assignments MTurk approved on its
-own (auto-approval) get their charge booked here, with the same ledger keys an approval through us uses.
+own (auto-approval) get their charge booked here, with the same ledger keys an approval through us uses
+(``tasks.services.ledger.assignment_cost_key``), so an assignment is charged once whichever path sees it first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkHit, MTurkNotification
+from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
 from workforce.audit import Actor
@@ -80,15 +82,23 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
     for job_id, job_records in by_job.items():
         job = jobs[job_id]
         with transaction.atomic():
+            # The HITs whose slots approvals settle are locked before the audit head, as an approval does.
+            approved_hits = {hits[r.external_hit_id].pk for r in job_records if r.status == AssignmentState.APPROVED}
+            list(Hit.objects.select_for_update().filter(pk__in=approved_hits).order_by("pk").values_list("pk"))
             part = record_external_assignments(
                 job=job, marketplace=MTURK, records=[_external(job, r) for r in job_records], actor=actor, source=source
             )
             result.add(part)
             approved = [r.external_assignment_id for r in job_records if r.status == AssignmentState.APPROVED]
+            booked = 0
             for assignment in Assignment.objects.filter(
                 marketplace=MTURK, external_id__in=approved, state=AssignmentState.APPROVED
             ).select_related("hit", "job", "worker"):
-                result.charges_booked += book_approval_charges(assignment=assignment)
+                booked += book_approval_charges(assignment=assignment)
+            result.charges_booked += booked
+        if booked:  # its own transaction: the job row is locked before the audit head (the budget lock order)
+            with transaction.atomic():
+                after_review(job=job, actor=actor)
     return result
 
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from tasks.models import Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
+from tasks.models import CostKind, CostStatus, Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
 from tasks.services.errors import ServiceError
+from tasks.services.ledger import CostLine, record_costs
 from workforce.marketplaces.base import HitSpec
 from workforce.marketplaces.mturk.documents import external_question, html_question
 from workforce.marketplaces.mturk.requirements import Requirements, build_requirements
@@ -176,3 +177,30 @@ def answers_by_item(job: Job, answers: dict[str, Any]) -> dict[str, Any]:
 
 def ledger_key(*parts: object) -> str:
     return "mturk:" + ":".join(str(p) for p in parts)
+
+
+def slot_key(hit: Hit, slot: int, kind: str) -> str:
+    """The key of one assignment slot's committed reward or fee: ``mturk:hit:<uuid>:slot:<n>:<kind>``."""
+    return ledger_key("hit", hit.uuid, "slot", slot, kind)
+
+
+def commit_hit_slots(*, hit: Hit, reward: Decimal, fee: Decimal, slots: range, reference: str) -> None:
+    """Book what MTurk takes from the balance for ``slots`` assignments of ``hit`` (CreateHIT and
+    CreateAdditionalAssignmentsForHIT hold reward and fee per assignment) as committed rows, one reward and
+    one fee per slot, so each approval can turn exactly one slot into its charged rows (``book_approval_charges``)
+    and the ledger's total stays what MTurk took, however many approvals there are."""
+    lines = [
+        CostLine(
+            job_id=hit.job_id,
+            kind=kind,
+            amount=amount,
+            idempotency_key=slot_key(hit, n, kind),
+            marketplace=MTURK,
+            status=CostStatus.COMMITTED,
+            hit_id=hit.pk,
+            reference=reference,
+        )
+        for n in slots
+        for kind, amount in ((CostKind.REWARD, reward), (CostKind.MARKETPLACE_FEE, fee))
+    ]
+    record_costs(lines)

@@ -12,8 +12,6 @@ from django.utils import timezone
 
 from tasks.models import (
     AssignmentState,
-    CostKind,
-    CostStatus,
     Hit,
     HitState,
     Job,
@@ -21,8 +19,7 @@ from tasks.models import (
     MTurkHit,
 )
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import record_cost
-from tasks.services.mturk_common import MTURK, job_options, ledger_key, mturk_connector
+from tasks.services.mturk_common import MTURK, commit_hit_slots, job_options, mturk_connector
 from tasks.services.mturk_publishing import record_published_hit
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import PublishedHit
@@ -56,17 +53,13 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
         Hit.objects.filter(pk=hit.pk, assignments_wanted=hit.assignments_wanted).update(
             assignments_wanted=target, state=HitState.OPEN
         )
-        for kind, amount in ((CostKind.REWARD, cost.rewards), (CostKind.MARKETPLACE_FEE, cost.fees)):
-            record_cost(
-                job=hit.job,
-                kind=kind,
-                amount=amount,
-                idempotency_key=ledger_key("extend", token, kind),
-                marketplace=MTURK,
-                status=CostStatus.COMMITTED,
-                hit=hit,
-                reference=hit.external_id,
-            )
+        commit_hit_slots(
+            hit=hit,
+            reward=info.reward,
+            fee=cost.fees / additional,
+            slots=range(hit.assignments_wanted, target),
+            reference=str(hit.external_id),
+        )
         record_audit_event(
             actor=actor,
             action="mturk.hit_extended",

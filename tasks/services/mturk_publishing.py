@@ -19,14 +19,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tasks.models import CostKind, CostStatus, Hit, HitState, Job, JobState, MTurkHit
+from tasks.models import Hit, HitState, Job, JobState, MTurkHit
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import record_cost
 from tasks.services.mturk_common import (
     MTURK,
+    commit_hit_slots,
     hit_spec,
     job_options,
-    ledger_key,
     mturk_connector,
     mturk_reward,
     requirement_list,
@@ -35,7 +34,7 @@ from tasks.services.mturk_common import (
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError, PublishedHit
 from workforce.marketplaces.mturk import MTurkMarketplace
-from workforce.marketplaces.mturk_fees import hit_cost
+from workforce.marketplaces.mturk_fees import assignment_fee, hit_cost
 
 BATCH = 20
 logger = logging.getLogger(__name__)
@@ -116,7 +115,6 @@ def _claim(*, job: Job, now: datetime, limit: int) -> list[Hit]:
 
 def record_published_hit(*, hit: Hit, published: PublishedHit, hit_type_id: str, actor: Actor) -> bool:
     """Store the HIT id and book its committed cost, once. Returns False when it was recorded before."""
-    job = hit.job
     with transaction.atomic():
         updated = Hit.objects.filter(pk=hit.pk, external_id__isnull=True).update(
             external_id=published.external_id, state=HitState.OPEN
@@ -140,17 +138,13 @@ def record_published_hit(*, hit: Hit, published: PublishedHit, hit_type_id: str,
         )
         info = MTurkHit.objects.get(hit_id=hit.pk)
         cost = hit_cost(info.reward, assignments_per_hit=info.max_assignments, masters=info.masters)
-        for kind, amount in ((CostKind.REWARD, cost.rewards), (CostKind.MARKETPLACE_FEE, cost.fees)):
-            record_cost(
-                job=job,
-                kind=kind,
-                amount=amount,
-                idempotency_key=ledger_key("hit", hit.uuid, kind),
-                marketplace=MTURK,
-                status=CostStatus.COMMITTED,
-                hit=hit,
-                reference=published.external_id,
-            )
+        commit_hit_slots(
+            hit=hit,
+            reward=info.reward,
+            fee=assignment_fee(info.reward, assignments_per_hit=info.max_assignments, masters=info.masters),
+            slots=range(info.max_assignments),
+            reference=published.external_id,
+        )
         record_audit_event(
             actor=actor,
             action="mturk.hit_published",

@@ -1,5 +1,10 @@
 """Reviewing and paying MTurk work: approve, reject, override a rejection, bonuses, the auto-approval
-guard. Every call's result and its ledger rows commit together; bonuses record their intent first."""
+guard. Every call's result and its ledger rows commit together; bonuses record their intent first.
+
+``tasks.services.review`` is the entry point every caller uses (admin, API, auto review, quality
+policies); it delegates MTurk work here. The ledger keys are the ledger's one scheme
+(``assignment_cost_key``, ``bonus_cost_key``), so whichever path sees an approval or a bonus first books
+it and the others find it booked."""
 
 from __future__ import annotations
 
@@ -9,21 +14,24 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Value
+from django.db.models import DateTimeField, ExpressionWrapper, F, Sum, Value
 from django.utils import timezone
 
 from tasks.models import (
     Assignment,
     AssignmentState,
+    CostEntry,
     CostKind,
     CostStatus,
+    Hit,
     JobBlock,
     MTurkBonus,
     MTurkBonusState,
     MTurkHit,
 )
+from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import record_cost
+from tasks.services.ledger import assignment_cost_key, bonus_cost_key, record_cost, reverse_cost
 from tasks.services.mturk_common import MTURK, ledger_key, mturk_connector
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
@@ -40,7 +48,11 @@ def _mturk_assignment(assignment: Assignment) -> Assignment:
 
 
 def book_approval_charges(*, assignment: Assignment) -> int:
-    """Book the reward and MTurk's fee of an approved assignment as charged (idempotent; returns rows new)."""
+    """Book the reward and MTurk's fee of an approved assignment as charged (idempotent; returns rows new).
+
+    The amounts are what MTurk charges for the HIT (its reward, assignments per HIT and Masters); the keys
+    are the ledger's one scheme for assignments, so our approval, the guard and collect seeing MTurk's own
+    auto-approval all book the same two rows, once."""
     info = MTurkHit.objects.filter(hit_id=assignment.hit_id).first()
     reward = info.reward if info else assignment.reward
     fee = assignment_fee(
@@ -49,21 +61,51 @@ def book_approval_charges(*, assignment: Assignment) -> int:
         masters=info.masters if info else False,
     )
     booked = 0
-    for kind, amount in ((CostKind.REWARD, reward), (CostKind.MARKETPLACE_FEE, fee)):
+    for kind, amount, part in ((CostKind.REWARD, reward, "reward"), (CostKind.MARKETPLACE_FEE, fee, "fee")):
         _, created = record_cost(
             job=assignment.job,
             kind=kind,
             amount=amount,
-            idempotency_key=ledger_key("approve", assignment.external_id, kind),
+            idempotency_key=assignment_cost_key(assignment.pk, part),
             marketplace=MTURK,
             status=CostStatus.CHARGED,
+            currency=assignment.job.currency,
             hit=assignment.hit,
             assignment=assignment,
             worker=assignment.worker,
             reference=str(assignment.external_id),
         )
         booked += created
+    if booked:
+        _settle_slot(assignment)
     return booked
+
+
+def _settle_slot(assignment: Assignment) -> None:
+    """Reverse one still-open committed slot of the assignment's HIT (its reward and fee rows): the charge
+    now on the assignment replaces that slot's commitment, so the ledger counts the money once. The HIT row
+    is locked, so two approvals of one HIT never pick the same slot."""
+    hit = Hit.objects.select_for_update().get(pk=assignment.hit_id)
+    prefix = ledger_key("hit", hit.uuid, "slot") + ":"
+    reward = (
+        CostEntry.objects.filter(
+            hit_id=hit.pk,
+            kind=CostKind.REWARD,
+            status=CostStatus.COMMITTED,
+            idempotency_key__startswith=prefix,
+            reversed_by__isnull=True,
+        )
+        .order_by("id")
+        .first()
+    )
+    if reward is None:  # every slot is settled already (or the HIT was never committed here)
+        return
+    fee_key = reward.idempotency_key.rsplit(":", 1)[0] + f":{CostKind.MARKETPLACE_FEE}"
+    memo = f"settled by the approval of assignment {assignment.external_id}"
+    reverse_cost(entry=reward, idempotency_key=assignment_cost_key(assignment.pk, "settle-reward"), memo=memo)
+    fee = CostEntry.objects.filter(idempotency_key=fee_key, reversed_by__isnull=True).first()
+    if fee is not None:
+        reverse_cost(entry=fee, idempotency_key=assignment_cost_key(assignment.pk, "settle-fee"), memo=memo)
 
 
 def _set_state(assignment: Assignment, *, allowed: tuple[str, ...], target: str) -> bool:
@@ -75,6 +117,10 @@ def _set_state(assignment: Assignment, *, allowed: tuple[str, ...], target: str)
 def approve_mturk_assignment(
     *, assignment: Assignment, actor: Actor, feedback: str = "", connector: MTurkMarketplace | None = None
 ) -> Assignment:
+    """ApproveAssignment, then (together) the state, the charges, the budget's true-up and the audit event.
+    A crash after MTurk's reply leaves the work submitted here: a retry re-approves (MTurk answers "already
+    approved", which the connector accepts) and collect books the same rows if it sees the approval first.
+    Call it through ``tasks.services.review.approve_assignment``."""
     assignment = _mturk_assignment(assignment)
     if assignment.state == AssignmentState.APPROVED:
         return assignment
@@ -82,24 +128,33 @@ def approve_mturk_assignment(
         raise ServiceError(f"Assignment {assignment.pk} is {assignment.state}; only submitted work can be approved.")
     mturk_connector(connector).approve(str(assignment.external_id), feedback=feedback)
     with transaction.atomic():
-        _set_state(assignment, allowed=(AssignmentState.SUBMITTED,), target=AssignmentState.APPROVED)
+        moved = _set_state(assignment, allowed=(AssignmentState.SUBMITTED,), target=AssignmentState.APPROVED)
         book_approval_charges(assignment=assignment)
-        record_audit_event(
-            actor=actor,
-            action="mturk.assignment_approved",
-            object_type="assignment",
-            object_id=assignment.pk,
-            before={"state": assignment.state},
-            after={"state": AssignmentState.APPROVED},
-            reason=feedback,
-        )
+        if moved:
+            after_review(job=assignment.job, actor=actor)  # job row before the audit head
+            record_audit_event(
+                actor=actor,
+                action="assignment.approved",
+                object_type="assignment",
+                object_id=assignment.pk,
+                before={"state": AssignmentState.SUBMITTED},
+                after={"state": AssignmentState.APPROVED, "paid": str(_charged(assignment)), "marketplace": MTURK},
+                reason=feedback,
+            )
     assignment.refresh_from_db()
     return assignment
+
+
+def _charged(assignment: Assignment) -> Decimal:
+    total = CostEntry.objects.filter(assignment_id=assignment.pk).aggregate(total=Sum("amount"))["total"]
+    return exact(total)
 
 
 def reject_mturk_assignment(
     *, assignment: Assignment, actor: Actor, feedback: str, connector: MTurkMarketplace | None = None
 ) -> Assignment:
+    """RejectAssignment with the worker's feedback, then (together) the state, the release of the work's
+    budget reservation and the audit event; nothing is booked. Call it through ``review.reject_assignment``."""
     assignment = _mturk_assignment(assignment)
     if not feedback.strip():
         raise ServiceError("Tell the worker why the work is rejected (MTurk shows them the feedback).")
@@ -107,16 +162,18 @@ def reject_mturk_assignment(
         raise ServiceError(f"Assignment {assignment.pk} is {assignment.state}; only submitted work can be rejected.")
     mturk_connector(connector).reject(str(assignment.external_id), feedback=feedback)
     with transaction.atomic():
-        _set_state(assignment, allowed=(AssignmentState.SUBMITTED,), target=AssignmentState.REJECTED)
-        record_audit_event(
-            actor=actor,
-            action="mturk.assignment_rejected",
-            object_type="assignment",
-            object_id=assignment.pk,
-            before={"state": assignment.state},
-            after={"state": AssignmentState.REJECTED},
-            reason=feedback,
-        )
+        if _set_state(assignment, allowed=(AssignmentState.SUBMITTED,), target=AssignmentState.REJECTED):
+            release_rejected_work(assignment=assignment, actor=actor)
+            record_audit_event(
+                actor=actor,
+                action="assignment.rejected",
+                object_type="assignment",
+                object_id=assignment.pk,
+                before={"state": AssignmentState.SUBMITTED},
+                after={"state": AssignmentState.REJECTED, "marketplace": MTURK},
+                reason=feedback,
+            )
+            after_review(job=assignment.job, actor=actor)
     assignment.refresh_from_db()
     return assignment
 
@@ -135,6 +192,7 @@ def override_mturk_rejection(
     with transaction.atomic():
         _set_state(assignment, allowed=(AssignmentState.REJECTED,), target=AssignmentState.APPROVED)
         book_approval_charges(assignment=assignment)
+        after_review(job=assignment.job, actor=actor)  # re-reserves what the rejection released
         record_audit_event(
             actor=actor,
             action="mturk.rejection_overridden",
@@ -163,34 +221,83 @@ def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace) 
 
 
 def _record_bonus(bonus: MTurkBonus, *, actor: Actor) -> bool:
+    """Mark the intent sent and book the bonus and its fee as charged, with the ledger's bonus keys."""
     assignment = bonus.assignment
     with transaction.atomic():
         marked = MTurkBonus.objects.filter(pk=bonus.pk, state=MTurkBonusState.PENDING).update(
             state=MTurkBonusState.SENT, sent_at=timezone.now()
         )
-        for kind, amount in ((CostKind.BONUS, bonus.amount), (CostKind.MARKETPLACE_FEE, bonus_fee(bonus.amount))):
+        fee = bonus_fee(bonus.amount)
+        for kind, amount, part in ((CostKind.BONUS, bonus.amount, ""), (CostKind.MARKETPLACE_FEE, fee, "fee")):
             record_cost(
                 job=bonus.job,
                 kind=kind,
                 amount=amount,
-                idempotency_key=ledger_key("bonus", bonus.token, kind),
+                idempotency_key=bonus_cost_key(bonus.idempotency_key, part),
                 marketplace=MTURK,
                 status=CostStatus.CHARGED,
                 hit=assignment.hit,
                 assignment=assignment,
                 worker=bonus.worker,
                 reference=bonus.token,
+                memo=bonus.reason[:255],
             )
         if marked:
             record_audit_event(
                 actor=actor,
-                action="mturk.bonus_sent",
-                object_type="assignment",
-                object_id=assignment.pk,
-                after={"amount": str(bonus.amount), "token": bonus.token},
+                action="bonus.paid",
+                object_type="worker",
+                object_id=bonus.worker_id,
+                after={
+                    "job": bonus.job_id,
+                    "assignment": assignment.pk,
+                    "amount": str(bonus.amount),
+                    "fee": str(fee),
+                    "key": bonus.idempotency_key,
+                    "token": bonus.token,
+                },
                 reason=bonus.reason,
             )
+            check_budget_alerts(job=bonus.job, actor=actor)
     return bool(marked)
+
+
+def request_mturk_bonus(
+    *, assignment: Assignment, amount: Decimal, reason: str, idempotency_key: str, actor: Actor
+) -> tuple[MTurkBonus, bool]:
+    """Record the intent to pay a bonus (its deterministic token) and reserve it, with its fee, within the
+    job's budget, together; ``(intent, created)``. A key used before returns its intent and reserves nothing."""
+    assignment = _mturk_assignment(assignment)
+    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ServiceError("A bonus is a positive amount of whole cents.")
+    if not reason.strip():
+        raise ServiceError("Give the worker a reason for the bonus (MTurk shows it to them).")
+    existing = MTurkBonus.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.assignment_id != assignment.pk or existing.amount != amount:
+            raise ServiceError(f"Bonus key {idempotency_key!r} was used for another bonus.")
+        return existing, False
+    if assignment.state not in (AssignmentState.SUBMITTED, AssignmentState.APPROVED):
+        raise ServiceError(f"Assignment {assignment.pk} is {assignment.state}; bonuses go to submitted work.")
+    with transaction.atomic():
+        reserve_budget(
+            job=assignment.job,
+            amount=amount + bonus_fee(amount),
+            key=f"{bonus_cost_key(idempotency_key)}:reserve",
+            actor=actor,
+            reason="bonus",
+        )
+        bonus = MTurkBonus.objects.create(
+            idempotency_key=idempotency_key,
+            job=assignment.job,
+            assignment=assignment,
+            worker=assignment.worker,
+            amount=amount,
+            reason=reason,
+            token=request_token("bonus", idempotency_key),
+            created_at=timezone.now(),
+        )
+    return bonus, True
 
 
 def send_mturk_bonus(
@@ -203,27 +310,12 @@ def send_mturk_bonus(
     connector: MTurkMarketplace | None = None,
 ) -> MTurkBonus:
     """Pay a bonus once per ``idempotency_key``: the intent row (with its token) commits before SendBonus,
-    so a retry, a crash or a second caller reuses the same token and MTurk pays it once."""
+    so a retry, a crash or a second caller reuses the same token and MTurk pays it once. Call it through
+    ``tasks.services.review.pay_bonus``."""
     connector = mturk_connector(connector)
-    assignment = _mturk_assignment(assignment)
-    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-        raise ServiceError("A bonus is a positive amount of whole cents.")
-    if assignment.state not in (AssignmentState.SUBMITTED, AssignmentState.APPROVED):
-        raise ServiceError(f"Assignment {assignment.pk} is {assignment.state}; bonuses go to submitted work.")
-    bonus, created = MTurkBonus.objects.get_or_create(
-        idempotency_key=idempotency_key,
-        defaults={
-            "job": assignment.job,
-            "assignment": assignment,
-            "worker": assignment.worker,
-            "amount": amount,
-            "reason": reason,
-            "token": request_token("bonus", idempotency_key),
-            "created_at": timezone.now(),
-        },
+    bonus, _ = request_mturk_bonus(
+        assignment=assignment, amount=amount, reason=reason, idempotency_key=idempotency_key, actor=actor
     )
-    if not created and (bonus.assignment_id != assignment.pk or bonus.amount != amount):
-        raise ServiceError(f"Bonus key {idempotency_key!r} was used for another bonus.")
     if bonus.state == MTurkBonusState.PENDING:
         _pay_bonus(bonus, actor=actor, connector=connector)
         bonus.refresh_from_db()

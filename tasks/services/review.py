@@ -1,5 +1,11 @@
 """Reviewing submitted work: approve (and pay), reject (and release its budget), pay bonuses.
 
+The one entry point for every marketplace: admin actions, the API, auto review and quality policies call
+these functions. MTurk work is delegated to ``tasks.services.mturk_review`` (MTurk is called before our
+transaction, bonuses record an intent with a deterministic token first); its ledger rows use the same key
+scheme (``tasks.services.ledger.assignment_cost_key`` / ``bonus_cost_key``) as collect and the auto-approval
+guard, so each cost is booked once whichever path sees it first.
+
 Each transition is a conditional update ``SUBMITTED -> APPROVED/REJECTED``; the audit event and the
 ledger rows are written in the same transaction, so an assignment is paid exactly once or not at all.
 
@@ -18,28 +24,45 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, CostKind, CostStatus, GoldGrade, Job, JobState, PayMode
-from tasks.reports.estimate import seconds, unit_cost
-from tasks.services.budget import (
-    check_budget_alerts,
-    release_budget,
-    reserve_budget,
-    settle_job_budget,
-    true_up_reservation,
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    CostEntry,
+    CostKind,
+    CostStatus,
+    GoldGrade,
+    Job,
+    MTurkBonus,
+    PayMode,
 )
+from tasks.reports.estimate import seconds
+from tasks.review_selectors import GOLD_PASS_SCORE, count_submitted_by_gold, list_submitted_passing_gold
+from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
 from tasks.services.errors import InvalidTransition, ServiceError
-from tasks.services.ledger import CostLine, record_cost, record_costs
+from tasks.services.ledger import CostLine, assignment_cost_key, bonus_cost_key, record_cost, record_costs
+from tasks.services.mturk_review import (
+    approve_mturk_assignment,
+    override_mturk_rejection,
+    reject_mturk_assignment,
+    send_mturk_bonus,
+)
 from workforce.audit import Actor, record_audit_event
-from workforce.marketplaces import mturk_fees
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.registry import get_connector
 from workforce.models import Marketplace, Worker
 
 CENT = Decimal("0.01")
-GOLD_PASS_SCORE = 0.5
+
+
+class BonusNotConfirmed(ServiceError):
+    """The marketplace did not confirm a bonus; its intent stays pending and a retry reuses its token."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def pay_for(job: Job, assignment: Assignment) -> Decimal:
@@ -50,7 +73,8 @@ def pay_for(job: Job, assignment: Assignment) -> Decimal:
     return assignment.reward
 
 
-def _cost_lines(job: Job, assignment: Assignment, assignments_per_hit: int) -> list[CostLine]:
+def _cost_lines(job: Job, assignment: Assignment) -> list[CostLine]:
+    """What an approved assignment costs off MTurk (MTurk's rows are ``mturk_review.book_approval_charges``)."""
     base: dict[str, Any] = {
         "job_id": job.pk,
         "hit_id": assignment.hit_id,
@@ -62,27 +86,15 @@ def _cost_lines(job: Job, assignment: Assignment, assignments_per_hit: int) -> l
     }
     pay = pay_for(job, assignment)
     if assignment.marketplace == Marketplace.INTERNAL:
-        return [
-            CostLine(
-                kind=CostKind.INTERNAL_PAY,
-                amount=pay,
-                idempotency_key=f"assignment:{assignment.pk}:pay",
-                status=CostStatus.COMMITTED,
-                **base,
-            )
-        ]
-    lines = [CostLine(kind=CostKind.REWARD, amount=pay, idempotency_key=f"assignment:{assignment.pk}:reward", **base)]
-    if assignment.marketplace == Marketplace.MTURK:
-        fee = mturk_fees.assignment_fee(pay, assignments_per_hit=assignments_per_hit)
-        lines.append(
-            CostLine(
-                kind=CostKind.MARKETPLACE_FEE, amount=fee, idempotency_key=f"assignment:{assignment.pk}:fee", **base
-            )
-        )
-    return lines
+        key, kind, status = assignment_cost_key(assignment.pk, "pay"), CostKind.INTERNAL_PAY, CostStatus.COMMITTED
+        return [CostLine(kind=kind, amount=pay, idempotency_key=key, status=status, **base)]
+    return [
+        CostLine(kind=CostKind.REWARD, amount=pay, idempotency_key=assignment_cost_key(assignment.pk, "reward"), **base)
+    ]
 
 
 def _call_marketplace(assignment: Assignment, verb: str, feedback: str) -> None:
+    """Approve or reject on a remote marketplace other than MTurk (whose service calls it itself)."""
     if assignment.marketplace == Marketplace.INTERNAL:
         return
     if not assignment.external_id:
@@ -97,31 +109,49 @@ def _call_marketplace(assignment: Assignment, verb: str, feedback: str) -> None:
         raise ServiceError(f"{assignment.get_marketplace_display()} refused the review: {exc}") from exc
 
 
+def _require_submitted(assignment: Assignment) -> None:
+    current = Assignment.objects.filter(pk=assignment.pk).values_list("state", flat=True).first()
+    if current != AssignmentState.SUBMITTED:
+        raise InvalidTransition(f"Assignment {assignment.uuid} is {current}; only submitted work can be reviewed.")
+
+
 def _claim(assignment: Assignment, target: str, now: datetime) -> Assignment:
     """Move the assignment SUBMITTED -> ``target`` by a conditional update; the row, re-read."""
     if not Assignment.objects.filter(pk=assignment.pk, state=AssignmentState.SUBMITTED).update(
         state=target, reviewed_at=now
     ):
-        current = Assignment.objects.filter(pk=assignment.pk).values_list("state", flat=True).first()
-        raise InvalidTransition(f"Assignment {assignment.uuid} is {current}; only submitted work can be reviewed.")
+        _require_submitted(assignment)
     return Assignment.objects.select_related("job", "hit").get(pk=assignment.pk)
+
+
+def _on_mturk(call: Any, assignment: Assignment) -> Assignment:
+    _require_submitted(assignment)
+    try:
+        result: Assignment = call()
+    except MarketplaceError as exc:
+        raise ServiceError(f"MTurk refused the review of assignment {assignment.uuid}: {exc}") from exc
+    return result
 
 
 def approve_assignment(*, assignment: Assignment, actor: Actor, feedback: str = "") -> Assignment:
     """Approve one submitted assignment and book its pay (and fees) in the same transaction."""
+    if assignment.marketplace == Marketplace.MTURK:
+        return _on_mturk(
+            lambda: approve_mturk_assignment(assignment=assignment, actor=actor, feedback=feedback), assignment
+        )
     now = timezone.now()
     with transaction.atomic():
         locked = _claim(assignment, AssignmentState.APPROVED, now)
         job = locked.job
         _call_marketplace(locked, "approve", feedback)
-        lines = _cost_lines(job, locked, locked.hit.assignments_wanted)
+        lines = _cost_lines(job, locked)
         record_costs(lines)
-        _after_review(job, actor, now)  # locks the job row before the audit head (the budget lock order)
+        after_review(job=job, actor=actor, now=now)  # locks the job row before the audit head (the lock order)
         record_audit_event(
             actor=actor,
             action="assignment.approved",
             object_type="assignment",
-            object_id=locked.uuid,
+            object_id=locked.pk,
             before={"state": AssignmentState.SUBMITTED},
             after={"state": AssignmentState.APPROVED, "paid": str(sum(line.amount for line in lines))},
             reason=feedback,
@@ -133,38 +163,37 @@ def reject_assignment(*, assignment: Assignment, actor: Actor, feedback: str) ->
     """Reject one submitted assignment: no pay, and its share of the budget reservation is released."""
     if not feedback or not feedback.strip():
         raise ServiceError("Tell the worker why the work is rejected.")
+    if assignment.marketplace == Marketplace.MTURK:
+        return _on_mturk(
+            lambda: reject_mturk_assignment(assignment=assignment, actor=actor, feedback=feedback), assignment
+        )
     now = timezone.now()
     with transaction.atomic():
         locked = _claim(assignment, AssignmentState.REJECTED, now)
-        job = locked.job
         _call_marketplace(locked, "reject", feedback)
-        release_budget(
-            job=job,
-            amount=unit_cost(job),
-            key=f"assignment:{locked.pk}:release",
-            actor=actor,
-            reason="assignment rejected",
-            now=now,
-        )
+        release_rejected_work(assignment=locked, actor=actor, now=now)
         record_audit_event(
             actor=actor,
             action="assignment.rejected",
             object_type="assignment",
-            object_id=locked.uuid,
+            object_id=locked.pk,
             before={"state": AssignmentState.SUBMITTED},
             after={"state": AssignmentState.REJECTED},
             reason=feedback,
         )
-        _after_review(job, actor, now)
+        after_review(job=locked.job, actor=actor, now=now)
     return locked
 
 
-def _after_review(job: Job, actor: Actor, now: datetime) -> None:
-    true_up_reservation(job=job, actor=actor)
-    check_budget_alerts(job=job, actor=actor, now=now)
-    done = Job.objects.filter(pk=job.pk, state__in=[JobState.COMPLETED, JobState.CANCELLED]).exists()
-    if done and not Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).exists():
-        settle_job_budget(job=job, actor=actor, reason="job done; all work reviewed")
+def override_rejection(*, assignment: Assignment, actor: Actor, feedback: str = "") -> Assignment:
+    """Approve (and pay) work rejected before: MTurk allows it within 30 days of the rejection; the
+    internal pool's rejections are final."""
+    if assignment.marketplace != Marketplace.MTURK:
+        raise ServiceError("Only an MTurk rejection can be overridden (within 30 days).")
+    try:
+        return override_mturk_rejection(assignment=assignment, actor=actor, feedback=feedback)
+    except MarketplaceError as exc:
+        raise ServiceError(f"MTurk refused to override the rejection of {assignment.uuid}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -172,6 +201,7 @@ class ReviewResult:
     approved: int
     rejected: int
     paid: Decimal
+    failed: int = 0  # remote assignments the marketplace refused or could not be reached for (left submitted)
 
 
 def approve_assignments(
@@ -182,19 +212,25 @@ def approve_assignments(
     feedback: str = "",
     now: datetime | None = None,
 ) -> ReviewResult:
-    """Approve the job's submitted assignments (all, or ``assignment_ids``) set-based: one conditional
-    update, one bulk insert of ledger rows, one audit event each. Remote marketplaces are called one
-    assignment at a time (``approve_assignment``)."""
+    """Approve the job's submitted assignments (all, or ``assignment_ids``). Internal-pool work is set-based:
+    one conditional update, one bulk insert of ledger rows, one audit event each. Remote marketplaces are
+    called one assignment at a time (``approve_assignment``); one they refuse stays submitted and is counted
+    in ``failed``."""
     now = now or timezone.now()
     submitted = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED)
     if assignment_ids is not None:
         submitted = submitted.filter(pk__in=assignment_ids)
-    remote = list(submitted.exclude(marketplace=Marketplace.INTERNAL).select_related("hit").order_by("pk"))
-    paid = Decimal(0)
+    remote = list(submitted.exclude(marketplace=Marketplace.INTERNAL).order_by("pk"))
+    approved_remote: list[int] = []
+    failed = 0
     for assignment in remote:
-        approve_assignment(assignment=assignment, actor=actor, feedback=feedback)
-        lines = _cost_lines(job, assignment, assignment.hit.assignments_wanted)
-        paid += sum((line.amount for line in lines), Decimal(0))
+        try:
+            approve_assignment(assignment=assignment, actor=actor, feedback=feedback)
+        except ServiceError:
+            failed += 1
+        else:
+            approved_remote.append(assignment.pk)
+    paid = exact(CostEntry.objects.filter(assignment_id__in=approved_remote).aggregate(total=Sum("amount"))["total"])
     with transaction.atomic():
         rows = list(
             submitted.filter(marketplace=Marketplace.INTERNAL)
@@ -208,22 +244,64 @@ def approve_assignments(
         )
         if updated != len(ids):  # the rows are locked: only a broken invariant gets here
             raise InvalidTransition("Some assignments changed state while being approved; nothing was approved.")
-        lines = [line for row in rows for line in _cost_lines(job, row, 1)]
+        lines = [line for row in rows for line in _cost_lines(job, row)]
         record_costs(lines)
         if rows:
-            _after_review(job, actor, now)  # job row before the audit head: the budget lock order
+            after_review(job=job, actor=actor, now=now)  # job row before the audit head: the budget lock order
         for row, line in zip(rows, lines, strict=True):
             record_audit_event(
                 actor=actor,
                 action="assignment.approved",
                 object_type="assignment",
-                object_id=row.uuid,
+                object_id=row.pk,
                 before={"state": AssignmentState.SUBMITTED},
                 after={"state": AssignmentState.APPROVED, "paid": str(line.amount)},
                 reason=feedback,
             )
         paid += sum((line.amount for line in lines), Decimal(0))
-    return ReviewResult(approved=len(remote) + len(rows), rejected=0, paid=paid)
+    return ReviewResult(approved=len(approved_remote) + len(rows), rejected=0, paid=paid, failed=failed)
+
+
+@dataclass(frozen=True)
+class GoldApprovalResult:
+    approved: int
+    failed_gold: int  # left for review: a gold answer was wrong
+    without_gold: int  # left for review: nothing to check them against
+    refused: int  # the marketplace refused or was unreachable (left submitted)
+    paid: Decimal
+
+
+PASSED_GOLD_FEEDBACK = "Approved: your answers to the check questions were right."
+
+
+def approve_passing_gold(*, job: Job, actor: Actor) -> GoldApprovalResult:
+    """Approve every submitted assignment of ``job`` whose gold grades all pass (at least one graded), through
+    ``approve_assignments``; the others wait for a reviewer. One ``job.gold_passing_approved`` event."""
+    counts = count_submitted_by_gold(job)
+    ids = list(list_submitted_passing_gold(job))
+    result = approve_assignments(job=job, actor=actor, assignment_ids=ids, feedback=PASSED_GOLD_FEEDBACK)
+    outcome = GoldApprovalResult(
+        approved=result.approved,
+        failed_gold=counts.failed,
+        without_gold=counts.ungraded,
+        refused=result.failed,
+        paid=result.paid,
+    )
+    with transaction.atomic():
+        record_audit_event(
+            actor=actor,
+            action="job.gold_passing_approved",
+            object_type="job",
+            object_id=job.pk,
+            after={
+                "approved": outcome.approved,
+                "failed_gold": outcome.failed_gold,
+                "without_gold": outcome.without_gold,
+                "refused": outcome.refused,
+                "paid": str(outcome.paid),
+            },
+        )
+    return outcome
 
 
 GOLD_FAILED_FEEDBACK = "A hidden check question in this task was answered wrongly, so it is not paid."
@@ -269,7 +347,12 @@ def pay_bonus(
     assignment: Assignment | None = None,
 ) -> bool:
     """Pay ``worker`` a bonus on ``job`` once per ``key``: reserve it (and its fee) within budget, book
-    it, audit ``bonus.paid``. Returns False when the key was paid before (nothing booked again)."""
+    it, audit ``bonus.paid``. Returns False when the key was used before (nothing is booked again).
+
+    On MTurk the bonus goes out through ``SendBonus`` on an assignment (the given one, else the worker's
+    latest submitted or approved one on the job) with a token derived from ``key``; a call that finds the
+    key's intent still unsent (a lost reply, a crash) sends it again with the same token, so MTurk pays once.
+    Internal-pool bonuses are booked as committed (payroll pays them)."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
         raise ServiceError("A bonus must be a positive Decimal amount.")
     if not reason.strip():
@@ -277,31 +360,60 @@ def pay_bonus(
     if assignment is not None and (assignment.job_id != job.pk or assignment.worker_id != worker.pk):
         raise ServiceError("The assignment belongs to another job or worker.")
     marketplace = worker.marketplace
-    fee = mturk_fees.bonus_fee(amount) if marketplace == Marketplace.MTURK else Decimal(0)
+    if marketplace == Marketplace.MTURK:
+        return _pay_mturk_bonus(
+            job=job, worker=worker, amount=amount, reason=reason, key=key, actor=actor, assignment=assignment
+        )
+    if marketplace != Marketplace.INTERNAL:
+        raise ServiceError(f"Bonuses on {worker.get_marketplace_display()} are not supported.")
     with transaction.atomic():
         _, created = reserve_budget(
-            job=job, amount=amount + fee, key=f"bonus:{key}:reserve", actor=actor, reason="bonus"
+            job=job, amount=amount, key=f"{bonus_cost_key(key)}:reserve", actor=actor, reason="bonus"
         )
         if not created:
             return False
-        common: dict[str, Any] = {
-            "job": job,
-            "marketplace": marketplace,
-            "assignment": assignment,
-            "worker": worker,
-            "status": CostStatus.COMMITTED,
-            "memo": reason[:255],
-        }
-        record_cost(kind=CostKind.BONUS, amount=amount, idempotency_key=f"bonus:{key}", **common)
-        if fee:
-            record_cost(kind=CostKind.MARKETPLACE_FEE, amount=fee, idempotency_key=f"bonus:{key}:fee", **common)
+        record_cost(
+            kind=CostKind.BONUS,
+            amount=amount,
+            idempotency_key=bonus_cost_key(key),
+            job=job,
+            marketplace=marketplace,
+            assignment=assignment,
+            worker=worker,
+            status=CostStatus.COMMITTED,
+            memo=reason[:255],
+        )
         record_audit_event(
             actor=actor,
             action="bonus.paid",
             object_type="worker",
             object_id=worker.pk,
-            after={"job": job.pk, "amount": str(amount), "fee": str(fee), "key": key},
+            after={"job": job.pk, "amount": str(amount), "fee": "0", "key": key},
             reason=reason,
         )
         check_budget_alerts(job=job, actor=actor)
     return True
+
+
+def _pay_mturk_bonus(
+    *, job: Job, worker: Worker, amount: Decimal, reason: str, key: str, actor: Actor, assignment: Assignment | None
+) -> bool:
+    if assignment is None:
+        assignment = (
+            Assignment.objects.filter(
+                job_id=job.pk, worker_id=worker.pk, state__in=[AssignmentState.SUBMITTED, AssignmentState.APPROVED]
+            )
+            .order_by("-submitted_at", "-pk")
+            .first()
+        )
+        if assignment is None:
+            raise ServiceError("MTurk pays a bonus on an assignment; this worker has no submitted work on the job.")
+    requested_before = MTurkBonus.objects.filter(idempotency_key=key).exists()
+    try:
+        send_mturk_bonus(assignment=assignment, amount=amount, reason=reason, idempotency_key=key, actor=actor)
+    except MarketplaceError as exc:
+        raise BonusNotConfirmed(
+            f"MTurk did not confirm the bonus: {exc}. Retrying sends it with the same token, so it is paid once.",
+            permanent=exc.permanent,
+        ) from exc
+    return not requested_before

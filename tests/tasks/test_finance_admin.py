@@ -19,6 +19,7 @@ from tasks.services.review import approve_assignments
 from tests.conftest import SYSTEM
 from tests.factories import ItemFactory, JobFactory, UserFactory
 from tests.tasks.finance_helpers import submit_work
+from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -135,10 +136,46 @@ def test_a_reviewer_approves_and_rejects_from_the_assignment_list(
     client.force_login(reviewer)
     url = reverse("admin:tasks_assignment_changelist")
     client.post(url, {"action": "approve_selected", "_selected_action": [good.pk]})
-    client.post(url, {"action": "reject_selected", "_selected_action": [bad.pk]})
+    # Rejecting asks for the worker's feedback first (no fixed sentence), and refuses a blank one.
+    form = client.post(url, {"action": "reject_selected", "_selected_action": [bad.pk]})
+    assert form.status_code == 200 and 'name="feedback"' in form.content.decode()
+    assert Assignment.objects.get(pk=bad.pk).state == AssignmentState.SUBMITTED
+    blank = client.post(url, {"action": "reject_selected", "_selected_action": [bad.pk], "apply": "1", "feedback": " "})
+    assert blank.status_code == 200 and Assignment.objects.get(pk=bad.pk).state == AssignmentState.SUBMITTED
+    feedback = "Item 2 is a cat, not a dog: see rule 3."
+    client.post(url, {"action": "reject_selected", "_selected_action": [bad.pk], "apply": "1", "feedback": feedback})
     assert Assignment.objects.get(pk=good.pk).state == AssignmentState.APPROVED
     assert Assignment.objects.get(pk=bad.pk).state == AssignmentState.REJECTED
     assert list(CostEntry.objects.values_list("assignment_id", flat=True)) == [good.pk]
+    assert AuditEvent.objects.get(action="assignment.rejected").reason == feedback
+
+
+def test_a_reviewer_pays_a_bonus_once_even_when_the_form_is_sent_twice(
+    reviewer: Any, make_published_job, make_worker
+) -> None:
+    job = make_published_job(items=1, redundancy=1, budget_cap=D("1.00"))
+    assignment = submit_work(job, make_worker())
+    client = Client()
+    client.force_login(reviewer)
+    url = reverse("admin:tasks_assignment_changelist")
+    form = client.post(url, {"action": "bonus_selected", "_selected_action": [assignment.pk]})
+    assert 'name="amount"' in form.content.decode() and 'name="nonce"' in form.content.decode()
+    data = {
+        "action": "bonus_selected",
+        "_selected_action": [assignment.pk],
+        "apply": "1",
+        "amount": "0.20",
+        "reason": "Careful work",
+        "nonce": "7f1d2b8e-0c55-4d3a-9a57-3c1c2d9e8b10",
+    }
+    for _ in range(2):
+        client.post(url, data)
+    bonus = CostEntry.objects.get(kind="bonus")
+    assert (bonus.amount, bonus.assignment_id, bonus.memo) == (D("0.20"), assignment.pk, "Careful work")
+    other = {**data, "nonce": "11111111-2222-3333-4444-555555555555", "amount": "5.00"}
+    too_much = client.post(url, other, follow=True)
+    assert "budget cap" in too_much.content.decode()
+    assert CostEntry.objects.filter(kind="bonus").count() == 1
 
 
 def test_an_ops_manager_sets_a_monthly_cap_through_the_service(ops_manager: Any) -> None:

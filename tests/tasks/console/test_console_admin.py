@@ -143,3 +143,27 @@ def test_stale_figures_are_shown_and_refreshed_in_the_background(
         page = ops_client.get(reverse("admin:tasks_job_change", args=[labeled_job.pk])).content.decode()
     assert 'id="job-dashboard"' in page and len(queued) == 1
     assert cache.get(f"job-dashboard:{labeled_job.pk}").computed_at > figures.computed_at
+
+
+def test_approve_passing_gold_action_reports_counts(
+    ops_client: Client, make_published_job: Any, make_worker: Any
+) -> None:
+    from django.utils import timezone
+
+    from tasks.models import Assignment, AssignmentState, GoldGrade
+    from tests.tasks.finance_helpers import submit_work
+
+    job = make_published_job(items=3, redundancy=1)
+    worker = make_worker()
+    work = [submit_work(job, worker) for _ in range(3)]
+    for assignment, score in zip(work[:2], (1.0, 0.0), strict=True):
+        answer = assignment.answers.first()
+        GoldGrade.objects.create(
+            answer=answer, job=job, worker=worker, item=answer.item, score=score, created_at=timezone.now()
+        )
+    response = act(ops_client, "approve_passing_gold", job)
+    text = response.content.decode()
+    assert "approved 1 assignment(s) that passed every gold question" in text
+    assert "2 left for review (1 failed gold, 1 without gold)" in text
+    assert Assignment.objects.get(pk=work[0].pk).state == AssignmentState.APPROVED
+    assert Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED).count() == 2

@@ -37,7 +37,8 @@ def bonus(worker: str, assignment: str, amount: str) -> dict:
 
 
 @pytest.fixture
-def mturk_job() -> tuple[Job, list]:
+def mturk_job(mturk, standin) -> tuple[Job, list]:
+    """Two approved MTurk assignments, each bonused through ``review.pay_bonus`` (SendBonus on the stand-in)."""
     job = JobFactory(marketplace="mturk", state="published")
     hit = Hit.objects.create(
         job=job, assignments_wanted=2, marketplace="mturk", external_id="HIT1", state=HitState.OPEN
@@ -49,6 +50,7 @@ def mturk_job() -> tuple[Job, list]:
             hit=hit, job=job, worker=worker, marketplace="mturk", external_id=f"A{i}", state=AssignmentState.APPROVED,
             accepted_at=now, lease_expires_at=now + timedelta(minutes=5), submitted_at=now, reward=D("0.10"),
         )  # fmt: skip
+        standin.state.assignments[f"A{i}"] = {"AssignmentId": f"A{i}", "HITId": "HIT1", "WorkerId": f"W{i}"}
     pay_bonus(job=job, worker=workers[0], amount=D("0.50"), reason="good", key="b0", actor=SYSTEM)
     pay_bonus(job=job, worker=workers[1], amount=D("0.25"), reason="good", key="b1", actor=SYSTEM)
     return job, workers

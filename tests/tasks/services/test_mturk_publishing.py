@@ -32,7 +32,8 @@ def test_a_published_job_has_one_remote_hit_per_hit_and_the_ledger_matches(
     assert {r["RequesterAnnotation"] for r in standin.state.hits.values()} == {str(h.uuid) for h in hits}
     # 3 assignments x $0.05, fee 20% = $0.01 each: $0.18 per HIT, committed.
     assert ledger_total(job=job, status=CostStatus.COMMITTED) == Decimal("0.72") == standin.state.total_charged()
-    assert CostEntry.objects.filter(job=job).count() == 8
+    # One reward and one fee row per assignment slot (4 HITs x 3), so each approval settles exactly one slot.
+    assert CostEntry.objects.filter(job=job).count() == 24
 
 
 def test_publishing_is_refused_when_the_balance_does_not_cover_it(

@@ -28,7 +28,7 @@ def test_approving_books_the_reward_once_with_the_audit_event(make_published_job
     assert (entry.kind, entry.amount, entry.status) == (CostKind.INTERNAL_PAY, Decimal("0.05"), CostStatus.COMMITTED)
     assert entry.worker_id == assignment.worker_id and entry.job_id == job.pk
     event = AuditEvent.objects.get(action="assignment.approved")
-    assert event.object_id == str(assignment.uuid) and event.after["paid"] == "0.0500" and event.reason == "thanks"
+    assert event.object_id == str(assignment.pk) and event.after["paid"] == "0.0500" and event.reason == "thanks"
     with pytest.raises(InvalidTransition, match="approved"):
         approve_assignment(assignment=assignment, actor=SYSTEM)
     assert CostEntry.objects.filter(assignment=assignment).count() == 1
@@ -150,19 +150,39 @@ def test_the_beat_task_auto_reviews_due_work(make_published_job, make_worker):
     assert event.actor_label == "auto-review"
 
 
-def test_a_marketplace_that_cannot_be_reached_leaves_the_work_submitted_and_unpaid(make_worker):
-    from tasks.models import Hit, HitState
-    from tests.factories import JobFactory
+def _grade(assignment: Assignment, score: float) -> None:
+    answer = assignment.answers.first()
+    GoldGrade.objects.create(
+        answer=answer,
+        job=assignment.job,
+        worker=assignment.worker,
+        item=answer.item,
+        score=score,
+        created_at=timezone.now(),
+    )
 
-    job = JobFactory(marketplace="mturk", state="published")
-    hit = Hit.objects.create(job=job, assignments_wanted=1, marketplace="mturk", external_id="H", state=HitState.FULL)
-    now = timezone.now()
-    assignment = Assignment.objects.create(
-        hit=hit, job=job, worker=make_worker(marketplace="mturk", user=None, external_id="W1"), marketplace="mturk",
-        external_id="A1", state=AssignmentState.SUBMITTED, accepted_at=now, lease_expires_at=now, submitted_at=now,
-        reward=Decimal("0.10"),
-    )  # fmt: skip
-    with pytest.raises(ServiceError, match="refused the review"):
-        approve_assignment(assignment=assignment, actor=SYSTEM)
-    assert Assignment.objects.get(pk=assignment.pk).state == AssignmentState.SUBMITTED
-    assert not CostEntry.objects.exists() and not AuditEvent.objects.filter(action="assignment.approved").exists()
+
+def test_approving_what_passed_gold_leaves_failed_and_ungraded_work_for_review(make_published_job, make_worker):
+    from tasks.services.review import approve_passing_gold
+
+    job = make_published_job(items=4, redundancy=1, reward=Decimal("0.05"))
+    worker = make_worker()
+    passed, failed, ungraded, partly = (submit_work(job, worker) for _ in range(4))
+    _grade(passed, 1.0)
+    _grade(failed, 0.0)
+    _grade(partly, 0.5)  # multi-label partly right: at the pass mark
+    result = approve_passing_gold(job=job, actor=SYSTEM)
+    assert (result.approved, result.failed_gold, result.without_gold, result.refused) == (2, 1, 1, 0)
+    states = dict(Assignment.objects.filter(job=job).values_list("pk", "state"))
+    assert states == {
+        passed.pk: AssignmentState.APPROVED,
+        partly.pk: AssignmentState.APPROVED,
+        failed.pk: AssignmentState.SUBMITTED,
+        ungraded.pk: AssignmentState.SUBMITTED,
+    }
+    assert result.paid == Decimal("0.10") == job_spent(job)
+    event = AuditEvent.objects.get(action="job.gold_passing_approved")
+    assert event.object_id == str(job.pk) and event.after["approved"] == 2 and event.after["failed_gold"] == 1
+    assert AuditEvent.objects.filter(action="assignment.approved").count() == 2
+    again = approve_passing_gold(job=job, actor=SYSTEM)
+    assert again.approved == 0 and job_spent(job) == Decimal("0.10")

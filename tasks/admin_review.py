@@ -1,0 +1,128 @@
+"""Review actions on the assignment admin: approve, reject with the reviewer's feedback, pay a bonus.
+
+Every action parses its form and calls ``tasks.services.review`` (the one entry point for every
+marketplace; MTurk work goes through its crash-safe services from there).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from tasks.models import Assignment
+from tasks.services.errors import ServiceError
+from tasks.services.review import approve_assignment, pay_bonus, reject_assignment
+from workforce.audit import Actor
+
+MAX_FEEDBACK = 1024  # what MTurk shows a worker at most
+
+
+class RejectForm(forms.Form):
+    feedback = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        max_length=MAX_FEEDBACK,
+        help_text="Shown to the worker (on MTurk in their status page): say what was wrong.",
+    )
+
+    def clean_feedback(self) -> str:
+        text = str(self.cleaned_data["feedback"]).strip()
+        if not text:
+            raise forms.ValidationError("Tell the worker why the work is rejected.")
+        return text
+
+
+class BonusForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=8, decimal_places=2, help_text="Per assignment.")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=MAX_FEEDBACK)
+    # Generated when the form is first shown: submitting the same form twice pays each bonus once.
+    nonce = forms.UUIDField(widget=forms.HiddenInput)
+
+
+class ReviewActionsMixin:
+    """Approve / reject / bonus actions for the read-only assignment admin (reviewers hold change_assignment)."""
+
+    actions: Any = ["approve_selected", "reject_selected", "bonus_selected"]
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tasks.change_assignment")
+
+    def _report(self, request: HttpRequest, done: int, verb: str, errors: list[str]) -> None:
+        for error in errors:
+            self.message_user(request, error, messages.ERROR)  # type: ignore[attr-defined]
+        if done:
+            self.message_user(request, f"{verb} {done} assignment(s).", messages.SUCCESS)  # type: ignore[attr-defined]
+
+    def _form_page(
+        self, request: HttpRequest, queryset: QuerySet[Assignment], form: forms.Form, action: str, title: str
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            "title": title,
+            "form": form,
+            "action": action,
+            "assignments": queryset,
+            "opts": self.model._meta,  # type: ignore[attr-defined]
+            "checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tasks/assignment/review_form.html", context)
+
+    @admin.action(description="Approve selected submitted assignments (and pay them)", permissions=["review"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
+        actor = Actor.from_user(request.user)
+        done, errors = 0, []
+        for assignment in queryset:
+            try:
+                approve_assignment(assignment=assignment, actor=actor)
+                done += 1
+            except ServiceError as exc:
+                errors.append(f"{assignment}: {exc}")
+        self._report(request, done, "Approved", errors)
+
+    @admin.action(description="Reject selected submitted assignments (unpaid, with feedback)", permissions=["review"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> HttpResponse | None:
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._form_page(request, queryset, form, "reject_selected", "Reject with feedback")
+        actor = Actor.from_user(request.user)
+        done, errors = 0, []
+        for assignment in queryset:
+            try:
+                reject_assignment(assignment=assignment, actor=actor, feedback=form.cleaned_data["feedback"])
+                done += 1
+            except ServiceError as exc:
+                errors.append(f"{assignment}: {exc}")
+        self._report(request, done, "Rejected", errors)
+        return None
+
+    @admin.action(description="Pay a bonus on the selected assignments", permissions=["review"])
+    def bonus_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> HttpResponse | None:
+        form = BonusForm(request.POST if "apply" in request.POST else None, initial={"nonce": uuid.uuid4()})
+        if not form.is_valid():
+            return self._form_page(request, queryset, form, "bonus_selected", "Pay a bonus")
+        actor = Actor.from_user(request.user)
+        data = form.cleaned_data
+        done, errors = 0, []
+        for assignment in queryset.select_related("job", "worker"):
+            try:
+                pay_bonus(
+                    job=assignment.job,
+                    worker=assignment.worker,
+                    assignment=assignment,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    key=f"admin:{data['nonce']}:{assignment.pk}",
+                    actor=actor,
+                )
+                done += 1
+            except ServiceError as exc:
+                errors.append(f"{assignment}: {exc}")
+        self._report(request, done, f"Paid a {data['amount']} bonus on", errors)
+        return None
