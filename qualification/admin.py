@@ -102,7 +102,7 @@ class QualificationTestAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         record_test_saved(test=form.instance, actor=Actor.from_user(request.user), created=not change)
 
-    @admin.action(description="Make a new version to edit (attempted tests are frozen)")
+    @admin.action(description="Make a new version to edit (attempted tests are frozen)", permissions=["add"])
     def make_new_version(self, request: HttpRequest, queryset: QuerySet[QualificationTest]) -> None:
         for test in queryset:
             try:

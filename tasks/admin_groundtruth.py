@@ -22,11 +22,15 @@ class LabelingJobAdmin(ReadOnlyAdmin):
     search_fields = ("name", "arn", "job__name")
     actions = ["stop_selected", "refresh_selected"]
 
-    @admin.action(description="Stop the selected labeling jobs on AWS")
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Stop and Refresh act on AWS: ops managers (``change_labelingjob``), not everyone who may look."""
+        return request.user.has_perm("tasks.change_labelingjob")
+
+    @admin.action(description="Stop the selected labeling jobs on AWS", permissions=["run"])
     def stop_selected(self, request: HttpRequest, queryset: QuerySet[LabelingJob]) -> None:
         self._run(request, queryset, stop_labeling_job, "Stop requested for")
 
-    @admin.action(description="Refresh status and collect results now")
+    @admin.action(description="Refresh status and collect results now", permissions=["run"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[LabelingJob]) -> None:
         self._run(request, queryset, follow_labeling_job, "Refreshed")
 

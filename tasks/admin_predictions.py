@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
@@ -57,10 +58,9 @@ class PredictionAdmin(ReadOnlyAdmin):
         ]
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        if not request.user.has_perm("tasks.add_prediction"):
+            raise PermissionDenied("You do not have permission to import predictions.")
         job = get_object_or_404(Job, pk=job_id)
-        if not request.user.has_perm("tasks.add_item"):
-            messages.error(request, "You do not have permission to import predictions.")
-            return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
         form = PredictionImportForm(request.POST or None, request.FILES or None)
         row_errors: list[Any] = []
         if request.method == "POST" and form.is_valid():
@@ -96,10 +96,9 @@ class PredictionAdmin(ReadOnlyAdmin):
         return render(request, "admin/tasks/prediction/import.html", context)
 
     def learning_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        if not request.user.has_perm("tasks.view_prediction"):
+            raise PermissionDenied("You do not have permission to see this job's predictions.")
         job = get_object_or_404(Job, pk=job_id)
-        if not request.user.has_perm("tasks.view_job"):
-            messages.error(request, "You do not have permission to view this job.")
-            return HttpResponseRedirect(reverse("admin:index"))
         models = list_model_names(job)
         model_name = request.GET.get("model") or job.prelabel_model or (models[0] if models else "")
         order = "disagreement" if request.GET.get("order") == "disagreement" else "uncertainty"
@@ -119,9 +118,9 @@ class PredictionAdmin(ReadOnlyAdmin):
         return render(request, "admin/tasks/prediction/active_learning.html", context)
 
     def retraining_csv(self, request: HttpRequest, job_id: int) -> HttpResponseBase:
+        if not request.user.has_perm("tasks.view_prediction"):
+            raise PermissionDenied("You do not have permission to export this job's retraining items.")
         job = get_object_or_404(Job, pk=job_id)
-        if not request.user.has_perm("tasks.view_job"):
-            return HttpResponse("You do not have permission to export this job.", status=403)
         model_name = request.GET.get("model", "")
         writer = csv.writer(_Echo())
 

@@ -64,6 +64,8 @@ def job_form_data(**overrides: Any) -> dict[str, Any]:
         "block_after_gold": "5",
         "gold_miss_action": "off",
         "requirements": "[]",
+        # The (read-only) Ground Truth run's formset, as the browser posts it for users who may see runs.
+        **{f"labeling_job-{name}": "0" for name in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS", "MAX_NUM_FORMS")},
     }
     data.update(overrides)
     return data

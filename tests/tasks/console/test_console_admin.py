@@ -44,8 +44,12 @@ def test_changing_a_running_jobs_instructions_in_the_admin_asks_for_confirmation
 ) -> None:
     job = make_published_job(items=1)
     url = reverse("admin:tasks_job_change", args=[job.pk])
-    form = ops_client.get(url).context["adminform"].form
+    page = ops_client.get(url)
+    form = page.context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    for inline in page.context["inline_admin_formsets"]:  # the Ground Truth run's (read-only) formset
+        management = inline.formset.management_form
+        data.update({management.add_prefix(name): value for name, value in management.initial.items()})
     data.update(
         {
             "instructions": "Changed rules",
