@@ -63,7 +63,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "job": job,
         "items": list_mturk_hit_items(hit.pk),
-        "labels": list(job.labels),
+        "labels": list(enumerate(job.labels, start=1)) if job.is_shapes else list(job.labels),
         "ids": ids,
         "preview": ids["assignmentId"] == PREVIEW,
         "prefix": ITEM_FIELD_PREFIX,
@@ -83,7 +83,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
     except SubmissionRefused as error:
         return _page(request, {**context, "error": str(error)}, status=400)
     forward = {
-        f"{ITEM_FIELD_PREFIX}{item}": json.dumps(value) if isinstance(value, list) else value
+        f"{ITEM_FIELD_PREFIX}{item}": value if isinstance(value, str) else json.dumps(value)
         for item, value in answers.items()
     }
     return _framed(
