@@ -81,6 +81,8 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
             hit=hit, assignment_id=ids["assignmentId"], worker_id=ids["workerId"], fields=fields, actor=PAGE_ACTOR
         )
     except SubmissionRefused as error:
+        for item in context["items"]:  # the drawings go back to the editor, to be corrected rather than redrawn
+            item.drawing = fields.get(f"{ITEM_FIELD_PREFIX}{item.external_id}", "")
         return _page(request, {**context, "error": str(error)}, status=400)
     forward = {
         f"{ITEM_FIELD_PREFIX}{item}": value if isinstance(value, str) else json.dumps(value)

@@ -99,6 +99,8 @@ def test_a_bad_drawing_is_refused_with_the_reason_and_nothing_is_stored(
     assert response.status_code == 400 and message in response.content.decode()
     assert "Item img1" in response.content.decode()
     assert not Assignment.objects.exists()
+    field = re.search(r"name=\"item:img1\" value='([^']*)'", response.content.decode())
+    assert field and unescape(field.group(1)) == value  # the drawing comes back to be corrected
 
 
 def test_a_polygon_job_takes_polygons(mturk: MTurkMarketplace) -> None:

@@ -21,6 +21,15 @@
   var COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990"];
   var editors = [];
 
+  function loaded(text) {
+    var shapes;
+    try { shapes = JSON.parse(text).shapes; } catch (e) { return []; }
+    if (!Array.isArray(shapes)) { return []; }
+    return shapes.filter(function (s) {
+      return s && typeof s.label === "string" && (Array.isArray(s.box) ? s.box.length === 4 : Array.isArray(s.points));
+    }).map(function (s) { return s.box ? { label: s.label, box: s.box.slice() } : { label: s.label, points: s.points.slice() }; });
+  }
+
   function Editor(root) {
     var self = this;
     this.root = root;
@@ -32,7 +41,7 @@
     this.canvas = root.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
     this.classSelect = root.querySelector("select.shape-class");
-    this.shapes = [];
+    this.shapes = loaded(this.input.value);  // a drawing sent back with the server's refusal stays on screen
     this.history = [];
     this.selected = -1;
     this.draft = null;       // a polygon being drawn: [[x, y], ...]
