@@ -288,7 +288,7 @@ def _check_not_elsewhere(job: Job, manifest: Manifest) -> None:
 
 def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> list[ExternalAssignment]:
     objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}
-    sizes = {line.dataset_object_id: gt_shapes.line_size(line) for line in manifest.lines} if job.is_shapes else {}
+    sizes = gt_shapes.object_sizes(job, manifest, objects) if job.is_shapes else {}
     records: list[ExternalAssignment] = []
     for response in sorted(responses, key=lambda r: (r.dataset_object_id, r.iteration, r.path)):
         if response.dataset_object_id not in objects:

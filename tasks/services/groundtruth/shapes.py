@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.models import SHAPE_KINDS, AssignmentState, Job, TaskKind
+from tasks.models import SHAPE_KINDS, AssignmentState, Item, Job, TaskKind
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment
 from tasks.services.groundtruth.costs import CONSOLIDATED_WORKER
@@ -145,6 +145,19 @@ def consolidated_records(
     ]
 
 
-def line_size(line: ManifestLine) -> tuple[float, float] | None:
-    size = image_size(line.label) if line.has_label else None
-    return (float(size[0]), float(size[1])) if size is not None else None
+def object_sizes(job: Job, manifest: Manifest, objects: Mapping[int, str]) -> dict[int, tuple[float, float] | None]:
+    """Each object's image size: its item's ``width``/``height`` (items published from a box job have them
+    before Ground Truth's label exists), else the label's ``image_size``."""
+    from tasks.services.shapes import image_size as payload_size
+
+    payloads = dict(
+        Item.objects.filter(job=job, external_id__in=set(objects.values())).values_list("external_id", "payload")
+    )
+    sizes: dict[int, tuple[float, float] | None] = {}
+    for line in manifest.lines:
+        size = payload_size(payloads.get(objects[line.dataset_object_id]) or {})
+        label_size = image_size(line.label) if line.has_label else None
+        sizes[line.dataset_object_id] = size or (
+            (float(label_size[0]), float(label_size[1])) if label_size is not None else None
+        )
+    return sizes

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from tasks.models import Answer, ConsensusLabel, CostEntry, CostKind, GoldGrade, GroundTruthLabel, Item, Job, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.costs import book_groundtruth_costs
-from tasks.services.groundtruth.importing import import_groundtruth_output
+from tasks.services.groundtruth.importing import ITEM_KEY, import_groundtruth_output
 from tasks.services.groundtruth.running import configure_labeling_job
 from tasks.services.groundtruth.shapes import CONSOLIDATED_WORKER
 from tests.tasks.groundtruth.data import BBOX_MANIFEST, IC_MANIFEST
@@ -198,3 +198,26 @@ def test_the_consolidated_annotator_is_not_charged_a_workforce_price() -> None:
     )
     assert book_groundtruth_costs(job=job, labeling_job=labeling_job) == 100  # the object charges only
     assert not CostEntry.objects.filter(job=job, kind=CostKind.WORKFORCE_PRICE).exists()
+
+
+def test_responses_to_our_own_box_job_are_scaled_to_the_items_size_before_any_label_exists(tmp_path: Path) -> None:
+    job = Job.objects.create(name="ours", task_kind=TaskKind.IMAGE_BOXES, labels=["Bird"], marketplace="groundtruth")
+    Item.objects.create(
+        job=job, external_id="a", payload={"image_url": "s3://b/a.jpg", "width": 800, "height": 600}, payload_hash="x"
+    )
+    manifest = json.dumps({"source-ref": "s3://b/a.jpg", ITEM_KEY: "a"})
+    folder = tmp_path / "worker-response" / "iteration-1" / "0"
+    folder.mkdir(parents=True)
+    box = {"label": "Bird", "left": 10, "top": 20, "width": 100, "height": 50}
+    answer = {"boundingBox": {"boundingBoxes": [box], "inputImageProperties": {"width": 400, "height": 300}}}
+    (folder / "t.json").write_text(json.dumps({"answers": [{"workerId": "private.w1", "answerContent": answer}]}))
+    import_groundtruth_output(
+        manifest_text=manifest,
+        responses=read_worker_responses(iter_worker_response_files(tmp_path)),
+        actor=ACTOR,
+        job=job,
+        label_attribute="crowdops",
+        require_labels=False,
+        labeling_job_name="crowdops-1-ours",
+    )
+    assert Answer.objects.get(job=job).value == {"shapes": [{"label": "Bird", "box": [20.0, 40.0, 220.0, 140.0]}]}
