@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks.models import Assignment, Hit, JobState, TaskKind
+from tasks.services.errors import ServiceError
 from tasks.services.mturk_publishing import publish_mturk_hits
-from tasks.services.publishing import publish_job
+from tasks.services.publishing import publish_job, request_publish
 from tests.factories import ItemFactory, JobFactory
 from tests.tasks.services.mturk_helpers import ACTOR
 from workforce.marketplaces.mturk import MTurkMarketplace
@@ -121,3 +122,19 @@ def test_a_polygon_job_takes_polygons(mturk: MTurkMarketplace) -> None:
         },
     )
     assert refused.status_code == 400 and b"at least 3 vertices" in refused.content
+
+
+def test_a_drawing_job_cannot_go_to_mturk_as_an_html_question(mturk: MTurkMarketplace) -> None:
+    job = JobFactory(
+        marketplace="mturk",
+        state=JobState.DRAFT,
+        task_kind=TaskKind.IMAGE_BOXES,
+        labels=["car", "person"],
+        reward=Decimal("0.05"),
+        mturk_options={"question": "html"},
+    )
+    ItemFactory(job=job, payload={"image_url": "https://example.com/a.jpg", "width": 400, "height": 300})
+    with pytest.raises(ServiceError, match="needs the drawing page"):
+        request_publish(job=job, actor=ACTOR)
+    job.refresh_from_db()
+    assert job.state == JobState.DRAFT
