@@ -63,7 +63,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "job": job,
         "items": list_mturk_hit_items(hit.pk),
-        "labels": list(job.labels),
+        "labels": list(enumerate(job.labels, start=1)) if job.is_shapes else list(job.labels),
         "ids": ids,
         "preview": ids["assignmentId"] == PREVIEW,
         "prefix": ITEM_FIELD_PREFIX,
@@ -81,9 +81,11 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
             hit=hit, assignment_id=ids["assignmentId"], worker_id=ids["workerId"], fields=fields, actor=PAGE_ACTOR
         )
     except SubmissionRefused as error:
+        for item in context["items"]:  # the drawings go back to the editor, to be corrected rather than redrawn
+            item.drawing = fields.get(f"{ITEM_FIELD_PREFIX}{item.external_id}", "")
         return _page(request, {**context, "error": str(error)}, status=400)
     forward = {
-        f"{ITEM_FIELD_PREFIX}{item}": json.dumps(value) if isinstance(value, list) else value
+        f"{ITEM_FIELD_PREFIX}{item}": value if isinstance(value, str) else json.dumps(value)
         for item, value in answers.items()
     }
     return _framed(

@@ -72,8 +72,9 @@ class LabelingJob(models.Model):
 class GroundTruthLabel(models.Model):
     """The label Ground Truth consolidated for an item, as its output manifest gives it.
 
-    ``value`` is a label of the job (or a list of them) for classification types; for task types our
-    kinds cannot express (boxes, masks, custom) it is the attribute's raw JSON. ``raw`` is always that
+    ``value`` is a label of the job (or a list of them) for classification types, ``{"shapes": [...]}``
+    (with a ``confidence`` per box) for bounding boxes; for task types our kinds cannot express (masks,
+    custom) it is the attribute's raw JSON. ``raw`` is always that
     raw JSON and ``metadata`` the ``<attribute>-metadata`` object."""
 
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="groundtruth_label")

@@ -74,6 +74,8 @@ def check_mturk_publishable(*, job: Job, connector: MTurkMarketplace | None = No
     requirement_list(job, options, masters_id=connector.config.masters_id)
     if options.question == "external":
         task_page_url()
+    elif job.is_shapes:
+        raise ServiceError('A drawing job needs the drawing page: set mturk_options "question" to "external".')
     per_hit = max(1, job.items_per_hit)
     regular = job.items.filter(is_gold=False, hit_items__isnull=True).count()
     gold = job.items.filter(is_gold=True, hit_items__isnull=True).count()

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
-from tasks.models import AssignmentState, Hit
+from tasks.models import AssignmentState, Hit, Job
+from tasks.services.collection import validate_value
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item
@@ -71,6 +72,13 @@ def mturk_hit(hit_id: str) -> Hit:
     return hit
 
 
+def _checked_drawing(job: Job, item: str, value: Any, payload: Mapping[str, Any]) -> Any:
+    try:
+        return validate_value(job, value, payload)
+    except SubmissionRefused as exc:
+        raise SubmissionRefused(f"Item {item}: {exc}") from exc
+
+
 def store_mturk_submission(
     *, hit: Hit, assignment_id: str, worker_id: str, fields: Mapping[str, Any], actor: Actor
 ) -> dict[str, Any]:
@@ -78,9 +86,11 @@ def store_mturk_submission(
     as posted; raises ``SubmissionRefused`` with the reason when they do not fit the job."""
     job = hit.job
     answers = answers_by_item(job, dict(fields))
-    item_ids = set(hit.items.values_list("external_id", flat=True))
-    if set(answers) != item_ids:
+    payloads = dict(hit.items.values_list("external_id", "payload"))
+    if set(answers) != set(payloads):
         raise SubmissionRefused("Answer every item of this task.")
+    if job.is_shapes:  # drawings are checked against each item's image size, which only this page knows here
+        answers = {item: _checked_drawing(job, item, value, payloads[item]) for item, value in answers.items()}
     result = record_external_assignments(
         job=job,
         marketplace=MTURK,

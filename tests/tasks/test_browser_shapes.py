@@ -12,15 +12,20 @@ import os
 import shutil
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
-from tasks.models import Answer, JobState, TaskKind
+from tasks.models import Answer, Hit, JobState, TaskKind
+from tasks.services.mturk_publishing import publish_mturk_hits
 from tasks.services.pool import assign_next_hit
 from tasks.services.publishing import publish_job
 from tests.factories import ItemFactory, JobFactory
+from tests.marketplaces.mturk_standin import MTurkStandIn
 from workforce.audit import Actor
+from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import Worker
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -47,13 +52,14 @@ def _task_url(kind: str, make_worker: Callable[..., Worker], live_server: Any) -
     return f"{live_server.url}/work/tasks/{assignment.uuid}/", client.cookies["sessionid"].value, job.pk
 
 
-def _run(url: str, session: str, live_server: Any, steps: Callable[[Any], None]) -> None:
+def _run(url: str, session: str | None, live_server: Any, steps: Callable[[Any], None]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1000, "height": 900})
-        context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+        if session is not None:
+            context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -115,3 +121,35 @@ def test_a_worker_draws_a_polygon_and_submits(make_worker: Callable[..., Worker]
     assert len(shape["points"]) == 4
     for (x, y), (px, py) in zip(vertices, shape["points"], strict=True):
         assert abs(x - px) <= 1.5 and abs(y - py) <= 1.5
+
+
+def test_a_mturk_worker_draws_on_the_external_question_page_and_it_reaches_mturk(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, live_server: Any
+) -> None:
+    job = JobFactory(
+        marketplace="mturk", state=JobState.DRAFT, task_kind=TaskKind.IMAGE_BOXES, labels=["car", "person"]
+    )
+    ItemFactory(job=job, payload={"image_url": f"data:image/svg+xml;base64,{SVG}", "width": 400, "height": 300})
+    job = publish_job(job=job, actor=Actor.system("test"))
+    publish_mturk_hits(job=job, actor=Actor.system("test"), connector=mturk)
+    hit = Hit.objects.get(job=job)
+    assignment_id = standin.state.accept(str(hit.external_id), "AWORKERA")
+    query = urlencode(
+        {"assignmentId": assignment_id, "hitId": hit.external_id, "workerId": "AWORKERA", "turkSubmitTo": standin.url}
+    )
+
+    def steps(page: Any) -> None:
+        page.mouse.move(*_screen(page, 60, 50))
+        page.mouse.down()
+        page.mouse.move(*_screen(page, 240, 190), steps=8)
+        page.mouse.up()
+        page.keyboard.press("2")  # the new box is selected: its class becomes "person"
+        page.keyboard.press("Enter")  # posts the page, whose answer page forwards itself to MTurk
+        page.wait_for_url(f"{standin.url}/**")
+
+    _run(f"{live_server.url}{reverse('mturk-task')}?{query}", None, live_server, steps)
+    [answer] = Answer.objects.filter(job=job)
+    [shape] = answer.value["shapes"]
+    assert shape["label"] == "person" and answer.assignment.worker.external_id == "AWORKERA"
+    assert shape["box"] == pytest.approx([60, 50, 240, 190], abs=1.5)
+    assert standin.state.assignments[assignment_id]["AssignmentStatus"] == "Submitted"

@@ -1,5 +1,5 @@
 """python manage.py import_groundtruth (--job JOB | --new-job NAME) --manifest FILE [--worker-responses DIR_OR_TAR]
-[--label-attribute NAME] [--gold FILE [--gold-share F]] [--json]"""
+[--label-attribute NAME] [--gold FILE] [--consolidated-as auto|label|gold|annotator] [--gold-share F] [--json]"""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tasks.models import Job
 from tasks.selectors_groundtruth import compare_consensus_with_groundtruth
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.importing import import_groundtruth_output, parse_gold_file
+from tasks.services.groundtruth.shapes import CONSOLIDATED_CHOICES
 from workforce.audit import Actor
 from workforce.marketplaces.groundtruth.formats import (
     GroundTruthFormatError,
@@ -50,6 +51,14 @@ class Command(BaseCommand):
             help="Mark this share of the known answers as gold items (stable choice); the rest only "
             "measure accuracy. Default 1.",
         )
+        parser.add_argument(
+            "--consolidated-as",
+            choices=CONSOLIDATED_CHOICES,
+            default="auto",
+            help="Bounding-box jobs: keep Ground Truth's boxes as its label only, or also as gold (of --gold-share "
+            "of the images) or as the answers of a 'groundtruth-consolidated' annotator. Default auto: the "
+            "annotator when no worker responses are given, else the label only.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -81,6 +90,8 @@ class Command(BaseCommand):
                 label_attribute=options["label_attribute"],
                 gold={k: v for k, v in truth.items() if _in_share(k, share)},
                 source=str(manifest),
+                consolidated_as=options["consolidated_as"],
+                gold_share=share,
             )
         except (ServiceError, GroundTruthFormatError, UnicodeDecodeError, OSError) as exc:
             raise CommandError(str(exc).rstrip(".") + ".", returncode=2) from exc

@@ -14,6 +14,8 @@ from tasks.models import Assignment, CostKind, GroundTruthLabel, Job, LabelingJo
 from tasks.services.ledger import CostLine, record_costs
 from workforce.models import Marketplace
 
+CONSOLIDATED_WORKER = "groundtruth-consolidated"  # the annotator holding Ground Truth's consolidated labels
+
 
 def object_price(position: int, tiers: Sequence[tuple[int | None, str]]) -> Decimal:
     """The price of the ``position``-th (1-based) object: the first tier whose bound reaches it."""
@@ -42,8 +44,10 @@ def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob) -> int:
         for position, (external_id, _item_id) in enumerate(labeled, start=1)
     ]
     if labeling_job.workforce == WorkforceKind.PUBLIC and labeling_job.task_price > 0:
-        tasks = Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH).values_list(
-            "id", "external_id", "hit_id", "worker_id"
+        tasks = (
+            Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH)
+            .exclude(worker__external_id=CONSOLIDATED_WORKER)  # Ground Truth's own boxes, not a paid task
+            .values_list("id", "external_id", "hit_id", "worker_id")
         )
         lines += [
             CostLine(

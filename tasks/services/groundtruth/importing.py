@@ -8,8 +8,10 @@ same files again changes nothing.
 Each dataset object is one Item (external id = its ``datasetObjectId``, the 0-based manifest line) and
 one Hit (``<labeling job>/<object>``); each worker's response to it is one assignment whose external id
 is ``<labeling job>/<object>/<worker id>`` (hashed when longer than our 128-character column).
-Task types our kinds cannot express (boxes, masks, custom tasks) still import: the job is created as
-the nearest classification kind, and Ground Truth's label keeps its raw JSON in ``GroundTruthLabel``.
+Bounding-box jobs become ``image_boxes`` jobs (see ``groundtruth.shapes``: boxes in our shapes format,
+for workers and for Ground Truth's consolidated label). Task types our kinds cannot express (masks,
+custom tasks) still import: the job is created as the nearest classification kind, and Ground Truth's
+label keeps its raw JSON in ``GroundTruthLabel``.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks.models import AssignmentState, GroundTruthLabel, Hit, Item, Job, JobState, LabelingJob, TaskKind
+from tasks.models import SHAPE_KINDS, AssignmentState, GroundTruthLabel, Hit, Item, Job, JobState, LabelingJob, TaskKind
 from tasks.services.bulk import bulk_insert
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError
 from tasks.services.external_work import ExternalAssignment, record_external_assignments
+from tasks.services.groundtruth import shapes as gt_shapes
 from tasks.services.groundtruth.costs import book_groundtruth_costs
 from tasks.services.imports import payload_hash
 from workforce.audit import Actor, record_audit_event
@@ -38,7 +41,6 @@ from workforce.marketplaces.groundtruth.formats import (
     ManifestLine,
     WorkerResponse,
     answer_value,
-    consolidated_value,
     parse_manifest,
 )
 from workforce.models import Marketplace
@@ -54,6 +56,8 @@ _KINDS = {
     "groundtruth/text-classification-multilabel": TaskKind.TEXT_MULTILABEL,
 }
 _CLASSIFICATION_KINDS = frozenset(_KINDS.values())
+_CLASSIFICATION_TYPES = tuple(_KINDS)
+_KINDS.update(gt_shapes.SHAPE_TASK_KINDS)
 
 
 @dataclass
@@ -115,6 +119,8 @@ def hit_external_id(labeling_job: str, dataset_object_id: int) -> str:
 
 
 def _payload(job_kind: str, line: ManifestLine) -> dict[str, Any]:
+    if job_kind in SHAPE_KINDS:
+        return gt_shapes.shape_payload(line)
     payload = dict(line.inputs)
     if job_kind in (TaskKind.IMAGE_CLASSIFICATION, TaskKind.IMAGE_MULTILABEL):
         payload["image_url"] = line.source_ref or line.source
@@ -163,6 +169,8 @@ def _new_job(*, name: str, manifest: Manifest, labels: list[str], actor: Actor) 
 
 
 def _labels(manifest: Manifest, responses: list[WorkerResponse]) -> list[str]:
+    if manifest.task_type in gt_shapes.SHAPE_TASK_KINDS:
+        return gt_shapes.box_labels(manifest, responses)
     labels = list(manifest.class_names)
     for response in responses:
         value = answer_value(response.answer_content)
@@ -201,6 +209,8 @@ def _write_items(
         known = _gold_for(line, gold)
         if known is not None and job.task_kind in _CLASSIFICATION_KINDS and known not in labels:
             raise ServiceError(f"Gold label {known!r} of object {external_id} is not one of the job's labels.")
+        if known is not None and job.is_shapes:
+            gt_shapes.check_gold(job, external_id, known, payload)
         digest = payload_hash(payload if known is None else {**payload, "\u0000gold": known})
         if external_id not in existing:
             new.append((external_id, payload, digest, known))
@@ -241,7 +251,7 @@ def _write_gt_labels(
             labeling_job_name=manifest.labeling_job_name,
             label_attribute=manifest.label_attribute,
             task_type=line.task_type,
-            value=consolidated_value(line),
+            value=gt_shapes.label_value(line),
             raw=line.label,
             metadata=dict(line.metadata),
             confidence=float(confidence) if isinstance(confidence, int | float) else None,
@@ -278,6 +288,7 @@ def _check_not_elsewhere(job: Job, manifest: Manifest) -> None:
 
 def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> list[ExternalAssignment]:
     objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}
+    sizes = gt_shapes.object_sizes(job, manifest, objects) if job.is_shapes else {}
     records: list[ExternalAssignment] = []
     for response in sorted(responses, key=lambda r: (r.dataset_object_id, r.iteration, r.path)):
         if response.dataset_object_id not in objects:
@@ -292,7 +303,13 @@ def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> l
                 ),
                 external_hit_id=hit_external_id(manifest.labeling_job_name, response.dataset_object_id),
                 external_worker_id=response.worker_id,
-                answers={objects[response.dataset_object_id]: answer_value(response.answer_content)},
+                answers={
+                    objects[response.dataset_object_id]: gt_shapes.worker_answer(
+                        job, response, sizes[response.dataset_object_id]
+                    )
+                    if job.is_shapes
+                    else answer_value(response.answer_content)
+                },
                 state=AssignmentState.SUBMITTED,
                 accepted_at=response.accepted_at,
                 submitted_at=response.submitted_at,
@@ -315,10 +332,15 @@ def import_groundtruth_output(
     run_consensus: bool = True,
     require_labels: bool = True,
     labeling_job_name: str | None = None,
+    consolidated_as: str = "auto",
+    gold_share: float = 1.0,
 ) -> GroundTruthImportResult:
-    """Import one Ground Truth output (see the module docstring) into ``job`` or a new job."""
+    """Import one Ground Truth output (see the module docstring) into ``job`` or a new job; for box jobs
+    ``consolidated_as`` and ``gold_share`` say where Ground Truth's own boxes go (``groundtruth.shapes``)."""
     if (job is None) == (new_job_name is None):
         raise ServiceError("Give either an existing job or a name for a new one.")
+    if consolidated_as not in gt_shapes.CONSOLIDATED_CHOICES:
+        raise ServiceError(f"consolidated_as must be one of {', '.join(gt_shapes.CONSOLIDATED_CHOICES)}.")
     try:
         manifest = parse_manifest(manifest_text, label_attribute=label_attribute, require_labels=require_labels)
     except GroundTruthFormatError as exc:
@@ -327,6 +349,16 @@ def import_groundtruth_output(
         manifest = replace(manifest, labeling_job_name=labeling_job_name)
     responses = list(responses)
     gold = gold or {}
+    boxes = manifest.task_type in gt_shapes.SHAPE_TASK_KINDS
+    if consolidated_as == "auto":
+        consolidated_as = "annotator" if boxes and not responses else "label"
+    if consolidated_as != "label" and not boxes:
+        raise ServiceError(
+            "Ground Truth's labels can be gold or an annotator's answers for bounding boxes only, "
+            f"not {manifest.task_type or 'this task type'}."
+        )
+    if consolidated_as == "gold":
+        gold = {**gt_shapes.consolidated_gold(manifest, gold_share), **gold}
     try:
         with transaction.atomic():
             created = job is None
@@ -346,16 +378,17 @@ def import_groundtruth_output(
             item_ids = _write_items(job, manifest, gold, result)
             _write_gt_labels(job, manifest, item_ids, result)
             records = _records(manifest, responses, job)
-            if (
-                records
-                and job.task_kind in _CLASSIFICATION_KINDS
-                and job.labels
-                and manifest.task_type
-                in (
-                    *_KINDS,
-                    "",
+            if consolidated_as == "annotator" and job.is_shapes:
+                objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}
+                records += gt_shapes.consolidated_records(
+                    manifest, job, objects, hit_id=hit_external_id, assignment_id=assignment_external_id
                 )
-            ):
+            classification = job.task_kind in _CLASSIFICATION_KINDS and manifest.task_type in (
+                *_CLASSIFICATION_TYPES,
+                "",
+            )
+            drawing = job.is_shapes and manifest.task_type in (*gt_shapes.SHAPE_TASK_KINDS, "")
+            if records and job.labels and (classification or drawing):
                 recorded = record_external_assignments(
                     job=job, marketplace=MARKETPLACE, records=records, actor=actor, source=source or "groundtruth"
                 )
@@ -371,7 +404,7 @@ def import_groundtruth_output(
             elif records:
                 result.warnings.append(
                     f"{len(records)} worker response(s) not recorded as answers: task type "
-                    f"{manifest.task_type or 'unknown'} is not a classification our task kinds hold."
+                    f"{manifest.task_type or 'unknown'} is not a kind of answer job {job.pk} holds."
                 )
             result.workers_total = len({r.external_worker_id for r in records})
             labeling_job = LabelingJob.objects.filter(job=job).first()

@@ -7,10 +7,13 @@
 // Alt+click a vertex deletes it. Wheel zooms around the pointer; Space+drag or the middle button pans.
 // Keys: 1-9 pick the class (of the selected shape too), Delete removes the selected shape, Ctrl+Z undoes,
 // Escape drops an unfinished polygon, 0 fits the image, Enter submits.
+// The same editor runs on the MTurk ExternalQuestion page (form data-submit="post": a plain form post,
+// fields item:<external id>); its preview (data-readonly on the editor) only pans and zooms.
 (function () {
   "use strict";
-  var form = document.getElementById("task-form");
-  if (!form || form.dataset.shapes !== "1") { return; }
+  var form = document.querySelector("form[data-shapes='1']");
+  if (!form) { return; }
+  var plainPost = form.dataset.submit === "post";
   var labels = JSON.parse(document.getElementById("job-labels").textContent);
   var errorBox = document.getElementById("task-error");
   var timer = document.getElementById("timer");
@@ -18,17 +21,27 @@
   var COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990"];
   var editors = [];
 
+  function loaded(text) {
+    var shapes;
+    try { shapes = JSON.parse(text).shapes; } catch (e) { return []; }
+    if (!Array.isArray(shapes)) { return []; }
+    return shapes.filter(function (s) {
+      return s && typeof s.label === "string" && (Array.isArray(s.box) ? s.box.length === 4 : Array.isArray(s.points));
+    }).map(function (s) { return s.box ? { label: s.label, box: s.box.slice() } : { label: s.label, points: s.points.slice() }; });
+  }
+
   function Editor(root) {
     var self = this;
     this.root = root;
     this.kind = root.dataset.kind;  // "image_boxes" or "image_polygons"
+    this.readonly = root.dataset.readonly === "1";
     this.width = parseFloat(root.dataset.width);
     this.height = parseFloat(root.dataset.height);
     this.input = root.querySelector("input[type=hidden]");
     this.canvas = root.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
     this.classSelect = root.querySelector("select.shape-class");
-    this.shapes = [];
+    this.shapes = loaded(this.input.value);  // a drawing sent back with the server's refusal stays on screen
     this.history = [];
     this.selected = -1;
     this.draft = null;       // a polygon being drawn: [[x, y], ...]
@@ -134,7 +147,7 @@
   Editor.prototype.down = function (e) {
     var sp = this.pointer(e);
     e.preventDefault();
-    if (e.button === 1 || e.button === 2 || this.spaceDown) {
+    if (e.button === 1 || e.button === 2 || this.spaceDown || this.readonly) {
       this.drag = { kind: "pan", start: sp, view: { x: this.view.x, y: this.view.y } };
       return;
     }
@@ -305,6 +318,11 @@
   }
 
   form.addEventListener("submit", function (event) {
+    if (plainPost) {  // MTurk: the page posts itself; only an unfinished polygon holds it back
+      var unfinished = editors.filter(function (ed) { return ed.draft; });
+      if (unfinished.length) { event.preventDefault(); showError("Close or drop (Escape) the polygon you are drawing first."); }
+      return;
+    }
     if (!window.fetch) { return; }
     event.preventDefault();
     submit();
@@ -314,8 +332,9 @@
   document.addEventListener("keydown", function (event) {
     var ed = current();
     if (!ed || (event.target && event.target.tagName === "SELECT")) { return; }
-    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); ed.undo(); return; }
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !ed.readonly) { event.preventDefault(); ed.undo(); return; }
     if (event.altKey || event.ctrlKey || event.metaKey) { return; }
+    if (ed.readonly) { if (event.key === "0") { ed.fit(); } return; }
     if (event.key === " ") { ed.spaceDown = true; event.preventDefault(); }
     else if (event.key >= "1" && event.key <= "9" && labels[parseInt(event.key, 10) - 1] !== undefined) { ed.setClass(labels[parseInt(event.key, 10) - 1]); }
     else if (event.key === "Delete" || event.key === "Backspace") {
