@@ -257,8 +257,11 @@ class Job(models.Model):
 
     @property
     def answers_per_hit(self) -> int:
-        """Assignments a Hit is published wanting: the adaptive minimum, or the fixed redundancy."""
-        return self.adaptive_min_answers if self.adaptive_min_answers is not None else self.redundancy
+        """Assignments a Hit is published wanting: the fixed redundancy, or the adaptive minimum (1 when a
+        pre-label model may stand in for the second annotator: adaptive redundancy asks for the rest)."""
+        if self.adaptive_min_answers is None:
+            return self.redundancy
+        return 1 if self.prelabel_model else self.adaptive_min_answers
 
     @property
     def is_multilabel(self) -> bool:
