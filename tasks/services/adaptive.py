@@ -56,6 +56,7 @@ from tasks.models import (
 from tasks.reports.estimate import hits_cost
 from tasks.services.budget import BudgetExceeded, reserve_budget
 from workforce.audit import Actor, queue_audit_event, record_audit_event
+from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS
 from workforce.models import Marketplace
 
@@ -331,7 +332,9 @@ def _note_budget_exhausted(job: Job, message: str, now: datetime) -> None:
         )
 
 
-def allocate_adaptive_answers(*, job: Job, actor: Actor = SYSTEM, now: datetime | None = None) -> int:
+def allocate_adaptive_answers(
+    *, job: Job, actor: Actor = SYSTEM, now: datetime | None = None, connector: MTurkMarketplace | None = None
+) -> int:
     """Give one more answer to the job's complete Hits that want one, best expected gain first, as far as
     the budget pays (set-based: one posterior pass, one reservation, conditional updates). Returns the
     Hits reopened (internal pool) or extended (MTurk)."""
@@ -362,7 +365,7 @@ def allocate_adaptive_answers(*, job: Job, actor: Actor = SYSTEM, now: datetime 
     if not chosen:
         return 0
     if job.marketplace == Marketplace.MTURK:
-        return _extend_on_mturk(job, chosen, actor)
+        return _extend_on_mturk(job, chosen, actor, connector)
     return _grant(job=job, hit_ids=chosen, actor=actor, now=now)
 
 
@@ -377,7 +380,7 @@ def _affordable(job: Job, wanted: int) -> int:
     return max(0, min(wanted, int(left // unit)))
 
 
-def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor) -> int:
+def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTurkMarketplace | None) -> int:
     """One more assignment per HIT through CreateAdditionalAssignmentsForHIT (the cost is committed to the
     ledger by ``extend_mturk_hit``); a HIT MTurk refuses is skipped."""
     from tasks.models import MTurkHit
@@ -399,7 +402,7 @@ def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor) -> int:
                     actor=actor,
                     reason="adaptive redundancy",
                 )
-                extend_mturk_hit(hit=hit, additional=1, actor=actor)
+                extend_mturk_hit(hit=hit, additional=1, actor=actor, connector=connector)
         except BudgetExceeded as exc:
             _note_budget_exhausted(job, str(exc), timezone.now())
             break
@@ -407,6 +410,11 @@ def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor) -> int:
             continue
         extended += 1
     return extended
+
+
+def request_adaptive_allocation(*, job_id: int) -> None:
+    """Queue :func:`allocate_adaptive_answers` for the job (after MTurk collection, for instance)."""
+    _enqueue("allocate_adaptive_answers_task", job_id)
 
 
 def _enqueue(name: str, job_id: int) -> None:

@@ -127,7 +127,11 @@ def test_ranked_allocation_gives_the_last_answer_to_the_item_that_gains_most(mak
 
     _run_crowd(job, workers, answer=answer)  # the hot path defers (the budget is short): nothing reopened
     assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.COMPLETE}
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
     assert allocate_adaptive_answers(job=job) == 1
+    job.refresh_from_db()
+    assert job.state == JobState.PUBLISHED  # reopened for the extra answer
     assert Hit.objects.get(hit_items__item=split).assignments_wanted == 3
     assert Hit.objects.get(hit_items__item=leaning).assignments_wanted == 2
 
