@@ -243,8 +243,11 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
         transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
         return False
     if job.budget_cap is not None and not _budget_covers_every_extra(job):
-        # The budget is short: let the ranked allocation choose which Hits get the answers left.
-        transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+        # The budget is short: let the ranked allocation choose which Hits get the answers left (when any is).
+        if _affordable(job, 1):
+            transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+        else:
+            _note_budget_exhausted(job, "The budget cannot pay for another answer.", now)
         return False
     return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now))
 
