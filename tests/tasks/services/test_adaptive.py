@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tasks.models import Answer, Hit, HitState, Item, Job, JobState, Prediction
+from tasks.models import AdaptiveSkills, Answer, Hit, HitState, Item, Job, JobState, Prediction
 from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
@@ -204,3 +204,11 @@ def test_adaptive_settings_are_audited(make_published_job):
     event = AuditEvent.objects.filter(action="job.configured", object_id=str(job.pk)).latest("id")
     assert event.before == {"adaptive_max_answers": 5, "adaptive_target": 0.8}
     assert event.after == {"adaptive_max_answers": 7, "adaptive_target": 0.9}
+
+
+def test_the_hot_path_refits_the_skills_once_answers_have_grown(make_worker, django_capture_on_commit_callbacks):
+    job = _publish(12, 0)  # 24 answers: the first refit comes at 20 (10% growth, at least 20 new answers)
+    _run_crowd(job, [make_worker() for _ in range(4)], on_commit=django_capture_on_commit_callbacks)
+    row = AdaptiveSkills.objects.get(job=job)
+    assert 20 <= row.answers_at_fit < 24
+    assert AuditEvent.objects.filter(action="job.adaptive_skills_refitted", object_id=str(job.pk)).count() == 1
