@@ -272,7 +272,8 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
     top = max_answers_of(job)
     with transaction.atomic():
         rows = list(
-            Hit.objects.filter(pk__in=hit_ids, assignments_wanted__lt=top, is_gold=False)
+            Hit.objects.select_for_update()
+            .filter(pk__in=hit_ids, assignments_wanted__lt=top, is_gold=False)
             .exclude(state=HitState.CANCELLED)
             .order_by("pk")
             .values_list("pk", "assignments_wanted")
@@ -293,15 +294,14 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
         except BudgetExceeded as exc:
             _note_budget_exhausted(job, str(exc), now)
             return 0
-        changed = 0
-        for pk, wanted in rows:  # one conditional UPDATE per Hit: the wanted count it was seen with
-            changed += Hit.objects.filter(pk=pk, assignments_wanted=wanted).update(
-                assignments_wanted=F("assignments_wanted") + 1,
-                state=Case(
-                    When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)),
-                    default=F("state"),
-                ),
-            )
+        # The rows are locked, so one conditional UPDATE raises each by exactly one.
+        changed = Hit.objects.filter(pk__in=[pk for pk, _ in rows], assignments_wanted__lt=top).update(
+            assignments_wanted=F("assignments_wanted") + 1,
+            state=Case(
+                When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)),
+                default=F("state"),
+            ),
+        )
         reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
             state=JobState.PUBLISHED, completed_at=None
         )
