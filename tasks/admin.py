@@ -37,7 +37,13 @@ from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
-from tasks.services.jobs import INTERNAL_ONLY_REFUSAL, STRUCTURAL_FIELDS, configure_job
+from tasks.services.jobs import (
+    ADAPTIVE_FORM_FIELDS,
+    INTERNAL_ONLY_REFUSAL,
+    STRUCTURAL_FIELDS,
+    check_adaptive_settings,
+    configure_job,
+)
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
@@ -77,6 +83,9 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "labels",
             "items_per_hit",
             "redundancy",
+            "adaptive_min_answers",
+            "adaptive_max_answers",
+            "adaptive_target",
             "consensus_method",
             "reward",
             "currency",
@@ -122,6 +131,9 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             items_per_hit=data.get("items_per_hit", self.instance.items_per_hit) or 1,
         ):
             self.add_error("task_template", problem)
+        probe = Job(**{f: data.get(f, getattr(self.instance, f)) for f in ADAPTIVE_FORM_FIELDS})
+        for field, problem in check_adaptive_settings(probe).items():
+            self.add_error(field, problem)
         if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
             self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
         cap, reserved = data.get("budget_cap"), self.instance.budget_reserved
@@ -190,6 +202,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         ),
         (None, {"fields": ("name", "description", "instructions", "confirm_instructions_change")}),
         ("Task", {"fields": ("task_kind", "labels", "items_per_hit", "redundancy", "consensus_method")}),
+        ("Adaptive redundancy", {"fields": ("adaptive_min_answers", "adaptive_max_answers", "adaptive_target")}),
         ("Pay and time", {"fields": ("reward", "currency", "assignment_duration", "marketplace", "internal_only")}),
         ("MTurk layout", {"fields": ("task_template", "answer_field"), "classes": ("collapse",)}),
         (

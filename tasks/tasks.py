@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
-from tasks import mturk_tasks  # noqa: F401  (registers the MTurk tasks with the worker)
+from tasks import adaptive_tasks, mturk_tasks  # noqa: F401  (registers their tasks with the worker)
 from tasks.models import Job
 from tasks.services.pool import expire_leases
 from tasks.services.publishing import publish_job

@@ -165,6 +165,21 @@ class ItemPosteriors:
         return np.asarray(ahead.all(axis=1))
 
 
+def expected_gain(posterior: FloatArray, skills: WorkerSkills) -> FloatArray:
+    """Per item: how much one more answer from the average worker raises the expected top posterior.
+
+    With ``p[k]`` the item's posterior and ``C[l, k] = P(answer l | true k)`` the population's matrix,
+    answer ``l`` arrives with probability ``sum_k p[k] C[l, k]`` and leaves the top posterior at
+    ``max_k p[k] C[l, k] / P(l)``, so the expected top posterior after the answer is
+    ``sum_l max_k p[k] C[l, k]``. The gain is that minus ``max_k p[k]`` (never negative: a max of sums
+    is at most the sum of maxes). Budget-aware allocation gives the extra answers to the largest gains.
+    """
+    pop = np.exp(skills.log_conf[-1])  # [answered, true]
+    joint = posterior[:, None, :] * pop[None, :, :]  # [item, answered, true]
+    after = joint.max(axis=2).sum(axis=1)
+    return np.asarray(np.maximum(after - posterior.max(axis=1), 0.0))
+
+
 def subset(answers: Answers, mask: BoolArray) -> Answers:
     """The answers selected by ``mask``, with the same task, worker and class codes."""
     return replace(answers, task=answers.task[mask], worker=answers.worker[mask], label=answers.label[mask])

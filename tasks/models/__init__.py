@@ -7,11 +7,13 @@
 ``mturk``: publish intents, bonuses, notifications and qualification types on MTurk.
 ``mturk_results``: the MTurk-format fields of an assignment (results files, HTML layouts).
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
+``adaptive``: cached worker skills for adaptive redundancy.
 ``predictions``: model predictions (pre-labels, one more annotator, active learning).
 ``quality``: review flags set by quality policies.
 New topics get their own module, re-exported here.
 """
 
+from tasks.models.adaptive import AdaptiveSkills
 from tasks.models.budget import BudgetAlert, BudgetReservation, MonthlyBudget
 from tasks.models.console import (
     DatasetVersion,
@@ -63,6 +65,7 @@ __all__ = [
     "LIVE_ASSIGNMENT_STATES",
     "MULTILABEL_KINDS",
     "SHAPE_KINDS",
+    "AdaptiveSkills",
     "Answer",
     "Assignment",
     "AssignmentFlag",

@@ -74,6 +74,26 @@ class Job(models.Model):
     items_per_hit = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
+    adaptive_min_answers = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Adaptive redundancy: answers every item gets at least (empty: off, the job asks for its "
+        "redundancy). Hits are published wanting this many.",
+    )
+    adaptive_max_answers = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Adaptive redundancy: answers an item may get at most while its consensus is unsure.",
+    )
+    adaptive_target = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Adaptive redundancy: an item stops collecting answers once its posterior confidence reaches "
+        "this (0-1).",
+    )
     reward = models.DecimalField(
         max_digits=10,
         decimal_places=4,
@@ -224,6 +244,18 @@ class Job(models.Model):
             models.CheckConstraint(condition=Q(reward__gte=0), name="job_reward_not_negative"),
             models.CheckConstraint(condition=Q(redundancy__gte=1), name="job_redundancy_positive"),
             models.CheckConstraint(
+                condition=Q(
+                    adaptive_min_answers__isnull=True, adaptive_max_answers__isnull=True, adaptive_target__isnull=True
+                )
+                | Q(
+                    adaptive_min_answers__gte=1,
+                    adaptive_max_answers__gte=models.F("adaptive_min_answers"),
+                    adaptive_target__gt=0,
+                    adaptive_target__lte=1,
+                ),
+                name="job_adaptive_all_or_none",
+            ),
+            models.CheckConstraint(
                 condition=Q(budget_cap__isnull=True) | Q(budget_reserved__lte=models.F("budget_cap")),
                 name="job_reserved_within_cap",
             ),
@@ -231,6 +263,19 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Adaptive redundancy is on (all three adaptive fields set)."""
+        return self.adaptive_min_answers is not None
+
+    @property
+    def answers_per_hit(self) -> int:
+        """Assignments a Hit is published wanting: the fixed redundancy, or the adaptive minimum (1 when a
+        pre-label model may stand in for the second annotator: adaptive redundancy asks for the rest)."""
+        if self.adaptive_min_answers is None:
+            return self.redundancy
+        return 1 if self.prelabel_model else self.adaptive_min_answers
 
     @property
     def is_multilabel(self) -> bool:

@@ -35,7 +35,7 @@ def unit_reward(job: Job) -> Decimal:
 def unit_fee(job: Job, *, assignments_per_hit: int | None = None) -> Decimal:
     """The marketplace's fee on one assignment (zero for the internal pool)."""
     if job.marketplace == Marketplace.MTURK:
-        per_hit = assignments_per_hit or job.redundancy
+        per_hit = assignments_per_hit or job.answers_per_hit
         return mturk_fees.assignment_fee(unit_reward(job), assignments_per_hit=per_hit)
     return Decimal("0")
 
@@ -82,18 +82,18 @@ def estimate_job_cost(job: Job, *, unbuilt_only: bool = False) -> CostEstimate:
     regular, gold = counts.get(False, 0), counts.get(True, 0)
     per_hit = max(job.items_per_hit, 1)
     hits = -(-regular // per_hit)
-    assignments = hits * job.redundancy
+    assignments = hits * job.answers_per_hit
     reward, fee = unit_reward(job), unit_fee(job)
     rate = min(Decimal(str(job.gold_rate or 0)), Decimal("0.9"))  # forms cap it at 0.5; some code sets more
     gold_assignments = int((assignments * rate / (1 - rate)).to_integral_value(ROUND_CEILING)) if gold and rate else 0
     split = None
-    if job.marketplace == Marketplace.MTURK and job.redundancy >= mturk_fees.LARGE_HIT_ASSIGNMENTS:
-        split = mturk_fees.compare_split(reward, assignments=job.redundancy, items=hits)
+    if job.marketplace == Marketplace.MTURK and job.answers_per_hit >= mturk_fees.LARGE_HIT_ASSIGNMENTS:
+        split = mturk_fees.compare_split(reward, assignments=job.answers_per_hit, items=hits)
     return CostEstimate(
         items=regular,
         gold_items=gold,
         hits=hits,
-        answers_per_item=job.redundancy,
+        answers_per_item=job.answers_per_hit,
         assignments=assignments,
         reward=reward,
         fee=fee,

@@ -32,6 +32,7 @@ from tasks.models import (
 )
 from tasks.selectors import unmet_job_requirements
 from tasks.services import hot_sql
+from tasks.services.adaptive import after_hit_completed
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import expire_leases
 from tasks.services.quality import grade_gold_answers
@@ -222,6 +223,12 @@ def submit_assignment(
             locked.submitted_at = now
             if locked.hit.is_gold:
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
+            elif (
+                hit_state == HitState.COMPLETE
+                and job.adaptive_min_answers is not None  # an attribute: other jobs pay no query here
+                and after_hit_completed(job=job, hit_id=locked.hit_id, now=now)
+            ):
+                hit_state = HitState.OPEN  # reopened for one more answer
             if (
                 hit_state == HitState.COMPLETE
                 and not Hit.objects.filter(

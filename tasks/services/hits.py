@@ -41,7 +41,7 @@ def _allocate_ids(model: type[Hit], count: int) -> list[int]:
 
 def _create_hits(job: Job, count: int, state: str, *, gold: bool = False) -> list[int]:
     now = timezone.now()
-    wanted = GOLD_HIT_CAPACITY if gold else job.redundancy
+    wanted = GOLD_HIT_CAPACITY if gold else job.answers_per_hit
     if connection.vendor == "postgresql":
         ids = _allocate_ids(Hit, count)
         bulk_insert(

@@ -13,6 +13,7 @@ from tasks.models import Job, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
+from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS as MTURK_LARGE_HIT
 from workforce.models import Marketplace
 
 
@@ -76,7 +77,7 @@ def create_job(
 INTERNAL_ONLY_REFUSAL = "An internal-only job can only use the internal worker pool, not an external marketplace."
 
 # Fields that shape the work already handed out: editable only while the job is a draft.
-STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace")
+STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace", "adaptive_min_answers")
 AUDITED_FIELDS = (
     "name",
     "description",
@@ -105,7 +106,39 @@ AUDITED_FIELDS = (
     "gold_miss_action",
     "trusted_test_id",
     "trusted_min_accuracy",
+    "adaptive_max_answers",
+    "adaptive_target",
 )
+
+
+# What ``check_adaptive_settings`` reads (a form builds a probe Job from these).
+ADAPTIVE_FORM_FIELDS = ("task_kind", "marketplace", "adaptive_min_answers", "adaptive_max_answers", "adaptive_target")
+
+
+def check_adaptive_settings(job: Job) -> dict[str, str]:
+    """Problems with the job's adaptive redundancy settings, by field (empty when they are fine or off)."""
+    lo, hi, target = job.adaptive_min_answers, job.adaptive_max_answers, job.adaptive_target
+    if lo is None and hi is None and target is None:
+        return {}
+    if lo is None or hi is None or target is None:
+        return {"adaptive_min_answers": "Adaptive redundancy needs a minimum, a maximum and a target (or none)."}
+    problems: dict[str, str] = {}
+    if hi < lo:
+        problems["adaptive_max_answers"] = "The maximum number of answers must be at least the minimum."
+    if not 0 < target <= 1:
+        problems["adaptive_target"] = "The target confidence must be above 0 and at most 1."
+    if job.is_multilabel or job.is_shapes:
+        problems["adaptive_min_answers"] = "Adaptive redundancy works on single-label classification jobs only."
+    if job.marketplace == Marketplace.GROUNDTRUTH:
+        problems["adaptive_min_answers"] = (
+            "Ground Truth jobs keep a fixed number of workers per item; clear the adaptive settings."
+        )
+    elif job.marketplace == Marketplace.MTURK and lo < MTURK_LARGE_HIT <= hi:
+        problems["adaptive_max_answers"] = (
+            f"MTurk never lets a HIT created with fewer than {MTURK_LARGE_HIT} assignments reach "
+            f"{MTURK_LARGE_HIT}: keep the maximum below {MTURK_LARGE_HIT} or the minimum at {MTURK_LARGE_HIT} or more."
+        )
+    return problems
 
 
 def _snapshot(job: Job) -> dict[str, Any]:
@@ -121,6 +154,9 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
     """
     if job.internal_only and job.marketplace != Marketplace.INTERNAL:
         raise ServiceError(INTERNAL_ONLY_REFUSAL)
+    adaptive_problems = check_adaptive_settings(job)
+    if adaptive_problems:
+        raise ServiceError(" ".join(adaptive_problems.values()))
     with transaction.atomic():
         if job.pk is None:
             job.save()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -17,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkHit, MTurkNotification
+from tasks.services.adaptive import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
@@ -89,6 +91,8 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
                 job=job, marketplace=MTURK, records=[_external(job, r) for r in job_records], actor=actor, source=source
             )
             result.add(part)
+            if job.is_adaptive:  # completed HITs may want one more assignment (ranked, within budget)
+                transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
             approved = [r.external_assignment_id for r in job_records if r.status == AssignmentState.APPROVED]
             booked = 0
             for assignment in Assignment.objects.filter(

@@ -150,7 +150,7 @@ def hit_spec(*, job: Job, hit: Hit, options: JobOptions, requirements: list[dict
         description=(job.description or job.name)[:2000],
         reward=mturk_reward(job),
         currency="USD",
-        max_assignments=job.redundancy,
+        max_assignments=job.answers_per_hit,
         assignment_duration=job.assignment_duration,
         lifetime=options.lifetime,
         auto_approval_delay=options.auto_approval_delay,

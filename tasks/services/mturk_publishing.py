@@ -56,7 +56,7 @@ def check_mturk_balance(*, job: Job, hits: int, connector: MTurkMarketplace) -> 
     """Refuse when the account's available balance does not cover ``hits`` HITs of ``job`` with fees."""
     if hits <= 0:
         return
-    cost = hit_cost(mturk_reward(job), assignments_per_hit=job.redundancy, masters=job_options(job).masters)
+    cost = hit_cost(mturk_reward(job), assignments_per_hit=job.answers_per_hit, masters=job_options(job).masters)
     needed = cost.total * hits
     balance = connector.get_balance().available
     if balance < needed:
@@ -102,7 +102,7 @@ def _claim(*, job: Job, now: datetime, limit: int) -> list[Hit]:
                 MTurkHit(
                     hit_id=pk,
                     intent_at=now,
-                    max_assignments=job.redundancy,
+                    max_assignments=job.answers_per_hit,
                     reward=mturk_reward(job),
                     masters=options.masters,
                     auto_approval_delay=options.auto_approval_delay,

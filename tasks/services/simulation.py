@@ -120,6 +120,7 @@ def create_simulation_job(
     gold_rate: float = 0.0,
     block_policy: str = "none",
     reward: Decimal = Decimal("0.02"),
+    adaptive: tuple[int, int, float] | None = None,
 ) -> Job:
     labels = [f"class_{i}" for i in range(classes)]
     job = create_job(
@@ -135,6 +136,9 @@ def create_simulation_job(
     Job.objects.filter(pk=job.pk).update(
         gold_rate=gold_rate, auto_approve_after=timedelta(0), **BLOCK_POLICIES[block_policy]
     )
+    if adaptive is not None:  # adaptive redundancy: (min answers, max answers, target confidence)
+        lo, hi, target = adaptive
+        Job.objects.filter(pk=job.pk).update(adaptive_min_answers=lo, adaptive_max_answers=hi, adaptive_target=target)
     job.refresh_from_db()
     buf = io.StringIO()
     buf.write("external_id,text,gold\n")
@@ -188,7 +192,8 @@ def simulate_crowd(
             result.answers_submitted += len(answers)
             result.by_kind[sim.kind] = result.by_kind.get(sim.kind, 0) + 1
             still.append(int(index))
-        active = still
+        # Adaptive Hits reopen after completing: keep every worker while anyone still found work.
+        active = (active if still else []) if job.is_adaptive else still
         job.refresh_from_db(fields=["state"])
     result.items = job.items.count()
     result.items_complete = HitItem.objects.filter(hit__job=job, hit__state=HitState.COMPLETE).count()

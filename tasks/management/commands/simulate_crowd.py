@@ -30,6 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--gold-rate", type=float, default=0.0, help="Share of hidden gold questions (0-0.5).")
         parser.add_argument("--block-policy", choices=sorted(BLOCK_POLICIES), default="none")
         parser.add_argument("--reward", default="0.02", help="Pay per assignment of a created job (e.g. 0.05).")
+        parser.add_argument(
+            "--adaptive",
+            default="",
+            help="Adaptive redundancy for a created job: MIN,MAX,TARGET answers per item, e.g. 2,5,0.95.",
+        )
         parser.add_argument("--max-seconds", type=float, default=None, help="Stop after this long.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
@@ -65,6 +70,7 @@ class Command(BaseCommand):
                     gold_rate=o["gold_rate"],
                     block_policy=o["block_policy"],
                     reward=reward,
+                    adaptive=_adaptive(o["adaptive"]),
                 )
             result = simulate_crowd(
                 job=job, workers=o["workers"], spammers=o["spammers"], seed=o["seed"], max_seconds=o["max_seconds"]
@@ -79,3 +85,16 @@ class Command(BaseCommand):
                 f"from {result.workers} workers ({result.spammers} spammers); {result.items_complete}/{result.items} "
                 f"items complete; majority-vote accuracy {result.majority_accuracy}; {result.seconds:.1f} s."
             )
+
+
+def _adaptive(text: str) -> tuple[int, int, float] | None:
+    if not text:
+        return None
+    try:
+        lo, hi, target = text.split(",")
+        parsed = int(lo), int(hi), float(target)
+    except ValueError:
+        raise CommandError("--adaptive must be MIN,MAX,TARGET, e.g. 2,5,0.95.", returncode=2) from None
+    if not 1 <= parsed[0] <= parsed[1] <= 50 or not 0 < parsed[2] <= 1:
+        raise CommandError("--adaptive needs 1 <= MIN <= MAX <= 50 and 0 < TARGET <= 1.", returncode=2)
+    return parsed

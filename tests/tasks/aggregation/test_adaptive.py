@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.aggregation.adaptive import ItemPosteriors, RedundancyPolicy, WorkerSkills, fit_skills, subset
+from tasks.aggregation.adaptive import (
+    ItemPosteriors,
+    RedundancyPolicy,
+    WorkerSkills,
+    expected_gain,
+    fit_skills,
+    subset,
+)
 from tasks.aggregation.base import Answers
 from tasks.aggregation.io import read_answers_csv, read_gold_csv
 from tasks.aggregation.replay import arrival_rank, replay
@@ -174,3 +181,26 @@ def test_adaptive_replay_on_a_small_real_set(name: str) -> None:
     adaptive = replay(answers, gold, policy="adaptive", redundancy=RedundancyPolicy(target=0.99), seed=0)
     assert adaptive.answers_used < 0.7 * fixed.answers_used
     assert adaptive.accuracy >= fixed.accuracy - 0.01
+
+
+def test_expected_gain_is_largest_where_one_answer_can_change_the_most() -> None:
+    skills = WorkerSkills.uninformed(0, 2, accuracy=0.7)
+    post = np.array([[0.5, 0.5], [0.6, 0.4], [0.9, 0.1], [1.0, 0.0]])
+    gain = expected_gain(post, skills)
+    # uniform: either answer leaves 0.7 on top; 0.6/0.4: 0.42 + 0.28 = 0.70; 0.9 cannot be overturned
+    np.testing.assert_allclose(gain, [0.2, 0.1, 0.0, 0.0], atol=1e-12)
+    assert list(np.argsort(-gain, kind="stable")) == [0, 1, 2, 3]
+
+
+def test_expected_gain_matches_bayes_over_every_possible_answer() -> None:
+    rng = np.random.default_rng(3)
+    skills = fit_skills(synthetic(40, 3, seed=3)[0])
+    k = skills.n_classes
+    post = rng.dirichlet(np.ones(k), size=5)
+    conf = np.exp(skills.log_conf[-1])  # [answered, true]
+    for p, gain in zip(post, expected_gain(post, skills), strict=True):
+        expected = 0.0
+        for answer in range(k):
+            joint = p * conf[answer]
+            expected += joint.sum() * (joint / joint.sum()).max()
+        assert gain == pytest.approx(expected - p.max())

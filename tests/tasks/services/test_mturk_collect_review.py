@@ -300,3 +300,22 @@ def test_collect_polls_the_least_recently_polled_open_hits_first(
     polled = {h.pk: h.mturk.polled_at for h in Hit.objects.filter(job=job).select_related("mturk")}
     assert all(polled[h.pk] is not None for h in hits)  # the third HIT got its turn on the second run
     assert standin.state.calls["ListAssignmentsForHIT"] == 4
+
+
+def test_an_adaptive_mturk_hit_gets_one_more_assignment_when_its_answers_disagree(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from tasks.services.adaptive import allocate_adaptive_answers
+
+    job = published_mturk_job(
+        mturk, 1, labels=["pos", "neg"], adaptive_min_answers=2, adaptive_max_answers=9, adaptive_target=0.9
+    )
+    hit = Hit.objects.get(job=job)
+    assert standin.state.hits[str(hit.external_id)]["MaxAssignments"] == 2
+    for n, label in enumerate(["pos", "neg"]):
+        _work(standin, hit, f"AW{n}", label)
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    assert allocate_adaptive_answers(job=job, actor=ACTOR, connector=mturk) == 1
+    hit.refresh_from_db()
+    assert hit.assignments_wanted == 3 == standin.state.hits[str(hit.external_id)]["MaxAssignments"]
+    assert ledger_total(job=job) == standin.state.total_charged()

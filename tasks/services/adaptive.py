@@ -1,0 +1,426 @@
+"""Adaptive redundancy on live jobs: after a Hit completes, does it need another answer?
+
+Only jobs with ``adaptive_min_answers`` set take part; ``submit_assignment`` checks that attribute (no
+query) before calling :func:`after_hit_completed`, so other jobs pay nothing on the hot path.
+
+- Skills: the job's worker skills are a cached :class:`~tasks.models.AdaptiveSkills` snapshot, refitted in
+  full (:func:`refit_adaptive_skills`, Dawid-Skene over every answer) whenever the job's answers have grown
+  by ``REFIT_GROWTH`` since the last fit (enqueued on commit from the hot path) and by the Celery task.
+- Posteriors: the Hit's items' posteriors are rebuilt from their answers, warm-started from the snapshot
+  (``ItemPosteriors.add``). A confident model prediction (``Prediction`` of ``job.prelabel_model`` with a
+  score at or above the target) that agrees with an item's first answer counts as one more annotator, so
+  such an item may stop at one worker answer.
+- Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
+  reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
+  job's budget cannot pay for every answer its Hits may still want, the hot path defers to
+  :func:`allocate_adaptive_answers`, which ranks the Hits by :func:`expected_gain` and pays the best ones.
+  A refusal for lack of budget stops the asking and is audited once per job.
+- Marketplaces: the internal pool and MTurk (extra assignments through ``extend_mturk_hit``, never taking a
+  HIT created with fewer than 10 assignments to 10). Ground Truth jobs keep their fixed count: the form
+  refuses adaptive settings for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Sum, Value, When
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from tasks.aggregation.adaptive import (
+    ItemPosteriors,
+    RedundancyPolicy,
+    WorkerSkills,
+    expected_gain,
+    fit_skills,
+)
+from tasks.aggregation.base import Answers
+from tasks.models import (
+    AdaptiveSkills,
+    Answer,
+    AssignmentState,
+    Hit,
+    HitItem,
+    HitState,
+    Job,
+    JobState,
+    Prediction,
+)
+from tasks.reports.estimate import hits_cost
+from tasks.services.budget import BudgetExceeded, reserve_budget
+from workforce.audit import Actor, queue_audit_event, record_audit_event
+from workforce.marketplaces.mturk import MTurkMarketplace
+from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS
+from workforce.models import Marketplace
+
+REFIT_GROWTH = 0.1  # refit once the job's answers have grown by 10% since the last fit ...
+REFIT_MIN_NEW = 20  # ... and by at least this many (early on, 10% is a handful of answers)
+MODEL_ACCURACY_CAP = 0.99  # a model's score is trusted at most this much as an annotator's accuracy
+SYSTEM = Actor.system("adaptive")
+
+
+def policy_of(job: Job) -> RedundancyPolicy:
+    assert job.adaptive_min_answers is not None and job.adaptive_target is not None
+    return RedundancyPolicy(
+        min_answers=job.adaptive_min_answers,
+        max_answers=job.adaptive_max_answers or job.adaptive_min_answers,
+        target=job.adaptive_target,
+    )
+
+
+def max_answers_of(job: Job, hit_wanted_at_publish: int | None = None) -> int:
+    """The most answers a Hit of ``job`` may want (MTurk: a HIT created below 10 stays below 10)."""
+    top = job.adaptive_max_answers or job.answers_per_hit
+    if job.marketplace == Marketplace.MTURK and (hit_wanted_at_publish or job.answers_per_hit) < LARGE_HIT_ASSIGNMENTS:
+        top = min(top, LARGE_HIT_ASSIGNMENTS - 1)
+    return top
+
+
+# --- skills -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkillsView:
+    skills: WorkerSkills
+    worker_rows: dict[int, int]
+    answers_at_fit: int
+
+
+def load_skills(job: Job) -> SkillsView:
+    """The job's cached skills, or every worker at 70% accuracy before the first fit."""
+    row = AdaptiveSkills.objects.filter(job_id=job.pk).first()
+    k = len(job.labels)
+    if row is None or row.labels != list(job.labels) or not row.log_conf:
+        return SkillsView(WorkerSkills.uninformed(0, k), {}, 0)
+    skills = WorkerSkills(np.asarray(row.log_conf, dtype=float), np.asarray(row.log_prior, dtype=float))
+    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.answers_at_fit)
+
+
+def _job_answers(job: Job) -> tuple[Answers, list[int]]:
+    """Every counted answer of the job's non-gold items as coded arrays, and the worker id of each code."""
+    rows = list(
+        Answer.objects.filter(job_id=job.pk, item__is_gold=False)
+        .exclude(assignment__state=AssignmentState.REJECTED)
+        .values_list("item_id", "worker_id", "value")
+    )
+    code = {str(label): i for i, label in enumerate(job.labels)}
+    kept = [(i, w, code[v]) for i, w, v in rows if isinstance(v, str) and v in code]
+    items = sorted({i for i, _, _ in kept})
+    workers = sorted({w for _, w, _ in kept})
+    item_pos = {i: n for n, i in enumerate(items)}
+    worker_pos = {w: n for n, w in enumerate(workers)}
+    answers = Answers.from_codes(
+        np.asarray([item_pos[i] for i, _, _ in kept], dtype=np.int64),
+        np.asarray([worker_pos[w] for _, w, _ in kept], dtype=np.int64),
+        np.asarray([lab for _, _, lab in kept], dtype=np.int64),
+        [str(i) for i in items],
+        [str(w) for w in workers],
+        [str(label) for label in job.labels],
+        classes=[str(label) for label in job.labels],
+    )
+    return answers, workers
+
+
+def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | None = None) -> AdaptiveSkills:
+    """Fit the job's worker skills on every answer so far (Dawid-Skene) and cache them."""
+    now = now or timezone.now()
+    answers, workers = _job_answers(job)
+    skills = fit_skills(answers)
+    with transaction.atomic():
+        row, _ = AdaptiveSkills.objects.update_or_create(
+            job_id=job.pk,
+            defaults={
+                "labels": list(job.labels),
+                "workers": workers,
+                "log_conf": skills.log_conf.tolist(),
+                "log_prior": skills.log_prior.tolist(),
+                "answers_at_fit": answers.n_answers,
+                "fitted_at": now,
+            },
+        )
+        record_audit_event(
+            actor=actor,
+            action="job.adaptive_skills_refitted",
+            object_type="job",
+            object_id=job.pk,
+            after={"answers": answers.n_answers, "workers": len(workers)},
+        )
+    return row
+
+
+def _refit_due(job: Job, view: SkillsView) -> bool:
+    total = Answer.objects.filter(job_id=job.pk).count()
+    return total > 0 and total >= max(view.answers_at_fit * (1.0 + REFIT_GROWTH), view.answers_at_fit + REFIT_MIN_NEW)
+
+
+# --- posteriors ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemsState:
+    item_ids: list[int]
+    wants: np.ndarray  # bool per item
+    gain: np.ndarray  # expected gain of one more answer, per item
+    confidence: np.ndarray
+
+
+def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsState:
+    """Posteriors of ``item_ids`` from their answers (and the job's confident, agreeing model), and which of
+    them want another answer under the job's policy."""
+    ids = list(item_ids)
+    pos = {item: n for n, item in enumerate(ids)}
+    code = {str(label): i for i, label in enumerate(job.labels)}
+    rows = [
+        (pos[i], view.worker_rows.get(w, -1), code[v])
+        for i, w, v in Answer.objects.filter(item_id__in=ids)
+        .exclude(assignment__state=AssignmentState.REJECTED)
+        .order_by("id")
+        .values_list("item_id", "worker_id", "value")
+        if isinstance(v, str) and v in code
+    ]
+    state = ItemPosteriors(len(ids), view.skills)
+    if rows:
+        arr = np.asarray(rows, dtype=np.int64)
+        state.add(arr[:, 0], arr[:, 1], arr[:, 2])
+    policy = policy_of(job)
+    if job.prelabel_model:
+        _add_model(job, ids, pos, code, rows, state, policy.target)
+    confidence = state.confidence()
+    cap = policy.max_answers or policy.min_answers
+    decided = state.decided(np.maximum(cap - state.n_answers, 0))
+    wants = policy.wants_more(state.n_answers, confidence, decided)
+    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence)
+
+
+def _add_model(
+    job: Job,
+    ids: list[int],
+    pos: dict[int, int],
+    code: dict[str, int],
+    rows: list[tuple[int, int, int]],
+    state: ItemPosteriors,
+    target: float,
+) -> None:
+    """The model as one more annotator on the items where it is confident and agrees with the first answer."""
+    first: dict[int, int] = {}
+    for item, _, label in rows:
+        first.setdefault(item, label)
+    k = len(code)
+    for item_id, value, score in Prediction.objects.filter(
+        job_id=job.pk, model_name=job.prelabel_model, item_id__in=ids, score__gte=target
+    ).values_list("item_id", "value", "score"):
+        item = pos[item_id]
+        label = code.get(value, -1) if isinstance(value, str) else -1
+        if label < 0 or first.get(item) != label:
+            continue
+        acc = min(float(score), MODEL_ACCURACY_CAP)
+        row = np.full(k, np.log((1.0 - acc) / max(k - 1, 1)))
+        row[label] = np.log(acc)
+        state.log_lik[item] += row
+        state.n_answers[item] += 1
+
+
+# --- asking for more ------------------------------------------------------------------------------------
+
+
+def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
+    """The hot-path hook: called inside ``submit_assignment``'s transaction when an adaptive job's Hit has
+    collected every answer it wanted. Returns True when the Hit was reopened for one more answer."""
+    view = load_skills(job)
+    if _refit_due(job, view):
+        transaction.on_commit(lambda: _enqueue("refit_adaptive_skills_task", job.pk))
+    item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
+    if not item_ids or not items_state(job, item_ids, view).wants.any():
+        return False
+    if job.marketplace != Marketplace.INTERNAL:
+        transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+        return False
+    if job.budget_cap is not None and not _budget_covers_every_extra(job):
+        # The budget is short: let the ranked allocation choose which Hits get the answers left (when any is).
+        if _affordable(job, 1):
+            transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+        else:
+            _note_budget_exhausted(job, "The budget cannot pay for another answer.", now)
+        return False
+    return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now))
+
+
+def _budget_covers_every_extra(job: Job) -> bool:
+    """Whether the job's budget left pays for every extra answer its Hits could still want."""
+    top = max_answers_of(job)
+    outstanding = (
+        Hit.objects.filter(job_id=job.pk, is_gold=False)
+        .exclude(state=HitState.CANCELLED)
+        .aggregate(n=Sum(Greatest(Value(top) - F("assignments_wanted"), Value(0)), output_field=IntegerField()))["n"]
+        or 0
+    )
+    row = Job.objects.values("budget_cap", "budget_reserved").get(pk=job.pk)
+    left: Decimal = (row["budget_cap"] or Decimal("0")) - row["budget_reserved"]
+    return left >= hits_cost(job, hit_count=outstanding, extra_per_hit=1)
+
+
+def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
+    """Reserve one more answer's worst-case cost on each Hit, then raise their wanted count by one (a
+    conditional UPDATE) and reopen them. Returns the Hits changed; 0 when the budget refused."""
+    top = max_answers_of(job)
+    with transaction.atomic():
+        rows = list(
+            Hit.objects.select_for_update()
+            .filter(pk__in=hit_ids, assignments_wanted__lt=top, is_gold=False)
+            .exclude(state=HitState.CANCELLED)
+            .order_by("pk")
+            .values_list("pk", "assignments_wanted")
+        )
+        if not rows:
+            return 0
+        digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:24]
+        try:
+            with transaction.atomic():
+                reserve_budget(
+                    job=job,
+                    amount=hits_cost(job, hit_count=len(rows), extra_per_hit=1),
+                    key=f"job:{job.pk}:adaptive:{digest}",
+                    actor=actor,
+                    reason="adaptive redundancy",
+                    now=now,
+                )
+        except BudgetExceeded as exc:
+            _note_budget_exhausted(job, str(exc), now)
+            return 0
+        # The rows are locked, so one conditional UPDATE raises each by exactly one.
+        changed = Hit.objects.filter(pk__in=[pk for pk, _ in rows], assignments_wanted__lt=top).update(
+            assignments_wanted=F("assignments_wanted") + 1,
+            state=Case(
+                When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)),
+                default=F("state"),
+            ),
+        )
+        reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
+            state=JobState.PUBLISHED, completed_at=None
+        )
+        queue_audit_event(
+            actor=actor,
+            action="job.adaptive_answers_requested",
+            object_type="job",
+            object_id=job.pk,
+            after={"hits": [pk for pk, _ in rows], "extra": 1, "reopened_job": bool(reopened)},
+            created_at=now,
+        )
+    return changed
+
+
+def _note_budget_exhausted(job: Job, message: str, now: datetime) -> None:
+    """Stop asking; audit the first refusal of the job only."""
+    first = AdaptiveSkills.objects.filter(job_id=job.pk, budget_exhausted_at__isnull=True).update(
+        budget_exhausted_at=now
+    )
+    if not first and not AdaptiveSkills.objects.filter(job_id=job.pk).exists():
+        AdaptiveSkills.objects.create(job_id=job.pk, labels=list(job.labels), budget_exhausted_at=now)
+        first = 1
+    if first:
+        queue_audit_event(
+            actor=SYSTEM,
+            action="job.adaptive_budget_exhausted",
+            object_type="job",
+            object_id=job.pk,
+            after={"message": message},
+            created_at=now,
+        )
+
+
+def allocate_adaptive_answers(
+    *, job: Job, actor: Actor = SYSTEM, now: datetime | None = None, connector: MTurkMarketplace | None = None
+) -> int:
+    """Give one more answer to the job's complete Hits that want one, best expected gain first, as far as
+    the budget pays (set-based: one posterior pass, one reservation, conditional updates). Returns the
+    Hits reopened (internal pool) or extended (MTurk)."""
+    now = now or timezone.now()
+    job = Job.objects.get(pk=job.pk)
+    if not job.is_adaptive or job.state not in (JobState.PUBLISHED, JobState.COMPLETED):
+        return 0
+    links = list(
+        HitItem.objects.filter(
+            hit__job_id=job.pk,
+            hit__is_gold=False,
+            hit__state=HitState.COMPLETE,
+            hit__assignments_wanted__lt=max_answers_of(job),
+        ).values_list("hit_id", "item_id")
+    )
+    if not links:
+        return 0
+    state = items_state(job, [item for _, item in links], load_skills(job))
+    best: dict[int, float] = {}
+    for (hit_id, _), wants, gain in zip(links, state.wants, state.gain, strict=True):
+        if wants:
+            best[hit_id] = max(best.get(hit_id, 0.0), float(gain))
+    ranked = sorted(best, key=lambda h: (-best[h], h))
+    affordable = _affordable(job, len(ranked))
+    chosen = ranked[:affordable]
+    if len(chosen) < len(ranked):
+        _note_budget_exhausted(job, f"{len(ranked) - len(chosen)} Hits wanted an answer the budget cannot pay.", now)
+    if not chosen:
+        return 0
+    if job.marketplace == Marketplace.MTURK:
+        return _extend_on_mturk(job, chosen, actor, connector)
+    return _grant(job=job, hit_ids=chosen, actor=actor, now=now)
+
+
+def _affordable(job: Job, wanted: int) -> int:
+    """How many extra answers (one per Hit) the job's cap still pays for."""
+    if job.budget_cap is None:
+        return wanted
+    unit = hits_cost(job, hit_count=1, extra_per_hit=1)
+    if unit <= 0:
+        return wanted
+    left = job.budget_cap - job.budget_reserved
+    return max(0, min(wanted, int(left // unit)))
+
+
+def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTurkMarketplace | None) -> int:
+    """One more assignment per HIT through CreateAdditionalAssignmentsForHIT (the cost is committed to the
+    ledger by ``extend_mturk_hit``); a HIT MTurk refuses is skipped."""
+    from tasks.models import MTurkHit
+    from tasks.services.errors import ServiceError
+    from tasks.services.mturk_hits import extend_mturk_hit
+    from workforce.marketplaces.base import MarketplaceError
+
+    created_with = dict(MTurkHit.objects.filter(hit_id__in=hit_ids).values_list("hit_id", "max_assignments"))
+    extended = 0
+    for hit in Hit.objects.filter(pk__in=hit_ids).order_by("pk"):
+        if hit.assignments_wanted + 1 > max_answers_of(job, created_with.get(hit.pk)):
+            continue
+        try:
+            with transaction.atomic():
+                reserve_budget(
+                    job=job,
+                    amount=hits_cost(job, hit_count=1, extra_per_hit=1),
+                    key=f"job:{job.pk}:adaptive:{hit.pk}:{hit.assignments_wanted + 1}",
+                    actor=actor,
+                    reason="adaptive redundancy",
+                )
+                extend_mturk_hit(hit=hit, additional=1, actor=actor, connector=connector)
+        except BudgetExceeded as exc:
+            _note_budget_exhausted(job, str(exc), timezone.now())
+            break
+        except (ServiceError, MarketplaceError):
+            continue
+        extended += 1
+    return extended
+
+
+def request_adaptive_allocation(*, job_id: int) -> None:
+    """Queue :func:`allocate_adaptive_answers` for the job (after MTurk collection, for instance)."""
+    _enqueue("allocate_adaptive_answers_task", job_id)
+
+
+def _enqueue(name: str, job_id: int) -> None:
+    from tasks import adaptive_tasks
+
+    getattr(adaptive_tasks, name).delay(job_id=job_id)

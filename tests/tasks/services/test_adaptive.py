@@ -1,0 +1,214 @@
+"""Adaptive redundancy on a live internal-pool job: easy items stop early, disputed ones get more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tasks.models import AdaptiveSkills, Answer, Hit, HitState, Item, Job, JobState, Prediction
+from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
+from tasks.services.collection import submit_assignment
+from tasks.services.errors import NoWorkAvailable, ServiceError
+from tasks.services.jobs import configure_job
+from tasks.services.pool import assign_next_hit
+from tasks.services.publishing import publish_job
+from tests.factories import ItemFactory, JobFactory
+from workforce.audit import Actor, seal_audit_events
+from workforce.models import AuditEvent, Marketplace
+
+pytestmark = pytest.mark.django_db
+ADAPTIVE = {"labels": ["pos", "neg"], "adaptive_min_answers": 2, "adaptive_max_answers": 5, "adaptive_target": 0.8}
+
+
+def _answer(item: Item, worker_index: int) -> str:
+    """Easy items: everyone says pos. Disputed items: answers alternate pos, neg, pos, ..."""
+    if item.external_id.startswith("easy"):
+        return "pos"
+    return "pos" if Answer.objects.filter(item=item).count() % 2 == 0 else "neg"
+
+
+def _run_crowd(
+    job: Job, workers: list[Any], answer: Callable[[Item, int], str] = _answer, on_commit: Any = None
+) -> int:
+    """Workers take Hits in turn until none is handed out in a full round; returns the submissions."""
+    submitted = 0
+    while True:
+        progressed = False
+        for index, worker in enumerate(workers):
+            try:
+                lease = assign_next_hit(job=job, worker=worker)
+            except NoWorkAvailable:
+                continue
+            items = list(lease.hit.items.all())
+            answers = {item.pk: answer(item, index) for item in items}
+            if on_commit is None:
+                submit_assignment(assignment=lease, worker=worker, answers=answers)
+            else:
+                with on_commit(execute=True):
+                    submit_assignment(assignment=lease, worker=worker, answers=answers)
+            submitted += 1
+            progressed = True
+        if not progressed:
+            return submitted
+
+
+def _answers_per_item(job: Job) -> dict[str, int]:
+    return {item.external_id: Answer.objects.filter(item=item).count() for item in Item.objects.filter(job=job)}
+
+
+def _publish(easy: int, hard: int, **fields: Any) -> Job:
+    job = JobFactory(state=JobState.DRAFT, **{**ADAPTIVE, **fields})
+    for n in range(easy):
+        ItemFactory(job=job, external_id=f"easy-{n}")
+    for n in range(hard):
+        ItemFactory(job=job, external_id=f"hard-{n}")
+    return publish_job(job=job, actor=Actor.system("test"))
+
+
+def test_hits_of_an_adaptive_job_are_published_wanting_the_minimum():
+    job = _publish(2, 1)
+    assert set(Hit.objects.filter(job=job).values_list("assignments_wanted", flat=True)) == {2}
+
+
+def test_easy_items_stop_at_the_minimum_and_disputed_items_get_more_up_to_the_maximum(make_worker):
+    job = _publish(3, 2)
+    _run_crowd(job, [make_worker() for _ in range(6)])
+    counts = _answers_per_item(job)
+    assert {k: v for k, v in counts.items() if k.startswith("easy")} == {"easy-0": 2, "easy-1": 2, "easy-2": 2}
+    assert {k: v for k, v in counts.items() if k.startswith("hard")} == {"hard-0": 5, "hard-1": 5}
+    assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.COMPLETE}
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    # every extra answer was reserved first: 3 extras on each disputed item
+    assert job.budget_reserved == Decimal("0.05") * (5 * 2 + 3 * 2)
+
+
+def test_a_confident_model_that_agrees_with_the_first_answer_stops_an_item_at_one_answer(make_worker):
+    job = _publish(2, 0, prelabel_model="m1", adaptive_target=0.8)
+    agree, disagree = Item.objects.filter(job=job).order_by("external_id")
+    now = timezone.now()
+    Prediction.objects.create(job=job, item=agree, model_name="m1", value="pos", score=0.95, created_at=now)
+    Prediction.objects.create(job=job, item=disagree, model_name="m1", value="neg", score=0.95, created_at=now)
+    _run_crowd(job, [make_worker() for _ in range(6)])
+    # the agreeing model counts as the second annotator; the disagreeing one is not counted
+    assert (
+        Answer.objects.filter(item=agree).count() == 1 or Hit.objects.get(hit_items__item=agree).assignments_wanted == 2
+    )
+    assert Answer.objects.filter(item=disagree).count() == 2
+
+
+def test_budget_exhaustion_stops_extra_answers_and_is_audited_once(make_worker, django_capture_on_commit_callbacks):
+    job = _publish(1, 2, budget_cap=Decimal("0.40"))  # 6 answers reserved at publish, room for 2 more
+    assert job.budget_reserved == Decimal("0.30")
+    _run_crowd(job, [make_worker() for _ in range(6)], on_commit=django_capture_on_commit_callbacks)
+    job.refresh_from_db()
+    counts = _answers_per_item(job)
+    assert counts["easy-0"] == 2
+    assert counts["hard-0"] + counts["hard-1"] == 4 + 2
+    assert job.budget_reserved <= job.budget_cap
+    seal_audit_events()
+    events = AuditEvent.objects.filter(action="job.adaptive_budget_exhausted", object_id=str(job.pk))
+    assert events.count() == 1
+
+
+def test_ranked_allocation_gives_the_last_answer_to_the_item_that_gains_most(make_worker):
+    job = _publish(0, 2, budget_cap=Decimal("0.25"))  # 4 answers reserved at publish, room for 1 more
+    workers = [make_worker() for _ in range(2)]
+    leaning, split = Item.objects.filter(job=job).order_by("external_id")
+
+    def answer(item: Item, index: int) -> str:
+        return "neg" if item == split and index == 1 else "pos"
+
+    _run_crowd(job, workers, answer=answer)  # the hot path defers (the budget is short): nothing reopened
+    assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.COMPLETE}
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert allocate_adaptive_answers(job=job) == 1
+    job.refresh_from_db()
+    assert job.state == JobState.PUBLISHED  # reopened for the extra answer
+    assert Hit.objects.get(hit_items__item=split).assignments_wanted == 3
+    assert Hit.objects.get(hit_items__item=leaning).assignments_wanted == 2
+
+
+def test_refit_caches_the_skills_of_every_worker(make_worker):
+    job = _publish(3, 2)
+    workers = [make_worker() for _ in range(6)]
+    _run_crowd(job, workers)
+    row = refit_adaptive_skills(job=job)
+    assert row.answers_at_fit == Answer.objects.filter(job=job).count()
+    assert len(row.log_conf) == len(row.workers) + 1
+    assert set(row.workers) <= {w.pk for w in workers}
+
+
+def test_a_non_adaptive_submit_runs_no_adaptive_query(make_published_job, make_worker):
+    job = make_published_job(items=1, redundancy=1, labels=["pos", "neg"])
+    worker = make_worker()
+    lease = assign_next_hit(job=job, worker=worker)
+    item = lease.hit.items.get()
+    with CaptureQueriesContext(connection) as ctx:
+        submit_assignment(assignment=lease, worker=worker, answers={item.pk: "pos"})
+    # measured on the code before adaptive redundancy existed (the Hit completes, the job completes)
+    assert len(ctx.captured_queries) == (
+        NON_ADAPTIVE_QUERIES_PG if connection.vendor == "postgresql" else NON_ADAPTIVE_QUERIES
+    )
+    assert not any("tasks_adaptiveskills" in q["sql"] or "tasks_prediction" in q["sql"] for q in ctx.captured_queries)
+
+
+NON_ADAPTIVE_QUERIES = 11
+NON_ADAPTIVE_QUERIES_PG = 6
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"adaptive_min_answers": 3, "adaptive_max_answers": 2, "adaptive_target": 0.9}, "at least the minimum"),
+        ({"adaptive_min_answers": 2, "adaptive_max_answers": 4, "adaptive_target": None}, "a minimum, a maximum"),
+        (
+            {
+                "adaptive_min_answers": 2,
+                "adaptive_max_answers": 12,
+                "adaptive_target": 0.9,
+                "marketplace": Marketplace.MTURK,
+            },
+            "never lets a HIT",
+        ),
+        (
+            {
+                "adaptive_min_answers": 2,
+                "adaptive_max_answers": 4,
+                "adaptive_target": 0.9,
+                "marketplace": Marketplace.GROUNDTRUTH,
+            },
+            "Ground Truth",
+        ),
+    ],
+)
+def test_bad_adaptive_settings_are_refused(fields, message):
+    job = JobFactory()
+    for name, value in fields.items():
+        setattr(job, name, value)
+    with pytest.raises(ServiceError, match=message):
+        configure_job(job=job, actor=Actor.system("test"))
+
+
+def test_adaptive_settings_are_audited(make_published_job):
+    job = make_published_job(items=1, **ADAPTIVE)
+    job.adaptive_max_answers, job.adaptive_target = 7, 0.9
+    configure_job(job=job, actor=Actor.system("test"))
+    event = AuditEvent.objects.filter(action="job.configured", object_id=str(job.pk)).latest("id")
+    assert event.before == {"adaptive_max_answers": 5, "adaptive_target": 0.8}
+    assert event.after == {"adaptive_max_answers": 7, "adaptive_target": 0.9}
+
+
+def test_the_hot_path_refits_the_skills_once_answers_have_grown(make_worker, django_capture_on_commit_callbacks):
+    job = _publish(12, 0)  # 24 answers: the first refit comes at 20 (10% growth, at least 20 new answers)
+    _run_crowd(job, [make_worker() for _ in range(4)], on_commit=django_capture_on_commit_callbacks)
+    row = AdaptiveSkills.objects.get(job=job)
+    assert 20 <= row.answers_at_fit < 24
+    assert AuditEvent.objects.filter(action="job.adaptive_skills_refitted", object_id=str(job.pk)).count() == 1
