@@ -223,6 +223,7 @@ def submit_assignment(
             locked.submitted_at = now
             if locked.hit.is_gold:
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
+                locked.refresh_from_db(fields=["state", "reviewed_at"])  # a gold policy may have rejected it
             elif (
                 hit_state == HitState.COMPLETE
                 and job.adaptive_min_answers is not None  # an attribute: other jobs pay no query here

@@ -71,6 +71,7 @@ ADMIN_MODELS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] =
     "tasks.consensuslabel": (_r(OPSM, REV, ADM), NOBODY, NOBODY),
     "tasks.workerjobscore": (_r(OPSM, REV, ADM), NOBODY, NOBODY),  # a reviewer weighs a worker's record
     "tasks.jobblock": (_r(OPSM, ADM), NOBODY, NOBODY),
+    "tasks.assignmentflag": (_r(OPSM, REV, ADM), NOBODY, NOBODY),
     # The ledger and budgets: finance and ops read them; only ops set monthly caps; nobody deletes.
     "tasks.costentry": (_r(OPSM, FIN, ADM), NOBODY, NOBODY),
     "tasks.budgetreservation": (_r(OPSM, FIN, ADM), NOBODY, NOBODY),
@@ -102,9 +103,14 @@ ADMIN_ACTIONS: dict[str, dict[str, frozenset[str]]] = {
             "export_csv",
             "export_jsonl",
             "top_up_fair_pay_selected",
+            "approve_passing_gold",
         )
     },
-    "tasks.assignment": {"approve_selected": _r(REV, ADM), "reject_selected": _r(REV, ADM)},
+    "tasks.assignment": {
+        "approve_selected": _r(REV, ADM),
+        "reject_selected": _r(REV, ADM),
+        "bonus_selected": _r(REV, ADM),
+    },
     "tasks.consensuslabel": {"promote_to_gold": _r(OPSM, ADM)},
     "tasks.jobblock": {"lift_selected": _r(OPSM, ADM)},
     "tasks.labelingjob": {"stop_selected": _r(OPSM, ADM), "refresh_selected": _r(OPSM, ADM)},
@@ -157,6 +163,7 @@ SURFACES: dict[str, Surface] = {
     "logout": Surface("post", "", None),
     "home": Surface("get", "", _r(CROWD, *STAFF)),
     "work-list": Surface("get", "", _r(CROWD)),
+    "my-scores": Surface("get", "", _r(CROWD)),
     "start-job": Surface("post", "job", _r(CROWD)),
     "task": Surface("get", "assignment", _r(CROWD)),
     "submit-task": Surface("post", "assignment", _r(CROWD)),
@@ -192,6 +199,9 @@ SURFACES: dict[str, Surface] = {
     "api-job-version": Surface("get", "version", _r(OPSM, REV, ADM)),
     "api-job-version-download": Surface("get", "version", _r(OPSM, REV, ADM)),
     "api-job-version-diff": Surface("get", "version", _r(OPSM, REV, ADM), "?against=1"),
+    "api-assignment-approve": Surface("post", "job_assignment", _r(REV, ADM)),
+    "api-assignment-reject": Surface("post", "job_assignment", _r(REV, ADM)),
+    "api-assignment-bonus": Surface("post", "job_assignment", _r(REV, ADM)),
     # Last: it ends the job the surfaces above use.
     "api-job-cancel": Surface("post", "job", _r(OPSM, ADM)),
 }
@@ -251,6 +261,15 @@ def world(
     ConsensusLabel.objects.create(job=job, item=item, value="pos", confidence=0.9, method="mv", answers_count=3)
     WorkerJobScore.objects.create(job=job, worker=other, updated_at=assignment.accepted_at)
     block_worker(job=job, worker=other, actor=SYSTEM, reason="tests")
+    from tasks.models import AssignmentFlag
+
+    AssignmentFlag.objects.create(
+        assignment=assignment,
+        job=job,
+        worker=assignment.worker,
+        reason="gold_all_wrong",
+        created_at=assignment.accepted_at,
+    )
     from qualification.services import create_test
 
     test = create_test(actor=OPS, name="Basics", questions=sentiment_questions(), labels=["pos", "neg", "neutral"])
@@ -318,6 +337,8 @@ def _args(kind: str, world: dict[str, Any]) -> list[Any]:
         return [world[kind].uuid]
     if kind == "export":
         return [world["job"].pk, world["export"].pk]
+    if kind == "job_assignment":
+        return [world["job"].pk, world["assignment"].pk]
     if kind == "version":
         return [world["job"].pk, 2]
     if kind == "finance_export":
