@@ -3,20 +3,56 @@ Refresh actions (both call services), and Ground Truth's own labels beside ours.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tasks.models import GroundTruthLabel, Job, LabelingJob
+from tasks.models import GroundTruthLabel, Job, JobState, LabelingJob
 from tasks.services.errors import ServiceError
-from tasks.services.groundtruth.running import follow_labeling_job, stop_labeling_job
+from tasks.services.groundtruth.running import configure_labeling_job, follow_labeling_job, stop_labeling_job
 from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
 from workforce.marketplaces.base import MarketplaceError
 
+# The settings an ops manager chooses; the name, ARN and status are the service's and AWS's.
+CONFIGURABLE = (
+    "task_type",
+    "workforce",
+    "workteam_arn",
+    "task_price",
+    "workers_per_object",
+    "task_time_limit_seconds",
+    "task_availability_seconds",
+    "max_concurrent_tasks",
+    "ui_template",
+    "pre_annotation_lambda_arn",
+    "consolidation_lambda_arn",
+)
+
+
+class LabelingJobForm(forms.ModelForm):
+    class Meta:
+        model = LabelingJob
+        fields = ("job", *CONFIGURABLE)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "job" in self.fields:  # only draft jobs without Ground Truth settings can get them
+            self.fields["job"].queryset = Job.objects.filter(state=JobState.DRAFT, labeling_job__isnull=True)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.instance.pk and self.instance.arn:
+            raise forms.ValidationError("This labeling job is already running on AWS; its settings are fixed.")
+        return data
+
 
 @admin.register(LabelingJob)
 class LabelingJobAdmin(ReadOnlyAdmin):
+    form = LabelingJobForm
     list_display = ("name", "job", "task_type", "workforce", "status", "counters", "failure_reason", "described_at")
     list_filter = ("status", "workforce", "task_type")
     search_fields = ("name", "arn", "job__name")
@@ -44,8 +80,29 @@ class LabelingJobAdmin(ReadOnlyAdmin):
             else:
                 self.message_user(request, f"{verb} {labeling_job.name}.", messages.SUCCESS)
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("tasks.add_labelingjob")
+
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+        if not request.user.has_perm("tasks.change_labelingjob"):
+            return False
+        return obj is None or not getattr(obj, "arn", "")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("job", *CONFIGURABLE) if obj is None else ("job", "name", *CONFIGURABLE, "status", "failure_reason")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        return ("job", "name", "status", "failure_reason")
+
+    def save_model(self, request: HttpRequest, obj: LabelingJob, form: Any, change: bool) -> None:
+        """Through the service, which names the labeling job, moves the job to Ground Truth and audits."""
+        job = obj.job if change else form.cleaned_data["job"]
+        saved = configure_labeling_job(
+            job=job, actor=Actor.from_user(request.user), **{f: form.cleaned_data[f] for f in CONFIGURABLE}
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(GroundTruthLabel)

@@ -74,7 +74,7 @@ def publish_labeling_job_task(self: Any, *, job_id: int, user_id: int | None = N
     job = Job.objects.get(pk=job_id)
     actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("publisher")
     try:
-        return publish_labeling_job(job=job, actor=actor).name
+        return publish_labeling_job(job=job, actor=actor, budget=job.budget_cap).name
     except MarketplaceError as exc:
         if exc.permanent:
             raise

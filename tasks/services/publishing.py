@@ -61,6 +61,9 @@ def request_publish(*, job: Job, actor: Actor) -> None:
     """Check the job can be published, then publish it in the background (Celery; inline without a broker)."""
     from tasks.tasks import publish_job_task  # the task module imports this one
 
+    if job.marketplace == Marketplace.GROUNDTRUTH:
+        _request_groundtruth_publish(job=job, actor=actor)
+        return
     check_publishable(job)
     if job.marketplace == Marketplace.MTURK:
         from tasks.services.mturk_publishing import check_mturk_publishable
@@ -68,6 +71,28 @@ def request_publish(*, job: Job, actor: Actor) -> None:
         check_mturk_publishable(job=job)  # refuses early: settings, requirements, the account's balance
     user_id = int(actor.id) if actor.kind == "user" and actor.id else None
     transaction.on_commit(lambda: publish_job_task.delay(job_id=job.pk, user_id=user_id))
+
+
+def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
+    """A Ground Truth job runs as one SageMaker labeling job, published in the background (a retry adopts
+    the labeling job an earlier try created: its name is fixed)."""
+    from django.conf import settings
+
+    from tasks.models import LabelingJob
+    from tasks.tasks import publish_labeling_job_task
+
+    if job.state != JobState.DRAFT:
+        raise InvalidTransition(f"Job {job.pk} is {job.state}; only draft jobs can be published.")
+    if job.internal_only:
+        raise ServiceError(f"Job {job.pk} is internal-only, so it cannot be published to SageMaker Ground Truth.")
+    if not settings.GROUNDTRUTH_ENABLED:
+        raise ServiceError("Ground Truth is not enabled here (set GROUNDTRUTH_ENABLED and its settings).")
+    if not LabelingJob.objects.filter(job=job).exists():
+        raise ServiceError(f"Configure job {job.pk}'s Ground Truth settings (Labeling jobs > Add) before publishing.")
+    if not job.items.exists():
+        raise ServiceError("Import items before publishing the job.")
+    user_id = int(actor.id) if actor.kind == "user" and actor.id else None
+    transaction.on_commit(lambda: publish_labeling_job_task.delay(job_id=job.pk, user_id=user_id))
 
 
 def publish_job(*, job: Job, actor: Actor) -> Job:

@@ -79,7 +79,7 @@ ADMIN_MODELS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] =
     "tasks.monthlybudget": (_r(OPSM, FIN, ADM), _r(OPSM, ADM), NOBODY),
     # Model predictions and Ground Truth runs are part of running a job: ops managers only.
     "tasks.prediction": (_r(OPSM, ADM), NOBODY, NOBODY),
-    "tasks.labelingjob": (_r(OPSM, ADM), NOBODY, NOBODY),
+    "tasks.labelingjob": (_r(OPSM, ADM), _r(OPSM, ADM), NOBODY),
     "tasks.groundtruthlabel": (_r(OPSM, ADM), NOBODY, NOBODY),
 }
 
