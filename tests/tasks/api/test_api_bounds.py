@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rest_framework.test import APIClient
@@ -60,7 +60,7 @@ def test_an_export_of_a_version_beyond_the_database_range_is_400(api: APIClient,
 
 
 def test_publish_and_consensus_answer_202_with_the_documented_body(api: APIClient, labeled_job: Any) -> None:
-    draft = JobFactory(state=JobState.DRAFT)
+    draft = cast(Job, JobFactory(state=JobState.DRAFT))
     ItemFactory.create_batch(2, job=draft)
     published = api.post(f"/api/jobs/{draft.pk}/publish/")
     assert (published.status_code, published.json()) == (202, {"job": draft.pk, "detail": "Publishing started."})
