@@ -8,12 +8,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from tasks.api.converters import MAX_ID
-from tasks.models import DatasetVersion, Job, JobState
+from tasks.models import DatasetVersion, Item, Job, JobState
 from tests.factories import ItemFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 
 TOO_BIG = [str(MAX_ID + 1), "9" * 25]
+ANY_NUL_MESSAGE = "the row contains a NUL character (\\u0000), which cannot be stored"
 
 
 @pytest.fixture
@@ -66,3 +67,32 @@ def test_publish_and_consensus_answer_202_with_the_documented_body(api: APIClien
     assert (published.status_code, published.json()) == (202, {"job": draft.pk, "detail": "Publishing started."})
     consensus = api.post(f"/api/jobs/{labeled_job.pk}/consensus/")
     assert (consensus.status_code, consensus.json()) == (202, {"job": labeled_job.pk, "detail": "Consensus queued."})
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"external_id": "a\x00b", "text": "fine"},
+        {"external_id": "ab", "text": "x\x00y"},
+        {"external_id": "ab", "text": "xy", "meta": {"k\x00": ["v"]}},
+    ],
+)
+def test_an_item_with_a_nul_character_is_a_400_row_error_and_nothing_is_imported(
+    api: APIClient, row: dict[str, Any]
+) -> None:
+    job = JobFactory(state=JobState.DRAFT)
+    response = api.post(
+        f"/api/jobs/{job.pk}/items/", {"items": [{"external_id": "ok", "text": "t"}, row]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"line": 2, "message": ANY_NUL_MESSAGE}]
+    assert not Item.objects.exists()
+
+
+def test_an_idempotency_key_with_control_characters_is_400(api: APIClient) -> None:
+    job = JobFactory(state=JobState.DRAFT)
+    ItemFactory.create_batch(2, job=job)
+    response = api.post(f"/api/jobs/{job.pk}/publish/", HTTP_IDEMPOTENCY_KEY="key\x00")
+    assert response.status_code == 400
+    assert "printable" in response.json()["Idempotency-Key"][0]
+    assert Job.objects.get(pk=job.pk).state == JobState.DRAFT
