@@ -80,7 +80,7 @@ def test_publish_and_consensus_answer_202_with_the_documented_body(api: APIClien
 def test_an_item_with_a_nul_character_is_a_400_row_error_and_nothing_is_imported(
     api: APIClient, row: dict[str, Any]
 ) -> None:
-    job = JobFactory(state=JobState.DRAFT)
+    job = cast(Job, JobFactory(state=JobState.DRAFT))
     response = api.post(
         f"/api/jobs/{job.pk}/items/", {"items": [{"external_id": "ok", "text": "t"}, row]}, format="json"
     )
@@ -90,7 +90,7 @@ def test_an_item_with_a_nul_character_is_a_400_row_error_and_nothing_is_imported
 
 
 def test_an_idempotency_key_with_control_characters_is_400(api: APIClient) -> None:
-    job = JobFactory(state=JobState.DRAFT)
+    job = cast(Job, JobFactory(state=JobState.DRAFT))
     ItemFactory.create_batch(2, job=job)
     response = api.post(f"/api/jobs/{job.pk}/publish/", HTTP_IDEMPOTENCY_KEY="key\x00")
     assert response.status_code == 400
