@@ -199,6 +199,8 @@ SPECTACULAR_SETTINGS = {
         "ExportFormatEnum": "tasks.services.exports.registry.KNOWN_FORMATS",
         "ImportFormatEnum": "tasks.services.imports.FORMATS",
     },
+    # The API's ``<id:...>`` path converter (tasks.api.converters): integers a 64-bit column holds.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 
 # --- Celery ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,12 @@ from rest_framework.views import APIView
 
 from tasks.api.pagination import IdCursorPagination
 from tasks.api.permissions import RolePermission
-from tasks.api.serializers import DatasetVersionCreateSerializer, DatasetVersionSerializer, VersionDiffSerializer
+from tasks.api.serializers import (
+    DatasetVersionCreateSerializer,
+    DatasetVersionSerializer,
+    VersionDiffQuerySerializer,
+    VersionDiffSerializer,
+)
 from tasks.models import DatasetVersion, Job
 from tasks.services.errors import ServiceError
 from tasks.services.exports import create_dataset_version, diff_dataset_versions
@@ -86,15 +91,11 @@ class DatasetVersionDiffView(APIView):
     permission_classes = [RolePermission]
     read_permission = "tasks.view_datasetversion"
 
-    @extend_schema(
-        parameters=[OpenApiParameter("against", int, required=True, description="The older version's number.")],
-        responses=VersionDiffSerializer,
-    )
+    @extend_schema(parameters=[VersionDiffQuerySerializer], responses=VersionDiffSerializer)
     def get(self, request: Request, job_id: int, number: int) -> Response:
-        against = request.query_params.get("against", "")
-        if not against.isdigit():
-            return Response({"against": ["Give the number of the version to compare with."]}, status=400)
-        new, old = _version(job_id, number), _version(job_id, int(against))
+        query = VersionDiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        new, old = _version(job_id, number), _version(job_id, query.validated_data["against"])
         try:
             diff = diff_dataset_versions(old=old, new=new)
         except ServiceError as exc:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -33,6 +33,7 @@ from tasks.services.imports import import_items
 from workforce.audit import Actor
 
 
+@extend_schema_view(get=extend_schema(parameters=[ItemFilter]))
 class JobItemsView(generics.ListAPIView):
     """GET: the job's items, oldest first (filters: is_gold, labeled, external_id). POST: bulk import."""
 
@@ -95,6 +96,7 @@ class JobItemsView(generics.ListAPIView):
         return respond_idempotently(request, scope=f"import:job:{job.pk}", fingerprint=fingerprint, action=run)
 
 
+@extend_schema_view(get=extend_schema(parameters=[AssignmentFilter]))
 class JobAssignmentsView(generics.ListAPIView):
     """A job's assignments, oldest first (filters: state, worker external id)."""
 

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from tasks.api.idempotent import HEADER, respond_idempotently
 from tasks.api.pagination import IdCursorPagination
 from tasks.api.permissions import RolePermission
-from tasks.api.serializers import JobSerializer, JobStatusSerializer
+from tasks.api.serializers import AcceptedSerializer, JobSerializer, JobStatusSerializer
 from tasks.console_selectors import count_labeled
 from tasks.models import Job
 from tasks.selectors import get_job_progress
@@ -85,7 +85,7 @@ class JobViewSet(
         serializer.is_valid(raise_exception=True)
         return self._save(serializer, job)
 
-    @extend_schema(request=None, responses={202: JobSerializer}, parameters=[IDEMPOTENCY_PARAMETER])
+    @extend_schema(request=None, responses={202: AcceptedSerializer}, parameters=[IDEMPOTENCY_PARAMETER])
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str) -> Response:
         """Build the job's Hits and open them (in the background). Send an Idempotency-Key to retry safely."""
@@ -125,7 +125,7 @@ class JobViewSet(
     def cancel(self, request: Request, pk: str) -> Response:
         return self._transition(request, cancel_job)
 
-    @extend_schema(request=None, responses={202: JobStatusSerializer})
+    @extend_schema(request=None, responses={202: AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def consensus(self, request: Request, pk: str) -> Response:
         """Recompute the job's consensus labels with its configured method (in the background)."""

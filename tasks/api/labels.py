@@ -7,7 +7,7 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
@@ -31,6 +31,7 @@ from tasks.services.exports import ExportOptions, get_exporter, request_label_ex
 from workforce.audit import Actor
 
 
+@extend_schema_view(get=extend_schema(parameters=[ConsensusFilter]))
 class ConsensusLabelsView(generics.ListAPIView):
     """A job's consensus labels in item order (filters: min_confidence, max_confidence, label)."""
 
@@ -104,7 +105,12 @@ class LabelExportView(APIView):
     write_permission = "tasks.add_labelexport"
 
     @extend_schema(
-        parameters=[ExportQuerySerializer], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+        },
     )
     def get(self, request: Request, job_id: int) -> Any:
         job = get_object_or_404(Job, pk=job_id)

@@ -105,7 +105,7 @@ class BonusAssignmentView(_AssignmentReview):
 def urlpatterns(prefix: str) -> list[Any]:
     from django.urls import path
 
-    base = prefix + "assignments/<int:assignment_id>/"
+    base = prefix + "assignments/<id:assignment_id>/"
     return [
         path(f"{base}approve/", ApproveAssignmentView.as_view(), name="api-assignment-approve"),
         path(f"{base}reject/", RejectAssignmentView.as_view(), name="api-assignment-reject"),

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from qualification.selectors import validate_job_requirements
 from tasks.aggregation.registry import CATEGORICAL
+from tasks.api.converters import MAX_ID
 from tasks.models import (
     Assignment,
     AssignmentState,
@@ -75,6 +76,13 @@ class JobSerializer(serializers.ModelSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return requirements or []
+
+
+class AcceptedSerializer(serializers.Serializer):
+    """The answer to work started in the background (publish, consensus)."""
+
+    job = serializers.IntegerField()
+    detail = serializers.CharField()
 
 
 class JobStatusSerializer(serializers.Serializer):
@@ -211,6 +219,10 @@ class DatasetVersionCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
 
 
+class VersionDiffQuerySerializer(serializers.Serializer):
+    against = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The older version's number.")
+
+
 class VersionDiffSerializer(serializers.Serializer):
     old = serializers.IntegerField()
     new = serializers.IntegerField()
@@ -226,7 +238,7 @@ class ExportQuerySerializer(serializers.Serializer):
     scores = serializers.BooleanField(default=False)
     cost = serializers.BooleanField(default=False)
     min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
-    version = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, allow_null=True, default=None)
 
 
 class LabelExportSerializer(serializers.ModelSerializer):

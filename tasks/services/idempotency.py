@@ -55,8 +55,8 @@ def run_idempotent(
     The key is claimed in the same transaction as the action's writes: a concurrent retry waits on the
     unique index, then replays the stored response. An action that raises leaves no record behind.
     """
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ServiceError(f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} characters.")
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ServiceError(f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} printable characters.")
     existing = IdempotencyRecord.objects.filter(user=user, scope=scope, key=key).first()
     if existing is not None:
         return _replay(existing, request_hash)

@@ -164,6 +164,19 @@ def _check_payload(job: Job, payload: dict[str, Any]) -> str | None:
 
 
 GOLD_COLUMN = "gold"
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in a row (PostgreSQL text and jsonb cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 _NewRow = tuple[str, dict[str, Any], str, Any]
 
 
@@ -209,6 +222,8 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
                 problem = RowError(row.line, f"the id is longer than {MAX_EXTERNAL_ID} characters")
             elif row.external_id in seen:
                 problem = RowError(row.line, f"id {row.external_id!r} already appears on line {seen[row.external_id]}")
+            elif _has_nul(row.external_id) or _has_nul(row.payload):
+                problem = RowError(row.line, "the row contains a NUL character (\\u0000), which cannot be stored")
             elif (message := _check_payload(job, row.payload)) is not None:
                 problem = RowError(row.line, message)
             elif (gold_parsed := parse_gold_answer(job, row.payload.get(GOLD_COLUMN)))[1] is not None:
