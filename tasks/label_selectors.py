@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import Count, Sum
 
 from tasks.models import Answer, ConsensusLabel, CostEntry, HitItem, Item, Job, WorkerJobScore
+from workforce.privacy import mask_worker_id
 
 CHUNK = 2000
 COST_PLACES = Decimal("0.0001")
@@ -31,6 +32,9 @@ class ExportOptions:
     scores: bool = False
     cost: bool = False
     min_confidence: float | None = None
+    # Marketplace worker ids are personal data: answers carry a stable pseudonym unless the caller may see ids
+    # (``workforce.privacy.can_see_worker_ids``) and asked for them.
+    worker_ids: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportOptions:
@@ -39,6 +43,7 @@ class ExportOptions:
             scores=bool(data.get("scores")),
             cost=bool(data.get("cost")),
             min_confidence=data.get("min_confidence"),
+            worker_ids=bool(data.get("worker_ids")),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,6 +52,7 @@ class ExportOptions:
             "scores": self.scores,
             "cost": self.cost,
             "min_confidence": self.min_confidence,
+            "worker_ids": self.worker_ids,
         }
 
 
@@ -86,7 +92,9 @@ def _worker_scores(job: Job) -> dict[int, dict[str, Any]]:
     return {w: {"accuracy": acc, "agreement": agr, "gold_answers": gold} for w, acc, agr, gold in rows}
 
 
-def _answers_for(item_ids: list[int], scores: dict[int, dict[str, Any]] | None) -> dict[int, list[dict[str, Any]]]:
+def _answers_for(
+    item_ids: list[int], scores: dict[int, dict[str, Any]] | None, *, worker_ids: bool = False
+) -> dict[int, list[dict[str, Any]]]:
     by_item: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = (
         Answer.objects.filter(item_id__in=item_ids)
@@ -95,7 +103,7 @@ def _answers_for(item_ids: list[int], scores: dict[int, dict[str, Any]] | None) 
     )
     for item_id, worker_id, worker_external, value, submitted_at in rows:
         entry: dict[str, Any] = {
-            "worker": worker_external,
+            "worker": worker_external if worker_ids else mask_worker_id(worker_external),
             "value": value,
             "submitted_at": submitted_at.isoformat() if submitted_at else None,
         }
@@ -173,7 +181,7 @@ def iter_label_chunks(job: Job, options: ExportOptions, *, chunk_size: int = CHU
         rows = [LabelRow(r[0], *items[r[0]], *r[1:]) for r in raw]
         ids = [r.item_id for r in rows]
         if options.answers or options.scores:
-            answers = _answers_for(ids, scores)
+            answers = _answers_for(ids, scores, worker_ids=options.worker_ids)
             for row in rows:
                 row.answers = answers.get(row.item_id, [])
         if options.cost:

@@ -29,6 +29,7 @@ from tasks.models import DatasetVersion, Job, LabelExport
 from tasks.services.errors import ServiceError
 from tasks.services.exports import ExportOptions, get_exporter, request_label_export, stream_labels
 from workforce.audit import Actor
+from workforce.privacy import can_see_worker_ids
 
 
 @extend_schema_view(get=extend_schema(parameters=[ConsensusFilter]))
@@ -81,7 +82,11 @@ def _export_request(request: Request, job: Job) -> tuple[str, ExportOptions, Dat
         if version is None:
             raise ServiceError(f"Job {job.pk} has no dataset version {data['version']}.")
     options = ExportOptions(
-        answers=data["answers"], scores=data["scores"], cost=data["cost"], min_confidence=data["min_confidence"]
+        answers=data["answers"],
+        scores=data["scores"],
+        cost=data["cost"],
+        min_confidence=data["min_confidence"],
+        worker_ids=can_see_worker_ids(request.user),
     )
     return data["format"], options, version
 

@@ -32,6 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--scores", action="store_true", help="Add each answering worker's scores.")
         parser.add_argument("--cost", action="store_true", help="Add the cost of each label (from the ledger).")
         parser.add_argument("--min-confidence", type=float, help="Only labels at least this confident.")
+        parser.add_argument(
+            "--worker-ids",
+            action="store_true",
+            help="Write marketplace worker ids as given (personal data); by default answers carry a stable pseudonym.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = Job.objects.filter(pk=options["job"]).first()
@@ -50,6 +55,7 @@ class Command(BaseCommand):
             scores=options["scores"],
             cost=options["cost"],
             min_confidence=options["min_confidence"],
+            worker_ids=options["worker_ids"],
         )
         interactive = sys.stderr.isatty()
 

@@ -13,6 +13,7 @@ from queue import Queue
 
 from tasks.label_selectors import ExportOptions, LabelRow
 from tasks.models import Job
+from tasks.services.errors import ServiceError
 from tasks.services.exports.registry import Exporter, register_exporter
 
 _FLUSH_AT = 256 * 1024
@@ -43,6 +44,13 @@ class MturkResultsExporter(Exporter):
     name = "mturk"
     content_type = "text/csv"
     extension = "csv"
+
+    def check(self, job: Job, options: ExportOptions) -> None:
+        if not options.worker_ids:
+            raise ServiceError(
+                "The MTurk results format carries every worker's MTurk id (personal data): it needs permission to "
+                "see worker ids (or --worker-ids on the command line)."
+            )
 
     def render(self, job: Job, chunks: Iterable[list[LabelRow]], options: ExportOptions) -> Iterator[bytes]:
         from django.db import connection

@@ -129,3 +129,23 @@ def test_snapshot_without_consensus_is_400(api: APIClient) -> None:
     job = JobFactory()
     response = api.post(f"/api/jobs/{job.pk}/versions/", {}, format="json")
     assert response.status_code == 400 and "no consensus labels" in response.json()["detail"]
+
+
+def test_streamed_answers_show_worker_ids_only_to_who_may_see_them(
+    labeled_job: Job, as_user: Any, ops_manager: Any, reviewer: Any
+) -> None:
+    import json as _json
+
+    from workforce.models import Worker
+    from workforce.privacy import mask_worker_id
+
+    ids = set(Worker.objects.filter(answers__job=labeled_job).values_list("external_id", flat=True))
+
+    def workers_seen(user: Any) -> set[str]:
+        response = as_user(user).get(f"/api/jobs/{labeled_job.pk}/export/", {"format": "jsonl", "answers": "true"})
+        assert response.status_code == 200
+        rows = [_json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+        return {answer["worker"] for row in rows for answer in row["answers"]}
+
+    assert workers_seen(ops_manager) == ids  # ops managers hold workforce.view_worker_identity
+    assert workers_seen(reviewer) == {mask_worker_id(i) for i in ids}

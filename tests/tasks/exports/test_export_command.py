@@ -92,9 +92,44 @@ def test_mturk_results_export_through_export_labels(tmp_path: Path) -> None:
     result = import_mturk_results(data=data, filename="b.csv", actor=Actor.system("test"), new_job_name="batch")
     job = Job.objects.get(pk=result.job)
     out = tmp_path / "results.csv"
-    call_command("export_labels", "--job", str(job.pk), "--format", "mturk", "--output", str(out))
+    with pytest.raises(CommandError, match="worker ids") as refused:
+        call_command("export_labels", "--job", str(job.pk), "--format", "mturk", "--output", str(out))
+    assert refused.value.returncode == 2 and not out.exists()
+    call_command("export_labels", "--job", str(job.pk), "--format", "mturk", "--output", str(out), "--worker-ids")
     direct = io.StringIO(newline="")
     export_mturk_results(job, direct)
     assert out.read_bytes() == direct.getvalue().encode()
     rows = list(csv.DictReader(out.open(newline="")))
     assert {(r["AssignmentId"], r["Answer.sentiment"]) for r in rows} == {("A1", "pos"), ("A2", "neg")}
+
+
+def test_worker_ids_are_pseudonymised_unless_asked_for(labeled_job: Job, tmp_path: Path) -> None:
+    import json as _json
+
+    from workforce.models import Worker
+    from workforce.privacy import mask_worker_id
+
+    masked, plain = tmp_path / "masked.jsonl", tmp_path / "plain.jsonl"
+    call_command(
+        "export_labels", "--job", str(labeled_job.pk), "--format", "jsonl", "--output", str(masked), "--answers"
+    )
+    call_command(
+        "export_labels",
+        "--job",
+        str(labeled_job.pk),
+        "--format",
+        "jsonl",
+        "--output",
+        str(plain),
+        "--answers",
+        "--worker-ids",
+    )
+    ids = set(Worker.objects.filter(answers__job=labeled_job).values_list("external_id", flat=True))
+
+    def exported(path: Path) -> set[str]:
+        rows = [_json.loads(line) for line in path.read_text().splitlines()]
+        return {answer["worker"] for row in rows for answer in row["answers"]}
+
+    assert exported(plain) == ids
+    assert exported(masked) == {mask_worker_id(i) for i in ids}
+    assert not exported(masked) & ids
