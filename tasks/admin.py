@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from qualification.selectors import validate_job_requirements
 from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
 from tasks.admin_quality import FlaggedFilter
+from tasks.admin_uploads import run_upload
 from tasks.console.job_admin import CONSOLE_ACTIONS, InstructionsConfirmMixin, JobConsoleMixin, download_export
 from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import (
@@ -34,7 +35,7 @@ from tasks.models import (
 )
 from tasks.selectors import get_job_progress, list_job_progress
 from tasks.services.blocks import lift_job_block
-from tasks.services.errors import ImportValidationError, ServiceError
+from tasks.services.errors import ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import (
@@ -299,21 +300,17 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         form = ItemImportForm(request.POST or None, request.FILES or None)
         row_errors: list[Any] = []
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                result = import_items(
+            result, row_errors = run_upload(
+                form,
+                lambda upload, data: import_items(
                     job=job,
                     stream=upload,
                     filename=upload.name,
-                    fmt=form.cleaned_data["format"] or None,
+                    fmt=data["format"] or None,
                     actor=Actor.from_user(request.user),
-                )
-            except ImportValidationError as exc:
-                form.add_error("file", f"{exc.total_bad} bad row(s); nothing was imported. Fix them and upload again.")
-                row_errors = exc.errors
-            except ServiceError as exc:
-                form.add_error("file", str(exc))
-            else:
+                ),
+            )
+            if result is not None:
                 messages.success(
                     request, f"Imported {result.created} new item(s); {result.unchanged} were already there unchanged."
                 )

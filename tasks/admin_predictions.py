@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
+from tasks.admin_uploads import run_upload
 from tasks.models import Job, Prediction
 from tasks.selectors_predictions import (
     count_disagreements_by_day,
@@ -24,7 +25,6 @@ from tasks.selectors_predictions import (
     list_model_names,
     list_prelabel_acceptance,
 )
-from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.predictions import import_predictions
 from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
@@ -64,21 +64,17 @@ class PredictionAdmin(ReadOnlyAdmin):
         form = PredictionImportForm(request.POST or None, request.FILES or None)
         row_errors: list[Any] = []
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                result = import_predictions(
+            result, row_errors = run_upload(
+                form,
+                lambda upload, data: import_predictions(
                     job=job,
                     stream=upload,
                     filename=upload.name,
-                    model_name=form.cleaned_data["model_name"],
+                    model_name=data["model_name"],
                     actor=Actor.from_user(request.user),
-                )
-            except ImportValidationError as exc:
-                form.add_error("file", f"{exc.total_bad} bad row(s); nothing was imported. Fix them and upload again.")
-                row_errors = exc.errors
-            except ServiceError as exc:
-                form.add_error("file", str(exc))
-            else:
+                ),
+            )
+            if result is not None:
                 messages.success(
                     request,
                     f"Imported {result.created} new and {result.updated} updated prediction(s) of "

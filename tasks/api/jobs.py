@@ -18,9 +18,9 @@ from tasks.api.idempotent import HEADER, respond_idempotently
 from tasks.api.pagination import IdCursorPagination
 from tasks.api.permissions import RolePermission
 from tasks.api.serializers import AcceptedSerializer, JobSerializer, JobStatusSerializer
+from tasks.api.views import progress_fields
 from tasks.console_selectors import count_labeled
 from tasks.models import Job
-from tasks.selectors import get_job_progress
 from tasks.services.errors import ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.jobs import configure_job
@@ -140,20 +140,7 @@ class JobViewSet(
     @action(detail=True, methods=["get"])
     def status(self, request: Request, pk: str) -> Response:
         job = self.get_object()
-        p = get_job_progress(job)
         labeled, confident = count_labeled(job)
         return Response(
-            JobStatusSerializer(
-                {
-                    "job": job.pk,
-                    "state": job.state,
-                    "hits": p.hits,
-                    "hits_complete": p.hits_complete,
-                    "answers_wanted": p.answers_wanted,
-                    "answers_submitted": p.answers_submitted,
-                    "percent": p.percent,
-                    "labeled_items": labeled,
-                    "confident_items": confident,
-                }
-            ).data
+            JobStatusSerializer({**progress_fields(job), "labeled_items": labeled, "confident_items": confident}).data
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -99,16 +101,18 @@ class JobProgressView(APIView):
         )
     )
     def get(self, request: Request, job_id: int) -> Response:
-        job = get_object_or_404(Job, pk=job_id)
-        p = get_job_progress(job)
-        return Response(
-            {
-                "job": job.pk,
-                "state": job.state,
-                "hits": p.hits,
-                "hits_complete": p.hits_complete,
-                "answers_wanted": p.answers_wanted,
-                "answers_submitted": p.answers_submitted,
-                "percent": p.percent,
-            }
-        )
+        return Response(progress_fields(get_object_or_404(Job, pk=job_id)))
+
+
+def progress_fields(job: Job) -> dict[str, Any]:
+    """A job's state and progress counters, as the progress and status endpoints answer them."""
+    p = get_job_progress(job)
+    return {
+        "job": job.pk,
+        "state": job.state,
+        "hits": p.hits,
+        "hits_complete": p.hits_complete,
+        "answers_wanted": p.answers_wanted,
+        "answers_submitted": p.answers_submitted,
+        "percent": p.percent,
+    }
