@@ -3,7 +3,9 @@
 It keeps HIT types, HITs, assignments, bonuses, qualification types and the account balance; honours
 ``UniqueRequestToken`` (a second CreateHIT with the same token answers ``HitAlreadyExists`` naming the HIT;
 a second SendBonus answers a ``RequestError`` about the token); charges the balance as MTurk does (a HIT's
-rewards and fees when it is created, a bonus and its fee when it is sent) and keeps each charge; and
+rewards and fees when it is created, a bonus and its fee when it is sent), returns the money of an expired
+HIT's unfilled slots and of a rejected assignment (taking it again when the HIT is made live again or the
+rejection overridden), and keeps each charge and refund; and
 injects faults on a share of calls: throttling, a 5xx ``ServiceFault``, or a reply lost after the stand-in
 committed the call (the connection closes with no answer). Workers accept HITs through ``accept`` and
 submit through ``POST /mturk/externalSubmit``, as MTurk's worker site does.
@@ -108,8 +110,34 @@ class MTurkState:
         self.balance -= amount
         self.charges.append((kind, amount, reference))
 
+    def refund(self, kind: str, amount: Decimal, reference: str) -> None:
+        """Money MTurk gives back (kept as a negative charge, so ``total_charged`` is what MTurk kept)."""
+        self.balance += amount
+        self.charges.append((kind, -amount, reference))
+
     def total_charged(self) -> Decimal:
         return sum((amount for _, amount, _ in self.charges), Decimal("0"))
+
+    def _slot_price(self, hit: dict[str, Any]) -> tuple[Decimal, Decimal]:
+        reward = Decimal(hit["Reward"])
+        return reward, standin_fee(reward, assignments=hit["_original_max"], masters=hit["_masters"])
+
+    def _settle_escrow(self, hit: dict[str, Any]) -> None:
+        """An expired HIT's unfilled slots have their reward and fee returned; made live again, it holds
+        them again (refused for want of funds, as MTurk refuses)."""
+        if hit.get("_deleted"):
+            return
+        expired = hit["Expiration"] <= time.time()
+        target = self._hit_view(hit)["NumberOfAssignmentsAvailable"] if expired else 0
+        delta = target - hit.get("_returned", 0)
+        reward, fee = self._slot_price(hit)
+        if delta > 0:
+            self.refund("unfilled_reward", reward * delta, hit["HITId"])
+            self.refund("unfilled_fee", fee * delta, hit["HITId"])
+        elif delta < 0:
+            self.charge("reward", reward * -delta, hit["HITId"])
+            self.charge("fee", fee * -delta, hit["HITId"])
+        hit["_returned"] = target
 
     # --- operations -------------------------------------------------------------------------------
 
@@ -247,6 +275,10 @@ class MTurkState:
         allowed = ("Submitted", "Rejected") if p.get("OverrideRejection") else ("Submitted",)
         if a["AssignmentStatus"] not in allowed:
             raise Fault(400, "RequestError", f"This operation can be called with a status of: {', '.join(allowed)}")
+        if a["AssignmentStatus"] == "Rejected":  # an overridden rejection pays again what was returned
+            reward, fee = self._slot_price(self.hits[a["HITId"]])
+            self.charge("reward", reward, a["AssignmentId"])
+            self.charge("fee", fee, a["AssignmentId"])
         a["AssignmentStatus"] = "Approved"
         a["ApprovalTime"] = time.time()
         return {}
@@ -255,6 +287,9 @@ class MTurkState:
         a = self._assignment(p["AssignmentId"])
         if a["AssignmentStatus"] != "Submitted":
             raise Fault(400, "RequestError", "This operation can be called with a status of: Submitted")
+        reward, fee = self._slot_price(self.hits[a["HITId"]])
+        self.refund("rejected_reward", reward, a["AssignmentId"])
+        self.refund("rejected_fee", fee, a["AssignmentId"])
         a["AssignmentStatus"] = "Rejected"
         a["RejectionTime"] = time.time()
         a["RequesterFeedback"] = p["RequesterFeedback"]
@@ -297,13 +332,20 @@ class MTurkState:
         self.charge("fee", fee * extra, hit["HITId"])
         hit["MaxAssignments"] += extra
         hit["HITStatus"] = "Assignable"
+        self._settle_escrow(hit)
         if token:
             self.tokens[f"extend:{token}"] = hit["HITId"]
         return {}
 
     def UpdateExpirationForHIT(self, p: dict[str, Any]) -> dict[str, Any]:
         hit = self._hit(p["HITId"])
+        before = hit["Expiration"]
         hit["Expiration"] = float(p["ExpireAt"])
+        try:
+            self._settle_escrow(hit)
+        except Fault:
+            hit["Expiration"] = before
+            raise
         if hit["Expiration"] <= time.time():
             self._refresh_status(hit)
         else:
@@ -397,6 +439,8 @@ class MTurkState:
             method = getattr(self, operation, None)
             if method is None:
                 raise Fault(400, "UnknownOperationException", f"{operation} is not in the stand-in.")
+            for hit in self.hits.values():  # HITs expired since the last call give their unfilled slots back
+                self._settle_escrow(hit)
             return method(params), fault
 
 
