@@ -245,4 +245,3 @@ def release_unfilled_mturk_slots(
             continue
         result.add(sync_hit_escrow(hit=info.hit, remote=remote, actor=actor, now=now))
     return result
-

@@ -151,7 +151,7 @@ class MTurkState:
         return {"HITTypeId": type_id}
 
     def _hit_view(self, hit: dict[str, Any]) -> dict[str, Any]:
-        done = [a for a in self.assignments.values() if a["HITId"] == hit["HITId"]]
+        done = self._held(hit["HITId"])
         completed = sum(a["AssignmentStatus"] in ("Approved", "Submitted", "Rejected") for a in done)
         return {
             **{k: v for k, v in hit.items() if not k.startswith("_")},
@@ -159,6 +159,14 @@ class MTurkState:
             "NumberOfAssignmentsPending": sum(a["AssignmentStatus"] == "Accepted" for a in done),
             "NumberOfAssignmentsAvailable": max(0, hit["MaxAssignments"] - len(done)),
         }
+
+    def _held(self, hit_id: str) -> list[dict[str, Any]]:
+        """The HIT's assignments that hold a slot (an abandoned or returned one gives it back)."""
+        return [
+            a
+            for a in self.assignments.values()
+            if a["HITId"] == hit_id and a.get("AssignmentStatus") not in ("Abandoned", "Returned")
+        ]
 
     def CreateHITWithHITType(self, p: dict[str, Any]) -> dict[str, Any]:
         token = p.get("UniqueRequestToken")
@@ -228,7 +236,7 @@ class MTurkState:
         return self._page(rows, p, "HITs")
 
     def _refresh_status(self, hit: dict[str, Any]) -> None:
-        rows = [a for a in self.assignments.values() if a["HITId"] == hit["HITId"]]
+        rows = self._held(hit["HITId"])
         finished = [a for a in rows if a["AssignmentStatus"] != "Accepted"]
         if hit["HITStatus"] == "Assignable" and len(finished) >= hit["MaxAssignments"]:
             hit["HITStatus"] = "Reviewable"
@@ -390,7 +398,7 @@ class MTurkState:
     def accept(self, hit_id: str, worker_id: str) -> str:
         with self.lock:
             hit = self._hit(hit_id)
-            taken = [a for a in self.assignments.values() if a["HITId"] == hit_id]
+            taken = self._held(hit_id)
             if hit["HITStatus"] != "Assignable" or len(taken) >= hit["MaxAssignments"]:
                 raise Fault(400, "RequestError", "The HIT is not available.")
             if any(a["WorkerId"] == worker_id for a in taken):
@@ -406,6 +414,14 @@ class MTurkState:
                 "Deadline": now + hit["AssignmentDurationInSeconds"],
             }
             return assignment_id
+
+    def abandon(self, assignment_id: str) -> None:
+        """The worker's time runs out (or they return the HIT): the slot is available again."""
+        with self.lock:
+            a = self._assignment(assignment_id)
+            if a["AssignmentStatus"] != "Accepted":
+                raise Fault(400, "RequestError", "Only an accepted assignment can be abandoned.")
+            a["AssignmentStatus"] = "Abandoned"
 
     def external_submit(self, form: list[tuple[str, str]]) -> None:
         fields = dict(form)
