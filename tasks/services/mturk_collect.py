@@ -17,10 +17,21 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, CostEntry, Hit, HitState, Job, MTurkHit, MTurkNotification
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    BudgetReservation,
+    CostEntry,
+    Hit,
+    HitState,
+    Job,
+    MTurkHit,
+    MTurkNotification,
+)
 from tasks.services.adaptive import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
+from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
 from tasks.services.mturk_escrow import rejected_slot_key, release_rejected_slot, release_unfilled_mturk_slots
 from workforce.audit import Actor
@@ -128,9 +139,14 @@ def _release_rejected(external_ids: list[str], *, actor: Actor) -> int:
             "idempotency_key", flat=True
         )
     )
+    done |= set(  # work on HITs this ledger never committed has only its reservation released
+        BudgetReservation.objects.filter(key__in=[assignment_cost_key(a.pk, "release") for a in rejected]).values_list(
+            "key", flat=True
+        )
+    )
     released = 0
     for assignment in rejected:
-        if rejected_slot_key(assignment) not in done:
+        if not {rejected_slot_key(assignment), assignment_cost_key(assignment.pk, "release")} & done:
             released += bool(release_rejected_slot(assignment=assignment, actor=actor))
     return released
 

@@ -28,6 +28,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
+from tasks.reports.estimate import unit_cost
 from tasks.services.budget import job_spent, release_budget, true_up_reservation
 from tasks.services.ledger import assignment_cost_key, reverse_cost
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
@@ -186,17 +187,23 @@ def _iso(moment: datetime | None) -> str | None:
 
 def release_rejected_slot(*, assignment: Assignment, actor: Actor, now: datetime | None = None) -> Decimal:
     """MTurk returns a rejected assignment's reward and fee (its slot is not offered again): reverse one open
-    slot of its HIT and release that much of the reservation, once per assignment. Returns the amount."""
+    slot of its HIT and release that much of the reservation, once per assignment. Work on a HIT this ledger
+    never committed (imported from results files) has only its unit cost released, as elsewhere. Returns
+    the amount released."""
     with transaction.atomic():
         hit = Hit.objects.select_for_update().select_related("job").get(pk=assignment.hit_id)
         key = assignment_cost_key(assignment.pk, "release")
         if CostEntry.objects.filter(idempotency_key=rejected_slot_key(assignment)).exists():
             return ZERO
         slots = _open_slots(hit)
+        if not slots:
+            row = release_budget(
+                job=hit.job, amount=unit_cost(hit.job), key=key, actor=actor, reason="assignment rejected", now=now
+            )
+            return -row.amount if row is not None else ZERO
         memo = f"assignment {assignment.external_id} rejected; MTurk returned its reward and fee"
-        amount = _reverse_slot(slots[0], key=key, memo=memo) if slots else ZERO
-        if amount:
-            _release_reservation(job=hit.job, amount=amount, key=key, actor=actor, reason="assignment rejected")
+        amount = _reverse_slot(slots[0], key=key, memo=memo)
+        _release_reservation(job=hit.job, amount=amount, key=key, actor=actor, reason="assignment rejected")
     return amount
 
 

@@ -12,7 +12,17 @@ import pytest
 from botocore.stub import Stubber
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, BudgetReservation, CostEntry, CostKind, Hit, Job, MTurkHit
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    BudgetReservation,
+    CostEntry,
+    CostKind,
+    Hit,
+    HitItem,
+    Job,
+    MTurkHit,
+)
 from tasks.reports.reconciliation import reconcile_mturk
 from tasks.services.budget import exact
 from tasks.services.mturk_collect import collect_mturk_work
@@ -265,3 +275,30 @@ def test_available_counts_are_never_trusted_beyond_what_the_hit_has(stubbed: MTu
     assert unfilled_slots(_remote_hit(expired), now=timezone.now()) == 1  # type: ignore[arg-type]
     live = {**expired, "Expiration": timezone.now() + timedelta(hours=1)}  # type: ignore[dict-item]
     assert unfilled_slots(_remote_hit(live), now=timezone.now()) == 0
+
+
+def test_rejected_work_on_a_hit_this_ledger_never_committed_releases_its_unit_cost_once(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from dataclasses import replace
+
+    from tasks.services.budget import reserve_budget
+    from tasks.services.mturk_common import hit_spec, job_options
+
+    job = mturk_job(1)
+    job.state = "published"
+    job.save()
+    hit = Hit.objects.create(job=job, marketplace="mturk", assignments_wanted=3, state="open")
+    HitItem.objects.create(hit=hit, item=job.items.get(), position=0)
+    remote = mturk.publish(
+        replace(hit_spec(job=job, hit=hit, options=job_options(job), requirements=[]), hit_id=str(hit.uuid))
+    )  # made on MTurk elsewhere: no MTurkHit row and no committed slots here (as for results-file imports)
+    Hit.objects.filter(pk=hit.pk).update(external_id=remote.external_id)
+    hit.refresh_from_db()
+    reserve_budget(job=job, amount=3 * SLOT, key="imported", actor=ACTOR)
+    external = _submit(standin, hit, "AW1")
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    reject_assignment(assignment=Assignment.objects.get(external_id=external), actor=ACTOR, feedback="Spam")
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    assert _reserved(job) == 2 * SLOT and ledger_total(job=job) == 0
+    assert BudgetReservation.objects.filter(job=job, amount__lt=0).count() == 1
