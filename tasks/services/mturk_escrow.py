@@ -95,8 +95,11 @@ def _open_slots(hit: Hit) -> list[CostEntry]:
     )
 
 
-def _count(prefix: str) -> int:
-    return CostEntry.objects.filter(idempotency_key__startswith=prefix, idempotency_key__endswith=":reward").count()
+def _count(hit: Hit, prefix: str) -> int:
+    """How many of the HIT's rows have a key starting with ``prefix`` (counting reward rows: one a slot)."""
+    return CostEntry.objects.filter(
+        hit_id=hit.pk, idempotency_key__startswith=prefix, idempotency_key__endswith=":reward"
+    ).count()
 
 
 def _reverse_slot(reward: CostEntry, *, key: str, memo: str) -> Decimal:
@@ -134,7 +137,7 @@ def sync_hit_escrow(*, hit: Hit, remote: RemoteHit, actor: Actor, now: datetime 
         job = hit.job
         released_prefix = ledger_key("hit", hit.uuid, UNFILLED) + ":"
         recommit_prefix = _slot_prefix(hit) + RECOMMITTED
-        released, recommitted = _count(released_prefix), _count(recommit_prefix)
+        released, recommitted = _count(hit, released_prefix), _count(hit, recommit_prefix)
         held_back = released - recommitted  # slots whose money MTurk has returned, as the ledger has it
         if target > held_back:
             slots = _open_slots(hit)[: target - held_back]
@@ -204,6 +207,13 @@ def release_rejected_slot(*, assignment: Assignment, actor: Actor, now: datetime
         memo = f"assignment {assignment.external_id} rejected; MTurk returned its reward and fee"
         amount = _reverse_slot(slots[0], key=key, memo=memo)
         _release_reservation(job=hit.job, amount=amount, key=key, actor=actor, reason="assignment rejected")
+        record_audit_event(
+            actor=actor,
+            action="mturk.rejected_slot_released",
+            object_type="assignment",
+            object_id=assignment.pk,
+            after={"hit": hit.pk, "amount": str(amount), "assignment_id": str(assignment.external_id)},
+        )
     return amount
 
 

@@ -143,8 +143,6 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             continue
         hit = ours.get(str(key))
         live = remote_hit.expires_at is None or remote_hit.expires_at > now
-        if hit is not None and hit.external_id == remote_hit.hit_id:
-            result.escrow_changed += bool(sync_hit_escrow(hit=hit, remote=remote_hit, actor=actor, now=now).changed)
         if hit is not None and hit.external_id is None and hit.state != HitState.CANCELLED:
             published = PublishedHit(
                 hit_id=str(hit.uuid), external_id=remote_hit.hit_id, expires_at=remote_hit.expires_at, adopted=True
@@ -171,6 +169,8 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
                     after={"hit_id": remote_hit.hit_id},
                 )
             result.expired.append(remote_hit.hit_id)
+        elif hit is not None and hit.external_id == remote_hit.hit_id:
+            result.escrow_changed += sync_hit_escrow(hit=hit, remote=remote_hit, actor=actor, now=now).changed
     return result
 
 

@@ -125,9 +125,9 @@ class MTurkState:
     def _settle_escrow(self, hit: dict[str, Any]) -> None:
         """An expired HIT's unfilled slots have their reward and fee returned; made live again, it holds
         them again (refused for want of funds, as MTurk refuses)."""
-        if hit.get("_deleted"):
-            return
         expired = hit["Expiration"] <= time.time()
+        if hit.get("_deleted") or (not expired and not hit.get("_returned")):
+            return  # the common case, checked without counting assignments
         target = self._hit_view(hit)["NumberOfAssignmentsAvailable"] if expired else 0
         delta = target - hit.get("_returned", 0)
         reward, fee = self._slot_price(hit)
@@ -283,7 +283,7 @@ class MTurkState:
         allowed = ("Submitted", "Rejected") if p.get("OverrideRejection") else ("Submitted",)
         if a["AssignmentStatus"] not in allowed:
             raise Fault(400, "RequestError", f"This operation can be called with a status of: {', '.join(allowed)}")
-        if a["AssignmentStatus"] == "Rejected":  # an overridden rejection pays again what was returned
+        if a["AssignmentStatus"] == "Rejected" and a["HITId"] in self.hits:  # an override pays it again
             reward, fee = self._slot_price(self.hits[a["HITId"]])
             self.charge("reward", reward, a["AssignmentId"])
             self.charge("fee", fee, a["AssignmentId"])
@@ -295,9 +295,10 @@ class MTurkState:
         a = self._assignment(p["AssignmentId"])
         if a["AssignmentStatus"] != "Submitted":
             raise Fault(400, "RequestError", "This operation can be called with a status of: Submitted")
-        reward, fee = self._slot_price(self.hits[a["HITId"]])
-        self.refund("rejected_reward", reward, a["AssignmentId"])
-        self.refund("rejected_fee", fee, a["AssignmentId"])
+        if a["HITId"] in self.hits:
+            reward, fee = self._slot_price(self.hits[a["HITId"]])
+            self.refund("rejected_reward", reward, a["AssignmentId"])
+            self.refund("rejected_fee", fee, a["AssignmentId"])
         a["AssignmentStatus"] = "Rejected"
         a["RejectionTime"] = time.time()
         a["RequesterFeedback"] = p["RequesterFeedback"]

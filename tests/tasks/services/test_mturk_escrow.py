@@ -210,6 +210,8 @@ def test_work_rejected_on_mturk_itself_is_released_once_when_collected(
     assert collect_mturk_work(actor=ACTOR, connector=mturk).slots_released == 0
     assert ledger_total(job=job) == 2 * SLOT and _reserved(job) == reserved - SLOT
     assert _matches_mturk(job, mturk, standin)
+    event = AuditEvent.objects.get(action="mturk.rejected_slot_released")
+    assert event.after["amount"] == "0.0600" and AuditEvent.objects.filter(action="budget.released").count() == 1
 
 
 def test_a_done_hit_gives_back_what_it_still_holds_before_it_is_deleted(
