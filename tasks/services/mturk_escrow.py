@@ -12,7 +12,8 @@ it takes it again when an expired HIT is made live again (a new expiration in th
   ``mturk:hit:<uuid>:slot:r<n>:<kind>`` for slots committed again), under the Hit's row lock, so running
   it twice, or after a crash, never releases a slot twice.
 - ``release_rejected_slot`` reverses one open slot of a rejected assignment (keys
-  ``assignment:<pk>:release-reward`` / ``-fee``) and releases its reservation.
+  ``assignment:<pk>:release:reward`` / ``:fee``) and releases its reservation (key ``assignment:<pk>:release``,
+  the one ``budget.release_rejected_work`` uses elsewhere).
 - ``release_unfilled_mturk_slots`` is the periodic pass (run by collect): every HIT whose expiry has
   passed and that still has open committed slots is read with GetHIT and synced.
 """
