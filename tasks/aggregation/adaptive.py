@@ -27,6 +27,14 @@ worth of evidence, which grows like ``c * log(n)`` rather than ``n``.  Every ans
 ``f(n) / n``, which keeps each worker's skill in the weighting.  ``concentration=None`` (the default
 here, and what live jobs use) keeps the independent model.
 
+Two stopping tests read the posteriors.  The live jobs' one: the top class reaches the target, or
+:meth:`ItemPosteriors.decided` (the worst-case remaining answers cannot overturn the lead).  The
+replay's one, which is what a comparison with fixed redundancy measures: the probability that the
+answers still to come up to the cap would change the label, :meth:`ItemPosteriors.flip_probability`,
+is at most ``1 - target``.  Far from the cap that is about the rival classes' posterior (enough answers
+would reveal the class); near the cap it shrinks to zero, because a few more answers rarely undo a
+lead, so items stop there without the worst case that ``decided`` assumes.
+
 Everything is vectorised over answers and items; a caller loops only over arrivals (or rounds of
 arrivals), never over items.
 """
@@ -200,6 +208,37 @@ class ItemPosteriors:
         margin = score[np.arange(score.shape[0]), lead][:, None] - score
         ahead = (margin > remaining[:, None] * swing[lead]) | (np.arange(score.shape[1])[None] == lead[:, None])
         return np.asarray(ahead.all(axis=1))
+
+    def flip_probability(self, remaining: IntArray) -> FloatArray:
+        """Per item: the probability that its leading class is no longer the leader once ``remaining``
+        more answers have come, i.e. that stopping now gives another label than asking up to the cap.
+
+        The true class follows the current posterior; the answers to come are the average worker's
+        (the population's matrix), and their summed log-likelihood ratio of the lead ``a`` over a rival
+        ``b`` is taken as normal (``r`` answers: mean ``r * E[d | k]``, variance ``r * Var[d | k]``, with
+        ``d = log C[l, a] - log C[l, b]``).  With a concentration, all answers then count with the weight
+        of ``n + r`` answers.  Rivals are added up (a union bound); items with nothing to come get 0."""
+        from scipy.special import ndtr
+
+        log_pop = self.skills.log_conf[-1]  # [answered, true]
+        pop = np.exp(log_pop)
+        d = log_pop[:, :, None] - log_pop[:, None, :]  # [answered, a, b]
+        mean = np.einsum("lk,lab->abk", pop, d)
+        var = np.maximum(np.einsum("lk,lab->abk", pop, d**2) - mean**2, 0.0)
+        rem = np.maximum(np.asarray(remaining, dtype=np.float64), 0.0)
+        post = self.posterior()
+        lead = post.argmax(axis=1)
+        rows = np.arange(post.shape[0])
+        final_weight = evidence_weight(self.n_answers + rem.astype(np.int64), self.concentration)
+        margin = self.log_lik[rows, lead][:, None] - self.log_lik  # [item, b]
+        prior_gap = self.skills.log_prior[lead][:, None] - self.skills.log_prior[None, :]
+        threshold = -prior_gap / final_weight[:, None] - margin  # the lead falls when the sum is below
+        r = rem[:, None, None]
+        z = (threshold[:, :, None] - r * mean[lead]) / np.sqrt(r * var[lead] + 1e-12)
+        per_rival = (post[:, None, :] * ndtr(z)).sum(axis=2)  # [item, b]
+        per_rival[rows, lead] = 0.0
+        per_rival[rem <= 0] = 0.0
+        return np.asarray(np.minimum(per_rival.sum(axis=1), 1.0))
 
 
 def expected_gain(posterior: FloatArray, skills: WorkerSkills) -> FloatArray:

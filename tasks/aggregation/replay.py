@@ -7,13 +7,20 @@ next one in that order, so a policy can only ever use a prefix of what was recor
   maximum), as a job with fixed redundancy would.
 - ``adaptive``: every item gets ``min_answers`` answers; from then on answers arrive in rounds, one
   more for every item that :class:`~tasks.aggregation.adaptive.RedundancyPolicy` says needs one,
-  with the item posteriors updated incrementally from the current worker skills.  The skills are
+  with the item posteriors updated incrementally from the current worker skills.  An item needs
+  one while the probability that its label would still change before the cap (its recorded
+  answers, or ``max_answers``) is above ``1 - target``
+  (:meth:`~tasks.aggregation.adaptive.ItemPosteriors.flip_probability`): ``target`` is the
+  confidence that stopping gives the label that all the answers would give.  The skills are
   re-fitted on everything collected so far (a full Dawid-Skene fit) whenever the number of answers
   has grown by ``refit_growth`` since the last fit, and once more when no item wants another
   answer (so an item a re-fit makes less certain can still get more).  The posteriors discount
-  agreeing answers to one item (``concentration``, :func:`~tasks.aggregation.adaptive.evidence_weight`):
-  with independent answers (``concentration=None``) items stopped at 0.99 were wrong several times
-  more often than 1%, and the replays lost up to 8 points of accuracy against fixed redundancy.
+  agreeing answers to one item (``concentration``, :func:`~tasks.aggregation.adaptive.evidence_weight`).
+
+Why these defaults (``target`` 0.997, ``concentration`` 4): with independent answers and a 0.99
+target on the top class, items stopped at 0.99 were wrong 4-30% of the time and the replays of the
+crowd datasets with 5+ answers per item lost up to 8 points of accuracy against fixed redundancy
+(duck, 39 answers per item); ``tests/benchmarks/replay_table.py`` prints the comparison.
 
 Both end like a job does: the chosen aggregation ``method`` is fitted on the answers used, and its
 labels are scored against gold.  Pure numpy; the ``replay`` management command prints the result.
@@ -39,7 +46,7 @@ from tasks.aggregation.registry import CATEGORICAL, get_aggregator
 
 POLICIES = ("fixed", "adaptive")
 DEFAULT_MIN_ANSWERS = 2
-DEFAULT_TARGET = 0.99
+DEFAULT_TARGET = 0.997
 DEFAULT_CONCENTRATION = 4.0
 
 
@@ -152,8 +159,9 @@ def _adaptive(
             skills = fit_skills(subset(answers, used), model=skill_model, strength=skill_strength)
             state.rebuild(skills, task[used], worker[used], label[used])
             fitted_on, refits = n_used, refits + 1
-        decided = state.decided(cap - state.n_answers)
-        wants = redundancy.wants_more(state.n_answers, state.confidence(), decided) & (state.n_answers < cap)
+        # the confidence that matters is that the label will not change before the cap
+        settled = 1.0 - state.flip_probability(cap - state.n_answers)
+        wants = redundancy.wants_more(state.n_answers, settled) & (state.n_answers < cap)
         if not wants.any():
             if n_used > fitted_on:  # settle with skills that have seen every answer
                 fitted_on = -1

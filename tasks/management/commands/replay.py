@@ -1,12 +1,12 @@
 """``manage.py replay``: measure a redundancy policy on recorded answers, without the database.
 
     python manage.py replay --answers answers.csv --gold gold.csv --policy adaptive \\
-        [--min 2 --max 5 --target 0.99 --concentration 4] [--method ds] --seed 1 [--json]
+        [--min 2 --max 5 --target 0.997 --concentration 4] [--method ds] --seed 1 [--json]
 
 Each item's recorded answers are revealed one at a time in a seeded random order, as if they
-arrived live; ``fixed`` takes the first ``--max`` (default: all), ``adaptive`` stops an item when its
-posterior reaches ``--target`` (see :mod:`tasks.aggregation.replay`; ``--concentration`` discounts
-agreeing answers to one item, 0 treats them as independent).  Prints the accuracy of the
+arrived live; ``fixed`` takes the first ``--max`` (default: all), ``adaptive`` stops an item when the
+probability that its label is final reaches ``--target`` (see :mod:`tasks.aggregation.replay`;
+``--concentration`` discounts agreeing answers to one item, 0 treats them as independent).  Prints the accuracy of the
 ``--method`` labels against gold and the number of answers used.  Exit code 2 on bad input.
 """
 
@@ -42,7 +42,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max", type=int, default=None, help="answers an item may get (default: all recorded)")
         parser.add_argument(
-            "--target", type=float, default=DEFAULT_TARGET, help=f"confidence that stops an item ({DEFAULT_TARGET})"
+            "--target",
+            type=float,
+            default=DEFAULT_TARGET,
+            help=f"confidence that an item's label is final that stops it ({DEFAULT_TARGET})",
         )
         parser.add_argument(
             "--concentration",

@@ -16,7 +16,7 @@ from tasks.aggregation.adaptive import (
 )
 from tasks.aggregation.base import Answers
 from tasks.aggregation.io import read_answers_csv, read_gold_csv
-from tasks.aggregation.replay import arrival_rank, replay
+from tasks.aggregation.replay import DEFAULT_TARGET, arrival_rank, replay
 from tests.tasks.aggregation.test_aggregators import DATA, frame, needs_data
 
 
@@ -157,6 +157,31 @@ def test_a_discounted_lead_is_not_decided_while_full_answers_could_overturn_it()
     assert skeptical.decided(np.array([1])).tolist() == [True]
 
 
+def test_the_flip_probability_grows_with_the_answers_still_to_come() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=2, accuracy=0.8)
+    for concentration in (None, 4.0):
+        state = ItemPosteriors(4, skills, concentration=concentration)
+        # three agreeing answers for class 1 on every item
+        state.add(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4), np.ones(12, dtype=np.int64))
+        flip = state.flip_probability(np.array([0, 1, 5, 60]))
+        rival = 1.0 - state.confidence()[0]
+        assert flip[0] == 0.0  # nothing to come, nothing changes
+        assert flip[1] < 1e-3  # one answer cannot undo three
+        assert flip[1] < flip[2] < flip[3]
+        # sixty answers from the average worker reveal the class: the label changes when the rival is true
+        assert flip[3] == pytest.approx(rival, rel=0.05)
+
+
+def test_a_lead_is_less_settled_when_agreeing_answers_are_discounted() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=3, accuracy=0.8)
+    plain = ItemPosteriors(1, skills)
+    discounted = ItemPosteriors(1, skills, concentration=4.0)
+    for state in (plain, discounted):
+        state.add(np.zeros(4, dtype=np.int64), np.arange(4), np.array([2, 2, 2, 0]))
+    remaining = np.array([6])
+    assert 0.0 < plain.flip_probability(remaining)[0] < discounted.flip_probability(remaining)[0] < 0.5
+
+
 def test_a_concentration_must_be_positive() -> None:
     with pytest.raises(ValueError, match="concentration"):
         ItemPosteriors(2, WorkerSkills.uninformed(2, 2), concentration=0.0)
@@ -238,7 +263,7 @@ def test_discounting_agreement_keeps_the_accuracy_of_full_redundancy(name: str) 
     gold_labels = read_gold_csv(DATA / name / "gold.csv")
     answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
     gold = answers.encode_gold(gold_labels)
-    policy = RedundancyPolicy(target=0.99)
+    policy = RedundancyPolicy(target=DEFAULT_TARGET)
     fixed = replay(answers, gold, policy="fixed", redundancy=policy, seed=0)
     adaptive = replay(answers, gold, policy="adaptive", redundancy=policy, seed=0)
     independent = replay(answers, gold, policy="adaptive", redundancy=policy, seed=0, concentration=None)
