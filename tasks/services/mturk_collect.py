@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkHit, MTurkNotification
-from tasks.services.adaptive import request_adaptive_allocation
+from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
