@@ -56,6 +56,18 @@ def test_import_stores_predictions_and_serves_the_least_certain_items_first(make
     assert AuditEvent.objects.filter(action="predictions.imported").count() == 2
 
 
+def test_predictions_imported_before_publishing_order_the_hits_built_at_publish(make_worker) -> None:
+    job = JobFactory(state=JobState.DRAFT)
+    for n in range(3):
+        ItemFactory(job=job, external_id=f"i{n}")
+    result = import_predictions_from_text(job=job, text=CSV, filename="p.csv", model_name="m1", actor=SYSTEM)
+    assert result.hits_reprioritised == 0  # no Hits yet
+    job = publish_job(job=job, actor=SYSTEM)
+    priorities = dict(Hit.objects.filter(job=job).values_list("items__external_id", "priority"))
+    assert priorities == {"i0": -5, "i1": -60, "i2": -90}
+    assert assign_next_hit(job=job, worker=make_worker()).hit.items.get().external_id == "i2"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
