@@ -10,7 +10,8 @@ query) before calling :func:`after_hit_completed`, so other jobs pay nothing on 
 - Posteriors: the Hit's items' posteriors are rebuilt from their answers, warm-started from the snapshot
   (``ItemPosteriors.add``). A confident model prediction (``Prediction`` of ``job.prelabel_model`` with a
   score at or above the target) that agrees with an item's first answer counts as one more annotator, so
-  such an item may stop at one worker answer.
+  such an item may stop at one worker answer; a Hit reopened because the model contradicts the first answer
+  is handed out before any other (``DISPUTED_PRIORITY``).
 - Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
   reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
   job's budget cannot pay for every answer its Hits may still want, the hot path defers to
@@ -33,7 +34,7 @@ from functools import partial
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F, IntegerField, Sum, Value
+from django.db.models import Case, F, IntegerField, SmallIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -72,6 +73,7 @@ from workforce.models import Marketplace
 REFIT_GROWTH = 0.1  # refit once the job's answers have grown by 10% since the last fit ...
 REFIT_MIN_NEW = 20  # ... and by at least this many (early on, 10% is a handful of answers)
 MODEL_ACCURACY_CAP = 0.99  # a model's score is trusted at most this much as an annotator's accuracy
+DISPUTED_PRIORITY = -101  # before every pre-label priority (-100 for a model score of 0): see predictions.py
 SYSTEM = Actor.system("adaptive")
 
 
@@ -206,6 +208,7 @@ class ItemsState:
     wants: np.ndarray  # bool per item
     gain: np.ndarray  # expected gain of one more answer, per item
     confidence: np.ndarray
+    disputed: np.ndarray  # bool per item: the pre-label model contradicts the item's first answer
 
 
 def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsState:
@@ -227,13 +230,14 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
         arr = np.asarray(rows, dtype=np.int64)
         state.add(arr[:, 0], arr[:, 1], arr[:, 2])
     policy = policy_of(job)
+    disputed = np.zeros(len(ids), dtype=bool)
     if job.prelabel_model:
-        _add_model(job, ids, pos, code, rows, state, policy.target)
+        disputed = _add_model(job, ids, pos, code, rows, state, policy.target)
     confidence = state.confidence()
     cap = policy.max_answers or policy.min_answers
     decided = state.decided(np.maximum(cap - state.n_answers, 0))
     wants = policy.wants_more(state.n_answers, confidence, decided)
-    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence)
+    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed)
 
 
 def _add_model(
@@ -244,24 +248,32 @@ def _add_model(
     rows: list[tuple[int, int, int]],
     state: ItemPosteriors,
     target: float,
-) -> None:
-    """The model as one more annotator on the items where it is confident and agrees with the first answer."""
+) -> np.ndarray:
+    """The model as one more annotator on the items where it is confident and agrees with the first answer.
+    Returns, per item, whether the model contradicts the first answer (whatever its score)."""
     first: dict[int, int] = {}
     for item, _, label in rows:
         first.setdefault(item, label)
     k = len(code)
+    disputed = np.zeros(len(ids), dtype=bool)
     for item_id, value, score in Prediction.objects.filter(
-        job_id=job.pk, model_name=job.prelabel_model, item_id__in=ids, score__gte=target
+        job_id=job.pk, model_name=job.prelabel_model, item_id__in=ids
     ).values_list("item_id", "value", "score"):
         item = pos[item_id]
         label = code.get(value, -1) if isinstance(value, str) else -1
-        if label < 0 or first.get(item) != label:
+        if label < 0 or item not in first:
+            continue
+        if label != first[item]:
+            disputed[item] = True
+            continue
+        if score < target:
             continue
         acc = min(float(score), MODEL_ACCURACY_CAP)
         row = np.full(k, np.log((1.0 - acc) / max(k - 1, 1)))
         row[label] = np.log(acc)
         state.log_lik[item] += row
         state.n_answers[item] += 1
+    return disputed
 
 
 # --- asking for more ------------------------------------------------------------------------------------
@@ -274,7 +286,8 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     if _refit_due(job, view.answers_at_fit):
         transaction.on_commit(partial(request_adaptive_refit, job_id=job.pk))
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
-    if not item_ids or not items_state(job, item_ids, view).wants.any():
+    state = items_state(job, item_ids, view) if item_ids else None
+    if state is None or not state.wants.any():
         # An allocation pass held back by the debounce may be due now (or this was the job's last Hit).
         transaction.on_commit(partial(flush_adaptive_allocation, job_id=job.pk))
         return False
@@ -288,7 +301,8 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
         else:
             _note_budget_exhausted(job, "The budget cannot pay for another answer.", now)
         return False
-    return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now))
+    urgent = [hit_id] if state.disputed.any() else []
+    return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now, urgent=urgent))
 
 
 def _budget_covers_every_extra(job: Job) -> bool:
@@ -305,9 +319,10 @@ def _budget_covers_every_extra(job: Job) -> bool:
     return left >= hits_cost(job, hit_count=outstanding, extra_per_hit=1)
 
 
-def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
+def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent: Sequence[int] = ()) -> int:
     """Reserve one more answer's worst-case cost on each Hit, then raise their wanted count by one (a
-    conditional UPDATE) and reopen them. Returns the Hits changed; 0 when the budget refused."""
+    conditional UPDATE) and reopen them; the ``urgent`` ones (the model disputes a worker) are handed out
+    before any other Hit of the job. Returns the Hits changed; 0 when the budget refused."""
     top = max_answers_of(job)
     with transaction.atomic():
         # Only complete Hits: a Hit another pass has just reopened already has the answer it wanted.
@@ -337,6 +352,11 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
         changed = Hit.objects.filter(pk__in=[pk for pk, _ in rows], assignments_wanted__lt=top).update(
             assignments_wanted=F("assignments_wanted") + 1,
             state=HitState.OPEN,
+            priority=Case(
+                When(pk__in=list(urgent), then=Value(DISPUTED_PRIORITY)),
+                default=F("priority"),
+                output_field=SmallIntegerField(),
+            ),
         )
         reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
             state=JobState.PUBLISHED, completed_at=None
@@ -393,9 +413,12 @@ def allocate_adaptive_answers(
         return 0
     state = items_state(job, [item for _, item in links], load_skills(job))
     best: dict[int, float] = {}
-    for (hit_id, _), wants, gain in zip(links, state.wants, state.gain, strict=True):
+    disputed: set[int] = set()
+    for (hit_id, _), wants, gain, dispute in zip(links, state.wants, state.gain, state.disputed, strict=True):
         if wants:
             best[hit_id] = max(best.get(hit_id, 0.0), float(gain))
+            if dispute:
+                disputed.add(hit_id)
     ranked = sorted(best, key=lambda h: (-best[h], h))
     affordable = _affordable(job, len(ranked))
     chosen = ranked[:affordable]
@@ -405,7 +428,7 @@ def allocate_adaptive_answers(
         return 0
     if job.marketplace == Marketplace.MTURK:
         return _extend_on_mturk(job, chosen, actor, connector)
-    return _grant(job=job, hit_ids=chosen, actor=actor, now=now)
+    return _grant(job=job, hit_ids=chosen, actor=actor, now=now, urgent=sorted(disputed.intersection(chosen)))
 
 
 def _affordable(job: Job, wanted: int) -> int:
