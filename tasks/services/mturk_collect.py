@@ -28,7 +28,7 @@ from tasks.models import (
     MTurkHit,
     MTurkNotification,
 )
-from tasks.services.adaptive import request_adaptive_allocation
+from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.ledger import assignment_cost_key
