@@ -110,7 +110,7 @@ def replay(
     if policy == "fixed":
         used = rank < cap[answers.task]
     else:
-        used, refits, rounds = _adaptive(
+        used, refits, rounds = adaptive_selection(
             answers, rank, cap, redundancy, refit_growth, skill_model, skill_strength, concentration
         )
     model = get_aggregator(method).fit(subset(answers, used))
@@ -135,7 +135,7 @@ def replay(
     )
 
 
-def _adaptive(
+def adaptive_selection(
     answers: Answers,
     rank: IntArray,
     cap: IntArray,
@@ -145,7 +145,9 @@ def _adaptive(
     skill_strength: float,
     concentration: float | None,
 ) -> tuple[BoolArray, int, int]:
-    """The answers the adaptive policy uses, and how many re-fits and rounds it took."""
+    """The answers the adaptive policy uses, and how many re-fits and rounds it took (``rank`` from
+    :func:`arrival_rank`, ``cap`` the answers each item may get; ``tests/benchmarks/replay_diagnose.py``
+    calls it directly to re-score the same selection)."""
     task, worker, label = answers.task, answers.worker, answers.label
     start = WorkerSkills.uninformed(answers.n_workers, answers.n_classes)
     state = ItemPosteriors(answers.n_tasks, start, concentration=concentration)
