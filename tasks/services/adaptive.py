@@ -12,6 +12,10 @@ query) before calling :func:`after_hit_completed`, so other jobs pay nothing on 
   score at or above the target) that agrees with an item's first answer counts as one more annotator, so
   such an item may stop at one worker answer; a Hit reopened because the model contradicts the first answer
   is handed out before any other (``DISPUTED_PRIORITY``).
+- Stopping: the rule the ``replay`` command measures (``tasks.aggregation.replay``). Agreeing answers to one
+  item are discounted (``DEFAULT_CONCENTRATION``), and an item below the maximum wants another answer
+  until the probability that the answers still to come (up to the maximum) would change its label is at
+  most ``1 - adaptive_target``; every item gets at least ``adaptive_min_answers``.
 - Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
   reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
   job's budget cannot pay for every answer its Hits may still want, the hot path defers to
@@ -46,6 +50,7 @@ from tasks.aggregation.adaptive import (
     fit_skills,
 )
 from tasks.aggregation.base import Answers
+from tasks.aggregation.replay import DEFAULT_CONCENTRATION
 from tasks.models import (
     AdaptiveSkills,
     Answer,
@@ -225,7 +230,7 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
         .values_list("item_id", "worker_id", "value")
         if isinstance(v, str) and v in code
     ]
-    state = ItemPosteriors(len(ids), view.skills)
+    state = ItemPosteriors(len(ids), view.skills, concentration=DEFAULT_CONCENTRATION)
     if rows:
         arr = np.asarray(rows, dtype=np.int64)
         state.add(arr[:, 0], arr[:, 1], arr[:, 2])
@@ -235,8 +240,10 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
         disputed = _add_model(job, ids, pos, code, rows, state, policy.target)
     confidence = state.confidence()
     cap = policy.max_answers or policy.min_answers
-    decided = state.decided(np.maximum(cap - state.n_answers, 0))
-    wants = policy.wants_more(state.n_answers, confidence, decided)
+    # The replay's rule (tasks.aggregation.replay): stop once the answers still to come up to the maximum
+    # would change the item's label with probability at most 1 - target.
+    settled = 1.0 - state.flip_probability(np.maximum(cap - state.n_answers, 0))
+    wants = policy.wants_more(state.n_answers, settled)
     return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed)
 
 
