@@ -287,9 +287,7 @@ def test_training_mode_shows_the_right_answer_after_a_missed_gold_question_only(
     gold_item = lease.hit.items.get()
     wrong = "neg" if gold_item.gold_answer == "pos" else "pos"
     body = client.post(f"/work/tasks/{lease.uuid}/submit/", {"answer-1": wrong}, HTTP_ACCEPT="application/json").json()
-    assert body["feedback"]["missed"] == [
-        {"item": 1, "your_answer": wrong, "correct": gold_item.gold_answer}
-    ]
+    assert body["feedback"]["missed"] == [{"item": 1, "your_answer": wrong, "correct": gold_item.gold_answer}]
     assert body["feedback"]["instructions"] == "Sarcasm counts as negative."
     # a right answer, or any job not in training mode, gets no feedback
     nxt = Assignment.objects.get(uuid=body["next"]["uuid"])
