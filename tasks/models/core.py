@@ -338,7 +338,9 @@ class Hit(models.Model):
     slots_taken = models.PositiveSmallIntegerField(default=0)
     assignments_submitted = models.PositiveSmallIntegerField(default=0)
     is_gold = models.BooleanField(
-        default=False, help_text="Holds one gold item; offered to every worker once, never completes."
+        default=False,
+        help_text="A gold Hit, offered to every worker once, never completes: one gold item (one item per Hit) "
+        "or a page whose every place gets gold at hand-out (several items per Hit).",
     )
     gold_slots = models.PositiveSmallIntegerField(
         default=0,

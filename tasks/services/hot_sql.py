@@ -25,8 +25,9 @@ def fetch_one(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
 
 
 def execute(sql: str, params: Mapping[str, Any]) -> None:
-    """Execute ``sql`` (a statement without a result) like ``fetch_one``."""
+    """Execute ``sql`` (a statement without a result) like ``fetch_one``; a constraint it breaks raises
+    Django's ``IntegrityError``."""
     connection.ensure_connection()
     raw = connection.connection
-    with psycopg.Cursor(raw) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS or None)

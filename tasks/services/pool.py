@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -375,6 +375,8 @@ def assign_next_hit(
             if reclaimed or not expire_leases(now=now, job=job):
                 break
             reclaimed = True
+        elif claim is None and placing is not None:  # a lost race may have been over a gold item: re-read
+            placing = replace(placing, fresh=list_unseen_gold_ids(job=job, worker=worker))
     raise NoWorkAvailable(f"There is no more work for you in “{job.name}” right now.")
 
 

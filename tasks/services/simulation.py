@@ -122,6 +122,7 @@ def create_simulation_job(
     block_policy: str = "none",
     reward: Decimal = Decimal("0.02"),
     adaptive: tuple[int, int, float] | None = None,
+    items_per_hit: int = 1,
 ) -> Job:
     labels = [f"class_{i}" for i in range(classes)]
     job = create_job(
@@ -135,7 +136,10 @@ def create_simulation_job(
     )
     # Simulated work is reviewed as soon as the crowd is done (see ``simulate_crowd``).
     Job.objects.filter(pk=job.pk).update(
-        gold_rate=gold_rate, auto_approve_after=timedelta(0), **BLOCK_POLICIES[block_policy]
+        gold_rate=gold_rate,
+        items_per_hit=items_per_hit,
+        auto_approve_after=timedelta(0),
+        **BLOCK_POLICIES[block_policy],
     )
     if adaptive is not None:  # adaptive redundancy: (min answers, max answers, target confidence)
         lo, hi, target = adaptive
