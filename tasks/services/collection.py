@@ -181,7 +181,8 @@ def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignmen
         own, gold = locked.own_ids, list(zip(locked.gold_places, locked.gold_ids, strict=True))  # type: ignore[attr-defined]
     else:
         own = list(HitItem.objects.filter(hit_id=locked.hit_id).order_by("position").values_list("item_id", flat=True))
-        gold = list(AssignmentGoldItem.objects.filter(assignment_id=locked.pk).values_list("position", "item_id"))
+        placed = AssignmentGoldItem.objects.filter(assignment_id=locked.pk)  # only Hits with gold places have any
+        gold = list(placed.values_list("position", "item_id")) if locked.hit.gold_slots else []
     locked.item_ids = place_on_page(own, gold)  # type: ignore[attr-defined]
     locked.has_placed_gold = bool(gold)  # type: ignore[attr-defined]
     return locked
