@@ -11,9 +11,20 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from qualification.gold_placement import place_on_page
 from qualification.policies import required_test_ids, unmet_requirements
 from qualification.selectors import get_test_names, unmet_requirements_for_worker, worker_grant_scores
-from tasks.models import Assignment, AssignmentState, GoldGrade, Hit, HitState, Item, Job, JobState
+from tasks.models import (
+    Assignment,
+    AssignmentGoldItem,
+    AssignmentState,
+    GoldGrade,
+    Hit,
+    HitState,
+    Item,
+    Job,
+    JobState,
+)
 from workforce.models import Marketplace, Worker
 
 PROGRESS_CACHE_SECONDS = 10
@@ -147,8 +158,45 @@ def list_hit_items(hit_id: int) -> list[Item]:
     return list(Item.objects.filter(hit_items__hit_id=hit_id).order_by("hit_items__position").only("id", "payload"))
 
 
+def list_page_items(assignment: Assignment) -> list[Item]:
+    """The items of a worker's page, in order: the Hit's own items and the gold placed on this page
+    (``AssignmentGoldItem``), alike. Each gets ``place`` (1 is first): the only reference to an item a
+    worker's page or its answers carry, so ids (gold items are numbered apart) reveal nothing."""
+    own = list_hit_items(assignment.hit_id)
+    placed = [
+        (row.position, row.item)
+        for row in AssignmentGoldItem.objects.filter(assignment_id=assignment.pk)
+        .select_related("item")
+        .only("position", "item__id", "item__payload")
+    ]
+    page = place_on_page(own, placed)
+    for place, item in enumerate(page, start=1):
+        item.place = place  # type: ignore[attr-defined]
+    return page
+
+
+def list_unseen_gold_ids(*, job: Job, worker: Worker) -> list[int]:
+    """The job's gold items never placed on one of ``worker``'s pages, in id order."""
+    return list(
+        Item.objects.filter(job_id=job.pk, is_gold=True)
+        .exclude(gold_placements__worker_id=worker.pk)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def get_assignment_gold_answers(assignment: Assignment) -> dict[int, Any]:
+    """The known answers of the gold items an assignment's page showed: item id -> gold answer."""
+    gold = dict(Item.objects.filter(hit_items__hit_id=assignment.hit_id, is_gold=True).values_list("id", "gold_answer"))
+    gold.update(
+        Item.objects.filter(gold_placements__assignment_id=assignment.pk, is_gold=True).values_list("id", "gold_answer")
+    )
+    return gold
+
+
 def task_for_page(assignment: Assignment, items: list[Item]) -> dict[str, Any]:
-    """What the labeling page needs to show a task: only the fields a worker may see."""
+    """What the labeling page needs to show a task: only the fields a worker may see. Items are referred to
+    by their place on the page (``list_page_items``), never by id."""
     from tasks.selectors_predictions import prelabels_for  # it imports this module's models only
 
     job = assignment.job
@@ -161,7 +209,8 @@ def task_for_page(assignment: Assignment, items: list[Item]) -> dict[str, Any]:
         "return_url": reverse("return-task", args=[assignment.uuid]),
         "seconds_left": max(0, int((assignment.lease_expires_at - timezone.now()).total_seconds())),
         "items": [
-            {"id": item.pk, shown: str(item.payload.get(shown, "")), **_prelabel(prelabels, item.pk)} for item in items
+            {"id": item.place, shown: str(item.payload.get(shown, "")), **_prelabel(prelabels, item.pk)}  # type: ignore[attr-defined]
+            for item in items
         ],
     }
 
@@ -177,14 +226,22 @@ def count_worker_submitted(worker: Worker) -> int:
 
 
 def list_training_feedback(assignment: Assignment) -> list[dict[str, Any]]:
-    """For a training-mode job: the gold items of this submitted assignment the worker got wrong.
+    """For a training-mode job: the gold items of this submitted assignment the worker got wrong, by their
+    place on the page.
 
-    Empty for any other job or Hit, so ordinary submissions never reveal which items were gold.
+    Empty for any other job, so ordinary submissions never reveal which items were gold.
     """
     job = assignment.job
-    if not job.training_mode or not assignment.hit.is_gold:
+    if not job.training_mode:
         return []
-    missed = GoldGrade.objects.filter(answer__assignment=assignment, score__lt=1).values_list(
-        "item_id", "answer__value", "item__gold_answer"
+    missed = list(
+        GoldGrade.objects.filter(answer__assignment=assignment, score__lt=1).values_list(
+            "item_id", "answer__value", "item__gold_answer"
+        )
     )
-    return [{"item": item_id, "your_answer": given, "correct": correct} for item_id, given, correct in missed]
+    if not missed:
+        return []
+    places = {item.pk: item.place for item in list_page_items(assignment)}  # type: ignore[attr-defined]
+    return [
+        {"item": places.get(item_id), "your_answer": given, "correct": correct} for item_id, given, correct in missed
+    ]

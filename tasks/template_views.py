@@ -20,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from tasks.models import Assignment, AssignmentState, Item
-from tasks.selectors import list_hit_items, list_training_feedback, task_for_page
+from tasks.selectors import list_page_items, list_training_feedback, task_for_page
 from tasks.services.errors import ServiceError
 from tasks.services.task_templates import parse_form_fields, render_template, submit_template_assignment
 from workforce.models import Worker
@@ -75,7 +75,7 @@ def task_layout(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
     if assignment is None or not assignment.job.task_template:
         response = HttpResponse("This task is no longer open for you.", status=404, content_type="text/plain")
     else:
-        items: list[Item] = list_hit_items(assignment.hit_id)
+        items: list[Item] = list_page_items(assignment)
         payload: dict[str, Any] = dict(items[0].payload) if items else {}
         body = render_template(assignment.job.task_template, payload)
         origin = f"{request.scheme}://{request.get_host()}"

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from tasks.models import Assignment, AssignmentState, Job
 from tasks.selectors import (
     count_worker_submitted,
-    list_hit_items,
     list_jobs_for_worker,
+    list_page_items,
     list_training_feedback,
     task_for_page,
 )
@@ -64,7 +64,7 @@ def _next_task(
             return JsonResponse({"next": None, "message": str(exc), "redirect": reverse("work-list")})
         return redirect("work-list")
     if _wants_json(request):
-        body: dict[str, Any] = {"next": task_for_page(assignment, list_hit_items(assignment.hit_id))}
+        body: dict[str, Any] = {"next": task_for_page(assignment, list_page_items(assignment))}
         if feedback:
             body["feedback"] = {"missed": feedback, "instructions": job.instructions}
         return JsonResponse(body)
@@ -108,7 +108,7 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
     job = assignment.job
     if job.task_template:
         return layout_task_page(request, worker, assignment)
-    items = list_hit_items(assignment.hit_id)
+    items = list_page_items(assignment)
     prelabels = prelabels_for(job, [item.pk for item in items])
     for item in items:
         item.prelabel = prelabels.get(item.pk)  # type: ignore[attr-defined]
@@ -129,13 +129,13 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
 @require_POST
 @worker_required
 def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
-    answers: dict[int, Any] = {}
+    answers: dict[int, Any] = {}  # by place on the page (``answer-<place>``)
     for key in request.POST:
         if key.startswith("answer-") and key[7:].isdigit():
             values = request.POST.getlist(key)
             answers[int(key[7:])] = values[0] if len(values) == 1 else values
     try:
-        assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers)
+        assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers, by_place=True)
     except ServiceError as exc:
         return _refused(request, _own_assignment(worker, assignment_uuid), str(exc))
     return _next_task(request, worker, assignment.job, feedback=list_training_feedback(assignment))

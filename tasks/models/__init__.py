@@ -9,7 +9,7 @@
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
 ``adaptive``: cached worker skills for adaptive redundancy.
 ``predictions``: model predictions (pre-labels, one more annotator, active learning).
-``quality``: review flags set by quality policies.
+``quality``: review flags set by quality policies; gold placed on workers' pages of multi-item Hits.
 New topics get their own module, re-exported here.
 """
 
@@ -57,7 +57,7 @@ from tasks.models.mturk import (
 )
 from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
-from tasks.models.quality import AssignmentFlag
+from tasks.models.quality import AssignmentFlag, AssignmentGoldItem
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -69,6 +69,7 @@ __all__ = [
     "Answer",
     "Assignment",
     "AssignmentFlag",
+    "AssignmentGoldItem",
     "AssignmentState",
     "BudgetAlert",
     "BudgetReservation",

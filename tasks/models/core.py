@@ -303,8 +303,12 @@ class Item(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "external_id"], name="item_unique_external_id")]
-        # The admin's and the API's item lists of one job, newest or oldest first.
-        indexes = [models.Index(fields=["job", "id"], name="item_job_id_idx")]
+        indexes = [
+            # The admin's and the API's item lists of one job, newest or oldest first.
+            models.Index(fields=["job", "id"], name="item_job_id_idx"),
+            # A job's gold set, read when gold is placed on a worker's page.
+            models.Index(fields=["job", "id"], condition=Q(is_gold=True), name="item_job_gold_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.external_id
@@ -334,7 +338,14 @@ class Hit(models.Model):
     slots_taken = models.PositiveSmallIntegerField(default=0)
     assignments_submitted = models.PositiveSmallIntegerField(default=0)
     is_gold = models.BooleanField(
-        default=False, help_text="Holds one gold item; offered to every worker once, never completes."
+        default=False,
+        help_text="A gold Hit, offered to every worker once, never completes: one gold item (one item per Hit) "
+        "or a page whose every place gets gold at hand-out (several items per Hit).",
+    )
+    gold_slots = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Places for hidden gold items on each page of this Hit, filled per worker at hand-out "
+        "(internal multi-item jobs).",
     )
     priority = models.SmallIntegerField(
         default=0, help_text="Open Hits are handed out by priority (lower first), then in creation order."

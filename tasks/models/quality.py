@@ -1,11 +1,11 @@
-"""Quality review flags: assignments a policy set aside for a person to look at."""
+"""Quality: review flags set by policies, and hidden gold placed on workers' pages."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
 
-from tasks.models.core import Assignment, Job
+from tasks.models.core import Assignment, Item, Job
 from workforce.models import Worker
 
 
@@ -30,3 +30,25 @@ class AssignmentFlag(models.Model):
 
     def __str__(self) -> str:
         return f"Assignment {self.assignment_id} flagged: {self.reason}"
+
+
+class AssignmentGoldItem(models.Model):
+    """A hidden gold item placed on one worker's page of a multi-item Hit when the Hit was handed out.
+
+    The page shows it at ``position`` among the Hit's own items, like any other item. ``worker`` is the
+    assignment's, copied so that a gold item reaches each worker at most once (a unique constraint).
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="gold_items")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="gold_placements")
+    position = models.PositiveSmallIntegerField(help_text="Its place on the worker's page (0 is first).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "item"], name="assignmentgolditem_once_per_worker"),
+            models.UniqueConstraint(fields=["assignment", "position"], name="assignmentgolditem_one_per_place"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Gold item {self.item_id} at {self.position} in assignment {self.assignment_id}"

@@ -18,9 +18,11 @@ from django.db import connection, transaction
 from django.db.models import OuterRef
 from django.utils import timezone
 
+from qualification.gold_placement import place_on_page
 from tasks.models import (
     Answer,
     Assignment,
+    AssignmentGoldItem,
     AssignmentState,
     Hit,
     HitItem,
@@ -155,7 +157,8 @@ def _submitted_after(values: dict[int, Any]) -> dict[str, Any]:
 
 
 def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignment | None:
-    """The worker's assignment, row-locked, with its job and (on PostgreSQL) its item ids in one query."""
+    """The worker's assignment, row-locked, with its job and (on PostgreSQL in the same query) the item ids
+    of its page in order: the Hit's own items with the gold placed on this page (``AssignmentGoldItem``)."""
     query = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("job", "hit")
@@ -165,22 +168,47 @@ def _lock_assignment(assignment: Assignment | UUID, worker: Worker) -> Assignmen
     query = query.filter(uuid=assignment) if isinstance(assignment, UUID) else query.filter(pk=assignment.pk)
     if connection.vendor == "postgresql":
         item_ids = HitItem.objects.filter(hit_id=OuterRef("hit_id")).order_by("position").values("item_id")
-        query = query.annotate(item_ids=ArraySubquery(item_ids))
-    locked = query.first()
-    if locked is not None and connection.vendor != "postgresql":
-        locked.item_ids = list(  # type: ignore[attr-defined]
-            HitItem.objects.filter(hit_id=locked.hit_id).order_by("position").values_list("item_id", flat=True)
+        placed = AssignmentGoldItem.objects.filter(assignment_id=OuterRef("pk")).order_by("position")
+        query = query.annotate(
+            own_ids=ArraySubquery(item_ids),
+            gold_ids=ArraySubquery(placed.values("item_id")),
+            gold_places=ArraySubquery(placed.values("position")),
         )
+    locked = query.first()
+    if locked is None:
+        return None
+    if connection.vendor == "postgresql":
+        own, gold = locked.own_ids, list(zip(locked.gold_places, locked.gold_ids, strict=True))  # type: ignore[attr-defined]
+    else:
+        own = list(HitItem.objects.filter(hit_id=locked.hit_id).order_by("position").values_list("item_id", flat=True))
+        placed = AssignmentGoldItem.objects.filter(assignment_id=locked.pk)  # only Hits with gold places have any
+        gold = list(placed.values_list("position", "item_id")) if locked.hit.gold_slots else []
+    locked.item_ids = place_on_page(own, gold)  # type: ignore[attr-defined]
+    locked.has_placed_gold = bool(gold)  # type: ignore[attr-defined]
     return locked
 
 
+def _by_item(answers: Mapping[int, Any], item_ids: list[int]) -> dict[int, Any]:
+    """Answers keyed by place on the page (1 is first) -> keyed by item id."""
+    if any(not 1 <= place <= len(item_ids) for place in answers):
+        raise SubmissionRefused("The answers include items that are not part of this task.")
+    return {item_ids[place - 1]: value for place, value in answers.items()}
+
+
 def submit_assignment(
-    *, assignment: Assignment | UUID, worker: Worker, answers: Mapping[int, Any], now: datetime | None = None
+    *,
+    assignment: Assignment | UUID,
+    worker: Worker,
+    answers: Mapping[int, Any],
+    by_place: bool = False,
+    now: datetime | None = None,
 ) -> Assignment:
     """Store ``answers`` (item id -> value) for the worker's leased assignment, all or nothing.
 
-    ``assignment`` is the row or its UUID. For multi-label jobs an item left out is an empty selection
-    (a page sends nothing for unticked boxes); for single-label jobs every item needs a label.
+    ``assignment`` is the row or its UUID. ``by_place``: ``answers`` are keyed by the item's place on the
+    worker's page instead (1 is first; ``tasks.selectors.list_page_items``), as the worker pages send them.
+    For multi-label jobs an item left out is an empty selection (a page sends nothing for unticked boxes);
+    for single-label jobs every item needs a label.
     """
     now = now or timezone.now()
     expired = False
@@ -204,6 +232,8 @@ def submit_assignment(
             expired = True
         else:
             item_ids: list[int] = locked.item_ids  # type: ignore[attr-defined]
+            if by_place:
+                answers = _by_item(answers, item_ids)
             known = set(item_ids)
             if any(i not in known for i in answers):
                 raise SubmissionRefused("The answers include items that are not part of this task.")
@@ -221,7 +251,7 @@ def submit_assignment(
                 raise SubmissionRefused("This task already has all the answers it needs.")
             locked.state = AssignmentState.SUBMITTED
             locked.submitted_at = now
-            if locked.hit.is_gold:
+            if locked.hit.is_gold or locked.has_placed_gold:  # type: ignore[attr-defined]
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
                 locked.refresh_from_db(fields=["state", "reviewed_at"])  # a gold policy may have rejected it
             elif (

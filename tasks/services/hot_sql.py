@@ -22,3 +22,12 @@ def fetch_one(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
     with psycopg.Cursor(raw) as cursor:  # server-side parameter binding, so the statement can be prepared
         cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS or None)
         return cursor.fetchone()
+
+
+def execute(sql: str, params: Mapping[str, Any]) -> None:
+    """Execute ``sql`` (a statement without a result) like ``fetch_one``; a constraint it breaks raises
+    Django's ``IntegrityError``."""
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS or None)

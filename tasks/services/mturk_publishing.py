@@ -11,6 +11,7 @@ exists", so the HIT is adopted, not duplicated. Past the token's 24 hours, recon
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -78,9 +79,14 @@ def check_mturk_publishable(*, job: Job, connector: MTurkMarketplace | None = No
         raise ServiceError('A drawing job needs the drawing page: set mturk_options "question" to "external".')
     per_hit = max(1, job.items_per_hit)
     regular = job.items.filter(is_gold=False, hit_items__isnull=True).count()
-    gold = job.items.filter(is_gold=True, hit_items__isnull=True).count()
+    if per_hit == 1:  # a HIT per gold item
+        gold = job.items.filter(is_gold=True, hit_items__isnull=True).count()
+        own = 1
+    else:  # gold shares the HITs' pages (``tasks.services.hits``): a HIT holds fewer items of its own
+        gold = 0
+        own = max(1, math.floor(per_hit * (1 - job.gold_rate))) if job.items.filter(is_gold=True).exists() else per_hit
     pending = Hit.objects.filter(job=job, marketplace=MTURK, external_id__isnull=True).count()
-    check_mturk_balance(job=job, hits=pending + -(-regular // per_hit) + gold, connector=connector)
+    check_mturk_balance(job=job, hits=pending + -(-regular // own) + gold, connector=connector)
 
 
 def _claim(*, job: Job, now: datetime, limit: int) -> list[Hit]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,19 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobBlock, JobState, WorkerJobScore
-from tasks.selectors import unmet_job_requirements
+from qualification.gold_placement import choose_gold, gold_page_chance
+from tasks.models import (
+    Assignment,
+    AssignmentGoldItem,
+    AssignmentState,
+    Hit,
+    HitState,
+    Job,
+    JobBlock,
+    JobState,
+    WorkerJobScore,
+)
+from tasks.selectors import list_unseen_gold_ids, unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
 from workforce.audit import (
@@ -59,6 +71,7 @@ WITH current_lease AS (
 ), candidate AS (
     SELECT h.id FROM tasks_hit h
     WHERE h.job_id = %(job)s AND h.state = 'open' AND h.is_gold = {gold}
+      AND h.gold_slots <= %(max_slots)s  -- gold places this worker's unseen gold can fill
       AND NOT EXISTS (SELECT 1 FROM current_lease)
       AND NOT EXISTS (
           SELECT 1 FROM tasks_jobblock b
@@ -75,7 +88,7 @@ WITH current_lease AS (
         state = CASE WHEN h.slots_taken + 1 >= h.assignments_wanted THEN 'full' ELSE 'open' END
     FROM candidate c
     WHERE h.id = c.id AND h.state = 'open' AND h.slots_taken < h.assignments_wanted
-    RETURNING h.id
+    RETURNING h.id, h.gold_slots
 ), inserted AS (
     INSERT INTO tasks_assignment
         (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward,
@@ -96,7 +109,8 @@ WITH current_lease AS (
 ), lease AS (
     SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
 )
-SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lease.accepted_at, lease.lease_expires_at
+SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lease.accepted_at, lease.lease_expires_at,
+    (SELECT gold_slots FROM claimed)
 FROM (SELECT 1) AS one LEFT JOIN lease ON true
 """
 # Literal flags, not parameters, so the planner matches each query to its partial index.
@@ -144,7 +158,49 @@ def _audit_accepted(lease: Assignment, worker: Worker) -> None:
     )
 
 
-def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: bool) -> Assignment | str | None:
+@dataclass(frozen=True)
+class _GoldPlacing:
+    """Placing gold on a multi-item page at hand-out: the worker's unseen gold items and the page size."""
+
+    fresh: list[int]
+    page_size: int
+    rng: random.Random
+
+
+# PostgreSQL: a new lease's gold places in one statement, run for every new lease of a multi-item job
+# (also with no gold to place), so a page's hand-out costs the same whether or not it holds gold.
+_PLACE_GOLD_SQL = """
+INSERT INTO tasks_assignmentgolditem (assignment_id, worker_id, item_id, position)
+SELECT %(assignment)s, %(worker)s, x.item_id, x.position
+FROM unnest(%(items)s::bigint[], %(positions)s::int[]) AS x(item_id, position)
+"""
+
+
+def _place_gold(lease: Assignment, slots: int, placing: _GoldPlacing) -> None:
+    """Fill the new lease's ``slots`` gold places with gold the worker has not seen, at random places."""
+    chosen = choose_gold(fresh=placing.fresh, slots=slots, page_size=placing.page_size, rng=placing.rng)
+    if connection.vendor == "postgresql":
+        hot_sql.execute(
+            _PLACE_GOLD_SQL,
+            {
+                "assignment": lease.pk,
+                "worker": lease.worker_id,
+                "items": [item for item, _ in chosen],
+                "positions": [place for _, place in chosen],
+            },
+        )
+    elif chosen:
+        AssignmentGoldItem.objects.bulk_create(
+            [
+                AssignmentGoldItem(assignment_id=lease.pk, worker_id=lease.worker_id, item_id=item, position=place)
+                for item, place in chosen
+            ]
+        )
+
+
+def _claim_open_hit_postgres(
+    *, job: Job, worker: Worker, now: datetime, gold: bool, placing: _GoldPlacing | None
+) -> Assignment | str | None:
     lease = _new_lease(job=job, worker=worker, now=now)
     params: dict[str, Any] = {
         "job": job.pk,
@@ -156,44 +212,62 @@ def _claim_open_hit_postgres(*, job: Job, worker: Worker, now: datetime, gold: b
         "reward": lease.reward,
         "instructions_version": lease.instructions_version,
         "expires_iso": lease.lease_expires_at.isoformat(),
+        "max_slots": len(placing.fresh) if placing is not None else 0,
         **hot_statement_audit_params(Actor.from_worker(worker)),
     }
-    with transaction.atomic():
-        row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
-        assert row is not None  # the statement always returns one row
-        found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at = row
-        if assignment_id is None:
-            if not found:
-                return _NOTHING_OPEN
-            # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
-            transaction.set_rollback(True)
-            return None
-    # Either the worker's current lease or the one just created.
-    lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
-    lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
+    try:
+        with transaction.atomic():
+            row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
+            assert row is not None  # the statement always returns one row
+            found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at, slots = row
+            if assignment_id is None:
+                if not found:
+                    return _NOTHING_OPEN
+                # Lost a race (the Hit filled up, or this worker claimed it from another tab): undo, retry.
+                transaction.set_rollback(True)
+                return None
+            # Either the worker's current lease or the one just created (``slots`` is set for a new one only).
+            lease.pk, lease.uuid, lease.hit_id = assignment_id, lease_uuid, hit_id
+            lease.accepted_at, lease.lease_expires_at = accepted_at, expires_at
+            if slots is not None and placing is not None:
+                _place_gold(lease, slots, placing)
+    except IntegrityError:
+        return None  # the worker's other tab placed the same gold item a moment ago: try again
     lease._state.adding = False
     lease._state.db = connection.alias
     return lease
 
 
-def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = False) -> Assignment | str | None:
-    """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left."""
+def _claim_open_hit(
+    *, job: Job, worker: Worker, now: datetime, gold: bool = False, placing: _GoldPlacing | None = None
+) -> Assignment | str | None:
+    """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left.
+
+    With ``placing`` (multi-item jobs) only Hits whose gold places the worker's unseen gold can fill are
+    candidates, and the new lease gets its gold in the same transaction.
+    """
     if connection.vendor == "postgresql":
-        return _claim_open_hit_postgres(job=job, worker=worker, now=now, gold=gold)
+        return _claim_open_hit_postgres(job=job, worker=worker, now=now, gold=gold, placing=placing)
     # Portable path (SQLite serialises writers, so the steps below cannot interleave there).
     with transaction.atomic():
         if JobBlock.objects.filter(job_id=job.pk, worker_id=worker.pk, lifted_at__isnull=True).exists():
             return _NOTHING_OPEN
         candidates = (
-            Hit.objects.filter(job_id=job.pk, state=HitState.OPEN, is_gold=gold)
+            Hit.objects.filter(
+                job_id=job.pk,
+                state=HitState.OPEN,
+                is_gold=gold,
+                gold_slots__lte=len(placing.fresh) if placing is not None else 0,
+            )
             .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
             .order_by("priority", "id")
         )
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
-        hit_id = candidates.values_list("id", flat=True).first()
-        if hit_id is None:
+        candidate = candidates.values_list("id", "gold_slots").first()
+        if candidate is None:
             return _NOTHING_OPEN
+        hit_id, slots = candidate
         claimed = Hit.objects.filter(pk=hit_id, state=HitState.OPEN, slots_taken__lt=F("assignments_wanted")).update(
             slots_taken=F("slots_taken") + 1,
             state=Case(
@@ -208,10 +282,12 @@ def _claim_open_hit(*, job: Job, worker: Worker, now: datetime, gold: bool = Fal
                 lease = _new_lease(job=job, worker=worker, now=now)
                 lease.hit_id = hit_id
                 lease.save(force_insert=True)
+                if placing is not None:
+                    _place_gold(lease, slots, placing)
                 _audit_accepted(lease, worker)
                 return lease
         except IntegrityError:
-            # The same worker claimed this Hit from another tab at the same moment.
+            # The same worker claimed this Hit (or placed this gold) from another tab at the same moment.
             transaction.set_rollback(True)
             return None
 
@@ -251,9 +327,12 @@ def assign_next_hit(
 ) -> Assignment:
     """Give ``worker`` a lease on the next Hit of ``job`` they have not worked, or their current lease.
 
-    With probability ``job.gold_rate`` the lease is a gold Hit the worker has not seen (when one is left),
-    so gold questions land at random places in each worker's stream; while the block policy is undecided
-    about the worker, with the job's boosted rate instead (``gold_boost_rate`` / ``gold_boost_until``).
+    One item per Hit: with probability ``job.gold_rate`` the lease is a gold Hit the worker has not seen
+    (when one is left), so gold questions land at random places in each worker's stream; while the block
+    policy is undecided about the worker, with the job's boosted rate instead (``gold_boost_rate`` /
+    ``gold_boost_until``). Several items per Hit: the Hit's gold places are filled with gold the worker
+    has not seen, at random places on the page, and a boosted rate adds all-gold pages; Hits whose gold
+    places the worker's unseen gold cannot fill are passed over.
     Raises ``NoWorkAvailable`` with a sentence when there is nothing for them.
     """
     now = now or timezone.now()
@@ -271,13 +350,24 @@ def assign_next_hit(
         if current is not None:
             return current
     rate = _gold_rate_for(job=job, worker=worker)
-    if rate > 0 and (rng or _random).random() < rate:
+    rng = rng or _random
+    placing: _GoldPlacing | None = None
+    if job.items_per_hit > 1:
+        # Gold is mixed into pages (``tasks.services.hits``); a boost above the job's rate adds pages that
+        # are all gold.
+        placing = _GoldPlacing(fresh=list_unseen_gold_ids(job=job, worker=worker), page_size=job.items_per_hit, rng=rng)
+        chance = gold_page_chance(worker_rate=rate, job_rate=job.gold_rate)
+        if chance > 0 and len(placing.fresh) >= job.items_per_hit and rng.random() < chance:
+            claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing)
+            if isinstance(claim, Assignment):
+                return claim
+    elif rate > 0 and rng.random() < rate:
         claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True)
         if isinstance(claim, Assignment):
             return claim
     reclaimed = False
     for _ in range(5):
-        claim = _claim_open_hit(job=job, worker=worker, now=now)
+        claim = _claim_open_hit(job=job, worker=worker, now=now, placing=placing)
         if isinstance(claim, Assignment):
             return claim
         if claim == _NOTHING_OPEN:
@@ -285,6 +375,8 @@ def assign_next_hit(
             if reclaimed or not expire_leases(now=now, job=job):
                 break
             reclaimed = True
+        elif claim is None and placing is not None:  # a lost race may have been over a gold item: re-read
+            placing = replace(placing, fresh=list_unseen_gold_ids(job=job, worker=worker))
     raise NoWorkAvailable(f"There is no more work for you in “{job.name}” right now.")
 
 

@@ -26,13 +26,13 @@ from tasks.models import (
     GoldMissAction,
     Hit,
     HitState,
-    Item,
     Job,
     JobBlock,
     JobState,
     WorkerJobScore,
 )
 from tasks.quality_selectors import get_dependence_evidence
+from tasks.selectors import get_assignment_gold_answers
 from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
 from workforce.audit import Actor, record_audit_event
@@ -62,7 +62,7 @@ def _grade(job: Job, value: Any, expected: Any) -> float:
 
 def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now: datetime) -> Accuracy:
     """Grade the assignment's answers to gold items, refresh the worker's score, apply the block policy."""
-    gold = dict(Item.objects.filter(hit_items__hit_id=assignment.hit_id, is_gold=True).values_list("id", "gold_answer"))
+    gold = get_assignment_gold_answers(assignment)  # the Hit's gold and the gold placed on this page
     answers = Answer.objects.filter(assignment=assignment, item_id__in=list(gold)).values_list("id", "item_id", "value")
     GoldGrade.objects.bulk_create(
         [

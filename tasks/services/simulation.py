@@ -21,6 +21,7 @@ import numpy as np
 from django.utils import timezone
 
 from tasks.models import Answer, GoldGrade, HitItem, HitState, Job, JobBlock, JobState, TaskKind
+from tasks.selectors import list_page_items
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable
 from tasks.services.imports import import_items
@@ -121,6 +122,7 @@ def create_simulation_job(
     block_policy: str = "none",
     reward: Decimal = Decimal("0.02"),
     adaptive: tuple[int, int, float] | None = None,
+    items_per_hit: int = 1,
 ) -> Job:
     labels = [f"class_{i}" for i in range(classes)]
     job = create_job(
@@ -134,7 +136,10 @@ def create_simulation_job(
     )
     # Simulated work is reviewed as soon as the crowd is done (see ``simulate_crowd``).
     Job.objects.filter(pk=job.pk).update(
-        gold_rate=gold_rate, auto_approve_after=timedelta(0), **BLOCK_POLICIES[block_policy]
+        gold_rate=gold_rate,
+        items_per_hit=items_per_hit,
+        auto_approve_after=timedelta(0),
+        **BLOCK_POLICIES[block_policy],
     )
     if adaptive is not None:  # adaptive redundancy: (min answers, max answers, target confidence)
         lo, hi, target = adaptive
@@ -168,6 +173,7 @@ def simulate_crowd(
     truth: dict[int, int] = {}
     result = SimulationResult(job=job.pk, workers=workers, spammers=spammers)
     active = list(range(len(crowd)))
+    external_ids = dict(job.items.values_list("id", "external_id"))
     while active and job.state == JobState.PUBLISHED:
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
@@ -179,15 +185,14 @@ def simulate_crowd(
                 assignment = assign_next_hit(job=job, worker=sim.worker, rng=hand_out_rng)
             except NoWorkAvailable:
                 continue
-            item_rows = list(
-                HitItem.objects.filter(hit_id=assignment.hit_id).values_list("item_id", "item__external_id")
-            )
+            # What the worker's page shows, in order (gold placed on multi-item pages included).
+            page = list_page_items(assignment)
             answers: dict[int, Any] = {}
-            for item_id, external_id in item_rows:
-                true = truth.setdefault(item_id, _latent_label(seed, external_id, n_classes))
+            for item in page:
+                true = truth.setdefault(item.pk, _latent_label(seed, external_ids[item.pk], n_classes))
                 chosen = int(rng.choice(n_classes, p=sim.confusion[true]))
-                answers[item_id] = [labels[chosen]] if job.is_multilabel else labels[chosen]
-            submit_assignment(assignment=assignment, worker=sim.worker, answers=answers)
+                answers[item.place] = [labels[chosen]] if job.is_multilabel else labels[chosen]  # type: ignore[attr-defined]
+            submit_assignment(assignment=assignment, worker=sim.worker, answers=answers, by_place=True)
             result.assignments_submitted += 1
             result.answers_submitted += len(answers)
             result.by_kind[sim.kind] = result.by_kind.get(sim.kind, 0) + 1

@@ -229,6 +229,21 @@ def test_simulate_crowd_works_an_existing_published_job(make_published_job: Call
     assert Job.objects.get(pk=job.pk).state == JobState.COMPLETED
 
 
+def test_simulate_crowd_mixes_gold_into_pages_of_several_items() -> None:
+    from tasks.models import AssignmentGoldItem, GoldGrade
+    from tasks.selectors import list_page_items
+
+    result = simulate(
+        "--items", "60", "--items-per-hit", "5", "--gold-rate", "0.2", "--workers", "6", "--seed", "3", "--json"
+    )
+    job = Job.objects.get(pk=result["job"])
+    assert job.items_per_hit == 5 and job.state == JobState.COMPLETED
+    placed = AssignmentGoldItem.objects.filter(assignment__job=job).count()
+    assert placed > 0 and result["gold_answers"] == placed == GoldGrade.objects.filter(job=job).count()
+    assert {len(list_page_items(a)) for a in job.assignments.all()} == {5}
+    assert Answer.objects.filter(job=job, item__is_gold=False).count() == 60 * 3
+
+
 def test_simulate_crowd_prints_a_sentence_without_json() -> None:
     out, _ = run("simulate_crowd", "--items", "3", "--workers", "3", "--seed", "2")
     assert re.search(r"Job \d+: 9 answers in 9 assignments from 3 workers \(0 spammers\); 3/3 items complete", out)
@@ -240,6 +255,7 @@ def test_simulate_crowd_prints_a_sentence_without_json() -> None:
         (("--items", "0"), "--items must be at least 1."),
         (("--workers", "0"), "--workers must be at least 1."),
         (("--classes", "1"), "--classes must be at least 2."),
+        (("--items-per-hit", "0"), "--items-per-hit must be between 1 and 100."),
         (("--workers", "6", "--spammers", "7"), "--spammers must be between 0 and --workers."),
         (("--workers", "6", "--spammers", "-1"), "--spammers must be between 0 and --workers."),
         (("--job", "987654"), "There is no job with id 987654."),

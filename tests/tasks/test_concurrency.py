@@ -154,3 +154,68 @@ def test_two_simultaneous_submits_of_one_task_store_it_once(make_published_job, 
     assert sorted(outcomes) == ["ok", "refused", "refused", "refused"]
     assert Answer.objects.filter(item_id=item).count() == 1
     assert Hit.objects.get(pk=assignment.hit_id).assignments_submitted == 1
+
+
+def _work_pages(job, worker, *, seed: int, errors: list[BaseException]) -> None:
+    from tasks.selectors import list_page_items
+
+    rng = random.Random(seed)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            try:
+                assignment = assign_next_hit(job=job, worker=worker, rng=rng)
+            except NoWorkAvailable:
+                if not Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).exists():
+                    break
+                time.sleep(0.05)
+                continue
+            page = list_page_items(assignment)
+            answers = {n: rng.choice(job.labels) for n in range(1, len(page) + 1)}
+            try:
+                submit_assignment(assignment=assignment, worker=worker, answers=answers, by_place=True)
+            except SubmissionRefused as exc:  # the worker's other tab submitted this page first
+                assert "already submitted" in str(exc), str(exc)
+    except BaseException as exc:  # surfaced to the main thread
+        errors.append(exc)
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_workers_get_gold_placed_on_pages_at_most_once_each(actor, make_worker):
+    import io
+
+    from tasks.models import AssignmentGoldItem, GoldGrade
+    from tasks.selectors import list_page_items
+    from tasks.services.imports import import_items
+    from tasks.services.publishing import publish_job
+    from tests.factories import JobFactory
+
+    job = JobFactory(items_per_hit=4, gold_rate=0.25, redundancy=2)
+    rows = "".join(f"n{i},text {i},\n" for i in range(96)) + "".join(f"g{i},text g{i},pos\n" for i in range(40))
+    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + rows), filename="i.csv", actor=actor)
+    job = publish_job(job=job, actor=actor)
+    workers = [make_worker() for _ in range(6)]
+    errors: list[BaseException] = []
+    # two threads per worker: one person working the job in two tabs
+    threads = [
+        threading.Thread(target=_work_pages, args=(job, workers[n % 6]), kwargs={"seed": n, "errors": errors})
+        for n in range(12)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a worker thread hung"
+    assert not errors, errors
+    # Every Hit got its answers. (Not asserted: the job's own state. When the last two submits on different Hits
+    # run at the same moment, each still sees the other's Hit unfinished, so neither marks the job completed.)
+    assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.COMPLETE}
+    placed = list(AssignmentGoldItem.objects.filter(assignment__job=job).values_list("worker_id", "item_id"))
+    assert placed and len(placed) == len(set(placed))
+    done = Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED)
+    assert {len(list_page_items(a)) for a in done} == {4}
+    graded = GoldGrade.objects.filter(job=job).count()
+    assert graded == AssignmentGoldItem.objects.filter(assignment__in=done).count()
+    assert Answer.objects.filter(job=job, item__is_gold=False).count() == 96 * 2

@@ -24,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--items", type=int, default=200)
         parser.add_argument("--classes", type=int, default=3)
         parser.add_argument("--redundancy", type=int, default=3)
+        parser.add_argument("--items-per-hit", type=int, default=1, help="Items on each page of a created job (1-100).")
         parser.add_argument("--workers", type=int, default=20)
         parser.add_argument("--spammers", type=int, default=0)
         parser.add_argument("--seed", type=int, default=0)
@@ -42,6 +43,8 @@ class Command(BaseCommand):
         for name in ("items", "classes", "redundancy", "workers"):
             if o[name] < 1:
                 raise CommandError(f"--{name} must be at least 1.", returncode=2)
+        if not 1 <= o["items_per_hit"] <= 100:
+            raise CommandError("--items-per-hit must be between 1 and 100.", returncode=2)
         if o["classes"] < 2:
             raise CommandError("--classes must be at least 2.", returncode=2)
         if not 0 <= o["gold_rate"] <= 0.5:
@@ -66,6 +69,7 @@ class Command(BaseCommand):
                     items=o["items"],
                     classes=o["classes"],
                     redundancy=o["redundancy"],
+                    items_per_hit=o["items_per_hit"],
                     seed=o["seed"],
                     gold_rate=o["gold_rate"],
                     block_policy=o["block_policy"],

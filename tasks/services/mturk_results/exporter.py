@@ -63,7 +63,7 @@ def _rows(job: Job, schema: LabelSchema, multi_item_hits: set[int]) -> Iterator[
         raw = getattr(assignment, "raw_result", None)
         hit_id = hit.external_id or str(hit.uuid)
         assignment_id = assignment.external_id or str(assignment.uuid)
-        if hit.pk in multi_item_hits:
+        if hit.pk in multi_item_hits or hit.gold_slots:  # gold placed on the page makes it multi-item too
             assignment_id = f"{assignment_id}-{answer.item.external_id}"
         columns = dict(raw.columns) if raw is not None else {"Title": job.name, "Description": job.description}
         reviewed = format_time(assignment.reviewed_at)

@@ -178,7 +178,7 @@ def test_a_gold_task_looks_exactly_like_any_other_to_the_worker(actor, make_work
         html = client.get(f"/work/tasks/{lease.uuid}/").content.decode()
         data = client.post(
             f"/work/tasks/{lease.uuid}/submit/",
-            {f"answer-{lease.hit.items.get().pk}": "neutral"},
+            {"answer-1": "neutral"},
             HTTP_ACCEPT="application/json",
         ).content.decode()
         if '"next": null' in data:
@@ -286,20 +286,14 @@ def test_training_mode_shows_the_right_answer_after_a_missed_gold_question_only(
     lease = assign_next_hit(job=job, worker=worker, rng=rng)
     gold_item = lease.hit.items.get()
     wrong = "neg" if gold_item.gold_answer == "pos" else "pos"
-    body = client.post(
-        f"/work/tasks/{lease.uuid}/submit/", {f"answer-{gold_item.pk}": wrong}, HTTP_ACCEPT="application/json"
-    ).json()
-    assert body["feedback"]["missed"] == [
-        {"item": gold_item.pk, "your_answer": wrong, "correct": gold_item.gold_answer}
-    ]
+    body = client.post(f"/work/tasks/{lease.uuid}/submit/", {"answer-1": wrong}, HTTP_ACCEPT="application/json").json()
+    assert body["feedback"]["missed"] == [{"item": 1, "your_answer": wrong, "correct": gold_item.gold_answer}]
     assert body["feedback"]["instructions"] == "Sarcasm counts as negative."
     # a right answer, or any job not in training mode, gets no feedback
     nxt = Assignment.objects.get(uuid=body["next"]["uuid"])
     item = nxt.hit.items.get()
     right = item.gold_answer if item.is_gold else "pos"
-    body = client.post(
-        f"/work/tasks/{nxt.uuid}/submit/", {f"answer-{item.pk}": right}, HTTP_ACCEPT="application/json"
-    ).json()
+    body = client.post(f"/work/tasks/{nxt.uuid}/submit/", {"answer-1": right}, HTTP_ACCEPT="application/json").json()
     assert "feedback" not in body
 
 
