@@ -195,6 +195,22 @@ def _by_item(answers: Mapping[int, Any], item_ids: list[int]) -> dict[int, Any]:
     return {item_ids[place - 1]: value for place, value in answers.items()}
 
 
+def _complete_job_if_done(job_id: int, now: datetime) -> bool:
+    """Mark a published job completed when none of its Hits wants answers any more.
+
+    The job row is locked first: two last submits on different Hits then take turns here, and the second
+    one's query (a new statement, so under READ COMMITTED it sees what committed before it) finds the
+    first one's Hit complete. Without the lock each could see the other's Hit unfinished, and the job
+    would stay published with all its work done."""
+    if not list(Job.objects.select_for_update().filter(pk=job_id, state=JobState.PUBLISHED).values_list("pk")):
+        return False
+    if Hit.objects.filter(
+        job_id=job_id, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
+    ).exists():
+        return False
+    return bool(Job.objects.filter(pk=job_id).update(state=JobState.COMPLETED, completed_at=now))
+
+
 def submit_assignment(
     *,
     assignment: Assignment | UUID,
@@ -260,14 +276,7 @@ def submit_assignment(
                 and after_hit_completed(job=job, hit_id=locked.hit_id, now=now)
             ):
                 hit_state = HitState.OPEN  # reopened for one more answer
-            if (
-                hit_state == HitState.COMPLETE
-                and not Hit.objects.filter(
-                    job_id=job.pk, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
-                ).exists()
-            ) and Job.objects.filter(pk=job.pk, state=JobState.PUBLISHED).update(
-                state=JobState.COMPLETED, completed_at=now
-            ):
+            if hit_state == HitState.COMPLETE and _complete_job_if_done(job.pk, now):
                 queue_audit_event(  # queued like the submit that caused it, so it is chained after it
                     actor=Actor.system("collection"),
                     action="job.completed",

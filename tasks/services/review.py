@@ -13,7 +13,7 @@ Internal pool pay (``Job.pay_mode``): the assignment's reward per approved assig
 hourly rate times the measured active time (accepted to submitted, at most the assignment duration),
 rounded to the cent. Internal pay is booked as ``committed`` (owed to the worker; payroll pays it).
 Internal-pool work is approved by a reviewer or automatically ``Job.auto_approve_after`` after its
-submission (``auto_review``), where an assignment that failed a gold question is rejected, unpaid.
+submission (``auto_review``), where an assignment whose gold answers are all wrong is rejected, unpaid.
 """
 
 from __future__ import annotations
@@ -309,7 +309,8 @@ GOLD_FAILED_FEEDBACK = "A hidden check question in this task was answered wrongl
 
 def auto_review(*, actor: Actor, job: Job | None = None, now: datetime | None = None) -> ReviewResult:
     """Review internal-pool work whose job's ``auto_approve_after`` has passed since submission:
-    assignments that failed a gold question are rejected (unpaid), the rest approved and paid."""
+    assignments whose gold answers are all wrong are rejected (unpaid), the rest approved and paid (a page of
+    several items with one missed gold question among passed ones is paid: the block policy weighs the miss)."""
     now = now or timezone.now()
     jobs = Job.objects.filter(auto_approve_after__isnull=False)
     if job is not None:
@@ -324,8 +325,11 @@ def auto_review(*, actor: Actor, job: Job | None = None, now: datetime | None = 
             marketplace=Marketplace.INTERNAL,
             submitted_at__lte=now - each.auto_approve_after,
         )
-        failed = GoldGrade.objects.filter(answer__assignment_id=OuterRef("pk"), score__lt=GOLD_PASS_SCORE)
-        for assignment in due.filter(Exists(failed)).select_related("job"):
+        grades = GoldGrade.objects.filter(answer__assignment_id=OuterRef("pk"))
+        all_wrong = due.filter(Exists(grades.filter(score__lt=GOLD_PASS_SCORE))).exclude(
+            Exists(grades.filter(score__gte=GOLD_PASS_SCORE))
+        )
+        for assignment in all_wrong.select_related("job"):
             reject_assignment(assignment=assignment, actor=actor, feedback=GOLD_FAILED_FEEDBACK)
             rejected += 1
         result = approve_assignments(

@@ -209,9 +209,9 @@ def test_parallel_workers_get_gold_placed_on_pages_at_most_once_each(actor, make
         t.join(timeout=300)
     assert not any(t.is_alive() for t in threads), "a worker thread hung"
     assert not errors, errors
-    # Every Hit got its answers. (Not asserted: the job's own state. When the last two submits on different Hits
-    # run at the same moment, each still sees the other's Hit unfinished, so neither marks the job completed.)
+    # Every Hit got its answers, and the job is completed even when its last two Hits finished at the same moment.
     assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.COMPLETE}
+    assert Job.objects.get(pk=job.pk).state == JobState.COMPLETED
     placed = list(AssignmentGoldItem.objects.filter(assignment__job=job).values_list("worker_id", "item_id"))
     assert placed and len(placed) == len(set(placed))
     done = Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED)

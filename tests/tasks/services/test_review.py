@@ -111,6 +111,23 @@ def test_auto_review_waits_for_the_delay_and_rejects_failed_gold(make_published_
     assert not CostEntry.objects.filter(assignment=failed).exists()
 
 
+def test_auto_review_rejects_only_work_whose_gold_answers_are_all_wrong(make_published_job, make_worker):
+    job = make_published_job(items=4, items_per_hit=2, redundancy=1, auto_approve_after=timedelta(hours=1))
+    worker = make_worker()
+    mixed, all_wrong = submit_work(job, worker), submit_work(job, worker)
+    # ``mixed``: one gold question missed, one passed (paid; the block policy weighs the miss);
+    # ``all_wrong``: both missed (rejected).
+    for page, scores in ((mixed, (0.0, 1.0)), (all_wrong, (0.0, 0.0))):
+        for answer, score in zip(page.answers.order_by("id"), scores, strict=True):
+            GoldGrade.objects.create(
+                answer=answer, job=job, worker=worker, item=answer.item, score=score, created_at=timezone.now()
+            )
+    result = auto_review(actor=SYSTEM, now=timezone.now() + timedelta(hours=2))
+    assert (result.approved, result.rejected) == (1, 1)
+    assert Assignment.objects.get(pk=mixed.pk).state == AssignmentState.APPROVED
+    assert Assignment.objects.get(pk=all_wrong.pk).state == AssignmentState.REJECTED
+
+
 def test_jobs_without_an_auto_approval_delay_wait_for_a_reviewer(make_published_job, make_worker):
     job = make_published_job(items=1, redundancy=1)
     submit_work(job, make_worker())
