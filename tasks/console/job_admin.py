@@ -17,7 +17,8 @@ from django.utils.html import format_html
 
 from tasks.console.charts import bar_chart, heat_map, progress_bar
 from tasks.console.markdown import render_markdown
-from tasks.dashboard import get_job_dashboard
+from tasks.console_selectors import list_recent_exports
+from tasks.dashboard import get_job_dashboard, get_job_glance
 from tasks.models import Job, JobInstructions
 from tasks.services.errors import ServiceError
 from tasks.services.exports import request_label_export
@@ -63,8 +64,20 @@ class InstructionsConfirmMixin(forms.ModelForm):
         return data
 
 
+def _glance_context(job: Job) -> dict[str, Any]:
+    glance = get_job_glance(job)
+    return {
+        "glance": glance,
+        "answers_bar": progress_bar(glance.progress.answers_submitted, glance.progress.answers_wanted),
+        "confident_bar": progress_bar(glance.confident, glance.items),
+    }
+
+
 def _dashboard_context(job: Job) -> dict[str, Any]:
-    instructions = {
+    """The at-a-glance figures, always current; the charts from the cached figures (or pending, on a big job)."""
+    context: dict[str, Any] = {
+        **_glance_context(job),
+        "exports": list_recent_exports(job),
         "instructions_html": render_markdown(job.instructions),
         "instruction_versions": list(
             JobInstructions.objects.filter(job=job).select_related("created_by").order_by("-version")[:10]
@@ -72,12 +85,11 @@ def _dashboard_context(job: Job) -> dict[str, Any]:
     }
     d = get_job_dashboard(job)
     if d is None:
-        return {"dashboard_pending": True, **instructions}
+        return {**context, "dashboard_pending": True}
     hours = [f"{h:%H}h" for h, _ in d.throughput]
     return {
+        **context,
         "dashboard": d,
-        "answers_bar": progress_bar(d.progress.answers_submitted, d.progress.answers_wanted),
-        "confident_bar": progress_bar(d.confident, d.items or d.labeled),
         "throughput_chart": bar_chart(
             [n for _, n in d.throughput], hours, title="Assignments submitted per hour", label_every=3
         ),
@@ -94,7 +106,6 @@ def _dashboard_context(job: Job) -> dict[str, Any]:
             width=360,
         ),
         "confusion_chart": heat_map(d.confusion, d.confusion_labels, title="Consensus vs gold"),
-        **instructions,
     }
 
 

@@ -1,0 +1,117 @@
+"""Rebuild the per-job tallies the database triggers keep (``tasks.models.tallies``) from the rows themselves.
+
+The triggers keep the tallies exact on every write; this is the repair: after a bulk load that bypassed the
+triggers (``session_replication_role = replica``, ``COPY`` into a restored table) or to verify them.
+On PostgreSQL it takes a SHARE lock on the counted tables first, so writers wait until the recount commits
+and no change can be counted twice or missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+
+from tasks.models import CostEntry, Hit, HitState, Item, JobCostTally, JobTally
+from workforce.audit import Actor, record_audit_event
+
+TALLY_FIELDS = ("hits", "hits_complete", "answers_wanted", "answers_submitted", "slots_taken", "items", "gold_items")
+
+
+@dataclass(frozen=True)
+class RecountResult:
+    jobs: int
+    corrected: list[int]  # the jobs whose tallies differed from their rows
+
+
+def _live() -> Q:
+    return Q(is_gold=False) & ~Q(state=HitState.CANCELLED)
+
+
+def count_job_rows(job_ids: Iterable[int] | None) -> dict[int, dict[str, int]]:
+    """Each job's tally counted from its Hits and Items (what the triggers should hold)."""
+    hits, items = Hit.objects.all(), Item.objects.all()
+    if job_ids is not None:
+        ids = list(job_ids)
+        hits, items = hits.filter(job_id__in=ids), items.filter(job_id__in=ids)
+    live = _live()
+    counted: dict[int, dict[str, int]] = {}
+    for row in (
+        hits.values("job_id")
+        .order_by()
+        .annotate(
+            hits=Count("id", filter=live),
+            hits_complete=Count("id", filter=Q(is_gold=False, state=HitState.COMPLETE)),
+            answers_wanted=Sum("assignments_wanted", filter=live, default=0),
+            answers_submitted=Sum("assignments_submitted", filter=live, default=0),
+            slots_taken=Sum("slots_taken", filter=live, default=0),
+        )
+    ):
+        counted[row.pop("job_id")] = dict.fromkeys(TALLY_FIELDS, 0) | row
+    for row in (
+        items.values("job_id")
+        .order_by()
+        .annotate(items=Count("id", filter=Q(is_gold=False)), gold_items=Count("id", filter=Q(is_gold=True)))
+    ):
+        counted.setdefault(row["job_id"], dict.fromkeys(TALLY_FIELDS, 0)).update(
+            items=row["items"], gold_items=row["gold_items"]
+        )
+    return counted
+
+
+def _kept(job_ids: list[int] | None) -> dict[int, dict[str, int]]:
+    rows = JobTally.objects.all() if job_ids is None else JobTally.objects.filter(job_id__in=job_ids)
+    kept: dict[int, dict[str, int]] = {}
+    for row in rows.order_by().values("job_id").annotate(**{f"sum_{f}": Sum(f) for f in TALLY_FIELDS}):
+        kept[row["job_id"]] = {f: int(row[f"sum_{f}"] or 0) for f in TALLY_FIELDS}
+    return kept
+
+
+def _cost_rows(model: type, job_ids: list[int] | None, amount: str) -> dict[tuple[int, str, str, str], object]:
+    qs = model.objects.all() if job_ids is None else model.objects.filter(job_id__in=job_ids)  # type: ignore[attr-defined]
+    rows = qs.values("job_id", "kind", "status", "marketplace").order_by().annotate(total=Sum(amount))
+    return {(r["job_id"], r["kind"], r["status"], r["marketplace"]): r["total"] for r in rows if r["total"]}
+
+
+def recount_tallies(*, actor: Actor, job_ids: list[int] | None = None) -> RecountResult:
+    """Replace the tallies of ``job_ids`` (all jobs when None) with counts of their rows; audited."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE tasks_hit, tasks_item, tasks_costentry IN SHARE MODE")
+        counted = count_job_rows(job_ids)
+        kept = _kept(job_ids)
+        costs = _cost_rows(CostEntry, job_ids, "amount")
+        kept_costs = _cost_rows(JobCostTally, job_ids, "amount")
+        zero = dict.fromkeys(TALLY_FIELDS, 0)
+        jobs = set(counted) | set(kept) | {key[0] for key in costs} | {key[0] for key in kept_costs}
+        corrected = sorted(
+            j
+            for j in jobs
+            if counted.get(j, zero) != kept.get(j, zero)
+            or {k: v for k, v in costs.items() if k[0] == j} != {k: v for k, v in kept_costs.items() if k[0] == j}
+        )
+        if corrected:
+            JobTally.objects.filter(job_id__in=corrected).delete()
+            JobCostTally.objects.filter(job_id__in=corrected).delete()
+            JobTally.objects.bulk_create(
+                [JobTally(job_id=j, shard=0, **counted[j]) for j in corrected if j in counted], batch_size=1000
+            )
+            JobCostTally.objects.bulk_create(
+                [
+                    JobCostTally(job_id=j, shard=0, kind=kind, status=status, marketplace=market, amount=total)
+                    for (j, kind, status, market), total in costs.items()
+                    if j in corrected
+                ],
+                batch_size=1000,
+            )
+        record_audit_event(
+            actor=actor,
+            action="tallies.recounted",
+            object_type="job_tallies",
+            object_id=",".join(map(str, job_ids)) if job_ids is not None else "all",
+            after={"jobs": len(jobs), "corrected": corrected[:100]},
+        )
+    return RecountResult(jobs=len(jobs), corrected=corrected)
