@@ -174,21 +174,32 @@ def fill_tallies(apps, schema_editor):
     live = Q(is_gold=False) & ~Q(state="cancelled")
     tallies = {}
     for row in Hit.objects.values("job_id").order_by().annotate(
-        hits=Count("id", filter=live),
-        hits_complete=Count("id", filter=Q(is_gold=False, state="complete")),
-        answers_wanted=Sum("assignments_wanted", filter=live, default=0),
-        answers_submitted=Sum("assignments_submitted", filter=live, default=0),
-        slots_taken=Sum("slots_taken", filter=live, default=0),
+        n_hits=Count("id", filter=live),
+        n_complete=Count("id", filter=Q(is_gold=False, state="complete")),
+        n_wanted=Sum("assignments_wanted", filter=live, default=0),
+        n_submitted=Sum("assignments_submitted", filter=live, default=0),
+        n_taken=Sum("slots_taken", filter=live, default=0),
     ):
-        tallies[row.pop("job_id")] = row
+        tallies[row["job_id"]] = {
+            "hits": row["n_hits"],
+            "hits_complete": row["n_complete"],
+            "answers_wanted": row["n_wanted"],
+            "answers_submitted": row["n_submitted"],
+            "slots_taken": row["n_taken"],
+        }
     for row in Item.objects.values("job_id").order_by().annotate(
-        items=Count("id", filter=Q(is_gold=False)), gold_items=Count("id", filter=Q(is_gold=True))
+        n_items=Count("id", filter=Q(is_gold=False)), n_gold=Count("id", filter=Q(is_gold=True))
     ):
-        tallies.setdefault(row.pop("job_id"), {}).update(row)
+        tallies.setdefault(row["job_id"], {}).update(items=row["n_items"], gold_items=row["n_gold"])
     JobTally.objects.bulk_create([JobTally(job_id=j, shard=0, **t) for j, t in tallies.items()], batch_size=1000)
-    costs = CostEntry.objects.values("job_id", *COST_KEYS).order_by().annotate(amount=Sum("amount"))
+    costs = CostEntry.objects.values("job_id", *COST_KEYS).order_by().annotate(total=Sum("amount"))
     JobCostTally.objects.bulk_create(
-        [JobCostTally(shard=0, **row) for row in costs if row["amount"] != Decimal("0")], batch_size=1000
+        [
+            JobCostTally(shard=0, amount=row.pop("total"), **row)
+            for row in costs
+            if row["total"] and row["total"] != Decimal("0")
+        ],
+        batch_size=1000,
     )
 
 

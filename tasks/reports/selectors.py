@@ -25,6 +25,7 @@ from tasks.models import (
     CostStatus,
     Hit,
     Job,
+    JobCostTally,
 )
 from tasks.reports.estimate import unit_cost
 from tasks.services.budget import exact
@@ -85,9 +86,10 @@ def _jsonable(value: Any) -> Any:
 
 def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = None) -> CostReport:
     """The job's costs: totals by kind and status, approved work, labels, budget and forecast."""
-    # One grouped pass over the job's ledger rows, one index-only count of its assignments by state.
+    # The ledger's totals from the job's cost tallies (a few rows kept by a trigger on the ledger, not a pass
+    # over its ledger rows), one index-only count of its assignments by state.
     sums = list(
-        CostEntry.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
+        JobCostTally.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
     )
     by_kind: dict[str, Decimal] = {}
     by_status: dict[str, Decimal] = {}

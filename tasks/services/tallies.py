@@ -42,21 +42,27 @@ def count_job_rows(job_ids: Iterable[int] | None) -> dict[int, dict[str, int]]:
         hits.values("job_id")
         .order_by()
         .annotate(
-            hits=Count("id", filter=live),
-            hits_complete=Count("id", filter=Q(is_gold=False, state=HitState.COMPLETE)),
-            answers_wanted=Sum("assignments_wanted", filter=live, default=0),
-            answers_submitted=Sum("assignments_submitted", filter=live, default=0),
-            slots_taken=Sum("slots_taken", filter=live, default=0),
+            n_hits=Count("id", filter=live),
+            n_complete=Count("id", filter=Q(is_gold=False, state=HitState.COMPLETE)),
+            n_wanted=Sum("assignments_wanted", filter=live, default=0),
+            n_submitted=Sum("assignments_submitted", filter=live, default=0),
+            n_taken=Sum("slots_taken", filter=live, default=0),
         )
     ):
-        counted[row.pop("job_id")] = dict.fromkeys(TALLY_FIELDS, 0) | row
+        counted[row["job_id"]] = dict.fromkeys(TALLY_FIELDS, 0) | {
+            "hits": row["n_hits"],
+            "hits_complete": row["n_complete"],
+            "answers_wanted": row["n_wanted"],
+            "answers_submitted": row["n_submitted"],
+            "slots_taken": row["n_taken"],
+        }
     for row in (
         items.values("job_id")
         .order_by()
-        .annotate(items=Count("id", filter=Q(is_gold=False)), gold_items=Count("id", filter=Q(is_gold=True)))
+        .annotate(n_items=Count("id", filter=Q(is_gold=False)), n_gold=Count("id", filter=Q(is_gold=True)))
     ):
         counted.setdefault(row["job_id"], dict.fromkeys(TALLY_FIELDS, 0)).update(
-            items=row["items"], gold_items=row["gold_items"]
+            items=row["n_items"], gold_items=row["n_gold"]
         )
     return counted
 
