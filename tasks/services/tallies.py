@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
@@ -75,10 +76,17 @@ def _kept(job_ids: list[int] | None) -> dict[int, dict[str, int]]:
     return kept
 
 
-def _cost_rows(model: type, job_ids: list[int] | None, amount: str) -> dict[tuple[int, str, str, str], object]:
+CostKey = tuple[str, str, str]  # kind, status, marketplace
+
+
+def _cost_rows(model: type, job_ids: list[int] | None) -> dict[int, dict[CostKey, Decimal]]:
+    """Per job, the non-zero sums of ``model``'s amounts by kind, status and marketplace."""
     qs = model.objects.all() if job_ids is None else model.objects.filter(job_id__in=job_ids)  # type: ignore[attr-defined]
-    rows = qs.values("job_id", "kind", "status", "marketplace").order_by().annotate(total=Sum(amount))
-    return {(r["job_id"], r["kind"], r["status"], r["marketplace"]): r["total"] for r in rows if r["total"]}
+    by_job: dict[int, dict[CostKey, Decimal]] = {}
+    for r in qs.values("job_id", "kind", "status", "marketplace").order_by().annotate(total=Sum("amount")):
+        if r["total"]:
+            by_job.setdefault(r["job_id"], {})[(r["kind"], r["status"], r["marketplace"])] = r["total"]
+    return by_job
 
 
 def recount_tallies(*, actor: Actor, job_ids: list[int] | None = None) -> RecountResult:
@@ -89,15 +97,11 @@ def recount_tallies(*, actor: Actor, job_ids: list[int] | None = None) -> Recoun
                 cursor.execute("LOCK TABLE tasks_hit, tasks_item, tasks_costentry IN SHARE MODE")
         counted = count_job_rows(job_ids)
         kept = _kept(job_ids)
-        costs = _cost_rows(CostEntry, job_ids, "amount")
-        kept_costs = _cost_rows(JobCostTally, job_ids, "amount")
+        costs, kept_costs = _cost_rows(CostEntry, job_ids), _cost_rows(JobCostTally, job_ids)
         zero = dict.fromkeys(TALLY_FIELDS, 0)
-        jobs = set(counted) | set(kept) | {key[0] for key in costs} | {key[0] for key in kept_costs}
+        jobs = set(counted) | set(kept) | set(costs) | set(kept_costs)
         corrected = sorted(
-            j
-            for j in jobs
-            if counted.get(j, zero) != kept.get(j, zero)
-            or {k: v for k, v in costs.items() if k[0] == j} != {k: v for k, v in kept_costs.items() if k[0] == j}
+            j for j in jobs if counted.get(j, zero) != kept.get(j, zero) or costs.get(j, {}) != kept_costs.get(j, {})
         )
         if corrected:
             JobTally.objects.filter(job_id__in=corrected).delete()
@@ -108,8 +112,8 @@ def recount_tallies(*, actor: Actor, job_ids: list[int] | None = None) -> Recoun
             JobCostTally.objects.bulk_create(
                 [
                     JobCostTally(job_id=j, shard=0, kind=kind, status=status, marketplace=market, amount=total)
-                    for (j, kind, status, market), total in costs.items()
-                    if j in corrected
+                    for j in corrected
+                    for (kind, status, market), total in costs.get(j, {}).items()
                 ],
                 batch_size=1000,
             )
@@ -117,7 +121,7 @@ def recount_tallies(*, actor: Actor, job_ids: list[int] | None = None) -> Recoun
             actor=actor,
             action="tallies.recounted",
             object_type="job_tallies",
-            object_id=",".join(map(str, job_ids)) if job_ids is not None else "all",
-            after={"jobs": len(jobs), "corrected": corrected[:100]},
+            object_id=str(job_ids[0]) if job_ids is not None and len(job_ids) == 1 else "many",
+            after={"jobs": len(jobs), "asked": job_ids[:100] if job_ids else "all", "corrected": corrected[:100]},
         )
     return RecountResult(jobs=len(jobs), corrected=corrected)

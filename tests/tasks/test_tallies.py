@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from tasks.console_selectors import get_cost_summary
-from tasks.models import ConsensusLabel, CostEntry, Hit, HitState, Item, JobTally
+from tasks.models import ConsensusLabel, CostEntry, Hit, HitState, Item, JobCostTally, JobTally
 from tasks.selectors import JobTotals, get_job_progress, get_job_totals
 from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.more_answers import request_more_answers
@@ -99,6 +99,7 @@ def test_recount_repairs_wrong_tallies_and_is_audited(make_published_job: Any, m
     approve_assignment(assignment=submit_work(job, make_worker()), actor=SYSTEM)
     right, cost = get_job_totals(job), get_cost_summary(job).total
     JobTally.objects.filter(job=job).update(hits=99, answers_submitted=0)
+    JobCostTally.objects.filter(job=job).update(amount=Decimal("1000"))
     assert get_job_totals(job) != right
 
     result = recount_tallies(actor=SYSTEM, job_ids=[job.pk])
