@@ -251,7 +251,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     def progress_detail(self, job: Job) -> str:
         if job.pk is None:
             return "-"
-        p = get_job_progress(job, use_cache=True)  # cached briefly: a big job's Hits take a while to sum
+        p = get_job_progress(job)  # from the job's tallies: a few rows whatever its size
         return format_html(
             "{}<br>{} of {} answers · {} of {} Hits complete · {} slots free",
             _progress_bar(p.percent),
