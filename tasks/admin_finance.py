@@ -29,6 +29,7 @@ from tasks.reports.selectors import (
     list_job_costs,
     list_spend_over_time,
 )
+from tasks.selectors import JobTotals
 from tasks.services.budget import set_monthly_cap
 from tasks.services.errors import ServiceError
 from tasks.services.fair_pay import top_up_fair_pay
@@ -178,12 +179,9 @@ class JobFinanceMixin:
     """The job page's budget banner and pre-flight estimate (the fair-pay warning comes with the cached job
     figures, ``tasks.dashboard``), and a fair-pay action."""
 
-    def finance_context(self, job_id: str) -> dict[str, Any]:
-        job = Job.objects.filter(pk=job_id).first()
-        if job is None:
-            return {}
+    def finance_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
         return {
-            "estimate": estimate_job_cost(job),
+            "estimate": estimate_job_cost(job, totals=totals),
             "budget_alerts": list(BudgetAlert.objects.filter(job=job).order_by("-threshold")[:1]),
             "finance_url": reverse("admin:tasks_finance_job", args=[job.pk]),
         }

@@ -27,7 +27,7 @@ from django.utils import timezone
 from tasks.console_selectors import CostSummary, count_confident, count_labeled, get_cost_summary
 from tasks.models import Answer, Assignment, ConsensusLabel, Item, Job, LabelExport, WorkerJobScore
 from tasks.reports.fair_pay import FairPay, configured_minimum, get_fair_pay
-from tasks.selectors import JobProgress, get_job_progress, get_job_totals
+from tasks.selectors import JobProgress, JobTotals, get_job_progress, get_job_totals
 
 DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
 DASHBOARD_KEEP_SECONDS = 24 * 3600
@@ -154,9 +154,10 @@ class JobGlance:
     forecast: Decimal | None
 
 
-def get_job_glance(job: Job) -> JobGlance:
-    """Read from the job's tallies and the confident end of the (job, confidence) index: a few ms at any size."""
-    totals = get_job_totals(job)
+def get_job_glance(job: Job, *, totals: JobTotals | None = None) -> JobGlance:
+    """Read from the job's tallies (``totals`` when the caller has them) and the confident end of the
+    (job, confidence) index: a few ms at any size."""
+    totals = totals or get_job_totals(job)
     progress = JobProgress(
         hits=totals.hits,
         hits_complete=totals.hits_complete,
@@ -223,15 +224,16 @@ def _queue_refresh(job: Job) -> None:
         transaction.on_commit(lambda: refresh_job_dashboard_task.delay(job_id=job.pk))
 
 
-def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard | None:
+def get_job_dashboard(job: Job, *, use_cache: bool = True, hits: int | None = None) -> JobDashboard | None:
     """The job page's figures, stale-while-revalidate: cached figures are shown at once and refreshed in the
     background once older than a minute. A small job without cached figures gets them computed inline; a big
-    one (over ``INLINE_MAX_HITS`` Hits) gets None now and its figures on a reload."""
+    one (over ``INLINE_MAX_HITS`` Hits; ``hits`` when the caller has read the job's tally) gets None now and its
+    figures on a reload."""
     if not use_cache:
         return compute_job_dashboard(job)
     cached: JobDashboard | None = cache.get(_key(job.pk))
     if cached is None:
-        if get_job_totals(job).hits > INLINE_MAX_HITS:
+        if (get_job_totals(job).hits if hits is None else hits) > INLINE_MAX_HITS:
             _queue_refresh(job)
             return None
         cached = refresh_job_dashboard(job)
