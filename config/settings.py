@@ -234,7 +234,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "qualification.tasks.expire_overdue_attempts_task",
         "schedule": timedelta(minutes=1),
     },
+    # Adaptive redundancy: re-fit worker skills as answers grow, run allocation passes the debounce held back.
+    "adaptive-sweep": {
+        "task": "tasks.adaptive_tasks.sweep_adaptive_jobs_task",
+        "schedule": timedelta(seconds=env_int("ADAPTIVE_SWEEP_SECONDS", 60)),
+    },
 }
+# At most one adaptive allocation pass per job is queued in this many seconds (the rest wait, none is lost).
+ADAPTIVE_ALLOCATION_DEBOUNCE_SECONDS = env_int("ADAPTIVE_ALLOCATION_DEBOUNCE_SECONDS", 5)
 
 # --- Amazon Mechanical Turk (README "Amazon Mechanical Turk") -------------------------------------
 # Credentials come from boto3's default chain only (AWS_ACCESS_KEY_ID/..., AWS_PROFILE, a role).

@@ -12,12 +12,9 @@ from workforce.marketplaces.base import MarketplaceError
 @shared_task(name="tasks.adaptive_tasks.refit_adaptive_skills_task")
 def refit_adaptive_skills_task(*, job_id: int) -> int:
     """Refit the job's cached worker skills; then hand the answers that wanted them out, best gain first."""
-    from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
+    from tasks.services.adaptive import refit_and_allocate
 
-    job = Job.objects.get(pk=job_id)
-    row = refit_adaptive_skills(job=job, actor=Actor.system("adaptive"))
-    allocate_adaptive_answers(job=job)
-    return row.answers_at_fit
+    return refit_and_allocate(job_id=job_id, actor=Actor.system("adaptive"))
 
 
 @shared_task(
@@ -30,3 +27,11 @@ def allocate_adaptive_answers_task(*, job_id: int) -> int:
     from tasks.services.adaptive import allocate_adaptive_answers
 
     return allocate_adaptive_answers(job=Job.objects.get(pk=job_id), actor=Actor.system("adaptive"))
+
+
+@shared_task(name="tasks.adaptive_tasks.sweep_adaptive_jobs_task")
+def sweep_adaptive_jobs_task() -> tuple[int, int]:
+    """Celery beat: periodic re-fits and held-back allocation passes of published adaptive jobs."""
+    from tasks.services.adaptive import sweep_adaptive_jobs
+
+    return sweep_adaptive_jobs()

@@ -96,19 +96,19 @@ def list_active_learning(
 ) -> list[LearningRow]:
     """Items by model uncertainty (lowest score first) or by model-vs-consensus disagreement (confident
     consensus that contradicts the model first)."""
+    # From the model's own predictions: through ``item__predictions`` another model's row could match.
     rows = Prediction.objects.filter(job=job, model_name=model_name, item__is_gold=False).select_related("item")
-    consensus = ConsensusLabel.objects.filter(job=job)
     if order == "disagreement":
-        disagreeing = consensus.exclude(value=F("item__predictions__value")).filter(
-            item__predictions__model_name=model_name
+        rows = (
+            rows.filter(item__consensus__isnull=False)
+            .exclude(item__consensus__value=F("value"))
+            .order_by("-item__consensus__confidence", "item_id")
         )
-        ids = list(disagreeing.order_by("-confidence", "item_id").values_list("item_id", flat=True)[:limit])
-        rows = rows.filter(item_id__in=ids)
     else:
         rows = rows.order_by("score", "item_id")
     chosen = list(rows[:limit])
-    labels = {c.item_id: c for c in consensus.filter(item_id__in=[p.item_id for p in chosen])}
-    out = [
+    labels = {c.item_id: c for c in ConsensusLabel.objects.filter(item_id__in=[p.item_id for p in chosen])}
+    return [
         LearningRow(
             item_id=p.item_id,
             external_id=p.item.external_id,
@@ -119,9 +119,6 @@ def list_active_learning(
         )
         for p in chosen
     ]
-    if order == "disagreement":
-        out.sort(key=lambda r: (-(r.confidence or 0.0), r.item_id))
-    return out
 
 
 def count_disagreements_by_day(job: Job, *, model_name: str) -> list[dict[str, Any]]:
@@ -149,10 +146,10 @@ def iter_retraining_items(job: Job, *, model_name: str, below_score: float = 0.5
     """Items a model should be retrained on: where the crowd's consensus contradicts it, or where it was
     unsure (score below ``below_score``) and the crowd has a label. Streams rows (no whole list in memory)."""
     rows = (
-        ConsensusLabel.objects.filter(job=job, item__predictions__model_name=model_name, item__is_gold=False)
-        .filter(~Q(value=F("item__predictions__value")) | Q(item__predictions__score__lt=below_score))
+        Prediction.objects.filter(job=job, model_name=model_name, item__is_gold=False, item__consensus__isnull=False)
+        .filter(~Q(item__consensus__value=F("value")) | Q(score__lt=below_score))
         .order_by("item_id")
-        .values_list("item__external_id", "value", "confidence", "item__predictions__value", "item__predictions__score")
+        .values_list("item__external_id", "item__consensus__value", "item__consensus__confidence", "value", "score")
     )
     for external_id, value, confidence, predicted, score in rows.iterator(chunk_size=5000):
         yield {

@@ -15,6 +15,26 @@ Pure numpy, no Django.  The pieces, as a live job would use them:
   arrive (``add``: one sparse add of each answer's log-likelihood row, warm-started from the
   current skills) and rebuilt from scratch after a re-fit (``rebuild``).
 
+Answers to one item are not independent given its class.  Some items look like another class to
+most people, so three agreeing answers are weaker evidence than three independent ones, and a
+posterior that multiplies them is overconfident exactly where stopping early hurts (the replays in
+``tests/benchmarks/replay_table.py`` show items stopped at 0.99 that are wrong 5-15% of the time).
+With ``concentration=c``, :class:`ItemPosteriors` treats an item's answers as exchangeable draws from
+an item-specific answer distribution (a Dirichlet with ``c`` prior answers around the class's typical
+distribution, a Polya urn): answer number ``m + 1`` carries ``c / (c + m)`` of its independent
+log-likelihood, so the ``n`` answers together carry ``f(n) = c * (digamma(c + n) - digamma(c))`` answers'
+worth of evidence, which grows like ``c * log(n)`` rather than ``n``.  Every answer's row is weighted by
+``f(n) / n``, which keeps each worker's skill in the weighting.  ``concentration=None`` (the default
+here, and what live jobs use) keeps the independent model.
+
+Two stopping tests read the posteriors.  The live jobs' one: the top class reaches the target, or
+:meth:`ItemPosteriors.decided` (the worst-case remaining answers cannot overturn the lead).  The
+replay's one, which is what a comparison with fixed redundancy measures: the probability that the
+answers still to come up to the cap would change the label, :meth:`ItemPosteriors.flip_probability`,
+is at most ``1 - target``.  Far from the cap that is about the rival classes' posterior (enough answers
+would reveal the class); near the cap it shrinks to zero, because a few more answers rarely undo a
+lead, so items stop there without the worst case that ``decided`` assumes.
+
 Everything is vectorised over answers and items; a caller loops only over arrivals (or rounds of
 arrivals), never over items.
 """
@@ -123,11 +143,29 @@ def fit_skills(answers: Answers, *, model: str = "ds", strength: float = 4.0) ->
     return WorkerSkills(log_conf, np.log(class_prior(post, 1.0)))
 
 
-class ItemPosteriors:
-    """Running posteriors of ``n_items`` items over ``n_classes`` classes."""
+def evidence_weight(n_answers: IntArray, concentration: float | None) -> FloatArray:
+    """Per item, the weight of each of its ``n`` answers' log-likelihood rows: ``f(n) / n`` with
+    ``f(n) = c * (digamma(c + n) - digamma(c))`` (the sum of ``c / (c + m)`` for ``m < n``); 1 for items
+    without answers or when ``concentration`` is None (independent answers)."""
+    n = np.asarray(n_answers, dtype=np.float64)
+    if concentration is None:
+        return np.ones_like(n)
+    from scipy.special import digamma
 
-    def __init__(self, n_items: int, skills: WorkerSkills) -> None:
+    c = float(concentration)
+    total = c * (digamma(c + n) - digamma(c))
+    return np.asarray(np.where(n > 0, total / np.maximum(n, 1.0), 1.0))
+
+
+class ItemPosteriors:
+    """Running posteriors of ``n_items`` items over ``n_classes`` classes; ``concentration`` (see the
+    module docstring) discounts agreeing answers to one item, None treats them as independent."""
+
+    def __init__(self, n_items: int, skills: WorkerSkills, *, concentration: float | None = None) -> None:
+        if concentration is not None and not concentration > 0:
+            raise ValueError("the concentration must be positive")
         self.skills = skills
+        self.concentration = concentration
         self.n_answers = np.zeros(n_items, dtype=np.int64)
         self.log_lik = np.zeros((n_items, skills.n_classes))
 
@@ -143,8 +181,13 @@ class ItemPosteriors:
         self.log_lik = np.zeros_like(self.log_lik)
         self.add(item, worker, label)
 
+    def scores(self) -> FloatArray:
+        """Unnormalised log posteriors: the prior plus the (discounted) answers' log-likelihoods."""
+        weight = evidence_weight(self.n_answers, self.concentration)
+        return np.asarray(weight[:, None] * self.log_lik + self.skills.log_prior)
+
     def posterior(self) -> FloatArray:
-        post, _ = softmax_rows(self.log_lik + self.skills.log_prior)
+        post, _ = softmax_rows(self.scores())
         return post
 
     def confidence(self) -> FloatArray:
@@ -154,15 +197,48 @@ class ItemPosteriors:
         """Items whose leading class stays ahead even if every one of their ``remaining`` answers
         comes from the average worker and is the answer that most favours a rival class (the
         average worker, not the best one: a bound that is cheap and close enough to stop items
-        whose majority is already settled, e.g. 3 agreeing answers when at most 5 can come)."""
+        whose majority is already settled, e.g. 3 agreeing answers when at most 5 can come).  With a
+        concentration the lead is the discounted one while the answers to come count in full, so the
+        test errs towards asking."""
         pop = self.skills.log_conf[-1]  # [answered, true]
         # swing[a, b]: the most one answer can move the log odds from class a towards class b
         swing = (pop[:, None, :] - pop[:, :, None]).max(axis=0)
-        score = self.log_lik + self.skills.log_prior
+        score = self.scores()
         lead = score.argmax(axis=1)
         margin = score[np.arange(score.shape[0]), lead][:, None] - score
         ahead = (margin > remaining[:, None] * swing[lead]) | (np.arange(score.shape[1])[None] == lead[:, None])
         return np.asarray(ahead.all(axis=1))
+
+    def flip_probability(self, remaining: IntArray) -> FloatArray:
+        """Per item: the probability that its leading class is no longer the leader once ``remaining``
+        more answers have come, i.e. that stopping now gives another label than asking up to the cap.
+
+        The true class follows the current posterior; the answers to come are the average worker's
+        (the population's matrix), and their summed log-likelihood ratio of the lead ``a`` over a rival
+        ``b`` is taken as normal (``r`` answers: mean ``r * E[d | k]``, variance ``r * Var[d | k]``, with
+        ``d = log C[l, a] - log C[l, b]``).  With a concentration, all answers then count with the weight
+        of ``n + r`` answers.  Rivals are added up (a union bound); items with nothing to come get 0."""
+        from scipy.special import ndtr
+
+        log_pop = self.skills.log_conf[-1]  # [answered, true]
+        pop = np.exp(log_pop)
+        d = log_pop[:, :, None] - log_pop[:, None, :]  # [answered, a, b]
+        mean = np.einsum("lk,lab->abk", pop, d)
+        var = np.maximum(np.einsum("lk,lab->abk", pop, d**2) - mean**2, 0.0)
+        rem = np.maximum(np.asarray(remaining, dtype=np.float64), 0.0)
+        post = self.posterior()
+        lead = post.argmax(axis=1)
+        rows = np.arange(post.shape[0])
+        final_weight = evidence_weight(self.n_answers + rem.astype(np.int64), self.concentration)
+        margin = self.log_lik[rows, lead][:, None] - self.log_lik  # [item, b]
+        prior_gap = self.skills.log_prior[lead][:, None] - self.skills.log_prior[None, :]
+        threshold = -prior_gap / final_weight[:, None] - margin  # the lead falls when the sum is below
+        r = rem[:, None, None]
+        z = (threshold[:, :, None] - r * mean[lead]) / np.sqrt(r * var[lead] + 1e-12)
+        per_rival = (post[:, None, :] * ndtr(z)).sum(axis=2)  # [item, b]
+        per_rival[rows, lead] = 0.0
+        per_rival[rem <= 0] = 0.0
+        return np.asarray(np.minimum(per_rival.sum(axis=1), 1.0))
 
 
 def expected_gain(posterior: FloatArray, skills: WorkerSkills) -> FloatArray:

@@ -21,6 +21,7 @@ from tasks.api.serializers import AcceptedSerializer, JobSerializer, JobStatusSe
 from tasks.api.views import progress_fields
 from tasks.console_selectors import count_labeled
 from tasks.models import Job
+from tasks.selectors_adaptive import get_adaptive_progress
 from tasks.services.errors import ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.jobs import configure_job
@@ -141,6 +142,10 @@ class JobViewSet(
     def status(self, request: Request, pk: str) -> Response:
         job = self.get_object()
         labeled, confident = count_labeled(job)
-        return Response(
-            JobStatusSerializer({**progress_fields(job), "labeled_items": labeled, "confident_items": confident}).data
-        )
+        progress = {
+            **progress_fields(job),
+            "labeled_items": labeled,
+            "confident_items": confident,
+            "adaptive": get_adaptive_progress(job),
+        }
+        return Response(JobStatusSerializer(progress).data)

@@ -20,6 +20,7 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.services.exports import KNOWN_FORMATS
+from tasks.services.jobs import ADAPTIVE_FORM_FIELDS, check_adaptive_settings
 
 JOB_WRITABLE = (
     "name",
@@ -39,12 +40,35 @@ JOB_WRITABLE = (
     "block_below_accuracy",
     "block_after_gold",
     "requirements",
+    "adaptive_min_answers",
+    "adaptive_max_answers",
+    "adaptive_target",
 )
 
 
 class JobSerializer(serializers.ModelSerializer):
     labels = serializers.ListField(child=serializers.CharField(max_length=100), min_length=2, max_length=200)
     consensus_method = serializers.ChoiceField(choices=list(CATEGORICAL), default="mv")
+    adaptive_min_answers = serializers.IntegerField(
+        min_value=1,
+        max_value=50,
+        allow_null=True,
+        required=False,
+        help_text="Adaptive redundancy: answers every item gets at least (null: off, every item gets `redundancy`).",
+    )
+    adaptive_max_answers = serializers.IntegerField(
+        min_value=1,
+        max_value=50,
+        allow_null=True,
+        required=False,
+        help_text="Adaptive redundancy: answers an item may get at most while its label is unsure.",
+    )
+    adaptive_target = serializers.FloatField(
+        allow_null=True,
+        required=False,
+        help_text="Adaptive redundancy: an item stops collecting answers once its confidence reaches this "
+        "(above 0.5, below 1). Set all three adaptive fields or none; not on Ground Truth jobs.",
+    )
     confirm_instructions_change = serializers.BooleanField(
         write_only=True, default=False, help_text="Required to change the instructions of a published or paused job."
     )
@@ -77,12 +101,41 @@ class JobSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(errors)
         return requirements or []
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The adaptive settings are checked together with the job's kind and marketplace, as stored when a
+        # PATCH leaves them out.
+        current = self.instance if isinstance(self.instance, Job) else Job()
+        probe = Job(**{name: attrs.get(name, getattr(current, name)) for name in ADAPTIVE_FORM_FIELDS})
+        problems = check_adaptive_settings(probe)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
+
 
 class AcceptedSerializer(serializers.Serializer):
     """The answer to work started in the background (publish, consensus)."""
 
     job = serializers.IntegerField()
     detail = serializers.CharField()
+
+
+class AdaptiveProgressSerializer(serializers.Serializer):
+    min_answers = serializers.IntegerField()
+    max_answers = serializers.IntegerField(help_text="The most answers a Hit may get (MTurk's rules included).")
+    target = serializers.FloatField()
+    hits_collecting = serializers.IntegerField(help_text="Hits still open for answers.")
+    hits_stopped_early = serializers.IntegerField(help_text="Complete Hits that stopped below the maximum.")
+    hits_at_maximum = serializers.IntegerField(help_text="Hits that want the maximum number of answers.")
+    extra_answers_requested = serializers.IntegerField(
+        help_text="Answers asked for beyond what the Hits were published wanting."
+    )
+    answers_saved = serializers.IntegerField(help_text="Answers the complete Hits did not need, against the maximum.")
+    items_at_target = serializers.IntegerField(help_text="Items whose consensus confidence reaches the target.")
+    skills_fitted_at = serializers.DateTimeField(allow_null=True)
+    skills_answers_at_fit = serializers.IntegerField(help_text="Answers the last full re-fit of worker skills saw.")
+    budget_exhausted_at = serializers.DateTimeField(
+        allow_null=True, help_text="When an extra answer was first refused for lack of budget."
+    )
 
 
 class JobStatusSerializer(serializers.Serializer):
@@ -95,6 +148,9 @@ class JobStatusSerializer(serializers.Serializer):
     percent = serializers.IntegerField()
     labeled_items = serializers.IntegerField()
     confident_items = serializers.IntegerField()
+    adaptive = AdaptiveProgressSerializer(
+        allow_null=True, help_text="Adaptive redundancy's progress (null when the job has fixed redundancy)."
+    )
 
 
 class ItemSerializer(serializers.ModelSerializer):

@@ -5,16 +5,19 @@ query) before calling :func:`after_hit_completed`, so other jobs pay nothing on 
 
 - Skills: the job's worker skills are a cached :class:`~tasks.models.AdaptiveSkills` snapshot, refitted in
   full (:func:`refit_adaptive_skills`, Dawid-Skene over every answer) whenever the job's answers have grown
-  by ``REFIT_GROWTH`` since the last fit (enqueued on commit from the hot path) and by the Celery task.
+  by ``REFIT_GROWTH`` since the last fit: queued on commit from the hot path (at most one at a time) and by
+  the periodic :func:`sweep_adaptive_jobs` (Celery beat; the only trigger for MTurk jobs).
 - Posteriors: the Hit's items' posteriors are rebuilt from their answers, warm-started from the snapshot
   (``ItemPosteriors.add``). A confident model prediction (``Prediction`` of ``job.prelabel_model`` with a
   score at or above the target) that agrees with an item's first answer counts as one more annotator, so
-  such an item may stop at one worker answer.
+  such an item may stop at one worker answer; a Hit reopened because the model contradicts the first answer
+  is handed out before any other (``DISPUTED_PRIORITY``).
 - Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
   reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
   job's budget cannot pay for every answer its Hits may still want, the hot path defers to
-  :func:`allocate_adaptive_answers`, which ranks the Hits by :func:`expected_gain` and pays the best ones.
-  A refusal for lack of budget stops the asking and is audited once per job.
+  :func:`allocate_adaptive_answers`, which ranks the Hits by :func:`expected_gain` and pays the best ones;
+  its passes are debounced per job (``tasks.services.adaptive_queue``). A refusal for lack of budget stops
+  the asking and is audited once per job.
 - Marketplaces: the internal pool and MTurk (extra assignments through ``extend_mturk_hit``, never taking a
   HIT created with fewer than 10 assignments to 10). Ground Truth jobs keep their fixed count: the form
   refuses adaptive settings for them.
@@ -27,10 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, Sum, Value, When
+from django.db.models import Case, F, IntegerField, SmallIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -54,6 +58,12 @@ from tasks.models import (
     Prediction,
 )
 from tasks.reports.estimate import hits_cost
+from tasks.services.adaptive_queue import (
+    flush_adaptive_allocation,
+    release_adaptive_refit,
+    request_adaptive_allocation,
+    request_adaptive_refit,
+)
 from tasks.services.budget import BudgetExceeded, reserve_budget
 from workforce.audit import Actor, queue_audit_event, record_audit_event
 from workforce.marketplaces.mturk import MTurkMarketplace
@@ -63,6 +73,7 @@ from workforce.models import Marketplace
 REFIT_GROWTH = 0.1  # refit once the job's answers have grown by 10% since the last fit ...
 REFIT_MIN_NEW = 20  # ... and by at least this many (early on, 10% is a handful of answers)
 MODEL_ACCURACY_CAP = 0.99  # a model's score is trusted at most this much as an annotator's accuracy
+DISPUTED_PRIORITY = -101  # before every pre-label priority (-100 for a model score of 0): see predictions.py
 SYSTEM = Actor.system("adaptive")
 
 
@@ -155,9 +166,37 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
     return row
 
 
-def _refit_due(job: Job, view: SkillsView) -> bool:
+def _refit_due(job: Job, answers_at_fit: int) -> bool:
     total = Answer.objects.filter(job_id=job.pk).count()
-    return total > 0 and total >= max(view.answers_at_fit * (1.0 + REFIT_GROWTH), view.answers_at_fit + REFIT_MIN_NEW)
+    return total > 0 and total >= max(answers_at_fit * (1.0 + REFIT_GROWTH), answers_at_fit + REFIT_MIN_NEW)
+
+
+def refit_and_allocate(*, job_id: int, actor: Actor = SYSTEM) -> int:
+    """A full re-fit of the job's worker skills, then an allocation pass with them (Hits that looked settled
+    under the old skills may not be). Frees the job's re-fit claim whatever happens."""
+    try:
+        job = Job.objects.get(pk=job_id)
+        refit_adaptive_skills(job=job, actor=actor)
+    finally:
+        release_adaptive_refit(job_id=job_id)
+    return allocate_adaptive_answers(job=job, actor=actor)
+
+
+def sweep_adaptive_jobs() -> tuple[int, int]:
+    """The periodic pass over published adaptive jobs (Celery beat): queue a full re-fit of each job whose
+    answers have grown enough since the last one (MTurk jobs have no other trigger), and each job's
+    allocation pass held back by the debounce. Returns (re-fits queued, allocation passes queued)."""
+    jobs = list(Job.objects.filter(state=JobState.PUBLISHED, adaptive_min_answers__isnull=False).order_by("pk"))
+    fitted = dict(
+        AdaptiveSkills.objects.filter(job_id__in=[j.pk for j in jobs]).values_list("job_id", "answers_at_fit")
+    )
+    refits = passes = 0
+    for job in jobs:
+        if _refit_due(job, fitted.get(job.pk, 0)) and request_adaptive_refit(job_id=job.pk):
+            refits += 1
+        if flush_adaptive_allocation(job_id=job.pk, force=True):
+            passes += 1
+    return refits, passes
 
 
 # --- posteriors ---------------------------------------------------------------------------------------
@@ -169,6 +208,7 @@ class ItemsState:
     wants: np.ndarray  # bool per item
     gain: np.ndarray  # expected gain of one more answer, per item
     confidence: np.ndarray
+    disputed: np.ndarray  # bool per item: the pre-label model contradicts the item's first answer
 
 
 def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsState:
@@ -190,13 +230,14 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
         arr = np.asarray(rows, dtype=np.int64)
         state.add(arr[:, 0], arr[:, 1], arr[:, 2])
     policy = policy_of(job)
+    disputed = np.zeros(len(ids), dtype=bool)
     if job.prelabel_model:
-        _add_model(job, ids, pos, code, rows, state, policy.target)
+        disputed = _add_model(job, ids, pos, code, rows, state, policy.target)
     confidence = state.confidence()
     cap = policy.max_answers or policy.min_answers
     decided = state.decided(np.maximum(cap - state.n_answers, 0))
     wants = policy.wants_more(state.n_answers, confidence, decided)
-    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence)
+    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed)
 
 
 def _add_model(
@@ -207,24 +248,32 @@ def _add_model(
     rows: list[tuple[int, int, int]],
     state: ItemPosteriors,
     target: float,
-) -> None:
-    """The model as one more annotator on the items where it is confident and agrees with the first answer."""
+) -> np.ndarray:
+    """The model as one more annotator on the items where it is confident and agrees with the first answer.
+    Returns, per item, whether the model contradicts the first answer (whatever its score)."""
     first: dict[int, int] = {}
     for item, _, label in rows:
         first.setdefault(item, label)
     k = len(code)
+    disputed = np.zeros(len(ids), dtype=bool)
     for item_id, value, score in Prediction.objects.filter(
-        job_id=job.pk, model_name=job.prelabel_model, item_id__in=ids, score__gte=target
+        job_id=job.pk, model_name=job.prelabel_model, item_id__in=ids
     ).values_list("item_id", "value", "score"):
         item = pos[item_id]
         label = code.get(value, -1) if isinstance(value, str) else -1
-        if label < 0 or first.get(item) != label:
+        if label < 0 or item not in first:
+            continue
+        if label != first[item]:
+            disputed[item] = True
+            continue
+        if score < target:
             continue
         acc = min(float(score), MODEL_ACCURACY_CAP)
         row = np.full(k, np.log((1.0 - acc) / max(k - 1, 1)))
         row[label] = np.log(acc)
         state.log_lik[item] += row
         state.n_answers[item] += 1
+    return disputed
 
 
 # --- asking for more ------------------------------------------------------------------------------------
@@ -234,22 +283,26 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     """The hot-path hook: called inside ``submit_assignment``'s transaction when an adaptive job's Hit has
     collected every answer it wanted. Returns True when the Hit was reopened for one more answer."""
     view = load_skills(job)
-    if _refit_due(job, view):
-        transaction.on_commit(lambda: _enqueue("refit_adaptive_skills_task", job.pk))
+    if _refit_due(job, view.answers_at_fit):
+        transaction.on_commit(partial(request_adaptive_refit, job_id=job.pk))
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
-    if not item_ids or not items_state(job, item_ids, view).wants.any():
+    state = items_state(job, item_ids, view) if item_ids else None
+    if state is None or not state.wants.any():
+        # An allocation pass held back by the debounce may be due now (or this was the job's last Hit).
+        transaction.on_commit(partial(flush_adaptive_allocation, job_id=job.pk))
         return False
     if job.marketplace != Marketplace.INTERNAL:
-        transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+        transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
         return False
     if job.budget_cap is not None and not _budget_covers_every_extra(job):
         # The budget is short: let the ranked allocation choose which Hits get the answers left (when any is).
         if _affordable(job, 1):
-            transaction.on_commit(lambda: _enqueue("allocate_adaptive_answers_task", job.pk))
+            transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
         else:
             _note_budget_exhausted(job, "The budget cannot pay for another answer.", now)
         return False
-    return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now))
+    urgent = [hit_id] if state.disputed.any() else []
+    return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now, urgent=urgent))
 
 
 def _budget_covers_every_extra(job: Job) -> bool:
@@ -266,15 +319,16 @@ def _budget_covers_every_extra(job: Job) -> bool:
     return left >= hits_cost(job, hit_count=outstanding, extra_per_hit=1)
 
 
-def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
+def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent: Sequence[int] = ()) -> int:
     """Reserve one more answer's worst-case cost on each Hit, then raise their wanted count by one (a
-    conditional UPDATE) and reopen them. Returns the Hits changed; 0 when the budget refused."""
+    conditional UPDATE) and reopen them; the ``urgent`` ones (the model disputes a worker) are handed out
+    before any other Hit of the job. Returns the Hits changed; 0 when the budget refused."""
     top = max_answers_of(job)
     with transaction.atomic():
+        # Only complete Hits: a Hit another pass has just reopened already has the answer it wanted.
         rows = list(
             Hit.objects.select_for_update()
-            .filter(pk__in=hit_ids, assignments_wanted__lt=top, is_gold=False)
-            .exclude(state=HitState.CANCELLED)
+            .filter(pk__in=hit_ids, assignments_wanted__lt=top, is_gold=False, state=HitState.COMPLETE)
             .order_by("pk")
             .values_list("pk", "assignments_wanted")
         )
@@ -297,9 +351,11 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime) -> int:
         # The rows are locked, so one conditional UPDATE raises each by exactly one.
         changed = Hit.objects.filter(pk__in=[pk for pk, _ in rows], assignments_wanted__lt=top).update(
             assignments_wanted=F("assignments_wanted") + 1,
-            state=Case(
-                When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)),
-                default=F("state"),
+            state=HitState.OPEN,
+            priority=Case(
+                When(pk__in=list(urgent), then=Value(DISPUTED_PRIORITY)),
+                default=F("priority"),
+                output_field=SmallIntegerField(),
             ),
         )
         reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
@@ -357,9 +413,12 @@ def allocate_adaptive_answers(
         return 0
     state = items_state(job, [item for _, item in links], load_skills(job))
     best: dict[int, float] = {}
-    for (hit_id, _), wants, gain in zip(links, state.wants, state.gain, strict=True):
+    disputed: set[int] = set()
+    for (hit_id, _), wants, gain, dispute in zip(links, state.wants, state.gain, state.disputed, strict=True):
         if wants:
             best[hit_id] = max(best.get(hit_id, 0.0), float(gain))
+            if dispute:
+                disputed.add(hit_id)
     ranked = sorted(best, key=lambda h: (-best[h], h))
     affordable = _affordable(job, len(ranked))
     chosen = ranked[:affordable]
@@ -369,7 +428,7 @@ def allocate_adaptive_answers(
         return 0
     if job.marketplace == Marketplace.MTURK:
         return _extend_on_mturk(job, chosen, actor, connector)
-    return _grant(job=job, hit_ids=chosen, actor=actor, now=now)
+    return _grant(job=job, hit_ids=chosen, actor=actor, now=now, urgent=sorted(disputed.intersection(chosen)))
 
 
 def _affordable(job: Job, wanted: int) -> int:
@@ -413,14 +472,3 @@ def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTur
             continue
         extended += 1
     return extended
-
-
-def request_adaptive_allocation(*, job_id: int) -> None:
-    """Queue :func:`allocate_adaptive_answers` for the job (after MTurk collection, for instance)."""
-    _enqueue("allocate_adaptive_answers_task", job_id)
-
-
-def _enqueue(name: str, job_id: int) -> None:
-    from tasks import adaptive_tasks
-
-    getattr(adaptive_tasks, name).delay(job_id=job_id)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
-from django.db.models.functions import Greatest
+from django.db.models.functions import Greatest, Round
 from django.utils import timezone
 
 from tasks.models import (
@@ -93,6 +93,12 @@ def _fmt(amount: Decimal) -> str:
     return f"{amount.quantize(Decimal('0.01')):,}"
 
 
+def _plus(field: str, amount: Decimal) -> Round:
+    """``field + amount`` rounded to the columns' 4 places. SQLite adds decimals as floats: unrounded, the
+    sums drift (0.8 + 0.05 stores 0.8500000000000001) and a reservation that fills a cap exactly is refused."""
+    return Round(F(field) + amount, 4)
+
+
 def reserve_budget(
     *, job: Job, amount: Decimal, key: str, actor: Actor, reason: str = "", now: datetime | None = None
 ) -> tuple[BudgetReservation, bool]:
@@ -115,8 +121,8 @@ def reserve_budget(
             if existing is None:
                 raise
             return existing, False
-        within_cap = Q(budget_cap__isnull=True) | Q(budget_reserved__lte=F("budget_cap") - amount)
-        if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=F("budget_reserved") + amount):
+        within_cap = Q(budget_cap__isnull=True) | Q(budget_cap__gte=_plus("budget_reserved", amount))
+        if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=_plus("budget_reserved", amount)):
             current = Job.objects.values("budget_cap", "budget_reserved", "currency").get(pk=job.pk)
             raise BudgetExceeded(
                 _job_message(
@@ -137,8 +143,8 @@ def reserve_budget(
             reason=reason,
         )
         if MonthlyBudget.objects.filter(month=month).exists() and not MonthlyBudget.objects.filter(
-            month=month, reserved__lte=F("cap") - amount
-        ).update(reserved=F("reserved") + amount):
+            month=month, cap__gte=_plus("reserved", amount)
+        ).update(reserved=_plus("reserved", amount)):
             raise BudgetExceeded(_month_message(MonthlyBudget.objects.get(month=month), amount))
     return row, True
 
@@ -165,7 +171,7 @@ def release_budget(
         row = BudgetReservation.objects.create(
             job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now
         )
-        Job.objects.filter(pk=job.pk).update(budget_reserved=F("budget_reserved") - amount)
+        Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -amount))
         record_audit_event(
             actor=actor,
             action="budget.released",
@@ -174,7 +180,7 @@ def release_budget(
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
         )
-        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(F("reserved") - amount, ZERO))
+        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -amount), ZERO))
     return row
 
 

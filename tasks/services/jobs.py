@@ -111,6 +111,8 @@ AUDITED_FIELDS = (
 )
 
 
+# A target at or below one half would let an item stop while another label is as likely as its own.
+ADAPTIVE_TARGET_ABOVE = 0.5
 # What ``check_adaptive_settings`` reads (a form builds a probe Job from these).
 ADAPTIVE_FORM_FIELDS = ("task_kind", "marketplace", "adaptive_min_answers", "adaptive_max_answers", "adaptive_target")
 
@@ -125,8 +127,11 @@ def check_adaptive_settings(job: Job) -> dict[str, str]:
     problems: dict[str, str] = {}
     if hi < lo:
         problems["adaptive_max_answers"] = "The maximum number of answers must be at least the minimum."
-    if not 0 < target <= 1:
-        problems["adaptive_target"] = "The target confidence must be above 0 and at most 1."
+    if not ADAPTIVE_TARGET_ABOVE < target < 1:
+        problems["adaptive_target"] = (
+            f"The target confidence must be above {ADAPTIVE_TARGET_ABOVE} and below 1 (no item ever reaches 1, so "
+            "every item would get the maximum)."
+        )
     if job.is_multilabel or job.is_shapes:
         problems["adaptive_min_answers"] = "Adaptive redundancy works on single-label classification jobs only."
     if job.marketplace == Marketplace.GROUNDTRUTH:

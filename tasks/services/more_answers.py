@@ -1,48 +1,126 @@
-"""Asking for more answers: raise the wanted assignments of a job's Hits and reopen them."""
+"""Asking for more answers on a whole job (the admin's "extend" actions), within the job's budget.
+
+The Hits are chosen here; the worst-case cost is reserved before anything changes:
+- internal pool: through :func:`tasks.services.extra_answers.request_more_answers` (one reservation for
+  the whole request, keyed on the Hits' state, so a retry reserves once), in the same transaction;
+- MTurk: Hit by Hit, a reservation and then CreateAdditionalAssignmentsForHIT
+  (:func:`tasks.services.mturk_hits.extend_mturk_hit`, which commits the cost to the ledger); a HIT
+  MTurk refuses (or that would cross MTurk's 10-assignment line) is skipped and counted;
+- Ground Truth labeling jobs have a fixed number of workers per object and are refused.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from tasks.models import ConsensusLabel, Hit, HitItem, HitState, Job, JobState
+from tasks.reports.estimate import hits_cost
+from tasks.services import extra_answers
+from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
+from workforce.marketplaces.base import MarketplaceError
+from workforce.models import Marketplace
+
+if TYPE_CHECKING:
+    from workforce.marketplaces.mturk import MTurkMarketplace
 
 MAX_ASSIGNMENTS = 50  # the job form's ceiling on redundancy
 
 
-def request_more_answers(*, job: Job, actor: Actor, extra: int = 1, below_confidence: float | None = None) -> int:
+@dataclass(frozen=True)
+class MoreAnswers:
+    """What a request changed: Hits given more answers, and MTurk HITs skipped (refused or over budget)."""
+
+    hits: int
+    skipped: int = 0
+
+    def __str__(self) -> str:
+        return str(self.hits) if not self.skipped else f"{self.hits} ({self.skipped} skipped)"
+
+
+def _chosen_hits(job: Job, *, extra: int, below_confidence: float | None) -> list[int]:
+    hits = Hit.objects.filter(
+        job=job,
+        is_gold=False,
+        state__in=[HitState.OPEN, HitState.FULL, HitState.COMPLETE],
+        assignments_wanted__lte=MAX_ASSIGNMENTS - extra,
+    )
+    if below_confidence is not None:
+        unsure = ConsensusLabel.objects.filter(job=job, confidence__lt=below_confidence).values("item_id")
+        hits = hits.filter(id__in=HitItem.objects.filter(item_id__in=unsure).values("hit_id"))
+    return list(hits.order_by("pk").values_list("pk", flat=True))
+
+
+def request_more_answers(
+    *,
+    job: Job,
+    actor: Actor,
+    extra: int = 1,
+    below_confidence: float | None = None,
+    connector: MTurkMarketplace | None = None,
+) -> MoreAnswers:
     """Want ``extra`` more answers on each of the job's Hits (only Hits holding an item whose consensus is
-    below ``below_confidence``, when given). A completed job is published again. Returns the Hits changed."""
+    below ``below_confidence``, when given), after reserving their worst-case cost. A completed job is
+    published again. Raises ``BudgetExceeded`` (nothing changed) when the internal pool's request would
+    pass a cap; on MTurk the Hits the budget still covers are extended and the rest are skipped."""
     if not 1 <= extra <= 10:
         raise ServiceError("Ask for between 1 and 10 more answers at a time.")
     if below_confidence is not None and not 0 < below_confidence <= 1:
         raise ServiceError("The confidence bar must be above 0 and at most 1.")
+    if job.marketplace == Marketplace.GROUNDTRUTH:
+        raise ServiceError(
+            "Ground Truth labeling jobs have a fixed number of workers per object; publish a new batch instead."
+        )
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.state not in (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED):
             raise ServiceError(
                 f"Job {job.pk} is {locked.state}; more answers can be asked of running or completed jobs."
             )
-        hits = Hit.objects.filter(
-            job=locked,
-            is_gold=False,
-            state__in=[HitState.OPEN, HitState.FULL, HitState.COMPLETE],
-            assignments_wanted__lte=MAX_ASSIGNMENTS - extra,
-        )
-        if below_confidence is not None:
-            unsure = ConsensusLabel.objects.filter(job=locked, confidence__lt=below_confidence).values("item_id")
-            hits = hits.filter(id__in=HitItem.objects.filter(item_id__in=unsure).values("hit_id"))
-        changed = hits.update(assignments_wanted=F("assignments_wanted") + extra, state=HitState.OPEN)
-        if changed and locked.state == JobState.COMPLETED:
-            Job.objects.filter(pk=job.pk).update(state=JobState.PUBLISHED, completed_at=None, updated_at=timezone.now())
-        record_audit_event(
-            actor=actor,
-            action="job.more_answers_requested",
-            object_type="job",
-            object_id=job.pk,
-            after={"extra": extra, "below_confidence": below_confidence, "hits": changed},
-        )
-    return changed
+        hit_ids = _chosen_hits(locked, extra=extra, below_confidence=below_confidence)
+        if not hit_ids:
+            return MoreAnswers(hits=0)
+        if locked.marketplace != Marketplace.MTURK:
+            changed = extra_answers.request_more_answers(job=locked, hit_ids=hit_ids, extra=extra, actor=actor)
+            return MoreAnswers(hits=changed)
+    return _extend_on_mturk(locked, hit_ids, extra=extra, actor=actor, connector=connector)
+
+
+def _extend_on_mturk(
+    job: Job, hit_ids: list[int], *, extra: int, actor: Actor, connector: MTurkMarketplace | None
+) -> MoreAnswers:
+    from tasks.services.mturk_hits import extend_mturk_hit
+
+    extended = skipped = 0
+    for hit in Hit.objects.filter(pk__in=hit_ids).order_by("pk"):
+        try:
+            with transaction.atomic():
+                reserve_budget(
+                    job=job,
+                    amount=hits_cost(job, hit_count=1, extra_per_hit=extra),
+                    key=f"job:{job.pk}:more:{hit.pk}:{hit.assignments_wanted + extra}",
+                    actor=actor,
+                    reason="more answers",
+                )
+                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
+        except BudgetExceeded:
+            skipped += len(hit_ids) - extended - skipped
+            break
+        except (ServiceError, MarketplaceError):
+            skipped += 1
+            continue
+        extended += 1
+    if extended:
+        Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+    record_audit_event(
+        actor=actor,
+        action="job.more_answers_requested",
+        object_type="job",
+        object_id=job.pk,
+        after={"extra": extra, "hits": extended, "skipped": skipped, "marketplace": "mturk"},
+    )
+    return MoreAnswers(hits=extended, skipped=skipped)

@@ -17,11 +17,23 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, MTurkHit, MTurkNotification
-from tasks.services.adaptive import request_adaptive_allocation
+from tasks.models import (
+    Assignment,
+    AssignmentState,
+    BudgetReservation,
+    CostEntry,
+    Hit,
+    HitState,
+    Job,
+    MTurkHit,
+    MTurkNotification,
+)
+from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
+from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
+from tasks.services.mturk_escrow import rejected_slot_key, release_rejected_slot, release_unfilled_mturk_slots
 from workforce.audit import Actor
 from workforce.marketplaces.base import AssignmentRecord, MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace
@@ -37,6 +49,7 @@ class CollectResult:
     assignments_created: int = 0
     assignments_updated: int = 0
     charges_booked: int = 0
+    slots_released: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, part: RecordResult) -> None:
@@ -100,10 +113,42 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             ).select_related("hit", "job", "worker"):
                 booked += book_approval_charges(assignment=assignment)
             result.charges_booked += booked
-        if booked:  # its own transaction: the job row is locked before the audit head (the budget lock order)
+        rejected = [r.external_assignment_id for r in job_records if r.status == AssignmentState.REJECTED]
+        # Their own transaction: the Hit and job rows are locked before the audit head (the budget lock order).
+        if booked or rejected:
             with transaction.atomic():
-                after_review(job=job, actor=actor)
+                released = _release_rejected(rejected, actor=actor)
+                result.slots_released += released
+                if booked or released:
+                    after_review(job=job, actor=actor)
     return result
+
+
+def _release_rejected(external_ids: list[str], *, actor: Actor) -> int:
+    """Work MTurk reports as rejected (by us, with a lost reply, or on MTurk's site) gives its slot's money
+    back once (``release_rejected_slot`` is keyed by the assignment); returns the slots released now."""
+    if not external_ids:
+        return 0
+    rejected = list(
+        Assignment.objects.filter(
+            marketplace=MTURK, external_id__in=external_ids, state=AssignmentState.REJECTED
+        ).order_by("hit_id", "pk")
+    )
+    done = set(
+        CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in rejected]).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    done |= set(  # work on HITs this ledger never committed has only its reservation released
+        BudgetReservation.objects.filter(key__in=[assignment_cost_key(a.pk, "release") for a in rejected]).values_list(
+            "key", flat=True
+        )
+    )
+    released = 0
+    for assignment in rejected:
+        if not {rejected_slot_key(assignment), assignment_cost_key(assignment.pk, "release")} & done:
+            released += bool(release_rejected_slot(assignment=assignment, actor=actor))
+    return released
 
 
 def collect_mturk_hits(
@@ -120,7 +165,8 @@ def collect_mturk_hits(
 
 def collect_mturk_work(*, actor: Actor, connector: MTurkMarketplace | None = None) -> CollectResult:
     """Celery beat: every reviewable HIT MTurk lists, plus our open HITs (submitted work arrives before a HIT
-    is reviewable, and the auto-approval guard needs it early)."""
+    is reviewable, and the auto-approval guard needs it early); then the expiry pass
+    (``mturk_escrow.release_unfilled_mturk_slots``)."""
     connector = mturk_connector(connector)
     reviewable = list(connector.list_reviewable_hits())
     # The open HITs polled least recently first, so every one is polled in turn however many there are.
@@ -131,6 +177,8 @@ def collect_mturk_work(*, actor: Actor, connector: MTurkMarketplace | None = Non
     )
     ids = [str(i) for i in dict.fromkeys([*reviewable, *open_ids])]
     result = collect_mturk_hits(external_hit_ids=ids, actor=actor, connector=connector)
+    # Expired HITs give back the money of their unfilled slots (after the work above is recorded).
+    result.slots_released += release_unfilled_mturk_slots(actor=actor, connector=connector).slots_released
     MTurkHit.objects.filter(hit__marketplace=MTURK, hit__external_id__in=ids).update(polled_at=timezone.now())
     return result
 

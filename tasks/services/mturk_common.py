@@ -179,22 +179,25 @@ def ledger_key(*parts: object) -> str:
     return "mturk:" + ":".join(str(p) for p in parts)
 
 
-def slot_key(hit: Hit, slot: int, kind: str) -> str:
+def slot_key(hit: Hit, slot: int | str, kind: str) -> str:
     """The key of one assignment slot's committed reward or fee: ``mturk:hit:<uuid>:slot:<n>:<kind>``."""
     return ledger_key("hit", hit.uuid, "slot", slot, kind)
 
 
-def commit_hit_slots(*, hit: Hit, reward: Decimal, fee: Decimal, slots: range, reference: str) -> None:
+def commit_hit_slots(
+    *, hit: Hit, reward: Decimal, fee: Decimal, slots: range, reference: str, prefix: str = ""
+) -> None:
     """Book what MTurk takes from the balance for ``slots`` assignments of ``hit`` (CreateHIT and
     CreateAdditionalAssignmentsForHIT hold reward and fee per assignment) as committed rows, one reward and
     one fee per slot, so each approval can turn exactly one slot into its charged rows (``book_approval_charges``)
-    and the ledger's total stays what MTurk took, however many approvals there are."""
+    and the ledger's total stays what MTurk took, however many approvals there are. ``prefix`` marks slot
+    numbers of slots committed again (``r1``, ``r2``, ...: ``tasks.services.mturk_escrow``)."""
     lines = [
         CostLine(
             job_id=hit.job_id,
             kind=kind,
             amount=amount,
-            idempotency_key=slot_key(hit, n, kind),
+            idempotency_key=slot_key(hit, f"{prefix}{n}", kind),
             marketplace=MTURK,
             status=CostStatus.COMMITTED,
             hit_id=hit.pk,

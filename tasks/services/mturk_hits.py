@@ -20,6 +20,7 @@ from tasks.models import (
 )
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_common import MTURK, commit_hit_slots, job_options, mturk_connector
+from tasks.services.mturk_escrow import sync_hit_escrow
 from tasks.services.mturk_publishing import record_published_hit
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import PublishedHit
@@ -76,7 +77,8 @@ def set_mturk_job_availability(
     *, job: Job, open_: bool, actor: Actor, connector: MTurkMarketplace | None = None
 ) -> int:
     """Pause/cancel (``open_=False``: every live HIT expires now) or resume (``open_=True``: live again for
-    the job's lifetime). MTurk has no pause: expiring stops new accepts, work in progress may still arrive."""
+    the job's lifetime). MTurk has no pause: expiring stops new accepts, work in progress may still arrive.
+    Each HIT's unfilled slots are released (or, on resume, committed again) with ``sync_hit_escrow``."""
     connector = mturk_connector(connector)
     hits = Hit.objects.filter(job=job, marketplace=MTURK, external_id__isnull=False, mturk__deleted_at__isnull=True)
     hits = hits.exclude(state=HitState.COMPLETE)
@@ -84,12 +86,15 @@ def set_mturk_job_availability(
         hits = hits.exclude(state=HitState.CANCELLED)
     expire_at = timezone.now() + job_options(job).lifetime
     changed = 0
-    for hit_id, external_id in hits.values_list("id", "external_id"):
+    for hit in hits.order_by("id"):
+        external_id = str(hit.external_id)
         if open_:
-            connector.set_expiration(str(external_id), expire_at)
+            connector.set_expiration(external_id, expire_at)
         else:
-            connector.expire(str(external_id))
-        MTurkHit.objects.filter(hit_id=hit_id).update(expires_at=expire_at if open_ else timezone.now())
+            connector.expire(external_id)
+        MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=expire_at if open_ else timezone.now())
+        # MTurk returns the unfilled slots' money on expiry and takes it again on resume: so do we.
+        sync_hit_escrow(hit=hit, remote=connector.get_hit(external_id), actor=actor)
         changed += 1
     with transaction.atomic():
         record_audit_event(
@@ -108,6 +113,7 @@ class ReconcileResult:
     adopted: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     foreign: int = 0
+    escrow_changed: int = 0  # our HITs whose unfilled slots were released or committed again
 
 
 def _uuid(annotation: str) -> uuid.UUID | None:
@@ -121,7 +127,8 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
     """ListHITs (every page) against our rows. A HIT whose annotation is one of our Hits but which we never
     recorded is adopted (a crash older than the token's 24 hours); one whose annotation is a UUID we do not
     have, a second HIT for a Hit already recorded, or one of a cancelled Hit is expired. HITs without a UUID
-    annotation belong to someone else on the account and are left alone."""
+    annotation belong to someone else on the account and are left alone. Each recorded HIT's escrow is
+    synced from the same listing (``sync_hit_escrow``), whoever expired or extended it."""
     connector = mturk_connector(connector)
     result = ReconcileResult()
     remote = list(connector.list_hits())
@@ -162,6 +169,8 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
                     after={"hit_id": remote_hit.hit_id},
                 )
             result.expired.append(remote_hit.hit_id)
+        elif hit is not None and hit.external_id == remote_hit.hit_id:
+            result.escrow_changed += sync_hit_escrow(hit=hit, remote=remote_hit, actor=actor, now=now).changed
     return result
 
 
@@ -183,6 +192,8 @@ def delete_done_mturk_hits(
     )
     deleted = 0
     for info in done:
+        # The last look at the HIT: what it still holds for unfilled slots is released before it goes.
+        sync_hit_escrow(hit=info.hit, remote=connector.get_hit(str(info.hit.external_id)), actor=actor)
         connector.delete_hit(str(info.hit.external_id))
         with transaction.atomic():
             MTurkHit.objects.filter(pk=info.pk).update(deleted_at=timezone.now())

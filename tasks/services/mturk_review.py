@@ -29,10 +29,11 @@ from tasks.models import (
     MTurkBonusState,
     MTurkHit,
 )
-from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
+from tasks.services.budget import after_review, check_budget_alerts, exact, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import assignment_cost_key, bonus_cost_key, record_cost, reverse_cost
 from tasks.services.mturk_common import MTURK, ledger_key, mturk_connector
+from tasks.services.mturk_escrow import release_rejected_slot, slot_released_at_rejection
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
@@ -86,6 +87,8 @@ def _settle_slot(assignment: Assignment) -> None:
     now on the assignment replaces that slot's commitment, so the ledger counts the money once. The HIT row
     is locked, so two approvals of one HIT never pick the same slot."""
     hit = Hit.objects.select_for_update().get(pk=assignment.hit_id)
+    if slot_released_at_rejection(assignment):  # an overridden rejection: its slot's money went back then
+        return
     prefix = ledger_key("hit", hit.uuid, "slot") + ":"
     reward = (
         CostEntry.objects.filter(
@@ -153,8 +156,9 @@ def _charged(assignment: Assignment) -> Decimal:
 def reject_mturk_assignment(
     *, assignment: Assignment, actor: Actor, feedback: str, connector: MTurkMarketplace | None = None
 ) -> Assignment:
-    """RejectAssignment with the worker's feedback, then (together) the state, the release of the work's
-    budget reservation and the audit event; nothing is booked. Call it through ``review.reject_assignment``."""
+    """RejectAssignment with the worker's feedback, then (together) the state, the release of the work's slot
+    (MTurk gives its reward and fee back: the slot's committed rows are reversed and their reservation
+    released) and the audit event; nothing is charged. Call it through ``review.reject_assignment``."""
     assignment = _mturk_assignment(assignment)
     if not feedback.strip():
         raise ServiceError("Tell the worker why the work is rejected (MTurk shows them the feedback).")
@@ -163,14 +167,14 @@ def reject_mturk_assignment(
     mturk_connector(connector).reject(str(assignment.external_id), feedback=feedback)
     with transaction.atomic():
         if _set_state(assignment, allowed=(AssignmentState.SUBMITTED,), target=AssignmentState.REJECTED):
-            release_rejected_work(assignment=assignment, actor=actor)
+            released = release_rejected_slot(assignment=assignment, actor=actor)
             record_audit_event(
                 actor=actor,
                 action="assignment.rejected",
                 object_type="assignment",
                 object_id=assignment.pk,
                 before={"state": AssignmentState.SUBMITTED},
-                after={"state": AssignmentState.REJECTED, "marketplace": MTURK},
+                after={"state": AssignmentState.REJECTED, "marketplace": MTURK, "released": str(released)},
                 reason=feedback,
             )
             after_review(job=assignment.job, actor=actor)

@@ -5,7 +5,7 @@
 could have given, a score in [0, 1]) and writes all rows or none; importing a model's predictions again
 replaces that model's earlier ones. Afterwards the job's open Hits are re-ordered so the items the model
 is least sure of are handed out first (``Hit.priority``: -100 for a score of 0, -1 for 0.99; Hits
-without a prediction keep 0 and come last).
+without a prediction keep 0 and come last); Hits built later (at publish) get the same order.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db import transaction
-from django.db.models import Exists, IntegerField, Min, OuterRef, Subquery
-from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
-from tasks.models import Hit, HitState, Item, Job, Prediction
+from tasks.models import Item, Job, Prediction
 from tasks.services.collection import validate_value
 from tasks.services.errors import ImportValidationError, RowError, ServiceError, SubmissionRefused
+from tasks.services.hits import prioritise_hits_by_model
 from workforce.audit import Actor, record_audit_event
 
 MAX_MODEL_NAME = 100
@@ -84,19 +83,6 @@ def _parse(job: Job, row: dict[str, Any], items: dict[str, tuple[int, Any]]) -> 
     return item_id, value, score
 
 
-def _reprioritise(job: Job, model_name: str) -> int:
-    """Open and draft Hits get the priority of their least certain item (set-based, one UPDATE)."""
-    scores = Prediction.objects.filter(model_name=model_name, item__hit_items__hit=OuterRef("pk"))
-    lowest = (
-        scores.values("item__hit_items__hit")
-        .annotate(priority=Cast(Round(Min("score") * 100), IntegerField()) - 100)
-        .values("priority")
-    )
-    return Hit.objects.filter(Exists(scores), job=job, is_gold=False, state__in=[HitState.DRAFT, HitState.OPEN]).update(
-        priority=Subquery(lowest[:1])
-    )
-
-
 def import_predictions(
     *, job: Job, stream: IO[bytes] | IO[str], filename: str, model_name: str, actor: Actor
 ) -> PredictionImportResult:
@@ -139,7 +125,7 @@ def import_predictions(
             update_fields=["value", "score", "created_at"],
             batch_size=5000,
         )
-        reordered = _reprioritise(job, model_name)
+        reordered = prioritise_hits_by_model(job, model_name)
         result = PredictionImportResult(
             model_name=model_name,
             rows=total,

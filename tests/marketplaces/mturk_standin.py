@@ -3,7 +3,9 @@
 It keeps HIT types, HITs, assignments, bonuses, qualification types and the account balance; honours
 ``UniqueRequestToken`` (a second CreateHIT with the same token answers ``HitAlreadyExists`` naming the HIT;
 a second SendBonus answers a ``RequestError`` about the token); charges the balance as MTurk does (a HIT's
-rewards and fees when it is created, a bonus and its fee when it is sent) and keeps each charge; and
+rewards and fees when it is created, a bonus and its fee when it is sent), returns the money of an expired
+HIT's unfilled slots and of a rejected assignment (taking it again when the HIT is made live again or the
+rejection overridden), and keeps each charge and refund; and
 injects faults on a share of calls: throttling, a 5xx ``ServiceFault``, or a reply lost after the stand-in
 committed the call (the connection closes with no answer). Workers accept HITs through ``accept`` and
 submit through ``POST /mturk/externalSubmit``, as MTurk's worker site does.
@@ -108,8 +110,34 @@ class MTurkState:
         self.balance -= amount
         self.charges.append((kind, amount, reference))
 
+    def refund(self, kind: str, amount: Decimal, reference: str) -> None:
+        """Money MTurk gives back (kept as a negative charge, so ``total_charged`` is what MTurk kept)."""
+        self.balance += amount
+        self.charges.append((kind, -amount, reference))
+
     def total_charged(self) -> Decimal:
         return sum((amount for _, amount, _ in self.charges), Decimal("0"))
+
+    def _slot_price(self, hit: dict[str, Any]) -> tuple[Decimal, Decimal]:
+        reward = Decimal(hit["Reward"])
+        return reward, standin_fee(reward, assignments=hit["_original_max"], masters=hit["_masters"])
+
+    def _settle_escrow(self, hit: dict[str, Any]) -> None:
+        """An expired HIT's unfilled slots have their reward and fee returned; made live again, it holds
+        them again (refused for want of funds, as MTurk refuses)."""
+        expired = hit["Expiration"] <= time.time()
+        if hit.get("_deleted") or (not expired and not hit.get("_returned")):
+            return  # the common case, checked without counting assignments
+        target = self._hit_view(hit)["NumberOfAssignmentsAvailable"] if expired else 0
+        delta = target - hit.get("_returned", 0)
+        reward, fee = self._slot_price(hit)
+        if delta > 0:
+            self.refund("unfilled_reward", reward * delta, hit["HITId"])
+            self.refund("unfilled_fee", fee * delta, hit["HITId"])
+        elif delta < 0:
+            self.charge("reward", reward * -delta, hit["HITId"])
+            self.charge("fee", fee * -delta, hit["HITId"])
+        hit["_returned"] = target
 
     # --- operations -------------------------------------------------------------------------------
 
@@ -123,7 +151,7 @@ class MTurkState:
         return {"HITTypeId": type_id}
 
     def _hit_view(self, hit: dict[str, Any]) -> dict[str, Any]:
-        done = [a for a in self.assignments.values() if a["HITId"] == hit["HITId"]]
+        done = self._held(hit["HITId"])
         completed = sum(a["AssignmentStatus"] in ("Approved", "Submitted", "Rejected") for a in done)
         return {
             **{k: v for k, v in hit.items() if not k.startswith("_")},
@@ -131,6 +159,14 @@ class MTurkState:
             "NumberOfAssignmentsPending": sum(a["AssignmentStatus"] == "Accepted" for a in done),
             "NumberOfAssignmentsAvailable": max(0, hit["MaxAssignments"] - len(done)),
         }
+
+    def _held(self, hit_id: str) -> list[dict[str, Any]]:
+        """The HIT's assignments that hold a slot (an abandoned or returned one gives it back)."""
+        return [
+            a
+            for a in self.assignments.values()
+            if a["HITId"] == hit_id and a.get("AssignmentStatus") not in ("Abandoned", "Returned")
+        ]
 
     def CreateHITWithHITType(self, p: dict[str, Any]) -> dict[str, Any]:
         token = p.get("UniqueRequestToken")
@@ -200,7 +236,7 @@ class MTurkState:
         return self._page(rows, p, "HITs")
 
     def _refresh_status(self, hit: dict[str, Any]) -> None:
-        rows = [a for a in self.assignments.values() if a["HITId"] == hit["HITId"]]
+        rows = self._held(hit["HITId"])
         finished = [a for a in rows if a["AssignmentStatus"] != "Accepted"]
         if hit["HITStatus"] == "Assignable" and len(finished) >= hit["MaxAssignments"]:
             hit["HITStatus"] = "Reviewable"
@@ -247,6 +283,10 @@ class MTurkState:
         allowed = ("Submitted", "Rejected") if p.get("OverrideRejection") else ("Submitted",)
         if a["AssignmentStatus"] not in allowed:
             raise Fault(400, "RequestError", f"This operation can be called with a status of: {', '.join(allowed)}")
+        if a["AssignmentStatus"] == "Rejected" and a["HITId"] in self.hits:  # an override pays it again
+            reward, fee = self._slot_price(self.hits[a["HITId"]])
+            self.charge("reward", reward, a["AssignmentId"])
+            self.charge("fee", fee, a["AssignmentId"])
         a["AssignmentStatus"] = "Approved"
         a["ApprovalTime"] = time.time()
         return {}
@@ -255,6 +295,10 @@ class MTurkState:
         a = self._assignment(p["AssignmentId"])
         if a["AssignmentStatus"] != "Submitted":
             raise Fault(400, "RequestError", "This operation can be called with a status of: Submitted")
+        if a["HITId"] in self.hits:
+            reward, fee = self._slot_price(self.hits[a["HITId"]])
+            self.refund("rejected_reward", reward, a["AssignmentId"])
+            self.refund("rejected_fee", fee, a["AssignmentId"])
         a["AssignmentStatus"] = "Rejected"
         a["RejectionTime"] = time.time()
         a["RequesterFeedback"] = p["RequesterFeedback"]
@@ -297,13 +341,20 @@ class MTurkState:
         self.charge("fee", fee * extra, hit["HITId"])
         hit["MaxAssignments"] += extra
         hit["HITStatus"] = "Assignable"
+        self._settle_escrow(hit)
         if token:
             self.tokens[f"extend:{token}"] = hit["HITId"]
         return {}
 
     def UpdateExpirationForHIT(self, p: dict[str, Any]) -> dict[str, Any]:
         hit = self._hit(p["HITId"])
+        before = hit["Expiration"]
         hit["Expiration"] = float(p["ExpireAt"])
+        try:
+            self._settle_escrow(hit)
+        except Fault:
+            hit["Expiration"] = before
+            raise
         if hit["Expiration"] <= time.time():
             self._refresh_status(hit)
         else:
@@ -348,7 +399,7 @@ class MTurkState:
     def accept(self, hit_id: str, worker_id: str) -> str:
         with self.lock:
             hit = self._hit(hit_id)
-            taken = [a for a in self.assignments.values() if a["HITId"] == hit_id]
+            taken = self._held(hit_id)
             if hit["HITStatus"] != "Assignable" or len(taken) >= hit["MaxAssignments"]:
                 raise Fault(400, "RequestError", "The HIT is not available.")
             if any(a["WorkerId"] == worker_id for a in taken):
@@ -364,6 +415,14 @@ class MTurkState:
                 "Deadline": now + hit["AssignmentDurationInSeconds"],
             }
             return assignment_id
+
+    def abandon(self, assignment_id: str) -> None:
+        """The worker's time runs out (or they return the HIT): the slot is available again."""
+        with self.lock:
+            a = self._assignment(assignment_id)
+            if a["AssignmentStatus"] != "Accepted":
+                raise Fault(400, "RequestError", "Only an accepted assignment can be abandoned.")
+            a["AssignmentStatus"] = "Abandoned"
 
     def external_submit(self, form: list[tuple[str, str]]) -> None:
         fields = dict(form)
@@ -397,6 +456,8 @@ class MTurkState:
             method = getattr(self, operation, None)
             if method is None:
                 raise Fault(400, "UnknownOperationException", f"{operation} is not in the stand-in.")
+            for hit in self.hits.values():  # HITs expired since the last call give their unfilled slots back
+                self._settle_escrow(hit)
             return method(params), fault
 
 

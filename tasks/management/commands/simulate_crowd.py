@@ -95,6 +95,6 @@ def _adaptive(text: str) -> tuple[int, int, float] | None:
         parsed = int(lo), int(hi), float(target)
     except ValueError:
         raise CommandError("--adaptive must be MIN,MAX,TARGET, e.g. 2,5,0.95.", returncode=2) from None
-    if not 1 <= parsed[0] <= parsed[1] <= 50 or not 0 < parsed[2] <= 1:
-        raise CommandError("--adaptive needs 1 <= MIN <= MAX <= 50 and 0 < TARGET <= 1.", returncode=2)
+    if not 1 <= parsed[0] <= parsed[1] <= 50 or not 0.5 < parsed[2] < 1:
+        raise CommandError("--adaptive needs 1 <= MIN <= MAX <= 50 and 0.5 < TARGET < 1.", returncode=2)
     return parsed

@@ -9,13 +9,14 @@ from tasks.aggregation.adaptive import (
     ItemPosteriors,
     RedundancyPolicy,
     WorkerSkills,
+    evidence_weight,
     expected_gain,
     fit_skills,
     subset,
 )
 from tasks.aggregation.base import Answers
 from tasks.aggregation.io import read_answers_csv, read_gold_csv
-from tasks.aggregation.replay import arrival_rank, replay
+from tasks.aggregation.replay import DEFAULT_TARGET, arrival_rank, replay
 from tests.tasks.aggregation.test_aggregators import DATA, frame, needs_data
 
 
@@ -115,6 +116,77 @@ def test_an_item_is_decided_when_the_remaining_answers_cannot_overturn_it() -> N
     assert state.decided(np.array([3, 0])).tolist() == [False, True]
 
 
+def test_the_evidence_of_n_answers_to_one_item_grows_like_a_polya_urn() -> None:
+    n = np.arange(0, 101)
+    np.testing.assert_allclose(evidence_weight(n, None), 1.0)
+    weight = evidence_weight(n, 4.0)
+    total = weight * n
+    # answer m + 1 carries c / (c + m) of an independent answer: 1, 0.8, 0.667, ...
+    np.testing.assert_allclose(total[:4], [0.0, 1.0, 1.8, 1.8 + 4 / 6])
+    np.testing.assert_allclose(total[1:], np.cumsum(4.0 / (4.0 + np.arange(100))))
+    assert weight[0] == 1.0 and (np.diff(weight[1:]) < 0).all() and (np.diff(total) > 0).all()
+    assert total[100] < 14  # about c * log(n), not n
+
+
+def test_agreeing_answers_count_for_less_with_a_concentration() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=2, accuracy=0.8)
+    independent = ItemPosteriors(3, skills)
+    discounted = ItemPosteriors(3, skills, concentration=4.0)
+    # item 0: one answer for class 1; item 1: three; item 2: five
+    item = np.array([0, 1, 1, 1, 2, 2, 2, 2, 2])
+    worker = np.array([0, 0, 1, 2, 0, 1, 2, 3, 4])
+    for state in (independent, discounted):
+        state.add(item, worker, np.ones(9, dtype=np.int64))
+    plain, shrunk = independent.confidence(), discounted.confidence()
+    assert plain[0] == pytest.approx(shrunk[0]) == pytest.approx(0.8)
+    assert plain[1] == pytest.approx(64 / 65)  # odds 4 ** 3
+    assert shrunk[1] == pytest.approx(1 / (1 + np.exp(-(1 + 0.8 + 4 / 6) * np.log(4))))  # 0.968, below 0.99
+    assert shrunk[1] < 0.97 < plain[1] and shrunk[1] < shrunk[2] < plain[2]
+
+
+def test_a_discounted_lead_is_not_decided_while_full_answers_could_overturn_it() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=2, accuracy=0.8)
+    independent = ItemPosteriors(1, skills)
+    skeptical = ItemPosteriors(1, skills, concentration=1.0)
+    for state in (independent, skeptical):
+        state.add(np.zeros(3, dtype=np.int64), np.arange(3), np.ones(3, dtype=np.int64))
+    # three agreeing answers lead by 3 log 4; two rival answers swing at most 2 log 4
+    assert independent.decided(np.array([2])).tolist() == [True]
+    # with c = 1 the three count as 1 + 1/2 + 1/3 answers: less than the two still to come
+    assert skeptical.decided(np.array([2])).tolist() == [False]
+    assert skeptical.decided(np.array([1])).tolist() == [True]
+
+
+def test_the_flip_probability_grows_with_the_answers_still_to_come() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=2, accuracy=0.8)
+    for concentration in (None, 4.0):
+        state = ItemPosteriors(4, skills, concentration=concentration)
+        # three agreeing answers for class 1 on every item
+        state.add(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4), np.ones(12, dtype=np.int64))
+        flip = state.flip_probability(np.array([0, 1, 5, 60]))
+        rival = 1.0 - state.confidence()[0]
+        assert flip[0] == 0.0  # nothing to come, nothing changes
+        assert flip[1] < 1e-3  # one answer cannot undo three
+        assert flip[1] < flip[2] < flip[3]
+        # sixty answers from the average worker reveal the class: the label changes when the rival is true
+        assert flip[3] == pytest.approx(rival, rel=0.05)
+
+
+def test_a_lead_is_less_settled_when_agreeing_answers_are_discounted() -> None:
+    skills = WorkerSkills.uninformed(n_workers=5, n_classes=3, accuracy=0.8)
+    plain = ItemPosteriors(1, skills)
+    discounted = ItemPosteriors(1, skills, concentration=4.0)
+    for state in (plain, discounted):
+        state.add(np.zeros(4, dtype=np.int64), np.arange(4), np.array([2, 2, 2, 0]))
+    remaining = np.array([6])
+    assert 0.0 < plain.flip_probability(remaining)[0] < discounted.flip_probability(remaining)[0] < 0.5
+
+
+def test_a_concentration_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="concentration"):
+        ItemPosteriors(2, WorkerSkills.uninformed(2, 2), concentration=0.0)
+
+
 def test_arrival_order_is_a_seeded_permutation_within_every_task() -> None:
     answers, _ = synthetic(30, 6)
     rank = arrival_rank(answers, seed=3)
@@ -181,6 +253,24 @@ def test_adaptive_replay_on_a_small_real_set(name: str) -> None:
     adaptive = replay(answers, gold, policy="adaptive", redundancy=RedundancyPolicy(target=0.99), seed=0)
     assert adaptive.answers_used < 0.7 * fixed.answers_used
     assert adaptive.accuracy >= fixed.accuracy - 0.01
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["cf_amt", "sentiment"])
+def test_discounting_agreement_keeps_the_accuracy_of_full_redundancy(name: str) -> None:
+    """20 answers per item: independent answers stop ambiguous items after 3-5 agreeing answers and
+    lose 1-3 points against all 20 answers; the default discount stays within half a point."""
+    gold_labels = read_gold_csv(DATA / name / "gold.csv")
+    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
+    gold = answers.encode_gold(gold_labels)
+    policy = RedundancyPolicy(target=DEFAULT_TARGET)
+    fixed = replay(answers, gold, policy="fixed", redundancy=policy, seed=0)
+    adaptive = replay(answers, gold, policy="adaptive", redundancy=policy, seed=0)
+    independent = replay(answers, gold, policy="adaptive", redundancy=policy, seed=0, concentration=None)
+    assert adaptive.concentration == 4.0
+    assert adaptive.accuracy >= fixed.accuracy - 0.005
+    assert adaptive.answers_used <= 0.7 * fixed.answers_used
+    assert independent.accuracy < fixed.accuracy - 0.005  # the failure the discount fixes
 
 
 def test_expected_gain_is_largest_where_one_answer_can_change_the_most() -> None:

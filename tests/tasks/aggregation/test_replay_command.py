@@ -36,8 +36,17 @@ def test_fixed_and_adaptive_report_accuracy_and_answers_used(tmp_path: Path) -> 
     fixed = replay_json("--answers", answers, "--gold", gold, "--policy", "fixed", "--seed", "1")
     adaptive = replay_json("--answers", answers, "--gold", gold, "--policy", "adaptive", "--seed", "1")
     assert fixed["answers_used"] == 80 and fixed["accuracy"] == 1.0 and fixed["gold_tasks"] == 20
-    assert adaptive["policy"] == "adaptive" and adaptive["min_answers"] == 2 and adaptive["target"] == 0.95
+    assert adaptive["policy"] == "adaptive" and adaptive["min_answers"] == 2 and adaptive["target"] == 0.997
+    assert adaptive["concentration"] == 4.0 and fixed["concentration"] is None
     assert isinstance(adaptive["answers_used"], int) and 40 <= adaptive["answers_used"] < 80
+
+
+def test_a_concentration_of_zero_treats_answers_as_independent(tmp_path: Path) -> None:
+    answers, gold = files(tmp_path)
+    args = ["--answers", answers, "--gold", gold, "--policy", "adaptive", "--seed", "1"]
+    independent = replay_json(*args, "--concentration", "0")
+    discounted = replay_json(*args, "--concentration", "1.5")
+    assert independent["concentration"] is None and discounted["concentration"] == 1.5
 
 
 def test_options_reach_the_policy(tmp_path: Path) -> None:
@@ -61,6 +70,7 @@ def test_the_plain_output_is_one_line(tmp_path: Path) -> None:
         (["--min", "0"], "minimum number of answers must be at least 1"),
         (["--min", "4", "--max", "3"], "maximum number of answers"),
         (["--target", "2"], "target confidence"),
+        (["--concentration", "-1"], "concentration must be 0"),
     ],
 )
 def test_impossible_settings_exit_with_code_2(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -122,6 +122,7 @@ def test_pause_resume_cancel_and_status(api: APIClient, make_published_job: Any)
         "percent": 0,
         "labeled_items": 0,
         "confident_items": 0,
+        "adaptive": None,
     }
     assert api.post(f"/api/jobs/{job.pk}/cancel/").json()["state"] == "cancelled"
 

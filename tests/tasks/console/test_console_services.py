@@ -73,7 +73,7 @@ def test_clone_copies_configuration_but_not_items_or_state(make_published_job: A
 def test_more_answers_reopens_hits_and_a_completed_job(labeled_job: Job) -> None:
     assert Job.objects.get(pk=labeled_job.pk).state == JobState.COMPLETED
     changed = request_more_answers(job=labeled_job, actor=SYSTEM, extra=2)
-    assert changed == 4
+    assert changed.hits == 4
     assert set(Hit.objects.filter(job=labeled_job).values_list("assignments_wanted", "state")) == {(5, "open")}
     assert Job.objects.get(pk=labeled_job.pk).state == JobState.PUBLISHED
 
@@ -82,7 +82,7 @@ def test_more_answers_only_where_consensus_is_unsure(labeled_job: Job) -> None:
     unsure = ConsensusLabel.objects.filter(job=labeled_job).order_by("item_id").first()
     ConsensusLabel.objects.filter(job=labeled_job).update(confidence=0.95)
     ConsensusLabel.objects.filter(pk=unsure.pk).update(confidence=0.5)
-    assert request_more_answers(job=labeled_job, actor=SYSTEM, below_confidence=0.9) == 1
+    assert request_more_answers(job=labeled_job, actor=SYSTEM, below_confidence=0.9).hits == 1
     reopened = Hit.objects.get(job=labeled_job, state="open")
     assert list(reopened.items.values_list("pk", flat=True)) == [unsure.item_id]
 

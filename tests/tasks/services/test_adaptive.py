@@ -17,6 +17,7 @@ from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.jobs import configure_job
 from tasks.services.pool import assign_next_hit
+from tasks.services.predictions import import_predictions_from_text
 from tasks.services.publishing import publish_job
 from tests.factories import ItemFactory, JobFactory
 from workforce.audit import Actor, seal_audit_events
@@ -97,9 +98,8 @@ def test_a_confident_model_that_agrees_with_the_first_answer_stops_an_item_at_on
     Prediction.objects.create(job=job, item=disagree, model_name="m1", value="neg", score=0.95, created_at=now)
     _run_crowd(job, [make_worker() for _ in range(6)])
     # the agreeing model counts as the second annotator; the disagreeing one is not counted
-    assert (
-        Answer.objects.filter(item=agree).count() == 1 or Hit.objects.get(hit_items__item=agree).assignments_wanted == 2
-    )
+    assert Answer.objects.filter(item=agree).count() == 1
+    assert Hit.objects.get(hit_items__item=agree).assignments_wanted == 1
     assert Answer.objects.filter(item=disagree).count() == 2
 
 
@@ -212,3 +212,26 @@ def test_the_hot_path_refits_the_skills_once_answers_have_grown(make_worker, dja
     row = AdaptiveSkills.objects.get(job=job)
     assert 20 <= row.answers_at_fit < 24
     assert AuditEvent.objects.filter(action="job.adaptive_skills_refitted", object_id=str(job.pk)).count() == 1
+
+
+def test_a_hit_the_model_disputes_is_handed_out_before_the_uncertain_ones(make_worker):
+    job = _publish(3, 0, prelabel_model="m1", adaptive_target=0.8)  # Hits published wanting one answer
+    sure, unsure, unsurer = Item.objects.filter(job=job).order_by("external_id")
+    import_predictions_from_text(
+        job=job,
+        text=f"external_id,label,score\n{sure.external_id},pos,0.95\n{unsure.external_id},pos,0.4\n"
+        f"{unsurer.external_id},pos,0.3\n",
+        filename="p.csv",
+        model_name="m1",
+        actor=Actor.system("test"),
+    )
+    first = make_worker()
+    served = []
+    for value in ("pos", "pos", "neg"):  # least certain first; the confident model is contradicted last
+        lease = assign_next_hit(job=job, worker=first)
+        item = lease.hit.items.get()
+        served.append(item)
+        submit_assignment(assignment=lease, worker=first, answers={item.pk: value})
+    assert served == [unsurer, unsure, sure]
+    assert Hit.objects.filter(job=job, state=HitState.OPEN).count() == 3  # each wants a second answer
+    assert assign_next_hit(job=job, worker=make_worker()).hit.items.get() == sure

@@ -68,6 +68,22 @@ def test_a_reservation_is_idempotent_on_its_key(actor):
     assert Job.objects.get(pk=job.pk).budget_reserved == D("1.00")
 
 
+def test_small_reservations_may_fill_a_cap_exactly(actor):
+    # On SQLite the sums are floats: 0.80 + 0.05 drifted to 0.8500000000000001 and refused the last 0.10.
+    month = month_of(timezone.now())
+    set_monthly_cap(month=month, cap=D("0.95"), actor=actor)
+    job = JobFactory(budget_cap=D("0.95"))
+    for n, amount in enumerate(["0.80", "0.05", "0.10"]):
+        reserve_budget(job=job, amount=D(amount), key=f"step-{n}", actor=actor)
+    assert Job.objects.get(pk=job.pk).budget_reserved == D("0.95")
+    assert MonthlyBudget.objects.get(month=month).reserved == D("0.95")
+    with pytest.raises(BudgetExceeded):
+        reserve_budget(job=job, amount=D("0.0001"), key="over", actor=actor)
+    release_budget(job=job, amount=D("0.15"), key="back", actor=actor)
+    reserve_budget(job=job, amount=D("0.15"), key="again", actor=actor)
+    assert Job.objects.get(pk=job.pk).budget_reserved == D("0.95")
+
+
 def test_a_release_never_goes_below_zero_and_happens_once(actor):
     job = JobFactory()
     reserve_budget(job=job, amount=D("0.30"), key="r", actor=actor)

@@ -56,6 +56,18 @@ def test_import_stores_predictions_and_serves_the_least_certain_items_first(make
     assert AuditEvent.objects.filter(action="predictions.imported").count() == 2
 
 
+def test_predictions_imported_before_publishing_order_the_hits_built_at_publish(make_worker) -> None:
+    job = JobFactory(state=JobState.DRAFT)
+    for n in range(3):
+        ItemFactory(job=job, external_id=f"i{n}")
+    result = import_predictions_from_text(job=job, text=CSV, filename="p.csv", model_name="m1", actor=SYSTEM)
+    assert result.hits_reprioritised == 0  # no Hits yet
+    job = publish_job(job=job, actor=SYSTEM)
+    priorities = dict(Hit.objects.filter(job=job).values_list("items__external_id", "priority"))
+    assert priorities == {"i0": -5, "i1": -60, "i2": -90}
+    assert assign_next_hit(job=job, worker=make_worker()).hit.items.get().external_id == "i2"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -192,3 +204,23 @@ def test_admin_pages_for_predictions(ops_manager, make_worker) -> None:
     export = client.get(f"/admin/tasks/prediction/job/{job.pk}/retraining.csv?model=m1")
     assert export.status_code == 200
     assert b"".join(export.streaming_content).decode().splitlines()[0] == "external_id,label,confidence,predicted,score"
+
+
+def test_active_learning_reads_only_the_chosen_models_predictions(make_worker) -> None:
+    job = _job(items=2, redundancy=1)
+    worker = make_worker()
+    for _ in range(2):
+        lease = assign_next_hit(job=job, worker=worker)
+        submit_assignment(assignment=lease, worker=worker, answers={lease.hit.items.get().pk: "pos"})
+    compute_consensus(job=job, actor=SYSTEM, method="mv")
+    # Model "a" agrees with the crowd everywhere and is sure; model "b" contradicts it everywhere.
+    for name, label in (("a", "pos"), ("b", "neg")):
+        text = f"external_id,label,score\ni0,{label},0.9\ni1,{label},0.8\n"
+        import_predictions_from_text(job=job, text=text, filename="p.csv", model_name=name, actor=SYSTEM)
+    assert list(iter_retraining_items(job, model_name="a")) == []
+    assert [r["predicted"] for r in iter_retraining_items(job, model_name="b")] == ["neg", "neg"]
+    assert list_active_learning(job, model_name="a", order="disagreement") == []
+    assert [r.external_id for r in list_active_learning(job, model_name="b", order="disagreement")] == ["i0", "i1"]
+    assert [r.predicted for r in list_active_learning(job, model_name="a")] == ["pos", "pos"]
+    [day] = count_disagreements_by_day(job, model_name="a")
+    assert (day["answers"], day["disagreeing"]) == (2, 0)

@@ -111,16 +111,21 @@ def test_rejecting_releases_the_reservation_and_books_nothing(mturk: MTurkMarket
     assert not CostEntry.objects.filter(assignment=first).exists()
     release = first.job.budget_reservations.get(key=f"assignment:{first.pk}:release")
     assert release.amount == Decimal("-0.06")  # one assignment's reward and fee
-    # MTurk still holds the slot's escrow (committed at CreateHIT), so the reservation never drops below it.
+    # MTurk gave the slot's reward and fee back: one committed slot is reversed and the reservation follows.
     first.job.refresh_from_db()
-    assert first.job.budget_reserved == reserved == ledger_total(job=first.job)
-    collect_mturk_work(actor=ACTOR, connector=mturk)  # MTurk lists it as Rejected: still nothing booked
+    assert first.job.budget_reserved == reserved - Decimal("0.06") == ledger_total(job=first.job)
+    assert ledger_total() == standin.state.total_charged()
+    assert AuditEvent.objects.get(action="assignment.rejected").after["released"] == "0.0600"
+    collect_mturk_work(actor=ACTOR, connector=mturk)  # MTurk lists it as Rejected: nothing booked or released
     assert Assignment.objects.get(pk=first.pk).state == AssignmentState.REJECTED
     assert not CostEntry.objects.filter(assignment=first).exists()
+    assert ledger_total() == standin.state.total_charged() == reserved - Decimal("0.06")
     assert AuditEvent.objects.get(action="assignment.rejected").object_id == str(first.pk)
     override_rejection(assignment=first, actor=ACTOR, feedback="Our mistake")  # within MTurk's 30 days
     collect_mturk_work(actor=ACTOR, connector=mturk)
-    assert _charges(first) == ONCE and ledger_total() == standin.state.total_charged()
+    assert _charges(first) == ONCE and ledger_total() == standin.state.total_charged() == reserved
+    first.job.refresh_from_db()
+    assert first.job.budget_reserved == reserved  # the override re-reserved what the rejection released
 
 
 def _bonus(target: Assignment, **overrides: Any) -> bool:
