@@ -33,7 +33,7 @@ from tasks.models import (
     PayMode,
     WorkerJobScore,
 )
-from tasks.selectors import get_job_progress, list_job_progress
+from tasks.selectors import get_job_totals, list_job_progress
 from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ServiceError
 from tasks.services.gold import promote_consensus_to_gold
@@ -177,7 +177,6 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         "updated_at",
         "published_at",
         "completed_at",
-        "progress_detail",
         "budget_reserved",
     )
     actions = [
@@ -195,7 +194,6 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             {
                 "fields": (
                     "state",
-                    "progress_detail",
                     ("published_at", "completed_at"),
                     ("created_by", "created_at", "updated_at"),
                 )
@@ -247,21 +245,6 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         p = getattr(self, "_progress", {}).get(job.pk)
         return _progress_bar(p.percent) if p else "-"
 
-    @admin.display(description="Progress")
-    def progress_detail(self, job: Job) -> str:
-        if job.pk is None:
-            return "-"
-        p = get_job_progress(job, use_cache=True)  # cached briefly: a big job's Hits take a while to sum
-        return format_html(
-            "{}<br>{} of {} answers · {} of {} Hits complete · {} slots free",
-            _progress_bar(p.percent),
-            p.answers_submitted,
-            p.answers_wanted,
-            p.hits_complete,
-            p.hits,
-            p.open_slots,
-        )
-
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.state != JobState.DRAFT:
@@ -290,7 +273,12 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     ) -> HttpResponse:
         extra_context = extra_context or {}
         extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
-        extra_context.update(self.finance_context(object_id))
+        job = Job.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if job is not None:
+            # The progress and cost above the form (the "Status" fieldset has the state and dates).
+            totals = get_job_totals(job)
+            extra_context.update(self.finance_context(job, totals=totals))
+            extra_context.update(self.console_context(job, totals=totals))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:

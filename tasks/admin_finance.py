@@ -22,7 +22,6 @@ from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, Monthly
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
 from tasks.reports.exports import EXPORT_FORMATS, export_cost_breakdown
-from tasks.reports.fair_pay import get_fair_pay
 from tasks.reports.selectors import (
     GROUPINGS,
     get_budget_burn_down,
@@ -30,6 +29,7 @@ from tasks.reports.selectors import (
     list_job_costs,
     list_spend_over_time,
 )
+from tasks.selectors import JobTotals
 from tasks.services.budget import set_monthly_cap
 from tasks.services.errors import ServiceError
 from tasks.services.fair_pay import top_up_fair_pay
@@ -100,7 +100,6 @@ class CostEntryAdmin(ReadOnlyAdmin):
             "by": by,
             "groupings": GROUPINGS,
             "formats": EXPORT_FORMATS,
-            "fair_pay": get_fair_pay(job),
             "burn_chart": mark_safe(
                 line_chart(
                     [(d.isoformat(), v) for d, v in burn], title="Budget left (cap minus spend)", limit=job.budget_cap
@@ -177,16 +176,13 @@ class MonthlyBudgetAdmin(admin.ModelAdmin):
 
 
 class JobFinanceMixin:
-    """The job page's budget banner, pre-flight estimate and fair-pay warning, and a fair-pay action."""
+    """The job page's budget banner and pre-flight estimate (the fair-pay warning comes with the cached job
+    figures, ``tasks.dashboard``), and a fair-pay action."""
 
-    def finance_context(self, job_id: str) -> dict[str, Any]:
-        job = Job.objects.filter(pk=job_id).first()
-        if job is None:
-            return {}
+    def finance_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
         return {
-            "estimate": estimate_job_cost(job),
+            "estimate": estimate_job_cost(job, totals=totals),
             "budget_alerts": list(BudgetAlert.objects.filter(job=job).order_by("-threshold")[:1]),
-            "fair_pay": get_fair_pay(job),
             "finance_url": reverse("admin:tasks_finance_job", args=[job.pk]),
         }
 

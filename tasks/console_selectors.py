@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from tasks.models import Assignment, ConsensusLabel, CostEntry, Item, Job, WorkerJobScore
+from tasks.models import Assignment, ConsensusLabel, Item, Job, JobCostTally, LabelExport, WorkerJobScore
 
 # A consensus label at least this confident counts as settled.
 CONFIDENT_AT = 0.9
@@ -21,6 +21,11 @@ def count_labeled(job: Job) -> tuple[int, int]:
         labeled=Count("id"), confident=Count("id", filter=Q(confidence__gte=CONFIDENT_AT))
     )
     return row["labeled"], row["confident"]
+
+
+def count_confident(job: Job) -> int:
+    """Items whose consensus label is confident: a range of the (job, confidence) index, read index-only."""
+    return ConsensusLabel.objects.filter(job=job, confidence__gte=CONFIDENT_AT).count()
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,14 @@ def _money(amount: Decimal) -> Decimal:
 
 
 def get_cost_summary(job: Job) -> CostSummary:
-    """The ledger's totals for a job (reversals included, so the figures are net), from one grouped query."""
-    rows = CostEntry.objects.filter(job=job).values_list("kind", "status", "marketplace").annotate(total=Sum("amount"))
+    """The ledger's totals for a job (reversals included, so the figures are net), from the job's cost tallies
+    (``tasks.models.tallies``: a few rows per job, kept by a trigger on the ledger) in one grouped query."""
+    rows = (
+        JobCostTally.objects.filter(job=job)
+        .values_list("kind", "status", "marketplace")
+        .order_by()
+        .annotate(total=Sum("amount"))
+    )
     by_kind: dict[str, Decimal] = {}
     by_marketplace: dict[str, Decimal] = {}
     by_status: dict[str, Decimal] = {"committed": Decimal("0"), "charged": Decimal("0")}
@@ -93,6 +104,11 @@ def list_consensus(
     if label is not None:
         qs = qs.filter(value=label)
     return qs
+
+
+def list_recent_exports(job: Job, *, limit: int = 5) -> list[LabelExport]:
+    """The job's latest label exports with their live progress."""
+    return list(LabelExport.objects.filter(job=job).order_by("-id")[:limit])
 
 
 def list_worker_scores(job: Job) -> QuerySet[WorkerJobScore]:

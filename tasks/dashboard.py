@@ -1,7 +1,13 @@
-"""The job page at a glance: figures read set-based and cached briefly, so a big job's page stays fast.
+"""The job page's figures, in two parts so a big job's page stays fast.
 
-Every query here is bounded by an index on the job (and, for throughput, by a time window) or runs over
-per-worker rows; none counts a whole big table.
+``get_job_glance``: state, progress bars, cost so far and forecast, read on every view from the job's
+tallies (rows kept by database triggers, ``tasks.models.tallies``) and one index range: milliseconds
+whatever the job's size, always current.
+
+``get_job_dashboard``: the charts (throughput, quality, label distribution, confusion), the workers on
+the job and the fair-pay check. Every query is bounded by an index on the job (and, for throughput, by a
+time window) or runs over per-worker rows, but on a job with millions of answers they take seconds, so
+they are cached and refreshed in Celery (stale-while-revalidate).
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from django.db.models import Avg, Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from tasks.console_selectors import CostSummary, count_labeled, get_cost_summary
-from tasks.models import Answer, Assignment, ConsensusLabel, Hit, Item, Job, LabelExport, WorkerJobScore
-from tasks.selectors import JobProgress, get_job_progress
+from tasks.console_selectors import CostSummary, count_confident, count_labeled, get_cost_summary
+from tasks.models import Answer, Assignment, ConsensusLabel, Item, Job, LabelExport, WorkerJobScore
+from tasks.reports.fair_pay import FairPay, configured_minimum, get_fair_pay
+from tasks.selectors import JobProgress, JobTotals, get_job_progress, get_job_totals
 
 DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
 DASHBOARD_KEEP_SECONDS = 24 * 3600
@@ -48,6 +55,7 @@ class JobDashboard:
     top_workers: list[dict[str, Any]] = field(default_factory=list)
     computed_at: datetime | None = None
     exports: list[LabelExport] = field(default_factory=list)
+    fair_pay: FairPay | None = None
 
 
 def _throughput(job: Job, now: datetime) -> list[tuple[datetime, int]]:
@@ -135,6 +143,38 @@ def _forecast(job: Job, progress: JobProgress, cost: CostSummary) -> Decimal | N
     return (cost.total + per_answer * (progress.answers_wanted - progress.answers_submitted)).quantize(Decimal("0.01"))
 
 
+@dataclass(frozen=True)
+class JobGlance:
+    """What the job's page shows first, always current: progress, confident items, cost so far, forecast."""
+
+    progress: JobProgress
+    items: int
+    confident: int
+    cost: CostSummary
+    forecast: Decimal | None
+
+
+def get_job_glance(job: Job, *, totals: JobTotals | None = None) -> JobGlance:
+    """Read from the job's tallies (``totals`` when the caller has them) and the confident end of the
+    (job, confidence) index: a few ms at any size."""
+    totals = totals or get_job_totals(job)
+    progress = JobProgress(
+        hits=totals.hits,
+        hits_complete=totals.hits_complete,
+        answers_wanted=totals.answers_wanted,
+        answers_submitted=totals.answers_submitted,
+        open_slots=totals.answers_wanted - totals.slots_taken,
+    )
+    cost = get_cost_summary(job)
+    return JobGlance(
+        progress=progress,
+        items=totals.items,
+        confident=count_confident(job),
+        cost=cost,
+        forecast=_forecast(job, progress, cost),
+    )
+
+
 def compute_job_dashboard(job: Job) -> JobDashboard:
     """Every figure of the job page, computed now (seconds on a job with millions of answers)."""
     progress = get_job_progress(job)
@@ -159,6 +199,8 @@ def compute_job_dashboard(job: Job) -> JobDashboard:
         forecast=_forecast(job, progress, cost),
         top_workers=top,
         computed_at=timezone.now(),
+        # The check reads every approved assignment of the job; only worth it when a minimum is set.
+        fair_pay=get_fair_pay(job) if configured_minimum() is not None else None,
     )
 
 
@@ -182,20 +224,19 @@ def _queue_refresh(job: Job) -> None:
         transaction.on_commit(lambda: refresh_job_dashboard_task.delay(job_id=job.pk))
 
 
-def get_job_dashboard(job: Job, *, use_cache: bool = True) -> JobDashboard | None:
+def get_job_dashboard(job: Job, *, use_cache: bool = True, hits: int | None = None) -> JobDashboard | None:
     """The job page's figures, stale-while-revalidate: cached figures are shown at once and refreshed in the
     background once older than a minute. A small job without cached figures gets them computed inline; a big
-    one (over ``INLINE_MAX_HITS`` Hits) gets None now and its figures on a reload."""
+    one (over ``INLINE_MAX_HITS`` Hits; ``hits`` when the caller has read the job's tally) gets None now and its
+    figures on a reload."""
     if not use_cache:
         return compute_job_dashboard(job)
     cached: JobDashboard | None = cache.get(_key(job.pk))
     if cached is None:
-        big = Hit.objects.filter(job=job).order_by().values("id")[INLINE_MAX_HITS : INLINE_MAX_HITS + 1].exists()
-        if big:
+        if (get_job_totals(job).hits if hits is None else hits) > INLINE_MAX_HITS:
             _queue_refresh(job)
             return None
         cached = refresh_job_dashboard(job)
     elif cached.computed_at is None or (timezone.now() - cached.computed_at).total_seconds() > DASHBOARD_FRESH_SECONDS:
         _queue_refresh(job)
-    cached.exports = list(LabelExport.objects.filter(job=job).order_by("-id")[:5])  # live progress
     return cached

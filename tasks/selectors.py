@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,15 +20,42 @@ from tasks.models import (
     AssignmentGoldItem,
     AssignmentState,
     GoldGrade,
-    Hit,
-    HitState,
     Item,
     Job,
     JobState,
+    JobTally,
 )
 from workforce.models import Marketplace, Worker
 
 PROGRESS_CACHE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class JobTotals:
+    """A job's running totals: its non-gold, not cancelled Hits and its items."""
+
+    hits: int = 0
+    hits_complete: int = 0
+    answers_wanted: int = 0
+    answers_submitted: int = 0
+    slots_taken: int = 0
+    items: int = 0
+    gold_items: int = 0
+
+
+def list_job_tallies(job_ids: list[int]) -> dict[int, JobTotals]:
+    """The jobs' totals from one grouped query over their tally rows (``tasks.models.tallies``)."""
+    fields = [f.name for f in dataclasses.fields(JobTotals)]
+    sums = {f"sum_{f}": Sum(f) for f in fields}
+    rows = JobTally.objects.filter(job_id__in=job_ids).order_by().values("job_id").annotate(**sums)
+    totals = dict.fromkeys(job_ids, JobTotals())
+    for row in rows:
+        totals[row["job_id"]] = JobTotals(**{f: int(row[f"sum_{f}"] or 0) for f in fields})
+    return totals
+
+
+def get_job_totals(job: Job) -> JobTotals:
+    return list_job_tallies([job.pk])[job.pk]
 
 
 @dataclass(frozen=True)
@@ -44,30 +72,18 @@ class JobProgress:
 
 
 def list_job_progress(job_ids: list[int], *, use_cache: bool = True) -> dict[int, JobProgress]:
-    """Progress of several jobs from one grouped query over their Hits (cached briefly)."""
+    """Progress of several jobs from their tallies (a few rows per job, kept by triggers on the Hits)."""
     key = "job-progress:" + ",".join(map(str, sorted(job_ids)))
     if use_cache and (hit := cache.get(key)) is not None:
         return hit
-    rows = (
-        Hit.objects.filter(job_id__in=job_ids, is_gold=False)
-        .exclude(state=HitState.CANCELLED)
-        .values("job_id")
-        .annotate(
-            hits=Count("id"),
-            hits_complete=Count("id", filter=Q(state=HitState.COMPLETE)),
-            wanted=Sum("assignments_wanted"),
-            submitted=Sum("assignments_submitted"),
-            taken=Sum("slots_taken"),
-        )
-    )
     result = {job_id: JobProgress(0, 0, 0, 0, 0) for job_id in job_ids}
-    for row in rows:
-        result[row["job_id"]] = JobProgress(
-            hits=row["hits"],
-            hits_complete=row["hits_complete"],
-            answers_wanted=row["wanted"] or 0,
-            answers_submitted=row["submitted"] or 0,
-            open_slots=(row["wanted"] or 0) - (row["taken"] or 0),
+    for job_id, t in list_job_tallies(job_ids).items():
+        result[job_id] = JobProgress(
+            hits=t.hits,
+            hits_complete=t.hits_complete,
+            answers_wanted=t.answers_wanted,
+            answers_submitted=t.answers_submitted,
+            open_slots=t.answers_wanted - t.slots_taken,
         )
     if use_cache:
         cache.set(key, result, PROGRESS_CACHE_SECONDS)

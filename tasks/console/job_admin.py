@@ -11,14 +11,16 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from tasks.console.charts import bar_chart, heat_map, progress_bar
 from tasks.console.markdown import render_markdown
-from tasks.dashboard import get_job_dashboard
+from tasks.console_selectors import list_recent_exports
+from tasks.dashboard import get_job_dashboard, get_job_glance
 from tasks.models import Job, JobInstructions
+from tasks.selectors import JobTotals
 from tasks.services.errors import ServiceError
 from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
@@ -63,21 +65,32 @@ class InstructionsConfirmMixin(forms.ModelForm):
         return data
 
 
-def _dashboard_context(job: Job) -> dict[str, Any]:
-    instructions = {
+def _glance_context(job: Job, totals: JobTotals | None) -> dict[str, Any]:
+    glance = get_job_glance(job, totals=totals)
+    return {
+        "glance": glance,
+        "answers_bar": progress_bar(glance.progress.answers_submitted, glance.progress.answers_wanted),
+        "confident_bar": progress_bar(glance.confident, glance.items),
+    }
+
+
+def _dashboard_context(job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
+    """The at-a-glance figures, always current; the charts from the cached figures (or pending, on a big job)."""
+    context: dict[str, Any] = {
+        **_glance_context(job, totals),
+        "exports": list_recent_exports(job),
         "instructions_html": render_markdown(job.instructions),
         "instruction_versions": list(
             JobInstructions.objects.filter(job=job).select_related("created_by").order_by("-version")[:10]
         ),
     }
-    d = get_job_dashboard(job)
+    d = get_job_dashboard(job, hits=context["glance"].progress.hits)
     if d is None:
-        return {"dashboard_pending": True, **instructions}
+        return {**context, "dashboard_pending": True}
     hours = [f"{h:%H}h" for h, _ in d.throughput]
     return {
+        **context,
         "dashboard": d,
-        "answers_bar": progress_bar(d.progress.answers_submitted, d.progress.answers_wanted),
-        "confident_bar": progress_bar(d.confident, d.items or d.labeled),
         "throughput_chart": bar_chart(
             [n for _, n in d.throughput], hours, title="Assignments submitted per hour", label_every=3
         ),
@@ -94,7 +107,6 @@ def _dashboard_context(job: Job) -> dict[str, Any]:
             width=360,
         ),
         "confusion_chart": heat_map(d.confusion, d.confusion_labels, title="Consensus vs gold"),
-        **instructions,
     }
 
 
@@ -131,14 +143,9 @@ class GoldApprovalActionMixin:
 class JobConsoleMixin(GoldApprovalActionMixin):
     """Mixed into the job admin: the at-a-glance page and the console's actions."""
 
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        extra_context = extra_context or {}
-        job = Job.objects.filter(pk=object_id).first() if object_id.isdigit() else None
-        if job is not None:
-            extra_context.update(_dashboard_context(job))
-        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+    def console_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
+        """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them)."""
+        return _dashboard_context(job, totals=totals)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Job], run: Any, done: str) -> None:
         for job in queryset:

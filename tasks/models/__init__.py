@@ -10,6 +10,7 @@
 ``adaptive``: cached worker skills for adaptive redundancy.
 ``predictions``: model predictions (pre-labels, one more annotator, active learning).
 ``quality``: review flags set by quality policies; gold placed on workers' pages of multi-item Hits.
+``tallies``: per-job running totals kept by database triggers (progress, items, costs).
 New topics get their own module, re-exported here.
 """
 
@@ -58,6 +59,7 @@ from tasks.models.mturk import (
 from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
 from tasks.models.quality import AssignmentFlag, AssignmentGoldItem
+from tasks.models.tallies import JobCostTally, JobTally
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",
@@ -89,8 +91,10 @@ __all__ = [
     "Item",
     "Job",
     "JobBlock",
+    "JobCostTally",
     "JobInstructions",
     "JobState",
+    "JobTally",
     "LabelExport",
     "LabelingJob",
     "MTurkBonus",

@@ -14,6 +14,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from django.db.models import Count
 
 from tasks.models import Item, Job, PayMode
+from tasks.selectors import JobTotals, get_job_totals
 from workforce.marketplaces import mturk_fees
 from workforce.models import Marketplace
 
@@ -69,17 +70,20 @@ class CostEstimate:
         return (self.total / self.items).quantize(CENT, ROUND_HALF_UP) if self.items else None
 
 
-def estimate_job_cost(job: Job, *, unbuilt_only: bool = False) -> CostEstimate:
+def estimate_job_cost(job: Job, *, unbuilt_only: bool = False, totals: JobTotals | None = None) -> CostEstimate:
     """Worst-case cost of the job's items: Hits x answers x (reward + fee), plus gold overhead.
 
     Gold overhead: with gold rate g, a worker's tasks are gold g of the time, so g / (1 - g) gold
-    assignments come with each paid one. ``unbuilt_only`` counts only items not yet in a Hit.
+    assignments come with each paid one. ``unbuilt_only`` counts only items not yet in a Hit; otherwise the
+    item counts come from the job's tallies (``totals`` when the caller has read them already).
     """
-    items = Item.objects.filter(job_id=job.pk)
     if unbuilt_only:
-        items = items.filter(hit_items__isnull=True)
-    counts = {row["is_gold"]: row["n"] for row in items.order_by().values("is_gold").annotate(n=Count("id"))}
-    regular, gold = counts.get(False, 0), counts.get(True, 0)
+        items = Item.objects.filter(job_id=job.pk, hit_items__isnull=True)
+        counts = {row["is_gold"]: row["n"] for row in items.order_by().values("is_gold").annotate(n=Count("id"))}
+        regular, gold = counts.get(False, 0), counts.get(True, 0)
+    else:
+        totals = totals or get_job_totals(job)  # the job's tally: no count over its items
+        regular, gold = totals.items, totals.gold_items
     per_hit = max(job.items_per_hit, 1)
     hits = -(-regular // per_hit)
     assignments = hits * job.answers_per_hit

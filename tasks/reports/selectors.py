@@ -23,10 +23,11 @@ from tasks.models import (
     CostEntry,
     CostKind,
     CostStatus,
-    Hit,
     Job,
+    JobCostTally,
 )
 from tasks.reports.estimate import unit_cost
+from tasks.selectors import get_job_totals
 from tasks.services.budget import exact
 from workforce.models import Worker
 
@@ -85,9 +86,10 @@ def _jsonable(value: Any) -> Any:
 
 def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = None) -> CostReport:
     """The job's costs: totals by kind and status, approved work, labels, budget and forecast."""
-    # One grouped pass over the job's ledger rows, one index-only count of its assignments by state.
+    # The ledger's totals from the job's cost tallies (a few rows kept by a trigger on the ledger, not a pass
+    # over its ledger rows), one index-only count of its assignments by state.
     sums = list(
-        CostEntry.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
+        JobCostTally.objects.filter(job_id=job.pk).values("kind", "status").annotate(total=Sum("amount")).order_by()
     )
     by_kind: dict[str, Decimal] = {}
     by_status: dict[str, Decimal] = {}
@@ -98,7 +100,8 @@ def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = N
     total = sum(by_kind.values(), ZERO)
     states = {
         row["state"]: row["n"]
-        for row in Assignment.objects.filter(job_id=job.pk).values("state").annotate(n=Count("id")).order_by()
+        # COUNT(*), not COUNT(id): read from the (job, state) index alone.
+        for row in Assignment.objects.filter(job_id=job.pk).values("state").annotate(n=Count("*")).order_by()
     }
     approved = states.get(AssignmentState.APPROVED, 0)
     done = approved + states.get(AssignmentState.SUBMITTED, 0) + states.get(AssignmentState.REJECTED, 0)
@@ -127,10 +130,8 @@ def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: dat
     """Remaining answers x the observed cost per approved assignment (the worst case before any), and
     days to completion at the rate work was done since the job was published."""
     now = now or timezone.now()
-    hits = Hit.objects.filter(job_id=job.pk, is_gold=False).aggregate(
-        wanted=Sum("assignments_wanted"), submitted=Sum("assignments_submitted")
-    )
-    remaining = max((hits["wanted"] or 0) - (hits["submitted"] or 0), 0)
+    totals = get_job_totals(job)  # the job's tally of its live (not cancelled) non-gold Hits
+    remaining = max(totals.answers_wanted - totals.answers_submitted, 0)
     each = (total / approved).quantize(Decimal("0.0001"), ROUND_HALF_UP) if approved else unit_cost(job)
     rate = None
     if job.published_at is not None and done:

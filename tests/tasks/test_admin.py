@@ -94,7 +94,7 @@ def test_the_job_change_page_renders_with_an_import_link(
     assert response.status_code == 200
     page = response.content.decode()
     assert reverse("admin:tasks_job_import", args=[job.pk]) in page
-    assert "0 of 6 answers" in page
+    assert "Answers collected:" in page and "0 of 6 (0%)" in page  # the progress above the form
 
 
 def test_the_job_add_page_renders(staff_client: Client) -> None:

@@ -125,6 +125,12 @@ def test_parallel_workers_keep_the_three_rules(make_published_job, make_worker):
     assert not Answer.objects.filter(assignment__state=AssignmentState.EXPIRED).exists()
     assert Answer.objects.filter(job=job).count() == ITEMS * REDUNDANCY
     assert Assignment.objects.filter(job=job, state=AssignmentState.EXPIRED).count() >= stats["refused_late"]
+    # The job's tallies, added to by 24 sessions' triggers in parallel, equal a recount of its rows.
+    from tasks.selectors import JobTotals, get_job_totals
+    from tasks.services.tallies import count_job_rows
+
+    assert get_job_totals(job) == JobTotals(**count_job_rows([job.pk])[job.pk])
+    assert get_job_totals(job).answers_submitted == ITEMS * REDUNDANCY
 
 
 @pytest.mark.django_db(transaction=True)

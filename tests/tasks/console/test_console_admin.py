@@ -123,6 +123,8 @@ def test_a_big_jobs_figures_are_computed_in_the_background_then_shown(
     with django_capture_on_commit_callbacks(execute=False) as queued:
         first = ops_client.get(url).content.decode()
     assert 'id="job-dashboard-pending"' in first and 'id="job-dashboard"' not in first
+    # The at-a-glance figures do not wait: state, both progress bars and the cost so far, from the tallies.
+    assert 'id="job-glance"' in first and "12 of 12 (100%)" in first and "0.8400 USD" in first
     assert len(queued) == 1  # the refresh task
     with django_capture_on_commit_callbacks(execute=False) as again:
         ops_client.get(url)
@@ -171,3 +173,25 @@ def test_approve_passing_gold_action_reports_counts(
     assert "2 left for review (1 failed gold, 1 without gold)" in text
     assert Assignment.objects.get(pk=work[0].pk).state == AssignmentState.APPROVED
     assert Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED).count() == 2
+
+
+def test_the_fair_pay_warning_comes_with_the_jobs_figures(
+    ops_client: Client, make_published_job: Any, make_worker: Any, settings: Any
+) -> None:
+    from tasks.models import Assignment
+    from tasks.services.review import approve_assignment
+    from tests.conftest import SYSTEM
+    from tests.tasks.finance_helpers import submit_after
+
+    job = make_published_job(items=2, redundancy=1)
+    for _ in range(2):
+        approve_assignment(assignment=submit_after(job, make_worker(), 600), actor=SYSTEM)
+    assert Assignment.objects.filter(job=job, state="approved").count() == 2
+    url = reverse("admin:tasks_job_change", args=[job.pk])
+    assert "Median effective pay" not in ops_client.get(url).content.decode()  # no minimum configured
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.FAIR_PAY_MIN_HOURLY = "15.00"
+    page = ops_client.get(url).content.decode()
+    assert "Median effective pay is" in page and "below the 15.00/hour minimum" in page

@@ -89,6 +89,13 @@ def test_the_forecast_projects_remaining_work_at_the_observed_cost(make_publishe
     assert forecast.remaining_assignments == 3
     assert forecast.projected_total == D("0.20")
     assert forecast.assignments_per_day is not None and forecast.days_to_completion is not None
+    from tasks.models import Hit, HitState
+
+    # A cancelled Hit will not be done: it is not remaining work.
+    Hit.objects.filter(pk=Hit.objects.filter(job=job, state=HitState.OPEN).order_by("id").values("id")[:1]).update(
+        state=HitState.CANCELLED
+    )
+    assert get_cost_report(job).forecast.remaining_assignments == 2
 
 
 def test_csv_and_xlsx_exports_hold_the_same_rows(make_published_job, make_worker) -> None:
