@@ -15,7 +15,7 @@ from uuid import UUID
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection, transaction
-from django.db.models import OuterRef
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from qualification.gold_placement import place_on_page
@@ -204,11 +204,10 @@ def _complete_job_if_done(job_id: int, now: datetime) -> bool:
     would stay published with all its work done."""
     if not list(Job.objects.select_for_update().filter(pk=job_id, state=JobState.PUBLISHED).values_list("pk")):
         return False
-    if Hit.objects.filter(
+    unfinished = Hit.objects.filter(
         job_id=job_id, is_gold=False, state__in=[HitState.OPEN, HitState.FULL, HitState.DRAFT]
-    ).exists():
-        return False
-    return bool(Job.objects.filter(pk=job_id).update(state=JobState.COMPLETED, completed_at=now))
+    )
+    return bool(Job.objects.filter(~Exists(unfinished), pk=job_id).update(state=JobState.COMPLETED, completed_at=now))
 
 
 def submit_assignment(

@@ -322,6 +322,24 @@ def _gold_rate_for(*, job: Job, worker: Worker) -> float:
     )
 
 
+def _give_up_gold_places(*, job: Job, worker: Worker, can_fill: int) -> bool:
+    """When ``worker`` has no other work, one open Hit they have not worked whose gold places their unseen
+    gold cannot fill keeps only the places it can (its pages get shorter): once the crowd has seen most of
+    the gold set, such Hits would otherwise stay open for ever. Returns whether a Hit changed."""
+    if JobBlock.objects.filter(job_id=job.pk, worker_id=worker.pk, lifted_at__isnull=True).exists():
+        return False
+    hit_id = (
+        Hit.objects.filter(job_id=job.pk, state=HitState.OPEN, is_gold=False, gold_slots__gt=can_fill)
+        .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
+        .order_by("priority", "id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if hit_id is None:
+        return False
+    return bool(Hit.objects.filter(pk=hit_id, gold_slots__gt=can_fill).update(gold_slots=can_fill))
+
+
 def assign_next_hit(
     *, job: Job, worker: Worker, now: datetime | None = None, rng: random.Random | None = None
 ) -> Assignment:
@@ -332,7 +350,8 @@ def assign_next_hit(
     policy is undecided about the worker, with the job's boosted rate instead (``gold_boost_rate`` /
     ``gold_boost_until``). Several items per Hit: the Hit's gold places are filled with gold the worker
     has not seen, at random places on the page, and a boosted rate adds all-gold pages; Hits whose gold
-    places the worker's unseen gold cannot fill are passed over.
+    places the worker's unseen gold cannot fill are passed over, and when nothing else is left one of them
+    gives up the places it cannot fill (``_give_up_gold_places``).
     Raises ``NoWorkAvailable`` with a sentence when there is nothing for them.
     """
     now = now or timezone.now()
@@ -377,6 +396,10 @@ def assign_next_hit(
             reclaimed = True
         elif claim is None and placing is not None:  # a lost race may have been over a gold item: re-read
             placing = replace(placing, fresh=list_unseen_gold_ids(job=job, worker=worker))
+    if placing is not None and _give_up_gold_places(job=job, worker=worker, can_fill=len(placing.fresh)):
+        claim = _claim_open_hit(job=job, worker=worker, now=now, placing=placing)
+        if isinstance(claim, Assignment):
+            return claim
     raise NoWorkAvailable(f"There is no more work for you in “{job.name}” right now.")
 
 

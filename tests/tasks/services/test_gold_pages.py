@@ -160,19 +160,20 @@ def test_a_placed_gold_answer_is_graded_once_paid_with_its_page_and_kept_out_of_
     assert ConsensusLabel.objects.filter(job=job).count() == 40
 
 
-def test_gold_a_worker_has_seen_is_never_placed_again_and_hits_they_cannot_fill_wait_for_others(actor, make_worker):
+def test_gold_a_worker_has_seen_is_never_placed_again_and_unfillable_places_are_given_up(actor, make_worker):
     job = _job(actor, regular=40, gold=3, gold_rate=0.5, redundancy=1)
-    first, second = make_worker(), make_worker()
+    worker = make_worker()
     rng = random.Random(3)
-    while _work(job, first, rng) is not None:
+    wanted = sum(Hit.objects.filter(job=job, is_gold=False).values_list("gold_slots", flat=True))
+    assert wanted > 3  # more gold places than the gold set can fill for one worker
+    while _work(job, worker, rng) is not None:
         pass
-    seen = list(AssignmentGoldItem.objects.filter(worker=first).values_list("item_id", flat=True))
-    assert len(seen) == len(set(seen)) <= 3
-    left = Hit.objects.filter(job=job, assignments_submitted=0, is_gold=False)
-    assert all(h.gold_slots > 3 - len(seen) for h in left)  # passed over: their places need unseen gold
-    while _work(job, second, rng) is not None:
-        pass
-    assert all(len(list_page_items(a)) == PAGE for a in Assignment.objects.filter(job=job))
+    seen = list(AssignmentGoldItem.objects.filter(worker=worker).values_list("item_id", flat=True))
+    assert len(seen) == len(set(seen)) == 3
+    # Once the worker's unseen gold ran out, the Hits left gave up their gold places rather than stay open.
+    assert not Hit.objects.filter(job=job, is_gold=False).exclude(state="complete").exists()
+    assert job.__class__.objects.get(pk=job.pk).state == JobState.COMPLETED
+    assert all(len(list_page_items(a)) <= PAGE for a in Assignment.objects.filter(job=job))
 
 
 def test_a_boosted_worker_gets_all_gold_pages_of_the_same_size(actor, make_worker):
@@ -205,3 +206,16 @@ def test_a_single_item_job_keeps_its_gold_hits(actor):
     job = _job(actor, items_per_hit=1, gold_boost_rate=0.0)
     assert Hit.objects.filter(job=job, is_gold=True).count() == 30
     assert not Hit.objects.filter(job=job, gold_slots__gt=0).exists()
+
+
+def test_a_hit_whose_gold_places_nobody_can_fill_gives_them_up_instead_of_staying_open(actor, make_worker):
+    job = _job(actor, regular=4, gold=2, redundancy=1)
+    # Every Hit asks for more gold places than the whole gold set has.
+    Hit.objects.filter(job=job, is_gold=False).update(gold_slots=3)
+    worker = make_worker()
+    lease = assign_next_hit(job=job, worker=worker, rng=random.Random(1))
+    hit = Hit.objects.get(pk=lease.hit_id)
+    assert hit.gold_slots == 2  # what this worker's unseen gold can fill
+    page = list_page_items(lease)
+    assert len(page) == HitItem.objects.filter(hit=hit).count() + 2
+    assert AssignmentGoldItem.objects.filter(assignment=lease).count() == 2
