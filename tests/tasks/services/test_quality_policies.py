@@ -230,5 +230,9 @@ def test_agreeing_with_peers_outweighs_an_unlucky_run_of_gold_but_not_for_a_work
     block = JobBlock.objects.get(job=job, worker=constant)
     assert block.evidence["gold_answers"] == given <= 6 and block.evidence["gold_right"] == 0
     assert block.evidence["peer_agreement"] == 0.25 and block.evidence["peer_log_ratio"] > 1
-    assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"] == round(math.log(100), 4)
+    assert (
+        block.evidence["log_likelihood_ratio"]
+        >= block.evidence["block_at"]
+        == round(math.log(DEPENDENCE_BLOCK_ODDS), 4)
+    )
     assert not JobBlock.objects.filter(worker__in=careful).exists()
