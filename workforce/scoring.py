@@ -178,10 +178,10 @@ def speed_signal(
 
 
 # Odds at which gold and peer evidence together block (the dependence test below). For a worker exactly at
-# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/100 (Ville).
-# (30:1 let about one honest worker in a hundred with an unlucky run of gold answers be blocked; 100:1 costs
-# a random spammer a gold answer or two more.)
-DEPENDENCE_BLOCK_ODDS = 100.0
+# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/50 (Ville).
+# (At 30:1 the simulator's seed 2 blocked two honest workers after unlucky runs of gold answers; 100:1 blocked
+# none in seeds 1-10 but cost random spammers too many gold answers; 50:1 met every target in seeds 1-10.)
+DEPENDENCE_BLOCK_ODDS = 50.0
 
 # Block evidence that also catches workers whose answers do not depend on the item but are not uniform
 # (e.g. always the same label): the null hypothesis is "the worker answers from their own label mix,

@@ -101,9 +101,9 @@ def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: floa
     as reliable as the job's honest floor" (``block_below_accuracy``): block once the evidence is
     ``odds`` times likelier under the first, after at least ``block_after_gold`` gold answers. Single-label
     jobs weigh gold and peer agreement together, answer by answer against the worker's own label mix
-    (``tasks.quality_selectors``), at 100:1 (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone
+    (``tasks.quality_selectors``), at 50:1 (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone
     against a uniform chance rate at 14:1 (``BLOCK_ODDS``). The likelihood ratio is a martingale for a worker
-    at the floor, so such a worker is ever blocked with probability at most 1/odds (Ville's inequality: 1%
+    at the floor, so such a worker is ever blocked with probability at most 1/odds (Ville's inequality: 2%
     and 7%), a worker above the floor less (a reliable worker, far less); workers below the floor have no
     such bound.
     """

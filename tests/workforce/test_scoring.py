@@ -191,7 +191,7 @@ def test_dependence_evidence_refuses_mismatched_or_impossible_answers() -> None:
         dependence_log_ratio(*_answers([1.5], [0.25]), kappa=0.47)
 
 
-def test_a_worker_at_the_floor_is_blocked_in_at_most_one_run_in_a_hundred() -> None:
+def test_a_worker_at_the_floor_is_blocked_in_at_most_one_run_in_the_block_odds() -> None:
     # Ville's inequality: under "the worker is at the floor" the likelihood ratio is a martingale, so it
     # ever reaches the block odds with probability at most 1/odds, however long the worker works. 4000
     # workers exactly at the floor give 100 answers each (chances between 0.1 and 0.5), and a spammer

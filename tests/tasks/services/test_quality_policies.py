@@ -190,7 +190,7 @@ def test_agreeing_with_peers_outweighs_an_unlucky_run_of_gold_but_not_for_a_work
     actor, make_worker
 ):
     # Six gold answers all wrong are 43 times likelier from someone ignoring the item than from someone at
-    # the 60% floor: enough on their own at 30:1, not at 100:1. A worker who also agreed with two careful
+    # the 60% floor: enough on their own at 30:1, not at 50:1. A worker who also agreed with two careful
     # peers on every ordinary item keeps working; one who disagreed with them is blocked.
     gold = ["b", "c", "d", "b", "c", "d"]
     job = _job(
