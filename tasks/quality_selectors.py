@@ -3,12 +3,13 @@
 The block policy weighs two kinds of evidence, each a log-likelihood ratio between "the worker's answers
 do not depend on the item" and "the worker is at least as reliable as the job's honest floor":
 
-- gold: the worker's graded gold answers against the chance of matching each gold answer from the
-  worker's own label mix;
+- gold: the worker's graded gold answers, each against its own chance of matching the gold answer from
+  the worker's own label mix;
 - peers: on ordinary items, how often the worker's answer matches the other workers' answers on the same
-  items, against the chance of matching from the worker's label mix. Peers answer every item ``redundancy``
-  times, so this evidence grows with every task, not only with gold. A peer's own noise is allowed for:
-  the alternative's agreement uses the other workers' pooled gold accuracy as the peers' reliability.
+  items, each item against its own chance of matching from the worker's label mix. Peers answer every
+  item ``redundancy`` times, so this evidence grows with every task, not only with gold. A peer's own
+  noise is allowed for: the alternative's agreement uses the other workers' pooled gold accuracy as the
+  peers' reliability.
 
 Single-label jobs only; multi-label jobs keep the gold test against a uniform chance rate.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.db.models import Avg, Count
 
 from tasks.models import Answer, AssignmentState, GoldGrade, Job
@@ -73,9 +75,9 @@ def get_dependence_evidence(*, job: Job, worker: Worker) -> DependenceEvidence |
     mix = label_mix(counts, labels)
 
     grades = list(GoldGrade.objects.filter(job=job, worker=worker).values_list("score", "item__gold_answer"))
-    gold_right = sum(score for score, _ in grades)
-    gold_chance = sum(mix.get(_key(answer), 0.0) for _, answer in grades)
-    gold_llr = dependence_log_ratio(gold_right, gold_chance, len(grades), kappa=kappa)
+    gold_matched = np.array([score for score, _ in grades], dtype=float)
+    gold_chances = np.array([mix.get(_key(answer), 0.0) for _, answer in grades], dtype=float)
+    gold_llr = dependence_log_ratio(gold_matched, gold_chances, kappa=kappa)
 
     mine = dict(own.filter(item__is_gold=False).order_by("-id").values_list("item_id", "value")[:PEER_WINDOW])
     peers: dict[int, list[str]] = {}
@@ -85,14 +87,22 @@ def get_dependence_evidence(*, job: Job, worker: Worker) -> DependenceEvidence |
         .values_list("item_id", "value")
     ):
         peers.setdefault(item_id, []).append(_key(value))
-    matched = chance = 0.0
-    for item_id, values in peers.items():
-        answer = _key(mine[item_id])
-        matched += sum(v == answer for v in values) / len(values)
-        chance += sum(mix.get(v, 0.0) for v in values) / len(values)
+    # Per item: the share of the peers' answers the worker's answer matched, and the chance of that share.
+    matched = np.array(
+        [sum(v == _key(mine[item_id]) for v in values) / len(values) for item_id, values in peers.items()], dtype=float
+    )
+    chance = np.array([sum(mix.get(v, 0.0) for v in values) / len(values) for values in peers.values()], dtype=float)
     pooled = GoldGrade.objects.filter(job=job).exclude(worker=worker).aggregate(mean=Avg("score"), n=Count("id"))
     n_pooled = int(pooled["n"] or 0)
     peer_accuracy = (PRIOR_RIGHT + float(pooled["mean"] or 0.0) * n_pooled) / (PRIOR_RIGHT + PRIOR_WRONG + n_pooled)
     reliability = floor_kappa(peer_accuracy, len(labels))
-    peer_llr = dependence_log_ratio(matched, chance, len(peers), kappa=kappa * reliability)
-    return DependenceEvidence(gold_llr, gold_chance, peer_llr, len(peers), matched, chance, reliability)
+    peer_llr = dependence_log_ratio(matched, chance, kappa=kappa * reliability)
+    return DependenceEvidence(
+        gold_llr,
+        float(gold_chances.sum()),
+        peer_llr,
+        len(peers),
+        float(matched.sum()),
+        float(chance.sum()),
+        reliability,
+    )

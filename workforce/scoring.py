@@ -178,14 +178,20 @@ def speed_signal(
 
 
 # Odds at which gold and peer evidence together block (the dependence test below). For a worker exactly at
-# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/30 (Ville).
-DEPENDENCE_BLOCK_ODDS = 30.0
+# the floor the likelihood ratio is a martingale, so they are ever blocked with probability <= 1/50 (Ville).
+# (At 30:1 the simulator's seed 2 blocked two honest workers after unlucky runs of gold answers; 100:1 blocked
+# none in seeds 1-10 but cost random spammers too many gold answers; 50:1 met every target in seeds 1-10.)
+DEPENDENCE_BLOCK_ODDS = 50.0
 
 # Block evidence that also catches workers whose answers do not depend on the item but are not uniform
 # (e.g. always the same label): the null hypothesis is "the worker answers from their own label mix,
 # whatever the item" (Cohen's chance agreement), the alternative "the worker is at least as reliable as
 # the job's honest floor". Reliability is the kappa of a worker who is right with probability ``a`` and
 # otherwise picks any wrong label alike: ``(a * K - 1) / (K - 1)`` (0 at chance, 1 when always right).
+# Under the alternative a worker matches a reference with probability ``chance + (1 - chance) * kappa``,
+# where ``chance`` is the probability that their label mix alone gives the reference's label: each
+# answer is weighed with its own chance, so a right answer in the label a worker always gives is (almost)
+# no evidence of care, and a wrong one counts fully.
 
 
 def floor_kappa(floor: float, n_labels: int) -> float:
@@ -200,17 +206,21 @@ def label_mix(counts: dict[str, float], labels: list[str]) -> dict[str, float]:
     return {label: (counts.get(label, 0.0) + 1.0) / total for label in labels}
 
 
-def dependence_log_ratio(matched: float, chance: float, n: float, *, kappa: float) -> float:
-    """log P(matches | rate = chance) - log P(matches | rate = chance + (1 - chance) * kappa).
+def dependence_log_ratio(matched: FloatArray, chance: FloatArray, *, kappa: float) -> float:
+    """Sum over answers of log P(match | rate = chance) - log P(match | rate = chance + (1 - chance) * kappa).
 
-    ``n`` observations of which ``matched`` (possibly fractional) matched a reference (a gold answer or
-    peers' answers) and ``chance`` is the summed chance of matching under the null. Positive values favour
-    "answers do not depend on the item". Returns 0 when there is no evidence to weigh.
+    One entry per answer: ``matched`` in [0, 1] is whether it matched its reference (a gold answer, or the
+    share of the peers' answers it matched) and ``chance`` the probability of matching from the worker's
+    label mix alone. Positive values favour "answers do not depend on the item". Answers whose chance is 0
+    or 1 weigh nothing either way; no answers (or ``kappa <= 0``) give 0.
     """
-    if n <= 0 or kappa <= 0:
+    if matched.shape != chance.shape:
+        raise ValueError("matched and chance need one entry per answer")
+    if np.any(matched < 0) or np.any(matched > 1):
+        raise ValueError("a match is between 0 and 1")
+    usable = (chance > 0.0) & (chance < 1.0)
+    if kappa <= 0 or not np.any(usable):
         return 0.0
-    rate0 = chance / n
-    if not 0.0 < rate0 < 1.0:
-        return 0.0
+    rate0, hit = chance[usable], matched[usable]
     rate1 = rate0 + (1.0 - rate0) * min(kappa, 0.999)
-    return float(matched * np.log(rate0 / rate1) + (n - matched) * np.log((1.0 - rate0) / (1.0 - rate1)))
+    return float(np.sum(hit * np.log(rate0 / rate1) + (1.0 - hit) * np.log((1.0 - rate0) / (1.0 - rate1))))

@@ -100,11 +100,12 @@ def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: floa
     A sequential test (Wald) between "the worker's answers do not depend on the item" and "the worker is
     as reliable as the job's honest floor" (``block_below_accuracy``): block once the evidence is
     ``odds`` times likelier under the first, after at least ``block_after_gold`` gold answers. Single-label
-    jobs weigh gold and peer agreement together (``tasks.quality_selectors``) at 30:1
-    (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone against a uniform chance rate at 14:1
-    (``BLOCK_ODDS``). The likelihood ratio is a martingale for a worker at the floor, so such a worker is
-    ever blocked with probability at most 1/odds (Ville's inequality: 3.3% and 7%), a worker above the
-    floor less (a reliable worker, far less); workers below the floor have no such bound.
+    jobs weigh gold and peer agreement together, answer by answer against the worker's own label mix
+    (``tasks.quality_selectors``), at 50:1 (``DEPENDENCE_BLOCK_ODDS``); multi-label jobs weigh gold alone
+    against a uniform chance rate at 14:1 (``BLOCK_ODDS``). The likelihood ratio is a martingale for a worker
+    at the floor, so such a worker is ever blocked with probability at most 1/odds (Ville's inequality: 2%
+    and 7%), a worker above the floor less (a reliable worker, far less); workers below the floor have no
+    such bound.
     """
     if job.block_below_accuracy is None or accuracy.n < job.block_after_gold:
         return None

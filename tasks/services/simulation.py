@@ -34,7 +34,7 @@ from workforce.services import get_or_create_workers
 
 ACTOR = Actor.system("crowd simulator")
 # ``--block-policy default``: block a worker once their gold answers and their agreement with other
-# workers are together 30 times likelier from someone whose answers ignore the item than from someone at
+# workers are together 50 times likelier from someone whose answers ignore the item than from someone at
 # 60% accuracy (after at least 3 gold answers; see ``tasks.services.quality._block_decision``); while the
 # gold test alone is undecided about a worker, half their tasks are gold (for at most 40 gold answers).
 BLOCK_POLICIES: dict[str, dict[str, Any]] = {

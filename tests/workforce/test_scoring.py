@@ -10,6 +10,7 @@ import pytest
 from workforce.scoring import (
     BLOCK_ODDS,
     CLEAR_ODDS,
+    DEPENDENCE_BLOCK_ODDS,
     chance_accuracy,
     dependence_log_ratio,
     floor_kappa,
@@ -147,13 +148,68 @@ def test_label_mix_smooths_with_one_pseudo_answer_per_label() -> None:
     assert sum(mix.values()) == pytest.approx(1.0)
 
 
+def _answers(matched: list[float], chance: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(matched, dtype=float), np.array(chance, dtype=float)
+
+
 def test_dependence_evidence_points_to_spam_at_chance_and_away_from_it_for_a_reliable_worker() -> None:
     # 20 gold answers whose chance of matching from the worker's label mix is 0.25 each.
-    at_chance = dependence_log_ratio(5.0, 5.0, 20, kappa=0.47)
-    reliable = dependence_log_ratio(18.0, 5.0, 20, kappa=0.47)
-    assert at_chance > np.log(30) and reliable < -np.log(30)
-    # A worker always giving the one label that happens to be common among the gold answers: their
-    # accuracy (45%) is exactly what their label mix predicts, so it still counts as evidence of spam.
-    assert dependence_log_ratio(9.0, 9.0, 20, kappa=0.47) > 0
-    assert dependence_log_ratio(3.0, 0.0, 5, kappa=0.47) == 0.0  # no chance rate: no evidence either way
-    assert dependence_log_ratio(0.0, 1.0, 0, kappa=0.47) == 0.0
+    at_chance = dependence_log_ratio(*_answers([1.0] * 5 + [0.0] * 15, [0.25] * 20), kappa=0.47)
+    reliable = dependence_log_ratio(*_answers([1.0] * 18 + [0.0] * 2, [0.25] * 20), kappa=0.47)
+    assert at_chance > np.log(DEPENDENCE_BLOCK_ODDS) and reliable < -np.log(DEPENDENCE_BLOCK_ODDS)
+    # Each answer is weighed with its own chance: the order does not matter, a fractional match (the
+    # share of peers matched) is allowed, and answers with a chance of 0 or 1 weigh nothing.
+    assert dependence_log_ratio(*_answers([0.0, 1.0], [0.25, 0.25]), kappa=0.47) == pytest.approx(
+        dependence_log_ratio(*_answers([1.0, 0.0], [0.25, 0.25]), kappa=0.47)
+    )
+    halves = dependence_log_ratio(*_answers([0.5, 0.5], [0.25, 0.25]), kappa=0.47)
+    assert halves == pytest.approx(dependence_log_ratio(*_answers([1.0, 0.0], [0.25, 0.25]), kappa=0.47))
+    assert dependence_log_ratio(*_answers([1.0, 0.0], [0.0, 1.0]), kappa=0.47) == 0.0
+    assert dependence_log_ratio(*_answers([], []), kappa=0.47) == 0.0
+    assert dependence_log_ratio(*_answers([0.0], [0.25]), kappa=0.0) == 0.0
+
+
+def test_a_right_answer_in_the_label_a_worker_always_gives_is_no_evidence_of_care() -> None:
+    # A worker who always answers "a" (90% of their label mix; 1/30 for each other label) meets gold
+    # answers a, a, b, c, d: right twice, but only because the gold answer was their label.
+    kappa = floor_kappa(0.6, 4)
+    constant = dependence_log_ratio(*_answers([1, 1, 0, 0, 0], [0.9, 0.9, 1 / 30, 1 / 30, 1 / 30]), kappa=kappa)
+    # A wrong answer counts 1 / (1 - kappa) whatever its chance; a right one at 90% chance almost nothing.
+    right = dependence_log_ratio(*_answers([1], [0.9]), kappa=kappa)
+    assert dependence_log_ratio(*_answers([0], [1 / 30]), kappa=kappa) == pytest.approx(-math.log(1 - kappa))
+    assert -0.1 < right < 0
+    assert constant == pytest.approx(2 * right - 3 * math.log(1 - kappa))
+    # Two right out of five from a worker answering uniformly (chance 0.25 each) is much weaker evidence.
+    uniform = dependence_log_ratio(*_answers([1, 1, 0, 0, 0], [0.25] * 5), kappa=kappa)
+    assert uniform < 0.5 < constant
+
+
+def test_dependence_evidence_refuses_mismatched_or_impossible_answers() -> None:
+    with pytest.raises(ValueError):
+        dependence_log_ratio(*_answers([1.0, 0.0], [0.25]), kappa=0.47)
+    with pytest.raises(ValueError):
+        dependence_log_ratio(*_answers([1.5], [0.25]), kappa=0.47)
+
+
+def test_a_worker_at_the_floor_is_blocked_in_at_most_one_run_in_the_block_odds() -> None:
+    # Ville's inequality: under "the worker is at the floor" the likelihood ratio is a martingale, so it
+    # ever reaches the block odds with probability at most 1/odds, however long the worker works. 4000
+    # workers exactly at the floor give 100 answers each (chances between 0.1 and 0.5), and a spammer
+    # population answering at chance the same way is blocked within 40 answers nearly always.
+    rng = np.random.default_rng(3)
+    kappa = floor_kappa(0.6, 4)
+    runs, answers = 4000, 100
+    chance = rng.uniform(0.1, 0.5, size=(runs, answers))
+    at_floor = rng.random((runs, answers)) < chance + (1 - chance) * kappa
+    at_chance = rng.random((runs, answers)) < chance
+
+    def ever_blocked(matched: np.ndarray, within: int) -> float:
+        rate0, hit = chance[:, :within], matched[:, :within].astype(float)
+        rate1 = rate0 + (1 - rate0) * kappa
+        per_answer = hit * np.log(rate0 / rate1) + (1 - hit) * np.log((1 - rate0) / (1 - rate1))
+        for row in range(0, runs, 400):  # the same sums as the function's
+            assert per_answer[row].sum() == pytest.approx(dependence_log_ratio(hit[row], rate0[row], kappa=kappa))
+        return float(np.mean(np.cumsum(per_answer, axis=1).max(axis=1) >= math.log(DEPENDENCE_BLOCK_ODDS)))
+
+    assert ever_blocked(at_floor, answers) <= 1 / DEPENDENCE_BLOCK_ODDS
+    assert ever_blocked(at_chance, 40) > 0.9

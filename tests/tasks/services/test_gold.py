@@ -30,6 +30,7 @@ from tasks.services.pool import assign_next_hit
 from tasks.services.publishing import publish_job
 from tests.factories import JobFactory
 from workforce.models import AuditEvent
+from workforce.scoring import DEPENDENCE_BLOCK_ODDS
 
 pytestmark = pytest.mark.django_db
 
@@ -126,10 +127,12 @@ def test_the_block_policy_blocks_a_worker_who_misses_gold_and_returns_their_work
     normal = assign_next_hit(job=job, worker=spammer)
     _answer(normal, spammer, "neg")
     job.gold_rate = 1.0
-    for _ in range(2):
+    for given in range(1, 4):
         _answer(assign_next_hit(job=job, worker=spammer, rng=random.Random(1)), spammer, "neg")
+        # Two wrong answers are 1 / (1 - kappa) = 1 / (1 - 0.85) times likelier each without care: 44:1.
+        assert JobBlock.objects.filter(job=job, worker=spammer).exists() == (given == 3)
     block = JobBlock.objects.get(job=job, worker=spammer)
-    assert block.evidence["gold_answers"] == 2 and block.evidence["threshold"] == 0.9
+    assert block.evidence["gold_answers"] == 3 and block.evidence["threshold"] == 0.9
     event = AuditEvent.objects.get(action="worker.blocked_from_job")
     assert event.actor_label == "block policy" and event.after["returned_assignments"] == 1
     normal.refresh_from_db()
@@ -248,7 +251,11 @@ def test_the_sequential_test_blocks_a_worker_at_chance_with_its_evidence(actor, 
     assert block.evidence["gold_answers"] == given and block.evidence["gold_right"] == 0
     # Chance of matching the gold answers from the worker's own label mix (all "neg", add-one smoothed).
     assert block.evidence["gold_chance_right"] == round(given / (tasks + len(job.labels)), 4)
-    assert block.evidence["log_likelihood_ratio"] >= block.evidence["block_at"] == round(math.log(30), 4)
+    assert (
+        block.evidence["log_likelihood_ratio"]
+        >= block.evidence["block_at"]
+        == round(math.log(DEPENDENCE_BLOCK_ODDS), 4)
+    )
     event = AuditEvent.objects.get(action="worker.blocked_from_job")
     assert event.after["evidence"]["log_likelihood_ratio"] == block.evidence["log_likelihood_ratio"]
 

@@ -4,6 +4,7 @@ block decision's peer-agreement evidence."""
 from __future__ import annotations
 
 import io
+import math
 import random
 
 import pytest
@@ -26,6 +27,7 @@ from tasks.services.review import reject_assignment
 from tests.factories import JobFactory
 from workforce.audit import seal_audit_events
 from workforce.models import AuditEvent
+from workforce.scoring import DEPENDENCE_BLOCK_ODDS
 
 pytestmark = pytest.mark.django_db
 
@@ -181,4 +183,56 @@ def test_the_block_weighs_peer_evidence_and_a_blocked_workers_answers_stop_count
     ).exists()
     evidence = get_dependence_evidence(job=job, worker=careful[0])
     assert evidence is not None and evidence.peer_items == 8
+    assert not JobBlock.objects.filter(worker__in=careful).exists()
+
+
+def test_agreeing_with_peers_outweighs_an_unlucky_run_of_gold_but_not_for_a_worker_ignoring_the_item(
+    actor, make_worker
+):
+    # Six gold answers all wrong are 43 times likelier from someone ignoring the item than from someone at
+    # the 60% floor: enough on their own at 30:1, not at 50:1. A worker who also agreed with two careful
+    # peers on every ordinary item keeps working; one who disagreed with them is blocked.
+    gold = ["b", "c", "d", "b", "c", "d"]
+    job = _job(
+        actor, normal=8, gold=gold * 2, redundancy=4, block_below_accuracy=0.6, block_after_gold=3, gold_rate=0.0
+    )
+    truth = {f"n{i}": LABELS[i % 4] for i in range(8)} | {f"g{i}": x for i, x in enumerate(gold * 2)}
+    rng = random.Random(0)
+    careful = [make_worker() for _ in range(2)]
+    for worker in careful:
+        for _ in range(8):
+            _work(job, worker, lambda item: truth[item.external_id], rng)
+    unlucky, constant = make_worker(), make_worker()
+    for _ in range(8):
+        _work(job, unlucky, lambda item: truth[item.external_id], rng)
+        _work(job, constant, lambda item: "a", rng)
+    job.gold_rate, job.gold_boost_rate, job.gold_boost_until = 1.0, 1.0, 10
+    job.save()
+    for worker in careful:  # their gold record is the peers' reliability
+        for _ in range(6):
+            _work(job, worker, lambda item: truth[item.external_id], rng)
+
+    def wrong(item):  # the next label after the right one: wrong, but not always the same label
+        return LABELS[(LABELS.index(truth[item.external_id]) + 1) % 4]
+
+    for _ in range(6):
+        _work(job, unlucky, wrong, rng)
+    evidence = get_dependence_evidence(job=job, worker=unlucky)
+    # Their peers: the careful two (always matched) and the constant worker (matched on the two "a" items).
+    assert evidence is not None and evidence.peer_items == 8 and evidence.peer_matched == pytest.approx(6.0)
+    assert math.log(30) < evidence.gold_log_ratio < math.log(DEPENDENCE_BLOCK_ODDS)
+    assert evidence.peer_log_ratio < -2 and evidence.log_ratio < math.log(30)
+    assert not JobBlock.objects.filter(worker=unlucky).exists()
+    given = 0
+    while not JobBlock.objects.filter(job=job, worker=constant).exists() and given < 6:
+        _work(job, constant, lambda item: "a", rng)
+        given += 1
+    block = JobBlock.objects.get(job=job, worker=constant)
+    assert block.evidence["gold_answers"] == given <= 6 and block.evidence["gold_right"] == 0
+    assert block.evidence["peer_agreement"] == 0.25 and block.evidence["peer_log_ratio"] > 1
+    assert (
+        block.evidence["log_likelihood_ratio"]
+        >= block.evidence["block_at"]
+        == round(math.log(DEPENDENCE_BLOCK_ODDS), 4)
+    )
     assert not JobBlock.objects.filter(worker__in=careful).exists()
