@@ -451,31 +451,19 @@ def _affordable(job: Job, wanted: int) -> int:
 
 def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTurkMarketplace | None) -> int:
     """One more assignment per HIT through CreateAdditionalAssignmentsForHIT (the cost is committed to the
-    ledger by ``extend_mturk_hit``); a HIT MTurk refuses is skipped."""
+    ledger by ``extend_mturk_hit``); a HIT at its maximum or refused by MTurk is skipped."""
     from tasks.models import MTurkHit
-    from tasks.services.errors import ServiceError
-    from tasks.services.mturk_hits import extend_mturk_hit
-    from workforce.marketplaces.base import MarketplaceError
+    from tasks.services.mturk_hits import extend_mturk_hits_within_budget
 
     created_with = dict(MTurkHit.objects.filter(hit_id__in=hit_ids).values_list("hit_id", "max_assignments"))
-    extended = 0
-    for hit in Hit.objects.filter(pk__in=hit_ids).order_by("pk"):
-        if hit.assignments_wanted + 1 > max_answers_of(job, created_with.get(hit.pk)):
-            continue
-        try:
-            with transaction.atomic():
-                reserve_budget(
-                    job=job,
-                    amount=hits_cost(job, hit_count=1, extra_per_hit=1),
-                    key=f"job:{job.pk}:adaptive:{hit.pk}:{hit.assignments_wanted + 1}",
-                    actor=actor,
-                    reason="adaptive redundancy",
-                )
-                extend_mturk_hit(hit=hit, additional=1, actor=actor, connector=connector)
-        except BudgetExceeded as exc:
-            _note_budget_exhausted(job, str(exc), timezone.now())
-            break
-        except (ServiceError, MarketplaceError):
-            continue
-        extended += 1
-    return extended
+    below_max = [
+        hit
+        for hit in Hit.objects.filter(pk__in=hit_ids).order_by("pk")
+        if hit.assignments_wanted + 1 <= max_answers_of(job, created_with.get(hit.pk))
+    ]
+    done = extend_mturk_hits_within_budget(
+        job=job, hits=below_max, extra=1, actor=actor, key="adaptive", reason="adaptive redundancy", connector=connector
+    )
+    if done.budget is not None:
+        _note_budget_exhausted(job, str(done.budget), timezone.now())
+    return done.extended

@@ -17,12 +17,9 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 
 from tasks.models import ConsensusLabel, Hit, HitItem, HitState, Job, JobState
-from tasks.reports.estimate import hits_cost
 from tasks.services import extra_answers
-from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
-from workforce.marketplaces.base import MarketplaceError
 from workforce.models import Marketplace
 
 if TYPE_CHECKING:
@@ -93,34 +90,25 @@ def request_more_answers(
 def _extend_on_mturk(
     job: Job, hit_ids: list[int], *, extra: int, actor: Actor, connector: MTurkMarketplace | None
 ) -> MoreAnswers:
-    from tasks.services.mturk_hits import extend_mturk_hit
+    from tasks.services.mturk_hits import extend_mturk_hits_within_budget
 
-    extended = skipped = 0
-    for hit in Hit.objects.filter(pk__in=hit_ids).order_by("pk"):
-        try:
-            with transaction.atomic():
-                reserve_budget(
-                    job=job,
-                    amount=hits_cost(job, hit_count=1, extra_per_hit=extra),
-                    key=f"job:{job.pk}:more:{hit.pk}:{hit.assignments_wanted + extra}",
-                    actor=actor,
-                    reason="more answers",
-                )
-                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
-        except BudgetExceeded:
-            skipped += len(hit_ids) - extended - skipped
-            break
-        except (ServiceError, MarketplaceError):
-            skipped += 1
-            continue
-        extended += 1
-    if extended:
+    done = extend_mturk_hits_within_budget(
+        job=job,
+        hits=Hit.objects.filter(pk__in=hit_ids).order_by("pk"),
+        extra=extra,
+        actor=actor,
+        key="more",
+        reason="more answers",
+        connector=connector,
+    )
+    skipped = len(hit_ids) - done.extended
+    if done.extended:
         Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
     record_audit_event(
         actor=actor,
         action="job.more_answers_requested",
         object_type="job",
         object_id=job.pk,
-        after={"extra": extra, "hits": extended, "skipped": skipped, "marketplace": "mturk"},
+        after={"extra": extra, "hits": done.extended, "skipped": skipped, "marketplace": "mturk"},
     )
-    return MoreAnswers(hits=extended, skipped=skipped)
+    return MoreAnswers(hits=done.extended, skipped=skipped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,12 +19,14 @@ from tasks.models import (
     JobState,
     MTurkHit,
 )
+from tasks.reports.estimate import hits_cost
+from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_common import MTURK, commit_hit_slots, job_options, mturk_connector
 from tasks.services.mturk_escrow import sync_hit_escrow
 from tasks.services.mturk_publishing import record_published_hit
 from workforce.audit import Actor, record_audit_event
-from workforce.marketplaces.base import PublishedHit
+from workforce.marketplaces.base import MarketplaceError, PublishedHit
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
 from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_assignments_cost
 
@@ -202,3 +205,49 @@ def delete_done_mturk_hits(
             )
         deleted += 1
     return deleted
+
+
+@dataclass
+class Extensions:
+    """What :func:`extend_mturk_hits_within_budget` did: HITs extended, HITs MTurk (or our checks) refused,
+    and the budget refusal that stopped it, if one did (the HITs after it were not tried)."""
+
+    extended: int = 0
+    refused: int = 0
+    budget: BudgetExceeded | None = None
+
+
+def extend_mturk_hits_within_budget(
+    *,
+    job: Job,
+    hits: Iterable[Hit],
+    extra: int,
+    actor: Actor,
+    key: str,
+    reason: str,
+    connector: MTurkMarketplace | None = None,
+) -> Extensions:
+    """``extra`` more assignments on each of ``hits``, one HIT at a time: reserve the worst-case cost
+    (key ``job:<job>:<key>:<hit>:<new wanted>``, so a retry reserves once) and call
+    CreateAdditionalAssignmentsForHIT in one transaction. A HIT that is refused is skipped; the first budget
+    refusal stops the pass."""
+    done = Extensions()
+    for hit in hits:
+        try:
+            with transaction.atomic():
+                reserve_budget(
+                    job=job,
+                    amount=hits_cost(job, hit_count=1, extra_per_hit=extra),
+                    key=f"job:{job.pk}:{key}:{hit.pk}:{hit.assignments_wanted + extra}",
+                    actor=actor,
+                    reason=reason,
+                )
+                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
+        except BudgetExceeded as exc:
+            done.budget = exc
+            break
+        except (ServiceError, MarketplaceError):
+            done.refused += 1
+            continue
+        done.extended += 1
+    return done
