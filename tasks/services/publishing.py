@@ -79,6 +79,7 @@ def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
     from django.conf import settings
 
     from tasks.models import LabelingJob
+    from tasks.services.groundtruth.running import publication_cost
     from tasks.tasks import publish_labeling_job_task
 
     if job.state != JobState.DRAFT:
@@ -87,10 +88,13 @@ def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
         raise ServiceError(f"Job {job.pk} is internal-only, so it cannot be published to SageMaker Ground Truth.")
     if not settings.GROUNDTRUTH_ENABLED:
         raise ServiceError("Ground Truth is not enabled here (set GROUNDTRUTH_ENABLED and its settings).")
-    if not LabelingJob.objects.filter(job=job).exists():
+    labeling_job = LabelingJob.objects.filter(job=job).first()
+    if labeling_job is None:
         raise ServiceError(f"Configure job {job.pk}'s Ground Truth settings (Labeling jobs > Add) before publishing.")
     if not job.items.exists():
         raise ServiceError("Import items before publishing the job.")
+    # The background task reserves this before asking AWS; a cap that cannot take it is refused here, now.
+    check_budget(job=job, amount=publication_cost(job=job, labeling_job=labeling_job, budget=job.budget_cap))
     user_id = int(actor.id) if actor.kind == "user" and actor.id else None
     transaction.on_commit(lambda: publish_labeling_job_task.delay(job_id=job.pk, user_id=user_id))
 

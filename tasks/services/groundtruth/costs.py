@@ -25,6 +25,30 @@ def object_price(position: int, tiers: Sequence[tuple[int | None, str]]) -> Deci
     return Decimal(tiers[-1][1]) if tiers else Decimal("0")
 
 
+def objects_charge(count: int, tiers: Sequence[tuple[int | None, str]]) -> Decimal:
+    """The service charge of one labeling job's first ``count`` objects, tier by tier (the sum of
+    ``object_price`` over positions 1..count, without a loop over objects)."""
+    total, done = Decimal("0"), 0
+    for bound, price in tiers:
+        upto = count if bound is None else min(count, bound)
+        if upto > done:
+            total += (upto - done) * Decimal(price)
+            done = upto
+    if done < count and tiers:  # past the last bound: the last tier's price, as ``object_price`` does
+        total += (count - done) * Decimal(tiers[-1][1])
+    return total
+
+
+def estimated_cost(labeling_job: LabelingJob, objects: int) -> Decimal:
+    """What ``objects`` labeled objects cost at most: their service charges plus, for the public
+    workforce, the task price for each of the ``workers_per_object`` answers (what the reservation holds
+    when the labeling job is published)."""
+    total = objects_charge(objects, settings.GROUNDTRUTH_OBJECT_PRICE_TIERS)
+    if labeling_job.workforce == WorkforceKind.PUBLIC:
+        total += labeling_job.task_price * labeling_job.workers_per_object * objects
+    return total
+
+
 def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob) -> int:
     """Book the object charges and task prices not yet booked; returns how many rows were new.
     Call it inside the transaction that records the results."""

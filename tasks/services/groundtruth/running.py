@@ -5,6 +5,12 @@ every retry asks AWS for the same name and adopts the job a lost response had al
 ``follow_labeling_job`` (Celery beat) stores what ``describe_labeling_job`` says and collects what has
 arrived; ``collect_labeling_job`` reads the S3 output through the same import service as the
 ``import_groundtruth`` command, which books the costs, grades gold, scores and runs consensus.
+
+Budget: publishing reserves what the labeling job can cost at most (``estimated_cost`` of the objects
+sent, capped by ``MaxLabeledObjects``) against the job's and the month's caps before AWS is asked, so
+a refused reservation creates nothing; the key is the labeling job's name, so a retry reserves nothing
+more. Once the labeling job has ended (Completed, Stopped or Failed) and its results are in, the
+reservation is trued up to what was booked and the rest is released (``settle_labeling_job_budget``).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import Item, Job, JobState, LabelingJob, TaskKind, WorkforceKind
+from tasks.services.budget import BudgetExceeded, job_spent, release_budget, reserve_budget, true_up_reservation
 from tasks.services.errors import ServiceError
-from tasks.services.groundtruth.costs import object_price
+from tasks.services.groundtruth.costs import estimated_cost, object_price
 from tasks.services.groundtruth.importing import ITEM_KEY, GroundTruthImportResult, import_groundtruth_output
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
@@ -125,6 +132,17 @@ def max_labeled_objects(labeling_job: LabelingJob, budget: Decimal | None) -> in
     return int((budget / per_object).to_integral_value(rounding=ROUND_FLOOR)) if per_object > 0 else None
 
 
+def _objects_paid_for(objects: int, max_labeled: int | None) -> int:
+    return objects if max_labeled is None else min(objects, max_labeled)
+
+
+def publication_cost(*, job: Job, labeling_job: LabelingJob, budget: Decimal | None) -> Decimal:
+    """What publishing ``job`` reserves: the most its labeling job can cost (read-only; for the check
+    made when publication is requested, before the background task)."""
+    objects = Item.objects.filter(job=job).count()
+    return estimated_cost(labeling_job, _objects_paid_for(objects, max_labeled_objects(labeling_job, budget)))
+
+
 def publish_labeling_job(
     *, job: Job, actor: Actor, connector: GroundTruth | None = None, budget: Decimal | None = None
 ) -> LabelingJob:
@@ -158,6 +176,14 @@ def publish_labeling_job(
         consolidation_lambda_arn=labeling_job.consolidation_lambda_arn,
         max_labeled_objects=max_labeled_objects(labeling_job, budget),
         tags={"crowdops-job": str(job.pk)},
+    )
+    objects = _objects_paid_for(len(spec.objects), spec.max_labeled_objects)
+    reserve_budget(  # raises BudgetExceeded (nothing asked of AWS) when a cap would be broken
+        job=job,
+        amount=estimated_cost(labeling_job, objects),
+        key=f"groundtruth:{labeling_job.name}:publish",
+        actor=actor,
+        reason=f"Ground Truth labeling job {labeling_job.name}: up to {objects} objects",
     )
     state = (connector or GroundTruth()).publish_labeling_job(spec)
     now = timezone.now()
@@ -236,7 +262,30 @@ def collect_labeling_job(
         Job.objects.filter(pk=labeling_job.job_id, state=JobState.PUBLISHED).update(
             state=JobState.COMPLETED, completed_at=timezone.now()
         )
+    if state.status in TERMINAL:
+        settle_labeling_job_budget(labeling_job=labeling_job, actor=actor)
     return result
+
+
+def settle_labeling_job_budget(*, labeling_job: LabelingJob, actor: Actor) -> None:
+    """After the labeling job has ended: raise the job's reservation to what was booked (Ground Truth
+    has charged it already) and release the rest. Idempotent (keyed by the labeling job's name)."""
+    job = labeling_job.job
+    try:
+        true_up_reservation(job=job, actor=actor)
+    except BudgetExceeded as exc:  # the month is full: the money is spent all the same, so only log it
+        logger.warning("Ground Truth job %s spent above its reservation: %s", labeling_job.name, exc)
+    with transaction.atomic():
+        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+        unspent = reserved - job_spent(job)
+        if unspent > 0:
+            release_budget(
+                job=job,
+                amount=unspent,
+                key=f"groundtruth:{labeling_job.name}:settle",
+                actor=actor,
+                reason=f"Ground Truth labeling job {labeling_job.name} {labeling_job.status.lower() or 'ended'}",
+            )
 
 
 def follow_labeling_job(
@@ -248,6 +297,8 @@ def follow_labeling_job(
     _store_state(labeling_job, state, actor)
     if state.status in ("InProgress", "Stopping", "Completed", "Stopped"):
         collect_labeling_job(labeling_job=labeling_job, actor=actor, connector=connector, state=state)
+    elif state.status == "Failed":  # nothing to collect: give the reservation back
+        settle_labeling_job_budget(labeling_job=labeling_job, actor=actor)
     labeling_job.refresh_from_db()
     return labeling_job
 

@@ -57,3 +57,38 @@ def test_a_ground_truth_job_without_settings_is_refused_with_a_sentence(settings
     ItemFactory(job=job)
     with pytest.raises(ServiceError, match="Configure job"):
         request_publish(job=job, actor=Actor.system("test"))
+
+
+def test_a_month_that_cannot_take_the_labeling_jobs_cost_is_refused_when_publishing_is_requested(
+    settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from tasks.models import MonthlyBudget
+    from tasks.services.budget import BudgetExceeded, month_of
+    from tasks.services.groundtruth.running import configure_labeling_job
+
+    settings.GROUNDTRUTH_ENABLED = True
+    job = JobFactory(state=JobState.DRAFT, labels=["pos", "neg"])
+    ItemFactory.create_batch(40, job=job)
+    configure_labeling_job(
+        job=job,
+        actor=Actor.system("test"),
+        workforce="public",
+        task_price=Decimal("0.05"),
+        workers_per_object=3,
+        workteam_arn="arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default",
+    )
+    job.refresh_from_db()
+    assert job.marketplace == "groundtruth"
+    # 40 objects x (0.08 charge + 3 x 0.05) = 9.20, more than the month has room for
+    MonthlyBudget.objects.create(month=month_of(timezone.now()), cap=Decimal("9"))
+    with django_capture_on_commit_callbacks() as queued, pytest.raises(BudgetExceeded):
+        request_publish(job=job, actor=Actor.system("test"))
+    assert queued == []  # nothing was sent to the background publisher
+    MonthlyBudget.objects.update(cap=Decimal("9.20"))
+    with django_capture_on_commit_callbacks() as queued:
+        request_publish(job=job, actor=Actor.system("test"))
+    assert len(queued) == 1
