@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
@@ -14,6 +16,28 @@ from workforce.audit import Actor
 from workforce.models import Worker
 
 SYSTEM = Actor.system("tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker process gets its own Redis database for the cache (``REDIS_URL``'s
+    number minus 1 for ``gw0``, minus 2 for ``gw1``...): tests clear the cache, and Redis clears a whole
+    database, so a shared one let one worker wipe another's keys in the middle of a test."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    from django.conf import settings
+    from django.core.cache import caches
+
+    cache = settings.CACHES.get("default", {})
+    if not str(cache.get("BACKEND", "")).endswith("RedisCache"):
+        return
+    parts = urlsplit(str(cache["LOCATION"]))
+    base = int(parts.path.strip("/") or 0)
+    db = base - 1 - int(worker[2:])
+    if db < 0:
+        raise pytest.UsageError(f"REDIS_URL's database {base} leaves no database for xdist worker {worker}.")
+    settings.CACHES = {**settings.CACHES, "default": {**cache, "LOCATION": urlunsplit(parts._replace(path=f"/{db}"))}}
+    caches.__dict__.pop("settings", None)  # the handler reads CACHES again on first use
 
 
 @pytest.fixture
