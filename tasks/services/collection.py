@@ -195,7 +195,7 @@ def _by_item(answers: Mapping[int, Any], item_ids: list[int]) -> dict[int, Any]:
     return {item_ids[place - 1]: value for place, value in answers.items()}
 
 
-def _complete_job_if_done(job_id: int, now: datetime) -> bool:
+def complete_job_if_done(job_id: int, now: datetime) -> bool:
     """Mark a published job completed when none of its Hits wants answers any more.
 
     The job row is locked first: two last submits on different Hits then take turns here, and the second
@@ -275,7 +275,7 @@ def submit_assignment(
                 and after_hit_completed(job=job, hit_id=locked.hit_id, now=now)
             ):
                 hit_state = HitState.OPEN  # reopened for one more answer
-            if hit_state == HitState.COMPLETE and _complete_job_if_done(job.pk, now):
+            if hit_state == HitState.COMPLETE and complete_job_if_done(job.pk, now):
                 queue_audit_event(  # queued like the submit that caused it, so it is chained after it
                     actor=Actor.system("collection"),
                     action="job.completed",

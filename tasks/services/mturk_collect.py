@@ -25,16 +25,18 @@ from tasks.models import (
     Hit,
     HitState,
     Job,
+    JobState,
     MTurkHit,
     MTurkNotification,
 )
 from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
+from tasks.services.collection import complete_job_if_done
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
 from tasks.services.mturk_escrow import rejected_slot_key, release_rejected_slot, release_unfilled_mturk_slots
-from workforce.audit import Actor
+from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import AssignmentRecord, MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.marketplaces.mturk.documents import parse_notification
@@ -50,6 +52,7 @@ class CollectResult:
     assignments_updated: int = 0
     charges_booked: int = 0
     slots_released: int = 0
+    jobs_completed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, part: RecordResult) -> None:
@@ -113,13 +116,27 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             ).select_related("hit", "job", "worker"):
                 booked += book_approval_charges(assignment=assignment)
             result.charges_booked += booked
+        # Every HIT has all its assignments: the job is done (before the budget step, which settles done jobs).
+        with transaction.atomic():
+            completed = complete_job_if_done(job.pk, timezone.now())
+            if completed:
+                record_audit_event(
+                    actor=actor,
+                    action="job.completed",
+                    object_type="job",
+                    object_id=job.pk,
+                    before={"state": JobState.PUBLISHED.value},
+                    after={"state": JobState.COMPLETED.value},
+                    reason="Every MTurk HIT has all the assignments it wants.",
+                )
+                result.jobs_completed += 1
         rejected = [r.external_assignment_id for r in job_records if r.status == AssignmentState.REJECTED]
         # Their own transaction: the Hit and job rows are locked before the audit head (the budget lock order).
-        if booked or rejected:
+        if booked or rejected or completed:
             with transaction.atomic():
                 released = _release_rejected(rejected, actor=actor)
                 result.slots_released += released
-                if booked or released:
+                if booked or released or completed:
                     after_review(job=job, actor=actor)
     return result
 

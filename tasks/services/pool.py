@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.db.models.functions import Mod
 from django.utils import timezone
 
 from qualification.gold_placement import choose_gold, gold_page_chance
@@ -63,6 +64,19 @@ _NOTHING_OPEN = "nothing-open"
 # The (priority, id) order is served only by the partial index ``hit_open_idx``, so the scan starts at the
 # job's first open Hit (ordering by id alone lets the planner walk the primary key past finished Hits);
 # ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
+# Gold Hits go to each worker in an order of their own: the key ``(id * step) mod p`` with ``p`` prime
+# and a step drawn from the worker's id is a permutation of the ids that differs from worker to worker,
+# so a job's gold set is covered evenly instead of every worker starting on the same few gold
+# questions.  Same numbers in SQL and in the portable path (``_gold_order``).
+_GOLD_ORDER_PRIME = 1_000_003
+_GOLD_ORDER_SQL = f"mod(mod(h.id, {_GOLD_ORDER_PRIME}) * %(gold_step)s, {_GOLD_ORDER_PRIME})"
+
+
+def _gold_step(worker: Worker) -> int:
+    """A multiplier in ``[1, p - 1]`` picked by the worker's id (never 0, so the key is a permutation)."""
+    return 1 + (worker.pk * 104_729 + 7_919) % (_GOLD_ORDER_PRIME - 1)
+
+
 _CLAIM_SQL_TEMPLATE = """
 WITH current_lease AS (
     SELECT id, uuid, hit_id, accepted_at, lease_expires_at FROM tasks_assignment
@@ -117,7 +131,7 @@ FROM (SELECT 1) AS one LEFT JOIN lease ON true
 # The new lease's audit event (``audited``) is inserted by the same statement, unchained (workforce.audit).
 _CLAIM_SQL = {
     gold: _CLAIM_SQL_TEMPLATE.replace("{gold}", str(gold).lower())
-    .replace("{order}", "h.id" if gold else "h.priority, h.id")
+    .replace("{order}", f"{_GOLD_ORDER_SQL}, h.id" if gold else "h.priority, h.id")
     .replace("{audit_insert}", PENDING_EVENT_INSERT)
     for gold in (False, True)
 }
@@ -205,6 +219,7 @@ def _claim_open_hit_postgres(
     params: dict[str, Any] = {
         "job": job.pk,
         "worker": worker.pk,
+        "gold_step": _gold_step(worker),
         "uuid": lease.uuid,
         "marketplace": lease.marketplace,
         "now": now,
@@ -260,7 +275,7 @@ def _claim_open_hit(
                 gold_slots__lte=len(placing.fresh) if placing is not None else 0,
             )
             .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
-            .order_by("priority", "id")
+            .order_by(*(_gold_order(worker) if gold else ("priority", "id")))
         )
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
@@ -293,6 +308,11 @@ def _claim_open_hit(
 
 
 _random = random.SystemRandom()
+
+
+def _gold_order(worker: Worker) -> tuple[Any, str]:
+    """The portable path's ordering of gold Hits for ``worker`` (``_GOLD_ORDER_SQL``)."""
+    return Mod(Mod(F("id"), _GOLD_ORDER_PRIME) * _gold_step(worker), _GOLD_ORDER_PRIME).asc(), "id"
 
 
 def _gold_rate_for(*, job: Job, worker: Worker) -> float:
