@@ -21,7 +21,6 @@ from tasks.console_selectors import list_recent_exports
 from tasks.dashboard import get_job_dashboard, get_job_glance
 from tasks.models import Job, JobInstructions
 from tasks.selectors import JobTotals
-from tasks.selectors_adaptive import get_adaptive_progress
 from tasks.services.errors import ServiceError
 from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
@@ -145,9 +144,8 @@ class JobConsoleMixin(GoldApprovalActionMixin):
     """Mixed into the job admin: the at-a-glance page and the console's actions."""
 
     def console_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
-        """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them), and
-        adaptive redundancy's progress on an adaptive job (the status API's selector: three aggregate queries)."""
-        return {**_dashboard_context(job, totals=totals), "adaptive": get_adaptive_progress(job)}
+        """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them)."""
+        return _dashboard_context(job, totals=totals)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Job], run: Any, done: str) -> None:
         for job in queryset:
