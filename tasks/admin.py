@@ -43,6 +43,7 @@ from tasks.services.jobs import (
     INTERNAL_ONLY_REFUSAL,
     STRUCTURAL_FIELDS,
     check_adaptive_settings,
+    check_budget_and_prelabels,
     configure_job,
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
@@ -137,9 +138,13 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             self.add_error(field, problem)
         if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
             self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
-        cap, reserved = data.get("budget_cap"), self.instance.budget_reserved
-        if cap is not None and self.instance.pk is not None and cap < reserved:
-            self.add_error("budget_cap", f"{reserved} is already reserved for this job; the cap cannot be lower.")
+        for field, problem in check_budget_and_prelabels(
+            job_id=self.instance.pk,
+            budget_cap=data.get("budget_cap", self.instance.budget_cap),
+            prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
+        ).items():
+            if field in self.fields and not self.has_error(field):
+                self.add_error(field, problem)
         return data
 
     def clean_labels(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -20,7 +21,7 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.services.exports import KNOWN_FORMATS
-from tasks.services.jobs import ADAPTIVE_FORM_FIELDS, check_adaptive_settings
+from tasks.services.jobs import ADAPTIVE_FORM_FIELDS, check_adaptive_settings, check_budget_and_prelabels
 
 JOB_WRITABLE = (
     "name",
@@ -43,6 +44,8 @@ JOB_WRITABLE = (
     "adaptive_min_answers",
     "adaptive_max_answers",
     "adaptive_target",
+    "budget_cap",
+    "prelabel_model",
 )
 
 
@@ -68,6 +71,22 @@ class JobSerializer(serializers.ModelSerializer):
         required=False,
         help_text="Adaptive redundancy: an item stops collecting answers once its confidence reaches this "
         "(above 0.5, below 1). Set all three adaptive fields or none; not on Ground Truth jobs.",
+    )
+    budget_cap = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        min_value=Decimal("0"),
+        allow_null=True,
+        required=False,
+        help_text='Most this job may commit, fees included, in its currency (a decimal string such as "250.00"; '
+        "null: no cap). Refused below what the job has already reserved.",
+    )
+    prelabel_model = serializers.CharField(
+        max_length=100,
+        allow_blank=True,
+        required=False,
+        help_text="Show this model's predictions to workers as pre-labels to confirm or correct: a model whose "
+        "predictions were imported for this job (empty: off).",
     )
     confirm_instructions_change = serializers.BooleanField(
         write_only=True, default=False, help_text="Required to change the instructions of a published or paused job."
@@ -107,6 +126,13 @@ class JobSerializer(serializers.ModelSerializer):
         current = self.instance if isinstance(self.instance, Job) else Job()
         probe = Job(**{name: attrs.get(name, getattr(current, name)) for name in ADAPTIVE_FORM_FIELDS})
         problems = check_adaptive_settings(probe)
+        problems.update(
+            check_budget_and_prelabels(
+                job_id=current.pk,
+                budget_cap=attrs.get("budget_cap", current.budget_cap),
+                prelabel_model=attrs.get("prelabel_model", current.prelabel_model),
+            )
+        )
         if problems:
             raise serializers.ValidationError(problems)
         return attrs

@@ -34,7 +34,7 @@ from tasks.models import (
 )
 from tasks.services.collection import validate_value
 from tasks.services.errors import SubmissionRefused
-from tasks.services.quality import grade_gold_answers
+from tasks.services.quality import grade_gold_in_bulk
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
 from workforce.services import get_or_create_workers
@@ -152,18 +152,6 @@ def _refresh_hit_counters(hit_ids: Iterable[int]) -> None:
             state__in=(HitState.OPEN, HitState.FULL, HitState.DRAFT),
             assignments_submitted__gte=F("assignments_wanted"),
         ).update(state=HitState.COMPLETE)
-
-
-def _grade_gold(*, job: Job, assignment_ids: list[int], now: datetime) -> None:
-    """Grade the new assignments that answered gold items (and apply the job's quality policy)."""
-    graded = (
-        Assignment.objects.filter(id__in=assignment_ids, answers__item__is_gold=True)
-        .select_related("worker")
-        .distinct()
-        .order_by("submitted_at", "id")
-    )
-    for assignment in graded:
-        grade_gold_answers(assignment=assignment, job=job, worker=assignment.worker, now=now)
 
 
 def owned_by_other_jobs(job: Job, marketplace: str, records: list[ExternalAssignment]) -> dict[str, str]:
@@ -294,7 +282,7 @@ def record_external_assignments(
         Answer.objects.bulk_create(answers, batch_size=_BATCH, ignore_conflicts=True)
         result.answers_created = len(answers)
         _refresh_hit_counters(hits.values())
-        _grade_gold(job=job, assignment_ids=result.created_assignment_ids, now=now)
+        grade_gold_in_bulk(job=job, assignment_ids=result.created_assignment_ids, now=now)
         if result.assignments_created or result.assignments_updated:
             record_audit_event(
                 actor=actor,

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tasks.models import Job, TaskKind
+from tasks.models import Job, Prediction, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
@@ -146,6 +146,45 @@ def check_adaptive_settings(job: Job) -> dict[str, str]:
     return problems
 
 
+def check_budget_and_prelabels(
+    *, job_id: int | None, budget_cap: Decimal | None, prelabel_model: str
+) -> dict[str, str]:
+    """Problems with a job's budget cap and pre-label model, by field (empty when both are fine).
+
+    The one check behind the admin form, the API and ``configure_job``. The cap is a Decimal of at least 0
+    and never below what the job has already reserved; the pre-label model must be one whose predictions
+    were imported for this job (empty switches pre-labels off; a model the job already shows is kept).
+    At most two indexed single-row queries.
+    """
+    problems: dict[str, str] = {}
+    stored = (
+        Job.objects.filter(pk=job_id).values("budget_reserved", "prelabel_model").first() if job_id else None
+    ) or {"budget_reserved": Decimal("0"), "prelabel_model": ""}
+    if budget_cap is not None:
+        if not isinstance(budget_cap, Decimal) or not budget_cap.is_finite():
+            problems["budget_cap"] = "The budget cap must be a decimal amount."
+        elif budget_cap < 0:
+            problems["budget_cap"] = "The budget cap cannot be negative."
+        elif budget_cap < stored["budget_reserved"]:
+            problems["budget_cap"] = (
+                f"{stored['budget_reserved']} is already reserved for this job; the cap cannot be lower."
+            )
+    if prelabel_model and prelabel_model != stored["prelabel_model"]:
+        known = job_id is not None and Prediction.objects.filter(job_id=job_id, model_name=prelabel_model).exists()
+        if not known:
+            problems["prelabel_model"] = (
+                f"This job has no predictions of the model {prelabel_model!r}; import them first "
+                "(or leave it empty to show no pre-labels)."
+            )
+    return problems
+
+
+def _refuse_bad_budget_or_prelabels(job: Job) -> None:
+    problems = check_budget_and_prelabels(job_id=job.pk, budget_cap=job.budget_cap, prelabel_model=job.prelabel_model)
+    if problems:
+        raise ServiceError(" ".join(problems.values()))
+
+
 def _snapshot(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in AUDITED_FIELDS}
 
@@ -164,6 +203,7 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
         raise ServiceError(" ".join(adaptive_problems.values()))
     with transaction.atomic():
         if job.pk is None:
+            _refuse_bad_budget_or_prelabels(job)
             job.save()
             record_audit_event(
                 actor=actor, action="job.created", object_type="job", object_id=job.pk, after=_snapshot(job)
@@ -182,8 +222,7 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
             )
         if not changed:
             return job
-        if job.budget_cap is not None and job.budget_cap < stored.budget_reserved:
-            raise ServiceError(f"{stored.budget_reserved} is already reserved for this job; the cap cannot be lower.")
+        _refuse_bad_budget_or_prelabels(job)  # under the row lock: nothing is reserved meanwhile
         job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])

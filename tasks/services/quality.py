@@ -7,11 +7,12 @@ not pay for it. Every automatic block writes an audit event with its evidence.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from qualification.grading import grade_label
@@ -21,10 +22,12 @@ from tasks.models import (
     Answer,
     Assignment,
     AssignmentFlag,
+    AssignmentGoldItem,
     AssignmentState,
     GoldGrade,
     GoldMissAction,
     Hit,
+    HitItem,
     HitState,
     Job,
     JobBlock,
@@ -35,7 +38,7 @@ from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
 from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 from workforce.models import Worker
 from workforce.scoring import (
     BLOCK_ODDS,
@@ -50,6 +53,8 @@ from workforce.scoring import (
 POLICY = Actor.system("block policy")
 GOLD_MISS_POLICY = Actor.system("missed gold policy")
 MISSED_GOLD = "all gold answers wrong"
+MISSED_GOLD_REASON = "every gold answer in the assignment was wrong"
+BULK_BATCH = 2000
 
 
 def _grade(job: Job, value: Any, expected: Any) -> float:
@@ -80,6 +85,51 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
     if job.gold_miss_action != GoldMissAction.OFF:
         act_on_missed_gold(assignment=assignment, job=job, worker=worker, now=now)
     accuracy, right = refresh_gold_score(job=job, worker=worker, now=now)
+    _apply_gold_policies(job=job, worker=worker, accuracy=accuracy, right=right, now=now)
+    return accuracy
+
+
+def grade_gold_in_bulk(*, job: Job, assignment_ids: Sequence[int], now: datetime) -> int:
+    """``grade_gold_answers`` for many recorded assignments at once (results files, marketplace polls).
+
+    The same number of queries whatever the number of assignments: their gold answers in one read, the
+    grades in one insert, missed-gold flags and their (queued) audit events in one insert each, every
+    worker's score in one grouped read and one upsert. Per row only what must be: a rejection for missed
+    gold (the marketplace hears of each one), and the block and trust policies once per worker, after the
+    whole batch is graded. Returns the number of grades written.
+    """
+    on_page = Exists(HitItem.objects.filter(hit_id=OuterRef("assignment__hit_id"), item_id=OuterRef("item_id")))
+    placed = Exists(
+        AssignmentGoldItem.objects.filter(assignment_id=OuterRef("assignment_id"), item_id=OuterRef("item_id"))
+    )
+    rows = list(
+        Answer.objects.filter(assignment_id__in=list(assignment_ids), item__is_gold=True)
+        .filter(on_page | placed)  # the gold its page showed, as ``get_assignment_gold_answers`` reads it
+        .order_by("assignment__submitted_at", "assignment_id", "id")
+        .values_list("id", "assignment_id", "worker_id", "item_id", "value", "item__gold_answer")
+    )
+    if not rows:
+        return 0
+    grades = [
+        GoldGrade(answer_id=a, job_id=job.pk, worker_id=w, item_id=i, score=_grade(job, v, g), created_at=now)
+        for a, _, w, i, v, g in rows
+    ]
+    GoldGrade.objects.bulk_create(grades, batch_size=BULK_BATCH)
+    by_assignment: dict[int, list[GoldGrade]] = {}
+    for row, grade in zip(rows, grades, strict=True):
+        by_assignment.setdefault(row[1], []).append(grade)
+    _act_on_missed_gold_in_bulk(
+        job=job, missed={a: g for a, g in by_assignment.items() if all(x.score <= 0 for x in g)}, now=now
+    )
+    scores = refresh_gold_scores(job=job, worker_ids=sorted({g.worker_id for g in grades}), now=now)
+    for worker in Worker.objects.filter(pk__in=list(scores)).order_by("pk"):
+        accuracy, right = scores[worker.pk]
+        _apply_gold_policies(job=job, worker=worker, accuracy=accuracy, right=right, now=now)
+    return len(grades)
+
+
+def _apply_gold_policies(*, job: Job, worker: Worker, accuracy: Accuracy, right: float, now: datetime) -> None:
+    """After a worker's gold score changed: block them from the job, or grant trust, as the job says."""
     decision = _block_decision(job=job, worker=worker, accuracy=accuracy, right=right)
     if decision is not None:
         block_worker(
@@ -91,7 +141,6 @@ def grade_gold_answers(*, assignment: Assignment, job: Job, worker: Worker, now:
         )
     else:
         _grant_trust_if_earned(job=job, worker=worker, accuracy=accuracy, now=now)
-    return accuracy
 
 
 def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: float) -> dict[str, Any] | None:
@@ -143,12 +192,7 @@ def act_on_missed_gold(*, assignment: Assignment, job: Job, worker: Worker, now:
     grades = list(GoldGrade.objects.filter(answer__assignment=assignment).values_list("item_id", "score"))
     if job.gold_miss_action == GoldMissAction.OFF or not grades or any(score > 0 for _, score in grades):
         return None
-    evidence = {
-        "gold_answers": len(grades),
-        "gold_right": 0,
-        "gold_items": sorted(item_id for item_id, _ in grades),
-        "policy": job.gold_miss_action,
-    }
+    evidence = _missed_gold_evidence(job, [item_id for item_id, _ in grades])
     if job.gold_miss_action == GoldMissAction.REJECT:
         feedback = f"All {len(grades)} check question(s) in this task were answered wrongly."
         reject_assignment(assignment=assignment, actor=GOLD_MISS_POLICY, feedback=feedback)
@@ -168,9 +212,59 @@ def act_on_missed_gold(*, assignment: Assignment, job: Job, worker: Worker, now:
         object_type="assignment",
         object_id=assignment.pk,
         after={"job": job.pk, "worker": worker.pk, "reason": MISSED_GOLD, "evidence": evidence},
-        reason="every gold answer in the assignment was wrong",
+        reason=MISSED_GOLD_REASON,
     )
     return str(job.gold_miss_action)
+
+
+def _missed_gold_evidence(job: Job, item_ids: list[int]) -> dict[str, Any]:
+    return {
+        "gold_answers": len(item_ids),
+        "gold_right": 0,
+        "gold_items": sorted(item_ids),
+        "policy": job.gold_miss_action,
+    }
+
+
+def _act_on_missed_gold_in_bulk(*, job: Job, missed: dict[int, list[GoldGrade]], now: datetime) -> None:
+    """``act_on_missed_gold`` for many graded assignments: flags in one insert, rejections one by one."""
+    if job.gold_miss_action == GoldMissAction.OFF or not missed:
+        return
+    if job.gold_miss_action == GoldMissAction.REJECT:
+        for assignment in Assignment.objects.filter(pk__in=list(missed)).select_related("worker").order_by("pk"):
+            act_on_missed_gold(assignment=assignment, job=job, worker=assignment.worker, now=now)
+        return
+    already = set(
+        AssignmentFlag.objects.filter(assignment_id__in=list(missed), reason=MISSED_GOLD).values_list(
+            "assignment_id", flat=True
+        )
+    )
+    flags = [
+        AssignmentFlag(
+            assignment_id=assignment_id,
+            job=job,
+            worker_id=grades[0].worker_id,
+            reason=MISSED_GOLD,
+            evidence=_missed_gold_evidence(job, [g.item_id for g in grades]),
+            created_at=now,
+        )
+        for assignment_id, grades in sorted(missed.items())
+        if assignment_id not in already
+    ]
+    AssignmentFlag.objects.bulk_create(flags, batch_size=BULK_BATCH, ignore_conflicts=True)
+    queue_audit_events(
+        [
+            QueuedEvent(
+                GOLD_MISS_POLICY,
+                "assignment.flagged",
+                "assignment",
+                flag.assignment_id,
+                after={"job": job.pk, "worker": flag.worker_id, "reason": MISSED_GOLD, "evidence": flag.evidence},
+                reason=MISSED_GOLD_REASON,
+            )
+            for flag in flags
+        ]
+    )
 
 
 def _grant_trust_if_earned(*, job: Job, worker: Worker, accuracy: Accuracy, now: datetime) -> None:
@@ -190,21 +284,42 @@ def _grant_trust_if_earned(*, job: Job, worker: Worker, accuracy: Accuracy, now:
 
 def refresh_gold_score(*, job: Job, worker: Worker, now: datetime) -> tuple[Accuracy, float]:
     """Recompute the worker's gold score on ``job``: (posterior accuracy, sum of grades)."""
-    totals = GoldGrade.objects.filter(job=job, worker=worker).aggregate(n=Count("id"), right=Sum("score"))
-    accuracy = gold_accuracy(float(totals["right"] or 0.0), int(totals["n"]))
-    WorkerJobScore.objects.update_or_create(
-        job=job,
-        worker=worker,
-        defaults={
-            "gold_answers": accuracy.n,
-            "gold_score": float(totals["right"] or 0.0),
-            "accuracy": accuracy.mean,
-            "accuracy_low": accuracy.low,
-            "accuracy_high": accuracy.high,
-            "updated_at": now,
-        },
+    return refresh_gold_scores(job=job, worker_ids=[worker.pk], now=now)[worker.pk]
+
+
+def refresh_gold_scores(*, job: Job, worker_ids: Sequence[int], now: datetime) -> dict[int, tuple[Accuracy, float]]:
+    """Recompute these workers' gold scores on ``job`` in one grouped read and one upsert, by worker id."""
+    totals = dict.fromkeys(worker_ids, (0, 0.0))
+    rows = (
+        GoldGrade.objects.filter(job=job, worker_id__in=list(worker_ids))
+        .values("worker_id")
+        .annotate(n=Count("id"), right=Sum("score"))
+        .order_by()
+        .values_list("worker_id", "n", "right")
     )
-    return accuracy, float(totals["right"] or 0.0)
+    for worker_id, n, right in rows:
+        totals[worker_id] = (int(n), float(right or 0.0))
+    scores = {w: (gold_accuracy(right, n), right) for w, (n, right) in totals.items()}
+    WorkerJobScore.objects.bulk_create(
+        [
+            WorkerJobScore(
+                job=job,
+                worker_id=w,
+                gold_answers=accuracy.n,
+                gold_score=right,
+                accuracy=accuracy.mean,
+                accuracy_low=accuracy.low,
+                accuracy_high=accuracy.high,
+                updated_at=now,
+            )
+            for w, (accuracy, right) in scores.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["job", "worker"],
+        update_fields=["gold_answers", "gold_score", "accuracy", "accuracy_low", "accuracy_high", "updated_at"],
+        batch_size=BULK_BATCH,
+    )
+    return scores
 
 
 def block_worker(

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from tasks.models import Answer, Assignment, AssignmentState, GoldGrade, Hit, HitState
+from tasks.models import (
+    Answer,
+    Assignment,
+    AssignmentFlag,
+    AssignmentState,
+    GoldGrade,
+    Hit,
+    HitState,
+    Job,
+    WorkerJobScore,
+)
 from tasks.services.external_work import ExternalAssignment, record_external_assignments
 from tests.factories import ItemFactory, JobFactory
 from workforce.audit import Actor
@@ -101,3 +114,49 @@ def test_work_whose_ids_belong_to_another_job_is_skipped_not_moved() -> None:
     assert reasons["A9"] == f"HIT H1 belongs to job {first.pk}"
     assert result.assignments_created == 0
     assert not Assignment.objects.filter(job=second).exists() and not Hit.objects.filter(job=second).exists()
+
+
+def _gold_batch(job: Job, n: int, workers: int) -> list[ExternalAssignment]:
+    """``n`` assignments on ``n`` one-item gold HITs by ``workers`` workers; every third answer is wrong."""
+    for k in range(n):
+        ItemFactory(job=job, external_id=f"g{k}", is_gold=True, gold_answer="pos")
+    return [
+        ExternalAssignment(
+            f"A{k}-{job.pk}", f"H{k}-{job.pk}", f"W{k % workers}", {f"g{k}": "neg" if k % 3 == 2 else "pos"}
+        )
+        for k in range(n)
+    ]
+
+
+def _recording_queries(n: int, workers: int, **job_fields: Any) -> tuple[Job, int]:
+    job = JobFactory(**job_fields)
+    records = _gold_batch(job, n, workers)
+    with CaptureQueriesContext(connection) as captured:
+        result = record_external_assignments(job=job, marketplace="mturk", records=records, actor=ACTOR)
+    assert result.assignments_created == n
+    return job, len(captured.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        {},
+        {"block_below_accuracy": 0.7, "block_after_gold": 1, "gold_miss_action": "flag"},
+    ],
+)
+def test_grading_gold_costs_the_same_queries_for_4_or_60_assignments(policies: dict[str, Any]) -> None:
+    _recording_queries(4, workers=2, **policies)  # the workers W0 and W1 exist from here on
+    _, few = _recording_queries(4, workers=2, **policies)
+    job, many = _recording_queries(60, workers=2, **policies)
+    assert many == few, f"{few} queries for 4 assignments, {many} for 60"
+    scores = {s.worker.external_id: (s.gold_answers, s.gold_score) for s in WorkerJobScore.objects.filter(job=job)}
+    assert scores == {"W0": (30, 20.0), "W1": (30, 20.0)}  # every third of each worker's answers is wrong
+    assert GoldGrade.objects.filter(job=job).count() == 60
+
+
+def test_a_wrong_gold_answer_is_flagged_once_per_assignment_in_a_batch() -> None:
+    job = JobFactory(gold_miss_action="flag")
+    record_external_assignments(job=job, marketplace="mturk", records=_gold_batch(job, 6, workers=3), actor=ACTOR)
+    flagged = set(AssignmentFlag.objects.filter(job=job).values_list("assignment__external_id", flat=True))
+    assert flagged == {f"A2-{job.pk}", f"A5-{job.pk}"}
+    assert AuditEvent.objects.filter(action="assignment.flagged").count() == 2
