@@ -16,7 +16,7 @@ def prelabels_for(job: Job, item_ids: Iterable[int]) -> dict[int, Any]:
     """The pre-label to show for each item, when the job shows a model's predictions."""
     if not job.prelabel_model:
         return {}
-    rows = Prediction.objects.filter(model_name=job.prelabel_model, item_id__in=list(item_ids))
+    rows = Prediction.objects.filter(job=job, model_name=job.prelabel_model, item_id__in=list(item_ids))
     return dict(rows.values_list("item_id", "value"))
 
 
@@ -25,7 +25,7 @@ def count_gold_without_prediction(job: Job) -> int:
     pre-label, so the admin warns about them."""
     if not job.prelabel_model:
         return 0
-    predicted = Prediction.objects.filter(model_name=job.prelabel_model).values("item_id")
+    predicted = Prediction.objects.filter(job=job, model_name=job.prelabel_model).values("item_id")
     return Item.objects.filter(job=job, is_gold=True).exclude(id__in=predicted).count()
 
 

@@ -46,8 +46,8 @@ LABELS = ["a", "b", "c", "d"]
 
 def _check_database() -> None:
     name = settings.DATABASES["default"]["NAME"]
-    if connection.vendor != "postgresql" or name != "crowdops_console":
-        sys.exit(f"Run this on PostgreSQL database crowdops_console (got {connection.vendor} {name}).")
+    if connection.vendor != "postgresql" or not str(name).startswith("crowdops_console"):
+        sys.exit(f"Run this on a PostgreSQL database named crowdops_console... (got {connection.vendor} {name}).")
 
 
 def _next_id(cursor: Any, table: str) -> int:
@@ -89,10 +89,10 @@ def build() -> int:
         h0 = _next_id(c, "tasks_hit")
         c.execute(
             "INSERT INTO tasks_hit (id, uuid, job_id, state, assignments_wanted, slots_taken, assignments_submitted,"
-            " is_gold, priority, marketplace, created_at)"
+            " is_gold, gold_slots, priority, marketplace, created_at)"
             " SELECT %s + n, gen_random_uuid(), %s, CASE WHEN n %% 10 = 0 THEN 'open' ELSE 'complete' END, %s,"
             " CASE WHEN n %% 10 = 0 THEN %s - 1 ELSE %s END, CASE WHEN n %% 10 = 0 THEN %s - 1 ELSE %s END,"
-            " n %% 100 = 0, 0, 'internal', now() - interval '30 days' FROM generate_series(0, %s - 1) n",
+            " n %% 100 = 0, 0, 0, 'internal', now() - interval '30 days' FROM generate_series(0, %s - 1) n",
             [h0, j, PER_ITEM, PER_ITEM, PER_ITEM, PER_ITEM, PER_ITEM, ITEMS],
         )
         c.execute(
@@ -171,10 +171,13 @@ def _report(name: str, timings: list[float]) -> None:
 
 
 def main() -> None:
+    global ITEMS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rebuild", action="store_true", help="Build a new bench job even if one exists.")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--items", type=int, default=ITEMS, help="Items of a new bench job (a smoke test: fewer).")
     args = parser.parse_args()
+    ITEMS = args.items
     _check_database()
     from django.contrib.auth import get_user_model
     from django.core.cache import cache

@@ -49,9 +49,9 @@ BUILD_SQL = [
        FROM generate_series(1, %(items)s) g""",
     # One Hit per group of items, numbered so items can be matched to Hits without a loop.
     """INSERT INTO tasks_hit (uuid, job_id, state, assignments_wanted, slots_taken, assignments_submitted,
-                             is_gold, priority, marketplace, created_at)
+                             is_gold, gold_slots, priority, marketplace, created_at)
        SELECT gen_random_uuid(), %(job)s, 'complete', %(redundancy)s, %(redundancy)s, %(redundancy)s,
-              false, 0, 'internal', now()
+              false, 0, 0, 'internal', now()
        FROM generate_series(1, %(hits)s)""",
     """INSERT INTO tasks_hititem (hit_id, item_id, position)
        SELECT h.id, i.id, (i.rn - 1) %% %(per_hit)s
