@@ -210,6 +210,18 @@ def complete_job_if_done(job_id: int, now: datetime) -> bool:
     return bool(Job.objects.filter(~Exists(unfinished), pk=job_id).update(state=JobState.COMPLETED, completed_at=now))
 
 
+def job_completed_event(job_id: int, reason: str) -> dict[str, Any]:
+    """The audit event of ``complete_job_if_done`` having completed the job (without its actor)."""
+    return {
+        "action": "job.completed",
+        "object_type": "job",
+        "object_id": job_id,
+        "before": {"state": JobState.PUBLISHED.value},
+        "after": {"state": JobState.COMPLETED.value},
+        "reason": reason,
+    }
+
+
 def submit_assignment(
     *,
     assignment: Assignment | UUID,
@@ -276,14 +288,10 @@ def submit_assignment(
             ):
                 hit_state = HitState.OPEN  # reopened for one more answer
             if hit_state == HitState.COMPLETE and complete_job_if_done(job.pk, now):
-                queue_audit_event(  # queued like the submit that caused it, so it is chained after it
+                # queued like the submit that caused it, so it is chained after it
+                queue_audit_event(
                     actor=Actor.system("collection"),
-                    action="job.completed",
-                    object_type="job",
-                    object_id=job.pk,
-                    before={"state": JobState.PUBLISHED.value},
-                    after={"state": JobState.COMPLETED.value},
-                    reason="Every Hit has all the answers it wants.",
+                    **job_completed_event(job.pk, "Every Hit has all the answers it wants."),
                 )
     if expired:
         expire_leases(now=now, job=job)

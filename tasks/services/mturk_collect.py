@@ -25,13 +25,12 @@ from tasks.models import (
     Hit,
     HitState,
     Job,
-    JobState,
     MTurkHit,
     MTurkNotification,
 )
 from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
-from tasks.services.collection import complete_job_if_done
+from tasks.services.collection import complete_job_if_done, job_completed_event
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
 from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
@@ -121,13 +120,7 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             completed = complete_job_if_done(job.pk, timezone.now())
             if completed:
                 record_audit_event(
-                    actor=actor,
-                    action="job.completed",
-                    object_type="job",
-                    object_id=job.pk,
-                    before={"state": JobState.PUBLISHED.value},
-                    after={"state": JobState.COMPLETED.value},
-                    reason="Every MTurk HIT has all the assignments it wants.",
+                    actor=actor, **job_completed_event(job.pk, "Every MTurk HIT has all the assignments it wants.")
                 )
                 result.jobs_completed += 1
         rejected = [r.external_assignment_id for r in job_records if r.status == AssignmentState.REJECTED]
