@@ -21,6 +21,11 @@ class AdaptiveSkills(models.Model):
     log_conf = models.JSONField(default=list)
     log_prior = models.JSONField(default=list)
     answers_at_fit = models.PositiveIntegerField(default=0, help_text="Answers the last re-fit saw.")
+    submitted_at_fit = models.BigIntegerField(
+        default=0,
+        help_text="The job's submitted assignments (its tallies) when the last re-fit started: the hot path "
+        "compares the tallies with this, so it never counts the job's answers.",
+    )
     fitted_at = models.DateTimeField(null=True, blank=True)
     budget_exhausted_at = models.DateTimeField(
         null=True, blank=True, help_text="When an extra answer was first refused for lack of budget (audited once)."

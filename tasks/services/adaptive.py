@@ -63,6 +63,7 @@ from tasks.models import (
     Prediction,
 )
 from tasks.reports.estimate import hits_cost
+from tasks.selectors import get_job_totals, list_job_tallies
 from tasks.services.adaptive_queue import (
     flush_adaptive_allocation,
     release_adaptive_refit,
@@ -107,6 +108,7 @@ class SkillsView:
     skills: WorkerSkills
     worker_rows: dict[int, int]
     answers_at_fit: int
+    submitted_at_fit: int
 
 
 def load_skills(job: Job) -> SkillsView:
@@ -114,9 +116,9 @@ def load_skills(job: Job) -> SkillsView:
     row = AdaptiveSkills.objects.filter(job_id=job.pk).first()
     k = len(job.labels)
     if row is None or row.labels != list(job.labels) or not row.log_conf:
-        return SkillsView(WorkerSkills.uninformed(0, k), {}, 0)
+        return SkillsView(WorkerSkills.uninformed(0, k), {}, 0, row.submitted_at_fit if row else 0)
     skills = WorkerSkills(np.asarray(row.log_conf, dtype=float), np.asarray(row.log_prior, dtype=float))
-    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.answers_at_fit)
+    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.answers_at_fit, row.submitted_at_fit)
 
 
 def _job_answers(job: Job) -> tuple[Answers, list[int]]:
@@ -147,6 +149,7 @@ def _job_answers(job: Job) -> tuple[Answers, list[int]]:
 def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | None = None) -> AdaptiveSkills:
     """Fit the job's worker skills on every answer so far (Dawid-Skene) and cache them."""
     now = now or timezone.now()
+    submitted = get_job_totals(job).answers_submitted  # read first: what arrives meanwhile counts as new
     answers, workers = _job_answers(job)
     skills = fit_skills(answers)
     with transaction.atomic():
@@ -158,6 +161,7 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
                 "log_conf": skills.log_conf.tolist(),
                 "log_prior": skills.log_prior.tolist(),
                 "answers_at_fit": answers.n_answers,
+                "submitted_at_fit": submitted,
                 "fitted_at": now,
             },
         )
@@ -171,9 +175,16 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
     return row
 
 
-def _refit_due(job: Job, answers_at_fit: int) -> bool:
-    total = Answer.objects.filter(job_id=job.pk).count()
-    return total > 0 and total >= max(answers_at_fit * (1.0 + REFIT_GROWTH), answers_at_fit + REFIT_MIN_NEW)
+def _refit_due(job: Job, submitted_at_fit: int, submitted_now: int) -> bool:
+    """Whether the job's submitted work has grown enough since the last re-fit (``REFIT_GROWTH``, and
+    ``REFIT_MIN_NEW`` answers at ``items_per_hit`` answers per assignment). Reads the tallies, not the
+    answers: this runs whenever a Hit of the job completes."""
+    grown = submitted_now - submitted_at_fit
+    return (
+        submitted_now > 0
+        and submitted_now >= submitted_at_fit * (1.0 + REFIT_GROWTH)
+        and grown * max(job.items_per_hit, 1) >= REFIT_MIN_NEW
+    )
 
 
 def refit_and_allocate(*, job_id: int, actor: Actor = SYSTEM) -> int:
@@ -192,12 +203,13 @@ def sweep_adaptive_jobs() -> tuple[int, int]:
     answers have grown enough since the last one (MTurk jobs have no other trigger), and each job's
     allocation pass held back by the debounce. Returns (re-fits queued, allocation passes queued)."""
     jobs = list(Job.objects.filter(state=JobState.PUBLISHED, adaptive_min_answers__isnull=False).order_by("pk"))
-    fitted = dict(
-        AdaptiveSkills.objects.filter(job_id__in=[j.pk for j in jobs]).values_list("job_id", "answers_at_fit")
-    )
+    ids = [j.pk for j in jobs]
+    fitted = dict(AdaptiveSkills.objects.filter(job_id__in=ids).values_list("job_id", "submitted_at_fit"))
+    totals = list_job_tallies(ids)
     refits = passes = 0
     for job in jobs:
-        if _refit_due(job, fitted.get(job.pk, 0)) and request_adaptive_refit(job_id=job.pk):
+        due = _refit_due(job, fitted.get(job.pk, 0), totals[job.pk].answers_submitted)
+        if due and request_adaptive_refit(job_id=job.pk):
             refits += 1
         if flush_adaptive_allocation(job_id=job.pk, force=True):
             passes += 1
@@ -290,7 +302,7 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     """The hot-path hook: called inside ``submit_assignment``'s transaction when an adaptive job's Hit has
     collected every answer it wanted. Returns True when the Hit was reopened for one more answer."""
     view = load_skills(job)
-    if _refit_due(job, view.answers_at_fit):
+    if _refit_due(job, view.submitted_at_fit, get_job_totals(job).answers_submitted):
         transaction.on_commit(partial(request_adaptive_refit, job_id=job.pk))
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
     state = items_state(job, item_ids, view) if item_ids else None

@@ -235,3 +235,19 @@ def test_a_hit_the_model_disputes_is_handed_out_before_the_uncertain_ones(make_w
     assert served == [unsurer, unsure, sure]
     assert Hit.objects.filter(job=job, state=HitState.OPEN).count() == 3  # each wants a second answer
     assert assign_next_hit(job=job, worker=make_worker()).hit.items.get() == sure
+
+
+def test_a_completed_hit_checks_the_refit_against_the_tallies_not_the_jobs_answers(make_worker):
+    """The re-fit check runs whenever an adaptive Hit completes; it used to COUNT every answer of the job."""
+    from tasks.services.adaptive import after_hit_completed
+
+    job = _publish(30, 0)
+    _run_crowd(job, [make_worker() for _ in range(2)])  # 60 answers; the easy items stop at the minimum
+    refit_adaptive_skills(job=job)
+    assert AdaptiveSkills.objects.get(job=job).submitted_at_fit == 60
+    hit = Hit.objects.filter(job=job).first()
+    with CaptureQueriesContext(connection) as queries:
+        after_hit_completed(job=job, hit_id=hit.pk, now=timezone.now())
+    counted = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and '"tasks_answer"' in q["sql"]]
+    assert counted == []
+    assert any('"tasks_jobtally"' in q["sql"] for q in queries)
