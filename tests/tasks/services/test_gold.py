@@ -381,7 +381,10 @@ def test_each_worker_meets_the_gold_set_in_an_order_of_their_own(actor, make_wor
         firsts.append(seen)
     first_questions = {seen[0] for seen in firsts}
     asked = {hit for seen in firsts for hit in seen}
-    assert len(first_questions) >= 8  # in id order all ten would start on the same gold Hit
-    assert len(asked) >= 20  # and the thirty answers would cover three gold Hits only
+    # In id order all ten start on the same gold Hit and the thirty answers cover three gold Hits. Starting
+    # points are drawn by a hash of the ids, so the bounds are loose: fewer than 3 distinct starts among
+    # ten workers and thirty places has a chance below 1e-9.
+    assert len(first_questions) >= 3
+    assert len(asked) >= 6
     for seen in firsts:
         assert len(set(seen)) == 3  # still never the same gold twice to one worker
