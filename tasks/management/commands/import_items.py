@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from tasks.models import Job
-from tasks.services.errors import ImportValidationError, ServiceError
+from tasks.management.importing import job_and_file, refused_imports
 from tasks.services.imports import FORMATS, import_items
 from workforce.audit import Actor
 
@@ -23,28 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=FORMATS, help="Default: from the file's extension.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["file"]
-        job = Job.objects.filter(pk=options["job"]).first()
-        if job is None:
-            raise CommandError(f"There is no job with id {options['job']}.", returncode=2)
-        if not path.is_file():
-            raise CommandError(f"{path} is not a readable file.", returncode=2)
+        job, path = job_and_file(options)
         started = time.perf_counter()
-        try:
-            with path.open("rb") as stream:
-                result = import_items(
-                    job=job,
-                    stream=stream,
-                    filename=path.name,
-                    fmt=options["format"],
-                    actor=Actor.system("import_items command"),
-                )
-        except ImportValidationError as exc:
-            for error in exc.errors:
-                self.stderr.write(f"{path}: {error}")
-            raise CommandError(f"{exc.total_bad} bad row(s) in {path}; nothing was imported.", returncode=2) from exc
-        except ServiceError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
+        with refused_imports(path, self.stderr), path.open("rb") as stream:
+            result = import_items(
+                job=job,
+                stream=stream,
+                filename=path.name,
+                fmt=options["format"],
+                actor=Actor.system("import_items command"),
+            )
         seconds = time.perf_counter() - started
         self.stdout.write(
             f"Imported {result.created} new item(s) into job {job.pk} ({result.unchanged} unchanged, "

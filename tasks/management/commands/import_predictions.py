@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from tasks.models import Job
-from tasks.services.errors import ImportValidationError, ServiceError
+from tasks.management.importing import job_and_file, refused_imports
 from tasks.services.predictions import import_predictions
 from workforce.audit import Actor
 
@@ -28,27 +27,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["file"]
-        job = Job.objects.filter(pk=options["job"]).first()
-        if job is None:
-            raise CommandError(f"There is no job with id {options['job']}.", returncode=2)
-        if not path.is_file():
-            raise CommandError(f"{path} is not a readable file.", returncode=2)
-        try:
-            with path.open("rb") as stream:
-                result = import_predictions(
-                    job=job,
-                    stream=stream,
-                    filename=path.name,
-                    model_name=options["model"],
-                    actor=Actor.system("import_predictions command"),
-                )
-        except ImportValidationError as exc:
-            for error in exc.errors:
-                self.stderr.write(f"{path}: {error}")
-            raise CommandError(f"{exc.total_bad} bad row(s) in {path}; nothing was imported.", returncode=2) from exc
-        except ServiceError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
+        job, path = job_and_file(options)
+        with refused_imports(path, self.stderr), path.open("rb") as stream:
+            result = import_predictions(
+                job=job,
+                stream=stream,
+                filename=path.name,
+                model_name=options["model"],
+                actor=Actor.system("import_predictions command"),
+            )
         if options["json"]:
             self.stdout.write(json.dumps({"job": job.pk, **result.__dict__}))
         else:
