@@ -11,7 +11,6 @@ Rules that hold under any concurrency:
 
 from __future__ import annotations
 
-import hashlib
 import random
 import uuid
 from collections import Counter
@@ -20,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, F, Max, Min, OuterRef, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
 from qualification.gold_placement import choose_gold, gold_page_chance
@@ -73,7 +72,6 @@ WITH current_lease AS (
     SELECT h.id FROM tasks_hit h
     WHERE h.job_id = %(job)s AND h.state = 'open' AND h.is_gold = {gold}
       AND h.gold_slots <= %(max_slots)s  -- gold places this worker's unseen gold can fill
-      AND h.id >= %(from_id)s  -- gold: this worker's starting point in the job's gold (``_gold_pivot``)
       AND NOT EXISTS (SELECT 1 FROM current_lease)
       AND NOT EXISTS (
           SELECT 1 FROM tasks_jobblock b
@@ -201,13 +199,12 @@ def _place_gold(lease: Assignment, slots: int, placing: _GoldPlacing) -> None:
 
 
 def _claim_open_hit_postgres(
-    *, job: Job, worker: Worker, now: datetime, gold: bool, placing: _GoldPlacing | None, from_id: int
+    *, job: Job, worker: Worker, now: datetime, gold: bool, placing: _GoldPlacing | None
 ) -> Assignment | str | None:
     lease = _new_lease(job=job, worker=worker, now=now)
     params: dict[str, Any] = {
         "job": job.pk,
         "worker": worker.pk,
-        "from_id": from_id,
         "uuid": lease.uuid,
         "marketplace": lease.marketplace,
         "now": now,
@@ -242,13 +239,7 @@ def _claim_open_hit_postgres(
 
 
 def _claim_open_hit(
-    *,
-    job: Job,
-    worker: Worker,
-    now: datetime,
-    gold: bool = False,
-    placing: _GoldPlacing | None = None,
-    from_id: int = 0,
+    *, job: Job, worker: Worker, now: datetime, gold: bool = False, placing: _GoldPlacing | None = None
 ) -> Assignment | str | None:
     """Lease one open Hit; None when a race was lost (try again), ``_NOTHING_OPEN`` when none is left.
 
@@ -256,7 +247,7 @@ def _claim_open_hit(
     candidates, and the new lease gets its gold in the same transaction.
     """
     if connection.vendor == "postgresql":
-        return _claim_open_hit_postgres(job=job, worker=worker, now=now, gold=gold, placing=placing, from_id=from_id)
+        return _claim_open_hit_postgres(job=job, worker=worker, now=now, gold=gold, placing=placing)
     # Portable path (SQLite serialises writers, so the steps below cannot interleave there).
     with transaction.atomic():
         if JobBlock.objects.filter(job_id=job.pk, worker_id=worker.pk, lifted_at__isnull=True).exists():
@@ -267,7 +258,6 @@ def _claim_open_hit(
                 state=HitState.OPEN,
                 is_gold=gold,
                 gold_slots__lte=len(placing.fresh) if placing is not None else 0,
-                id__gte=from_id,
             )
             .filter(~Exists(Assignment.objects.filter(hit_id=OuterRef("pk"), worker_id=worker.pk)))
             .order_by("priority", "id")
@@ -303,32 +293,6 @@ def _claim_open_hit(
 
 
 _random = random.SystemRandom()
-
-
-def _claim_gold(
-    *, job: Job, worker: Worker, now: datetime, placing: _GoldPlacing | None = None
-) -> Assignment | str | None:
-    """Lease a gold Hit: the first one the worker has not worked from their own starting point in the job's
-    gold (``_gold_pivot``), wrapping around to the start. Each worker thus meets the gold set in another
-    order, and a job's gold is covered instead of every worker starting on the same few questions; the
-    claim still walks the index in id order and stops at the first fit (a sort of every open gold Hit
-    with a per-worker key took 24-85 ms against 3-10 ms with 5,000 of them)."""
-    pivot = _gold_pivot(job, worker)
-    claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing, from_id=pivot)
-    if claim == _NOTHING_OPEN and pivot:
-        claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing)
-    return claim
-
-
-def _gold_pivot(job: Job, worker: Worker) -> int:
-    """The worker's starting point: a Hit id drawn by a hash of the job and worker ids from the range of the
-    job's open gold Hits; 0 when none is open."""
-    bounds = Hit.objects.filter(job_id=job.pk, state=HitState.OPEN, is_gold=True).aggregate(lo=Min("id"), hi=Max("id"))
-    low, high = bounds["lo"], bounds["hi"]
-    if low is None or high is None:
-        return 0
-    digest = hashlib.blake2b(f"{job.pk}:{worker.pk}".encode(), digest_size=8).digest()
-    return int(low + int.from_bytes(digest, "big") % (high - low + 1))
 
 
 def _gold_rate_for(*, job: Job, worker: Worker) -> float:
@@ -413,11 +377,11 @@ def assign_next_hit(
         placing = _GoldPlacing(fresh=list_unseen_gold_ids(job=job, worker=worker), page_size=job.items_per_hit, rng=rng)
         chance = gold_page_chance(worker_rate=rate, job_rate=job.gold_rate)
         if chance > 0 and len(placing.fresh) >= job.items_per_hit and rng.random() < chance:
-            claim = _claim_gold(job=job, worker=worker, now=now, placing=placing)
+            claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing)
             if isinstance(claim, Assignment):
                 return claim
     elif rate > 0 and rng.random() < rate:
-        claim = _claim_gold(job=job, worker=worker, now=now)
+        claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True)
         if isinstance(claim, Assignment):
             return claim
     reclaimed = False

@@ -359,32 +359,3 @@ def test_a_worker_confidently_above_the_bar_is_granted_the_trusted_qualification
     assert grant.score > 50 and grant.attempt is None
     assert not Grant.objects.filter(worker=sloppy).exists()
     assert AuditEvent.objects.filter(action="qualification.granted", actor_label="trust policy").count() == 1
-
-
-def test_each_worker_meets_the_gold_set_in_an_order_of_their_own(actor, make_worker):
-    """Gold Hits used to go out in id order, so every worker started on the same few gold questions and
-    most of a large gold set was never asked; now each worker walks the gold set in a different order."""
-    rows = "".join(f"n{i},normal {i},\n" for i in range(40))
-    rows += "".join(f"g{i},gold {i},{'pos' if i % 2 else 'neg'}\n" for i in range(30))
-    job = JobFactory(gold_rate=1.0, redundancy=1)
-    import_items(job=job, stream=io.StringIO("external_id,text,gold\n" + rows), filename="items.csv", actor=actor)
-    job = publish_job(job=job, actor=actor)
-    firsts: list[list[int]] = []
-    for _ in range(10):
-        worker = make_worker()
-        seen = []
-        for _ in range(3):  # at rate 1.0 every lease is gold while unseen gold is left
-            lease = assign_next_hit(job=job, worker=worker, rng=random.Random(0))
-            assert lease.hit.is_gold
-            seen.append(lease.hit_id)
-            _answer(lease, worker, lease.hit.items.get().gold_answer)
-        firsts.append(seen)
-    first_questions = {seen[0] for seen in firsts}
-    asked = {hit for seen in firsts for hit in seen}
-    # In id order all ten start on the same gold Hit and the thirty answers cover three gold Hits. Starting
-    # points are drawn by a hash of the ids, so the bounds are loose: fewer than 3 distinct starts among
-    # ten workers and thirty places has a chance below 1e-9.
-    assert len(first_questions) >= 3
-    assert len(asked) >= 6
-    for seen in firsts:
-        assert len(set(seen)) == 3  # still never the same gold twice to one worker
