@@ -248,12 +248,17 @@ def write_consensus_csv(path: str | Path, tasks: ObjArray, labels: ObjArray, con
     """Write ``task,label,confidence`` (values are written as they are: ids without commas or
     quotes need no quoting; anything else is quoted CSV-style)."""
     conf = format_confidence(confidence)
-    task_list = [str(t) for t in tasks.tolist()]
-    joined = "\0".join(task_list)
+    task_list = tasks.tolist()
+    try:
+        joined = "\0".join(task_list)
+    except TypeError:  # ids that are not strings
+        task_list = [str(t) for t in task_list]
+        joined = "\0".join(task_list)
     if any(ch in joined for ch in ',"\n\r'):
         task_list = [_csv_field(t) for t in task_list]
-    label_text = {str(v): _csv_field(str(v)) for v in set(labels.tolist())}
-    label_list = [label_text[str(v)] for v in labels.tolist()]
+    raw_labels = labels.tolist()
+    label_text = {v: _csv_field(str(v)) for v in set(raw_labels)}
+    label_list = list(map(label_text.__getitem__, raw_labels))
     conf_list = conf.tolist()
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write("task,label,confidence\n")
