@@ -192,11 +192,21 @@ def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservati
     with transaction.atomic():
         reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
         pending = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).count()
-        unspent = reserved - job_spent(job) - pending * unit_cost(job)
+        unspent = reserved - job_spent(job) - pending * unit_cost(job) - _pending_bonuses(job)
         if unspent <= 0:
             return None
         rows = BudgetReservation.objects.filter(job_id=job.pk).count()
         return release_budget(job=job, amount=unspent, key=f"job:{job.pk}:settle:{rows}", actor=actor, reason=reason)
+
+
+def _pending_bonuses(job: Job) -> Decimal:
+    """What the job's MTurk bonuses still waiting for MTurk's answer will cost (reserved when their intent
+    was recorded; a settle must leave that in place)."""
+    from tasks.models import MTurkBonus, MTurkBonusState
+    from workforce.marketplaces.mturk_fees import bonus_fee
+
+    amounts = MTurkBonus.objects.filter(job_id=job.pk, state=MTurkBonusState.PENDING).values_list("amount", flat=True)
+    return sum((amount + bonus_fee(amount) for amount in amounts), ZERO)
 
 
 def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:

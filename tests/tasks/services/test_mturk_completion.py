@@ -1,5 +1,6 @@
 """An MTurk job is completed once every HIT has all its assignments, and its budget is settled once the
-work is reviewed (it used to stay published for ever, holding its reservation until cancelled)."""
+work is reviewed (it used to stay published for ever, holding its reservation until cancelled); a settle
+keeps what a bonus still waiting for MTurk's answer will cost."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from tasks.models import Assignment, BudgetReservation, Hit, Job, JobState
+from tasks.models import Assignment, BudgetReservation, Hit, Job, JobState, MTurkBonus, MTurkBonusState
 from tasks.services.budget import job_spent, reserve_budget
 from tasks.services.mturk_collect import collect_mturk_work
-from tasks.services.mturk_review import approve_mturk_assignment
-from tests.marketplaces.mturk_standin import MTurkStandIn
+from tasks.services.mturk_review import approve_mturk_assignment, send_mturk_bonus
+from tests.marketplaces.mturk_standin import FaultPlan, MTurkStandIn
 from tests.tasks.services.mturk_helpers import ACTOR, published_mturk_job
+from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import AuditEvent
 
@@ -56,3 +58,34 @@ def test_the_job_completes_when_its_last_hit_is_full_and_its_budget_settles_afte
     again = collect_mturk_work(actor=ACTOR, connector=mturk)
     assert again.jobs_completed == 0
     assert BudgetReservation.objects.filter(job=job, key__contains=":settle:").count() == 1
+
+
+def _bonus(assignment: Assignment, mturk: MTurkMarketplace) -> None:
+    amount, key = Decimal("0.50"), "k1"
+    send_mturk_bonus(
+        assignment=assignment, amount=amount, reason="Thanks", idempotency_key=key, actor=ACTOR, connector=mturk
+    )
+
+
+def test_settling_a_done_job_keeps_the_reservation_of_a_bonus_mturk_has_not_confirmed(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    job = published_mturk_job(mturk, 1)
+    reserve_budget(job=job, amount=Decimal("1.00"), key=f"job:{job.pk}:test-headroom", actor=ACTOR)
+    _work_all(standin, Hit.objects.get(job=job), 0)
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    first, *rest = Assignment.objects.filter(job=job).order_by("id")
+    approve_mturk_assignment(assignment=first, actor=ACTOR, connector=mturk)
+    down = FaultPlan(rate=1.0, kinds=("5xx",), operations=frozenset({"SendBonus"}))
+    with standin.faults(down), pytest.raises(MarketplaceError):  # MTurk is down: the intent stays pending
+        _bonus(first, mturk)
+    assert MTurkBonus.objects.get(idempotency_key="k1").state == MTurkBonusState.PENDING
+    for assignment in rest:  # the last review settles the done job
+        approve_mturk_assignment(assignment=assignment, actor=ACTOR, connector=mturk)
+    job = Job.objects.get(pk=job.pk)
+    assert job.state == JobState.COMPLETED
+    # the bonus (0.50) and its 20% fee (0.10) stay reserved above the spend; the test's headroom went back
+    assert job.budget_reserved - job_spent(job) == Decimal("0.60")
+    _bonus(first, mturk)  # the retry is confirmed: it is now spent, within what was held for it
+    job = Job.objects.get(pk=job.pk)
+    assert job_spent(job) == Decimal("0.18") + Decimal("0.60") <= job.budget_reserved
