@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -72,22 +71,6 @@ class JobSerializer(serializers.ModelSerializer):
         help_text="Adaptive redundancy: an item stops collecting answers once its confidence reaches this "
         "(above 0.5, below 1). Set all three adaptive fields or none; not on Ground Truth jobs.",
     )
-    budget_cap = serializers.DecimalField(
-        max_digits=14,
-        decimal_places=4,
-        min_value=Decimal("0"),
-        allow_null=True,
-        required=False,
-        help_text='Most this job may commit, fees included, in its currency (a decimal string such as "250.00"; '
-        "null: no cap). Refused below what the job has already reserved.",
-    )
-    prelabel_model = serializers.CharField(
-        max_length=100,
-        allow_blank=True,
-        required=False,
-        help_text="Show this model's predictions to workers as pre-labels to confirm or correct: a model whose "
-        "predictions were imported for this job (empty: off).",
-    )
     confirm_instructions_change = serializers.BooleanField(
         write_only=True, default=False, help_text="Required to change the instructions of a published or paused job."
     )
@@ -105,6 +88,17 @@ class JobSerializer(serializers.ModelSerializer):
             "completed_at",
         )
         read_only_fields = ("id", "instructions_version", "state", "created_at", "published_at", "completed_at")
+        # The fields' types and bounds come from the model; the API says more about what is refused.
+        extra_kwargs = {
+            "budget_cap": {
+                "help_text": "Most this job may commit, fees included, in its currency (a decimal string such as "
+                '"250.00"; null: no cap). Refused below what the job has already reserved.'
+            },
+            "prelabel_model": {
+                "help_text": "Show this model's predictions to workers as pre-labels to confirm or correct: a model "
+                "whose predictions were imported for this job (empty: off)."
+            },
+        }
 
     def validate_labels(self, labels: list[str]) -> list[str]:
         names = [x.strip() for x in labels]

@@ -107,8 +107,7 @@ def max_answers_of(job: Job, hit_wanted_at_publish: int | None = None) -> int:
 class SkillsView:
     skills: WorkerSkills
     worker_rows: dict[int, int]
-    answers_at_fit: int
-    submitted_at_fit: int
+    submitted_at_fit: int  # the job's submitted work (tallies) at the last re-fit
 
 
 def load_skills(job: Job) -> SkillsView:
@@ -116,9 +115,9 @@ def load_skills(job: Job) -> SkillsView:
     row = AdaptiveSkills.objects.filter(job_id=job.pk).first()
     k = len(job.labels)
     if row is None or row.labels != list(job.labels) or not row.log_conf:
-        return SkillsView(WorkerSkills.uninformed(0, k), {}, 0, row.submitted_at_fit if row else 0)
+        return SkillsView(WorkerSkills.uninformed(0, k), {}, row.submitted_at_fit if row else 0)
     skills = WorkerSkills(np.asarray(row.log_conf, dtype=float), np.asarray(row.log_prior, dtype=float))
-    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.answers_at_fit, row.submitted_at_fit)
+    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.submitted_at_fit)
 
 
 def _job_answers(job: Job) -> tuple[Answers, list[int]]:

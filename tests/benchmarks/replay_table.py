@@ -77,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"{folder.name} ({per_item:.2f})")
             continue
         qualifying += 1
-        # with a cap, fixed redundancy takes each item's first answers in the seed's order
+        # with a cap, fixed redundancy takes each item's first answers in the seed's order; without one, every
+        # seed uses all the answers, so one fit serves them all
+        capped_seeds = seeds if args.max is not None else seeds[:1]
         fixed_runs = [
-            replay(answers, gold, policy="fixed", redundancy=policy, seed=seed, method=args.method) for seed in seeds
+            replay(answers, gold, policy="fixed", redundancy=policy, seed=seed, method=args.method)
+            for seed in capped_seeds
         ]
+        fixed_runs *= len(seeds) // len(fixed_runs)
         fixed = fixed_runs[0]
         runs = [
             replay(
