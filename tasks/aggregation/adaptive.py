@@ -25,15 +25,20 @@ distribution, a Polya urn): answer number ``m + 1`` carries ``c / (c + m)`` of i
 log-likelihood, so the ``n`` answers together carry ``f(n) = c * (digamma(c + n) - digamma(c))`` answers'
 worth of evidence, which grows like ``c * log(n)`` rather than ``n``.  Every answer's row is weighted by
 ``f(n) / n``, which keeps each worker's skill in the weighting.  ``concentration=None`` (the default
-here, and what live jobs use) keeps the independent model.
+here) keeps the independent model; live jobs and the replay use ``DEFAULT_CONCENTRATION`` (4).
 
-Two stopping tests read the posteriors.  The live jobs' one: the top class reaches the target, or
-:meth:`ItemPosteriors.decided` (the worst-case remaining answers cannot overturn the lead).  The
-replay's one, which is what a comparison with fixed redundancy measures: the probability that the
-answers still to come up to the cap would change the label, :meth:`ItemPosteriors.flip_probability`,
-is at most ``1 - target``.  Far from the cap that is about the rival classes' posterior (enough answers
-would reveal the class); near the cap it shrinks to zero, because a few more answers rarely undo a
-lead, so items stop there without the worst case that ``decided`` assumes.
+When the budget cannot pay for every answer the items still want, :func:`neediest` says which items go
+first: those furthest from settled, one confidence step (:data:`CONFIDENCE_STEPS`) at a time, and within
+the step the largest :func:`expected_gain`; so a short budget is not spent on items that are nearly settled
+while others are still a toss-up.
+
+Two stopping tests read the posteriors. The cheap bound :meth:`ItemPosteriors.decided` (the worst-case
+remaining answers cannot overturn the lead), and the one live jobs and the replay use: the probability
+that the answers still to come up to the cap would change the label,
+:meth:`ItemPosteriors.flip_probability`, is at most ``1 - target``. Far from the cap that is about the
+rival classes' posterior (enough answers would reveal the class); near the cap it shrinks to zero,
+because a few more answers rarely undo a lead, so items stop there without the worst case that
+``decided`` assumes.
 
 Everything is vectorised over answers and items; a caller loops only over arrivals (or rounds of
 arrivals), never over items.
@@ -52,6 +57,8 @@ from tasks.aggregation.incidence import Incidence
 from tasks.aggregation.one_coin_dawid_skene import OneCoinDawidSkene
 
 SKILL_MODELS = ("ds", "ods")
+# When the budget is short, items are brought to each of these confidences in turn (up to the target).
+CONFIDENCE_STEPS = (0.9, 0.97, 0.99, 0.997, 0.999, 0.9997, 0.9999, 0.99997, 0.99999)
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,22 @@ def expected_gain(posterior: FloatArray, skills: WorkerSkills) -> FloatArray:
     joint = posterior[:, None, :] * pop[None, :, :]  # [item, answered, true]
     after = joint.max(axis=2).sum(axis=1)
     return np.asarray(np.maximum(after - posterior.max(axis=1), 0.0))
+
+
+def neediest(settled: FloatArray, wants: BoolArray, target: float) -> BoolArray:
+    """Of the items that ``wants`` another answer, those a short budget should pay first: the ones below
+    the lowest confidence step that some wanting item has not reached (the steps are
+    :data:`CONFIDENCE_STEPS` below ``target``, then ``target``). ``settled`` is each item's confidence
+    that its label will not change (``1 - flip_probability``). Rank the result by :func:`expected_gain`
+    when the budget cannot pay for all of it."""
+    wants = np.asarray(wants, dtype=bool)
+    if not wants.any():
+        return wants
+    level = np.asarray(settled, dtype=np.float64)
+    steps = np.array([s for s in CONFIDENCE_STEPS if s < target] + [target])
+    lowest = float(level[wants].min())
+    step = steps[np.searchsorted(steps, lowest, side="right")] if lowest < steps[-1] else np.inf
+    return np.asarray(wants & (level < step), dtype=bool)
 
 
 def subset(answers: Answers, mask: BoolArray) -> Answers:

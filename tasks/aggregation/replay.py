@@ -16,6 +16,11 @@ next one in that order, so a policy can only ever use a prefix of what was recor
   has grown by ``refit_growth`` since the last fit, and once more when no item wants another
   answer (so an item a re-fit makes less certain can still get more).  The posteriors discount
   agreeing answers to one item (``concentration``, :func:`~tasks.aggregation.adaptive.evidence_weight`).
+  With a ``budget`` (answers in all, the minimum included) the rounds stop when it is spent; while it
+  cannot pay for every answer the open items could still take, a round serves only the neediest items
+  (:func:`~tasks.aggregation.adaptive.neediest`: the least settled first, one confidence step at a time,
+  the largest expected gain first when the budget left cannot pay the whole step), as the live
+  allocation does (``tasks.services.adaptive.allocate_adaptive_answers``).
 
 Why these defaults (``target`` 0.997, ``concentration`` 4): with independent answers and a 0.99
 target on the top class, items stopped at 0.99 were wrong 4-30% of the time and the replays of the
@@ -38,10 +43,12 @@ from tasks.aggregation.adaptive import (
     ItemPosteriors,
     RedundancyPolicy,
     WorkerSkills,
+    expected_gain,
     fit_skills,
+    neediest,
     subset,
 )
-from tasks.aggregation.base import Answers, BoolArray, Gold, IntArray
+from tasks.aggregation.base import Answers, BoolArray, FloatArray, Gold, IntArray
 from tasks.aggregation.registry import CATEGORICAL, get_aggregator
 
 POLICIES = ("fixed", "adaptive")
@@ -59,6 +66,7 @@ class ReplayResult:
     max_answers: int | None
     target: float
     concentration: float | None
+    budget: int | None
     tasks: int
     gold_tasks: int
     answers_recorded: int
@@ -95,8 +103,10 @@ def replay(
     skill_model: str = "ds",
     skill_strength: float = 4.0,
     concentration: float | None = DEFAULT_CONCENTRATION,
+    budget: int | None = None,
 ) -> ReplayResult:
-    """Run one replay and score it on the ``gold`` tasks (which must not be empty)."""
+    """Run one replay and score it on the ``gold`` tasks (which must not be empty); ``budget`` caps the
+    answers the adaptive policy uses in all (it is ignored by ``fixed``)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if method not in CATEGORICAL:
@@ -104,14 +114,20 @@ def replay(
     if gold.size == 0:
         raise ValueError("no gold label belongs to a task that has answers, so accuracy cannot be measured")
     rank = arrival_rank(answers, seed)
-    available = np.bincount(answers.task, minlength=answers.n_tasks)
-    cap = available if redundancy.max_answers is None else np.minimum(available, redundancy.max_answers)
+    cap = answer_caps(answers, redundancy)
+    if budget is not None and policy == "adaptive":
+        floor = int(np.minimum(cap, redundancy.min_answers).sum())
+        if budget < floor:
+            raise ValueError(
+                f"a budget of {budget} answers does not pay for the minimum of {redundancy.min_answers} "
+                f"answers per item ({floor} answers)"
+            )
     refits = rounds = 0
     if policy == "fixed":
         used = rank < cap[answers.task]
     else:
         used, refits, rounds = adaptive_selection(
-            answers, rank, cap, redundancy, refit_growth, skill_model, skill_strength, concentration
+            answers, rank, cap, redundancy, refit_growth, skill_model, skill_strength, concentration, budget
         )
     model = get_aggregator(method).fit(subset(answers, used))
     accuracy = float((model.label_codes_[gold.task] == gold.label).mean())
@@ -124,6 +140,7 @@ def replay(
         max_answers=redundancy.max_answers,
         target=redundancy.target,
         concentration=concentration if policy == "adaptive" else None,
+        budget=budget if policy == "adaptive" else None,
         tasks=answers.n_tasks,
         gold_tasks=gold.size,
         answers_recorded=answers.n_answers,
@@ -135,6 +152,29 @@ def replay(
     )
 
 
+def answer_caps(answers: Answers, redundancy: RedundancyPolicy) -> IntArray:
+    """Per task, the answers a policy may use: every recorded one, or the first ``max_answers``."""
+    available = np.bincount(answers.task, minlength=answers.n_tasks)
+    return available if redundancy.max_answers is None else np.minimum(available, redundancy.max_answers)
+
+
+def parse_budget(text: str, answers: Answers, redundancy: RedundancyPolicy) -> int:
+    """``"5600"`` (answers) or ``"70%"`` (of the answers fixed redundancy would use) as a number of answers."""
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            share = float(value[:-1])
+            if not 0 < share <= 100:
+                raise ValueError
+            return int(share / 100 * int(answer_caps(answers, redundancy).sum()))
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"the budget {text!r} is neither a number of answers nor a share such as 70%") from None
+    if count < 1:
+        raise ValueError("the budget must be at least 1 answer")
+    return count
+
+
 def adaptive_selection(
     answers: Answers,
     rank: IntArray,
@@ -144,6 +184,7 @@ def adaptive_selection(
     skill_model: str,
     skill_strength: float,
     concentration: float | None,
+    budget: int | None = None,
 ) -> tuple[BoolArray, int, int]:
     """The answers the adaptive policy uses, and how many re-fits and rounds it took (``rank`` from
     :func:`arrival_rank`, ``cap`` the answers each item may get; ``tests/benchmarks/replay_diagnose.py``
@@ -164,6 +205,8 @@ def adaptive_selection(
         # the confidence that matters is that the label will not change before the cap
         settled = 1.0 - state.flip_probability(cap - state.n_answers)
         wants = redundancy.wants_more(state.n_answers, settled) & (state.n_answers < cap)
+        if budget is not None:
+            wants = _within_budget(state, wants, settled, cap, budget - n_used, redundancy.target)
         if not wants.any():
             if n_used > fitted_on:  # settle with skills that have seen every answer
                 fitted_on = -1
@@ -173,6 +216,23 @@ def adaptive_selection(
         state.add(task[new], worker[new], label[new])
         used |= new
         rounds += 1
+
+
+def _within_budget(
+    state: ItemPosteriors, wants: BoolArray, settled: FloatArray, cap: IntArray, left: int, target: float
+) -> BoolArray:
+    """The items of ``wants`` that get the round's answers when ``left`` answers remain in the budget."""
+    if left <= 0:
+        return np.zeros_like(wants)
+    if int((cap - state.n_answers)[wants].sum()) <= left:
+        return wants  # the budget pays everything these items could still take
+    wants = neediest(settled, wants, target)
+    if int(wants.sum()) <= left:
+        return wants
+    gain = np.where(wants, expected_gain(state.posterior(), state.skills), -1.0)
+    chosen = np.zeros_like(wants)
+    chosen[np.argsort(-gain, kind="stable")[:left]] = True
+    return chosen
 
 
 class ReplayError(Exception):
@@ -190,8 +250,10 @@ def run_replay(
     as_json: bool,
     stdout: TextIO,
     concentration: float | None = DEFAULT_CONCENTRATION,
+    budget: str | None = None,
 ) -> ReplayResult:
-    """Read the CSVs, replay, print the result (one JSON object with ``as_json``, else a line)."""
+    """Read the CSVs, replay (``budget`` as :func:`parse_budget` reads it), print the result (one JSON
+    object with ``as_json``, else a line)."""
     from tasks.aggregation.io import InputError, read_answers_csv, read_gold_csv
 
     try:
@@ -201,17 +263,26 @@ def run_replay(
         raise ReplayError(str(exc)) from exc
     coded = data.encode_gold(gold_labels)
     try:
+        answers_budget = None if budget is None else parse_budget(budget, data, redundancy)
         result = replay(
-            data, coded, policy=policy, redundancy=redundancy, seed=seed, method=method, concentration=concentration
+            data,
+            coded,
+            policy=policy,
+            redundancy=redundancy,
+            seed=seed,
+            method=method,
+            concentration=concentration,
+            budget=answers_budget,
         )
     except ValueError as exc:
         raise ReplayError(f"{exc}.") from exc
     if as_json:
         stdout.write(json.dumps(result.as_dict()) + "\n")
     else:
+        budget_note = "" if result.budget is None else f", budget {result.budget}"
         stdout.write(
             f"{result.policy}: accuracy {result.accuracy:.4f} on {result.gold_tasks} gold tasks; "
             f"{result.answers_used} of {result.answers_recorded} answers used "
-            f"({result.answers_per_task:.2f} per task); {result.refits} re-fits, {result.rounds} rounds\n"
+            f"({result.answers_per_task:.2f} per task{budget_note}); {result.refits} re-fits, {result.rounds} rounds\n"
         )
     return result

@@ -19,7 +19,8 @@ query) before calling :func:`after_hit_completed`, so other jobs pay nothing on 
 - Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
   reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
   job's budget cannot pay for every answer its Hits may still want, the hot path defers to
-  :func:`allocate_adaptive_answers`, which ranks the Hits by :func:`expected_gain` and pays the best ones;
+  :func:`allocate_adaptive_answers`, which pays the least settled Hits first (one confidence step at a
+  time, :func:`neediest`), ranked by :func:`expected_gain`;
   its passes are debounced per job (``tasks.services.adaptive_queue``). A refusal for lack of budget stops
   the asking and is audited once per job.
 - Marketplaces: the internal pool and MTurk (extra assignments through ``extend_mturk_hit``, never taking a
@@ -48,6 +49,7 @@ from tasks.aggregation.adaptive import (
     WorkerSkills,
     expected_gain,
     fit_skills,
+    neediest,
 )
 from tasks.aggregation.base import Answers
 from tasks.aggregation.replay import DEFAULT_CONCENTRATION
@@ -225,6 +227,7 @@ class ItemsState:
     gain: np.ndarray  # expected gain of one more answer, per item
     confidence: np.ndarray
     disputed: np.ndarray  # bool per item: the pre-label model contradicts the item's first answer
+    settled: np.ndarray  # per item, the confidence that the answers still to come would not change its label
 
 
 def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsState:
@@ -255,7 +258,7 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
     # would change the item's label with probability at most 1 - target.
     settled = 1.0 - state.flip_probability(np.maximum(cap - state.n_answers, 0))
     wants = policy.wants_more(state.n_answers, settled)
-    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed)
+    return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed, settled)
 
 
 def _add_model(
@@ -413,8 +416,10 @@ def allocate_adaptive_answers(
     *, job: Job, actor: Actor = SYSTEM, now: datetime | None = None, connector: MTurkMarketplace | None = None
 ) -> int:
     """Give one more answer to the job's complete Hits that want one, best expected gain first, as far as
-    the budget pays (set-based: one posterior pass, one reservation, conditional updates). Returns the
-    Hits reopened (internal pool) or extended (MTurk)."""
+    the budget pays (set-based: one posterior pass, one reservation, conditional updates). When the budget
+    cannot pay for every extra answer the job's Hits could still want, only the least settled Hits are
+    paid in this pass (:func:`~tasks.aggregation.adaptive.neediest`); the next pass, after their answers,
+    moves on to the next confidence step. Returns the Hits reopened (internal pool) or extended (MTurk)."""
     now = now or timezone.now()
     job = Job.objects.get(pk=job.pk)
     if not job.is_adaptive or job.state not in (JobState.PUBLISHED, JobState.COMPLETED):
@@ -430,9 +435,14 @@ def allocate_adaptive_answers(
     if not links:
         return 0
     state = items_state(job, [item for _, item in links], load_skills(job))
+    wanting = state.wants
+    if job.budget_cap is not None and not _budget_covers_every_extra(job):
+        # A short budget goes to the least settled items first, one confidence step at a time (the replay's
+        # --budget measures this rule), so it is not spent on items that are nearly settled.
+        wanting = neediest(state.settled, state.wants, policy_of(job).target)
     best: dict[int, float] = {}
     disputed: set[int] = set()
-    for (hit_id, _), wants, gain, dispute in zip(links, state.wants, state.gain, state.disputed, strict=True):
+    for (hit_id, _), wants, gain, dispute in zip(links, wanting, state.gain, state.disputed, strict=True):
         if wants:
             best[hit_id] = max(best.get(hit_id, 0.0), float(gain))
             if dispute:

@@ -14,6 +14,8 @@ seed: answers used, saving, accuracy on gold and the difference in points. A set
 its worst seed loses at most 0.5 points and saves at least 30%; the last lines also count the sets met on
 the mean over the seeds and the (set, seed) runs that meet the target each on their own (with many seeds,
 e.g. ``--seeds 0-9``, the steadier measure: on sets of 100-300 gold items one item is worth 0.3-0.9 points).
+``--budget 70%`` caps adaptive at 70% of what fixed uses (spent on the least settled items first; pair it with a
+target no item reaches, e.g. ``--target 0.999999``, to let the budget decide).
 Sets below the threshold are listed after the table, for the record.
 """
 
@@ -32,6 +34,7 @@ from tasks.aggregation.replay import (  # noqa: E402
     DEFAULT_CONCENTRATION,
     DEFAULT_MIN_ANSWERS,
     DEFAULT_TARGET,
+    parse_budget,
     replay,
 )
 
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min", type=int, default=DEFAULT_MIN_ANSWERS)
     parser.add_argument("--max", type=int, default=None, help="cap for both policies (default: every recorded answer)")
     parser.add_argument("--concentration", type=float, default=DEFAULT_CONCENTRATION, help="0: independent")
+    parser.add_argument(
+        "--budget", default=None, help="adaptive's budget: answers, or a share of what fixed uses (70%%)"
+    )
     args = parser.parse_args(argv)
     seeds = [n for part in args.seeds.split(",") for n in _seed_range(part)]
     folders = sorted(p for p in args.data.iterdir() if (p / "answers.csv").is_file() and (p / "gold.csv").is_file())
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = RedundancyPolicy(min_answers=args.min, max_answers=args.max, target=args.target)
     concentration = args.concentration or None
     print(
-        f"adaptive: --min {args.min} --target {args.target} --concentration {args.concentration:g}, "
+        f"adaptive: --min {args.min} --target {args.target} --concentration {args.concentration:g}"
+        f"{'' if args.budget is None else ' --budget ' + args.budget}, "
         f"--method {args.method}; seeds {args.seeds} (mean, worst)\n"
     )
     print(
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=seed,
                 method=args.method,
                 concentration=concentration,
+                budget=None if args.budget is None else parse_budget(args.budget, answers, policy),
             )
             for seed in seeds
         ]

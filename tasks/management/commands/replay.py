@@ -1,12 +1,14 @@
 """``manage.py replay``: measure a redundancy policy on recorded answers, without the database.
 
     python manage.py replay --answers answers.csv --gold gold.csv --policy adaptive \\
-        [--min 2 --max 5 --target 0.997 --concentration 4] [--method ds] --seed 1 [--json]
+        [--min 2 --max 5 --target 0.997 --concentration 4] [--budget 70%] [--method ds] --seed 1 [--json]
 
 Each item's recorded answers are revealed one at a time in a seeded random order, as if they
 arrived live; ``fixed`` takes the first ``--max`` (default: all), ``adaptive`` stops an item when the
 probability that its label is final reaches ``--target`` (see :mod:`tasks.aggregation.replay`;
-``--concentration`` discounts agreeing answers to one item, 0 treats them as independent).  Prints the accuracy of the
+``--concentration`` discounts agreeing answers to one item, 0 treats them as independent; ``--budget`` caps the
+answers adaptive may use, as a count or as a share of what fixed uses, and sends them to the neediest items first).
+Prints the accuracy of the
 ``--method`` labels against gold and the number of answers used.  Exit code 2 on bad input.
 """
 
@@ -53,6 +55,11 @@ class Command(BaseCommand):
             default=DEFAULT_CONCENTRATION,
             help=f"discount of agreeing answers to one item; 0: independent answers ({DEFAULT_CONCENTRATION:g})",
         )
+        parser.add_argument(
+            "--budget",
+            default=None,
+            help="answers adaptive may use in all: a number, or a share of what fixed would use (70%%)",
+        )
         parser.add_argument("--method", choices=sorted(CATEGORICAL), default="ds", help="final aggregation (ds)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the arrival order")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -76,6 +83,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 method=options["method"],
                 concentration=concentration or None,
+                budget=options["budget"],
                 as_json=options["json"],
                 stdout=self.stdout,  # type: ignore[arg-type]
             )

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks.models import AdaptiveSkills, Answer, Hit, HitState, Item, Job, JobState, Prediction
-from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
+from tasks.services.adaptive import allocate_adaptive_answers, items_state, load_skills, refit_adaptive_skills
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.jobs import configure_job
@@ -134,6 +134,25 @@ def test_ranked_allocation_gives_the_last_answer_to_the_item_that_gains_most(mak
     assert job.state == JobState.PUBLISHED  # reopened for the extra answer
     assert Hit.objects.get(hit_items__item=split).assignments_wanted == 3
     assert Hit.objects.get(hit_items__item=leaning).assignments_wanted == 2
+
+
+def test_a_short_budget_pays_the_least_settled_item_before_a_nearly_settled_one(make_worker):
+    # 4 answers reserved at publish, room for 2 more; each Hit could still take 3, so the budget is short
+    job = _publish(0, 2, budget_cap=Decimal("0.30"), adaptive_target=0.999)
+    workers = [make_worker() for _ in range(2)]
+    leaning, split = Item.objects.filter(job=job).order_by("external_id")
+
+    def answer(item: Item, index: int) -> str:
+        return "neg" if item == split and index == 1 else "pos"
+
+    _run_crowd(job, workers, answer=answer)
+    state = items_state(job, [leaning.pk, split.pk], load_skills(job))
+    assert state.wants.all()  # both are below the target, and the budget could pay one answer to each
+    assert allocate_adaptive_answers(job=job) == 1
+    assert Hit.objects.get(hit_items__item=split).assignments_wanted == 3
+    assert Hit.objects.get(hit_items__item=leaning).assignments_wanted == 2
+    job.refresh_from_db()
+    assert job.budget_cap - job.budget_reserved == Decimal("0.05")  # kept for the next step
 
 
 def test_refit_caches_the_skills_of_every_worker(make_worker):
