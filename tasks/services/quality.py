@@ -183,13 +183,22 @@ def _block_decision(*, job: Job, worker: Worker, accuracy: Accuracy, right: floa
     return summary
 
 
-def act_on_missed_gold(*, assignment: Assignment, job: Job, worker: Worker, now: datetime) -> str | None:
+def act_on_missed_gold(
+    *,
+    assignment: Assignment,
+    job: Job,
+    worker: Worker,
+    now: datetime,
+    grades: list[tuple[int, float]] | None = None,
+) -> str | None:
     """Flag or reject (per ``job.gold_miss_action``) a submitted assignment whose gold answers are all wrong.
 
     Returns the action taken (``flag`` / ``reject``) or None. Partly right multi-label answers count as
-    not wrong. The audit event carries the evidence: the assignment's gold grades.
+    not wrong. The audit event carries the evidence: the assignment's gold grades, as ``(item id, score)``
+    pairs (read here unless the caller has them).
     """
-    grades = list(GoldGrade.objects.filter(answer__assignment=assignment).values_list("item_id", "score"))
+    if grades is None:
+        grades = list(GoldGrade.objects.filter(answer__assignment=assignment).values_list("item_id", "score"))
     if job.gold_miss_action == GoldMissAction.OFF or not grades or any(score > 0 for _, score in grades):
         return None
     evidence = _missed_gold_evidence(job, [item_id for item_id, _ in grades])
@@ -232,7 +241,8 @@ def _act_on_missed_gold_in_bulk(*, job: Job, missed: dict[int, list[GoldGrade]],
         return
     if job.gold_miss_action == GoldMissAction.REJECT:
         for assignment in Assignment.objects.filter(pk__in=list(missed)).select_related("worker").order_by("pk"):
-            act_on_missed_gold(assignment=assignment, job=job, worker=assignment.worker, now=now)
+            known = [(g.item_id, g.score) for g in missed[assignment.pk]]
+            act_on_missed_gold(assignment=assignment, job=job, worker=assignment.worker, now=now, grades=known)
         return
     already = set(
         AssignmentFlag.objects.filter(assignment_id__in=list(missed), reason=MISSED_GOLD).values_list(
