@@ -39,6 +39,7 @@ from tasks.aggregation.replay import (  # noqa: E402
     DEFAULT_MIN_ANSWERS,
     DEFAULT_TARGET,
     adaptive_selection,
+    parse_budget,
     arrival_rank,
 )
 
@@ -52,17 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "crowd")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated arrival-order seeds")
     parser.add_argument("--qualify", type=float, default=5.0, help="mean answers per item to qualify")
+    parser.add_argument("--target", type=float, default=DEFAULT_TARGET)
+    parser.add_argument("--budget", default=None, help="adaptive's budget: answers, or a share of all (70%%)")
+    parser.add_argument("--only", default="", help="comma list of dataset names (default: every qualifying one)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    policy = RedundancyPolicy(min_answers=DEFAULT_MIN_ANSWERS, target=DEFAULT_TARGET)
+    only = {name for name in args.only.split(",") if name}
+    policy = RedundancyPolicy(min_answers=DEFAULT_MIN_ANSWERS, target=args.target)
     print("| dataset | gold items | 1 item (points) | saving | final DS | full-data skills | drop one (saving) |")
     print("|---|---|---|---|---|---|---|")
     folders = sorted(p for p in args.data.iterdir() if (p / "answers.csv").is_file() and (p / "gold.csv").is_file())
     for folder in folders:
         gold_labels = read_gold_csv(folder / "gold.csv")
         answers = read_answers_csv(folder / "answers.csv", extra_labels=list(gold_labels.values()))
-        if answers.n_answers / max(answers.n_tasks, 1) < args.qualify:
+        if answers.n_answers / max(answers.n_tasks, 1) < args.qualify or (only and folder.name not in only):
             continue
+        budget = None if args.budget is None else parse_budget(args.budget, answers, policy)
         gold = answers.encode_gold(gold_labels)
         full = DawidSkene().fit(answers)
         reference = float((full.label_codes_[gold.task] == gold.label).mean())
@@ -71,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for seed in seeds:
             rank = arrival_rank(answers, seed)
-            used, _, _ = adaptive_selection(answers, rank, cap, policy, 0.1, "ds", 4.0, DEFAULT_CONCENTRATION)
+            used, _, _ = adaptive_selection(
+                answers, rank, cap, policy, 0.1, "ds", 4.0, DEFAULT_CONCENTRATION, budget
+            )
             chosen = subset(answers, used)
             final = DawidSkene().fit(chosen).label_codes_
             scores = np.zeros((answers.n_tasks, answers.n_classes)) + np.log(full.class_prior_)
