@@ -376,3 +376,10 @@ def test_simulate_crowd_with_the_default_block_policy_blocks_spammers_and_exclud
     )
     assert len(kept) == 150 and set(kept.values()) == {3}
     assert result["accuracy_after_exclusion"] >= result["accuracy_before_exclusion"]
+
+
+def test_demo_prints_the_login_link_of_the_server_it_is_told_about() -> None:
+    out, _ = run("demo")
+    assert "Log in at http://127.0.0.1:8000/accounts/login/" in out
+    out, _ = run("demo", "--url", "http://0.0.0.0:8765/")
+    assert "Log in at http://0.0.0.0:8765/accounts/login/" in out

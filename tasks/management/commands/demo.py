@@ -52,6 +52,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workers", type=int, default=3)
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000", help="where the server will listen, for the printed login link"
+        )
 
     def _account(self, username: str, *, staff: bool, group: str) -> tuple[Any, str]:
         user_model = get_user_model()
@@ -90,7 +93,8 @@ class Command(BaseCommand):
             import_items(job=job, stream=io.StringIO(rows), filename="demo.jsonl", actor=ACTOR)
             if job.state == JobState.DRAFT:
                 publish_job(job=job, actor=ACTOR)
-        self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/accounts/login/"))
+        login_url = options["url"].rstrip("/") + "/accounts/login/"
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Log in at {login_url}"))
         for role, username, password in logins:
             self.stdout.write(f"  {role:<20} username: {username:<10} password: {password}")
         self.stdout.write("Ops managers land in the admin (/admin/); crowd workers on their work list (/work/).")
