@@ -39,8 +39,8 @@ from tasks.aggregation.replay import (  # noqa: E402
     DEFAULT_MIN_ANSWERS,
     DEFAULT_TARGET,
     adaptive_selection,
-    parse_budget,
     arrival_rank,
+    parse_budget,
 )
 
 
