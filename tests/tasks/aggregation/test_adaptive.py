@@ -14,7 +14,7 @@ from tasks.aggregation.adaptive import (
     fit_skills,
     subset,
 )
-from tasks.aggregation.base import Answers
+from tasks.aggregation.base import Answers, Gold
 from tasks.aggregation.io import read_answers_csv, read_gold_csv
 from tasks.aggregation.replay import DEFAULT_TARGET, arrival_rank, replay
 from tests.tasks.aggregation.test_aggregators import DATA, frame, needs_data
@@ -29,6 +29,13 @@ def synthetic(n_tasks: int, n_answers: int, seed: int = 0, accuracy: float = 0.8
         for w in rng.choice(8, n_answers, replace=False):
             rows.append((f"t{i:04d}", f"w{w}", str(y if rng.random() < accuracy else 1 - y)))
     return Answers.from_frame(frame(rows)), truth
+
+
+def real_set(name: str) -> tuple[Answers, Gold]:
+    """One dataset of ``../shared/data/crowd``: its answers and its gold, coded alike."""
+    gold_labels = read_gold_csv(DATA / name / "gold.csv")
+    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
+    return answers, answers.encode_gold(gold_labels)
 
 
 def gold_of(answers: Answers, truth: np.ndarray) -> dict[str, str]:
@@ -246,9 +253,7 @@ def test_subset_keeps_the_codes() -> None:
 @needs_data
 @pytest.mark.parametrize("name", ["wsd", "temp"])
 def test_adaptive_replay_on_a_small_real_set(name: str) -> None:
-    gold_labels = read_gold_csv(DATA / name / "gold.csv")
-    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
-    gold = answers.encode_gold(gold_labels)
+    answers, gold = real_set(name)
     fixed = replay(answers, gold, policy="fixed", redundancy=RedundancyPolicy(), seed=0)
     adaptive = replay(answers, gold, policy="adaptive", redundancy=RedundancyPolicy(target=0.99), seed=0)
     assert adaptive.answers_used < 0.7 * fixed.answers_used
@@ -260,9 +265,7 @@ def test_adaptive_replay_on_a_small_real_set(name: str) -> None:
 def test_discounting_agreement_keeps_the_accuracy_of_full_redundancy(name: str) -> None:
     """20 answers per item: independent answers stop ambiguous items after 3-5 agreeing answers and
     lose 1-3 points against all 20 answers; the default discount stays within half a point."""
-    gold_labels = read_gold_csv(DATA / name / "gold.csv")
-    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
-    gold = answers.encode_gold(gold_labels)
+    answers, gold = real_set(name)
     policy = RedundancyPolicy(target=DEFAULT_TARGET)
     fixed = replay(answers, gold, policy="fixed", redundancy=policy, seed=0)
     adaptive = replay(answers, gold, policy="adaptive", redundancy=policy, seed=0)

@@ -10,10 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tasks.aggregation.adaptive import CONFIDENCE_STEPS, RedundancyPolicy, neediest
-from tasks.aggregation.io import read_answers_csv, read_gold_csv
 from tasks.aggregation.replay import parse_budget, replay
-from tests.tasks.aggregation.test_adaptive import gold_of, synthetic
-from tests.tasks.aggregation.test_aggregators import DATA, needs_data
+from tests.tasks.aggregation.test_adaptive import gold_of, real_set, synthetic
+from tests.tasks.aggregation.test_aggregators import needs_data
 from tests.tasks.aggregation.test_replay_command import files, replay_json
 
 SPEND_ALL = 0.999999  # a target no item reaches: the budget decides when to stop
@@ -98,9 +97,7 @@ def test_a_bad_budget_exits_with_code_2(tmp_path: Path, budget: str, needle: str
 @needs_data
 @pytest.mark.parametrize("name", ["sp", "zencrowd"])
 def test_thirty_percent_fewer_answers_keep_the_accuracy_of_all_of_them(name: str) -> None:
-    gold_labels = read_gold_csv(DATA / name / "gold.csv")
-    answers = read_answers_csv(DATA / name / "answers.csv", extra_labels=list(gold_labels.values()))
-    gold = answers.encode_gold(gold_labels)
+    answers, gold = real_set(name)
     policy = RedundancyPolicy(target=SPEND_ALL)
     fixed = replay(answers, gold, policy="fixed", redundancy=policy, seed=0)
     budget = parse_budget("70%", answers, policy)
