@@ -26,6 +26,7 @@ class AdaptiveProgress:
     skills_fitted_at: datetime | None
     skills_answers_at_fit: int
     budget_exhausted_at: datetime | None
+    budget_step: float | None = None
 
 
 def get_adaptive_progress(job: Job) -> AdaptiveProgress | None:
@@ -51,8 +52,10 @@ def get_adaptive_progress(job: Job) -> AdaptiveProgress | None:
             saved=Sum(Value(top) - F("assignments_wanted"), filter=done & Q(assignments_wanted__lt=top)),
         )
     )
-    skills = AdaptiveSkills.objects.filter(job_id=job.pk).values("fitted_at", "answers_at_fit", "budget_exhausted_at")
-    fit = skills.first() or {"fitted_at": None, "answers_at_fit": 0, "budget_exhausted_at": None}
+    skills = AdaptiveSkills.objects.filter(job_id=job.pk).values(
+        "fitted_at", "answers_at_fit", "budget_exhausted_at", "budget_step"
+    )
+    fit = skills.first() or {"fitted_at": None, "answers_at_fit": 0, "budget_exhausted_at": None, "budget_step": None}
     return AdaptiveProgress(
         min_answers=job.adaptive_min_answers,
         max_answers=top,
@@ -66,4 +69,5 @@ def get_adaptive_progress(job: Job) -> AdaptiveProgress | None:
         skills_fitted_at=fit["fitted_at"],
         skills_answers_at_fit=fit["answers_at_fit"],
         budget_exhausted_at=fit["budget_exhausted_at"],
+        budget_step=fit["budget_step"],
     )

@@ -270,13 +270,22 @@ def neediest(settled: FloatArray, wants: BoolArray, target: float) -> BoolArray:
     that its label will not change (``1 - flip_probability``). Rank the result by :func:`expected_gain`
     when the budget cannot pay for all of it."""
     wants = np.asarray(wants, dtype=bool)
+    step = neediest_step(settled, wants, target)
+    if step is None:
+        return np.asarray(wants, dtype=bool)
+    return np.asarray(wants & (np.asarray(settled, dtype=np.float64) < step), dtype=bool)
+
+
+def neediest_step(settled: FloatArray, wants: BoolArray, target: float) -> float | None:
+    """The confidence step :func:`neediest` serves: the lowest step (:data:`CONFIDENCE_STEPS` below
+    ``target``, then ``target``) above the least settled wanting item; None when no item wants an answer
+    or the wanting ones are all at the target already (still short of the minimum)."""
+    wants = np.asarray(wants, dtype=bool)
     if not wants.any():
-        return wants
-    level = np.asarray(settled, dtype=np.float64)
-    steps = np.array([s for s in CONFIDENCE_STEPS if s < target] + [target])
-    lowest = float(level[wants].min())
-    step = steps[np.searchsorted(steps, lowest, side="right")] if lowest < steps[-1] else np.inf
-    return np.asarray(wants & (level < step), dtype=bool)
+        return None
+    steps = [s for s in CONFIDENCE_STEPS if s < target] + [target]
+    lowest = float(np.asarray(settled, dtype=np.float64)[wants].min())
+    return next((s for s in steps if s > lowest), None)
 
 
 def subset(answers: Answers, mask: BoolArray) -> Answers:

@@ -156,6 +156,11 @@ class AdaptiveProgressSerializer(serializers.Serializer):
     budget_exhausted_at = serializers.DateTimeField(
         allow_null=True, help_text="When an extra answer was first refused for lack of budget."
     )
+    budget_step = serializers.FloatField(
+        allow_null=True,
+        help_text="While the budget cannot pay every extra answer: only items less settled than this confidence "
+        "get answers for now (the least settled first); null when the budget pays them all.",
+    )
 
 
 class JobStatusSerializer(serializers.Serializer):

@@ -30,6 +30,12 @@ class AdaptiveSkills(models.Model):
     budget_exhausted_at = models.DateTimeField(
         null=True, blank=True, help_text="When an extra answer was first refused for lack of budget (audited once)."
     )
+    budget_step = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="While the budget cannot pay every extra answer: the confidence step the last allocation pass "
+        "served (only items less settled than this got answers); empty when the budget pays them all.",
+    )
 
     def __str__(self) -> str:
         return f"Adaptive skills of job {self.job_id} ({self.answers_at_fit} answers)"

@@ -50,6 +50,7 @@ from tasks.aggregation.adaptive import (
     expected_gain,
     fit_skills,
     neediest,
+    neediest_step,
 )
 from tasks.aggregation.base import Answers
 from tasks.aggregation.replay import DEFAULT_CONCENTRATION
@@ -436,10 +437,14 @@ def allocate_adaptive_answers(
         return 0
     state = items_state(job, [item for _, item in links], load_skills(job))
     wanting = state.wants
+    step = None
     if job.budget_cap is not None and not _budget_covers_every_extra(job):
         # A short budget goes to the least settled items first, one confidence step at a time (the replay's
         # --budget measures this rule), so it is not spent on items that are nearly settled.
-        wanting = neediest(state.settled, state.wants, policy_of(job).target)
+        target = policy_of(job).target
+        wanting = neediest(state.settled, state.wants, target)
+        step = neediest_step(state.settled, state.wants, target)
+    _note_budget_step(job, step)
     best: dict[int, float] = {}
     disputed: set[int] = set()
     for (hit_id, _), wants, gain, dispute in zip(links, wanting, state.gain, state.disputed, strict=True):
@@ -457,6 +462,17 @@ def allocate_adaptive_answers(
     if job.marketplace == Marketplace.MTURK:
         return _extend_on_mturk(job, chosen, actor, connector)
     return _grant(job=job, hit_ids=chosen, actor=actor, now=now, urgent=sorted(disputed.intersection(chosen)))
+
+
+def _note_budget_step(job: Job, step: float | None) -> None:
+    """Keep the confidence step a short budget is serving on the job's skills row, for the progress card
+    (one conditional UPDATE, none when the value is unchanged)."""
+    rows = AdaptiveSkills.objects.filter(job_id=job.pk)
+    if step is None:
+        rows.filter(budget_step__isnull=False).update(budget_step=None)
+    elif not rows.exclude(budget_step=step).update(budget_step=step):
+        # no row yet (no re-fit so far), or it holds this step already
+        rows.get_or_create(job_id=job.pk, defaults={"labels": list(job.labels), "budget_step": step})
 
 
 def _affordable(job: Job, wanted: int) -> int:

@@ -17,8 +17,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tasks import dashboard
-from tasks.models import Job
-from tasks.services.adaptive import refit_adaptive_skills
+from tasks.models import AdaptiveSkills, Job
+from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
 from tasks.services.consensus import compute_consensus
 from tests.tasks.services.test_adaptive import _publish, _run_crowd
 from workforce.audit import Actor
@@ -78,6 +78,18 @@ def test_the_page_says_when_the_budget_ran_out(
     rows = _adaptive_rows(ops_client, job)
     assert rows["Budget exhausted"].startswith("yes, since ")
     assert rows["Extra answers used"] == "2" and rows["Hits still collecting"] == "0"
+
+
+def test_the_page_says_which_items_a_short_budget_serves_first(ops_client: Client, make_worker: Any) -> None:
+    job = _publish(0, 2, budget_cap=Decimal("0.30"), adaptive_target=0.999)  # room for 2 of 6 extra answers
+    split = job.items.order_by("external_id").last()
+    _run_crowd(job, [make_worker() for _ in range(2)], answer=lambda item, i: "neg" if item == split and i else "pos")
+    assert "Budget short" not in _adaptive_rows(ops_client, job)
+    assert allocate_adaptive_answers(job=job) == 1
+    cache.clear()
+    row = _adaptive_rows(ops_client, job)["Budget short"]
+    step = AdaptiveSkills.objects.get(job=job).budget_step
+    assert step is not None and f"below {step} confidence first" in row
 
 
 def test_a_fixed_redundancy_job_has_no_adaptive_card(ops_client: Client, make_published_job: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tasks.aggregation.adaptive import CONFIDENCE_STEPS, RedundancyPolicy, neediest
+from tasks.aggregation.adaptive import CONFIDENCE_STEPS, RedundancyPolicy, neediest, neediest_step
 from tasks.aggregation.replay import parse_budget, replay
 from tests.tasks.aggregation.test_adaptive import gold_of, real_set, synthetic
 from tests.tasks.aggregation.test_aggregators import needs_data
@@ -27,6 +27,8 @@ def test_the_least_settled_items_go_first_one_step_at_a_time() -> None:
     wants[1] = False  # 0.995 is below 0.997
     assert neediest(settled, wants, 0.999).tolist() == [False, False, True, False, False]
     assert CONFIDENCE_STEPS[0] == 0.9
+    assert neediest_step(settled, wants, 0.999) == 0.997
+    assert neediest_step(settled, np.zeros(5, dtype=bool), 0.999) is None
 
 
 def test_items_past_every_step_below_the_target_all_go() -> None:

@@ -96,6 +96,7 @@ def test_status_shows_the_adaptive_progress(api: APIClient, make_worker: Any) ->
         "answers_saved": 9,
         "items_at_target": 3,  # the easy items (2 of 2); the disputed ones end at 3 of 5
         "skills_answers_at_fit": 0,
+        "budget_step": None,  # no budget cap: nothing is held back
     }
 
 

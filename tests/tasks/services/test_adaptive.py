@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks.models import AdaptiveSkills, Answer, Hit, HitState, Item, Job, JobState, Prediction
+from tasks.selectors_adaptive import get_adaptive_progress
 from tasks.services.adaptive import allocate_adaptive_answers, items_state, load_skills, refit_adaptive_skills
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
@@ -153,6 +154,10 @@ def test_a_short_budget_pays_the_least_settled_item_before_a_nearly_settled_one(
     assert Hit.objects.get(hit_items__item=leaning).assignments_wanted == 2
     job.refresh_from_db()
     assert job.budget_cap - job.budget_reserved == Decimal("0.05")  # kept for the next step
+    # the progress card and the status API say which step the budget is serving
+    step = get_adaptive_progress(job).budget_step  # type: ignore[union-attr]
+    split_at, leaning_at = state.settled[1], state.settled[0]
+    assert step is not None and split_at < step <= leaning_at
 
 
 def test_refit_caches_the_skills_of_every_worker(make_worker):
