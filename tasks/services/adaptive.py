@@ -39,8 +39,7 @@ from functools import partial
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, SmallIntegerField, Sum, Value, When
-from django.db.models.functions import Greatest
+from django.db.models import Case, F, SmallIntegerField, Value, When
 from django.utils import timezone
 
 from tasks.aggregation.adaptive import (
@@ -66,7 +65,7 @@ from tasks.models import (
     Prediction,
 )
 from tasks.reports.estimate import hits_cost
-from tasks.selectors import get_job_totals, list_job_tallies
+from tasks.selectors import JobTotals, get_job_totals, list_job_tallies
 from tasks.services.adaptive_queue import (
     flush_adaptive_allocation,
     release_adaptive_refit,
@@ -305,7 +304,8 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     """The hot-path hook: called inside ``submit_assignment``'s transaction when an adaptive job's Hit has
     collected every answer it wanted. Returns True when the Hit was reopened for one more answer."""
     view = load_skills(job)
-    if _refit_due(job, view.submitted_at_fit, get_job_totals(job).answers_submitted):
+    totals = get_job_totals(job)
+    if _refit_due(job, view.submitted_at_fit, totals.answers_submitted):
         transaction.on_commit(partial(request_adaptive_refit, job_id=job.pk))
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
     state = items_state(job, item_ids, view) if item_ids else None
@@ -316,7 +316,7 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     if job.marketplace != Marketplace.INTERNAL:
         transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
         return False
-    if job.budget_cap is not None and not _budget_covers_every_extra(job):
+    if job.budget_cap is not None and not _budget_covers_every_extra(job, totals):
         # The budget is short: let the ranked allocation choose which Hits get the answers left (when any is).
         if _affordable(job, 1):
             transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
@@ -327,15 +327,16 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     return bool(_grant(job=job, hit_ids=[hit_id], actor=SYSTEM, now=now, urgent=urgent))
 
 
-def _budget_covers_every_extra(job: Job) -> bool:
-    """Whether the job's budget left pays for every extra answer its Hits could still want."""
-    top = max_answers_of(job)
-    outstanding = (
-        Hit.objects.filter(job_id=job.pk, is_gold=False)
-        .exclude(state=HitState.CANCELLED)
-        .aggregate(n=Sum(Greatest(Value(top) - F("assignments_wanted"), Value(0)), output_field=IntegerField()))["n"]
-        or 0
-    )
+def _budget_covers_every_extra(job: Job, totals: JobTotals | None = None) -> bool:
+    """Whether the job's budget left pays for every extra answer its Hits could still want.
+
+    Read from the job's tallies (kept by triggers), never by summing over its Hits, since the hot path asks
+    on every completed Hit: the live Hits could still take ``maximum x Hits - answers wanted``. That is
+    exact while no Hit wants more than the maximum. After a maximum is lowered below some Hits' count it
+    errs towards "covers", which only skips the ranking: every reservation still refuses what the cap
+    cannot pay."""
+    totals = totals or get_job_totals(job)
+    outstanding = max(max_answers_of(job) * totals.hits - totals.answers_wanted, 0)
     row = Job.objects.values("budget_cap", "budget_reserved").get(pk=job.pk)
     left: Decimal = (row["budget_cap"] or Decimal("0")) - row["budget_reserved"]
     return left >= hits_cost(job, hit_count=outstanding, extra_per_hit=1)

@@ -275,3 +275,23 @@ def test_a_completed_hit_checks_the_refit_against_the_tallies_not_the_jobs_answe
     counted = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and '"tasks_answer"' in q["sql"]]
     assert counted == []
     assert any('"tasks_jobtally"' in q["sql"] for q in queries)
+
+
+def test_a_budgeted_hits_completion_reads_the_budget_room_from_the_tallies_not_the_jobs_hits(make_worker):
+    """Whether the budget pays every extra answer is asked on every completed Hit; it used to SUM over all
+    the job's Hits. The tallies give the same answer: maximum x Hits - answers wanted."""
+    from tasks.services.adaptive import _budget_covers_every_extra, after_hit_completed
+
+    job = _publish(3, 2, budget_cap=Decimal("0.80"))  # 10 answers reserved at publish (0.50), room for 6 more
+    assert not _budget_covers_every_extra(job)  # the 5 Hits could take 3 more each: 15 answers, 0.75
+    Job.objects.filter(pk=job.pk).update(budget_cap=Decimal("1.25"))
+    assert _budget_covers_every_extra(Job.objects.get(pk=job.pk))  # 0.75 of room: exactly enough
+    Job.objects.filter(pk=job.pk).update(budget_cap=Decimal("1.24"))
+    assert not _budget_covers_every_extra(Job.objects.get(pk=job.pk))
+    _run_crowd(job, [make_worker() for _ in range(2)])
+    hit = Hit.objects.get(hit_items__item__external_id="hard-0")  # split 1-1: it wants another answer
+    with CaptureQueriesContext(connection) as queries:
+        after_hit_completed(job=job, hit_id=hit.pk, now=timezone.now())
+    assert any('"tasks_jobtally"' in q["sql"] for q in queries)
+    summed = [q["sql"] for q in queries if "SUM(" in q["sql"].upper() and 'FROM "tasks_hit"' in q["sql"]]
+    assert summed == []
