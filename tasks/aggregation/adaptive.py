@@ -272,8 +272,8 @@ def neediest(settled: FloatArray, wants: BoolArray, target: float) -> BoolArray:
     wants = np.asarray(wants, dtype=bool)
     step = neediest_step(settled, wants, target)
     if step is None:
-        return np.asarray(wants, dtype=bool)
-    return np.asarray(wants & (np.asarray(settled, dtype=np.float64) < step), dtype=bool)
+        return wants
+    return np.asarray(wants & (np.asarray(settled, dtype=np.float64) < step))
 
 
 def neediest_step(settled: FloatArray, wants: BoolArray, target: float) -> float | None:

@@ -335,7 +335,8 @@ def _budget_covers_every_extra(job: Job, totals: JobTotals | None = None) -> boo
     exact while no Hit wants more than the maximum. After a maximum is lowered below some Hits' count it
     errs towards "covers", which only skips the ranking: every reservation still refuses what the cap
     cannot pay."""
-    totals = totals or get_job_totals(job)
+    if totals is None:
+        totals = get_job_totals(job)
     outstanding = max(max_answers_of(job) * totals.hits - totals.answers_wanted, 0)
     row = Job.objects.values("budget_cap", "budget_reserved").get(pk=job.pk)
     left: Decimal = (row["budget_cap"] or Decimal("0")) - row["budget_reserved"]
@@ -400,9 +401,20 @@ def _note_budget_exhausted(job: Job, message: str, now: datetime) -> None:
     first = AdaptiveSkills.objects.filter(job_id=job.pk, budget_exhausted_at__isnull=True).update(
         budget_exhausted_at=now
     )
-    if not first and not AdaptiveSkills.objects.filter(job_id=job.pk).exists():
-        AdaptiveSkills.objects.create(job_id=job.pk, labels=list(job.labels), budget_exhausted_at=now)
-        first = 1
+    if not first:
+        # No row yet, or it was marked already. get_or_create, not create: the allocation pass may be writing
+        # the job's first row at the same moment (``_note_budget_step``), and a unique-key error here would
+        # fail the submit that called us.
+        _, created = AdaptiveSkills.objects.get_or_create(
+            job_id=job.pk, defaults={"labels": list(job.labels), "budget_exhausted_at": now}
+        )
+        first = (
+            1
+            if created
+            else AdaptiveSkills.objects.filter(job_id=job.pk, budget_exhausted_at__isnull=True).update(
+                budget_exhausted_at=now
+            )
+        )
     if first:
         queue_audit_event(
             actor=SYSTEM,
