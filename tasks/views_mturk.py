@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from tasks.selectors_mturk import list_mturk_hit_items
 from tasks.services.errors import ServiceError, SubmissionRefused
-from tasks.services.mturk_common import ITEM_FIELD_PREFIX
+from tasks.services.mturk_common import ITEM_FIELD_PREFIX, PLACE_FIELD_PREFIX
 from tasks.services.mturk_task_page import (
     PREVIEW,
     check_ids,
@@ -66,14 +66,14 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
         "labels": list(enumerate(job.labels, start=1)) if job.is_shapes else list(job.labels),
         "ids": ids,
         "preview": ids["assignmentId"] == PREVIEW,
-        "prefix": ITEM_FIELD_PREFIX,
+        "prefix": PLACE_FIELD_PREFIX,
         "signature": sign_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"]),
     }
     if request.method == "GET" or context["preview"]:
         return _page(request, context)
     fields: dict[str, Any] = {}
     for key in request.POST:
-        if key.startswith(ITEM_FIELD_PREFIX):
+        if key.startswith((PLACE_FIELD_PREFIX, ITEM_FIELD_PREFIX)):
             values = request.POST.getlist(key)
             fields[key] = values if job.is_multilabel else values[0]
     try:
@@ -82,10 +82,11 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
         )
     except SubmissionRefused as error:
         for item in context["items"]:  # the drawings go back to the editor, to be corrected rather than redrawn
-            item.drawing = fields.get(f"{ITEM_FIELD_PREFIX}{item.external_id}", "")
+            item.drawing = fields.get(f"{PLACE_FIELD_PREFIX}{item.place}", "")
         return _page(request, {**context, "error": str(error)}, status=400)
-    forward = {
-        f"{ITEM_FIELD_PREFIX}{item}": value if isinstance(value, str) else json.dumps(value)
+    place = {item.external_id: item.place for item in context["items"]}
+    forward = {  # MTurk keeps the answers under the page's own names (the collect path maps them back)
+        f"{PLACE_FIELD_PREFIX}{place[item]}": value if isinstance(value, str) else json.dumps(value)
         for item, value in answers.items()
     }
     return _framed(

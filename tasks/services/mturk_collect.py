@@ -28,6 +28,7 @@ from tasks.models import (
     MTurkHit,
     MTurkNotification,
 )
+from tasks.selectors_mturk import hit_places
 from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.collection import complete_job_if_done, job_completed_event
@@ -60,13 +61,13 @@ class CollectResult:
         self.skipped += part.skipped
 
 
-def _external(job: Job, record: AssignmentRecord) -> ExternalAssignment:
+def _external(job: Job, record: AssignmentRecord, places: list[str]) -> ExternalAssignment:
     state = record.status if record.status in AssignmentState.values else AssignmentState.SUBMITTED
     return ExternalAssignment(
         external_assignment_id=record.external_assignment_id,
         external_hit_id=record.external_hit_id,
         external_worker_id=record.external_worker_id,
-        answers=answers_by_item(job, dict(record.answers)),
+        answers=answers_by_item(job, dict(record.answers), places),
         state=state,
         accepted_at=record.accepted_at,
         submitted_at=record.submitted_at,
@@ -87,6 +88,7 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             marketplace=MTURK, external_id__in={r.external_hit_id for r in records}
         ).select_related("job")
     }
+    places = hit_places(h.pk for h in hits.values())
     by_job: dict[int, list[AssignmentRecord]] = defaultdict(list)
     jobs: dict[int, Job] = {}
     for record in records:
@@ -102,8 +104,13 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             # The HITs whose slots approvals settle are locked before the audit head, as an approval does.
             approved_hits = {hits[r.external_hit_id].pk for r in job_records if r.status == AssignmentState.APPROVED}
             list(Hit.objects.select_for_update().filter(pk__in=approved_hits).order_by("pk").values_list("pk"))
+            externals = [_external(job, r, places.get(hits[r.external_hit_id].pk, [])) for r in job_records]
             part = record_external_assignments(
-                job=job, marketplace=MTURK, records=[_external(job, r) for r in job_records], actor=actor, source=source
+                job=job,
+                marketplace=MTURK,
+                records=externals,
+                actor=actor,
+                source=source,
             )
             result.add(part)
             if job.is_adaptive:  # completed HITs may want one more assignment (ranked, within budget)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from workforce.marketplaces.mturk import MTurkMarketplace
 
 MTURK = Marketplace.MTURK
+# Our MTurk pages name an item's field by its place in the HIT (``place:1`` is the first item), never by the
+# item's external id, which could tell a worker which items are gold. ``item:<external id>`` is what
+# pages and HTMLQuestion documents made before used; answers under those names are still read.
+PLACE_FIELD_PREFIX = "place:"
 ITEM_FIELD_PREFIX = "item:"
 CENT = Decimal("0.01")
 
@@ -135,10 +140,10 @@ def task_page_url() -> str:
 def question_document(job: Job, hit: Hit, options: JobOptions) -> str:
     if options.question == "external":
         return external_question(task_page_url())
-    items = list(hit.items.order_by("hit_items__position").values("external_id", "payload"))
+    items = list(hit.items.order_by("hit_items__position").values("payload"))
     html = render_to_string(
         "tasks/mturk/html_question.html",
-        {"job": job, "items": items, "field_prefix": ITEM_FIELD_PREFIX, "sandbox": settings.MTURK_SANDBOX},
+        {"job": job, "items": items, "field_prefix": PLACE_FIELD_PREFIX, "sandbox": settings.MTURK_SANDBOX},
     )
     return html_question(html)
 
@@ -161,11 +166,22 @@ def hit_spec(*, job: Job, hit: Hit, options: JobOptions, requirements: list[dict
     )
 
 
-def answers_by_item(job: Job, answers: dict[str, Any]) -> dict[str, Any]:
-    """A posted form's fields -> {item external id: value}: our pages name fields ``item:<id>`` (multi-label
-    values as a JSON list); a plain field that is not an MTurk form field is taken as an item id."""
-    prefixed = {k[len(ITEM_FIELD_PREFIX) :]: v for k, v in answers.items() if k.startswith(ITEM_FIELD_PREFIX)}
-    chosen = prefixed or {k: v for k, v in answers.items() if k not in ("assignmentId", "hitId", "workerId")}
+def answers_by_item(job: Job, answers: dict[str, Any], places: Sequence[str]) -> dict[str, Any]:
+    """A posted form's fields -> {item external id: value}. ``places`` are the HIT's items' external ids in
+    display order: our pages name fields ``place:<n>`` (1 is the first item); ``item:<external id>``
+    (pages and documents made before) is read too; multi-label values come as a JSON list. A plain field
+    that is not an MTurk form field is taken as an item id. A place the HIT does not have stays keyed
+    ``place:<n>``, which matches no item, so the submission is refused rather than misfiled."""
+    chosen: dict[str, Any] = {}
+    for key, value in answers.items():
+        if key.startswith(PLACE_FIELD_PREFIX):
+            place = key[len(PLACE_FIELD_PREFIX) :]
+            index = int(place) - 1 if place.isdigit() else -1
+            chosen[places[index] if 0 <= index < len(places) else key] = value
+        elif key.startswith(ITEM_FIELD_PREFIX):
+            chosen[key[len(ITEM_FIELD_PREFIX) :]] = value
+    if not chosen:
+        chosen = {k: v for k, v in answers.items() if k not in ("assignmentId", "hitId", "workerId")}
     out: dict[str, Any] = {}
     for key, value in chosen.items():
         if job.is_multilabel and isinstance(value, str) and value.startswith("["):

@@ -85,8 +85,8 @@ def store_mturk_submission(
     """Record the answers (upsert on the AssignmentId, like every collect path) and return the item answers
     as posted; raises ``SubmissionRefused`` with the reason when they do not fit the job."""
     job = hit.job
-    answers = answers_by_item(job, dict(fields))
-    payloads = dict(hit.items.values_list("external_id", "payload"))
+    payloads = dict(hit.items.order_by("hit_items__position").values_list("external_id", "payload"))
+    answers = answers_by_item(job, dict(fields), list(payloads))
     if set(answers) != set(payloads):
         raise SubmissionRefused("Answer every item of this task.")
     if job.is_shapes:  # drawings are checked against each item's image size, which only this page knows here

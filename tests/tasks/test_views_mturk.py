@@ -69,11 +69,11 @@ def test_unknown_or_malformed_ids_are_a_400(mturk: MTurkMarketplace) -> None:
 def test_submit_stores_the_answers_then_forwards_them_to_mturk(mturk: MTurkMarketplace) -> None:
     hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://workersandbox.mturk.com")
-    response = Client(enforce_csrf_checks=True).post(URL, {**_signed(params), "item:t0": "neg"})
+    response = Client(enforce_csrf_checks=True).post(URL, {**_signed(params), "place:1": "neg"})
     body = response.content.decode()
     assert response.status_code == 200
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in body
-    assert 'name="item:t0" value="neg"' in body and f'name="assignmentId" value="{params["assignmentId"]}"' in body
+    assert 'name="place:1" value="neg"' in body and f'name="assignmentId" value="{params["assignmentId"]}"' in body
     assignment = Assignment.objects.get(external_id=params["assignmentId"])
     assert assignment.state == AssignmentState.SUBMITTED
     assert assignment.answers.get().value == "neg"
@@ -82,7 +82,7 @@ def test_submit_stores_the_answers_then_forwards_them_to_mturk(mturk: MTurkMarke
 def test_a_wrong_label_is_refused_and_nothing_is_stored(mturk: MTurkMarketplace) -> None:
     hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com")
-    response = Client().post(URL, {**_signed(params), "item:t0": "bogus"})
+    response = Client().post(URL, {**_signed(params), "place:1": "bogus"})
     assert response.status_code == 400 and b"Choose one of the job" in response.content
     assert not Assignment.objects.exists()
 
@@ -106,8 +106,7 @@ def test_simulated_workers_submit_through_the_page_and_collect_finds_the_same_wo
         for worker, label in labels.items():
             assignment = standin.state.accept(str(hit.external_id), worker)
             params = _params(hit, assignment, worker, standin.url)
-            item = hit.items.get().external_id
-            response = Client().post(URL, {**_signed(params), f"item:{item}": label})
+            response = Client().post(URL, {**_signed(params), "place:1": label})
             assert response.status_code == 200
             _post_form(response.content.decode())
     assert {a["AssignmentStatus"] for a in standin.state.assignments.values()} == {"Submitted"}

@@ -57,7 +57,7 @@ def test_the_page_of_a_box_job_renders_the_canvas_editor_with_the_mturk_field(mt
     body = Client().get(URL, _params(_shape_hit(mturk))).content.decode()
     assert 'class="shape-editor"' in body and 'data-kind="image_boxes"' in body
     assert 'data-width="400" data-height="300"' in body and "data-readonly" not in body
-    assert 'name="item:img1"' in body and 'data-submit="post"' in body
+    assert 'name="place:1"' in body and 'data-submit="post"' in body
     assert "tasks/shapes.js" in body and 'id="job-labels"' in body
     assert 'type="radio"' not in body and 'type="submit"' in body
 
@@ -72,13 +72,13 @@ def test_the_preview_shows_the_image_read_only(mturk: MTurkMarketplace) -> None:
 def test_a_drawing_is_checked_stored_and_forwarded_to_mturk(mturk: MTurkMarketplace) -> None:
     hit = _shape_hit(mturk)
     drawing = {"shapes": [{"label": "car", "box": [50.123, 40, 250, 200.5]}]}
-    response = Client(enforce_csrf_checks=True).post(URL, {**_signed(_params(hit)), "item:img1": json.dumps(drawing)})
+    response = Client(enforce_csrf_checks=True).post(URL, {**_signed(_params(hit)), "place:1": json.dumps(drawing)})
     body = response.content.decode()
     assert response.status_code == 200
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in body
     stored = Assignment.objects.get(external_id="3A" + "1" * 28).answers.get().value
     assert stored == {"shapes": [{"label": "car", "box": [50.12, 40.0, 250.0, 200.5]}]}
-    forwarded = re.search(r'name="item:img1" value="([^"]*)"', body)
+    forwarded = re.search(r'name="place:1" value="([^"]*)"', body)
     assert forwarded and json.loads(unescape(forwarded.group(1))) == stored
 
 
@@ -96,18 +96,18 @@ def test_a_bad_drawing_is_refused_with_the_reason_and_nothing_is_stored(
 ) -> None:
     hit = _shape_hit(mturk)
     value = drawing if isinstance(drawing, str) else json.dumps(drawing)
-    response = Client().post(URL, {**_signed(_params(hit)), "item:img1": value})
+    response = Client().post(URL, {**_signed(_params(hit)), "place:1": value})
     assert response.status_code == 400 and message in response.content.decode()
     assert "Item img1" in response.content.decode()
     assert not Assignment.objects.exists()
-    field = re.search(r"name=\"item:img1\" value='([^']*)'", response.content.decode())
+    field = re.search(r"name=\"place:1\" value='([^']*)'", response.content.decode())
     assert field and unescape(field.group(1)) == value  # the drawing comes back to be corrected
 
 
 def test_a_polygon_job_takes_polygons(mturk: MTurkMarketplace) -> None:
     hit = _shape_hit(mturk, TaskKind.IMAGE_POLYGONS)
     drawing = {"shapes": [{"label": "person", "points": [[10, 10], [100, 10], [60, 90]]}]}
-    response = Client().post(URL, {**_signed(_params(hit)), "item:img1": json.dumps(drawing)})
+    response = Client().post(URL, {**_signed(_params(hit)), "place:1": json.dumps(drawing)})
     assert response.status_code == 200
     assert Assignment.objects.get().answers.get().value["shapes"][0]["points"] == [
         [10.0, 10.0],
@@ -118,7 +118,7 @@ def test_a_polygon_job_takes_polygons(mturk: MTurkMarketplace) -> None:
         URL,
         {
             **_signed(_params(hit, "3A" + "2" * 28)),
-            "item:img1": json.dumps({"shapes": [{"label": "car", "points": [[1, 1], [2, 2]]}]}),
+            "place:1": json.dumps({"shapes": [{"label": "car", "points": [[1, 1], [2, 2]]}]}),
         },
     )
     assert refused.status_code == 400 and b"at least 3 vertices" in refused.content

@@ -8,7 +8,7 @@
 // Keys: 1-9 pick the class (of the selected shape too), Delete removes the selected shape, Ctrl+Z undoes,
 // Escape drops an unfinished polygon, 0 fits the image, Enter submits.
 // The same editor runs on the MTurk ExternalQuestion page (form data-submit="post": a plain form post,
-// fields item:<external id>); its preview (data-readonly on the editor) only pans and zooms.
+// fields place:<n>); its preview (data-readonly on the editor) only pans and zooms.
 (function () {
   "use strict";
   var form = document.querySelector("form[data-shapes='1']");

@@ -281,7 +281,7 @@ def test_an_html_question_carries_the_items_and_posts_to_mturk(mturk: MTurkMarke
     published_mturk_job(mturk, 1, mturk_options={"question": "html", "masters": True})
     (remote,) = standin.state.hits.values()
     assert remote["Question"].startswith("<HTMLQuestion")
-    assert 'name="item:t0"' in remote["Question"] and "text of t0" in remote["Question"]
+    assert 'name="place:1"' in remote["Question"] and "text of t0" in remote["Question"]
     assert "https://workersandbox.mturk.com/mturk/externalSubmit" in remote["Question"]
     # Masters: 25% fee: $0.05 -> $0.0125 -> $0.01 per assignment, the minimum.
     assert ledger_total() == standin.state.total_charged() == Decimal("0.18")
