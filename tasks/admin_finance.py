@@ -22,6 +22,7 @@ from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, Monthly
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
 from tasks.reports.exports import EXPORT_FORMATS, export_cost_breakdown
+from tasks.reports.fair_pay import get_fair_pay
 from tasks.reports.selectors import (
     GROUPINGS,
     get_budget_burn_down,
@@ -97,6 +98,7 @@ class CostEntryAdmin(ReadOnlyAdmin):
             "title": f"Costs of “{job.name}”",
             "job": job,
             "report": report,
+            "fair_pay": get_fair_pay(job),
             "by": by,
             "groupings": GROUPINGS,
             "formats": EXPORT_FORMATS,

@@ -12,8 +12,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Greatest, Least, TruncDay, TruncMonth
 from django.utils import timezone
 
 from tasks.models import (
@@ -283,17 +283,19 @@ def list_worker_hourly_pay(job: Job) -> list[WorkerPay]:
         .annotate(total=Sum("amount"))
         .order_by()
     }
-    cap = seconds(job.assignment_duration)
+    # Active time per worker, summed in the database: accepted to submitted, clipped to [0, assignment duration].
+    span = ExpressionWrapper(F("submitted_at") - F("accepted_at"), output_field=DurationField())
+    clipped = Least(Greatest(span, Value(timedelta(0))), Value(job.assignment_duration))
     spans: dict[int, Decimal] = {}
     names: dict[int, str] = {}
-    for worker_id, external_id, accepted, submitted in (
+    for worker_id, external_id, active in (
         Assignment.objects.filter(job_id=job.pk, state=AssignmentState.APPROVED, submitted_at__isnull=False)
-        .values_list("worker_id", "worker__external_id", "accepted_at", "submitted_at")
-        .iterator()
+        .values("worker_id", "worker__external_id")
+        .annotate(active=Sum(clipped, output_field=DurationField()))
+        .values_list("worker_id", "worker__external_id", "active")
+        .order_by()
     ):
-        if submitted is None:
-            continue
-        spans[worker_id] = spans.get(worker_id, ZERO) + min(max(seconds(submitted - accepted), ZERO), cap)
+        spans[worker_id] = seconds(active) if active is not None else ZERO
         names[worker_id] = external_id
     out = []
     for worker_id, secs in spans.items():

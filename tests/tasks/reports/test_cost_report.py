@@ -164,3 +164,20 @@ def test_job_costs_and_charts_render(make_published_job, make_worker) -> None:
     bars = bar_chart([("job <a>", D("0.5")), ("b", D("1"))], title="Cost per label")
     assert bars.count("<rect") == 2 and "job &lt;a&gt;" in bars
     assert "No data yet" in line_chart([], title="empty")
+
+
+def test_active_time_is_summed_per_worker_and_each_assignment_is_capped_at_its_duration(
+    make_published_job, make_worker
+) -> None:
+    from tasks.reports.selectors import list_worker_hourly_pay
+
+    job = make_published_job(items=3, redundancy=1, reward=D("0.05"))  # 10-minute assignments
+    steady, slow = make_worker(), make_worker()
+    submit_after(job, steady, seconds=60)
+    submit_after(job, steady, seconds=3600)  # left open for an hour: counts as 10 minutes
+    submit_after(job, slow, seconds=120)
+    approve_assignments(job=job, actor=SYSTEM)
+    pay = {w.worker: w for w in list_worker_hourly_pay(job)}
+    assert pay[steady.pk].hours == pytest.approx(660 / 3600, rel=1e-3)
+    assert pay[steady.pk].hourly == D("0.55")  # 0.10 over 11 minutes
+    assert pay[slow.pk].hours == pytest.approx(120 / 3600, rel=1e-3) and pay[slow.pk].hourly == D("1.50")
