@@ -18,7 +18,7 @@ from tasks.roles import FINANCE
 from tasks.services.review import approve_assignments
 from tests.conftest import SYSTEM
 from tests.factories import ItemFactory, JobFactory, UserFactory
-from tests.tasks.finance_helpers import submit_work
+from tests.tasks.finance_helpers import submit_after, submit_work
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def test_finance_reads_every_report_and_the_ledger(finance_client: Client, paid_
     body = dashboard.content.decode()
     assert "<svg" in body and paid_job.name in body and "reached 100% of its budget" in body
     report = finance_client.get(reverse("admin:tasks_finance_job", args=[paid_job.pk]) + "?by=day")
-    assert report.status_code == 200 and "0.1000" in report.content.decode()
+    assert report.status_code == 200 and "0.10 USD (committed" in report.content.decode()
     export = finance_client.get(reverse("admin:tasks_finance_export", args=[paid_job.pk, "worker", "xlsx"]))
     assert export.status_code == 200 and export["Content-Type"].startswith("application/vnd.openxml")
     for name in ("costentry", "budgetreservation", "budgetalert", "monthlybudget", "job", "assignment"):
@@ -194,3 +194,21 @@ def test_an_ops_manager_sets_a_monthly_cap_through_the_service(ops_manager: Any)
     response = client.post(change, {"month": "2030-03-01", "cap": "50.00", "currency": "USD"})
     assert response.status_code == 200 and "cannot be lower" in response.content.decode()
     assert MonthlyBudget.objects.get().cap == D("250.00")
+
+
+def test_the_job_report_shows_median_hourly_pay_and_warns_only_below_the_minimum(
+    finance_client: Client, make_published_job: Any, make_worker: Any, settings: Any
+) -> None:
+    job = make_published_job(items=2, redundancy=1, reward=D("0.05"))
+    worker = make_worker()
+    submit_after(job, worker, 60)  # 0.05 a minute: 3.00 an hour
+    submit_after(job, worker, 60)
+    approve_assignments(job=job, actor=SYSTEM)
+    url = reverse("admin:tasks_finance_job", args=[job.pk])
+    settings.FAIR_PAY_MIN_HOURLY = None
+    body = finance_client.get(url).content.decode()
+    assert "<th>Median hourly pay</th><td>3.00</td>" in body and 'class="warning"' not in body
+    settings.FAIR_PAY_MIN_HOURLY = "7.25"
+    body = finance_client.get(url).content.decode()
+    assert "3.00 (minimum 7.25)" in body
+    assert '<li class="warning">Median effective pay is 3.00/hour, below the 7.25/hour minimum' in body

@@ -116,7 +116,7 @@ def test_a_worker_sees_published_jobs_with_their_pay(
     page = response.content.decode()
     assert job.name in page
     assert "Tone of reviews." in page
-    assert "0.2500 USD" in page
+    assert "0.25 USD" in page
     assert reverse("start-job", args=[job.pk]) in page
     assert "A draft nobody should see" not in page
 

@@ -32,7 +32,7 @@ def test_the_job_page_shows_progress_quality_labels_cost_and_workers(ops_client:
     html = page.content.decode()
     assert 'id="job-dashboard"' in html
     assert "12 of 12 (100%)" in html  # answers collected
-    assert "0.8400 USD" in html  # cost so far
+    assert "0.84 USD" in html  # cost so far
     assert html.count("<svg") >= 6  # two bars, throughput, accuracy, labels, heat map
     assert "<strong>carefully</strong>" in html and "<img src=x" not in html
     assert "Confusion: consensus vs gold" in html
@@ -124,7 +124,7 @@ def test_a_big_jobs_figures_are_computed_in_the_background_then_shown(
         first = ops_client.get(url).content.decode()
     assert 'id="job-dashboard-pending"' in first and 'id="job-dashboard"' not in first
     # The at-a-glance figures do not wait: state, both progress bars and the cost so far, from the tallies.
-    assert 'id="job-glance"' in first and "12 of 12 (100%)" in first and "0.8400 USD" in first
+    assert 'id="job-glance"' in first and "12 of 12 (100%)" in first and "0.84 USD" in first
     assert len(queued) == 1  # the refresh task
     with django_capture_on_commit_callbacks(execute=False) as again:
         ops_client.get(url)

@@ -1,0 +1,34 @@
+"""``{{ amount|money }}``: a money amount as people read it, exactly (Decimal, never float).
+
+Whole cents show two decimals (``0.0200`` -> ``0.02``, ``12`` -> ``12.00``); amounts with fractions of a
+cent keep them, up to the four places the ledger stores (``0.0125`` stays ``0.0125``), so a sub-cent reward
+is never shown rounded to a price it is not. Anything that is not a number is shown as it is.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+CENT = Decimal("0.01")
+LEDGER_PLACES = Decimal("0.0001")
+
+
+@register.filter
+def money(value: Any) -> Any:
+    if value is None or value == "" or isinstance(value, bool):
+        return value
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return value
+    if not amount.is_finite():
+        return value
+    fine = amount.quantize(LEDGER_PLACES, ROUND_HALF_UP)
+    cents = fine.quantize(CENT, ROUND_HALF_UP)
+    shown = cents if cents == fine else fine.normalize()
+    return f"{shown:f}"
