@@ -60,11 +60,15 @@ def heat_map(matrix: Sequence[Sequence[int]], labels: Sequence[str], *, title: s
     n = len(labels)
     margin = 90
     size = margin + n * cell + 10
+    width = max(size, 270)  # room for the caption, however few the classes
     top = max([v for row in matrix for v in row] + [1])
     parts = []
-    for j, label in enumerate(labels):
-        x = margin + j * cell + cell / 2
-        parts.append(f'<text x="{x:.1f}" y="{margin - 6}" text-anchor="middle">{escape(label[:10])}</text>')
+    for j, label in enumerate(labels):  # slanted, so long names of neighbouring columns do not run together
+        x, y = margin + j * cell + cell / 2, margin - 6
+        parts.append(
+            f'<text x="{x:.1f}" y="{y}" transform="rotate(-40 {x:.1f} {y})" text-anchor="start">'
+            f"{escape(label[:10])}</text>"
+        )
     for i, row in enumerate(matrix):
         y = margin + i * cell
         parts.append(
@@ -81,8 +85,8 @@ def heat_map(matrix: Sequence[Sequence[int]], labels: Sequence[str], *, title: s
                 f'<text x="{x + cell / 2 - 1:.1f}" y="{y + cell / 2 + 3:.1f}" text-anchor="middle" '
                 f'fill="{colour}">{value}</text>'
             )
-    parts.append(f'<text x="{margin}" y="14">columns: crowd majority · rows: gold answer</text>')
-    return _svg(size, size, "".join(parts), title)
+    parts.append('<text x="4" y="14">columns: crowd majority · rows: gold answer</text>')
+    return _svg(width, size, "".join(parts), title)
 
 
 def progress_bar(done: int, total: int, *, width: int = 260) -> SafeString:
