@@ -63,6 +63,7 @@ class LabelingJob(models.Model):
     )
 
     class Meta:
+        verbose_name = "Ground Truth labeling job"
         indexes = [models.Index(fields=["status"], name="labelingjob_status_idx")]
 
     def __str__(self) -> str:

@@ -48,6 +48,7 @@ class CostEntry(models.Model):
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
+        verbose_name_plural = "cost entries"
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(

@@ -90,7 +90,9 @@ def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
         raise ServiceError("Ground Truth is not enabled here (set GROUNDTRUTH_ENABLED and its settings).")
     labeling_job = LabelingJob.objects.filter(job=job).first()
     if labeling_job is None:
-        raise ServiceError(f"Configure job {job.pk}'s Ground Truth settings (Labeling jobs > Add) before publishing.")
+        raise ServiceError(
+            f"Configure job {job.pk}'s Ground Truth settings (Ground Truth labeling jobs > Add) before publishing."
+        )
     if not job.items.exists():
         raise ServiceError("Import items before publishing the job.")
     # The background task reserves this before asking AWS; a cap that cannot take it is refused here, now.
