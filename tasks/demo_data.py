@@ -30,6 +30,11 @@ def shape_svg(shape: str, color: str, rng: random.Random) -> str:
 
 
 def shape_items(n: int, seed: int = 7) -> list[dict[str, str]]:
+    return [item for item, _shape in shape_items_with_truth(n, seed)]
+
+
+def shape_items_with_truth(n: int, seed: int = 7) -> list[tuple[dict[str, str], str]]:
+    """``n`` picture items and, apart from each, the shape it shows (never in the payload workers see)."""
     rng = random.Random(seed)
     items = []
     for i in range(n):
@@ -37,7 +42,7 @@ def shape_items(n: int, seed: int = 7) -> list[dict[str, str]]:
         color = rng.choice(list(COLORS))
         svg = shape_svg(shape, color, rng)
         uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-        items.append({"external_id": f"shape-{i:04d}", "image_url": uri})
+        items.append(({"external_id": f"shape-{i:04d}", "image_url": uri}, shape))
     return items
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,19 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from tasks.models import Answer, HitState, Item, Job, JobBlock, JobState, TaskKind
+from tasks.models import (
+    Answer,
+    Assignment,
+    ConsensusLabel,
+    CostEntry,
+    GoldGrade,
+    HitState,
+    Item,
+    Job,
+    JobBlock,
+    JobState,
+    TaskKind,
+)
 from tasks.roles import OPS_MANAGER
 from tests.factories import JobFactory
 from workforce.models import AuditEvent, Worker
@@ -346,14 +359,42 @@ def test_demo_accounts_log_in_through_the_login_page() -> None:
 def test_running_demo_twice_does_not_duplicate_jobs_or_items() -> None:
     run("demo")
     hits_before = {job.name: job.hits.count() for job in Job.objects.all()}
+    answers_before = Answer.objects.count()
     out, _ = run("demo")
-    assert Job.objects.count() == 2
-    assert Item.objects.count() == 120
+    assert Job.objects.count() == 3
+    assert Item.objects.count() == 120 + 90  # the worked job: 80 pictures and 10 gold
     assert {job.name: job.hits.count() for job in Job.objects.all()} == hits_before
+    assert Answer.objects.count() == answers_before  # the worked job is worked once
     assert get_user_model().objects.filter(username__in=["ops", "worker1", "worker2", "worker3"]).count() == 4
-    assert Worker.objects.filter(user__isnull=False).count() == 3
+    assert Worker.objects.filter(user__isnull=False).count() == 3 + 7  # and the simulated crowd
     for username, password in printed_logins(out).items():
         assert Client().login(username=username, password=password), username
+
+
+def test_the_demo_has_a_job_a_simulated_crowd_worked_through_the_services() -> None:
+    from tasks.demo_history import NAME
+
+    run("demo")
+    job = Job.objects.get(name=NAME)
+    assert job.state == JobState.PUBLISHED  # about a quarter is left for the demo's own workers
+    wanted = job.hits.filter(is_gold=False).count() * job.redundancy
+    ordinary = Answer.objects.filter(job=job, item__is_gold=False).count()
+    assert 0.6 * wanted <= ordinary < wanted
+    assert GoldGrade.objects.filter(job=job).exists()
+    assert list(JobBlock.objects.filter(job=job).values_list("worker__display_name", flat=True)) == ["sim-spam"]
+    assert (
+        ConsensusLabel.objects.filter(job=job).count()
+        == Answer.objects.filter(job=job, item__is_gold=False).values("item").distinct().count()
+    )
+    assert CostEntry.objects.filter(job=job).exists() and job.budget_reserved <= job.budget_cap
+    submitted = list(Assignment.objects.filter(job=job).values_list("submitted_at", flat=True))
+    assert max(submitted) - min(submitted) > timedelta(hours=12)  # spread over the last day, for the charts
+    assert not get_user_model().objects.get(username="sim-ada").has_usable_password()
+
+
+def test_the_demo_can_leave_out_the_worked_job() -> None:
+    run("demo", "--no-worked-job")
+    assert Job.objects.count() == 2 and not Answer.objects.exists()
 
 
 def test_simulate_crowd_with_the_default_block_policy_blocks_spammers_and_excludes_their_answers() -> None:

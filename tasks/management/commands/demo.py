@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from tasks.demo_data import review_items, shape_items
+from tasks.demo_history import create_worked_demo_job
 from tasks.models import Job, JobState, TaskKind
 from tasks.roles import CROWD_WORKER, OPS_MANAGER
 from tasks.services.imports import import_items
@@ -52,6 +53,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workers", type=int, default=3)
+        parser.add_argument(
+            "--no-worked-job",
+            dest="worked_job",
+            action="store_false",
+            help="skip the demo job that a simulated crowd has already worked (its dashboards have figures)",
+        )
         parser.add_argument(
             "--url", default="http://127.0.0.1:8000", help="where the server will listen, for the printed login link"
         )
@@ -93,6 +100,8 @@ class Command(BaseCommand):
             import_items(job=job, stream=io.StringIO(rows), filename="demo.jsonl", actor=ACTOR)
             if job.state == JobState.DRAFT:
                 publish_job(job=job, actor=ACTOR)
+        if options["worked_job"]:
+            create_worked_demo_job(actor=ACTOR, created_by=ops)
         login_url = options["url"].rstrip("/") + "/accounts/login/"
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Log in at {login_url}"))
         for role, username, password in logins:
