@@ -33,7 +33,7 @@ from tasks.models import (
     JobState,
     TaskKind,
 )
-from tasks.roles import OPS_MANAGER
+from tasks.roles import FINANCE, OPS_MANAGER, REVIEWER
 from tests.factories import JobFactory
 from workforce.models import AuditEvent, Worker
 
@@ -316,13 +316,20 @@ def printed_logins(out: str) -> dict[str, str]:
 def test_demo_creates_accounts_with_working_printed_passwords_and_two_published_jobs() -> None:
     out, _ = run("demo")
     logins = printed_logins(out)
-    assert set(logins) == {"ops", "worker1", "worker2", "worker3"}
+    assert set(logins) == {"ops", "finance", "reviewer", "worker1", "worker2", "worker3"}
     for username, password in logins.items():
         assert Client().login(username=username, password=password), username
 
     ops = get_user_model().objects.get(username="ops")
     assert ops.is_staff
     assert ops.groups.filter(name=OPS_MANAGER).exists()
+    for username, group in (("finance", FINANCE), ("reviewer", REVIEWER)):
+        user = get_user_model().objects.get(username=username)
+        assert user.is_staff and not user.is_superuser and list(user.groups.values_list("name", flat=True)) == [group]
+    finance = Client()
+    finance.login(username="finance", password=logins["finance"])
+    assert finance.get("/admin/tasks/costentry/dashboard/").status_code == 200
+    assert finance.get("/admin/tasks/job/add/").status_code == 403  # finance changes nothing
     assert set(Worker.objects.filter(user__username__startswith="worker").values_list("user__username", flat=True)) == {
         "worker1",
         "worker2",

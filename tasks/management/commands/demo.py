@@ -16,7 +16,7 @@ from django.db import transaction
 from tasks.demo_data import review_items, shape_items
 from tasks.demo_history import create_worked_demo_job
 from tasks.models import Job, JobState, TaskKind
-from tasks.roles import CROWD_WORKER, OPS_MANAGER
+from tasks.roles import CROWD_WORKER, FINANCE, OPS_MANAGER, REVIEWER
 from tasks.services.imports import import_items
 from tasks.services.jobs import create_job
 from tasks.services.publishing import publish_job
@@ -78,6 +78,9 @@ class Command(BaseCommand):
         logins: list[tuple[str, str, str]] = []
         ops, password = self._account("ops", staff=True, group=OPS_MANAGER)
         logins.append(("ops manager (admin)", "ops", password))
+        for username, group in (("finance", FINANCE), ("reviewer", REVIEWER)):  # they see only their part of the admin
+            _user, password = self._account(username, staff=True, group=group)
+            logins.append((f"{group.lower().rstrip('s')} (admin)", username, password))
         for i in range(1, options["workers"] + 1):
             user, password = self._account(f"worker{i}", staff=False, group=CROWD_WORKER)
             register_internal_worker(user=user, actor=ACTOR)
@@ -106,4 +109,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Log in at {login_url}"))
         for role, username, password in logins:
             self.stdout.write(f"  {role:<20} username: {username:<10} password: {password}")
-        self.stdout.write("Ops managers land in the admin (/admin/); crowd workers on their work list (/work/).")
+        self.stdout.write(
+            "Ops managers, finance and reviewers land in the admin (/admin/); crowd workers on their work list "
+            "(/work/)."
+        )
