@@ -212,3 +212,16 @@ def test_the_job_report_shows_median_hourly_pay_and_warns_only_below_the_minimum
     body = finance_client.get(url).content.decode()
     assert "3.00 (minimum 7.25)" in body
     assert '<li class="warning">Median effective pay is 3.00/hour, below the 7.25/hour minimum' in body
+
+
+def test_the_admin_front_page_links_the_finance_dashboard_for_those_who_may_read_it(
+    finance_client: Client, reviewer: Any
+) -> None:
+    dashboard = reverse("admin:tasks_finance_dashboard")
+    page = finance_client.get(reverse("admin:index")).content.decode()
+    assert f'href="{dashboard}"' in page and "CrowdOps administration" in page
+    other = Client()
+    other.force_login(reviewer)
+    front = other.get(reverse("admin:index"))
+    assert front.status_code == 200 and "Assignments" in front.content.decode()
+    assert f'href="{dashboard}"' not in front.content.decode()
