@@ -17,5 +17,5 @@ def my_scores(request: HttpRequest, worker: Worker) -> HttpResponse:
     return render(
         request,
         "tasks/my_scores.html",
-        {"worker": worker, "cards": list_worker_scorecards(worker), "block": SCORE_BLOCK},
+        {"worker": worker, "cards": list_worker_scorecards(worker), "update_every": SCORE_BLOCK},
     )

@@ -80,6 +80,8 @@ def test_gold_figures_and_earnings_move_only_once_per_block_of_submissions(actor
         )
     (card,) = list_worker_scorecards(worker)
     assert card.submitted == SCORE_BLOCK - 1 and card.counted == 0
+    page = _client(worker).get(reverse("my-scores")).content.decode()
+    assert f"updated after every {SCORE_BLOCK} tasks you submit" in page and "Node" not in page
     assert card.gold_answers == 0 and card.accuracy is None and card.earnings == 0
     assert card.next_refresh_in == 1
     last = _submit(job, worker, 1, rng)[0]
