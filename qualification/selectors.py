@@ -139,10 +139,12 @@ class PageQuestion:
     options: list[tuple[str, str]]
 
 
-def _safe_url(value: object) -> str:
-    """Only http(s) URLs reach a page (no ``javascript:`` or ``data:`` links from imported tests)."""
+def _safe_url(value: object, *, image: bool = False) -> str:
+    """Only http(s) URLs reach a page (no ``javascript:`` links from imported tests); an image may also be a
+    ``data:image/`` URI, as task items may (shown in an ``<img>``, where it cannot run script)."""
     url = str(value or "").strip()
-    return url if url.lower().startswith(("https://", "http://")) else ""
+    allowed = ("https://", "http://", "data:image/") if image else ("https://", "http://")
+    return url if url.lower().startswith(allowed) else ""
 
 
 def questions_for_page(test: QualificationTest) -> list[PageQuestion]:
@@ -161,7 +163,7 @@ def questions_for_page(test: QualificationTest) -> list[PageQuestion]:
                 title=q.title,
                 prompt=q.prompt,
                 text=str(payload.get("text", "")),
-                image_url=_safe_url(payload.get("image_url")),
+                image_url=_safe_url(payload.get("image_url"), image=True),
                 media=[
                     {**m, "url": _safe_url(m.get("url"))}
                     for m in (media if isinstance(media, list) else [])

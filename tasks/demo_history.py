@@ -140,3 +140,38 @@ def _answer(sim: SimulatedWorker, right: str, rng: random.Random) -> str:
     if rng.random() < sim.accuracy:
         return right
     return rng.choice([label for label in LABELS if label != right])
+
+
+TEST_NAME = "Demo: shapes, the basics"
+
+
+def create_demo_qualification_test(*, actor: Actor, created_by: Any) -> None:
+    """A short qualification test the demo's workers can take (no demo job requires it, so nobody is locked
+    out); a no-op when it exists."""
+    from qualification.models import QualificationTest
+    from qualification.services import create_test
+    from qualification.specs import QuestionSpec
+
+    if QualificationTest.objects.filter(name=TEST_NAME).exists():
+        return
+    questions = [
+        QuestionSpec(
+            identifier=f"q{n}",
+            prompt="Which shape is in the picture? Ignore the small grey dots.",
+            payload={"image_url": item["image_url"]},
+            accepted=(shape,),
+        )
+        for n, (item, shape) in enumerate(shape_items_with_truth(4, seed=99), start=1)
+    ]
+    create_test(
+        actor=actor,
+        name=TEST_NAME,
+        questions=questions,
+        created_by=created_by,
+        description="Four pictures: pick the shape in each. Three right out of four passes.",
+        task_kind="image_classification",
+        labels=LABELS,
+        pass_score=75,
+        time_limit=timedelta(minutes=5),
+        retry_delay=timedelta(minutes=1),
+    )

@@ -100,3 +100,24 @@ def test_the_list_shows_current_active_tests_with_the_workers_status(make_test: 
     assert cards["B failed"].allowance.retry_at is not None
     assert cards["D fresh"].can_start and cards["D fresh"].allowance.attempts_left == 3
     assert cards["D fresh"].test.pk == fresh.pk
+
+
+def test_question_images_may_be_data_uris_but_links_only_http(make_test: MakeTest) -> None:
+    from qualification.selectors import questions_for_page
+    from qualification.specs import QuestionSpec
+
+    pixel = "data:image/png;base64,iVBORw0KGgo="
+    specs = [
+        QuestionSpec(identifier="a", prompt="Which?", payload={"image_url": pixel}, accepted=("pos",)),
+        QuestionSpec(identifier="b", prompt="Which?", payload={"image_url": "javascript:alert(1)"}, accepted=("pos",)),
+        QuestionSpec(
+            identifier="c",
+            prompt="Which?",
+            payload={"media": [{"element": "Binary", "type": "image", "url": "data:text/html,<b>x</b>"}]},
+            accepted=("pos",),
+        ),
+    ]
+    page = {q.identifier: q for q in questions_for_page(make_test(questions=specs))}
+    assert page["a"].image_url == pixel  # as task items may show (the demo's pictures are data URIs)
+    assert page["b"].image_url == ""
+    assert not any(str(m.get("url", "")).startswith("data:") for m in page["c"].media)  # media links: http(s) only

@@ -399,6 +399,25 @@ def test_the_demo_has_a_job_a_simulated_crowd_worked_through_the_services() -> N
     assert not get_user_model().objects.get(username="sim-ada").has_usable_password()
 
 
+def test_the_demo_has_a_qualification_test_a_demo_worker_can_pass() -> None:
+    from qualification.models import Grant, QualificationTest
+    from qualification.services import start_attempt, submit_attempt
+    from tasks.demo_data import shape_items_with_truth
+    from tasks.demo_history import TEST_NAME
+
+    run("demo", "--no-worked-job")
+    run("demo", "--no-worked-job")
+    test = QualificationTest.objects.get(name=TEST_NAME)  # once, however often the demo runs
+    worker = Worker.objects.get(user__username="worker1")
+    shapes = [shape for _, shape in shape_items_with_truth(4, seed=99)]
+    attempt = submit_attempt(
+        attempt=start_attempt(test=test, worker=worker),
+        worker=worker,
+        answers={f"q{n}": shape for n, shape in enumerate(shapes, start=1)},
+    )
+    assert attempt.score == 100 and Grant.objects.filter(worker=worker, test=test).exists()
+
+
 def test_the_demo_can_leave_out_the_worked_job() -> None:
     run("demo", "--no-worked-job")
     assert Job.objects.count() == 2 and not Answer.objects.exists()

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from tasks.demo_data import review_items, shape_items
-from tasks.demo_history import create_worked_demo_job
+from tasks.demo_history import create_demo_qualification_test, create_worked_demo_job
 from tasks.models import Job, JobState, TaskKind
 from tasks.roles import CROWD_WORKER, FINANCE, OPS_MANAGER, REVIEWER
 from tasks.services.imports import import_items
@@ -103,6 +103,7 @@ class Command(BaseCommand):
             import_items(job=job, stream=io.StringIO(rows), filename="demo.jsonl", actor=ACTOR)
             if job.state == JobState.DRAFT:
                 publish_job(job=job, actor=ACTOR)
+        create_demo_qualification_test(actor=ACTOR, created_by=ops)
         if options["worked_job"]:
             create_worked_demo_job(actor=ACTOR, created_by=ops)
         login_url = options["url"].rstrip("/") + "/accounts/login/"
