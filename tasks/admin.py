@@ -24,7 +24,6 @@ from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import (
     Answer,
     Assignment,
-    ConsensusLabel,
     Hit,
     Item,
     Job,
@@ -36,7 +35,6 @@ from tasks.models import (
 from tasks.selectors import get_job_totals, list_job_progress
 from tasks.services.blocks import lift_job_block
 from tasks.services.errors import ServiceError
-from tasks.services.gold import promote_consensus_to_gold
 from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import (
     ADAPTIVE_FORM_FIELDS,
@@ -398,30 +396,6 @@ class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
     inlines = [AnswerInline]
-
-
-@admin.register(ConsensusLabel)
-class ConsensusLabelAdmin(ReadOnlyAdmin):
-    list_display = ("item", "job", "value", "confidence", "method", "answers_count")
-    list_filter = ("job", "method")
-    list_select_related = ("item", "job")
-    actions = ["promote_to_gold"]
-
-    def has_promote_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("tasks.change_item")
-
-    @admin.action(description="Promote to gold questions (consensus confidence 0.9 or more)", permissions=["promote"])
-    def promote_to_gold(self, request: HttpRequest, queryset: QuerySet[ConsensusLabel]) -> None:
-        by_job: dict[int, list[int]] = {}
-        for job_id, item_id in queryset.values_list("job_id", "item_id"):
-            by_job.setdefault(job_id, []).append(item_id)
-        for job in Job.objects.filter(pk__in=by_job):
-            try:
-                count = promote_consensus_to_gold(job=job, item_ids=by_job[job.pk], actor=Actor.from_user(request.user))
-            except ServiceError as exc:
-                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
-            else:
-                self.message_user(request, f"{job.name}: {count} item(s) are now gold questions.", messages.SUCCESS)
 
 
 @admin.register(WorkerJobScore)

@@ -1,15 +1,19 @@
-"""Admin for quality review flags, and the flagged-assignments filter. Imported by ``tasks.admin``."""
+"""Admin for quality review flags (with their filter) and consensus labels. Imported by ``tasks.admin``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 
-from tasks.models import AssignmentFlag
+from tasks.models import AssignmentFlag, ConsensusLabel, Job
+from tasks.services.errors import ServiceError
+from tasks.services.gold import promote_consensus_to_gold
 from workforce.admin_mixins import ReadOnlyAdmin
+from workforce.audit import Actor
 
 
 @admin.register(AssignmentFlag)
@@ -38,3 +42,41 @@ class FlaggedFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(~flagged)
         return queryset
+
+
+@admin.register(ConsensusLabel)
+class ConsensusLabelAdmin(ReadOnlyAdmin):
+    list_display = ("item", "job", "label", "confidence_shown", "method", "answers_count")
+    list_filter = ("job", "method")
+    list_select_related = ("item", "job")
+    actions = ["promote_to_gold"]
+
+    @admin.display(description="label", ordering="value")
+    def label(self, obj: ConsensusLabel) -> str:
+        """A class label as it reads (not as JSON); several labels joined; anything else (a drawing) as JSON."""
+        value = obj.value
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ", ".join(value) or "(none)"
+        return json.dumps(value)[:120]
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_shown(self, obj: ConsensusLabel) -> str:
+        return f"{obj.confidence:.3f}"
+
+    def has_promote_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tasks.change_item")
+
+    @admin.action(description="Promote to gold questions (consensus confidence 0.9 or more)", permissions=["promote"])
+    def promote_to_gold(self, request: HttpRequest, queryset: QuerySet[ConsensusLabel]) -> None:
+        by_job: dict[int, list[int]] = {}
+        for job_id, item_id in queryset.values_list("job_id", "item_id"):
+            by_job.setdefault(job_id, []).append(item_id)
+        for job in Job.objects.filter(pk__in=by_job):
+            try:
+                count = promote_consensus_to_gold(job=job, item_ids=by_job[job.pk], actor=Actor.from_user(request.user))
+            except ServiceError as exc:
+                self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{job.name}: {count} item(s) are now gold questions.", messages.SUCCESS)

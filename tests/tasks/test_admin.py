@@ -482,3 +482,15 @@ def test_the_history_button_of_a_job_opens_its_audit_trail(
     events = list(response.context["cl"].result_list)
     assert events and {(e.object_type, e.object_id) for e in events} == {("job", str(job.pk))}
     assert "job.published" in {e.action for e in events}
+
+
+def test_the_consensus_list_shows_labels_as_they_read(admin_client: Any) -> None:
+    from tasks.models import ConsensusLabel
+
+    job = JobFactory()
+    plain, several = ItemFactory(job=job), ItemFactory(job=job)
+    ConsensusLabel.objects.create(job=job, item=plain, value="square", confidence=0.97312, method="ds", answers_count=3)
+    ConsensusLabel.objects.create(job=job, item=several, value=["a", "b"], confidence=0.5, method="ds", answers_count=3)
+    page = admin_client.get(reverse("admin:tasks_consensuslabel_changelist")).content.decode()
+    assert '<td class="field-label">square</td>' in page and "&quot;square&quot;" not in page
+    assert '<td class="field-label">a, b</td>' in page and '<td class="field-confidence_shown">0.973</td>' in page
