@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ def test_it_exports_and_the_export_imports_into_a_new_job(tmp_path: Path) -> Non
     Job.objects.all().delete()
     text = run("import_mturk_results", "--new-job", "copy", str(output))
     assert "4 new assignment(s)" in text and "0 row(s) skipped" in text
+    assert re.search(r"Consensus \(\w+\): \d+ item\(s\) labelled from 4 answer\(s\), mean confidence \d\.\d\d\.", text)
     assert sorted(Assignment.objects.values_list("external_id", "state", "answers__value")) == before
 
 

@@ -71,5 +71,11 @@ class Command(BaseCommand):
         )
         for skipped in result.rows_skipped[:20]:
             self.stdout.write(f"  line {skipped['line']}: {skipped['reason']}")
-        if result.consensus:
-            self.stdout.write(f"Consensus: {result.consensus}")
+        consensus = result.consensus
+        if consensus and "error" in consensus:
+            self.stdout.write(f"Consensus was not computed: {consensus['error']}")
+        elif consensus:
+            self.stdout.write(
+                f"Consensus ({consensus['method']}): {consensus['items']} item(s) labelled from {consensus['answers']} "
+                f"answer(s), mean confidence {consensus['mean_confidence']:.2f}."
+            )
