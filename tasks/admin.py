@@ -371,8 +371,8 @@ class ItemAdmin(AuditHistoryMixin, ReadOnlyAdmin):
 
 @admin.register(Hit)
 class HitAdmin(ReadOnlyAdmin):
-    list_display = ("uuid", "job", "state", "slots_taken", "assignments_submitted", "assignments_wanted")
-    list_filter = ("state", "job")
+    list_display = ("uuid", "job", "is_gold", "state", "slots_taken", "assignments_submitted", "assignments_wanted")
+    list_filter = ("state", "is_gold", "job")
     list_select_related = ("job",)
 
 
