@@ -177,18 +177,22 @@ def list_cost_breakdown(job: Job | None, *, by: str) -> list[dict[str, Any]]:
         )
         .order_by("key")
     )
-    names: dict[int, str] = {}
+    names: dict[int, tuple[str, str]] = {}
     if by == "worker":
         ids = [row["key"] for row in rows if row["key"] is not None]
-        names = dict(Worker.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+        names = {
+            pk: (ext, shown)
+            for pk, ext, shown in Worker.objects.filter(pk__in=ids).values_list("pk", "external_id", "display_name")
+        }
     out = []
     for row in rows:
         key = row["key"]
         if isinstance(key, datetime):
             key = key.date()
-        head: dict[str, Any] = {by: names.get(key, "") if by == "worker" else key}
+        head: dict[str, Any] = {by: names.get(key, ("", ""))[0] if by == "worker" else key}
         if by == "worker":
             head["worker_id"] = key
+            head["worker_name"] = names.get(key, ("", ""))[1]
         out.append({**head, "total": exact(row["total"]), "entries": row["entries"], "assignments": row["assignments"]})
     return out
 

@@ -32,3 +32,14 @@ def money(value: Any) -> Any:
     cents = fine.quantize(CENT, ROUND_HALF_UP)
     shown = cents if cents == fine else fine.normalize()
     return f"{shown:f}"
+
+
+@register.filter
+def cost_kind(value: Any) -> str:
+    """A ledger kind as people read it (``internal_pay`` -> ``Internal pay``)."""
+    from tasks.models import CostKind
+
+    try:
+        return str(CostKind(value).label)
+    except ValueError:
+        return str(value)

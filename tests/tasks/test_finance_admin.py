@@ -225,3 +225,20 @@ def test_the_admin_front_page_links_the_finance_dashboard_for_those_who_may_read
     front = other.get(reverse("admin:index"))
     assert front.status_code == 200 and "Assignments" in front.content.decode()
     assert f'href="{dashboard}"' not in front.content.decode()
+
+
+def test_the_cost_breakdown_names_kinds_and_workers_as_people_read_them(
+    finance_client: Client, make_published_job: Any, make_worker: Any
+) -> None:
+    job = make_published_job(items=1, redundancy=1, reward=D("0.05"))
+    worker = make_worker(display_name="Ada L.")
+    submit_work(job, worker)
+    approve_assignments(job=job, actor=SYSTEM)
+    url = reverse("admin:tasks_finance_job", args=[job.pk])
+    by_kind = finance_client.get(url + "?by=kind").content.decode()
+    assert "<td>Internal pay</td>" in by_kind and "<td>internal_pay</td>" not in by_kind
+    by_worker = finance_client.get(url + "?by=worker").content.decode()
+    assert f"<td>{worker.external_id} (Ada L.)</td>" in by_worker
+    from tasks.reports.selectors import list_cost_breakdown
+
+    assert list_cost_breakdown(job, by="worker")[0]["worker_name"] == "Ada L."

@@ -34,3 +34,10 @@ def test_what_is_not_an_amount_is_shown_as_it_is(value: object) -> None:
 def test_the_filter_in_a_template() -> None:
     html = Template("{% load money %}{{ a|money }} {{ b|money|default:'-' }}").render(Context({"a": Decimal("0.05")}))
     assert html == "0.05 -"
+
+
+def test_ledger_kinds_read_as_words() -> None:
+    from tasks.templatetags.money import cost_kind
+
+    assert cost_kind("internal_pay") == "Internal pay" and cost_kind("marketplace_fee") == "Marketplace fee"
+    assert cost_kind("something_new") == "something_new"
