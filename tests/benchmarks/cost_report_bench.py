@@ -4,8 +4,8 @@
 Standalone script (not collected by pytest). It builds, set-based in SQL (``INSERT ... SELECT`` over
 ``generate_series``), one completed internal-pool job in its own database: items, Hits (one item each
 by default), three approved assignments per Hit, their answers, one ledger row per assignment and one
-consensus label per item; then VACUUM ANALYZE, and times ``get_cost_report`` (and the by-worker
-breakdown) several times, printing the best and median wall times as JSON::
+consensus label per item; then VACUUM ANALYZE, and times ``get_cost_report``, the by-worker breakdown and
+the fair-pay check (hourly pay per worker) several times, printing the best and median wall times as JSON::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crowdops_finance \\
         .venv/bin/python tests/benchmarks/cost_report_bench.py --answers 2500000
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
 
     from tasks.models import Answer, Job
+    from tasks.reports.fair_pay import get_fair_pay
     from tasks.reports.selectors import get_cost_report, list_cost_breakdown
 
     name = f"bench-finance-{args.answers}-{args.items_per_hit}"
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         build_seconds = None
     answers = Answer.objects.filter(job=job).count()
-    timings: dict[str, list[float]] = {"report": [], "report_by_worker": []}
+    timings: dict[str, list[float]] = {"report": [], "report_by_worker": [], "fair_pay": []}
     report = None
     for _ in range(args.runs):
         started = time.perf_counter()
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         rows = list_cost_breakdown(job, by="worker")
         timings["report_by_worker"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        get_fair_pay(job)  # the job report page reads it too: active time per worker over approved assignments
+        timings["fair_pay"].append(time.perf_counter() - started)
     assert report is not None
     print(
         json.dumps(
