@@ -16,6 +16,7 @@ from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
 from qualification.services import create_new_version, record_test_saved, revoke_grant
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
+from workforce.admin_fields import LabelListField
 from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
 
@@ -78,8 +79,38 @@ class QuestionInline(admin.StackedInline):
         return not _frozen(obj) and super().has_delete_permission(request, obj)
 
 
+class QualificationTestForm(forms.ModelForm):
+    labels = LabelListField(
+        required=False,
+        help_text="The labels offered when a question has none: one per line, or separated by commas.",
+    )
+
+    class Meta:
+        model = QualificationTest
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "task_kind",
+            "labels",
+            "multilabel_scoring",
+            "pass_score",
+            "time_limit",
+            "retry_delay",
+            "max_attempts",
+            "is_active",
+        ]
+
+    def clean_labels(self) -> list[str]:
+        labels = self.cleaned_data["labels"] or []
+        if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise forms.ValidationError("Enter the labels one per line (or separated by commas), e.g. pos, neg.")
+        return [x.strip() for x in labels]
+
+
 @admin.register(QualificationTest)
 class QualificationTestAdmin(admin.ModelAdmin):
+    form = QualificationTestForm
     list_display = ["name", "version", "is_current", "is_active", "task_kind", "pass_score", "max_attempts"]
     list_filter = ["is_active", "is_current", "task_kind"]
     search_fields = ["name", "slug"]

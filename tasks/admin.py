@@ -48,6 +48,7 @@ from tasks.services.publishing import cancel_job, pause_job, request_publish, re
 from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
 from tasks.worker_scores import scorecard_earnings
+from workforce.admin_fields import LabelListField
 from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 from workforce.models import Marketplace
@@ -70,6 +71,9 @@ CONSENSUS_METHODS = [
 
 
 class JobForm(InstructionsConfirmMixin, forms.ModelForm):
+    labels = LabelListField(
+        help_text="The label set in display order (shortcut keys 1-9): one per line, or separated by commas."
+    )
     consensus_method = forms.ChoiceField(choices=CONSENSUS_METHODS, initial="mv")
     pay_mode = forms.ChoiceField(choices=PayMode.choices, initial=PayMode.PIECE, required=False)
 
@@ -148,7 +152,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-            raise forms.ValidationError('Enter the labels as a JSON list of names, e.g. ["cat", "dog"].')
+            raise forms.ValidationError("Enter the labels one per line (or separated by commas), e.g. cat, dog.")
         names = [x.strip() for x in labels]
         if len(set(names)) != len(names):
             raise forms.ValidationError("Each label must appear once.")

@@ -63,3 +63,28 @@ def test_the_revoke_action_revokes_and_audits(admin_client: Client, make_test: M
     grant.refresh_from_db()
     assert grant.revoked_at is not None
     assert AuditEvent.objects.filter(action="qualification.revoked", object_id=str(grant.pk)).count() == 1
+
+
+def test_the_test_form_reads_labels_typed_one_per_line_or_with_commas(make_test: MakeTest) -> None:
+    from qualification.admin import QualificationTestForm
+
+    test = make_test()
+    base = {
+        "name": test.name,
+        "slug": test.slug,
+        "task_kind": test.task_kind,
+        "multilabel_scoring": test.multilabel_scoring,
+        "pass_score": 80,
+        "time_limit": "00:10:00",
+        "retry_delay": "1 00:00:00",
+        "max_attempts": 3,
+        "is_active": True,
+    }
+    for typed, labels in (("pos, neg", ["pos", "neg"]), ("pos\nneg\nneutral", ["pos", "neg", "neutral"]), ("", [])):
+        form = QualificationTestForm(data={**base, "labels": typed}, instance=test)
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["labels"] == labels
+    test.refresh_from_db()  # validating a bound form writes into its instance
+    assert "pos\nneg\nneutral</textarea>" in str(QualificationTestForm(instance=test)["labels"])
+    bad = QualificationTestForm(data={**base, "labels": "[1, 2]"}, instance=test)
+    assert not bad.is_valid() and "one per line" in str(bad.errors["labels"])

@@ -115,10 +115,11 @@ def test_an_ops_manager_adds_a_job_through_the_form(ops_client: Client, ops_mana
     [
         ('["only-one"]', "A job needs at least two labels."),
         ('["cat", "cat"]', "Each label must appear once."),
-        ('["cat", ""]', "Enter the labels as a JSON list of names"),
-        ("[1, 2]", "Enter the labels as a JSON list of names"),
-        ('{"cat": 1}', "Enter the labels as a JSON list of names"),
-        ("cat, dog", "Enter a valid JSON."),
+        ('["cat", ""]', "Enter the labels one per line"),
+        ("[1, 2]", "Enter the labels one per line"),
+        ('["cat", "dog"', "Enter a valid JSON."),
+        ("cat\ncat", "Each label must appear once."),
+        ("cat,", "A job needs at least two labels."),
         ("", "This field is required."),
     ],
 )
@@ -127,6 +128,24 @@ def test_the_job_form_rejects_bad_label_lists_with_a_form_error(ops_client: Clie
     assert response.status_code == 200
     assert message in str(response.context["adminform"].form.errors["labels"])
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "labels"),
+    [
+        ("cat, dog", ["cat", "dog"]),
+        ("cat\r\n dog \r\n\r\nfish", ["cat", "dog", "fish"]),
+        ("yes, definitely\nno", ["yes, definitely", "no"]),  # lines are never split at commas
+        ('["a", "b"]', ["a", "b"]),
+    ],
+)
+def test_labels_are_typed_one_per_line_or_with_commas(ops_client: Client, typed: str, labels: list[str]) -> None:
+    response = ops_client.post(reverse("admin:tasks_job_add"), job_form_data(labels=typed))
+    assert response.status_code == 302
+    job = Job.objects.get(name="Admin-made job")
+    assert job.labels == labels
+    page = ops_client.get(reverse("admin:tasks_job_change", args=[job.pk])).content.decode()
+    assert ">\n" + "\n".join(labels) + "</textarea>" in page  # shown back one per line
 
 
 def test_the_job_form_rejects_a_negative_reward(ops_client: Client) -> None:

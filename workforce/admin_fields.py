@@ -1,0 +1,41 @@
+"""Form fields of the admin that read what an ops manager types, not only JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+
+class LabelListField(forms.JSONField):
+    """A job's label set, typed one per line, or on one line separated by commas, or as a JSON list.
+
+    Shown one per line. A label that itself holds a comma goes on a line of its own (several lines are never
+    split at commas), or in a JSON list.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 40})
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, list) or value in self.empty_values:
+            return super().to_python(value)
+        text = str(value).strip()
+        if text.startswith("["):
+            return super().to_python(text)  # JSON, with its own error message when it is not valid
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        parts = lines if len(lines) > 1 else [p.strip() for p in text.split(",") if p.strip()]
+        return parts
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(v, str) and "\n" not in v for v in value):
+            return "\n".join(value)
+        if isinstance(value, str):
+            return value  # a bound value as typed, shown back unchanged after an error
+        return json.dumps(value)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return bool(self.to_python(data) != initial)
+        except forms.ValidationError:
+            return True
