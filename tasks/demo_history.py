@@ -3,9 +3,9 @@
 ``make run`` shows an empty pool otherwise: no progress, no charts, no scores, no costs. This job is
 published with hidden gold, a block policy and a budget, then worked by simulated workers of known
 accuracy (one of them a spammer who always gives the same label) over the last day: every lease,
-answer, gold grade, block, approval and ledger row goes through the same services as live work, so every
-dashboard, report and audit trail has real figures. About a quarter of the work is left open, so the
-demo's own crowd workers can take the rest.
+answer, gold grade, block, flag, approval and ledger row goes through the same services as live work, so
+every dashboard, report and audit trail has real figures. The last hours' work and what gold flagged wait
+for a reviewer; about a quarter of the work is left open, so the demo's own crowd workers can take the rest.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from tasks.demo_data import shape_items_with_truth
-from tasks.models import Job, TaskKind
+from tasks.models import Assignment, AssignmentState, GoldMissAction, Job, TaskKind
 from tasks.services.collection import submit_assignment
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import NoWorkAvailable, ServiceError
@@ -39,6 +39,7 @@ NAME = "Demo (already worked): which shape is in the picture?"
 LABELS = ["circle", "square", "triangle"]
 ITEMS = 80
 GOLD = 10
+REVIEW_LAG = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def create_worked_demo_job(*, actor: Actor, created_by: Any, seed: int = 5) -> J
     job.block_after_gold = 4
     job.gold_boost_rate = 0.4  # new workers see more gold until the block policy has made up its mind
     job.gold_boost_until = 8
+    job.gold_miss_action = GoldMissAction.FLAG  # a reviewer sees the assignments whose gold was all wrong
     job.budget_cap = Decimal("10.00")
     job.consensus_method = "ds"
     configure_job(job=job, actor=actor)
@@ -92,7 +94,11 @@ def create_worked_demo_job(*, actor: Actor, created_by: Any, seed: int = 5) -> J
     job = publish_job(job=job, actor=actor)
     workers = [_worker(sim, actor) for sim in CROWD]
     _work(job, workers, truth, rng, until=0.75)
-    approve_assignments(job=job, actor=actor)
+    # Reviewers have approved what came in before the last REVIEW_LAG, except what gold flagged; the rest waits.
+    reviewed = Assignment.objects.filter(
+        job=job, state=AssignmentState.SUBMITTED, submitted_at__lt=timezone.now() - REVIEW_LAG
+    ).exclude(flags__isnull=False)
+    approve_assignments(job=job, actor=actor, assignment_ids=list(reviewed.values_list("pk", flat=True)))
     compute_consensus(job=job, actor=actor)
     return job
 
@@ -109,13 +115,13 @@ def _work(job: Job, workers: list[Worker], truth: dict[str, str], rng: random.Ra
     """Workers take turns at random over the last 20 hours until ``until`` of the answers wanted are in."""
     wanted = int(job.hits.filter(is_gold=False).count() * job.redundancy * until)
     sims = dict(zip((w.pk for w in workers), CROWD, strict=True))
-    start = timezone.now() - timedelta(hours=20)
-    step = timedelta(hours=19) / max(wanted, 1)
-    done, clock = 0, start
+    start, span = timezone.now() - timedelta(hours=20), timedelta(hours=19)
+    done = 0
     idle: set[int] = set()
     while done < wanted and len(idle) < len(workers):
         worker = rng.choice([w for w in workers if w.pk not in idle])
         worker.refresh_from_db(fields=["is_blocked"])
+        clock = start + span * (done / max(wanted, 1)) + timedelta(minutes=rng.uniform(0, 5))  # ends an hour ago
         try:
             lease = assign_next_hit(job=job, worker=worker, now=clock, rng=rng)
         except (NoWorkAvailable, ServiceError):  # nothing left for them, or the block policy stopped them
@@ -131,7 +137,6 @@ def _work(job: Job, workers: list[Worker], truth: dict[str, str], rng: random.Ra
             idle.add(worker.pk)
             continue
         done += 0 if lease.hit.is_gold else 1
-        clock += step * rng.uniform(0.5, 1.5)
 
 
 def _answer(sim: SimulatedWorker, right: str, rng: random.Random) -> str:

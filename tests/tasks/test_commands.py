@@ -19,10 +19,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 
 from tasks.models import (
     Answer,
     Assignment,
+    AssignmentFlag,
+    AssignmentState,
     ConsensusLabel,
     CostEntry,
     GoldGrade,
@@ -394,8 +397,14 @@ def test_the_demo_has_a_job_a_simulated_crowd_worked_through_the_services() -> N
         == Answer.objects.filter(job=job, item__is_gold=False).values("item").distinct().count()
     )
     assert CostEntry.objects.filter(job=job).exists() and job.budget_reserved <= job.budget_cap
-    submitted = list(Assignment.objects.filter(job=job).values_list("submitted_at", flat=True))
+    submitted = [t for t in Assignment.objects.filter(job=job).values_list("submitted_at", flat=True) if t]
     assert max(submitted) - min(submitted) > timedelta(hours=12)  # spread over the last day, for the charts
+    assert max(submitted) < timezone.now()
+    # the last hours' work and what gold flagged wait for a reviewer; the rest is approved and paid
+    waiting = Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED)
+    assert waiting.exists() and Assignment.objects.filter(job=job, state=AssignmentState.APPROVED).exists()
+    assert AssignmentFlag.objects.filter(assignment__job=job).exists()
+    assert not Assignment.objects.filter(job=job, flags__isnull=False, state=AssignmentState.APPROVED).exists()
     assert not get_user_model().objects.get(username="sim-ada").has_usable_password()
 
 
