@@ -395,11 +395,16 @@ class AnswerInline(admin.TabularInline):
 class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
     audit_object_type = "assignment"
     paginator = EstimatedCountPaginator
-    list_display = ("uuid", "job", "worker", "state", "accepted_at", "submitted_at")
+    list_display = ("short_id", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", FlaggedFilter, "job")
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
     inlines = [AnswerInline]
+
+    @admin.display(description="assignment", ordering="pk")
+    def short_id(self, obj: Assignment) -> str:
+        """The UUID's first block, enough to tell rows apart (the full one is on the assignment's page)."""
+        return str(obj.uuid).split("-", 1)[0]
 
 
 @admin.register(WorkerJobScore)
