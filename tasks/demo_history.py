@@ -4,7 +4,8 @@
 published with hidden gold, a block policy and a budget, then worked by simulated workers of known
 accuracy (one of them a spammer who always gives the same label) over the last day: every lease,
 answer, gold grade, block, flag, approval and ledger row goes through the same services as live work, so
-every dashboard, report and audit trail has real figures. The last hours' work and what gold flagged wait
+every dashboard, report and audit trail has real figures. A simulated model's predictions feed the job's
+active-learning view and join the consensus as one more annotator. The last hours' work and what gold flagged wait
 for a reviewer; about a quarter of the work is left open, so the demo's own crowd workers can take the rest.
 """
 
@@ -29,6 +30,7 @@ from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.imports import import_items
 from tasks.services.jobs import configure_job, create_job
 from tasks.services.pool import assign_next_hit
+from tasks.services.predictions import import_predictions_from_text
 from tasks.services.publishing import publish_job
 from tasks.services.review import approve_assignments
 from workforce.audit import Actor
@@ -40,6 +42,8 @@ LABELS = ["circle", "square", "triangle"]
 ITEMS = 80
 GOLD = 10
 REVIEW_LAG = timedelta(hours=3)
+MODEL_NAME = "demo-shapes-v1"
+MODEL_ACCURACY = 0.85
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def create_worked_demo_job(*, actor: Actor, created_by: Any, seed: int = 5) -> J
         json.dumps(row | ({"gold": shape} if n >= ITEMS else {})) for n, (row, shape) in enumerate(pictures)
     )
     import_items(job=job, stream=io.StringIO(rows), filename="demo-worked.jsonl", actor=actor)
+    _import_model_predictions(job, truth, pictures[:ITEMS], rng, actor)
     job = publish_job(job=job, actor=actor)
     workers = [_worker(sim, actor) for sim in CROWD]
     _work(job, workers, truth, rng, until=0.75)
@@ -101,6 +106,24 @@ def create_worked_demo_job(*, actor: Actor, created_by: Any, seed: int = 5) -> J
     approve_assignments(job=job, actor=actor, assignment_ids=list(reviewed.values_list("pk", flat=True)))
     compute_consensus(job=job, actor=actor)
     return job
+
+
+def _import_model_predictions(
+    job: Job, truth: dict[str, str], pictures: list[tuple[dict[str, str], str]], rng: random.Random, actor: Actor
+) -> None:
+    """A simulated image model's labels and scores for the ordinary items (right about 85% of the time, less
+    sure when wrong), so the job's active-learning view has uncertain and disagreeing items to show."""
+    lines = ["external_id,label,score"]
+    for row, _shape in pictures:
+        right = truth[row["external_id"]]
+        if rng.random() < MODEL_ACCURACY:
+            label, score = right, rng.uniform(0.6, 0.99)
+        else:
+            label, score = rng.choice([x for x in LABELS if x != right]), rng.uniform(0.35, 0.7)
+        lines.append(f"{row['external_id']},{label},{score:.3f}")
+    import_predictions_from_text(
+        job=job, text="\n".join(lines), filename="demo-model.csv", model_name=MODEL_NAME, actor=actor
+    )
 
 
 def _worker(sim: SimulatedWorker, actor: Actor) -> Worker:

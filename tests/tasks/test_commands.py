@@ -34,6 +34,7 @@ from tasks.models import (
     Job,
     JobBlock,
     JobState,
+    Prediction,
     TaskKind,
 )
 from tasks.roles import FINANCE, OPS_MANAGER, REVIEWER
@@ -404,6 +405,8 @@ def test_the_demo_has_a_job_a_simulated_crowd_worked_through_the_services() -> N
     waiting = Assignment.objects.filter(job=job, state=AssignmentState.SUBMITTED)
     assert waiting.exists() and Assignment.objects.filter(job=job, state=AssignmentState.APPROVED).exists()
     assert AssignmentFlag.objects.filter(assignment__job=job).exists()
+    # a simulated model predicted every ordinary item, for the active-learning view
+    assert Prediction.objects.filter(job=job, item__is_gold=False).count() == job.items.filter(is_gold=False).count()
     assert not Assignment.objects.filter(job=job, flags__isnull=False, state=AssignmentState.APPROVED).exists()
     assert not get_user_model().objects.get(username="sim-ada").has_usable_password()
 
