@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, IntegerField, Q, Sum, Value
-from django.db.models.functions import Greatest
+from django.db.models.functions import Coalesce, Greatest
 
 from tasks.models import AdaptiveSkills, ConsensusLabel, Hit, HitState, Job
 from tasks.services.adaptive import max_answers_of
@@ -46,8 +46,13 @@ def get_adaptive_progress(job: Job) -> AdaptiveProgress | None:
             collecting=Count("id", filter=~done),
             stopped=Count("id", filter=done & Q(assignments_wanted__lt=top)),
             at_max=Count("id", filter=Q(assignments_wanted__gte=top)),
+            # above what each Hit was published wanting (the job's figure changes if a pre-label model comes or goes)
             extra=Sum(
-                Greatest(F("assignments_wanted") - Value(job.answers_per_hit), Value(0)), output_field=IntegerField()
+                Greatest(
+                    F("assignments_wanted") - Coalesce(F("assignments_published"), Value(job.answers_per_hit)),
+                    Value(0),
+                ),
+                output_field=IntegerField(),
             ),
             saved=Sum(Value(top) - F("assignments_wanted"), filter=done & Q(assignments_wanted__lt=top)),
         )

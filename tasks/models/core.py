@@ -335,6 +335,12 @@ class Hit(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="hits")
     state = models.CharField(max_length=16, choices=HitState.choices, default=HitState.DRAFT)
     assignments_wanted = models.PositiveSmallIntegerField()
+    assignments_published = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Assignments the Hit was published wanting; adaptive redundancy's extra ones are counted above "
+        "it (empty for Hits from before it was kept).",
+    )
     slots_taken = models.PositiveSmallIntegerField(default=0)
     assignments_submitted = models.PositiveSmallIntegerField(default=0)
     is_gold = models.BooleanField(

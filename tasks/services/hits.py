@@ -25,6 +25,7 @@ _HIT_COLUMNS = [
     "job_id",
     "state",
     "assignments_wanted",
+    "assignments_published",
     "slots_taken",
     "assignments_submitted",
     "priority",
@@ -55,7 +56,7 @@ def _create_hits(job: Job, slots: list[int], state: str, *, gold: bool = False) 
             Hit,
             _HIT_COLUMNS,
             (
-                (pk, uuid.uuid4(), job.pk, state, wanted, 0, 0, 0, gold, k, job.marketplace, now)
+                (pk, uuid.uuid4(), job.pk, state, wanted, wanted, 0, 0, 0, gold, k, job.marketplace, now)
                 for pk, k in zip(ids, slots, strict=True)
             ),
         )
@@ -67,6 +68,7 @@ def _create_hits(job: Job, slots: list[int], state: str, *, gold: bool = False) 
                 job=job,
                 state=state,
                 assignments_wanted=wanted,
+                assignments_published=wanted,
                 is_gold=gold,
                 gold_slots=k,
                 marketplace=job.marketplace,

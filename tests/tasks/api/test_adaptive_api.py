@@ -100,6 +100,22 @@ def test_status_shows_the_adaptive_progress(api: APIClient, make_worker: Any) ->
     }
 
 
+def test_extra_answers_are_counted_above_what_each_hit_was_published_wanting(make_worker: Any) -> None:
+    from tasks.selectors_adaptive import get_adaptive_progress
+
+    job = _publish(3, 2)
+    _run_crowd(job, [make_worker() for _ in range(6)])
+    assert set(job.hits.filter(is_gold=False).values_list("assignments_published", flat=True)) == {2}
+    before = get_adaptive_progress(job)
+    assert before is not None and before.extra_answers_requested == 6
+    # A pre-label model switched on later makes new Hits start at 1 answer; these Hits started at 2.
+    Job.objects.filter(pk=job.pk).update(prelabel_model="m1")
+    job.refresh_from_db()
+    assert job.answers_per_hit == 1
+    after = get_adaptive_progress(job)
+    assert after is not None and after.extra_answers_requested == 6
+
+
 def test_status_of_a_fixed_redundancy_job_has_no_adaptive_part(api: APIClient, make_published_job: Any) -> None:
     job = make_published_job(items=1)
     assert api.get(f"/api/jobs/{job.pk}/status/").json()["adaptive"] is None
