@@ -28,6 +28,7 @@ from tasks.reports.selectors import (
     get_budget_burn_down,
     get_cost_report,
     list_job_costs,
+    list_spend_by_marketplace,
     list_spend_over_time,
 )
 from tasks.selectors import JobTotals
@@ -36,6 +37,7 @@ from tasks.services.errors import ServiceError
 from tasks.services.fair_pay import top_up_fair_pay
 from workforce.admin_mixins import ReadOnlyAdmin
 from workforce.audit import Actor
+from workforce.models import Marketplace
 
 FINANCE_PERMISSION = "tasks.view_costentry"
 
@@ -74,6 +76,10 @@ class CostEntryAdmin(ReadOnlyAdmin):
             **self.admin_site.each_context(request),
             "title": "Finance dashboard",
             "jobs": jobs,
+            "by_marketplace": [
+                (dict(Marketplace.choices).get(row.marketplace, row.marketplace), row)
+                for row in list_spend_by_marketplace()
+            ],
             "alerts": BudgetAlert.objects.select_related("job")[:20],
             "spend_chart": mark_safe(line_chart([(d.isoformat(), v) for d, v in spend], title="Spend per day")),
             "per_label_chart": mark_safe(

@@ -210,12 +210,13 @@ class JobCost:
 
 
 def list_job_costs(*, limit: int = 50) -> list[JobCost]:
-    """The most recent jobs with their spend, labels and cost per label (three grouped queries)."""
+    """The most recent jobs with their spend, labels and cost per label (three grouped queries; the spend from
+    the jobs' cost tallies, a few rows each, not from their ledger rows)."""
     jobs = list(Job.objects.order_by("-id").values("id", "name", "currency", "budget_cap", "budget_reserved")[:limit])
     ids = [j["id"] for j in jobs]
     spend = {
         r["job_id"]: exact(r["total"])
-        for r in CostEntry.objects.filter(job_id__in=ids).values("job_id").annotate(total=Sum("amount")).order_by()
+        for r in JobCostTally.objects.filter(job_id__in=ids).values("job_id").annotate(total=Sum("amount")).order_by()
     }
     labels = {
         r["job_id"]: r["n"]
@@ -233,6 +234,29 @@ def list_job_costs(*, limit: int = 50) -> list[JobCost]:
             budget_reserved=j["budget_reserved"],
         )
         for j in jobs
+    ]
+
+
+@dataclass(frozen=True)
+class MarketplaceSpend:
+    marketplace: str
+    currency: str
+    total: Decimal
+    jobs: int
+
+
+def list_spend_by_marketplace() -> list[MarketplaceSpend]:
+    """Every job's spend added up per marketplace and currency (one grouped read of the cost tallies)."""
+    rows = (
+        JobCostTally.objects.values("marketplace", "job__currency")
+        .annotate(total=Sum("amount"), jobs=Count("job_id", distinct=True))
+        .order_by("marketplace", "job__currency")
+    )
+    return [
+        MarketplaceSpend(
+            marketplace=r["marketplace"], currency=r["job__currency"], total=exact(r["total"]), jobs=r["jobs"]
+        )
+        for r in rows
     ]
 
 

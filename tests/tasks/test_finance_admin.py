@@ -242,3 +242,30 @@ def test_the_cost_breakdown_names_kinds_and_workers_as_people_read_them(
     from tasks.reports.selectors import list_cost_breakdown
 
     assert list_cost_breakdown(job, by="worker")[0]["worker_name"] == "Ada L."
+
+
+def test_the_dashboard_adds_up_spend_per_marketplace_from_the_tallies(finance_client: Client) -> None:
+    from tasks.models import CostKind
+    from tasks.reports.selectors import list_job_costs, list_spend_by_marketplace
+    from tasks.services.ledger import record_cost
+
+    internal, mturk, other = JobFactory(), JobFactory(marketplace="mturk"), JobFactory(marketplace="mturk")
+    for n, (job, amount, market) in enumerate(
+        [
+            (internal, "0.05", "internal"),
+            (internal, "0.05", "internal"),
+            (mturk, "1.25", "mturk"),
+            (other, "0.10", "mturk"),
+        ]
+    ):
+        record_cost(job=job, kind=CostKind.REWARD, amount=D(amount), idempotency_key=f"k{n}", marketplace=market)
+    spend = {(r.marketplace, r.currency): (r.total, r.jobs) for r in list_spend_by_marketplace()}
+    assert spend == {("internal", "USD"): (D("0.10"), 1), ("mturk", "USD"): (D("1.35"), 2)}
+    assert {c.job: c.total for c in list_job_costs()} == {
+        internal.pk: D("0.10"),
+        mturk.pk: D("1.25"),
+        other.pk: D("0.10"),
+    }
+    page = finance_client.get(reverse("admin:tasks_finance_dashboard")).content.decode()
+    assert "<td>Amazon Mechanical Turk</td><td>1.35 USD</td><td>2</td>" in page
+    assert "<td>Internal worker pool</td><td>0.10 USD</td><td>1</td>" in page
