@@ -267,6 +267,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     def get_urls(self) -> list[URLPattern]:
         custom = [
             path("<int:job_id>/import/", self.admin_site.admin_view(self.import_view), name="tasks_job_import"),
+            path("<int:job_id>/state/<str:verb>/", self.admin_site.admin_view(self.state_view), name="tasks_job_state"),
             path(
                 "<int:job_id>/exports/<int:export_id>/download/",
                 self.admin_site.admin_view(download_export),
@@ -286,6 +287,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             totals = get_job_totals(job)
             extra_context.update(self.finance_context(job, totals=totals))
             extra_context.update(self.console_context(job, totals=totals))
+            extra_context["state_buttons"] = self.state_buttons(request, job)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def import_view(self, request: HttpRequest, job_id: int) -> HttpResponse:

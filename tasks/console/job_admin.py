@@ -10,8 +10,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -19,13 +28,14 @@ from tasks.console.charts import bar_chart, heat_map, progress_bar
 from tasks.console.markdown import render_markdown
 from tasks.console_selectors import list_recent_exports
 from tasks.dashboard import get_job_dashboard, get_job_glance
-from tasks.models import Job, JobInstructions
+from tasks.models import Job, JobInstructions, JobState
 from tasks.selectors import JobTotals
 from tasks.services.errors import ServiceError
 from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
 from tasks.services.job_templates import clone_job
 from tasks.services.more_answers import request_more_answers
+from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.review import GoldApprovalResult, approve_passing_gold
 from workforce.audit import Actor
 
@@ -140,12 +150,57 @@ class GoldApprovalActionMixin:
     approve_passing_gold.allowed_permissions = ("change",)  # type: ignore[attr-defined]
 
 
+# The job page's state buttons: (verb, label, the states it applies to); each calls one publishing service.
+STATE_BUTTONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("publish", "Publish", (JobState.DRAFT,)),
+    ("pause", "Pause", (JobState.PUBLISHED,)),
+    ("resume", "Resume", (JobState.PAUSED,)),
+    ("cancel", "Cancel job", (JobState.DRAFT, JobState.PUBLISHED, JobState.PAUSED)),
+)
+
+
 class JobConsoleMixin(GoldApprovalActionMixin):
     """Mixed into the job admin: the at-a-glance page and the console's actions."""
 
     def console_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
         """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them)."""
         return _dashboard_context(job, totals=totals)
+
+    def state_buttons(self, request: HttpRequest, job: Job) -> list[dict[str, str]]:
+        """The state changes the user may make to ``job`` now, as buttons on its page (none without change
+        permission)."""
+        if not self.has_change_permission(request, job):  # type: ignore[attr-defined]
+            return []
+        return [
+            {"verb": verb, "label": label, "url": reverse("admin:tasks_job_state", args=[job.pk, verb])}
+            for verb, label, states in STATE_BUTTONS
+            if job.state in states
+        ]
+
+    def state_view(self, request: HttpRequest, job_id: int, verb: str) -> HttpResponse:
+        """POST from a state button: publish, pause, resume or cancel the job, then back to its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = get_object_or_404(Job, pk=job_id)
+        if not self.has_change_permission(request, job):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        actor = Actor.from_user(request.user)
+        services = {
+            "publish": lambda: request_publish(job=job, actor=actor),
+            "pause": lambda: pause_job(job=job, actor=actor),
+            "resume": lambda: resume_job(job=job, actor=actor),
+            "cancel": lambda: cancel_job(job=job, actor=actor),
+        }
+        if verb not in services:
+            raise Http404(f"No state change called {verb!r}.")
+        try:
+            services[verb]()
+        except ServiceError as exc:
+            self.message_user(request, f"{job.name}: {exc}", messages.ERROR)  # type: ignore[attr-defined]
+        else:
+            done = {"publish": "publishing started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+            self.message_user(request, f"{job.name}: {done[verb]}.", messages.SUCCESS)  # type: ignore[attr-defined]
+        return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Job], run: Any, done: str) -> None:
         for job in queryset:

@@ -132,7 +132,8 @@ class Surface:
 
     method: str
     # which object fills the URL: "", "job", "assignment", "layout_assignment", "test", "attempt", "user",
-    # "view_on_site", "export" (job and finished export), "version" (job and number), "finance_export"
+    # "view_on_site", "export" (job and finished export), "version" (job and number), "finance_export",
+    # "job_state" (job and a state verb)
     args: str
     roles: frozenset[str] | None
     query: str = ""  # appended to the URL (a GET query, e.g. the older version of a diff)
@@ -158,6 +159,8 @@ SURFACES: dict[str, Surface] = {
     "admin:tasks_finance_export": Surface("get", "finance_export", _r(OPSM, FIN, ADM)),
     "admin:tasks_prediction_import": Surface("get", "job", _r(OPSM, ADM)),
     "admin:tasks_prediction_learning": Surface("get", "job", _r(OPSM, ADM)),
+    # "resume" on the published job: refused by the service with a message, so the job stays as it is
+    "admin:tasks_job_state": Surface("post", "job_state", _r(OPSM, ADM)),
     "admin:tasks_prediction_retraining": Surface("get", "job", _r(OPSM, ADM), "?model=m1"),
     "login": Surface("get", "", None),
     "logout": Surface("post", "", None),
@@ -341,6 +344,8 @@ def _args(kind: str, world: dict[str, Any]) -> list[Any]:
         return [world["job"].pk, world["assignment"].pk]
     if kind == "version":
         return [world["job"].pk, 2]
+    if kind == "job_state":
+        return [world["job"].pk, "resume"]
     if kind == "finance_export":
         return [world["job"].pk, "worker", "csv"]
     if kind == "test":

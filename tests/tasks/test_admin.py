@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -515,3 +516,55 @@ def test_the_consensus_list_shows_labels_as_they_read(admin_client: Any) -> None
     page = admin_client.get(reverse("admin:tasks_consensuslabel_changelist")).content.decode()
     assert '<td class="field-label">square</td>' in page and "&quot;square&quot;" not in page
     assert '<td class="field-label">a, b</td>' in page and '<td class="field-confidence_shown">0.973</td>' in page
+
+
+BUTTON = re.compile(r'<button type="submit" class="job-state-button[^"]*"[^>]*>([^<]+)</button>')
+
+
+def test_an_ops_manager_publishes_pauses_resumes_and_cancels_from_the_job_page(
+    ops_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = JobFactory(state=JobState.DRAFT, name="Buttons")
+    ItemFactory(job=job)
+    page = reverse("admin:tasks_job_change", args=[job.pk])
+
+    def state_url(verb: str) -> str:
+        return reverse("admin:tasks_job_state", args=[job.pk, verb])
+
+    def buttons() -> list[str]:
+        return BUTTON.findall(ops_client.get(page).content.decode())
+
+    assert buttons() == ["Publish", "Cancel job"]
+    assert ops_client.get(state_url("publish")).status_code == 405  # a state change is never a GET
+    with django_capture_on_commit_callbacks(execute=True):  # publishing runs in Celery (inline here)
+        response = ops_client.post(state_url("publish"))
+    assert response.status_code == 302 and response["Location"] == page
+    job.refresh_from_db()
+    assert job.state == JobState.PUBLISHED and shown_messages(response) == ["Buttons: publishing started."]
+    assert buttons() == ["Pause", "Cancel job"]
+    ops_client.post(state_url("pause"))
+    job.refresh_from_db()
+    assert job.state == JobState.PAUSED and buttons() == ["Resume", "Cancel job"]
+    refused = ops_client.post(state_url("pause"))  # already paused: the service says why, nothing changes
+    assert refused.status_code == 302 and "Buttons: " in shown_messages(refused)[0]
+    job.refresh_from_db()
+    assert job.state == JobState.PAUSED
+    ops_client.post(state_url("resume"))
+    ops_client.post(state_url("cancel"))
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and buttons() == []
+    assert ops_client.post(reverse("admin:tasks_job_state", args=[job.pk, "explode"])).status_code == 404
+    actions = AuditEvent.objects.filter(object_type="job", object_id=str(job.pk)).values_list("action", flat=True)
+    assert {"job.published", "job.paused", "job.resumed", "job.cancelled"} <= set(actions)
+
+
+def test_a_reviewer_sees_no_state_buttons_and_cannot_post_one(
+    reviewer: Any, login_client: Callable[[Any], Client]
+) -> None:
+    job = JobFactory(state=JobState.DRAFT)
+    client = login_client(reviewer)
+    page = client.get(reverse("admin:tasks_job_change", args=[job.pk]))
+    assert page.status_code == 200 and BUTTON.findall(page.content.decode()) == []
+    assert client.post(reverse("admin:tasks_job_state", args=[job.pk, "publish"])).status_code == 403
+    job.refresh_from_db()
+    assert job.state == JobState.DRAFT
