@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
-from qualification.services import create_new_version, record_test_saved, revoke_grant
+from qualification.services import EDITABLE_FIELD_ORDER, create_new_version, record_test_saved, revoke_grant
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
 from workforce.admin_fields import LabelListField
 from workforce.admin_mixins import ReadOnlyAdmin
@@ -87,19 +87,8 @@ class QualificationTestForm(forms.ModelForm):
 
     class Meta:
         model = QualificationTest
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "task_kind",
-            "labels",
-            "multilabel_scoring",
-            "pass_score",
-            "time_limit",
-            "retry_delay",
-            "max_attempts",
-            "is_active",
-        ]
+        # the slug names the test's family: set once, shown after the name
+        fields = ["name", "slug", *(f for f in EDITABLE_FIELD_ORDER if f != "name")]
 
     def clean_labels(self) -> list[str]:
         labels = self.cleaned_data["labels"] or []

@@ -25,20 +25,19 @@ SUBMIT_GRACE = timedelta(seconds=5)
 MAX_ANSWER_LENGTH = 1000
 
 # Fields an ops manager may set on a test (versioning fields are the services' own).
-EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "task_kind",
-        "labels",
-        "multilabel_scoring",
-        "pass_score",
-        "time_limit",
-        "retry_delay",
-        "max_attempts",
-        "is_active",
-    }
+EDITABLE_FIELD_ORDER = (
+    "name",
+    "description",
+    "task_kind",
+    "labels",
+    "multilabel_scoring",
+    "pass_score",
+    "time_limit",
+    "retry_delay",
+    "max_attempts",
+    "is_active",
 )
+EDITABLE_FIELDS = frozenset(EDITABLE_FIELD_ORDER)
 
 TEST_OBJECT = "qualification_test"
 ATTEMPT_OBJECT = "qualification_attempt"
