@@ -114,6 +114,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "auto_approve_after",
             "budget_cap",
         ]
+        widgets = {"name": forms.TextInput(attrs={"class": "vTextField", "style": "width: 40em; max-width: 100%"})}
 
     def clean_requirements(self) -> list[dict[str, object]]:
         requirements = self.cleaned_data["requirements"] or []

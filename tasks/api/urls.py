@@ -14,6 +14,7 @@ router.register("jobs", jobs.JobViewSet, basename="api-job")
 
 J = "jobs/<id:job_id>/"
 urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="api-root"),
     path(f"{J}items/import/", views.ItemImportView.as_view(), name="api-item-import"),
     path(f"{J}progress/", views.JobProgressView.as_view(), name="api-job-progress"),
     path(f"{J}items/", items.JobItemsView.as_view(), name="api-job-items"),

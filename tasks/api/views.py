@@ -8,9 +8,10 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from tasks.models import Job
@@ -116,3 +117,27 @@ def progress_fields(job: Job) -> dict[str, Any]:
         "answers_submitted": p.answers_submitted,
         "percent": p.percent,
     }
+
+
+API_ROOT_LINKS = (("jobs", "api-job-list"), ("schema", "api-schema"), ("docs", "api-docs"))
+
+
+class ApiRootView(APIView):
+    """``GET /api/``: where to start, for staff (crowd workers have no API): the job list, the schema and the
+    interactive docs."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ApiRoot",
+            {"jobs": serializers.URLField(), "schema": serializers.URLField(), "docs": serializers.URLField()},
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {name: reverse(view, request=request) for name, view in API_ROOT_LINKS},
+        )
+
+
+API_ROOT_LINKS = (("jobs", "api-job-list"), ("schema", "api-schema"), ("docs", "api-docs"))

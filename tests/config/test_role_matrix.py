@@ -182,6 +182,7 @@ SURFACES: dict[str, Surface] = {
     "qualification:result": Surface("get", "attempt", _r(CROWD)),
     "api-item-import": Surface("post", "job", _r(OPSM, ADM)),
     "api-job-progress": Surface("get", "job", _r(OPSM, REV, FIN, ADM)),
+    "api-root": Surface("get", "", STAFF),
     "api-schema": Surface("get", "", STAFF),
     "api-docs": Surface("get", "", STAFF),
     "api-job-list": Surface("get", "", STAFF),

@@ -176,6 +176,13 @@ def test_schema_and_swagger_page_are_served(api: APIClient) -> None:
     assert b"cdn" not in page.content.lower() and b"/static/drf_spectacular_sidecar/" in page.content
 
 
+def test_the_api_root_points_staff_to_the_jobs_the_schema_and_the_docs(api: APIClient) -> None:
+    body = api.get("/api/").json()
+    assert set(body) == {"jobs", "schema", "docs"}
+    assert body["jobs"].endswith("/api/jobs/") and body["docs"].endswith("/api/docs/")
+    assert api.get(body["jobs"]).status_code == 200
+
+
 def test_the_spectacular_command_writes_a_valid_schema_without_warnings(tmp_path: Any) -> None:
     from django.core.management import call_command
 
