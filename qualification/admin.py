@@ -90,12 +90,6 @@ class QualificationTestForm(forms.ModelForm):
         # the slug names the test's family: set once, shown after the name
         fields = ["name", "slug", *(f for f in EDITABLE_FIELD_ORDER if f != "name")]
 
-    def clean_labels(self) -> list[str]:
-        labels = self.cleaned_data["labels"] or []
-        if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-            raise forms.ValidationError("Enter the labels one per line (or separated by commas), e.g. pos, neg.")
-        return [x.strip() for x in labels]
-
 
 @admin.register(QualificationTest)
 class QualificationTestAdmin(admin.ModelAdmin):

@@ -151,10 +151,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
         return data
 
     def clean_labels(self) -> list[str]:
-        labels = self.cleaned_data["labels"]
-        if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-            raise forms.ValidationError("Enter the labels one per line (or separated by commas), e.g. cat, dog.")
-        names = [x.strip() for x in labels]
+        names: list[str] = self.cleaned_data["labels"]  # stripped names (``LabelListField``)
         if len(set(names)) != len(names):
             raise forms.ValidationError("Each label must appear once.")
         if len(names) < 2:

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 
+LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
+
 
 class LabelListField(forms.JSONField):
     """A job's label set, typed one per line, or on one line separated by commas, or as a JSON list.
@@ -26,6 +28,15 @@ class LabelListField(forms.JSONField):
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         parts = lines if len(lines) > 1 else [p.strip() for p in text.split(",") if p.strip()]
         return parts
+
+    def clean(self, value: Any) -> list[str]:
+        """The labels, stripped; anything but a list of non-empty names is refused with one sentence."""
+        labels = super().clean(value)
+        if labels in self.empty_values:
+            return []
+        if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise forms.ValidationError(LABELS_HELP)
+        return [x.strip() for x in labels]
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) and "\n" not in v for v in value):

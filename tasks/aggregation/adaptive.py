@@ -269,8 +269,12 @@ def neediest(settled: FloatArray, wants: BoolArray, target: float) -> BoolArray:
     :data:`CONFIDENCE_STEPS` below ``target``, then ``target``). ``settled`` is each item's confidence
     that its label will not change (``1 - flip_probability``). Rank the result by :func:`expected_gain`
     when the budget cannot pay for all of it."""
+    return below_step(settled, wants, neediest_step(settled, wants, target))
+
+
+def below_step(settled: FloatArray, wants: BoolArray, step: float | None) -> BoolArray:
+    """The items of ``wants`` less settled than ``step`` (all of them when ``step`` is None)."""
     wants = np.asarray(wants, dtype=bool)
-    step = neediest_step(settled, wants, target)
     if step is None:
         return wants
     return np.asarray(wants & (np.asarray(settled, dtype=np.float64) < step))

@@ -35,7 +35,6 @@ from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
 from tasks.services.job_templates import clone_job
 from tasks.services.more_answers import request_more_answers
-from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.review import GoldApprovalResult, approve_passing_gold
 from workforce.audit import Actor
 
@@ -150,7 +149,14 @@ class GoldApprovalActionMixin:
     approve_passing_gold.allowed_permissions = ("change",)  # type: ignore[attr-defined]
 
 
-# The job page's state buttons: (verb, label, the states it applies to); each calls one publishing service.
+# The job page's state buttons: (verb, label, the states it applies to); each runs the job list's action
+# named in STATE_ACTIONS (``tasks.admin.JobAdmin``) on its one job.
+STATE_ACTIONS = {
+    "publish": "publish_selected",
+    "pause": "pause_selected",
+    "resume": "resume_selected",
+    "cancel": "cancel_selected",
+}
 STATE_BUTTONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("publish", "Publish", (JobState.DRAFT,)),
     ("pause", "Pause", (JobState.PUBLISHED,)),
@@ -184,22 +190,11 @@ class JobConsoleMixin(GoldApprovalActionMixin):
         job = get_object_or_404(Job, pk=job_id)
         if not self.has_change_permission(request, job):  # type: ignore[attr-defined]
             raise PermissionDenied
-        actor = Actor.from_user(request.user)
-        services = {
-            "publish": lambda: request_publish(job=job, actor=actor),
-            "pause": lambda: pause_job(job=job, actor=actor),
-            "resume": lambda: resume_job(job=job, actor=actor),
-            "cancel": lambda: cancel_job(job=job, actor=actor),
-        }
-        if verb not in services:
+        action = STATE_ACTIONS.get(verb)
+        if action is None:
             raise Http404(f"No state change called {verb!r}.")
-        try:
-            services[verb]()
-        except ServiceError as exc:
-            self.message_user(request, f"{job.name}: {exc}", messages.ERROR)  # type: ignore[attr-defined]
-        else:
-            done = {"publish": "publishing started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
-            self.message_user(request, f"{job.name}: {done[verb]}.", messages.SUCCESS)  # type: ignore[attr-defined]
+        # the job list's action for this change, on this one job: the same services and messages
+        getattr(self, action)(request, Job.objects.filter(pk=job.pk))
         return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job.pk]))
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Job], run: Any, done: str) -> None:

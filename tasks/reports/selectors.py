@@ -189,10 +189,11 @@ def list_cost_breakdown(job: Job | None, *, by: str) -> list[dict[str, Any]]:
         key = row["key"]
         if isinstance(key, datetime):
             key = key.date()
-        head: dict[str, Any] = {by: names.get(key, ("", ""))[0] if by == "worker" else key}
         if by == "worker":
-            head["worker_id"] = key
-            head["worker_name"] = names.get(key, ("", ""))[1]
+            external_id, shown = names.get(key, ("", ""))
+            head: dict[str, Any] = {"worker": external_id, "worker_id": key, "worker_name": shown}
+        else:
+            head = {by: key}
         out.append({**head, "total": exact(row["total"]), "entries": row["entries"], "assignments": row["assignments"]})
     return out
 

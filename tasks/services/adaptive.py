@@ -46,9 +46,9 @@ from tasks.aggregation.adaptive import (
     ItemPosteriors,
     RedundancyPolicy,
     WorkerSkills,
+    below_step,
     expected_gain,
     fit_skills,
-    neediest,
     neediest_step,
 )
 from tasks.aggregation.base import Answers
@@ -398,23 +398,12 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent:
 
 def _note_budget_exhausted(job: Job, message: str, now: datetime) -> None:
     """Stop asking; audit the first refusal of the job only."""
+    # get_or_create first: the allocation pass may be writing the job's first row at the same moment
+    # (``_note_budget_step``), and a unique-key error here would fail the submit that called us.
+    AdaptiveSkills.objects.get_or_create(job_id=job.pk, defaults={"labels": list(job.labels)})
     first = AdaptiveSkills.objects.filter(job_id=job.pk, budget_exhausted_at__isnull=True).update(
         budget_exhausted_at=now
     )
-    if not first:
-        # No row yet, or it was marked already. get_or_create, not create: the allocation pass may be writing
-        # the job's first row at the same moment (``_note_budget_step``), and a unique-key error here would
-        # fail the submit that called us.
-        _, created = AdaptiveSkills.objects.get_or_create(
-            job_id=job.pk, defaults={"labels": list(job.labels), "budget_exhausted_at": now}
-        )
-        first = (
-            1
-            if created
-            else AdaptiveSkills.objects.filter(job_id=job.pk, budget_exhausted_at__isnull=True).update(
-                budget_exhausted_at=now
-            )
-        )
     if first:
         queue_audit_event(
             actor=SYSTEM,
@@ -454,9 +443,8 @@ def allocate_adaptive_answers(
     if job.budget_cap is not None and not _budget_covers_every_extra(job):
         # A short budget goes to the least settled items first, one confidence step at a time (the replay's
         # --budget measures this rule), so it is not spent on items that are nearly settled.
-        target = policy_of(job).target
-        wanting = neediest(state.settled, state.wants, target)
-        step = neediest_step(state.settled, state.wants, target)
+        step = neediest_step(state.settled, state.wants, policy_of(job).target)
+        wanting = below_step(state.settled, state.wants, step)
     _note_budget_step(job, step)
     best: dict[int, float] = {}
     disputed: set[int] = set()

@@ -12,10 +12,11 @@ from typing import Any
 
 from django import template
 
+from tasks.services.budget import exact
+
 register = template.Library()
 
 CENT = Decimal("0.01")
-LEDGER_PLACES = Decimal("0.0001")
 
 
 @register.filter
@@ -28,7 +29,7 @@ def money(value: Any) -> Any:
         return value
     if not amount.is_finite():
         return value
-    fine = amount.quantize(LEDGER_PLACES, ROUND_HALF_UP)
+    fine = exact(amount)  # the ledger's 4 places
     cents = fine.quantize(CENT, ROUND_HALF_UP)
     shown = cents if cents == fine else fine.normalize()
     return f"{shown:f}"
