@@ -125,6 +125,9 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 RATELIMIT_IP_HEADER = env_str("RATELIMIT_IP_HEADER", "") or ""
 QUALIFICATION_RATE_LIMIT = env_int("QUALIFICATION_RATE_LIMIT", 20)
 QUALIFICATION_RATE_WINDOW_SECONDS = env_int("QUALIFICATION_RATE_WINDOW_SECONDS", 60)
+# Posts to the MTurk ExternalQuestion page (no login there): at most this many per client address per window.
+MTURK_PAGE_RATE_LIMIT = env_int("MTURK_PAGE_RATE_LIMIT", 30)
+MTURK_PAGE_RATE_WINDOW_SECONDS = env_int("MTURK_PAGE_RATE_WINDOW_SECONDS", 60)
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -26,6 +26,7 @@ from tasks.services.mturk_task_page import (
 )
 from workforce.audit import Actor
 from workforce.marketplaces.mturk.config import WORKER_SITES
+from workforce.ratelimit import rate_limited
 
 FRAME_POLICY = "frame-ancestors " + " ".join(WORKER_SITES)
 PAGE_ACTOR = Actor.system("mturk task page")
@@ -40,9 +41,18 @@ def _page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> H
     return _framed(render(request, "tasks/mturk/task.html", context, status=status))
 
 
-@csrf_exempt  # posted from inside MTurk's frame, where our CSRF cookie is third-party: the form is signed instead
+# Posted from inside MTurk's frame, where our CSRF cookie is third-party: the form carries a signature of the
+# ids it was shown for instead. That only ties a post to a page this site rendered; the ids themselves come
+# from the query string, so a post is stored as a claim and counts once MTurk lists the assignment.
+@csrf_exempt
 @xframe_options_exempt
 @require_http_methods(["GET", "POST"])
+@rate_limited(
+    "mturk-page",
+    limit_setting="MTURK_PAGE_RATE_LIMIT",
+    window_setting="MTURK_PAGE_RATE_WINDOW_SECONDS",
+    methods=("POST",),
+)
 def mturk_task(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     ids = {k: params.get(k, "") for k in ("assignmentId", "hitId", "workerId", "turkSubmitTo")}

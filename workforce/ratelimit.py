@@ -78,12 +78,17 @@ def record_login_success(username: str, request: HttpRequest | None) -> None:
     reset("login", username.lower(), client_ip(request))
 
 
-def rate_limited(scope: str, *, limit_setting: str, window_setting: str) -> Callable[..., Any]:
-    """View decorator: at most ``settings.<limit_setting>`` requests per user and IP per window (else 429)."""
+def rate_limited(
+    scope: str, *, limit_setting: str, window_setting: str, methods: tuple[str, ...] | None = None
+) -> Callable[..., Any]:
+    """View decorator: at most ``settings.<limit_setting>`` requests per user and IP per window (else 429);
+    with ``methods``, only requests with those methods count and are limited."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if methods is not None and request.method not in methods:
+                return view(request, *args, **kwargs)
             user = str(request.user.pk) if request.user.is_authenticated else ""
             limit, window = getattr(settings, limit_setting), getattr(settings, window_setting)
             if hit(scope, user, client_ip(request), window=window) > limit:

@@ -53,6 +53,7 @@ from tasks.models.mturk import (
     MTurkBonusState,
     MTurkHit,
     MTurkNotification,
+    MTurkPageSubmission,
     MTurkQualificationPurpose,
     MTurkQualificationType,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "MTurkBonusState",
     "MTurkHit",
     "MTurkNotification",
+    "MTurkPageSubmission",
     "MTurkQualificationPurpose",
     "MTurkQualificationType",
     "MonthlyBudget",

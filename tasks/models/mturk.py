@@ -3,7 +3,8 @@
 ``MTurkHit`` holds a Hit's publish intent and result (the Hit row itself holds the HIT id as
 ``external_id``); ``MTurkBonus`` a bonus's intent, so a crash can never pay it twice; ``MTurkNotification``
 the SQS messages seen (deduplicated on ``EventDocId``); ``MTurkQualificationType`` which MTurk
-qualification stands for which of our tests, score or block.
+qualification stands for which of our tests, score or block; ``MTurkPageSubmission`` the answers posted on
+our ExternalQuestion page, held until MTurk lists the assignment.
 """
 
 from __future__ import annotations
@@ -75,6 +76,35 @@ class MTurkNotification(models.Model):
 
     def __str__(self) -> str:
         return self.event_doc_id
+
+
+class MTurkPageSubmission(models.Model):
+    """Answers a worker posted on our ExternalQuestion page, stored before the page forwards them to MTurk.
+
+    The page's ids come from its query string, so anyone can post any assignment, worker and HIT id to it.
+    A row here is therefore only a claim: it never counts towards a Hit, a consensus, a gold grade or pay.
+    The assignment is recorded when MTurk itself lists it (``collect_mturk_work`` or an SQS notification),
+    with MTurk's copy of the answers; that marks the claim ``confirmed_at`` when MTurk names the same worker
+    and HIT. Claims that stay unconfirmed were never submitted to MTurk.
+    """
+
+    assignment_id = models.CharField(max_length=64, unique=True)
+    hit = models.ForeignKey(Hit, on_delete=models.CASCADE, related_name="mturk_page_submissions")
+    worker_id = models.CharField(max_length=64, help_text="The workerId the page was shown for.")
+    answers = models.JSONField(default=dict, help_text="By item external id, as checked against the job.")
+    received_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True, help_text="When MTurk listed this assignment.")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["received_at"], condition=Q(confirmed_at__isnull=True), name="mturkpage_unconfirmed_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "confirmed" if self.confirmed_at else "unconfirmed"
+        return f"Page submission {self.assignment_id} ({state})"
 
 
 class MTurkQualificationPurpose(models.TextChoices):

@@ -1,6 +1,8 @@
 """Bringing MTurk work back: polling (ListReviewableHITs / ListAssignmentsForHIT) and SQS notifications.
 
-Both end in ``record_external_assignments`` (upsert on the AssignmentId). Assignments MTurk approved on its
+Both end in ``record_external_assignments`` (upsert on the AssignmentId), the only way MTurk work becomes an
+assignment here: answers posted on our ExternalQuestion page are only a claim until MTurk lists the assignment
+(``tasks.services.mturk_task_page``), which confirms it. Assignments MTurk approved on its
 own (auto-approval) get their charge booked here, with the same ledger keys an approval through us uses
 (``tasks.services.ledger.assignment_cost_key``), so an assignment is charged once whichever path sees it first.
 """
@@ -36,6 +38,7 @@ from tasks.services.external_work import ExternalAssignment, RecordResult, recor
 from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
 from tasks.services.mturk_escrow import rejected_slot_key, release_rejected_slot, release_unfilled_mturk_slots
+from tasks.services.mturk_task_page import confirm_page_submissions
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import AssignmentRecord, MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace
@@ -113,6 +116,10 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
                 source=source,
             )
             result.add(part)
+            confirm_page_submissions(
+                ((r.external_assignment_id, r.external_worker_id, r.external_hit_id) for r in job_records),
+                at=timezone.now(),
+            )
             if job.is_adaptive:  # completed HITs may want one more assignment (ranked, within budget)
                 transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
             approved = [r.external_assignment_id for r in job_records if r.status == AssignmentState.APPROVED]

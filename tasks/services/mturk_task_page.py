@@ -1,22 +1,23 @@
-"""The ExternalQuestion page's write: a worker's answers stored here before they go to MTurk."""
+"""The ExternalQuestion page's write: a worker's answers stored here (as a claim) before they go to MTurk."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
+from django.db import transaction
 from django.utils import timezone
 
-from tasks.models import AssignmentState, Hit, Job
+from tasks.models import Assignment, Hit, Job, MTurkPageSubmission
 from tasks.services.collection import validate_value
 from tasks.services.errors import ServiceError, SubmissionRefused
-from tasks.services.external_work import ExternalAssignment, record_external_assignments
 from tasks.services.mturk_common import MTURK, answers_by_item
-from workforce.audit import Actor
+from workforce.audit import Actor, queue_audit_event
 from workforce.marketplaces.mturk.config import SUBMIT_HOSTS
 
 PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -72,41 +73,62 @@ def mturk_hit(hit_id: str) -> Hit:
     return hit
 
 
-def _checked_drawing(job: Job, item: str, value: Any, payload: Mapping[str, Any]) -> Any:
+def store_mturk_submission(
+    *, hit: Hit, assignment_id: str, worker_id: str, fields: Mapping[str, Any], actor: Actor
+) -> dict[str, Any]:
+    """Check the answers against the job and keep them as the worker's claim (an ``MTurkPageSubmission``,
+    upserted on the AssignmentId); return the item answers as posted. Raises ``SubmissionRefused`` with the
+    reason when they do not fit the job, or when MTurk has already listed this assignment.
+
+    Nothing here counts as work: the ids are whatever the page's query string said, so the assignment is
+    recorded only when MTurk lists it (``tasks.services.mturk_collect``), which confirms the claim."""
+    job = hit.job
+    payloads = dict(hit.items.order_by("hit_items__position").values_list("external_id", "payload"))
+    answers = answers_by_item(job, dict(fields), list(payloads))
+    if set(answers) != set(payloads):
+        raise SubmissionRefused("Answer every item of this task.")
+    # drawings are checked against each item's image size, which only this page knows here
+    checked = {item: _checked_value(job, item, value, payloads[item]) for item, value in answers.items()}
+    now = timezone.now()
+    with transaction.atomic():
+        if Assignment.objects.filter(marketplace=MTURK, external_id=assignment_id).exists():
+            raise SubmissionRefused("MTurk already has this assignment's answers; it cannot be submitted again.")
+        claim, created = MTurkPageSubmission.objects.select_for_update().get_or_create(
+            assignment_id=assignment_id,
+            defaults={"hit": hit, "worker_id": worker_id, "answers": checked, "received_at": now},
+        )
+        if not created:
+            if claim.confirmed_at is not None:
+                raise SubmissionRefused("MTurk already has this assignment's answers; it cannot be submitted again.")
+            claim.hit, claim.worker_id, claim.answers, claim.received_at = hit, worker_id, checked, now
+            claim.save(update_fields=["hit", "worker_id", "answers", "received_at"])
+        queue_audit_event(
+            actor=actor,
+            action="mturk.page_submission",
+            object_type="tasks.MTurkPageSubmission",
+            object_id=claim.pk,
+            after={"assignment": assignment_id, "hit": hit.external_id, "worker": worker_id, "items": len(checked)},
+            reason="answers posted on the ExternalQuestion page; they count once MTurk lists the assignment",
+            created_at=now,
+        )
+    return checked if job.is_shapes else answers  # drawings go on normalised; labels as the worker gave them
+
+
+def _checked_value(job: Job, item: str, value: Any, payload: Mapping[str, Any]) -> Any:
     try:
         return validate_value(job, value, payload)
     except SubmissionRefused as exc:
         raise SubmissionRefused(f"Item {item}: {exc}") from exc
 
 
-def store_mturk_submission(
-    *, hit: Hit, assignment_id: str, worker_id: str, fields: Mapping[str, Any], actor: Actor
-) -> dict[str, Any]:
-    """Record the answers (upsert on the AssignmentId, like every collect path) and return the item answers
-    as posted; raises ``SubmissionRefused`` with the reason when they do not fit the job."""
-    job = hit.job
-    payloads = dict(hit.items.order_by("hit_items__position").values_list("external_id", "payload"))
-    answers = answers_by_item(job, dict(fields), list(payloads))
-    if set(answers) != set(payloads):
-        raise SubmissionRefused("Answer every item of this task.")
-    if job.is_shapes:  # drawings are checked against each item's image size, which only this page knows here
-        answers = {item: _checked_drawing(job, item, value, payloads[item]) for item, value in answers.items()}
-    result = record_external_assignments(
-        job=job,
-        marketplace=MTURK,
-        records=[
-            ExternalAssignment(
-                external_assignment_id=assignment_id,
-                external_hit_id=str(hit.external_id),
-                external_worker_id=worker_id,
-                answers=answers,
-                state=AssignmentState.SUBMITTED,
-                submitted_at=timezone.now(),
-            )
-        ],
-        actor=actor,
-        source="mturk:task-page",
+def confirm_page_submissions(records: Iterable[tuple[str, str, str]], *, at: datetime) -> int:
+    """Mark the page claims MTurk has listed, given ``(assignment id, worker id, HIT id)`` as MTurk reports
+    them; a claim whose worker or HIT differs from MTurk's stays unconfirmed. Returns how many were marked."""
+    reported = {aid: (worker, hit) for aid, worker, hit in records}
+    if not reported:
+        return 0
+    rows = MTurkPageSubmission.objects.filter(assignment_id__in=reported, confirmed_at__isnull=True).values_list(
+        "pk", "assignment_id", "worker_id", "hit__external_id"
     )
-    if result.skipped:
-        raise SubmissionRefused(result.skipped[0][1].capitalize() + ".")
-    return answers
+    matching = [pk for pk, aid, worker, hit in rows if reported[aid] == (worker, hit)]
+    return MTurkPageSubmission.objects.filter(pk__in=matching).update(confirmed_at=at) if matching else 0

@@ -173,7 +173,7 @@ SURFACES: dict[str, Surface] = {
     "return-task": Surface("post", "assignment", _r(CROWD)),
     "task-layout": Surface("get", "layout_assignment", _r(CROWD)),
     "submit-layout-task": Surface("post", "layout_assignment", _r(CROWD)),
-    # Framed by MTurk for MTurk's workers, who are not our users: public, protected by signed ids.
+    # Framed by MTurk for MTurk's workers, who are not our users: public; a post is only a claim until MTurk lists it.
     "mturk-task": Surface("get", "", None, "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId={mturk_hit}"),
     "qualification:list": Surface("get", "", _r(CROWD)),
     "qualification:start": Surface("post", "test", _r(CROWD)),

@@ -18,7 +18,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks.models import Answer, Hit, JobState, TaskKind
+from tasks.models import Answer, Hit, JobState, MTurkPageSubmission, TaskKind
+from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_publishing import publish_mturk_hits
 from tasks.services.pool import assign_next_hit
 from tasks.services.publishing import publish_job
@@ -148,6 +149,9 @@ def test_a_mturk_worker_draws_on_the_external_question_page_and_it_reaches_mturk
         page.wait_for_url(f"{standin.url}/**")
 
     _run(f"{live_server.url}{reverse('mturk-task')}?{query}", None, live_server, steps)
+    assert not Answer.objects.filter(job=job).exists()  # the page keeps a claim; MTurk's list records the work
+    collect_mturk_work(actor=Actor.system("test"), connector=mturk)
+    assert MTurkPageSubmission.objects.get(assignment_id=assignment_id).confirmed_at is not None
     [answer] = Answer.objects.filter(job=job)
     [shape] = answer.value["shapes"]
     assert shape["label"] == "person" and answer.assignment.worker.external_id == "AWORKERA"

@@ -1,5 +1,6 @@
-"""The ExternalQuestion page: preview read-only, answers stored here before they go to MTurk, framed only
-by MTurk's worker sites; simulated workers submit through it against the stand-in."""
+"""The ExternalQuestion page: preview read-only, answers stored here (as a claim) before they go to MTurk,
+framed only by MTurk's worker sites; simulated workers submit through it against the stand-in. A post counts
+as work only once MTurk lists the assignment, so made-up ids never become answers."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
-from tasks.models import Answer, Assignment, AssignmentState, Hit
+from tasks.models import Answer, Assignment, Hit, MTurkPageSubmission
+from tasks.services.consensus import compute_consensus
 from tasks.services.mturk_collect import collect_mturk_work
 from tests.marketplaces.mturk_standin import MTurkStandIn
 from tests.tasks.services.mturk_helpers import ACTOR, published_mturk_job
@@ -74,9 +76,25 @@ def test_submit_stores_the_answers_then_forwards_them_to_mturk(mturk: MTurkMarke
     assert response.status_code == 200
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in body
     assert 'name="place:1" value="neg"' in body and f'name="assignmentId" value="{params["assignmentId"]}"' in body
-    assignment = Assignment.objects.get(external_id=params["assignmentId"])
-    assert assignment.state == AssignmentState.SUBMITTED
-    assert assignment.answers.get().value == "neg"
+    claim = MTurkPageSubmission.objects.get(assignment_id=params["assignmentId"])
+    assert (claim.worker_id, claim.hit_id, claim.answers, claim.confirmed_at) == (
+        "AWORKER1",
+        hit.pk,
+        {"t0": "neg"},
+        None,
+    )
+    # a claim is not work: no assignment, no answer and no filled slot until MTurk lists it
+    assert not Assignment.objects.exists() and not Answer.objects.exists()
+    hit.refresh_from_db()
+    assert hit.assignments_submitted == 0
+
+
+def test_a_repeated_post_replaces_the_claim(mturk: MTurkMarketplace) -> None:
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    params = _signed(_params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com"))
+    assert Client().post(URL, {**params, "place:1": "neg"}).status_code == 200
+    assert Client().post(URL, {**params, "place:1": "pos"}).status_code == 200
+    assert MTurkPageSubmission.objects.get().answers == {"t0": "pos"}
 
 
 def test_a_wrong_label_is_refused_and_nothing_is_stored(mturk: MTurkMarketplace) -> None:
@@ -84,7 +102,7 @@ def test_a_wrong_label_is_refused_and_nothing_is_stored(mturk: MTurkMarketplace)
     params = _params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com")
     response = Client().post(URL, {**_signed(params), "place:1": "bogus"})
     assert response.status_code == 400 and b"Choose one of the job" in response.content
-    assert not Assignment.objects.exists()
+    assert not Assignment.objects.exists() and not MTurkPageSubmission.objects.exists()
 
 
 def _post_form(html: str) -> None:
@@ -110,9 +128,12 @@ def test_simulated_workers_submit_through_the_page_and_collect_finds_the_same_wo
             assert response.status_code == 200
             _post_form(response.content.decode())
     assert {a["AssignmentStatus"] for a in standin.state.assignments.values()} == {"Submitted"}
+    assert MTurkPageSubmission.objects.filter(confirmed_at__isnull=True).count() == 6
+    assert not Assignment.objects.filter(job=job).exists()
     result = collect_mturk_work(actor=ACTOR, connector=mturk)
-    assert (result.assignments_created, result.skipped) == (0, [])  # the page had stored every one already
+    assert (result.assignments_created, result.skipped) == (6, [])  # MTurk's list is what records the work
     assert Assignment.objects.filter(job=job).count() == 6 == Answer.objects.filter(job=job).count()
+    assert not MTurkPageSubmission.objects.filter(confirmed_at__isnull=True).exists()
     assert set(Answer.objects.filter(job=job, worker__external_id="AWORKERB").values_list("value", flat=True)) == {
         "neg"
     }
@@ -127,3 +148,63 @@ def test_a_post_without_the_pages_signature_is_refused(mturk: MTurkMarketplace) 
     assert unsigned.status_code == 400 and b"not one this site showed" in unsigned.content
     assert borrowed.status_code == 400 and b"another assignment" in borrowed.content
     assert not Assignment.objects.exists()
+
+
+def test_made_up_ids_never_become_work_or_sway_the_consensus(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    """Anyone can open the page with ids of their choosing and post; only MTurk's own list records work."""
+    job = published_mturk_job(mturk, 1)
+    hit = Hit.objects.get(job=job)
+    for n in range(5):  # forged: the stand-in has no such assignments
+        forged = _signed(_params(hit, f"3F{n}" + "0" * 27, f"AFORGED{n}", standin.url))
+        assert Client().post(URL, {**forged, "place:1": "neg"}).status_code == 200
+    real = standin.state.accept(str(hit.external_id), "AREALWORKER")
+    response = Client().post(URL, {**_signed(_params(hit, real, "AREALWORKER", standin.url)), "place:1": "pos"})
+    _post_form(response.content.decode())
+
+    result = collect_mturk_work(actor=ACTOR, connector=mturk)
+
+    assert result.assignments_created == 1
+    assert list(Assignment.objects.values_list("external_id", "worker__external_id")) == [(real, "AREALWORKER")]
+    assert set(MTurkPageSubmission.objects.filter(confirmed_at__isnull=True).values_list("worker_id", flat=True)) == {
+        f"AFORGED{n}" for n in range(5)
+    }
+    hit.refresh_from_db()
+    assert hit.assignments_submitted == 1
+    compute_consensus(job=job, actor=ACTOR)
+    assert list(job.consensus_labels.values_list("value", "answers_count")) == [("pos", 1)]
+
+
+def test_a_claim_for_another_worker_or_hit_stays_unconfirmed(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    job = published_mturk_job(mturk, 1)
+    hit = Hit.objects.get(job=job)
+    real = standin.state.accept(str(hit.external_id), "AREALWORKER")
+    # someone who learnt the assignment id posts it under another worker id first
+    stolen = _signed(_params(hit, real, "AOTHERWORKER", standin.url))
+    assert Client().post(URL, {**stolen, "place:1": "neg"}).status_code == 200
+    standin.state.external_submit([("assignmentId", real), ("place:1", "pos")])  # the real worker, on MTurk
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    claim = MTurkPageSubmission.objects.get(assignment_id=real)
+    assert claim.worker_id == "AOTHERWORKER" and claim.confirmed_at is None
+    assert list(Answer.objects.values_list("worker__external_id", "value")) == [("AREALWORKER", "pos")]
+
+
+def test_once_mturk_has_the_assignment_the_page_refuses_it(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    real = standin.state.accept(str(hit.external_id), "AREALWORKER")
+    params = _signed(_params(hit, real, "AREALWORKER", standin.url))
+    _post_form(Client().post(URL, {**params, "place:1": "pos"}).content.decode())
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    again = Client().post(URL, {**params, "place:1": "neg"})
+    assert again.status_code == 400 and b"MTurk already has this assignment" in again.content
+    assert Answer.objects.get().value == "pos"
+
+
+@override_settings(MTURK_PAGE_RATE_LIMIT=3)
+def test_posts_from_one_address_are_rate_limited(mturk: MTurkMarketplace) -> None:
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    statuses = []
+    for n in range(5):
+        params = _signed(_params(hit, f"3R{n}" + "0" * 27, "AWORKER1", "https://www.mturk.com"))
+        statuses.append(Client().post(URL, {**params, "place:1": "neg"}).status_code)
+    assert statuses == [200, 200, 200, 429, 429]
+    assert Client().get(URL, _params(hit, "3R9" + "0" * 27, "AWORKER1", "https://www.mturk.com")).status_code == 200

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks.models import Answer, Assignment, Hit, Job, JobState
+from tasks.models import Answer, Assignment, Hit, Job, JobState, MTurkPageSubmission
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_publishing import publish_mturk_hits
 from tasks.services.publishing import publish_job
@@ -53,6 +53,11 @@ def _stored(job: Job, worker: str) -> dict[str, str]:
     return dict(rows)
 
 
+def _claimed(worker: str) -> dict[str, str]:
+    """The answers the page kept for ``worker`` (by item external id), before MTurk lists the assignment."""
+    return dict(MTurkPageSubmission.objects.get(worker_id=worker).answers)
+
+
 def test_the_page_names_fields_by_place_and_shows_no_item_id(mturk: MTurkMarketplace) -> None:
     hit = _three_item_hit(mturk)
     _, page = _signed(_params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com"))
@@ -69,7 +74,7 @@ def test_answers_posted_by_place_land_on_the_items_shown_there_and_go_on_by_plac
     response = Client().post(URL, {**signed, **labels})
     body = response.content.decode()
     assert response.status_code == 200, body
-    assert _stored(hit.job, "AWORKER1") == {order[0]: "pos", order[1]: "neg", order[2]: "neutral"}
+    assert _claimed("AWORKER1") == {order[0]: "pos", order[1]: "neg", order[2]: "neutral"}
     forwarded = dict(re.findall(r'<input type="hidden" name="((?:place|item):[^"]*)" value="([^"]*)">', body))
     assert forwarded == labels  # MTurk keeps them under the page's names, which say nothing about the items
     assert not any(external_id in body for external_id in IDS)
@@ -80,7 +85,7 @@ def test_a_place_the_hit_does_not_have_is_refused_and_nothing_is_stored(mturk: M
     signed, _ = _signed(_params(hit, "3A" + "1" * 28, "AWORKER1", "https://www.mturk.com"))
     response = Client().post(URL, {**signed, "place:1": "pos", "place:2": "neg", "place:9": "pos"})
     assert response.status_code == 400 and b"Answer every item" in response.content
-    assert not Assignment.objects.exists()
+    assert not Assignment.objects.exists() and not MTurkPageSubmission.objects.exists()
 
 
 def test_collect_maps_places_back_to_items_and_still_reads_the_old_names(

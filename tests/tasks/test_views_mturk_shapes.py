@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks.models import Assignment, Hit, JobState, TaskKind
+from tasks.models import Assignment, Hit, JobState, MTurkPageSubmission, TaskKind
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_publishing import publish_mturk_hits
 from tasks.services.publishing import publish_job, request_publish
@@ -76,7 +76,7 @@ def test_a_drawing_is_checked_stored_and_forwarded_to_mturk(mturk: MTurkMarketpl
     body = response.content.decode()
     assert response.status_code == 200
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in body
-    stored = Assignment.objects.get(external_id="3A" + "1" * 28).answers.get().value
+    stored = MTurkPageSubmission.objects.get(assignment_id="3A" + "1" * 28).answers["img1"]
     assert stored == {"shapes": [{"label": "car", "box": [50.12, 40.0, 250.0, 200.5]}]}
     forwarded = re.search(r'name="place:1" value="([^"]*)"', body)
     assert forwarded and json.loads(unescape(forwarded.group(1))) == stored
@@ -99,7 +99,7 @@ def test_a_bad_drawing_is_refused_with_the_reason_and_nothing_is_stored(
     response = Client().post(URL, {**_signed(_params(hit)), "place:1": value})
     assert response.status_code == 400 and message in response.content.decode()
     assert "Item img1" in response.content.decode()
-    assert not Assignment.objects.exists()
+    assert not Assignment.objects.exists() and not MTurkPageSubmission.objects.exists()
     field = re.search(r"name=\"place:1\" value='([^']*)'", response.content.decode())
     assert field and unescape(field.group(1)) == value  # the drawing comes back to be corrected
 
@@ -109,7 +109,7 @@ def test_a_polygon_job_takes_polygons(mturk: MTurkMarketplace) -> None:
     drawing = {"shapes": [{"label": "person", "points": [[10, 10], [100, 10], [60, 90]]}]}
     response = Client().post(URL, {**_signed(_params(hit)), "place:1": json.dumps(drawing)})
     assert response.status_code == 200
-    assert Assignment.objects.get().answers.get().value["shapes"][0]["points"] == [
+    assert MTurkPageSubmission.objects.get().answers["img1"]["shapes"][0]["points"] == [
         [10.0, 10.0],
         [100.0, 10.0],
         [60.0, 90.0],
