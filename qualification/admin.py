@@ -17,7 +17,7 @@ from qualification.models import Attempt, Grant, QualificationTest, Question
 from qualification.services import EDITABLE_FIELD_ORDER, create_new_version, record_test_saved, revoke_grant
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
 from workforce.admin_fields import LabelListField
-from workforce.admin_mixins import ReadOnlyAdmin
+from workforce.admin_mixins import IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 
 
@@ -129,19 +129,21 @@ class QualificationTestAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(ReadOnlyAdmin):
+class AttemptAdmin(IdentitySearchMixin, ReadOnlyAdmin):
     list_display = ["uuid", "worker", "test", "number", "state", "score", "passed", "started_at", "submitted_at"]
     list_filter = ["state", "passed"]
     list_select_related = ["worker", "test"]
     search_fields = ["worker__external_id", "worker__display_name", "test__name"]
+    identity_search_fields = ("worker__external_id",)
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdmin):
+class GrantAdmin(IdentitySearchMixin, ReadOnlyAdmin):
     list_display = ["worker", "test", "version", "score", "granted_at", "revoked_at"]
     list_filter = ["revoked_at"]
     list_select_related = ["worker", "test"]
     search_fields = ["worker__external_id", "worker__display_name", "test__name"]
+    identity_search_fields = ("worker__external_id",)
     actions = ["revoke"]
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

@@ -49,7 +49,7 @@ from tasks.services.task_templates import template_problems
 from tasks.tasks import compute_consensus_task
 from tasks.worker_scores import scorecard_earnings
 from workforce.admin_fields import LabelListField
-from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
+from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 from workforce.models import Marketplace
 
@@ -392,13 +392,14 @@ class AnswerInline(admin.TabularInline):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
+class AssignmentAdmin(ReviewActionsMixin, IdentitySearchMixin, AuditHistoryMixin, ReadOnlyAdmin):
     audit_object_type = "assignment"
     paginator = EstimatedCountPaginator
     list_display = ("short_id", "job", "worker", "state", "accepted_at", "submitted_at")
     list_filter = ("state", FlaggedFilter, "job")
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
+    identity_search_fields = ("=worker__external_id",)
     inlines = [AnswerInline]
 
     @admin.display(description="assignment", ordering="pk")
@@ -408,7 +409,7 @@ class AssignmentAdmin(ReviewActionsMixin, AuditHistoryMixin, ReadOnlyAdmin):
 
 
 @admin.register(WorkerJobScore)
-class WorkerJobScoreAdmin(ReadOnlyAdmin):
+class WorkerJobScoreAdmin(IdentitySearchMixin, ReadOnlyAdmin):
     """Scorecards: each worker's gold accuracy (with its 90% interval) per job."""
 
     list_display = (
@@ -428,6 +429,7 @@ class WorkerJobScoreAdmin(ReadOnlyAdmin):
     list_filter = ("job",)
     list_select_related = ("worker", "job")
     search_fields = ("=worker__external_id", "worker__display_name")
+    identity_search_fields = ("=worker__external_id",)
     ordering = ("accuracy",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerJobScore]:

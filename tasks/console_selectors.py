@@ -9,6 +9,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 
 from tasks.models import Assignment, ConsensusLabel, Item, Job, JobCostTally, LabelExport, WorkerJobScore
+from workforce.models import Worker
+from workforce.privacy import mask_worker_id
 
 # A consensus label at least this confident counts as settled.
 CONFIDENT_AT = 0.9
@@ -84,11 +86,16 @@ def list_items(
     return qs
 
 
-def list_assignments(job: Job, *, state: str = "", worker: str = "") -> QuerySet[Assignment]:
+def list_assignments(job: Job, *, state: str = "", worker: str = "", masked: bool = False) -> QuerySet[Assignment]:
+    """A job's assignments, by state and by worker: ``worker`` is the marketplace id, or with ``masked``
+    (a reader without the identity permission) the pseudonym that reader is shown, never the id itself."""
     qs = Assignment.objects.filter(job=job).select_related("worker")
     if state:
         qs = qs.filter(state=state)
-    if worker:
+    if worker and masked:
+        ids = Worker.objects.filter(assignments__job=job).values_list("external_id", flat=True).distinct()
+        qs = qs.filter(worker__external_id__in=[i for i in ids if mask_worker_id(i) == worker])
+    elif worker:
         qs = qs.filter(worker__external_id=worker)
     return qs
 

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from workforce.admin_mixins import AuditHistoryMixin, ReadOnlyAdmin
+from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import seal_all_audit_events
 from workforce.models import AuditEvent, Worker
 from workforce.privacy import worker_id_for
@@ -24,10 +24,11 @@ def _rendered(response: HttpResponse) -> HttpResponse:
 
 
 @admin.register(Worker)
-class WorkerAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class WorkerAdmin(IdentitySearchMixin, AuditHistoryMixin, admin.ModelAdmin):
     audit_object_type = "worker"
     list_filter = ("marketplace", "is_blocked")
     search_fields = ("=external_id", "display_name", "user__username")
+    identity_search_fields = ("=external_id",)
     list_select_related = ("user",)
     exclude = ("external_id",)
     show_full_result_count = False

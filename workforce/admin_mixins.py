@@ -10,6 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from workforce.privacy import can_see_worker_ids
+
 
 class AuditHistoryMixin:
     """Send the change page's "History" button to the audit events of this object.
@@ -44,3 +46,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class IdentitySearchMixin:
+    """Searching by a worker's marketplace id only for users who may see those ids: for the others a search
+    by id would confirm an id they were shown masked. ``identity_search_fields`` are the search fields that
+    match marketplace ids."""
+
+    identity_search_fields: tuple[str, ...] = ()
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        fields = super().get_search_fields(request)  # type: ignore[misc]
+        if can_see_worker_ids(request.user):
+            return fields
+        return tuple(f for f in fields if f not in self.identity_search_fields)

@@ -31,6 +31,7 @@ from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.imports import import_items
 from workforce.audit import Actor
+from workforce.privacy import can_see_worker_ids
 
 
 @extend_schema_view(get=extend_schema(parameters=[ItemFilter]))
@@ -98,7 +99,8 @@ class JobItemsView(generics.ListAPIView):
 
 @extend_schema_view(get=extend_schema(parameters=[AssignmentFilter]))
 class JobAssignmentsView(generics.ListAPIView):
-    """A job's assignments, oldest first (filters: state, worker external id)."""
+    """A job's assignments, oldest first (filters: state, worker: the marketplace id, or the masked id that
+    readers without the identity permission are shown)."""
 
     serializer_class = AssignmentSerializer
     permission_classes = [RolePermission]
@@ -109,4 +111,4 @@ class JobAssignmentsView(generics.ListAPIView):
         job = get_object_or_404(Job, pk=self.kwargs["job_id"])
         query = AssignmentFilter(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return list_assignments(job, **query.validated_data)
+        return list_assignments(job, **query.validated_data, masked=not can_see_worker_ids(self.request.user))

@@ -21,6 +21,7 @@ from tasks.models import (
 )
 from tasks.services.exports import KNOWN_FORMATS
 from tasks.services.jobs import ADAPTIVE_FORM_FIELDS, check_adaptive_settings, check_budget_and_prelabels
+from workforce.privacy import worker_id_for
 
 JOB_WRITABLE = (
     "name",
@@ -210,8 +211,20 @@ class ImportResultSerializer(serializers.Serializer):
     hits_created = serializers.IntegerField()
 
 
+class WorkerIdField(serializers.CharField):
+    """A worker's marketplace id as the request's user may see it (masked without the identity permission,
+    ``workforce.privacy``), read from ``worker.external_id``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="worker.external_id", read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        request = self.context.get("request")
+        return worker_id_for(getattr(request, "user", None), str(value))
+
+
 class AssignmentSerializer(serializers.ModelSerializer):
-    worker = serializers.CharField(source="worker.external_id")
+    worker = WorkerIdField()
 
     class Meta:
         model = Assignment
@@ -250,7 +263,7 @@ class ConsensusFilter(serializers.Serializer):
 
 
 class WorkerScoreSerializer(serializers.ModelSerializer):
-    worker = serializers.CharField(source="worker.external_id")
+    worker = WorkerIdField()
     marketplace = serializers.CharField(source="worker.marketplace")
 
     class Meta:
