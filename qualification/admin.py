@@ -22,8 +22,15 @@ from workforce.audit import Actor
 
 
 def _frozen(obj: QualificationTest | None) -> bool:
-    """Attempted or superseded versions are history: they are not edited in place."""
-    return obj is not None and obj.pk is not None and (not obj.is_current or obj.attempts.exists())
+    """Attempted or superseded versions are history: they are not edited in place. Asked by every permission
+    check of the page and its inline, so the answer is kept on the instance (one per request)."""
+    if obj is None or obj.pk is None:
+        return False
+    frozen: bool | None = getattr(obj, "_admin_frozen", None)
+    if frozen is None:
+        frozen = not obj.is_current or obj.attempts.exists()
+        obj._admin_frozen = frozen  # type: ignore[attr-defined]
+    return frozen
 
 
 class QuestionForm(forms.ModelForm):
@@ -111,6 +118,10 @@ class QualificationTestAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "slug"] if obj is not None and obj.pk else fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        # the slug is read-only once saved, and a read-only field cannot be filled in from the name
+        return {} if obj is not None and obj.pk else super().get_prepopulated_fields(request, obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -35,6 +35,26 @@ def test_admin_pages_render(admin_client: Client, make_test: MakeTest, worker: W
     assert admin_client.get(reverse("admin:qualification_qualificationtest_add")).status_code == 200
 
 
+def test_a_test_nobody_attempted_yet_is_edited_in_place_with_its_slug_kept(
+    admin_client: Client, make_test: MakeTest
+) -> None:
+    test = make_test()
+    slug, questions = test.slug, test.questions.count()
+    url = reverse("admin:qualification_qualificationtest_change", args=[test.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200 and "slug" in page.context["adminform"].readonly_fields
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data |= {"name": "Sentiment basics, revised", "pass_score": 80, "labels": "pos\nneg", "slug": "other-slug"}
+    data |= {"questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0}
+    data = {k: v for k, v in data.items() if v is not None}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    test.refresh_from_db()
+    assert (test.name, test.pass_score, test.slug, test.version) == ("Sentiment basics, revised", 80, slug, 1)
+    assert test.questions.count() == questions
+
+
 def test_an_attempted_test_is_read_only_and_the_action_makes_a_new_version(
     admin_client: Client, make_test: MakeTest, worker: Worker
 ) -> None:
