@@ -387,6 +387,9 @@ class AnswerInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Answer]:
+        return super().get_queryset(request).select_related("item")  # the item column: no query per answer
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

@@ -7,6 +7,7 @@ marketplace; MTurk work goes through its crash-safe services from there).
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +18,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from tasks.models import Assignment
+from tasks.models import Assignment, Job
 from tasks.services.errors import ServiceError
-from tasks.services.review import approve_assignment, pay_bonus, reject_assignment
+from tasks.services.review import approve_assignments, pay_bonus, reject_assignment
 from workforce.audit import Actor
 
 MAX_FEEDBACK = 1024  # what MTurk shows a worker at most
@@ -76,14 +77,25 @@ class ReviewActionsMixin:
 
     @admin.action(description="Approve selected submitted assignments (and pay them)", permissions=["review"])
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
+        """One set-based approval per job (``approve_assignments``): a page of internal-pool work is a few
+        queries, not a transaction per row; MTurk work is still one call per assignment."""
         actor = Actor.from_user(request.user)
-        done, errors = 0, []
-        for assignment in queryset:
-            try:
-                approve_assignment(assignment=assignment, actor=actor)
-                done += 1
-            except ServiceError as exc:
-                errors.append(f"{assignment}: {exc}")
+        by_job: dict[int, list[int]] = defaultdict(list)
+        for job_id, pk in queryset.order_by().values_list("job_id", "pk"):
+            by_job[job_id].append(pk)
+        jobs = Job.objects.in_bulk(list(by_job))
+        done = 0
+        errors: list[str] = []
+        for job_id, ids in sorted(by_job.items()):
+            result = approve_assignments(job=jobs[job_id], actor=actor, assignment_ids=ids)
+            done += result.approved
+            errors += result.refusals
+        selected = sum(len(ids) for ids in by_job.values())
+        if skipped := selected - done - len(errors):
+            errors.append(
+                f"{skipped} of the selected assignments were not waiting for review (already reviewed, returned "
+                "or expired) and were left as they are."
+            )
         self._report(request, done, "Approved", errors)
 
     @admin.action(description="Reject selected submitted assignments (unpaid, with feedback)", permissions=["review"])

@@ -25,8 +25,8 @@ from tasks.models import (
     AssignmentState,
     BudgetAlert,
     BudgetReservation,
-    CostEntry,
     Job,
+    JobCostTally,
     JobState,
     MonthlyBudget,
 )
@@ -47,8 +47,10 @@ def month_of(moment: datetime) -> date:
 
 
 def job_spent(job: Job) -> Decimal:
-    """Everything the ledger holds for ``job`` (reversals included), committed or charged."""
-    return exact(CostEntry.objects.filter(job_id=job.pk).aggregate(total=Sum("amount"))["total"])
+    """Everything the ledger holds for ``job`` (reversals included), committed or charged: the sum of the
+    job's cost tallies, which the ledger's trigger keeps in the same transaction as every entry
+    (``tasks.models.tallies``), so an approval reads a handful of rows, not the job's whole ledger."""
+    return exact(JobCostTally.objects.filter(job_id=job.pk).aggregate(total=Sum("amount"))["total"])
 
 
 def exact(total: Decimal | float | None) -> Decimal:

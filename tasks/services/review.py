@@ -49,7 +49,7 @@ from tasks.services.mturk_review import (
     reject_mturk_assignment,
     send_mturk_bonus,
 )
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.registry import get_connector
 from workforce.models import Marketplace, Worker
@@ -202,6 +202,7 @@ class ReviewResult:
     rejected: int
     paid: Decimal
     failed: int = 0  # remote assignments the marketplace refused or could not be reached for (left submitted)
+    refusals: tuple[str, ...] = ()  # why, one sentence per failed assignment
 
 
 def approve_assignments(
@@ -222,12 +223,12 @@ def approve_assignments(
         submitted = submitted.filter(pk__in=assignment_ids)
     remote = list(submitted.exclude(marketplace=Marketplace.INTERNAL).order_by("pk"))
     approved_remote: list[int] = []
-    failed = 0
+    refusals: list[str] = []
     for assignment in remote:
         try:
             approve_assignment(assignment=assignment, actor=actor, feedback=feedback)
-        except ServiceError:
-            failed += 1
+        except ServiceError as exc:
+            refusals.append(str(exc))
         else:
             approved_remote.append(assignment.pk)
     paid = exact(CostEntry.objects.filter(assignment_id__in=approved_remote).aggregate(total=Sum("amount"))["total"])
@@ -248,18 +249,28 @@ def approve_assignments(
         record_costs(lines)
         if rows:
             after_review(job=job, actor=actor, now=now)  # job row before the audit head: the budget lock order
-        for row, line in zip(rows, lines, strict=True):
-            record_audit_event(
-                actor=actor,
-                action="assignment.approved",
-                object_type="assignment",
-                object_id=row.pk,
-                before={"state": AssignmentState.SUBMITTED},
-                after={"state": AssignmentState.APPROVED, "paid": str(line.amount)},
-                reason=feedback,
-            )
+        record_audit_events(
+            [
+                QueuedEvent(
+                    actor=actor,
+                    action="assignment.approved",
+                    object_type="assignment",
+                    object_id=row.pk,
+                    before={"state": AssignmentState.SUBMITTED},
+                    after={"state": AssignmentState.APPROVED, "paid": str(line.amount)},
+                    reason=feedback,
+                )
+                for row, line in zip(rows, lines, strict=True)
+            ]
+        )
         paid += sum((line.amount for line in lines), Decimal(0))
-    return ReviewResult(approved=len(approved_remote) + len(rows), rejected=0, paid=paid, failed=failed)
+    return ReviewResult(
+        approved=len(approved_remote) + len(rows),
+        rejected=0,
+        paid=paid,
+        failed=len(refusals),
+        refusals=tuple(refusals),
+    )
 
 
 @dataclass(frozen=True)
