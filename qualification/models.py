@@ -54,9 +54,15 @@ class QualificationTest(models.Model):
     pass_score = models.PositiveSmallIntegerField(
         default=80, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text="Score (0-100) to pass."
     )
-    time_limit = models.DurationField(default=timedelta(minutes=10))
+    time_limit = models.DurationField(
+        default=timedelta(minutes=10),
+        validators=[MinValueValidator(timedelta(seconds=30)), MaxValueValidator(timedelta(days=7))],
+        help_text="Time for one attempt, from 30 seconds to 7 days.",
+    )
     retry_delay = models.DurationField(
-        default=timedelta(days=1), help_text="Wait after a failed attempt before the next one."
+        default=timedelta(days=1),
+        validators=[MinValueValidator(timedelta(0)), MaxValueValidator(timedelta(days=365))],
+        help_text="Wait after a failed attempt before the next one (0 to 365 days).",
     )
     max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     is_active = models.BooleanField(default=True)

@@ -155,7 +155,7 @@ def _answer_spec(question_id: str, spec: ET.Element | None) -> tuple[str, tuple[
         options.append(OptionSpec(value=value, label=_text(selection, "Text")))
     if not options:
         raise MturkXmlError(f"Question {question_id} offers no selections.")
-    multi = style in MULTI_STYLES or (max_count.isdigit() and int(max_count) > 1)
+    multi = style in MULTI_STYLES or (max_count.isascii() and max_count.isdigit() and int(max_count) > 1)
     return (AnswerType.MULTI if multi else AnswerType.SINGLE), tuple(options), {"style": style}
 
 

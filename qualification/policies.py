@@ -30,6 +30,10 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# The largest id a 64-bit signed column holds (SQLite integers, PostgreSQL bigint).
+_MAX_ID = 2**63 - 1
+
+
 def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -45,7 +49,7 @@ def validate_requirements(requirements: object) -> list[str]:
             errors.append(f"{where} must be an object with a 'kind'.")
             continue
         kind = spec.get("kind")
-        if kind not in _ALLOWED_KEYS:
+        if not isinstance(kind, str) or kind not in _ALLOWED_KEYS:
             errors.append(f"{where} has unknown kind {kind!r}; use one of: {', '.join(_ALLOWED_KEYS)}.")
             continue
         unknown = sorted(set(spec) - _ALLOWED_KEYS[kind])
@@ -53,7 +57,7 @@ def validate_requirements(requirements: object) -> list[str]:
             errors.append(f"{where} ({kind}) has unknown key(s): {', '.join(unknown)}.")
         if kind == TEST:
             test = spec.get("test")
-            if not _is_int(test) or test <= 0:
+            if not _is_int(test) or not 0 < test <= _MAX_ID:
                 errors.append(f"{where} (test) needs 'test': the id of a qualification test.")
             if "min_score" in spec:
                 min_score = spec["min_score"]

@@ -42,6 +42,7 @@ from tasks.services.jobs import (
     STRUCTURAL_FIELDS,
     check_adaptive_settings,
     check_budget_and_prelabels,
+    check_durations,
     configure_job,
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
@@ -139,6 +140,11 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
         probe = Job(**{f: data.get(f, getattr(self.instance, f)) for f in ADAPTIVE_FORM_FIELDS})
         for field, problem in check_adaptive_settings(probe).items():
             self.add_error(field, problem)
+        for field, problem in check_durations(
+            assignment_duration=data.get("assignment_duration"), auto_approve_after=data.get("auto_approve_after")
+        ).items():
+            if field in self.fields and not self.has_error(field):
+                self.add_error(field, problem)
         if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
             self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
         for field, problem in check_budget_and_prelabels(
@@ -278,9 +284,11 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra_context = extra_context or {}
-        extra_context["import_url"] = reverse("admin:tasks_job_import", args=[object_id])
-        job = Job.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        # a tampered id (not a number the database can hold) falls through to Django's "doesn't exist"
+        number = int(object_id) if object_id.isascii() and object_id.isdigit() and len(object_id) < 19 else None
+        job = Job.objects.filter(pk=number).first() if number is not None else None
         if job is not None:
+            extra_context["import_url"] = reverse("admin:tasks_job_import", args=[job.pk])
             # The progress and cost above the form (the "Status" fieldset has the state and dates).
             totals = get_job_totals(job)
             extra_context.update(self.finance_context(job, totals=totals))
@@ -344,10 +352,16 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
 
     @admin.action(description="Recompute consensus labels of selected jobs", permissions=["change"])
     def recompute_consensus(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        for job in queryset:
+        jobs = list(queryset.annotate(answered=Exists(Answer.objects.filter(job_id=OuterRef("pk")))))
+        for job in jobs:
+            if not job.answered:
+                self.message_user(request, f"{job} has no answers yet: nothing to aggregate.", messages.WARNING)
+                continue
             # Runs in Celery (inline without a broker); big jobs take seconds.
             transaction.on_commit(partial(compute_consensus_task.delay, job_id=job.pk, user_id=request.user.pk))
-        self.message_user(request, f"Consensus queued for {queryset.count()} job(s).", messages.SUCCESS)
+        queued = sum(1 for job in jobs if job.answered)
+        if queued:
+            self.message_user(request, f"Consensus queued for {queued} job(s).", messages.SUCCESS)
 
     @admin.action(description="Pause selected jobs", permissions=["change"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -171,7 +171,9 @@ class MonthlyBudgetAdmin(admin.ModelAdmin):
             def clean(self) -> dict[str, Any]:
                 data = super().clean()
                 month, cap = data.get("month"), data.get("cap")
-                if month is not None and cap is not None:
+                if cap is not None and cap < 0:
+                    self.add_error("cap", "A monthly cap cannot be negative.")
+                elif month is not None and cap is not None:
                     month = month.replace(day=1)
                     data["month"] = month
                     self.instance.month = month

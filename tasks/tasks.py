@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
@@ -12,6 +13,8 @@ from tasks.models import Job
 from tasks.services.pool import expire_leases
 from tasks.services.publishing import publish_job
 from workforce.audit import Actor
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="tasks.tasks.expire_leases_task")
@@ -37,10 +40,15 @@ def publish_job_task(*, job_id: int, user_id: int | None = None) -> int:
 @shared_task(name="tasks.tasks.compute_consensus_task")
 def compute_consensus_task(*, job_id: int, user_id: int | None = None) -> dict[str, object]:
     from tasks.services.consensus import compute_consensus
+    from tasks.services.errors import ServiceError
 
     job = Job.objects.get(pk=job_id)
     actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("consensus")
-    return compute_consensus(job=job, actor=actor).__dict__
+    try:
+        return compute_consensus(job=job, actor=actor).__dict__
+    except ServiceError as exc:  # e.g. no answers yet: the job's state, not a failure to retry
+        logger.warning("consensus of job %s not computed: %s", job_id, exc)
+        return {"refused": str(exc)}
 
 
 @shared_task(name="tasks.tasks.refresh_speed_scores_task")

@@ -131,9 +131,10 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
 def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     answers: dict[int, Any] = {}  # by place on the page (``answer-<place>``)
     for key in request.POST:
-        if key.startswith("answer-") and key[7:].isdigit():
+        place = key[7:]
+        if key.startswith("answer-") and place.isascii() and place.isdigit() and len(place) <= 9:
             values = request.POST.getlist(key)
-            answers[int(key[7:])] = values[0] if len(values) == 1 else values
+            answers[int(place)] = values[0] if len(values) == 1 else values
     try:
         assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers, by_place=True)
     except ServiceError as exc:

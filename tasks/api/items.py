@@ -29,7 +29,7 @@ from tasks.console_selectors import list_assignments, list_items
 from tasks.models import Job
 from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.idempotency import request_fingerprint
-from tasks.services.imports import import_items
+from tasks.services.imports import check_upload_size, import_items
 from workforce.audit import Actor
 from workforce.privacy import can_see_worker_ids
 
@@ -60,6 +60,10 @@ class JobItemsView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         upload = form.validated_data.get("file")
         if upload is not None:
+            try:
+                check_upload_size(upload.size, command="import_items")
+            except ServiceError as exc:
+                return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
             content = upload.read()
             filename, fmt = upload.name, form.validated_data.get("format")
         else:

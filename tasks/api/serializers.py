@@ -20,7 +20,12 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.services.exports import KNOWN_FORMATS
-from tasks.services.jobs import ADAPTIVE_FORM_FIELDS, check_adaptive_settings, check_budget_and_prelabels
+from tasks.services.jobs import (
+    ADAPTIVE_FORM_FIELDS,
+    check_adaptive_settings,
+    check_budget_and_prelabels,
+    check_durations,
+)
 from workforce.privacy import worker_id_for
 
 JOB_WRITABLE = (
@@ -121,6 +126,12 @@ class JobSerializer(serializers.ModelSerializer):
         current = self.instance if isinstance(self.instance, Job) else Job()
         probe = Job(**{name: attrs.get(name, getattr(current, name)) for name in ADAPTIVE_FORM_FIELDS})
         problems = check_adaptive_settings(probe)
+        problems.update(
+            check_durations(
+                assignment_duration=attrs.get("assignment_duration"),
+                auto_approve_after=attrs.get("auto_approve_after"),
+            )
+        )
         problems.update(
             check_budget_and_prelabels(
                 job_id=current.pk,

@@ -120,14 +120,36 @@ def _parse_csv(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
         yield _Row(line, values[id_index].strip(), payload)
 
 
+def load_json_line(raw: str) -> Any:
+    """One line of a JSON Lines import; ``ValueError`` with the reason when it is not JSON, is nested too
+    deeply to read, or holds a number a database column cannot store exactly (NaN, Infinity, 1e999)."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number an import can store")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return number
+
+
 def _parse_jsonl(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
     for line, raw in enumerate(_text_lines(stream), start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            yield RowError(line, f"not valid JSON ({exc.msg})")
+            obj = load_json_line(raw)
+        except ValueError as exc:
+            yield RowError(line, str(exc))
             continue
         if not isinstance(obj, dict):
             yield RowError(line, "each line must be a JSON object")
@@ -254,6 +276,16 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
     return new, unchanged, total
 
 
+def check_upload_size(size: int | None, *, command: str) -> None:
+    """Refuse an upload larger than ``IMPORT_MAX_UPLOAD_BYTES`` (None: not an upload, no limit); ``command``
+    names the management command that imports a local file of any size."""
+    if size is not None and size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        raise ServiceError(
+            f"The file is {size / 1e6:.1f} MB; uploads are limited to {settings.IMPORT_MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+            f"Split it, or import it with `python manage.py {command}`."
+        )
+
+
 def import_items(
     *, job: Job, stream: IO[bytes] | IO[str], filename: str, actor: Actor, fmt: str | None = None
 ) -> ImportResult:
@@ -262,12 +294,7 @@ def import_items(
     Uploads (anything with a ``size``, as Django's uploaded files) larger than ``IMPORT_MAX_UPLOAD_BYTES``
     are refused before a byte is parsed; the command line reads local files without that limit.
     """
-    size = getattr(stream, "size", None)
-    if size is not None and size > settings.IMPORT_MAX_UPLOAD_BYTES:
-        raise ServiceError(
-            f"The file is {size / 1e6:.1f} MB; uploads are limited to {settings.IMPORT_MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
-            "Split it, or import it with `python manage.py import_items`."
-        )
+    check_upload_size(getattr(stream, "size", None), command="import_items")
     file_format = detect_format(filename, fmt)
     if job.state in (JobState.COMPLETED, JobState.CANCELLED):
         raise ServiceError(f"Job {job.pk} is {job.state}; items can only be added to draft, published or paused jobs.")

@@ -38,6 +38,8 @@ def create_job(
         raise ServiceError("A job needs at least two distinct, non-empty labels.")
     if not isinstance(reward, Decimal):
         raise ServiceError("The reward must be a Decimal amount.")
+    if problems := check_durations(assignment_duration=assignment_duration, auto_approve_after=None):
+        raise ServiceError(" ".join(problems.values()))
     job = Job(
         name=name,
         task_kind=task_kind,
@@ -146,6 +148,25 @@ def check_adaptive_settings(job: Job) -> dict[str, str]:
     return problems
 
 
+# MTurk's own bounds (AssignmentDurationInSeconds, AutoApprovalDelayInSeconds), which fit the pool too.
+MIN_ASSIGNMENT_DURATION = timedelta(seconds=30)
+MAX_ASSIGNMENT_DURATION = timedelta(days=365)
+MAX_AUTO_APPROVAL = timedelta(days=30)
+
+
+def check_durations(*, assignment_duration: timedelta | None, auto_approve_after: timedelta | None) -> dict[str, str]:
+    """Problems with a job's time settings, by field: a worker must have time to do the work (at least 30
+    seconds, at most a year, as on MTurk), and automatic approval waits from 0 up to 30 days."""
+    problems: dict[str, str] = {}
+    if assignment_duration is not None and not (
+        MIN_ASSIGNMENT_DURATION <= assignment_duration <= MAX_ASSIGNMENT_DURATION
+    ):
+        problems["assignment_duration"] = "The time to do one task must be from 30 seconds to 365 days."
+    if auto_approve_after is not None and not timedelta(0) <= auto_approve_after <= MAX_AUTO_APPROVAL:
+        problems["auto_approve_after"] = "Automatic approval must wait from 0 (at once) to 30 days."
+    return problems
+
+
 def check_budget_and_prelabels(
     *, job_id: int | None, budget_cap: Decimal | None, prelabel_model: str
 ) -> dict[str, str]:
@@ -198,9 +219,11 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
     """
     if job.internal_only and job.marketplace != Marketplace.INTERNAL:
         raise ServiceError(INTERNAL_ONLY_REFUSAL)
-    adaptive_problems = check_adaptive_settings(job)
-    if adaptive_problems:
-        raise ServiceError(" ".join(adaptive_problems.values()))
+    problems = check_adaptive_settings(job) | check_durations(
+        assignment_duration=job.assignment_duration, auto_approve_after=job.auto_approve_after
+    )
+    if problems:
+        raise ServiceError(" ".join(problems.values()))
     with transaction.atomic():
         if job.pk is None:
             _refuse_bad_budget_or_prelabels(job)

@@ -176,7 +176,7 @@ def answers_by_item(job: Job, answers: dict[str, Any], places: Sequence[str]) ->
     for key, value in answers.items():
         if key.startswith(PLACE_FIELD_PREFIX):
             place = key[len(PLACE_FIELD_PREFIX) :]
-            index = int(place) - 1 if place.isdigit() else -1
+            index = int(place) - 1 if place.isascii() and place.isdigit() else -1
             chosen[places[index] if 0 <= index < len(places) else key] = value
         elif key.startswith(ITEM_FIELD_PREFIX):
             chosen[key[len(ITEM_FIELD_PREFIX) :]] = value

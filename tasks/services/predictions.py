@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tasks.models import Item, Job, Prediction
 from tasks.services.collection import validate_value
 from tasks.services.errors import ImportValidationError, RowError, ServiceError, SubmissionRefused
 from tasks.services.hits import prioritise_hits_by_model
+from tasks.services.imports import check_upload_size, load_json_line
 from workforce.audit import Actor, record_audit_event
 
 MAX_MODEL_NAME = 100
@@ -41,15 +41,20 @@ class PredictionImportResult:
 
 def _rows(stream: IO[bytes] | IO[str], filename: str) -> Iterator[tuple[int, dict[str, Any]] | RowError]:
     raw = stream.read()
-    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.lstrip("\ufeff")
+    try:
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1 if isinstance(raw, bytes) else 1
+        yield RowError(line, "the file is not UTF-8 text (save it as UTF-8 and import it again)")
+        return
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
         for line, chunk in enumerate(text.splitlines(), start=1):
             if not chunk.strip():
                 continue
             try:
-                obj = json.loads(chunk)
-            except ValueError:
-                yield RowError(line, "the line is not valid JSON")
+                obj = load_json_line(chunk)
+            except ValueError as exc:
+                yield RowError(line, str(exc))
                 continue
             yield (line, obj) if isinstance(obj, dict) else RowError(line, "the line is not a JSON object")
         return
@@ -87,6 +92,7 @@ def import_predictions(
     *, job: Job, stream: IO[bytes] | IO[str], filename: str, model_name: str, actor: Actor
 ) -> PredictionImportResult:
     """Import one model's predictions for ``job``; all rows or none (``ImportValidationError`` lists lines)."""
+    check_upload_size(getattr(stream, "size", None), command="import_predictions")
     model_name = model_name.strip()
     if not model_name or len(model_name) > MAX_MODEL_NAME:
         raise ServiceError(f"Name the model in 1 to {MAX_MODEL_NAME} characters.")

@@ -139,6 +139,8 @@ def test_uploads_over_the_limit_are_refused_before_parsing(ops_manager: Any) -> 
         reverse("api-item-import", args=[job.pk]), {"file": SimpleUploadedFile("a.csv", big)}, format="multipart"
     )
     assert response.status_code == 400 and "uploads are limited to" in response.json()["detail"]
+    bulk = api.post(f"/api/jobs/{job.pk}/items/", {"file": SimpleUploadedFile("a.csv", big)}, format="multipart")
+    assert bulk.status_code == 400 and "uploads are limited to" in bulk.json()["detail"]
     client = Client()
     client.force_login(ops_manager)
     page = client.post(reverse("admin:tasks_job_import", args=[job.pk]), {"file": SimpleUploadedFile("a.csv", big)})

@@ -170,7 +170,7 @@ def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
         raise ValueError(f"AssignmentStatus {status_text!r} is not Submitted, Approved or Rejected")
     reviewed = parse_time(cells.get("ApprovalTime", "")) or parse_time(cells.get("RejectionTime", ""))
     max_text = cells.get("MaxAssignments", "").strip()
-    if max_text and not max_text.isdigit():
+    if max_text and not (max_text.isascii() and max_text.isdigit()):
         raise ValueError(f"MaxAssignments {max_text!r} is not a whole number")
     if api_style:
         answers = {k: v for k, v in cells.items() if k not in STANDARD_COLUMNS and k not in DECISION_COLUMNS}

@@ -14,7 +14,7 @@ from workforce.services import WorkerError, pseudonymise_worker
 
 def _find(ref: str) -> Worker:
     """``ref`` is our worker id (``17``) or ``marketplace:external_id`` (``mturk:A1B2C3``)."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) < 19:
         worker = Worker.objects.filter(pk=int(ref)).first()
     elif ":" in ref:
         marketplace, external_id = ref.split(":", 1)

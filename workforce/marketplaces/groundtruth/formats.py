@@ -120,7 +120,7 @@ def _class_names(lines: list[ManifestLine]) -> list[str]:
             if isinstance(mapping, dict):
                 for index, entry in mapping.items():
                     name = entry.get("class-name") if isinstance(entry, dict) else entry
-                    if str(index).isdigit() and isinstance(name, str):
+                    if str(index).isascii() and str(index).isdigit() and isinstance(name, str):
                         by_index.setdefault(int(index), name)
         see(meta.get("class-name"))
     ordered = [by_index[i] for i in sorted(by_index)]
