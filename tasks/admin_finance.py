@@ -35,7 +35,7 @@ from tasks.selectors import JobTotals
 from tasks.services.budget import set_monthly_cap
 from tasks.services.errors import ServiceError
 from tasks.services.fair_pay import top_up_fair_pay
-from workforce.admin_mixins import ReadOnlyAdmin
+from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 from workforce.models import Marketplace
 
@@ -45,11 +45,11 @@ FINANCE_PERMISSION = "tasks.view_costentry"
 @admin.register(CostEntry)
 class CostEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "job", "kind", "status", "amount", "currency", "marketplace", "worker", "reference")
-    list_filter = ("kind", "status", "marketplace", "currency")
+    # Cached value lists and fixed date ranges: no DISTINCT over the whole ledger on every page.
+    list_filter = ("kind", "status", "marketplace", cached_values_filter("currency", "currency"), "created_at")
     search_fields = ("=idempotency_key", "=reference")
     list_select_related = ("job", "worker")
     raw_id_fields = ("job", "hit", "assignment", "worker", "reverses")
-    date_hierarchy = "created_at"
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view

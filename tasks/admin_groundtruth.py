@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from tasks.models import GroundTruthLabel, Job, JobState, LabelingJob
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.running import configure_labeling_job, follow_labeling_job, stop_labeling_job
-from workforce.admin_mixins import ReadOnlyAdmin
+from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 from workforce.marketplaces.base import MarketplaceError
 
@@ -108,7 +108,7 @@ class LabelingJobAdmin(ReadOnlyAdmin):
 @admin.register(GroundTruthLabel)
 class GroundTruthLabelAdmin(ReadOnlyAdmin):
     list_display = ("item", "job", "labeling_job_name", "task_type", "value", "confidence")
-    list_filter = ("task_type",)
+    list_filter = (cached_values_filter("task_type", "task type"),)
     search_fields = ("labeling_job_name", "item__external_id")
 
 

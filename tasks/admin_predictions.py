@@ -26,7 +26,7 @@ from tasks.selectors_predictions import (
     list_prelabel_acceptance,
 )
 from tasks.services.predictions import import_predictions
-from workforce.admin_mixins import ReadOnlyAdmin
+from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 
 
@@ -43,7 +43,7 @@ class _Echo:
 @admin.register(Prediction)
 class PredictionAdmin(ReadOnlyAdmin):
     list_display = ("item", "job", "model_name", "value", "score", "created_at")
-    list_filter = ("model_name",)
+    list_filter = (cached_values_filter("model_name", "model"),)
     list_select_related = ("item", "job")
     search_fields = ("item__external_id", "model_name")
     show_full_result_count = False

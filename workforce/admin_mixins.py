@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -60,3 +61,36 @@ class IdentitySearchMixin:
         if can_see_worker_ids(request.user):
             return fields
         return tuple(f for f in fields if f not in self.identity_search_fields)
+
+
+FILTER_VALUES_SECONDS = 600
+MAX_FILTER_VALUES = 200
+
+
+def cached_values_filter(field: str, title: str) -> type[admin.SimpleListFilter]:
+    """A list filter on the distinct values of ``field``, read at most every ``FILTER_VALUES_SECONDS``.
+
+    Django's default filter for a plain column runs ``SELECT DISTINCT`` over the whole table on every page
+    of the list; on the audit trail or the ledger that is millions of rows per click. A value that first
+    appears is offered once the cached list expires (it can be typed into the URL at once)."""
+
+    class CachedValuesFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            model = model_admin.model
+            key = f"admin-filter-values:{model._meta.label}:{field}"
+            values: list[str] | None = cache.get(key)
+            if values is None:
+                rows = model.objects.order_by(field).values_list(field, flat=True).distinct()[:MAX_FILTER_VALUES]
+                values = [str(v) for v in rows]
+                cache.set(key, values, FILTER_VALUES_SECONDS)
+            return [(v, v) for v in values]
+
+        def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+            value = self.value()
+            return queryset.filter(**{field: value}) if value else queryset
+
+    CachedValuesFilter.title = title
+    CachedValuesFilter.__name__ = f"CachedValuesFilter_{field}"
+    return CachedValuesFilter
