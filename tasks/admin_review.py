@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from django.template.response import TemplateResponse
 
 from tasks.models import Assignment, Job
 from tasks.services.errors import ServiceError
-from tasks.services.review import approve_assignments, pay_bonus, reject_assignment
+from tasks.services.review import ReviewResult, approve_assignments, pay_bonus, reject_assignments
 from workforce.audit import Actor
 
 MAX_FEEDBACK = 1024  # what MTurk shows a worker at most
@@ -75,11 +76,11 @@ class ReviewActionsMixin:
         }
         return TemplateResponse(request, "admin/tasks/assignment/review_form.html", context)
 
-    @admin.action(description="Approve selected submitted assignments (and pay them)", permissions=["review"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
-        """One set-based approval per job (``approve_assignments``): a page of internal-pool work is a few
-        queries, not a transaction per row; MTurk work is still one call per assignment."""
-        actor = Actor.from_user(request.user)
+    def _review_by_job(
+        self, request: HttpRequest, queryset: QuerySet[Assignment], review: Callable[[Job, list[int]], ReviewResult]
+    ) -> tuple[int, list[str]]:
+        """Run ``review`` once per job on the selected rows of that job (a set-based review, not a
+        transaction per row); returns how many it reviewed and one sentence per row it left."""
         by_job: dict[int, list[int]] = defaultdict(list)
         for job_id, pk in queryset.order_by().values_list("job_id", "pk"):
             by_job[job_id].append(pk)
@@ -87,15 +88,22 @@ class ReviewActionsMixin:
         done = 0
         errors: list[str] = []
         for job_id, ids in sorted(by_job.items()):
-            result = approve_assignments(job=jobs[job_id], actor=actor, assignment_ids=ids)
-            done += result.approved
+            result = review(jobs[job_id], ids)
+            done += result.approved + result.rejected
             errors += result.refusals
-        selected = sum(len(ids) for ids in by_job.values())
-        if skipped := selected - done - len(errors):
+        if skipped := sum(len(ids) for ids in by_job.values()) - done - len(errors):
             errors.append(
                 f"{skipped} of the selected assignments were not waiting for review (already reviewed, returned "
                 "or expired) and were left as they are."
             )
+        return done, errors
+
+    @admin.action(description="Approve selected submitted assignments (and pay them)", permissions=["review"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Assignment]) -> None:
+        actor = Actor.from_user(request.user)
+        done, errors = self._review_by_job(
+            request, queryset, lambda job, ids: approve_assignments(job=job, actor=actor, assignment_ids=ids)
+        )
         self._report(request, done, "Approved", errors)
 
     @admin.action(description="Reject selected submitted assignments (unpaid, with feedback)", permissions=["review"])
@@ -103,14 +111,12 @@ class ReviewActionsMixin:
         form = RejectForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
             return self._form_page(request, queryset, form, "reject_selected", "Reject with feedback")
-        actor = Actor.from_user(request.user)
-        done, errors = 0, []
-        for assignment in queryset:
-            try:
-                reject_assignment(assignment=assignment, actor=actor, feedback=form.cleaned_data["feedback"])
-                done += 1
-            except ServiceError as exc:
-                errors.append(f"{assignment}: {exc}")
+        actor, feedback = Actor.from_user(request.user), form.cleaned_data["feedback"]
+        done, errors = self._review_by_job(
+            request,
+            queryset,
+            lambda job, ids: reject_assignments(job=job, actor=actor, assignment_ids=ids, feedback=feedback),
+        )
         self._report(request, done, "Rejected", errors)
         return None
 

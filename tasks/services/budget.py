@@ -31,7 +31,7 @@ from tasks.models import (
     MonthlyBudget,
 )
 from tasks.services.errors import ServiceError
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal("0")
@@ -230,17 +230,57 @@ def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:
 
 def release_rejected_work(*, assignment: Assignment, actor: Actor, now: datetime | None = None) -> None:
     """Give back the reservation of one rejected assignment (its unit cost; idempotent per assignment)."""
+    release_rejected_assignments(job=assignment.job, assignment_ids=[assignment.pk], actor=actor, now=now)
+
+
+def release_rejected_assignments(
+    *, job: Job, assignment_ids: list[int], actor: Actor, now: datetime | None = None
+) -> Decimal:
+    """Give back the reservation of rejected assignments of ``job``: each one's unit cost, as far as the
+    reservation goes, one release row (idempotent on the assignment) and one audit event per assignment,
+    written in bulk under one lock of the job row. Returns the amount released."""
     from tasks.reports.estimate import unit_cost
 
-    job = assignment.job
-    release_budget(
-        job=job,
-        amount=unit_cost(job),
-        key=f"assignment:{assignment.pk}:release",
-        actor=actor,
-        reason="assignment rejected",
-        now=now,
-    )
+    now = now or timezone.now()
+    unit = unit_cost(job)
+    keys = [f"assignment:{pk}:release" for pk in assignment_ids]
+    with transaction.atomic():
+        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+        done = set(BudgetReservation.objects.filter(key__in=keys).values_list("key", flat=True))
+        last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
+        month = last.month if last is not None else month_of(now)
+        rows: list[BudgetReservation] = []
+        left = reserved
+        for key in dict.fromkeys(k for k in keys if k not in done):
+            amount = min(unit, left)
+            if amount <= 0:
+                break
+            rows.append(
+                BudgetReservation(
+                    job_id=job.pk, amount=-amount, key=key, reason="assignment rejected", month=month, created_at=now
+                )
+            )
+            left -= amount
+        if not rows:
+            return ZERO
+        total = reserved - left
+        BudgetReservation.objects.bulk_create(rows)
+        Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -total))
+        record_audit_events(
+            [
+                QueuedEvent(
+                    actor=actor,
+                    action="budget.released",
+                    object_type="job_budget",
+                    object_id=job.pk,
+                    after={"amount": str(-row.amount), "key": row.key, "month": month.isoformat()},
+                    reason="assignment rejected",
+                )
+                for row in rows
+            ]
+        )
+        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
+    return total
 
 
 def after_review(*, job: Job, actor: Actor, now: datetime | None = None) -> None:

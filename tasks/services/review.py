@@ -40,7 +40,14 @@ from tasks.models import (
 )
 from tasks.reports.estimate import seconds
 from tasks.review_selectors import GOLD_PASS_SCORE, count_submitted_by_gold, list_submitted_passing_gold
-from tasks.services.budget import after_review, check_budget_alerts, exact, release_rejected_work, reserve_budget
+from tasks.services.budget import (
+    after_review,
+    check_budget_alerts,
+    exact,
+    release_rejected_assignments,
+    release_rejected_work,
+    reserve_budget,
+)
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.ledger import CostLine, assignment_cost_key, bonus_cost_key, record_cost, record_costs
 from tasks.services.mturk_review import (
@@ -268,6 +275,64 @@ def approve_assignments(
         approved=len(approved_remote) + len(rows),
         rejected=0,
         paid=paid,
+        failed=len(refusals),
+        refusals=tuple(refusals),
+    )
+
+
+def reject_assignments(
+    *, job: Job, actor: Actor, assignment_ids: list[int], feedback: str, now: datetime | None = None
+) -> ReviewResult:
+    """Reject the job's submitted assignments among ``assignment_ids`` with the same feedback, as
+    ``reject_assignment`` does one: internal-pool work set-based (one conditional update, the reservation
+    released in bulk, one audit event each); remote work one call per assignment, a refusal left submitted
+    and counted in ``failed``."""
+    if not feedback or not feedback.strip():
+        raise ServiceError("Tell the worker why the work is rejected.")
+    now = now or timezone.now()
+    submitted = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED, pk__in=assignment_ids)
+    refusals: list[str] = []
+    rejected_remote = 0
+    for assignment in submitted.exclude(marketplace=Marketplace.INTERNAL).order_by("pk"):
+        try:
+            reject_assignment(assignment=assignment, actor=actor, feedback=feedback)
+        except ServiceError as exc:
+            refusals.append(str(exc))
+        else:
+            rejected_remote += 1
+    with transaction.atomic():
+        ids = list(
+            submitted.filter(marketplace=Marketplace.INTERNAL)
+            .select_for_update()
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        updated = Assignment.objects.filter(pk__in=ids, state=AssignmentState.SUBMITTED).update(
+            state=AssignmentState.REJECTED, reviewed_at=now
+        )
+        if updated != len(ids):  # the rows are locked: only a broken invariant gets here
+            raise InvalidTransition("Some assignments changed state while being rejected; nothing was rejected.")
+        if ids:
+            release_rejected_assignments(job=job, assignment_ids=ids, actor=actor, now=now)
+            record_audit_events(
+                [
+                    QueuedEvent(
+                        actor=actor,
+                        action="assignment.rejected",
+                        object_type="assignment",
+                        object_id=pk,
+                        before={"state": AssignmentState.SUBMITTED},
+                        after={"state": AssignmentState.REJECTED},
+                        reason=feedback,
+                    )
+                    for pk in ids
+                ]
+            )
+            after_review(job=job, actor=actor, now=now)
+    return ReviewResult(
+        approved=0,
+        rejected=rejected_remote + len(ids),
+        paid=Decimal(0),
         failed=len(refusals),
         refusals=tuple(refusals),
     )

@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tasks.models import Assignment, AssignmentState, CostEntry
+from tasks.models import Assignment, AssignmentState, BudgetReservation, CostEntry, Job
 from tasks.services.budget import job_spent
 from tasks.services.review import approve_assignment
 from tests.conftest import SYSTEM
@@ -75,4 +75,40 @@ def test_a_batch_of_events_is_chained_in_order_after_what_was_there() -> None:
     assert [a for a, _, _ in chain] == ["test.first", *(f"test.{n}" for n in range(5))]
     assert all(chain[i + 1][1] == chain[i][2] for i in range(len(chain) - 1))
     assert [e.pk for e in batch] == list(AuditEvent.objects.order_by("pk").values_list("pk", flat=True))[1:]
+    assert verify_audit_chain() is None
+
+
+def _reject_page(client: Client, ids: list[int], feedback: str) -> tuple[int, Any]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            URL, {"action": "reject_selected", "_selected_action": ids, "apply": "1", "feedback": feedback}
+        )
+    return len(queries), response
+
+
+def test_rejecting_a_page_releases_each_reservation_once_in_the_same_queries_for_3_rows_as_for_20(
+    reviewer: Any, make_published_job, make_worker
+) -> None:
+    client = Client()
+    client.force_login(reviewer)
+    counts = []
+    for n in (3, 20):
+        job = make_published_job(items=n, redundancy=1, reward=Decimal("0.05"), budget_cap=Decimal("5.00"))
+        reserved = Job.objects.get(pk=job.pk).budget_reserved
+        worker = make_worker()
+        ids = [submit_work(job, worker).pk for _ in range(n)]
+        count, response = _reject_page(client, ids, "Every answer is the same label: see rule 2.")
+        assert response.status_code == 302
+        assert set(Assignment.objects.filter(pk__in=ids).values_list("state", flat=True)) == {AssignmentState.REJECTED}
+        releases = BudgetReservation.objects.filter(job=job, amount__lt=0)
+        assert sorted(releases.values_list("key", flat=True)) == sorted(f"assignment:{pk}:release" for pk in ids)
+        assert Job.objects.get(pk=job.pk).budget_reserved == reserved + sum(r.amount for r in releases)
+        assert not CostEntry.objects.filter(assignment_id__in=ids).exists()
+        rejected = AuditEvent.objects.filter(action="assignment.rejected", object_id__in=[str(i) for i in ids])
+        assert {e.reason for e in rejected} == {"Every answer is the same label: see rule 2."} and rejected.count() == n
+        counts.append(count)
+        # a second try (the form sent twice) changes nothing and releases nothing more
+        _reject_page(client, ids, "again")
+        assert BudgetReservation.objects.filter(job=job, amount__lt=0).count() == n
+    assert counts[0] == counts[1], counts  # 51 and 51; one rejection per row took 115 and 676
     assert verify_audit_chain() is None
