@@ -174,6 +174,7 @@ def simulate_crowd(
     result = SimulationResult(job=job.pk, workers=workers, spammers=spammers)
     active = list(range(len(crowd)))
     external_ids = dict(job.items.values_list("id", "external_id"))
+    known = _known_gold_truth(job, labels)
     while active and job.state == JobState.PUBLISHED:
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
@@ -189,7 +190,9 @@ def simulate_crowd(
             page = list_page_items(assignment)
             answers: dict[int, Any] = {}
             for item in page:
-                true = truth.setdefault(item.pk, _latent_label(seed, external_ids[item.pk], n_classes))
+                true = truth.get(item.pk)
+                if true is None:
+                    true = truth[item.pk] = known.get(item.pk, _latent_label(seed, external_ids[item.pk], n_classes))
                 chosen = int(rng.choice(n_classes, p=sim.confusion[true]))
                 answers[item.place] = [labels[chosen]] if job.is_multilabel else labels[chosen]  # type: ignore[attr-defined]
             submit_assignment(assignment=assignment, worker=sim.worker, answers=answers, by_place=True)
@@ -207,6 +210,19 @@ def simulate_crowd(
     _review_and_label(job, result)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _known_gold_truth(job: Job, labels: list[str]) -> dict[int, int]:
+    """The truth of gold items whose known answer is one of the job's labels (gold imported into an existing
+    job: simulated workers answer it the way its gold grading expects). Other items get a latent label."""
+    index = {label: n for n, label in enumerate(labels)}
+    known: dict[int, int] = {}
+    for item_id, answer in job.items.filter(is_gold=True).values_list("id", "gold_answer"):
+        if isinstance(answer, list) and len(answer) == 1:
+            answer = answer[0]
+        if isinstance(answer, str) and answer in index:
+            known[item_id] = index[answer]
+    return known
 
 
 def _review_and_label(job: Job, result: SimulationResult) -> None:
@@ -278,8 +294,14 @@ def _consensus_accuracy(
         return None
     frame = pd.DataFrame(rows, columns=["task", "worker", "label"]).astype(str)
     consensus = aggregate_frame(frame, job.consensus_method)
-    right = sum(labels[truth[int(t)]] == label for t, label in zip(consensus["task"], consensus["label"], strict=True))
-    return round(right / len(consensus), 4)
+    # Only items the simulated crowd answered have a simulated truth: an existing job's items that its
+    # real workers had finished before the run are left out of the score.
+    scored = [
+        (int(t), label) for t, label in zip(consensus["task"], consensus["label"], strict=True) if int(t) in truth
+    ]
+    if not scored:
+        return None
+    return round(sum(labels[truth[t]] == label for t, label in scored) / len(scored), 4)
 
 
 def _majority_accuracy(job: Job, truth: dict[int, int], labels: list[str]) -> float | None:

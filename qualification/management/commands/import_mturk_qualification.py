@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ def _read(path: Path) -> bytes:
         raise CommandError(f"{path} is not a readable file.", returncode=2) from exc
 
 
+# A test is taken in one sitting; a failed worker waits at most a year before the next attempt.
+MAX_TIME_LIMIT_MINUTES = 7 * 24 * 60
+MAX_RETRY_DELAY_HOURS = 365 * 24
+
+
 class Command(BaseCommand):
     help = "Create a qualification test from an MTurk QuestionForm XML and its AnswerKey XML."
 
@@ -30,12 +36,32 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="The test's name.")
         parser.add_argument("--task-kind", choices=TaskKind.values, default=TaskKind.TEXT_CLASSIFICATION)
         parser.add_argument("--pass-score", type=int, default=80, help="Percentage to pass (0-100). Default 80.")
-        parser.add_argument("--time-limit-minutes", type=int, default=10)
-        parser.add_argument("--retry-delay-hours", type=float, default=24.0)
+        parser.add_argument(
+            "--time-limit-minutes",
+            type=int,
+            default=10,
+            help=f"Time to answer the test (1-{MAX_TIME_LIMIT_MINUTES}). Default 10.",
+        )
+        parser.add_argument(
+            "--retry-delay-hours",
+            type=float,
+            default=24.0,
+            help=f"Wait after a failed attempt (0-{MAX_RETRY_DELAY_HOURS}). Default 24.",
+        )
         parser.add_argument("--max-attempts", type=int, default=3)
         parser.add_argument("--inactive", action="store_true", help="Create the test switched off.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 1 <= options["time_limit_minutes"] <= MAX_TIME_LIMIT_MINUTES:
+            raise CommandError(
+                f"--time-limit-minutes must be a whole number from 1 to {MAX_TIME_LIMIT_MINUTES} (7 days).",
+                returncode=2,
+            )
+        retry_hours = options["retry_delay_hours"]
+        if not (math.isfinite(retry_hours) and 0 <= retry_hours <= MAX_RETRY_DELAY_HOURS):
+            raise CommandError(
+                f"--retry-delay-hours must be a number from 0 to {MAX_RETRY_DELAY_HOURS} (365 days).", returncode=2
+            )
         questions, answers = _read(options["questions"]), _read(options["answers"])
         if not options["name"].strip():
             raise CommandError("--name must not be empty.", returncode=2)
@@ -48,7 +74,7 @@ class Command(BaseCommand):
                 task_kind=options["task_kind"],
                 pass_score=options["pass_score"],
                 time_limit=timedelta(minutes=options["time_limit_minutes"]),
-                retry_delay=timedelta(hours=options["retry_delay_hours"]),
+                retry_delay=timedelta(hours=retry_hours),
                 max_attempts=options["max_attempts"],
                 is_active=not options["inactive"],
             )

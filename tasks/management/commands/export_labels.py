@@ -39,6 +39,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        min_confidence = options["min_confidence"]
+        if min_confidence is not None and not 0 <= min_confidence <= 1:  # NaN fails both comparisons
+            raise CommandError("--min-confidence must be a number between 0 and 1.", returncode=2)
+        output: Path = options["output"]
+        if output.is_dir():
+            raise CommandError(f"{output} is a directory; name the file to write.", returncode=2)
+        if not output.parent.is_dir():
+            raise CommandError(f"The directory {output.parent} does not exist.", returncode=2)
         job = Job.objects.filter(pk=options["job"]).first()
         if job is None:
             raise CommandError(f"There is no job with id {options['job']}.", returncode=2)
@@ -47,14 +55,11 @@ class Command(BaseCommand):
             version = DatasetVersion.objects.filter(job=job, number=options["version"]).first()
             if version is None:
                 raise CommandError(f"Job {job.pk} has no dataset version {options['version']}.", returncode=2)
-        output: Path = options["output"]
-        if not output.parent.is_dir():
-            raise CommandError(f"The directory {output.parent} does not exist.", returncode=2)
         wanted = ExportOptions(
             answers=options["answers"],
             scores=options["scores"],
             cost=options["cost"],
-            min_confidence=options["min_confidence"],
+            min_confidence=min_confidence,
             worker_ids=options["worker_ids"],
         )
         interactive = sys.stderr.isatty()
@@ -64,7 +69,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"\r{done}/{total} labels", ending="")
 
         # Written beside the target and renamed at the end: a failed export leaves no half-written file.
-        handle, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        try:
+            handle, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        except OSError as exc:
+            raise CommandError(f"Cannot write {output} ({exc.strerror or exc}).", returncode=2) from exc
         try:
             with os.fdopen(handle, "wb") as out:
                 result = export_labels(
@@ -80,6 +88,9 @@ class Command(BaseCommand):
         except ServiceError as exc:
             os.unlink(temp_name)
             raise CommandError(str(exc), returncode=2) from exc
+        except OSError as exc:  # e.g. the disk filled up, or the target became a directory meanwhile
+            os.unlink(temp_name)
+            raise CommandError(f"Cannot write {output} ({exc.strerror or exc}).", returncode=2) from exc
         except BaseException:
             os.unlink(temp_name)
             raise

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tasks.api.converters import MAX_ID
 from tasks.models import Job
 from tasks.services.tallies import recount_tallies
 from workforce.audit import Actor
@@ -25,7 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         job_ids: list[int] | None = options["job"]
         if job_ids:
-            found = set(Job.objects.filter(pk__in=job_ids).values_list("pk", flat=True))
+            in_range = [j for j in job_ids if 1 <= j <= MAX_ID]  # larger ids overflow the database's integers
+            found = set(Job.objects.filter(pk__in=in_range).values_list("pk", flat=True))
             missing = [str(j) for j in job_ids if j not in found]
             if missing:
                 raise CommandError(f"No job {', '.join(missing)}.", returncode=2)

@@ -1,16 +1,29 @@
-"""python manage.py simulate_crowd [--job JOB | --items N --classes C --redundancy R] --workers N ..."""
+"""python manage.py simulate_crowd [--job JOB | --items N --classes C --redundancy R] --workers N ...
+
+Exit code 2 with one sentence on bad input, before anything is written. A run that fails part way writes
+nothing; an adaptive job's run commits answer by answer instead, as its allocation passes need committed work.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from contextlib import nullcontext
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from tasks.models import Job, JobState
+from tasks.models.core import SHAPE_KINDS
 from tasks.services.errors import ServiceError
 from tasks.services.simulation import BLOCK_POLICIES, create_simulation_job, simulate_crowd
+
+# Upper bounds of the sizes: each simulated worker holds a classes x classes confusion matrix, and a
+# created job's items are imported in one go.
+LIMITS = {"items": 1_000_000, "classes": 100, "redundancy": 50, "workers": 1_000}
+MAX_SEED = 2**63 - 1
 
 
 class Command(BaseCommand):
@@ -43,6 +56,12 @@ class Command(BaseCommand):
         for name in ("items", "classes", "redundancy", "workers"):
             if o[name] < 1:
                 raise CommandError(f"--{name} must be at least 1.", returncode=2)
+            if o[name] > LIMITS[name]:
+                raise CommandError(f"--{name} must be at most {LIMITS[name]}.", returncode=2)
+        if not 0 <= o["seed"] <= MAX_SEED:
+            raise CommandError(f"--seed must be between 0 and {MAX_SEED}.", returncode=2)
+        if o["max_seconds"] is not None and not (math.isfinite(o["max_seconds"]) and o["max_seconds"] > 0):
+            raise CommandError("--max-seconds must be a positive number of seconds.", returncode=2)
         if not 1 <= o["items_per_hit"] <= 100:
             raise CommandError("--items-per-hit must be between 1 and 100.", returncode=2)
         if o["classes"] < 2:
@@ -57,28 +76,43 @@ class Command(BaseCommand):
             reward = Decimal("NaN")
         if not reward.is_finite() or reward < 0:
             raise CommandError("--reward must be a non-negative amount, e.g. 0.05.", returncode=2)
-        try:
-            if o["job"] is not None:
-                job = Job.objects.filter(pk=o["job"]).first()
-                if job is None:
-                    raise CommandError(f"There is no job with id {o['job']}.", returncode=2)
-                if job.state != JobState.PUBLISHED:
-                    raise CommandError(f"Job {job.pk} is {job.state}; publish it first.", returncode=2)
-            else:
-                job = create_simulation_job(
-                    items=o["items"],
-                    classes=o["classes"],
-                    redundancy=o["redundancy"],
-                    items_per_hit=o["items_per_hit"],
-                    seed=o["seed"],
-                    gold_rate=o["gold_rate"],
-                    block_policy=o["block_policy"],
-                    reward=reward,
-                    adaptive=_adaptive(o["adaptive"]),
+        adaptive = _adaptive(o["adaptive"])
+        job = None
+        if o["job"] is not None:
+            job = Job.objects.filter(pk=o["job"]).first()
+            if job is None:
+                raise CommandError(f"There is no job with id {o['job']}.", returncode=2)
+            if job.state != JobState.PUBLISHED:
+                raise CommandError(f"Job {job.pk} is {job.state}; publish it first.", returncode=2)
+            if job.task_kind in SHAPE_KINDS:
+                raise CommandError(
+                    f"Job {job.pk} asks for shapes; simulated workers only answer classification jobs.", returncode=2
                 )
-            result = simulate_crowd(
-                job=job, workers=o["workers"], spammers=o["spammers"], seed=o["seed"], max_seconds=o["max_seconds"]
-            )
+        # One transaction, so that a run that fails part way leaves nothing behind; an adaptive job's extra
+        # answers are allocated after each commit, so its run commits as it goes (as the worker pages do).
+        is_adaptive = adaptive is not None if job is None else job.is_adaptive
+        try:
+            with nullcontext() if is_adaptive else transaction.atomic():
+                if job is None:
+                    with transaction.atomic():
+                        job = create_simulation_job(
+                            items=o["items"],
+                            classes=o["classes"],
+                            redundancy=o["redundancy"],
+                            items_per_hit=o["items_per_hit"],
+                            seed=o["seed"],
+                            gold_rate=o["gold_rate"],
+                            block_policy=o["block_policy"],
+                            reward=reward,
+                            adaptive=adaptive,
+                        )
+                result = simulate_crowd(
+                    job=job,
+                    workers=o["workers"],
+                    spammers=o["spammers"],
+                    seed=o["seed"],
+                    max_seconds=o["max_seconds"],
+                )
         except ServiceError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         if o["json"]:

@@ -6,8 +6,10 @@ import csv
 import getpass
 import json
 import sys
+from contextlib import suppress
 from datetime import UTC, datetime, time
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -40,10 +42,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         since = _parse_since(options["since"])
-        seal_all_audit_events()  # export the complete trail, pending hot-path events included
-        events = AuditEvent.objects.filter(created_at__gte=since).order_by("id").values(*FIELDS)
-        out = open(options["output"], "w", newline="") if options["output"] else sys.stdout  # noqa: SIM115
+        output = Path(options["output"]) if options["output"] else None
+        out: TextIO = sys.stdout
+        if output is not None:  # opened before anything is sealed or audited
+            try:
+                out = output.open("w", newline="")
+            except OSError as exc:
+                raise CommandError(f"Cannot write {output} ({exc.strerror or exc}).", returncode=2) from exc
         try:
+            seal_all_audit_events()  # export the complete trail, pending hot-path events included
+            events = AuditEvent.objects.filter(created_at__gte=since).order_by("id").values(*FIELDS)
             count = 0
             if options["format"] == "csv":
                 writer = csv.DictWriter(out, fieldnames=FIELDS)
@@ -55,9 +63,22 @@ class Command(BaseCommand):
                 else:
                     out.write(json.dumps(row, sort_keys=True, default=str) + "\n")
                 count += 1
-        finally:
-            if out is not sys.stdout:
+            if output is not None:
                 out.close()
+        except OSError as exc:  # e.g. the disk filled up: no half-written export is left behind
+            if output is not None:
+                with suppress(OSError):
+                    out.close()
+                if output.is_file():  # not a device such as /dev/full
+                    output.unlink(missing_ok=True)
+            raise CommandError(
+                f"Cannot write {output or 'standard output'} ({exc.strerror or exc}).", returncode=2
+            ) from exc
+        except BaseException:
+            if output is not None:
+                with suppress(OSError):
+                    out.close()
+            raise
         record_audit_event(  # exports are audited too (after the export, so it is not part of it)
             actor=Actor.system(f"audit_export (os user {getpass.getuser()})"),
             action="audit.exported",
