@@ -130,17 +130,7 @@ def record_audit_events(events: Sequence[QueuedEvent]) -> list[AuditEvent]:
         last_hash, count = _seal_pending(head.last_hash, head.count, limit=None)
         chained: list[AuditEvent] = []
         for e in events:
-            fields = _event_fields(
-                actor=e.actor,
-                action=e.action,
-                object_type=e.object_type,
-                object_id=e.object_id,
-                before=e.before,
-                after=e.after,
-                reason=e.reason,
-                request_id=e.request_id,
-                created_at=e.created_at,
-            )
+            fields = e.fields()
             digest = chain_hash(last_hash, canonical_event(fields))
             chained.append(AuditEvent(previous_hash=last_hash, hash=digest, **fields))
             last_hash = digest
@@ -190,6 +180,20 @@ class QueuedEvent:
     request_id: str = ""
     created_at: datetime | None = None
 
+    def fields(self) -> dict[str, Any]:
+        """The stored fields of the event (its time is now unless ``created_at`` says otherwise)."""
+        return _event_fields(
+            actor=self.actor,
+            action=self.action,
+            object_type=self.object_type,
+            object_id=self.object_id,
+            before=self.before,
+            after=self.after,
+            reason=self.reason,
+            request_id=self.request_id,
+            created_at=self.created_at,
+        )
+
 
 # For hot statements that insert their pending event themselves (one round trip, see tasks.services.pool).
 PENDING_EVENT_INSERT = (
@@ -212,24 +216,7 @@ def queue_audit_events(events: Sequence[QueuedEvent]) -> None:
     """Insert events for the next sealing run, in order, without locking the chain (hot paths)."""
     if not events:
         return
-    PendingAuditEvent.objects.bulk_create(
-        [
-            PendingAuditEvent(
-                **_event_fields(
-                    actor=e.actor,
-                    action=e.action,
-                    object_type=e.object_type,
-                    object_id=e.object_id,
-                    before=e.before,
-                    after=e.after,
-                    reason=e.reason,
-                    request_id=e.request_id,
-                    created_at=e.created_at,
-                )
-            )
-            for e in events
-        ]
-    )
+    PendingAuditEvent.objects.bulk_create([PendingAuditEvent(**e.fields()) for e in events])
 
 
 def queue_audit_event(

@@ -31,16 +31,26 @@ def _approve_page(client: Client, ids: list[int]) -> tuple[int, Any]:
     return len(queries), response
 
 
+def _submitted_page(make_published_job: Any, make_worker: Any, n: int) -> tuple[Job, list[int]]:
+    """A job whose ``n`` assignments one worker has submitted (within the job's budget), and their ids."""
+    job = make_published_job(items=n, redundancy=1, reward=Decimal("0.05"), budget_cap=Decimal("5.00"))
+    worker = make_worker()
+    return job, [submit_work(job, worker).pk for _ in range(n)]
+
+
+def _logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def test_approving_a_page_costs_the_same_queries_for_3_rows_as_for_20(
     reviewer: Any, make_published_job, make_worker
 ) -> None:
-    client = Client()
-    client.force_login(reviewer)
+    client = _logged_in(reviewer)
     counts = []
     for n in (3, 20):
-        job = make_published_job(items=n, redundancy=1, reward=Decimal("0.05"), budget_cap=Decimal("5.00"))
-        worker = make_worker()
-        ids = [submit_work(job, worker).pk for _ in range(n)]
+        job, ids = _submitted_page(make_published_job, make_worker, n)
         count, response = _approve_page(client, ids)
         assert response.status_code == 302
         assert set(Assignment.objects.filter(pk__in=ids).values_list("state", flat=True)) == {AssignmentState.APPROVED}
@@ -59,9 +69,7 @@ def test_rows_that_were_not_waiting_for_review_are_left_with_a_sentence(
     worker = make_worker()
     done, waiting = submit_work(job, worker), submit_work(job, worker)
     approve_assignment(assignment=done, actor=SYSTEM)
-    client = Client()
-    client.force_login(reviewer)
-    _, response = _approve_page(client, [done.pk, waiting.pk])
+    _, response = _approve_page(_logged_in(reviewer), [done.pk, waiting.pk])
     said = [str(m) for m in get_messages(response.wsgi_request)]
     assert "Approved 1 assignment(s)." in said
     assert any(s.startswith("1 of the selected assignments were not waiting for review") for s in said), said
@@ -89,14 +97,11 @@ def _reject_page(client: Client, ids: list[int], feedback: str) -> tuple[int, An
 def test_rejecting_a_page_releases_each_reservation_once_in_the_same_queries_for_3_rows_as_for_20(
     reviewer: Any, make_published_job, make_worker
 ) -> None:
-    client = Client()
-    client.force_login(reviewer)
+    client = _logged_in(reviewer)
     counts = []
     for n in (3, 20):
-        job = make_published_job(items=n, redundancy=1, reward=Decimal("0.05"), budget_cap=Decimal("5.00"))
+        job, ids = _submitted_page(make_published_job, make_worker, n)
         reserved = Job.objects.get(pk=job.pk).budget_reserved
-        worker = make_worker()
-        ids = [submit_work(job, worker).pk for _ in range(n)]
         count, response = _reject_page(client, ids, "Every answer is the same label: see rule 2.")
         assert response.status_code == 302
         assert set(Assignment.objects.filter(pk__in=ids).values_list("state", flat=True)) == {AssignmentState.REJECTED}
