@@ -498,4 +498,4 @@ class JobBlockAdmin(ReadOnlyAdmin):
 
 
 # Admin pages that live in their own modules register themselves on import.
-from tasks import admin_groundtruth, admin_predictions  # noqa: E402, F401
+from tasks import admin_groundtruth, admin_mturk, admin_predictions  # noqa: E402, F401

@@ -26,6 +26,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "jobblock": ("view", "change"),
             "assignmentflag": ("view",),
             "prediction": ("add", "view"),
+            "mturkpagesubmission": ("view",),
             "labelingjob": ("add", "view", "change"),
             "groundtruthlabel": ("view",),
             "costentry": ("view",),

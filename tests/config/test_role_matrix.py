@@ -27,6 +27,7 @@ from tasks.models import (
     Hit,
     Job,
     LabelingJob,
+    MTurkPageSubmission,
     Prediction,
     WorkerJobScore,
 )
@@ -81,6 +82,8 @@ ADMIN_MODELS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] =
     "tasks.prediction": (_r(OPSM, ADM), NOBODY, NOBODY),
     "tasks.labelingjob": (_r(OPSM, ADM), _r(OPSM, ADM), NOBODY),
     "tasks.groundtruthlabel": (_r(OPSM, ADM), NOBODY, NOBODY),
+    # What was posted on the public MTurk page (claims until MTurk lists them): ops managers watch for forgeries.
+    "tasks.mturkpagesubmission": (_r(OPSM, ADM), NOBODY, NOBODY),
 }
 
 # model -> action -> who is offered it on the change list (and so may run it: Django refuses any other).
@@ -313,6 +316,9 @@ def world(
     layout_job = make_published_job(items=1, task_template=LAYOUT, answer_field="sentiment", items_per_hit=1)
     layout_assignment = assign_next_hit(job=layout_job, worker=crowd)
     mturk_hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    MTurkPageSubmission.objects.create(
+        assignment_id="3MATRIX", hit=mturk_hit, worker_id="AMATRIX", answers={}, received_at=item.created_at
+    )
     return {
         "users": users,
         "job": job,

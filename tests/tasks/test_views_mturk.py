@@ -208,3 +208,23 @@ def test_posts_from_one_address_are_rate_limited(mturk: MTurkMarketplace) -> Non
         statuses.append(Client().post(URL, {**params, "place:1": "neg"}).status_code)
     assert statuses == [200, 200, 200, 429, 429]
     assert Client().get(URL, _params(hit, "3R9" + "0" * 27, "AWORKER1", "https://www.mturk.com")).status_code == 200
+
+
+def test_ops_managers_see_the_claims_mturk_never_confirmed(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, ops_manager: object
+) -> None:
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    forged = _signed(_params(hit, "3F0" + "0" * 27, "AFORGED0", standin.url))
+    Client().post(URL, {**forged, "place:1": "neg"})
+    real = standin.state.accept(str(hit.external_id), "AREALWORKER")
+    _post_form(
+        Client()
+        .post(URL, {**_signed(_params(hit, real, "AREALWORKER", standin.url)), "place:1": "pos"})
+        .content.decode()
+    )
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    client = Client()
+    client.force_login(ops_manager)
+    page = client.get(reverse("admin:tasks_mturkpagesubmission_changelist"), {"confirmed_at__isnull": "True"})
+    assert page.status_code == 200
+    assert [c.worker_id for c in page.context["cl"].result_list] == ["AFORGED0"]
