@@ -427,7 +427,8 @@ def pay_bonus(
     assignment: Assignment | None = None,
 ) -> bool:
     """Pay ``worker`` a bonus on ``job`` once per ``key``: reserve it (and its fee) within budget, book
-    it, audit ``bonus.paid``. Returns False when the key was used before (nothing is booked again).
+    it, audit ``bonus.paid``. Returns False when the key was used before for the same bonus (nothing is
+    booked again); a key used for another bonus (job, worker or amount) is refused.
 
     On MTurk the bonus goes out through ``SendBonus`` on an assignment (the given one, else the worker's
     latest submitted or approved one on the job) with a token derived from ``key``; a call that finds the
@@ -447,6 +448,11 @@ def pay_bonus(
     if marketplace != Marketplace.INTERNAL:
         raise ServiceError(f"Bonuses on {worker.get_marketplace_display()} are not supported.")
     with transaction.atomic():
+        booked = CostEntry.objects.filter(idempotency_key=bonus_cost_key(key)).values_list(
+            "job_id", "worker_id", "amount"
+        )
+        if booked and booked[0] != (job.pk, worker.pk, amount):  # a retry must be the same bonus, as on MTurk
+            raise ServiceError(f"Bonus key {key!r} was used for another bonus.")
         _, created = reserve_budget(
             job=job, amount=amount, key=f"{bonus_cost_key(key)}:reserve", actor=actor, reason="bonus"
         )

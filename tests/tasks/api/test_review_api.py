@@ -41,6 +41,8 @@ def test_a_reviewer_approves_rejects_and_bonuses_through_the_api(
     assert first.json()["paid"] is True and again.json()["paid"] is False
     assert list(CostEntry.objects.filter(kind=CostKind.BONUS).values_list("amount", flat=True)) == [Decimal("0.10")]
     assert api.post(_url("bonus", good), {**bonus, "key": "b-2", "amount": "0"}, format="json").status_code == 400
+    reused = api.post(_url("bonus", good), {**bonus, "amount": "0.90"}, format="json")
+    assert reused.status_code == 400 and "was used for another bonus" in reused.json()["detail"]
 
 
 def test_the_review_api_is_for_reviewers_only(

@@ -144,6 +144,11 @@ def test_a_bonus_is_paid_once_per_key_and_audited(make_published_job, make_worke
     assert AuditEvent.objects.filter(action="bonus.paid").count() == 1
     with pytest.raises(ServiceError, match="positive"):
         pay_bonus(job=job, worker=worker, amount=Decimal("0"), reason="x", key="b2", actor=SYSTEM)
+    # the same key for another bonus is refused, not reported as "already paid" (it was not this bonus)
+    for other in ({"amount": Decimal("5.00"), "worker": worker}, {"amount": Decimal("0.50"), "worker": make_worker()}):
+        with pytest.raises(ServiceError, match="was used for another bonus"):
+            pay_bonus(job=job, reason="More", key="b1", actor=SYSTEM, **other)
+    assert CostEntry.objects.filter(kind=CostKind.BONUS).count() == 1
 
 
 def test_a_bonus_over_the_budget_cap_is_refused_and_books_nothing(make_published_job, make_worker):
