@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
+MAX_LABEL_LENGTH = 100  # as the API takes them
 
 
 class LabelListField(forms.JSONField):
@@ -36,7 +37,12 @@ class LabelListField(forms.JSONField):
             return []
         if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
             raise forms.ValidationError(LABELS_HELP)
-        return [x.strip() for x in labels]
+        names = [x.strip() for x in labels]
+        if any(len(name) > MAX_LABEL_LENGTH for name in names):
+            raise forms.ValidationError(f"A label can be at most {MAX_LABEL_LENGTH} characters long.")
+        if any("\x00" in name for name in names):
+            raise forms.ValidationError("A label cannot contain a NUL character.")
+        return names
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) and "\n" not in v for v in value):

@@ -108,3 +108,6 @@ def test_the_test_form_reads_labels_typed_one_per_line_or_with_commas(make_test:
     assert "pos\nneg\nneutral</textarea>" in str(QualificationTestForm(instance=test)["labels"])
     bad = QualificationTestForm(data={**base, "labels": "[1, 2]"}, instance=test)
     assert not bad.is_valid() and "one per line" in str(bad.errors["labels"])
+    for typed, message in (("pos\n" + "x" * 101, "at most 100 characters"), ("pos\nn\x00g", "NUL")):
+        refused = QualificationTestForm(data={**base, "labels": typed}, instance=test)
+        assert not refused.is_valid() and message in str(refused.errors["labels"])
