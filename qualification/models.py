@@ -19,6 +19,10 @@ from django.db.models import Q
 from qualification.grading import AnswerType
 from workforce.models import Worker
 
+# A test is taken in one sitting; a worker who failed waits at most a year before the next attempt.
+MAX_TIME_LIMIT = timedelta(days=7)
+MAX_RETRY_DELAY = timedelta(days=365)
+
 
 class TaskKind(models.TextChoices):
     """The same string values as ``tasks.models.TaskKind`` (this app must not import tasks)."""
@@ -56,12 +60,12 @@ class QualificationTest(models.Model):
     )
     time_limit = models.DurationField(
         default=timedelta(minutes=10),
-        validators=[MinValueValidator(timedelta(seconds=30)), MaxValueValidator(timedelta(days=7))],
+        validators=[MinValueValidator(timedelta(seconds=30)), MaxValueValidator(MAX_TIME_LIMIT)],
         help_text="Time for one attempt, from 30 seconds to 7 days.",
     )
     retry_delay = models.DurationField(
         default=timedelta(days=1),
-        validators=[MinValueValidator(timedelta(0)), MaxValueValidator(timedelta(days=365))],
+        validators=[MinValueValidator(timedelta(0)), MaxValueValidator(MAX_RETRY_DELAY)],
         help_text="Wait after a failed attempt before the next one (0 to 365 days).",
     )
     max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])

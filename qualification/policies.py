@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeGuard
 
+from workforce.ids import MAX_ID
+
 TEST: Final = "test"
 NOT_BLOCKED: Final = "not_blocked"
 APPROVED_ASSIGNMENTS: Final = "approved_assignments"
@@ -28,10 +30,6 @@ _ALLOWED_KEYS: Final[dict[str, frozenset[str]]] = {
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-# The largest id a 64-bit signed column holds (SQLite integers, PostgreSQL bigint).
-_MAX_ID = 2**63 - 1
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -57,7 +55,7 @@ def validate_requirements(requirements: object) -> list[str]:
             errors.append(f"{where} ({kind}) has unknown key(s): {', '.join(unknown)}.")
         if kind == TEST:
             test = spec.get("test")
-            if not _is_int(test) or not 0 < test <= _MAX_ID:
+            if not _is_int(test) or not 0 < test <= MAX_ID:
                 errors.append(f"{where} (test) needs 'test': the id of a qualification test.")
             if "min_score" in spec:
                 min_score = spec["min_score"]

@@ -52,6 +52,7 @@ from tasks.worker_scores import scorecard_earnings
 from workforce.admin_fields import LabelListField
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
+from workforce.ids import parse_id
 from workforce.models import Marketplace
 
 
@@ -140,18 +141,16 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
         probe = Job(**{f: data.get(f, getattr(self.instance, f)) for f in ADAPTIVE_FORM_FIELDS})
         for field, problem in check_adaptive_settings(probe).items():
             self.add_error(field, problem)
-        for field, problem in check_durations(
-            assignment_duration=data.get("assignment_duration"), auto_approve_after=data.get("auto_approve_after")
-        ).items():
-            if field in self.fields and not self.has_error(field):
-                self.add_error(field, problem)
         if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
             self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
-        for field, problem in check_budget_and_prelabels(
+        problems = check_durations(
+            assignment_duration=data.get("assignment_duration"), auto_approve_after=data.get("auto_approve_after")
+        ) | check_budget_and_prelabels(
             job_id=self.instance.pk,
             budget_cap=data.get("budget_cap", self.instance.budget_cap),
             prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
-        ).items():
+        )
+        for field, problem in problems.items():
             if field in self.fields and not self.has_error(field):
                 self.add_error(field, problem)
         return data
@@ -285,7 +284,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     ) -> HttpResponse:
         extra_context = extra_context or {}
         # a tampered id (not a number the database can hold) falls through to Django's "doesn't exist"
-        number = int(object_id) if object_id.isascii() and object_id.isdigit() and len(object_id) < 19 else None
+        number = parse_id(object_id)
         job = Job.objects.filter(pk=number).first() if number is not None else None
         if job is not None:
             extra_context["import_url"] = reverse("admin:tasks_job_import", args=[job.pk])

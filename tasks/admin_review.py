@@ -21,7 +21,8 @@ from django.template.response import TemplateResponse
 
 from tasks.models import Assignment, Job
 from tasks.services.errors import ServiceError
-from tasks.services.review import ReviewResult, approve_assignments, pay_bonus, reject_assignments
+from tasks.services.review import pay_bonus
+from tasks.services.review_batch import ReviewResult, approve_assignments, reject_assignments
 from workforce.audit import Actor
 
 MAX_FEEDBACK = 1024  # what MTurk shows a worker at most

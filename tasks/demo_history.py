@@ -32,7 +32,7 @@ from tasks.services.jobs import configure_job, create_job
 from tasks.services.pool import assign_next_hit
 from tasks.services.predictions import import_predictions_from_text
 from tasks.services.publishing import publish_job
-from tasks.services.review import approve_assignments
+from tasks.services.review_batch import approve_assignments
 from workforce.audit import Actor
 from workforce.models import Worker
 from workforce.services import register_internal_worker

@@ -114,7 +114,7 @@ def refresh_job_dashboard_task(*, job_id: int) -> int:
 @shared_task(name="tasks.tasks.auto_review_task")
 def auto_review_task() -> dict[str, int]:
     """Approve (or, on failed gold, reject) internal-pool work past its job's auto-approval delay."""
-    from tasks.services.review import auto_review
+    from tasks.services.review_batch import auto_review
 
     result = auto_review(actor=Actor.system("auto-review"))
     return {"approved": result.approved, "rejected": result.rejected}

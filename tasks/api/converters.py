@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# The largest value a 64-bit signed column holds: the limit of SQLite integers and PostgreSQL bigint.
-MAX_ID = 2**63 - 1
+from workforce.ids import MAX_ID
+
+__all__ = ["MAX_ID", "BoundedIntConverter"]
 
 
 class BoundedIntConverter:

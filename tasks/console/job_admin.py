@@ -35,7 +35,7 @@ from tasks.services.exports import request_label_export
 from tasks.services.instructions import RUNNING_STATES
 from tasks.services.job_templates import clone_job
 from tasks.services.more_answers import request_more_answers
-from tasks.services.review import GoldApprovalResult, approve_passing_gold
+from tasks.services.review_batch import GoldApprovalResult, approve_passing_gold
 from workforce.audit import Actor
 
 CONSOLE_ACTIONS = [
@@ -130,7 +130,7 @@ def gold_approval_message(job: Job, result: GoldApprovalResult) -> str:
 
 
 class GoldApprovalActionMixin:
-    """The console's "approve all pending that pass gold" action (``review.approve_passing_gold``)."""
+    """The console's "approve all pending that pass gold" action (``review_batch.approve_passing_gold``)."""
 
     def approve_passing_gold(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         actor = Actor.from_user(request.user)

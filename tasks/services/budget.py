@@ -159,31 +159,54 @@ def release_budget(
     job's latest reservation."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A release must be a non-negative Decimal amount.")
-    now = now or timezone.now()
     with transaction.atomic():
         existing = BudgetReservation.objects.filter(key=key).first()
         if existing is not None:
             return existing
-        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
-        amount = min(amount, reserved)
-        if amount <= 0:
-            return None
-        last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
-        month = last.month if last is not None else month_of(now)
-        row = BudgetReservation.objects.create(
-            job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now
+        rows = _release(job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now())
+    return rows[0] if rows else None
+
+
+def _release(
+    *, job: Job, wanted: list[tuple[str, Decimal]], actor: Actor, reason: str, now: datetime
+) -> list[BudgetReservation]:
+    """Give back ``(key, amount)`` releases of the job's reservation in order, each at most what is still
+    reserved, skipping keys already released: the rows in bulk, one audit event each, under one lock of the
+    job row; the month released is the one of the job's latest reservation."""
+    reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+    done = set(BudgetReservation.objects.filter(key__in=[key for key, _ in wanted]).values_list("key", flat=True))
+    last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
+    month = last.month if last is not None else month_of(now)
+    rows: list[BudgetReservation] = []
+    left = reserved
+    for key, amount in dict(wanted).items():
+        amount = min(amount, left)
+        if key in done or amount <= 0:
+            continue
+        rows.append(
+            BudgetReservation(job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now)
         )
-        Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -amount))
-        record_audit_event(
-            actor=actor,
-            action="budget.released",
-            object_type="job_budget",
-            object_id=job.pk,
-            after={"amount": str(amount), "key": key, "month": month.isoformat()},
-            reason=reason,
-        )
-        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -amount), ZERO))
-    return row
+        left -= amount
+    if not rows:
+        return []
+    total = reserved - left
+    BudgetReservation.objects.bulk_create(rows)
+    Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -total))
+    record_audit_events(
+        [
+            QueuedEvent(
+                actor=actor,
+                action="budget.released",
+                object_type="job_budget",
+                object_id=job.pk,
+                after={"amount": str(-row.amount), "key": row.key, "month": month.isoformat()},
+                reason=reason,
+            )
+            for row in rows
+        ]
+    )
+    MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
+    return rows
 
 
 def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservation | None:
@@ -241,46 +264,16 @@ def release_rejected_assignments(
     written in bulk under one lock of the job row. Returns the amount released."""
     from tasks.reports.estimate import unit_cost
 
-    now = now or timezone.now()
     unit = unit_cost(job)
-    keys = [f"assignment:{pk}:release" for pk in assignment_ids]
     with transaction.atomic():
-        reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
-        done = set(BudgetReservation.objects.filter(key__in=keys).values_list("key", flat=True))
-        last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
-        month = last.month if last is not None else month_of(now)
-        rows: list[BudgetReservation] = []
-        left = reserved
-        for key in dict.fromkeys(k for k in keys if k not in done):
-            amount = min(unit, left)
-            if amount <= 0:
-                break
-            rows.append(
-                BudgetReservation(
-                    job_id=job.pk, amount=-amount, key=key, reason="assignment rejected", month=month, created_at=now
-                )
-            )
-            left -= amount
-        if not rows:
-            return ZERO
-        total = reserved - left
-        BudgetReservation.objects.bulk_create(rows)
-        Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -total))
-        record_audit_events(
-            [
-                QueuedEvent(
-                    actor=actor,
-                    action="budget.released",
-                    object_type="job_budget",
-                    object_id=job.pk,
-                    after={"amount": str(-row.amount), "key": row.key, "month": month.isoformat()},
-                    reason="assignment rejected",
-                )
-                for row in rows
-            ]
+        rows = _release(
+            job=job,
+            wanted=[(f"assignment:{pk}:release", unit) for pk in assignment_ids],
+            actor=actor,
+            reason="assignment rejected",
+            now=now or timezone.now(),
         )
-        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
-    return total
+    return -sum((row.amount for row in rows), ZERO)
 
 
 def after_review(*, job: Job, actor: Actor, now: datetime | None = None) -> None:

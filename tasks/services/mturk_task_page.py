@@ -91,17 +91,13 @@ def store_mturk_submission(
     checked = {item: _checked_value(job, item, value, payloads[item]) for item, value in answers.items()}
     now = timezone.now()
     with transaction.atomic():
+        # collect records the assignment before it confirms a claim, so this also covers confirmed claims
         if Assignment.objects.filter(marketplace=MTURK, external_id=assignment_id).exists():
             raise SubmissionRefused("MTurk already has this assignment's answers; it cannot be submitted again.")
-        claim, created = MTurkPageSubmission.objects.select_for_update().get_or_create(
+        claim, _ = MTurkPageSubmission.objects.update_or_create(
             assignment_id=assignment_id,
             defaults={"hit": hit, "worker_id": worker_id, "answers": checked, "received_at": now},
         )
-        if not created:
-            if claim.confirmed_at is not None:
-                raise SubmissionRefused("MTurk already has this assignment's answers; it cannot be submitted again.")
-            claim.hit, claim.worker_id, claim.answers, claim.received_at = hit, worker_id, checked, now
-            claim.save(update_fields=["hit", "worker_id", "answers", "received_at"])
         queue_audit_event(
             actor=actor,
             action="mturk.page_submission",

@@ -233,7 +233,7 @@ def _review_and_label(job: Job, result: SimulationResult) -> None:
     from tasks.models import Assignment, AssignmentState, ConsensusLabel, CostEntry
     from tasks.services.budget import exact
     from tasks.services.consensus import compute_consensus
-    from tasks.services.review import auto_review
+    from tasks.services.review_batch import auto_review
 
     job.refresh_from_db()
     if job.auto_approve_after is not None:

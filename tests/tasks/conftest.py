@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
+from rest_framework.test import APIClient
 
 from tasks.roles import REVIEWER
 from tests.factories import UserFactory
@@ -34,6 +35,14 @@ def login_client() -> Callable[[Any], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def api(ops_manager: Any) -> APIClient:
+    """The REST API as an ops manager (token-less: forced authentication)."""
+    client = APIClient()
+    client.force_authenticate(ops_manager)
+    return client
 
 
 @pytest.fixture

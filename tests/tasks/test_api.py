@@ -40,13 +40,6 @@ def upload(content: bytes, name: str = "items.csv") -> SimpleUploadedFile:
 
 
 @pytest.fixture
-def api(ops_manager: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(ops_manager)
-    return client
-
-
-@pytest.fixture
 def text_job(db: Any) -> Job:
     return JobFactory(task_kind=TaskKind.TEXT_CLASSIFICATION)
 

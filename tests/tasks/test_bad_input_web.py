@@ -28,17 +28,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(ops_manager: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(ops_manager)
-    return client
-
-
-@pytest.fixture
-def admin(ops_manager: Any) -> Client:
-    client = Client()
-    client.force_login(ops_manager)
-    return client
+def admin(ops_manager: Any, login_client: Any) -> Client:
+    return login_client(ops_manager)
 
 
 def _cursor(position: str) -> str:
@@ -74,16 +65,18 @@ def test_a_job_needs_a_time_a_worker_can_work_in(api: APIClient, duration: str) 
 
 
 @pytest.mark.parametrize(
-    "line",
-    ['{"external_id": "d", "text": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"external_id": "n", "x": NaN}',
-     '{"external_id": "i", "x": 1e999}'],
+    ("line", "reason"),
+    [('{"external_id": "d", "text": ' + "[" * 100_000 + "]" * 100_000 + "}", "the JSON is nested too deeply"),
+     ('{"external_id": "n", "x": NaN}', "NaN is not a number an import can store"),
+     ('{"external_id": "i", "x": 1e999}', "the number 1e999 is too large")],
     ids=["nested", "nan", "overflow"],
 )  # fmt: skip
-def test_unreadable_json_lines_are_row_errors(api: APIClient, line: str) -> None:
+def test_unreadable_json_lines_are_row_errors(api: APIClient, line: str, reason: str) -> None:
     job = JobFactory()
     upload = SimpleUploadedFile("items.jsonl", (line + "\n").encode())
     response = api.post(reverse("api-item-import", args=[job.pk]), {"file": upload}, format="multipart")
-    assert response.status_code == 400 and response.json()["errors"][0]["line"] == 1
+    assert response.status_code == 400
+    assert response.json()["errors"][0] == {"line": 1, "message": reason}
     assert not Item.objects.exists()
 
 

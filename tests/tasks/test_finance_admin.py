@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from tasks.models import Assignment, AssignmentState, CostEntry, Job, JobState, MonthlyBudget
 from tasks.roles import FINANCE
-from tasks.services.review import approve_assignments
+from tasks.services.review_batch import approve_assignments
 from tests.conftest import SYSTEM
 from tests.factories import ItemFactory, JobFactory, UserFactory
 from tests.tasks.finance_helpers import submit_after, submit_work

@@ -38,16 +38,10 @@ def _submitted_page(make_published_job: Any, make_worker: Any, n: int) -> tuple[
     return job, [submit_work(job, worker).pk for _ in range(n)]
 
 
-def _logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_approving_a_page_costs_the_same_queries_for_3_rows_as_for_20(
-    reviewer: Any, make_published_job, make_worker
+    reviewer: Any, login_client: Any, make_published_job, make_worker
 ) -> None:
-    client = _logged_in(reviewer)
+    client = login_client(reviewer)
     counts = []
     for n in (3, 20):
         job, ids = _submitted_page(make_published_job, make_worker, n)
@@ -63,13 +57,13 @@ def test_approving_a_page_costs_the_same_queries_for_3_rows_as_for_20(
 
 
 def test_rows_that_were_not_waiting_for_review_are_left_with_a_sentence(
-    reviewer: Any, make_published_job, make_worker
+    reviewer: Any, login_client: Any, make_published_job, make_worker
 ) -> None:
     job = make_published_job(items=2, redundancy=1, budget_cap=Decimal("1.00"))
     worker = make_worker()
     done, waiting = submit_work(job, worker), submit_work(job, worker)
     approve_assignment(assignment=done, actor=SYSTEM)
-    _, response = _approve_page(_logged_in(reviewer), [done.pk, waiting.pk])
+    _, response = _approve_page(login_client(reviewer), [done.pk, waiting.pk])
     said = [str(m) for m in get_messages(response.wsgi_request)]
     assert "Approved 1 assignment(s)." in said
     assert any(s.startswith("1 of the selected assignments were not waiting for review") for s in said), said
@@ -95,9 +89,9 @@ def _reject_page(client: Client, ids: list[int], feedback: str) -> tuple[int, An
 
 
 def test_rejecting_a_page_releases_each_reservation_once_in_the_same_queries_for_3_rows_as_for_20(
-    reviewer: Any, make_published_job, make_worker
+    reviewer: Any, login_client: Any, make_published_job, make_worker
 ) -> None:
-    client = _logged_in(reviewer)
+    client = login_client(reviewer)
     counts = []
     for n in (3, 20):
         job, ids = _submitted_page(make_published_job, make_worker, n)

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from qualification.errors import QualificationError
-from qualification.models import TaskKind
+from qualification.models import MAX_RETRY_DELAY, MAX_TIME_LIMIT, TaskKind
 from qualification.mturk_xml import import_mturk_test
 from workforce.audit import Actor
 
@@ -22,9 +22,8 @@ def _read(path: Path) -> bytes:
         raise CommandError(f"{path} is not a readable file.", returncode=2) from exc
 
 
-# A test is taken in one sitting; a failed worker waits at most a year before the next attempt.
-MAX_TIME_LIMIT_MINUTES = 7 * 24 * 60
-MAX_RETRY_DELAY_HOURS = 365 * 24
+MAX_TIME_LIMIT_MINUTES = int(MAX_TIME_LIMIT.total_seconds() // 60)
+MAX_RETRY_DELAY_HOURS = int(MAX_RETRY_DELAY.total_seconds() // 3600)
 
 
 class Command(BaseCommand):

@@ -18,7 +18,8 @@ from tasks.reports.exports import export_cost_breakdown
 from tasks.reports.fair_pay import get_fair_pay
 from tasks.reports.selectors import get_cost_report, list_cost_breakdown, list_job_costs
 from tasks.services.ledger import record_cost
-from tasks.services.review import approve_assignments, pay_bonus
+from tasks.services.review import pay_bonus
+from tasks.services.review_batch import approve_assignments
 from tests.conftest import SYSTEM
 from tests.tasks.finance_helpers import submit_after, submit_work
 

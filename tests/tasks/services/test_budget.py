@@ -22,7 +22,7 @@ from tasks.services.budget import (
 from tasks.services.errors import ServiceError
 from tasks.services.extra_answers import request_more_answers
 from tasks.services.publishing import cancel_job, check_publishable, publish_job
-from tasks.services.review import approve_assignments
+from tasks.services.review_batch import approve_assignments
 from tests.factories import ItemFactory, JobFactory
 from tests.tasks.finance_helpers import submit_work
 from workforce.models import AuditEvent

@@ -14,7 +14,8 @@ from tasks.services.extra_answers import request_more_answers
 from tasks.services.pool import assign_next_hit, expire_leases
 from tasks.services.publishing import cancel_job
 from tasks.services.quality import block_worker
-from tasks.services.review import approve_assignments, reject_assignment
+from tasks.services.review import reject_assignment
+from tasks.services.review_batch import approve_assignments
 from tests.tasks.finance_helpers import submit_work
 from workforce.models import AuditEvent
 

@@ -34,7 +34,7 @@ from tasks.services.errors import NoWorkAvailable
 from tasks.services.imports import import_items
 from tasks.services.pool import assign_next_hit
 from tasks.services.publishing import publish_job
-from tasks.services.review import approve_assignments
+from tasks.services.review_batch import approve_assignments
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db

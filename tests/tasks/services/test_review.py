@@ -11,7 +11,8 @@ from django.utils import timezone
 from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, GoldGrade, Job, PayMode
 from tasks.services.budget import job_spent
 from tasks.services.errors import InvalidTransition, ServiceError
-from tasks.services.review import approve_assignment, approve_assignments, auto_review, pay_bonus, reject_assignment
+from tasks.services.review import approve_assignment, pay_bonus, reject_assignment
+from tasks.services.review_batch import approve_assignments, auto_review
 from tests.conftest import SYSTEM
 from tests.tasks.finance_helpers import submit_after, submit_work
 from workforce.models import AuditEvent
@@ -185,7 +186,7 @@ def _grade(assignment: Assignment, score: float) -> None:
 
 
 def test_approving_what_passed_gold_leaves_failed_and_ungraded_work_for_review(make_published_job, make_worker):
-    from tasks.services.review import approve_passing_gold
+    from tasks.services.review_batch import approve_passing_gold
 
     job = make_published_job(items=4, redundancy=1, reward=Decimal("0.05"))
     worker = make_worker()

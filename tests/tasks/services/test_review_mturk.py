@@ -15,13 +15,8 @@ from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostS
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_review import guard_mturk_auto_approval, request_mturk_bonus
-from tasks.services.review import (
-    approve_assignment,
-    approve_assignments,
-    override_rejection,
-    pay_bonus,
-    reject_assignment,
-)
+from tasks.services.review import approve_assignment, override_rejection, pay_bonus, reject_assignment
+from tasks.services.review_batch import approve_assignments
 from tests.marketplaces.mturk_standin import FaultPlan, MTurkStandIn
 from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, published_mturk_job
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token

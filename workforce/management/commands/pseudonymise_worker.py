@@ -8,14 +8,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workforce.audit import Actor
+from workforce.ids import parse_id
 from workforce.models import Worker
 from workforce.services import WorkerError, pseudonymise_worker
 
 
 def _find(ref: str) -> Worker:
     """``ref`` is our worker id (``17``) or ``marketplace:external_id`` (``mturk:A1B2C3``)."""
-    if ref.isascii() and ref.isdigit() and len(ref) < 19:
-        worker = Worker.objects.filter(pk=int(ref)).first()
+    if ref.isascii() and ref.isdigit():
+        number = parse_id(ref)
+        worker = Worker.objects.filter(pk=number).first() if number is not None else None
     elif ":" in ref:
         marketplace, external_id = ref.split(":", 1)
         worker = Worker.objects.filter(marketplace=marketplace, external_id=external_id).first()
