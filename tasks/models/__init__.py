@@ -1,6 +1,6 @@
 """The tasks app's models, one module per topic. Import them from ``tasks.models``.
 
-``core``: Job -> Item, Hit -> Assignment -> Answer, consensus, gold grades, scores, blocks.
+``core``: Job -> Item, Hit -> Assignment -> Answer, consensus.
 ``ledger``: the append-only cost ledger.
 ``budget``: budget reservations, monthly caps and budget alerts.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
@@ -9,7 +9,8 @@
 ``console``: dataset versions, label exports, instruction versions, idempotent API writes.
 ``adaptive``: cached worker skills for adaptive redundancy.
 ``predictions``: model predictions (pre-labels, one more annotator, active learning).
-``quality``: review flags set by quality policies; gold placed on workers' pages of multi-item Hits.
+``quality``: gold grades, per-job worker scores and blocks, review flags set by quality policies, gold placed
+on workers' pages of multi-item Hits.
 ``tallies``: per-job running totals kept by database triggers (progress, items, costs).
 New topics get their own module, re-exported here.
 """
@@ -33,18 +34,15 @@ from tasks.models.core import (
     Assignment,
     AssignmentState,
     ConsensusLabel,
-    GoldGrade,
     GoldMissAction,
     Hit,
     HitItem,
     HitState,
     Item,
     Job,
-    JobBlock,
     JobState,
     PayMode,
     TaskKind,
-    WorkerJobScore,
 )
 from tasks.models.groundtruth import GroundTruthLabel, LabelingJob, WorkforceKind
 from tasks.models.ledger import CostEntry, CostKind, CostStatus
@@ -59,7 +57,7 @@ from tasks.models.mturk import (
 )
 from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
-from tasks.models.quality import AssignmentFlag, AssignmentGoldItem
+from tasks.models.quality import AssignmentFlag, AssignmentGoldItem, GoldGrade, JobBlock, WorkerJobScore
 from tasks.models.tallies import JobCostTally, JobTally
 
 __all__ = [
