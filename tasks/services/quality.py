@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
 from django.utils import timezone
 
@@ -36,10 +37,11 @@ from tasks.models import (
 )
 from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
+from tasks.services.errors import InvalidTransition
 from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
 from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
-from workforce.models import Worker
+from workforce.models import Marketplace, Worker
 from workforce.scoring import (
     BLOCK_ODDS,
     DEPENDENCE_BLOCK_ODDS,
@@ -335,41 +337,65 @@ def refresh_gold_scores(*, job: Job, worker_ids: Sequence[int], now: datetime) -
 def block_worker(
     *, job: Job, worker: Worker, actor: Actor, reason: str, evidence: dict[str, Any] | None = None
 ) -> JobBlock | None:
-    """Bar ``worker`` from ``job``: end their leases and return their unreviewed work to the pool.
+    """Bar ``worker`` from ``job``: end their leases and return their unreviewed internal-pool work to the pool.
 
-    Idempotent: a worker already blocked from the job stays blocked once (returns None).
+    Idempotent: a worker already blocked from the job stays blocked once (returns None). Only work still
+    submitted when its row is locked goes back: an approval or rejection that commits first keeps its
+    assignment (and its pay), so no Hit reopens for an answer that is already paid. Work on a remote
+    marketplace stays submitted for review: the marketplace holds its slot, and the next collect would
+    report it submitted again.
     """
     now = timezone.now()
-    if JobBlock.objects.filter(job=job, worker=worker, lifted_at__isnull=True).exists():
-        return None
-    block = JobBlock.objects.create(job=job, worker=worker, reason=reason, evidence=evidence or {}, created_at=now)
-    # Their leases end now (the sweep below expires them and frees their slots).
-    Assignment.objects.filter(job=job, worker=worker, state=AssignmentState.ACCEPTED).update(lease_expires_at=now)
-    # Their submitted answers on ordinary Hits go back to the pool: each Hit wants one more answer.
-    returned = list(
-        Assignment.objects.filter(
-            job=job, worker=worker, state=AssignmentState.SUBMITTED, hit__is_gold=False
-        ).values_list("id", "hit_id")
-    )
-    hit_ids = [hit_id for _, hit_id in returned]
-    if returned:
-        Assignment.objects.filter(pk__in=[pk for pk, _ in returned]).update(
-            state=AssignmentState.RETURNED, reviewed_at=now
+    with transaction.atomic():
+        if JobBlock.objects.filter(job=job, worker=worker, lifted_at__isnull=True).exists():
+            return None
+        try:
+            with transaction.atomic():  # a block written at the same moment wins; this call is then a no-op
+                block = JobBlock.objects.create(
+                    job=job, worker=worker, reason=reason, evidence=evidence or {}, created_at=now
+                )
+        except IntegrityError:
+            return None
+        # Their leases end now (the sweep below expires them and frees their slots).
+        Assignment.objects.filter(job=job, worker=worker, state=AssignmentState.ACCEPTED).update(lease_expires_at=now)
+        # Their submitted answers on ordinary Hits go back to the pool: each Hit wants one more answer.
+        returned = list(
+            Assignment.objects.select_for_update(of=("self",))
+            .filter(
+                job=job,
+                worker=worker,
+                state=AssignmentState.SUBMITTED,
+                marketplace=Marketplace.INTERNAL,
+                hit__is_gold=False,
+            )
+            .order_by("pk")
+            .values_list("id", "hit_id")
         )
-        Hit.objects.filter(pk__in=hit_ids).update(
-            slots_taken=F("slots_taken") - 1,
-            assignments_submitted=F("assignments_submitted") - 1,
-            state=HitState.OPEN,
+        if returned:
+            updated = Assignment.objects.filter(
+                pk__in=[pk for pk, _ in returned], state=AssignmentState.SUBMITTED
+            ).update(state=AssignmentState.RETURNED, reviewed_at=now)
+            if updated != len(returned):  # the rows are locked: only a broken invariant gets here
+                raise InvalidTransition("Some assignments changed state while being returned; nothing was returned.")
+            Hit.objects.filter(pk__in=[hit_id for _, hit_id in returned]).update(
+                slots_taken=F("slots_taken") - 1,
+                assignments_submitted=F("assignments_submitted") - 1,
+                state=HitState.OPEN,
+            )
+            Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+        expire_leases(now=now, job=job)
+        record_audit_event(
+            actor=actor,
+            action="worker.blocked_from_job",
+            object_type="worker",
+            object_id=worker.pk,
+            after={
+                "job": job.pk,
+                "reason": reason,
+                "evidence": evidence or {},
+                "returned_assignments": len(returned),
+            },
         )
-        Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
-    expire_leases(now=now, job=job)
-    record_audit_event(
-        actor=actor,
-        action="worker.blocked_from_job",
-        object_type="worker",
-        object_id=worker.pk,
-        after={"job": job.pk, "reason": reason, "evidence": evidence or {}, "returned_assignments": len(returned)},
-    )
     return block
 
 
