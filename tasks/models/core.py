@@ -278,6 +278,11 @@ class Job(models.Model):
         return 1 if self.prelabel_model else self.adaptive_min_answers
 
     @property
+    def requires_masters(self) -> bool:
+        """MTurk: the job's HITs require the Masters qualification (MTurk charges 5% more on their rewards)."""
+        return isinstance(self.mturk_options, dict) and bool(self.mturk_options.get("masters", False))
+
+    @property
     def is_multilabel(self) -> bool:
         return self.task_kind in MULTILABEL_KINDS
 

@@ -37,7 +37,7 @@ def unit_fee(job: Job, *, assignments_per_hit: int | None = None) -> Decimal:
     """The marketplace's fee on one assignment (zero for the internal pool)."""
     if job.marketplace == Marketplace.MTURK:
         per_hit = assignments_per_hit or job.answers_per_hit
-        return mturk_fees.assignment_fee(unit_reward(job), assignments_per_hit=per_hit)
+        return mturk_fees.assignment_fee(unit_reward(job), assignments_per_hit=per_hit, masters=job.requires_masters)
     return Decimal("0")
 
 
@@ -92,7 +92,9 @@ def estimate_job_cost(job: Job, *, unbuilt_only: bool = False, totals: JobTotals
     gold_assignments = int((assignments * rate / (1 - rate)).to_integral_value(ROUND_CEILING)) if gold and rate else 0
     split = None
     if job.marketplace == Marketplace.MTURK and job.answers_per_hit >= mturk_fees.LARGE_HIT_ASSIGNMENTS:
-        split = mturk_fees.compare_split(reward, assignments=job.answers_per_hit, items=hits)
+        split = mturk_fees.compare_split(
+            reward, assignments=job.answers_per_hit, items=hits, masters=job.requires_masters
+        )
     return CostEstimate(
         items=regular,
         gold_items=gold,

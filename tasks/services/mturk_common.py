@@ -76,7 +76,7 @@ def job_options(job: Job) -> JobOptions:
         return value
 
     return JobOptions(
-        masters=bool(raw.get("masters", False)),
+        masters=job.requires_masters,
         min_percent_approved=whole("min_percent_approved"),
         min_hits_approved=whole("min_hits_approved"),
         locales=tuple(str(code) for code in raw.get("locales") or ()),
