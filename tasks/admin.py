@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import partial
 from typing import Any
 
@@ -39,10 +40,13 @@ from tasks.services.imports import FORMATS, import_items
 from tasks.services.jobs import (
     ADAPTIVE_FORM_FIELDS,
     INTERNAL_ONLY_REFUSAL,
+    POSTED_PRICE_FIELDS,
+    PRICE_FIELDS,
     STRUCTURAL_FIELDS,
     check_adaptive_settings,
     check_budget_and_prelabels,
     check_durations,
+    check_running_job_change,
     configure_job,
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
@@ -150,6 +154,13 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             budget_cap=data.get("budget_cap", self.instance.budget_cap),
             prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
         )
+        if self.instance.pk is not None:
+            stored = Job.objects.get(pk=self.instance.pk)
+            probe = copy.copy(stored)
+            for name, value in data.items():
+                if name in PRICE_FIELDS:
+                    setattr(probe, name, value)
+            problems |= check_running_job_change(stored=stored, job=probe)
         for field, problem in problems.items():
             if field in self.fields and not self.has_error(field):
                 self.add_error(field, problem)
@@ -258,7 +269,9 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.state != JobState.DRAFT:
-            readonly += list(STRUCTURAL_FIELDS)  # work already handed out depends on them
+            readonly += [*STRUCTURAL_FIELDS, "currency"]  # work already handed out depends on them
+            if obj.marketplace != Marketplace.INTERNAL:
+                readonly += list(POSTED_PRICE_FIELDS)  # the marketplace holds the work at its posted price
         return readonly
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tasks.models import Job, Prediction, TaskKind
+from tasks.models import Job, JobState, Prediction, TaskKind
+from tasks.reports.estimate import estimate_job_cost
+from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
@@ -80,6 +83,19 @@ INTERNAL_ONLY_REFUSAL = "An internal-only job can only use the internal worker p
 
 # Fields that shape the work already handed out: editable only while the job is a draft.
 STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace", "adaptive_min_answers")
+# What the job's work costs. Once the job has left draft its currency never changes (the ledger, tallies and
+# caps are in it); a remote marketplace keeps the price its HITs were posted at; on the internal pool a
+# higher price first reserves the difference against the budget (``_reserve_price_increase``).
+PRICE_FIELDS = (
+    "reward",
+    "pay_mode",
+    "hourly_rate",
+    "assignment_duration",
+    "gold_rate",
+    "gold_boost_rate",
+    "gold_boost_until",
+)
+POSTED_PRICE_FIELDS = ("reward", "pay_mode", "hourly_rate", "assignment_duration")
 AUDITED_FIELDS = (
     "name",
     "description",
@@ -206,6 +222,65 @@ def _refuse_bad_budget_or_prelabels(job: Job) -> None:
         raise ServiceError(" ".join(problems.values()))
 
 
+def check_running_job_change(*, stored: Job, job: Job) -> dict[str, str]:
+    """Field -> sentence for each change a job that has left draft cannot take: structural fields and the
+    currency; the posted price on a remote marketplace; a higher price the budget cannot cover."""
+    if stored.state == JobState.DRAFT:
+        return {}
+    changed = [
+        name for name in (*STRUCTURAL_FIELDS, "currency", *PRICE_FIELDS) if getattr(stored, name) != getattr(job, name)
+    ]
+    problems = {
+        name: f"{name} cannot change once the job is {stored.state}; clone it into a new job instead."
+        for name in changed
+        if name in (*STRUCTURAL_FIELDS, "currency")
+    }
+    if stored.marketplace != Marketplace.INTERNAL:
+        for name in changed:
+            if name in POSTED_PRICE_FIELDS:
+                problems[name] = (
+                    f"{name} cannot change once the job is {stored.state}: its work is posted on "
+                    f"{stored.get_marketplace_display()} at the price it was published with; clone it into a new job "
+                    "instead."
+                )
+    if not problems and stored.state in (JobState.PUBLISHED, JobState.PAUSED) and set(changed) & set(PRICE_FIELDS):
+        increase = price_increase(stored=stored, job=job)
+        left = None if stored.budget_cap is None else stored.budget_cap - stored.budget_reserved
+        if left is not None and increase > left:
+            field = next(name for name in PRICE_FIELDS if name in changed)
+            problems[field] = (
+                f"At the new price the job needs {increase:.2f} {stored.currency} more, and its budget has "
+                f"{left:.2f} left; raise the budget cap first."
+            )
+    return problems
+
+
+def price_increase(*, stored: Job, job: Job) -> Decimal:
+    """How much more the job's worst case costs at ``job``'s price than at ``stored``'s (0 when less).
+
+    Both estimates cover the whole job, so work already paid at the old price is priced again at the new
+    one: the reservation errs on the safe side, and settling the job releases what was not spent.
+    """
+    return max(estimate_job_cost(job).total - estimate_job_cost(stored).total, Decimal(0))
+
+
+def _reserve_price_increase(*, stored: Job, job: Job, actor: Actor) -> None:
+    """A running job's new price costs more at worst: reserve the difference first, or refuse the change."""
+    increase = price_increase(stored=stored, job=job)
+    if increase <= 0:
+        return
+    try:
+        reserve_budget(
+            job=stored,
+            amount=increase,
+            key=f"job:{stored.pk}:price:{uuid.uuid4().hex}",  # one per change: the change and it commit together
+            actor=actor,
+            reason="the job's price was raised",
+        )
+    except BudgetExceeded as exc:
+        raise ServiceError(f"At the new price the job needs {increase:.2f} {stored.currency} more. {exc}") from exc
+
+
 def _snapshot(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in AUDITED_FIELDS}
 
@@ -238,14 +313,14 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
         check_instructions_change(job=stored, text=job.instructions, confirmed=instructions_confirmed)
         before, after = _snapshot(stored), _snapshot(job)
         changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-        locked = [name for name in changed if name in STRUCTURAL_FIELDS and stored.state != "draft"]
-        if locked:
-            raise ServiceError(
-                f"{', '.join(locked)} cannot change once the job is {stored.state}; clone it into a new job instead."
-            )
+        problems = check_running_job_change(stored=stored, job=job)
+        if problems:
+            raise ServiceError(" ".join(problems.values()))
         if not changed:
             return job
         _refuse_bad_budget_or_prelabels(job)  # under the row lock: nothing is reserved meanwhile
+        if stored.state in (JobState.PUBLISHED, JobState.PAUSED) and set(changed) & set(PRICE_FIELDS):
+            _reserve_price_increase(stored=stored, job=job, actor=actor)
         job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])
