@@ -283,3 +283,27 @@ def verify_audit_chain() -> AuditEvent | None:
             return event
         previous = event.hash
     return None
+
+
+def check_chain_end() -> str | None:
+    """Compare the trail's end with the chain head: a sentence when events were cut from the end, or None.
+
+    ``verify_audit_chain`` catches an event changed, inserted or deleted before the last one; deleting
+    the newest events (or every event) leaves a shorter chain that is whole in itself. The head row records
+    how many events were chained and the last hash, so such a cut shows here. Read under the head lock, so
+    events being appended cannot make a false alarm.
+    """
+    with transaction.atomic():
+        head = AuditChainHead.objects.select_for_update().filter(id=1).first()
+        expected_count, expected_hash = (head.count, head.last_hash) if head else (0, "0" * 64)
+        count = AuditEvent.objects.count()
+        last = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    last_hash = last[1] if last else "0" * 64
+    if count == expected_count and last_hash == expected_hash:
+        return None
+    where = f"ends at event {last[0]}" if last else "is empty"
+    return (
+        f"The trail {where} with {count} event(s), but {expected_count} were chained (last hash "
+        f"{expected_hash[:12]}…, the trail's is {last_hash[:12]}…): events were removed from its end, or the "
+        "chain head was altered."
+    )

@@ -92,6 +92,27 @@ def test_audit_verify_exits_0_when_intact_and_1_naming_the_tampered_event(capsys
     assert info.value.returncode == 1
 
 
+@pytest.mark.parametrize("keep", [2, 0])
+def test_audit_verify_catches_events_cut_from_the_end(keep, capsys):
+    """A chain cut at its end is whole in itself; the chain head still knows how many events there were."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from workforce.audit import check_chain_end
+
+    events = _three_events()
+    assert check_chain_end() is None
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+        cur.execute("DELETE FROM workforce_auditevent WHERE id > %s", [events[keep - 1].pk if keep else 0])
+    assert verify_audit_chain() is None  # what is left still chains
+    with pytest.raises(CommandError, match=f"with {keep} event\\(s\\), but 3 were chained") as info:
+        call_command("audit_verify")
+    assert info.value.returncode == 1
+    assert "intact" not in capsys.readouterr().out
+
+
 def test_audit_export_writes_events_since_a_date(tmp_path):
     import csv
     import json

@@ -1,4 +1,5 @@
-"""python manage.py audit_verify: walk the audit hash chain; exit 0 when intact, 1 at the first broken event."""
+"""python manage.py audit_verify: walk the audit hash chain and compare its end with the chain head; exit 0 when
+intact, 1 at the first broken event or a cut end."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workforce.audit import seal_all_audit_events, verify_audit_chain
+from workforce.audit import check_chain_end, seal_all_audit_events, verify_audit_chain
 from workforce.models import AuditEvent
 
 
@@ -23,4 +24,7 @@ class Command(BaseCommand):
                 "at or before this event.",
                 returncode=1,
             )
+        cut = check_chain_end()
+        if cut is not None:
+            raise CommandError(cut, returncode=1)
         self.stdout.write(f"Audit trail intact: {AuditEvent.objects.count()} event(s) verified.")
