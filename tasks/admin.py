@@ -46,6 +46,7 @@ from tasks.services.jobs import (
     check_adaptive_settings,
     check_budget_and_prelabels,
     check_durations,
+    check_marketplace_currency,
     check_running_job_change,
     configure_job,
 )
@@ -147,12 +148,23 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             self.add_error(field, problem)
         if data.get("pay_mode") == "hourly" and data.get("hourly_rate") is None:
             self.add_error("hourly_rate", "Hourly pay needs an hourly rate.")
-        problems = check_durations(
-            assignment_duration=data.get("assignment_duration"), auto_approve_after=data.get("auto_approve_after")
-        ) | check_budget_and_prelabels(
-            job_id=self.instance.pk,
-            budget_cap=data.get("budget_cap", self.instance.budget_cap),
-            prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
+        problems = (
+            check_durations(
+                assignment_duration=data.get("assignment_duration"), auto_approve_after=data.get("auto_approve_after")
+            )
+            | (
+                check_marketplace_currency(
+                    marketplace=data.get("marketplace", self.instance.marketplace),
+                    currency=data.get("currency", self.instance.currency),
+                )
+                if self.instance.pk is None or self.instance.state == JobState.DRAFT
+                else {}
+            )
+            | check_budget_and_prelabels(
+                job_id=self.instance.pk,
+                budget_cap=data.get("budget_cap", self.instance.budget_cap),
+                prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
+            )
         )
         if self.instance.pk is not None:
             stored = Job.objects.get(pk=self.instance.pk)

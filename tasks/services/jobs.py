@@ -222,6 +222,14 @@ def _refuse_bad_budget_or_prelabels(job: Job) -> None:
         raise ServiceError(" ".join(problems.values()))
 
 
+def check_marketplace_currency(*, marketplace: str, currency: str) -> dict[str, str]:
+    """MTurk and Ground Truth charge in US dollars: a job there is priced, reserved and booked in USD."""
+    if marketplace in (Marketplace.MTURK, Marketplace.GROUNDTRUTH) and currency != "USD":
+        name = Marketplace(marketplace).label
+        return {"currency": f"{name} charges in US dollars: a job there must use the currency USD, not {currency}."}
+    return {}
+
+
 def check_running_job_change(*, stored: Job, job: Job) -> dict[str, str]:
     """Field -> sentence for each change a job that has left draft cannot take: structural fields and the
     currency; the posted price on a remote marketplace; a higher price the budget cannot cover."""
@@ -297,6 +305,8 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
     problems = check_adaptive_settings(job) | check_durations(
         assignment_duration=job.assignment_duration, auto_approve_after=job.auto_approve_after
     )
+    if job.pk is None or Job.objects.filter(pk=job.pk, state=JobState.DRAFT).exists():  # later it cannot change
+        problems |= check_marketplace_currency(marketplace=job.marketplace, currency=job.currency)
     if problems:
         raise ServiceError(" ".join(problems.values()))
     with transaction.atomic():

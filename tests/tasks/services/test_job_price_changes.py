@@ -104,3 +104,22 @@ def test_the_admin_form_shows_the_refusal_on_the_field(
     assert response.status_code == 200
     assert "raise the budget cap first" in response.content.decode()
     assert Job.objects.get(pk=job.pk).reward == Decimal("0.10")
+
+
+def test_mturk_and_ground_truth_jobs_are_priced_in_us_dollars(
+    api: APIClient, ops_manager: Any, login_client: Callable[[Any], Client]
+) -> None:
+    """Their marketplaces charge in USD, and the ledger, tallies and caps add a job's rows in one currency."""
+    from tests.tasks.api.test_job_budget_prelabel_api import NEW_JOB
+
+    for marketplace in ("mturk", "groundtruth"):
+        response = api.post("/api/jobs/", {**NEW_JOB, "marketplace": marketplace, "currency": "EUR"}, format="json")
+        assert response.status_code == 400, response.content
+        assert "charges in US dollars" in response.content.decode()
+    assert api.post("/api/jobs/", {**NEW_JOB, "currency": "EUR"}, format="json").status_code == 201  # our own pool
+    form = job_form_data(marketplace="mturk", currency="EUR", name="EUR on MTurk")
+    response = login_client(ops_manager).post(reverse("admin:tasks_job_add"), form)
+    assert response.status_code == 200 and "charges in US dollars" in response.content.decode()
+    assert not Job.objects.filter(name="EUR on MTurk").exists()
+    with pytest.raises(ServiceError, match="charges in US dollars"):
+        configure_job(job=mturk_job(1, currency="EUR"), actor=SYSTEM)
