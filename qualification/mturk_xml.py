@@ -1,6 +1,7 @@
 """MTurk QuestionForm + AnswerKey XML: import into a qualification test, export a test back.
 
-Mapping (parsing and building are pure; only ``import_mturk_test``/``export_mturk_test`` touch the database):
+Mapping (parsing and building are pure; only ``import_mturk_test``/``import_mturk_test_once``/``export_mturk_test``
+touch the database):
 
 - ``Question/QuestionIdentifier`` -> ``Question.identifier``; ``QuestionContent``: ``Title`` -> title, the
   first ``Text`` -> prompt, further ``Text`` elements -> ``payload["text"]``, ``Binary``/``EmbeddedBinary``
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
+from django.db import transaction
 
 from qualification.errors import QualificationError
 from qualification.grading import AnswerType
@@ -393,6 +395,36 @@ def import_mturk_test(
     specs = build_question_specs(form, parse_answer_key(answers_xml))
     fields.setdefault("description", form.description)
     return create_test(actor=actor, name=name, questions=specs, **fields)
+
+
+# Whether a test is switched on is an ops decision made after the import, not part of what was imported.
+_NOT_COMPARED = frozenset({"is_active"})
+
+
+def import_mturk_test_once(
+    *, questions_xml: str | bytes, answers_xml: str | bytes, name: str, actor: Actor, **fields: Any
+) -> tuple[QualificationTest, bool]:
+    """As ``import_mturk_test``, but re-importing is a no-op: a current test called ``name`` with the same
+    questions and settings is returned with ``False`` (created) instead of being copied. A current test of
+    that name with other questions or settings is refused with a sentence naming it."""
+    form = parse_question_form(questions_xml)
+    specs = build_question_specs(form, parse_answer_key(answers_xml))
+    fields.setdefault("description", form.description)
+    with transaction.atomic():
+        namesakes = list(
+            QualificationTest.objects.select_for_update().filter(name=name, is_current=True).order_by("pk")
+        )
+        for test in namesakes:
+            settings_match = all(getattr(test, k) == v for k, v in fields.items() if k not in _NOT_COMPARED)
+            if settings_match and question_specs(test) == specs:
+                return test, False
+        if namesakes:
+            other = namesakes[0]
+            raise QualificationError(
+                f"Qualification test {other.pk} (version {other.version}) is already called “{name}” and has other "
+                "questions or settings; give another --name, or edit that test in the admin (a new version)."
+            )
+        return create_test(actor=actor, name=name, questions=specs, **fields), True
 
 
 def export_mturk_test(test: QualificationTest) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from qualification.errors import QualificationError
 from qualification.models import MAX_RETRY_DELAY, MAX_TIME_LIMIT, TaskKind
-from qualification.mturk_xml import import_mturk_test
+from qualification.mturk_xml import import_mturk_test_once
 from workforce.audit import Actor
 
 
@@ -27,7 +27,10 @@ MAX_RETRY_DELAY_HOURS = int(MAX_RETRY_DELAY.total_seconds() // 3600)
 
 
 class Command(BaseCommand):
-    help = "Create a qualification test from an MTurk QuestionForm XML and its AnswerKey XML."
+    help = (
+        "Create a qualification test from an MTurk QuestionForm XML and its AnswerKey XML. Importing the same "
+        "files under the same name again is a no-op; other files under a current test's name are refused."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--questions", required=True, type=Path, help="QuestionForm XML file.")
@@ -65,7 +68,7 @@ class Command(BaseCommand):
         if not options["name"].strip():
             raise CommandError("--name must not be empty.", returncode=2)
         try:
-            test = import_mturk_test(
+            test, created = import_mturk_test_once(
                 questions_xml=questions,
                 answers_xml=answers,
                 name=options["name"].strip(),
@@ -80,4 +83,10 @@ class Command(BaseCommand):
         except QualificationError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         count = test.questions.count()
+        if not created:
+            self.stdout.write(
+                f"Qualification test {test.pk} “{test.name}” already holds these {count} question(s) and settings; "
+                "nothing was imported."
+            )
+            return
         self.stdout.write(f"Created qualification test {test.pk} “{test.name}” with {count} question(s).")

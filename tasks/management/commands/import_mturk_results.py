@@ -1,4 +1,5 @@
-"""python manage.py import_mturk_results (--job JOB | --new-job NAME) FILE.csv [--answer-field F] [--json]"""
+"""python manage.py import_mturk_results (--job JOB | --new-job NAME) FILE.csv [--answer-field F] [--skip-bad-rows]
+[--json]"""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ class Command(BaseCommand):
             help="The Answer.* field (or <group> of Answer.<group>.<label> boxes) that holds the label.",
         )
         parser.add_argument("--labels", default="", help="A new job's labels, comma-separated (default: inferred).")
+        parser.add_argument(
+            "--skip-bad-rows",
+            action="store_true",
+            help="Import a damaged file's whole rows and report the damaged ones (default: refuse the file, exit 2).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,6 +63,7 @@ class Command(BaseCommand):
                 new_job_name=options["new_job"] or "",
                 answer_field=answer_field,
                 labels=labels,
+                skip_bad_rows=options["skip_bad_rows"],
             )
         except ServiceError as exc:
             raise CommandError(str(exc), returncode=2) from exc

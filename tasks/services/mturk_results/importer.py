@@ -6,6 +6,12 @@ field plus the HIT columns we have no field for are kept verbatim in ``RawResult
 work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
 same file again changes nothing. Scoring and consensus then run on the whole job when the file brought new work
 or new statuses.
+
+A damaged file (see ``reader``: unreadable CSV, a row cut short or too long, a row without its ids, one
+AssignmentId on two lines with different content) is refused whole, naming its first damaged line, unless
+``skip_bad_rows`` asks for the rest to be imported with the damaged rows reported in ``rows_skipped``. Rows
+that are whole but cannot be taken (unknown status, unreadable time, no label, work already in another job)
+are always reported and skipped.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class MTurkImportResult:
     items_created: int = 0
     hits_created: int = 0
     answers_created: int = 0
+    raw_results_refreshed: int = 0
     label_field: str = ""
     rows_skipped: list[dict[str, Any]] = field(default_factory=list)
     consensus: dict[str, Any] | None = None
@@ -126,8 +133,10 @@ def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
     return len(new)
 
 
-def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
-    """Keep each row's answer fields and HIT columns; a reviewed row refreshes its copy (e.g. ApprovalTime)."""
+def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> int:
+    """Keep each row's answer fields and HIT columns; a reviewed row refreshes its columns (e.g. ApprovalTime),
+    and any row whose answer fields differ from the kept copy (one a damaged earlier file cut short) refreshes
+    them. Returns how many kept copies were refreshed."""
     ids = dict(
         Assignment.objects.filter(
             job=job, marketplace=MARKETPLACE, external_id__in=[r.assignment_id for r in rows]
@@ -143,15 +152,31 @@ def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> None:
         batch_size=2000,
         ignore_conflicts=True,
     )
-    reviewed = {ids[r.assignment_id]: r for r in rows if r.status != "submitted" and ids.get(r.assignment_id) in kept}
-    changed = [
-        raw
-        for raw in RawResult.objects.filter(assignment_id__in=list(reviewed)).only("id", "assignment_id", "columns")
-        if raw.columns != reviewed[raw.assignment_id].columns
-    ]
-    for raw in changed:
-        raw.columns = reviewed[raw.assignment_id].columns
-    RawResult.objects.bulk_update(changed, ["columns"], batch_size=2000)
+    again = {ids[r.assignment_id]: r for r in rows if ids.get(r.assignment_id) in kept}
+    changed = []
+    for raw in RawResult.objects.filter(assignment_id__in=list(again)).only(
+        "id", "assignment_id", "columns", "answers"
+    ):
+        row = again[raw.assignment_id]
+        columns = row.columns if row.status != "submitted" else raw.columns
+        if raw.columns != columns or raw.answers != row.answers:
+            raw.columns, raw.answers = columns, row.answers
+            changed.append(raw)
+    RawResult.objects.bulk_update(changed, ["columns", "answers"], batch_size=2000)
+    return len(changed)
+
+
+def _damage_sentence(filename: str, damage: list[tuple[int, str, str]]) -> str:
+    line, _, reason = damage[0]
+    others = [str(other) for other, _, _ in damage[1:]]
+    more = ""
+    if others:
+        shown = ", ".join(others[:10]) + (", …" if len(others) > 10 else "")
+        more = f" ({len(others)} more damaged line(s): {shown})"
+    return (
+        f"{filename} looks damaged (line {line}: {reason}){more}, so nothing was imported; "
+        "download the file again, or import the other rows with --skip-bad-rows."
+    )
 
 
 def import_mturk_results(
@@ -163,6 +188,7 @@ def import_mturk_results(
     new_job_name: str = "",
     answer_field: str = "",
     labels: list[str] | None = None,
+    skip_bad_rows: bool = False,
 ) -> MTurkImportResult:
     """Import one results file into ``job``, or into a new job called ``new_job_name``; see the module doc."""
     if (job is None) == (not new_job_name.strip()):
@@ -171,6 +197,8 @@ def import_mturk_results(
         parsed = read_results(data)
     except ResultsFileError as exc:
         raise ServiceError(str(exc)) from exc
+    if parsed.damage and not skip_bad_rows:
+        raise ServiceError(_damage_sentence(filename, parsed.damage))
     skip: dict[int, str] = {line: reason for line, _, reason in parsed.problems}
     if not parsed.rows:
         raise ServiceError(f"No row of {filename} can be imported; the first problem: {parsed.problems[0][2]}.")
@@ -237,7 +265,7 @@ def import_mturk_results(
             raise ServiceError(
                 f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
             )
-        _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
+        result.raw_results_refreshed = _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
         result.assignments_created = recorded.assignments_created
         result.assignments_updated = recorded.assignments_updated
         result.workers_created = recorded.workers_created
@@ -248,7 +276,12 @@ def import_mturk_results(
         result.rows_skipped = [
             {"line": line, "assignment": ids.get(line, ""), "reason": reason} for line, reason in sorted(skip.items())
         ]
-        if result.assignments_created or result.assignments_updated or result.items_created:
+        if (
+            result.assignments_created
+            or result.assignments_updated
+            or result.items_created
+            or result.raw_results_refreshed
+        ):
             _audit(actor=actor, job=job, filename=filename, result=result)
     if result.assignments_created or result.assignments_updated:
         _score(job=job, result=result, actor=actor)
@@ -267,6 +300,7 @@ def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) 
             "label_field": result.label_field,
             "assignments_created": result.assignments_created,
             "items_created": result.items_created,
+            "raw_results_refreshed": result.raw_results_refreshed,
             "rows_skipped": len(result.rows_skipped),
         },
     )

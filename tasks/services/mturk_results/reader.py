@@ -1,9 +1,15 @@
 """Reading MTurk requester-UI batch results CSVs (and the flat API dumps some toolkits write).
 
 Header-driven, never positional. Tolerates what real downloads contain: a UTF-8 BOM, CRLF line ends, both
-the fully quoted and the minimally quoted dialect, rows shorter than the header (the trailing
-``Approve``/``Reject`` columns are often missing), no final newline, ``$``-prefixed rewards, and
-timestamps such as ``Thu Nov 07 16:38:49 PST 2019`` or ISO 8601 with an offset. Pure: no Django.
+the fully quoted and the minimally quoted dialect, rows that lack only the trailing ``Approve``/``Reject``
+cells, no final newline, ``$``-prefixed rewards, and timestamps such as ``Thu Nov 07 16:38:49 PST 2019`` or
+ISO 8601 with an offset. Pure: no Django.
+
+Damage is told apart from rows that merely cannot be taken: a line that is not CSV (a stray quote, a quoted
+cell cut off at the end of the file), a row with more cells than the header or fewer than the header without
+its trailing ``Approve``/``Reject`` (a truncated download), a row without its ids, and an AssignmentId seen
+on an earlier line with other content are ``damage`` (also listed in ``problems``); the importer refuses a
+damaged file. Rows repeated verbatim are read once.
 """
 
 from __future__ import annotations
@@ -138,10 +144,17 @@ class ResultsFile:
     answer_columns: list[str]
     rows: list[ResultRow] = field(default_factory=list)
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, assignment id, reason)
+    damage: list[tuple[int, str, str]] = field(default_factory=list)  # the problems that show a damaged file
+    repeated_lines: list[int] = field(default_factory=list)  # verbatim repeats of an earlier row, read once
 
     @property
     def total_rows(self) -> int:
-        return len(self.rows) + len(self.problems)
+        return len(self.rows) + len(self.problems) + len(self.repeated_lines)
+
+    def add_problem(self, line: int, assignment_id: str, reason: str, *, damage: bool) -> None:
+        self.problems.append((line, assignment_id, reason))
+        if damage:
+            self.damage.append((line, assignment_id, reason))
 
 
 def _decode(data: bytes) -> str:
@@ -153,17 +166,29 @@ def _decode(data: bytes) -> str:
 
 def _dialect(first_line: str) -> type[csv.Dialect]:
     class Dialect(csv.excel):
+        strict = True  # a stray quote or a quoted cell cut off by the end of the file is an error, not a cell
         delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
 
     return Dialect
 
 
+class _DamagedRow(ValueError):
+    """The row shows the file is damaged (not just a row that cannot be taken)."""
+
+
+def _width_problem(header: list[str], values: list[str]) -> str:
+    """Why the row's cell count does not fit the header; empty when it does (trailing decisions may be missing)."""
+    if len(values) > len(header) or any(name not in DECISION_COLUMNS for name in header[len(values) :]):
+        return f"{len(values)} fields but the header has {len(header)}"
+    return ""
+
+
 def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
-    """One data row; raises ValueError with the reason it cannot be taken."""
+    """One data row; raises ValueError with the reason it cannot be taken (``_DamagedRow`` for damage)."""
     hit_id, assignment_id, worker_id = (cells.get(name, "").strip() for name in ID_COLUMNS)
     missing = [name for name, value in zip(ID_COLUMNS, (hit_id, assignment_id, worker_id), strict=True) if not value]
     if missing:
-        raise ValueError(f"empty {', '.join(missing)}")
+        raise _DamagedRow(f"empty {', '.join(missing)}")
     status_text = cells.get("AssignmentStatus", "").strip()
     status = STATUSES.get(status_text.lower() or "submitted")
     if status is None:
@@ -224,26 +249,41 @@ def read_results(data: bytes) -> ResultsFile:
     if not answer_columns:
         raise ResultsFileError("The file has no Answer.* columns, so there is no work to import.")
     result = ResultsFile(input_columns=input_columns, answer_columns=answer_columns)
+    seen: dict[str, tuple[int, dict[str, str]]] = {}  # assignment id -> (first line, its cells)
     while True:
         try:
             values = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            result.problems.append((reader.line_num, "", f"unreadable CSV ({exc})"))
+            cut = "end of data" in str(exc)
+            reason = "the file ends inside a quoted cell (cut short?)" if cut else f"unreadable CSV ({exc})"
+            result.add_problem(reader.line_num, "", reason, damage=True)
             continue
         line = reader.line_num
         if not values or all(not v.strip() for v in values):
             continue
-        if len(values) > len(header):
-            result.problems.append((line, "", f"{len(values)} fields but the header has {len(header)}"))
+        width = _width_problem(header, values)
+        if width:
+            result.add_problem(line, "", width, damage=True)
             continue
-        # A row shorter than the header lacks its trailing cells: they are empty.
+        # A row that lacks only its trailing Approve/Reject cells: they are empty.
         cells = dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
+        assignment_id = cells.get("AssignmentId", "").strip()
+        if assignment_id in seen:
+            first_line, first_cells = seen[assignment_id]
+            if first_cells == cells:
+                result.repeated_lines.append(line)
+            else:
+                reason = f"AssignmentId {assignment_id} is also on line {first_line}, with other content"
+                result.add_problem(line, assignment_id, reason, damage=True)
+            continue
         try:
             result.rows.append(_row(line, cells, api_style))
         except ValueError as exc:
-            result.problems.append((line, cells.get("AssignmentId", "").strip(), str(exc)))
-    if not result.rows and not result.problems:
+            result.add_problem(line, assignment_id, str(exc), damage=isinstance(exc, _DamagedRow))
+        if assignment_id:
+            seen[assignment_id] = (line, cells)
+    if not result.rows and not result.problems and not result.repeated_lines:
         raise ResultsFileError("The file has a header but no rows.")
     return result

@@ -74,3 +74,14 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(args: list[str],
     assert caught.value.returncode == 2
     assert str(caught.value).count(". ") == 0
     assert not Job.objects.exists()
+
+
+def test_a_worker_response_archive_cut_short_exits_2_naming_it(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.tar.gz"
+    data = IC_ARCHIVE.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # a download that stopped half way
+    args = ["--new-job", "x", "--manifest", str(IC_MANIFEST), "--worker-responses", str(cut)]
+    with pytest.raises(CommandError, match=r"cut\.tar\.gz is a truncated or damaged archive") as caught:
+        call_command("import_groundtruth", *args)
+    assert caught.value.returncode == 2
+    assert not Job.objects.exists()

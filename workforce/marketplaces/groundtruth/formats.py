@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -247,15 +248,18 @@ def iter_worker_response_files(location: Path) -> Iterator[tuple[str, bytes]]:
     except (tarfile.TarError, OSError) as exc:
         raise GroundTruthFormatError(f"{location} is neither a directory nor a tar archive") from exc
     with archive:
-        for member in archive:
-            if not member.isfile() or not _wanted(member.name):
-                continue
-            if member.size > MAX_FILE_BYTES:
-                raise GroundTruthFormatError(f"{member.name} is larger than {MAX_FILE_BYTES} bytes")
-            handle = archive.extractfile(member)
-            if handle is not None:
-                with handle:
-                    yield member.name, handle.read()
+        try:
+            for member in archive:
+                if not member.isfile() or not _wanted(member.name):
+                    continue
+                if member.size > MAX_FILE_BYTES:
+                    raise GroundTruthFormatError(f"{member.name} is larger than {MAX_FILE_BYTES} bytes")
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    with handle:
+                        yield member.name, handle.read()
+        except (EOFError, tarfile.TarError, zlib.error, OSError) as exc:  # a download cut short, a damaged block
+            raise GroundTruthFormatError(f"{location} is a truncated or damaged archive ({exc})") from exc
 
 
 def read_worker_responses(files: Iterable[tuple[str, bytes]]) -> list[WorkerResponse]:
