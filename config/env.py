@@ -6,7 +6,10 @@ be parsed, so a typo in deployment fails at start-up instead of surfacing later 
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -42,6 +45,46 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}.") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    """A finite number such as ``5`` or ``0.5``; empty or unset gives ``default``."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a number such as 5 or 0.5, got {raw!r}.")
+    return value
+
+
+def env_decimal(name: str, default: Decimal | None = None) -> Decimal | None:
+    """A non-negative amount such as ``7.25`` (money: never a float); empty or unset gives ``default``."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative amount such as 7.25, got {raw!r}.")
+    return value
+
+
+def env_log_level(name: str, default: str) -> str:
+    """A logging level name (DEBUG, INFO, WARNING, ERROR, CRITICAL), case-insensitive; returned upper-case."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    level = raw.strip().upper()
+    names = [n for n in logging.getLevelNamesMapping() if n not in ("NOTSET", "WARN", "FATAL")]
+    if level not in logging.getLevelNamesMapping():
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(names)}, got {raw!r}.")
+    return level
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

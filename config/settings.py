@@ -13,7 +13,16 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str, parse_database_url
+from config.env import (
+    env_bool,
+    env_decimal,
+    env_float,
+    env_int,
+    env_list,
+    env_log_level,
+    env_str,
+    parse_database_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
@@ -168,12 +177,19 @@ if not DEBUG:
     if not SECURE_HSTS_PRELOAD:
         # Preloading is a deliberate, hard-to-undo choice per domain (SECURE_HSTS_PRELOAD=1 opts in).
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-# Scripts only from our own static files; inline styles allowed (progress bars); item images over https.
+# Scripts only from our own static files; inline styles allowed (progress bars). Item images and
+# qualification audio/video come from wherever an import points (the README: "http(s), a data:image/… URI
+# or a site path"), so img-src and media-src allow http: as well as https: (a browser on an https page
+# upgrades such loads to https itself, or blocks them as mixed content).
+_MEDIA_SOURCES = "'self' https: http: data:"
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    f"img-src {_MEDIA_SOURCES}; media-src {_MEDIA_SOURCES}; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
+# A stale CSRF token (a page left open across a sign-in): JSON for the labeling page's script, else a page.
+CSRF_FAILURE_VIEW = "tasks.views.csrf_failure"
 
 # --- Django REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -251,7 +267,7 @@ ADAPTIVE_ALLOCATION_DEBOUNCE_SECONDS = env_int("ADAPTIVE_ALLOCATION_DEBOUNCE_SEC
 MTURK_ENABLED = env_bool("MTURK_ENABLED", False)
 MTURK_SANDBOX = env_bool("MTURK_SANDBOX", True)
 MTURK_ENDPOINT_URL = env_str("MTURK_ENDPOINT_URL", "") or ""  # a local stand-in; empty: AWS
-MTURK_REQUESTS_PER_SECOND = float(env_str("MTURK_REQUESTS_PER_SECOND", "5") or "5")
+MTURK_REQUESTS_PER_SECOND = env_float("MTURK_REQUESTS_PER_SECOND", 5.0)
 MTURK_REQUEST_BURST = env_int("MTURK_REQUEST_BURST", 10)
 MTURK_MAX_ATTEMPTS = env_int("MTURK_MAX_ATTEMPTS", 5)
 MTURK_RATE_LIMIT_REDIS_URL = env_str("MTURK_RATE_LIMIT_REDIS_URL", REDIS_URL or "") or ""
@@ -293,7 +309,7 @@ IMPORT_MAX_REPORTED_ERRORS = env_int("IMPORT_MAX_REPORTED_ERRORS", 50)
 # Who gets the 50/80/100% budget alerts by email (comma-separated; empty: admin banner and audit only).
 FINANCE_ALERT_EMAILS = env_list("FINANCE_ALERT_EMAILS", [])
 # The fair-pay minimum: effective hourly pay a job's median worker should reach (empty: no check).
-FAIR_PAY_MIN_HOURLY = env_str("FAIR_PAY_MIN_HOURLY") or None
+FAIR_PAY_MIN_HOURLY = env_decimal("FAIR_PAY_MIN_HOURLY")  # a Decimal, or None: no fair-pay minimum
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "crowdops@localhost")
@@ -303,7 +319,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

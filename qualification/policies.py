@@ -20,6 +20,7 @@ from workforce.ids import MAX_ID
 TEST: Final = "test"
 NOT_BLOCKED: Final = "not_blocked"
 APPROVED_ASSIGNMENTS: Final = "approved_assignments"
+FULL_MARKS: Final = 100.0
 
 _ALLOWED_KEYS: Final[dict[str, frozenset[str]]] = {
     TEST: frozenset({"kind", "test", "min_score"}),
@@ -146,16 +147,25 @@ def attempt_policy(
     now: datetime,
 ) -> AttemptAllowance:
     """May a worker start an attempt? ``attempt_ends``: when each closed attempt was submitted or expired;
-    ``passed_score``: the worker's live grant score at this version, if any."""
+    ``passed_score``: the worker's live grant score at this version, if any.
+
+    A worker who passed below full marks may retake the test to raise the score (a job may ask for more
+    than the pass mark), within the same attempt limit and retry delay; the grant keeps the best score."""
     left = max(max_attempts - attempts_used, 0)
     retry_at = max(attempt_ends) + retry_delay if attempt_ends else None
     refusal = ""
-    if passed_score is not None:
+    if passed_score is not None and (passed_score >= FULL_MARKS or left == 0 or not is_open):
         refusal = f"You have already passed “{test_name}” with a score of {passed_score:g}."
     elif not is_open:
         refusal = f"“{test_name}” is not open for attempts."
     elif left == 0:
         refusal = f"You have used all {max_attempts} attempt{'s' if max_attempts != 1 else ''} at “{test_name}”."
     elif retry_at is not None and now < retry_at:
-        refusal = f"You can try “{test_name}” again from {retry_at:%Y-%m-%d %H:%M} UTC."
+        refusal = f"You can try “{test_name}” again from {_next_minute(retry_at):%Y-%m-%d %H:%M} UTC."
     return AttemptAllowance(attempts_used=attempts_used, attempts_left=left, retry_at=retry_at, refusal=refusal)
+
+
+def _next_minute(moment: datetime) -> datetime:
+    """``moment`` rounded up to the minute: a worker who comes back at the minute shown is never early."""
+    whole = moment.replace(second=0, microsecond=0)
+    return whole if whole == moment else whole + timedelta(minutes=1)

@@ -264,7 +264,10 @@ def attempt_allowance(
         is_open=test.is_active and test.is_current,
         max_attempts=test.max_attempts,
         retry_delay=test.retry_delay,
-        attempt_ends=[a.submitted_at or a.deadline for a in attempts if a.state != AttemptState.OPEN],
+        # an open attempt past its deadline is over, though not yet marked expired (start_attempt does that)
+        attempt_ends=[
+            a.submitted_at or a.deadline for a in attempts if a.state != AttemptState.OPEN or a.deadline <= now
+        ],
         attempts_used=len(attempts),
         passed_score=live_grant.score if live_grant is not None else None,
         now=now,
@@ -315,7 +318,10 @@ def _clean_answers(questions: Sequence[Question], answers: Mapping[str, Any]) ->
         if value is None:
             continue
         values = value if isinstance(value, list | tuple) else [value]
-        strings = [str(v)[:MAX_ANSWER_LENGTH] for v in values if isinstance(v, str | int | float)][:100]
+        # NUL cannot be stored in PostgreSQL's jsonb (nor mean anything in an answer): it is dropped
+        strings = [str(v).replace("\x00", "")[:MAX_ANSWER_LENGTH] for v in values if isinstance(v, str | int | float)][
+            :100
+        ]
         if q.answer_type == AnswerType.MULTI:
             cleaned[q.identifier] = sorted(set(strings))
         elif strings:
@@ -373,17 +379,28 @@ def submit_attempt(
             after={"state": AttemptState.SUBMITTED, "score": score, "passed": passed, "version": test.version},
         )
         if passed:
-            _grant(worker=worker, test=test, attempt=current, score=score, now=now, actor=actor)
+            _grant(worker=worker, test=test, attempt=current, score=score, now=now, actor=actor, keep_best=True)
     current.refresh_from_db()
     return current
 
 
 def _grant(
-    *, worker: Worker, test: QualificationTest, attempt: Attempt | None, score: float, now: datetime, actor: Actor
+    *,
+    worker: Worker,
+    test: QualificationTest,
+    attempt: Attempt | None,
+    score: float,
+    now: datetime,
+    actor: Actor,
+    keep_best: bool = False,
 ) -> Grant:
+    """Create or renew the worker's grant at ``test``. ``keep_best``: a retake that passes with a lower
+    score than the live grant leaves the grant as it is."""
     values = {"family_id": test.family_id, "version": test.version, "score": score, "attempt": attempt}
     grant = Grant.objects.select_for_update().filter(worker=worker, test=test).first()
     before: dict[str, Any] = {}
+    if keep_best and grant is not None and grant.revoked_at is None and grant.score >= score:
+        return grant
     if grant is None:
         grant = Grant.objects.create(worker=worker, test=test, granted_at=now, **values)
     else:

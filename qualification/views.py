@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from qualification.errors import AttemptRefused
 from qualification.models import Attempt, AttemptState, QualificationTest
@@ -22,7 +22,10 @@ from workforce.web import worker_required
 ANSWER_PREFIX = "q-"
 # Starting and submitting attempts: at most QUALIFICATION_RATE_LIMIT per worker and IP per window.
 _rate_limited = rate_limited(
-    "qualification", limit_setting="QUALIFICATION_RATE_LIMIT", window_setting="QUALIFICATION_RATE_WINDOW_SECONDS"
+    "qualification",
+    limit_setting="QUALIFICATION_RATE_LIMIT",
+    window_setting="QUALIFICATION_RATE_WINDOW_SECONDS",
+    methods=("POST",),
 )
 
 
@@ -72,11 +75,13 @@ def attempt_page(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> Ht
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @worker_required
 @_rate_limited
 def submit(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> HttpResponse:
     attempt = _own_attempt(worker, attempt_uuid)
+    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-test
+        return redirect("qualification:attempt", attempt_uuid=attempt.uuid)
     answers: dict[str, Any] = {}
     for key in request.POST:
         if key.startswith(ANSWER_PREFIX):
@@ -85,7 +90,9 @@ def submit(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> HttpResp
     try:
         submit_attempt(attempt=attempt, worker=worker, answers=answers)
     except AttemptRefused as exc:
-        messages.error(request, str(exc))
+        attempt.refresh_from_db(fields=["state"])
+        if attempt.state != AttemptState.EXPIRED:  # the result page itself says that time ran out
+            messages.error(request, str(exc))
     return redirect("qualification:result", attempt_uuid=attempt.uuid)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,8 +20,11 @@ from tasks.models import (
     AssignmentGoldItem,
     AssignmentState,
     GoldGrade,
+    Hit,
+    HitState,
     Item,
     Job,
+    JobBlock,
     JobState,
     JobTally,
 )
@@ -101,6 +104,8 @@ class WorkerJobCard:
     my_submitted: int
     lease_expires_at: datetime | None
     unmet: list[str]
+    open_to_me: bool = True  # an open Hit the worker has not worked yet
+    blocked: bool = False  # the job's block policy (or an ops manager) stopped the worker here
 
 
 def count_approved_assignments(worker: Worker) -> int:
@@ -121,12 +126,21 @@ def unmet_job_requirements(job: Job, worker: Worker) -> list[str]:
 
 def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
     """Published internal-pool jobs, with overall progress and the worker's own counts."""
+    not_mine = ~Exists(Assignment.objects.filter(worker_id=worker.pk, hit_id=OuterRef("pk")))
+    open_to_me = Exists(Hit.objects.filter(not_mine, job_id=OuterRef("pk"), state=HitState.OPEN, is_gold=False))
     jobs = list(
-        Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL).order_by("-published_at", "-id")
+        Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL)
+        .annotate(open_to_me=open_to_me)
+        .order_by("-published_at", "-id")
     )
     if not jobs:
         return []
     ids = [j.pk for j in jobs]
+    blocked = set(
+        JobBlock.objects.filter(worker_id=worker.pk, job_id__in=ids, lifted_at__isnull=True).values_list(
+            "job_id", flat=True
+        )
+    )
     progress = list_job_progress(ids)
     mine = (
         Assignment.objects.filter(worker=worker, job_id__in=ids)
@@ -164,6 +178,8 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
             )
             if j.requirements
             else [],
+            open_to_me=j.open_to_me,
+            blocked=j.pk in blocked,
         )
         for j in jobs
     ]
@@ -261,3 +277,8 @@ def list_training_feedback(assignment: Assignment) -> list[dict[str, Any]]:
     return [
         {"item": places.get(item_id), "your_answer": given, "correct": correct} for item_id, given, correct in missed
     ]
+
+
+def has_worked_on_job(*, job: Job, worker: Worker) -> bool:
+    """Whether the worker ever held an assignment in the job (so its name and state are no news to them)."""
+    return Assignment.objects.filter(job=job, worker=worker).exists()

@@ -13,11 +13,11 @@ from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from tasks.models import Assignment, AssignmentState, Item
 from tasks.selectors import list_page_items, list_training_feedback, task_for_page
@@ -35,7 +35,7 @@ PAGE_CSP = (
 # layout itself, media from https, no network calls, no form navigation, framed only by our page.
 LAYOUT_CSP = (
     "sandbox allow-scripts allow-forms; default-src 'none'; script-src 'unsafe-inline'; "
-    "style-src 'unsafe-inline' https:; img-src 'self' https: data:; media-src 'self' https: data:; "
+    "style-src 'unsafe-inline' https:; img-src 'self' https: http: data:; media-src 'self' https: http: data:; "
     "font-src https: data:; "
     "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
@@ -85,14 +85,16 @@ def task_layout(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @worker_required
 def submit_layout_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
-    from tasks.views import _next_task, _own_assignment, _refused  # tasks.views imports this module
+    from tasks.views import _next_task, _own_assignment, _refused_submit  # tasks.views imports this module
 
+    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-task
+        return redirect("task", assignment_uuid=_own_assignment(worker, assignment_uuid).uuid)
     try:
         fields = parse_form_fields(request.POST.get("fields", ""))
         assignment = submit_template_assignment(assignment=assignment_uuid, worker=worker, fields=fields)
     except ServiceError as exc:
-        return _refused(request, _own_assignment(worker, assignment_uuid), str(exc))
+        return _refused_submit(request, worker, _own_assignment(worker, assignment_uuid), str(exc))
     return _next_task(request, worker, assignment.job, feedback=list_training_feedback(assignment))

@@ -7,15 +7,16 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tasks.models import Assignment, AssignmentState, Job
+from tasks.models import Assignment, AssignmentState, Job, JobState
 from tasks.selectors import (
     count_worker_submitted,
+    has_worked_on_job,
     list_jobs_for_worker,
     list_page_items,
     list_training_feedback,
@@ -66,13 +67,25 @@ def _next_task(
     if _wants_json(request):
         body: dict[str, Any] = {"next": task_for_page(assignment, list_page_items(assignment))}
         if feedback:
+            # the raw instructions for API-like callers; the page's script points to its own rendered box
             body["feedback"] = {"missed": feedback, "instructions": job.instructions}
         return JsonResponse(body)
     for missed in feedback or []:
+        where = f"item {missed['item']}: " if missed.get("item") and job.items_per_hit > 1 else ""
         messages.warning(
-            request, f"Training: you answered {missed['your_answer']}, the correct answer was {missed['correct']}."
+            request,
+            f"Training, {where}you answered {_answer_text(missed['your_answer'])}, "
+            f"the correct answer was {_answer_text(missed['correct'])}.",
         )
     return redirect("task", assignment_uuid=assignment.uuid)
+
+
+def _answer_text(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+# The worker's own answers were saved: a repeated submit (double click, back button) carries on instead.
+_SAVED_STATES = (AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED)
 
 
 def _refused(request: HttpRequest, assignment: Assignment, message: str) -> HttpResponse:
@@ -80,6 +93,8 @@ def _refused(request: HttpRequest, assignment: Assignment, message: str) -> Http
     assignment.refresh_from_db(fields=["state"])
     still_open = assignment.state == AssignmentState.ACCEPTED
     if _wants_json(request):
+        if not still_open:  # the script follows the redirect at once: the job list says why
+            messages.error(request, message)
         return JsonResponse({"error": message, "redirect": None if still_open else reverse("work-list")}, status=400)
     messages.error(request, message)
     if still_open:
@@ -91,6 +106,8 @@ def _refused(request: HttpRequest, assignment: Assignment, message: str) -> Http
 @worker_required
 def start_job(request: HttpRequest, worker: Worker, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id, marketplace=Marketplace.INTERNAL)
+    if job.state != JobState.PUBLISHED and not has_worked_on_job(job=job, worker=worker):
+        raise Http404("No such job.")  # a draft's or a cancelled job's name is not for workers who never saw it
     return _next_task(request, worker, job)
 
 
@@ -126,9 +143,11 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @worker_required
 def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
+    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-task
+        return redirect("task", assignment_uuid=_own_assignment(worker, assignment_uuid).uuid)
     answers: dict[int, Any] = {}  # by place on the page (``answer-<place>``)
     for key in request.POST:
         place = key[7:]
@@ -138,16 +157,39 @@ def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
     try:
         assignment = submit_assignment(assignment=assignment_uuid, worker=worker, answers=answers, by_place=True)
     except ServiceError as exc:
-        return _refused(request, _own_assignment(worker, assignment_uuid), str(exc))
+        return _refused_submit(request, worker, _own_assignment(worker, assignment_uuid), str(exc))
     return _next_task(request, worker, assignment.job, feedback=list_training_feedback(assignment))
 
 
-@require_POST
+def _refused_submit(request: HttpRequest, worker: Worker, assignment: Assignment, message: str) -> HttpResponse:
+    """A refused submit; when the refusal is that this very page was already saved, the worker moves on."""
+    assignment.refresh_from_db(fields=["state"])
+    if assignment.state in _SAVED_STATES:
+        messages.info(request, "Your answers for that task were already saved.")
+        return _next_task(request, worker, assignment.job)
+    return _refused(request, assignment, message)
+
+
+@require_http_methods(["GET", "POST"])
 @worker_required
 def return_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     assignment = _own_assignment(worker, assignment_uuid)
+    if request.method == "GET":
+        return redirect("task", assignment_uuid=assignment.uuid)
     try:
         return_assignment(assignment=assignment, worker=worker)
     except ServiceError as exc:
         return _refused(request, assignment, str(exc))
     return _next_task(request, worker, assignment.job)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a page left open across a sign-in (or a new session) posts a stale token. The
+    labeling page's script gets JSON it can show; a plain post gets a page with a way back."""
+    message = (
+        "This page is out of date (you were signed out or signed in again since it was loaded). "
+        "Reload the page and try again."
+    )
+    if _wants_json(request):
+        return JsonResponse({"error": message, "reload": True}, status=403)
+    return render(request, "403_csrf.html", {"message": message}, status=403)

@@ -48,6 +48,27 @@ _REFUSALS = {
     AssignmentState.RETURNED: "You returned this task, so it can no longer be submitted.",
     AssignmentState.EXPIRED: "Your time for this task ran out and it went back to the pool; nothing was saved.",
 }
+_CANCELLED = "This job was cancelled, so the task can no longer be submitted."
+_BLOCKED = "You can no longer work on this job, so the task was not saved."
+SHOWN_VALUE_LENGTH = 40  # how much of a refused value a message repeats back
+
+
+def _shown(text: str) -> str:
+    """A refused value as a message quotes it: at most ``SHOWN_VALUE_LENGTH`` characters (a page may post
+    a value of any length, and the message goes into the session and the page)."""
+    return text if len(text) <= SHOWN_VALUE_LENGTH else text[:SHOWN_VALUE_LENGTH] + "…"
+
+
+def _closed_refusal(locked: Assignment, job: Job, worker: Worker) -> str:
+    """Why an assignment that is no longer accepted cannot be submitted. Cancelling a job and blocking a
+    worker both end the lease as ``expired``; the worker is told that reason, not that time ran out."""
+    state = AssignmentState(locked.state)
+    if state == AssignmentState.EXPIRED:
+        if job.state == JobState.CANCELLED:
+            return _CANCELLED
+        if JobBlock.objects.filter(job=job, worker=worker, lifted_at__isnull=True).exists():
+            return _BLOCKED
+    return _REFUSALS[state]
 
 
 def validate_value(job: Job, value: Any, payload: Mapping[str, Any] | None = None) -> Any:
@@ -66,10 +87,11 @@ def validate_value(job: Job, value: Any, payload: Mapping[str, Any] | None = Non
             raise SubmissionRefused("A multi-label answer must be a list of labels.")
         unknown = sorted(set(value) - set(labels))
         if unknown:
-            raise SubmissionRefused(f"Unknown label(s): {', '.join(unknown)}.")
+            shown = ", ".join(_shown(label) for label in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            raise SubmissionRefused(f"Unknown label(s): {shown}.")
         return [label for label in labels if label in set(value)]
     if not isinstance(value, str) or value not in labels:
-        raise SubmissionRefused(f"Choose one of the job's labels ({', '.join(labels)}), not {value!r}.")
+        raise SubmissionRefused(f"Choose one of the job's labels ({', '.join(labels)}), not {_shown(repr(value))}.")
     return value
 
 
@@ -243,16 +265,16 @@ def submit_assignment(
         locked = _lock_assignment(assignment, worker)
         if locked is None:
             raise SubmissionRefused("This task is not yours.")
-        if locked.state != AssignmentState.ACCEPTED:
-            raise SubmissionRefused(_REFUSALS[AssignmentState(locked.state)])
         job = locked.job
+        if locked.state != AssignmentState.ACCEPTED:
+            raise SubmissionRefused(_closed_refusal(locked, job, worker))
         if job.state == JobState.CANCELLED:
-            raise SubmissionRefused("This job was cancelled, so the task can no longer be submitted.")
+            raise SubmissionRefused(_CANCELLED)
         # Workers blocked by the job's policy lose their open leases too (checked only where blocks exist).
         if (locked.hit.is_gold or job.block_below_accuracy is not None) and JobBlock.objects.filter(
             job=job, worker=worker, lifted_at__isnull=True
         ).exists():
-            raise SubmissionRefused("You can no longer work on this job, so the task was not saved.")
+            raise SubmissionRefused(_BLOCKED)
         if job.requirements and (unmet := unmet_job_requirements(job, worker)):
             raise SubmissionRefused("You no longer meet this job's requirements: " + " ".join(unmet))
         if locked.lease_expires_at <= now:

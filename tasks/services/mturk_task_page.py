@@ -87,8 +87,10 @@ def store_mturk_submission(
     answers = answers_by_item(job, dict(fields), list(payloads))
     if set(answers) != set(payloads):
         raise SubmissionRefused("Answer every item of this task.")
-    # drawings are checked against each item's image size, which only this page knows here
-    checked = {item: _checked_value(job, item, value, payloads[item]) for item, value in answers.items()}
+    # drawings are checked against each item's image size, which only this page knows here; a refusal names
+    # the item by its place on the page, never by its external id (which could tell gold items apart)
+    places = {item: place for place, item in enumerate(payloads, start=1)}
+    checked = {item: _checked_value(job, places[item], value, payloads[item]) for item, value in answers.items()}
     now = timezone.now()
     with transaction.atomic():
         # collect records the assignment before it confirms a claim, so this also covers confirmed claims
@@ -110,11 +112,11 @@ def store_mturk_submission(
     return checked if job.is_shapes else answers  # drawings go on normalised; labels as the worker gave them
 
 
-def _checked_value(job: Job, item: str, value: Any, payload: Mapping[str, Any]) -> Any:
+def _checked_value(job: Job, place: int, value: Any, payload: Mapping[str, Any]) -> Any:
     try:
         return validate_value(job, value, payload)
     except SubmissionRefused as exc:
-        raise SubmissionRefused(f"Item {item}: {exc}") from exc
+        raise SubmissionRefused(f"Item {place}: {exc}") from exc
 
 
 def confirm_page_submissions(records: Iterable[tuple[str, str, str]], *, at: datetime) -> int:

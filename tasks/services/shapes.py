@@ -23,6 +23,8 @@ from tasks.services.errors import SubmissionRefused
 
 MAX_SHAPES = 200
 MAX_VERTICES = 500
+# The JSON of the largest drawing allowed (MAX_SHAPES polygons of MAX_VERTICES vertices) is well under this.
+MAX_DRAWING_LENGTH = 4_000_000
 EDGE_TOLERANCE = 0.5  # pixels a shape may poke out of the image (a drag to the very edge)
 GOLD_IOU = 0.5
 
@@ -41,7 +43,10 @@ def image_size(payload: Mapping[str, Any]) -> tuple[float, float] | None:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SubmissionRefused(f"{where} has a coordinate that is not a number.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        raise SubmissionRefused(f"{where} has a coordinate that is not a finite number.") from None
     if not math.isfinite(number):
         raise SubmissionRefused(f"{where} has a coordinate that is not a finite number.")
     return number
@@ -62,9 +67,11 @@ def _polygon_area(points: Sequence[tuple[float, float]]) -> float:
 def validate_shapes(kind: str, labels: Sequence[str], value: Any, size: tuple[float, float]) -> dict[str, Any]:
     """Return the answer normalised (floats rounded to 0.01 px, edges clamped to the image) or refuse it."""
     if isinstance(value, str):
+        if len(value) > MAX_DRAWING_LENGTH:
+            raise SubmissionRefused(f"The drawing is too large (more than {MAX_DRAWING_LENGTH:,} characters).")
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a drawing
             raise SubmissionRefused("The drawing could not be read (it is not JSON).") from None
     shapes = value.get("shapes") if isinstance(value, dict) else None
     if not isinstance(shapes, list):

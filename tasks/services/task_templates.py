@@ -18,11 +18,13 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.utils import timezone
 
-from tasks.models import Assignment, Job, RawResult
+from tasks.models import Assignment, AssignmentState, Job, RawResult
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import SubmissionRefused
 from tasks.services.mturk_results.schema import TRUE_VALUES
+from tasks.services.pool import expire_leases
 from workforce.models import Worker
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
@@ -91,7 +93,7 @@ def parse_form_fields(raw: str) -> list[tuple[str, str]]:
     """The ``[[name, value], ...]`` list the task page posts, checked; SubmissionRefused when malformed."""
     try:
         data = json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply to be a form
         raise SubmissionRefused("The task form sent no readable answers.") from None
     if not isinstance(data, list) or len(data) > MAX_FIELDS:
         raise SubmissionRefused("The task form sent no readable answers.")
@@ -103,8 +105,19 @@ def parse_form_fields(raw: str) -> list[tuple[str, str]]:
             or not all(isinstance(part, str) and len(part) <= MAX_FIELD_LENGTH for part in pair)
         ):
             raise SubmissionRefused("The task form sent no readable answers.")
+        if "\x00" in pair[0] or "\x00" in pair[1]:
+            raise SubmissionRefused(
+                f"The form field “{_shown(pair[0])}” contains a NUL character (\\u0000), which cannot be stored; "
+                "remove it and submit again."
+            )
         fields.append((pair[0], pair[1]))
     return fields
+
+
+def _shown(name: str) -> str:
+    """A field name as a message may quote it: without NULs, at most 40 characters."""
+    name = name.replace("\x00", "")
+    return name if len(name) <= 40 else name[:40] + "…"
 
 
 def submit_template_assignment(*, assignment: UUID, worker: Worker, fields: Sequence[tuple[str, str]]) -> Assignment:
@@ -121,7 +134,15 @@ def submit_template_assignment(*, assignment: UUID, worker: Worker, fields: Sequ
     kept: dict[str, str] = {}
     for key, field_value in fields:
         kept[key] = f"{kept[key]}|{field_value}" if key in kept else field_value
-    with transaction.atomic():
-        submitted = submit_assignment(assignment=assignment, worker=worker, answers={item_ids[0]: value})
-        RawResult.objects.create(assignment=submitted, job=job, answers=kept, columns={}, source="template")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            submitted = submit_assignment(assignment=assignment, worker=worker, answers={item_ids[0]: value}, now=now)
+            RawResult.objects.create(assignment=submitted, job=job, answers=kept, columns={}, source="template")
+    except SubmissionRefused:
+        if locked.state == AssignmentState.ACCEPTED and locked.lease_expires_at <= now:
+            # submit_assignment commits an expired lease's expiry after its own transaction, which this
+            # outer one has just rolled back: expire it again so the slot goes back to the pool now
+            expire_leases(now=now, job=job)
+        raise
     return submitted

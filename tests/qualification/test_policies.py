@@ -114,4 +114,8 @@ def test_attempt_policy_refuses_during_the_retry_delay_and_after_the_last_attemp
     assert policy([NOW - timedelta(minutes=60)], 1).refusal == ""
     used_up = policy([NOW - timedelta(days=2), NOW - timedelta(days=1)], 2)
     assert used_up.refusal == "You have used all 2 attempts at “T”."
-    assert policy([NOW], 1, passed_score=90.0).refusal == "You have already passed “T” with a score of 90."
+    # passed below full marks: a retake may raise the score, under the same delay and attempt limit
+    assert policy([NOW], 1, passed_score=90.0).refusal == "You can try “T” again from 2025-01-01 13:00 UTC."
+    assert policy([NOW - timedelta(hours=1)], 1, passed_score=90.0).refusal == ""
+    assert policy([NOW], 2, passed_score=90.0).refusal == "You have already passed “T” with a score of 90."
+    assert policy([NOW], 1, passed_score=100.0).refusal == "You have already passed “T” with a score of 100."

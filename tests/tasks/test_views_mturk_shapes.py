@@ -98,7 +98,7 @@ def test_a_bad_drawing_is_refused_with_the_reason_and_nothing_is_stored(
     value = drawing if isinstance(drawing, str) else json.dumps(drawing)
     response = Client().post(URL, {**_signed(_params(hit)), "place:1": value})
     assert response.status_code == 400 and message in response.content.decode()
-    assert "Item img1" in response.content.decode()
+    assert "Item 1:" in response.content.decode() and "img1" not in response.content.decode()
     assert not Assignment.objects.exists() and not MTurkPageSubmission.objects.exists()
     field = re.search(r"name=\"place:1\" value='([^']*)'", response.content.decode())
     assert field and unescape(field.group(1)) == value  # the drawing comes back to be corrected

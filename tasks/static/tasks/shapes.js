@@ -299,7 +299,10 @@
     }
   };
 
-  function showError(message) { errorBox.textContent = message || ""; errorBox.hidden = !message; }
+  function showError(message, link) {
+    if (window.CrowdOpsReplies) { window.CrowdOpsReplies.show(errorBox, message, link); return; }
+    errorBox.textContent = message || ""; errorBox.hidden = !message;
+  }
 
   function submit() {
     var unfinished = editors.filter(function (ed) { return ed.draft; });
@@ -308,11 +311,9 @@
     fetch(form.action, {
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
-    }).then(function (response) {
-      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
-    }).then(function (result) {
+    }).then(window.CrowdOpsReplies.read).then(function (result) {
       var data = result.data;
-      if (!result.ok) { showError(data.error || "The server refused this drawing."); if (data.redirect) { window.location.assign(data.redirect); } return; }
+      if (!result.ok) { showError(data.error || "The server refused this drawing.", data.link); if (data.redirect) { window.location.assign(data.redirect); } return; }
       window.location.assign(data.next ? data.next.url : (data.redirect || form.dataset.workList));
     }).catch(function () { showError("Could not reach the server. Press Enter to try again."); });
   }

@@ -36,9 +36,8 @@
     return multilabel || fieldset.querySelector("input:checked") !== null;
   }
 
-  function showError(message) {
-    errorBox.textContent = message || "";
-    errorBox.hidden = !message;
+  function showError(message, link) {
+    window.CrowdOpsReplies.show(errorBox, message, link);
   }
 
   // Build one item exactly like the server's template does (textContent only: no HTML injection).
@@ -117,13 +116,12 @@
       body: body,
       credentials: "same-origin",
       headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
-    }).then(function (response) {
-      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
-    }).then(function (result) {
+    }).then(window.CrowdOpsReplies.read).then(function (result) {
       busy = false;
       var data = result.data;
       if (!result.ok) {
-        showError(data.error || "The server refused this submission.");
+        showError(data.error || "The server refused this submission.", data.link);
+        // the job list shows the same sentence (the server flashed it) once the page has moved on
         if (data.redirect) { window.location.assign(data.redirect); }
         return;
       }
@@ -146,17 +144,22 @@
     var title = document.createElement("h2");
     title.textContent = "Not quite";
     box.appendChild(title);
+    var several = items.length > 1;
     feedback.missed.forEach(function (m) {
       var p = document.createElement("p");
-      p.textContent = "You answered " + [].concat(m.your_answer).join(", ") +
-        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
+      p.textContent = (several && m.item ? "Item " + m.item + ": you" : "You") + " answered " +
+        [].concat(m.your_answer).join(", ") + "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
       box.appendChild(p);
+      var missed = several && m.item ? items[m.item - 1] : null;
+      if (missed) { missed.classList.add("missed"); }
     });
-    if (feedback.instructions) {
-      var text = document.createElement("blockquote");
-      text.className = "item-text";
-      text.textContent = feedback.instructions;
-      box.appendChild(text);
+    // The instructions stay on the page, rendered as the job's Markdown: point there instead of repeating them.
+    var instructions = document.querySelector("details.instructions");
+    if (instructions) {
+      instructions.open = true;
+      var hint = document.createElement("p");
+      hint.textContent = "The instructions are open above; read them again before you go on.";
+      box.appendChild(hint);
     }
     var next = document.createElement("button");
     next.className = "primary";
