@@ -81,7 +81,12 @@ class CostEntryAdmin(ReadOnlyAdmin):
                 for row in list_spend_by_marketplace()
             ],
             "alerts": BudgetAlert.objects.select_related("job")[:20],
-            "spend_chart": mark_safe(line_chart([(d.isoformat(), v) for d, v in spend], title="Spend per day")),
+            # One chart per currency the ledger was booked in: amounts in different currencies never add up.
+            "spend_charts": [
+                mark_safe(line_chart([(d.isoformat(), v) for d, v in points], title=f"Spend per day ({currency})"))
+                for currency, points in sorted(spend.items())
+            ]
+            or [mark_safe(line_chart([], title="Spend per day"))],
             "per_label_chart": mark_safe(
                 bar_chart(
                     [(j.name, j.cost_per_label) for j in jobs if j.cost_per_label is not None][:20],

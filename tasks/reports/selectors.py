@@ -247,7 +247,11 @@ class MarketplaceSpend:
 
 
 def list_spend_by_marketplace() -> list[MarketplaceSpend]:
-    """Every job's spend added up per marketplace and currency (one grouped read of the cost tallies)."""
+    """Every job's spend added up per marketplace and currency (one grouped read of the cost tallies).
+
+    A job's ledger rows are all in the job's currency: it cannot change once the job has left draft, and
+    MTurk and Ground Truth jobs, whose marketplaces book in US dollars, must be USD
+    (``tasks.services.jobs.check_marketplace_currency``)."""
     rows = (
         JobCostTally.objects.values("marketplace", "job__currency")
         .annotate(total=Sum("amount"), jobs=Count("job_id", distinct=True))
@@ -263,27 +267,33 @@ def list_spend_by_marketplace() -> list[MarketplaceSpend]:
 
 def list_spend_over_time(
     *, job: Job | None = None, days: int = 60, now: datetime | None = None
-) -> list[tuple[date, Decimal]]:
-    """Spend per day over the last ``days`` days (all jobs, or one)."""
+) -> dict[str, list[tuple[date, Decimal]]]:
+    """Spend per day over the last ``days`` days (all jobs, or one), one series per currency the ledger
+    rows were booked in (amounts in different currencies are never added together)."""
     now = now or timezone.now()
     entries = CostEntry.objects.filter(created_at__gte=now - timedelta(days=days))
     if job is not None:
         entries = entries.filter(job_id=job.pk)
-    return [
-        (row["day"].date() if isinstance(row["day"], datetime) else row["day"], exact(row["total"]))
-        for row in (
-            entries.annotate(day=TruncDay("created_at")).values("day").annotate(total=Sum("amount")).order_by("day")
-        )
-    ]
+    series: dict[str, list[tuple[date, Decimal]]] = {}
+    for row in (
+        entries.annotate(day=TruncDay("created_at"))
+        .values("currency", "day")
+        .annotate(total=Sum("amount"))
+        .order_by("currency", "day")
+    ):
+        day = row["day"].date() if isinstance(row["day"], datetime) else row["day"]
+        series.setdefault(row["currency"], []).append((day, exact(row["total"])))
+    return series
 
 
 def get_budget_burn_down(job: Job) -> list[tuple[date, Decimal]]:
-    """Budget left at the end of each day with spend (the cap minus cumulative spend)."""
+    """Budget left at the end of each day with spend (the cap minus cumulative spend in the job's currency,
+    the currency of its cap)."""
     if job.budget_cap is None:
         return []
     left = job.budget_cap
     out = []
-    for day, spent in list_spend_over_time(job=job, days=3660):
+    for day, spent in list_spend_over_time(job=job, days=3660).get(job.currency, []):
         left -= spent
         out.append((day, left))
     return out

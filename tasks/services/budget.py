@@ -10,13 +10,14 @@ guard, so no interleaving can end above a cap. Every function is idempotent on i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Max, Q, Sum
 from django.db.models.functions import Greatest, Round
 from django.utils import timezone
 
@@ -36,10 +37,16 @@ from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit
 logger = logging.getLogger(__name__)
 ZERO = Decimal("0")
 ALERT_THRESHOLDS = (50, 80, 100)
+AMOUNT_STEP = Decimal("0.0001")  # the reservation columns' precision: amounts closer than this are the same
 
 
 class BudgetExceeded(ServiceError):
     """Reserving the amount would take a job (or the month) above its cap; nothing was reserved."""
+
+
+class ReservationConflict(ServiceError):
+    """A reservation key was used before for another job or another amount (as ``LedgerConflict`` for
+    the ledger): a stale key must never pass silently for a reservation it does not cover."""
 
 
 def month_of(moment: datetime) -> date:
@@ -106,7 +113,8 @@ def reserve_budget(
 ) -> tuple[BudgetReservation, bool]:
     """Reserve ``amount`` against the job's cap and this month's cap, or raise ``BudgetExceeded``.
 
-    Returns ``(reservation, created)``; a key reserved before returns its row and reserves nothing.
+    Returns ``(reservation, created)``; a key reserved before for the same job and amount returns its row
+    and reserves nothing; for another job or amount it raises ``ReservationConflict``.
     """
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A reservation must be a non-negative Decimal amount.")
@@ -122,6 +130,11 @@ def reserve_budget(
             existing = BudgetReservation.objects.filter(key=key).first()
             if existing is None:
                 raise
+            if existing.job_id != job.pk or abs(existing.amount - amount) >= AMOUNT_STEP:
+                raise ReservationConflict(
+                    f"Budget key {key!r} reserved {existing.amount} for job {existing.job_id}; refusing to "
+                    f"reuse it for {amount} on job {job.pk} (a key names one reservation of one amount)."
+                ) from None
             return existing, False
         within_cap = Q(budget_cap__isnull=True) | Q(budget_cap__gte=_plus("budget_reserved", amount))
         if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=_plus("budget_reserved", amount)):
@@ -155,8 +168,8 @@ def release_budget(
     *, job: Job, amount: Decimal, key: str, actor: Actor, reason: str = "", now: datetime | None = None
 ) -> BudgetReservation | None:
     """Give back up to ``amount`` of the job's reservation (never below zero). Idempotent on ``key``;
-    returns the release row, or None when nothing was reserved. The month released is the one of the
-    job's latest reservation."""
+    returns the release row (the one under ``key``), or None when nothing was reserved. The amount goes
+    back to the month(s) it was reserved in (see ``_release``)."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A release must be a non-negative Decimal amount.")
     with transaction.atomic():
@@ -172,26 +185,34 @@ def _release(
 ) -> list[BudgetReservation]:
     """Give back ``(key, amount)`` releases of the job's reservation in order, each at most what is still
     reserved, skipping keys already released: the rows in bulk, one audit event each, under one lock of the
-    job row; the month released is the one of the job's latest reservation."""
+    job row. Each amount is given back to the month(s) it was reserved in, oldest first (``_months_held``):
+    a release that spans months writes its row under ``key`` for the first month and one more row per
+    further month, keyed ``key@YYYY-MM``."""
     reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
     done = set(BudgetReservation.objects.filter(key__in=[key for key, _ in wanted]).values_list("key", flat=True))
-    last = BudgetReservation.objects.filter(job_id=job.pk, amount__gt=0).order_by("-id").first()
-    month = last.month if last is not None else month_of(now)
+    held = _months_held(job, now=now)
     rows: list[BudgetReservation] = []
     left = reserved
     for key, amount in dict(wanted).items():
         amount = min(amount, left)
         if key in done or amount <= 0:
             continue
-        rows.append(
-            BudgetReservation(job_id=job.pk, amount=-amount, key=key, reason=reason, month=month, created_at=now)
-        )
         left -= amount
+        for n, (month, part) in enumerate(_take(held, amount)):
+            rows.append(
+                BudgetReservation(
+                    job_id=job.pk,
+                    amount=-part,
+                    key=key if n == 0 else f"{key}@{month:%Y-%m}",
+                    reason=reason,
+                    month=month,
+                    created_at=now,
+                )
+            )
     if not rows:
         return []
-    total = reserved - left
     BudgetReservation.objects.bulk_create(rows)
-    Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -total))
+    Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -(reserved - left)))
     record_audit_events(
         [
             QueuedEvent(
@@ -199,14 +220,64 @@ def _release(
                 action="budget.released",
                 object_type="job_budget",
                 object_id=job.pk,
-                after={"amount": str(-row.amount), "key": row.key, "month": month.isoformat()},
+                after={"amount": str(-row.amount), "key": row.key, "month": row.month.isoformat()},
                 reason=reason,
             )
             for row in rows
         ]
     )
-    MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
+    by_month: dict[date, Decimal] = {}
+    for row in rows:
+        by_month[row.month] = by_month.get(row.month, ZERO) - row.amount
+    for month, total in sorted(by_month.items()):  # the month rows last (the lock order)
+        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
     return rows
+
+
+@dataclass
+class _Held:
+    """What a job still holds in one month; ``amount`` None: the month that takes any rest."""
+
+    month: date
+    amount: Decimal | None
+
+
+def _months_held(job: Job, *, now: datetime) -> list[_Held]:
+    """What the job still holds in each month, oldest first, from the sum of its reservation and release
+    rows per month (one grouped query). A month whose rows sum below zero (releases written before they
+    were credited to their own month) holds nothing. A last, open-ended entry takes any rest the rows do not
+    account for: the month of the job's latest reservation (or now's), as releases did before."""
+    sums = (
+        BudgetReservation.objects.filter(job_id=job.pk)
+        .values("month")
+        .annotate(total=Sum("amount"), last=Max("id", filter=Q(amount__gt=0)))
+        .order_by("month")
+    )
+    held: list[_Held] = []
+    latest: tuple[int, date] | None = None
+    for row in sums:
+        held.append(_Held(month=row["month"], amount=max(exact(row["total"]), ZERO)))
+        if row["last"] is not None and (latest is None or row["last"] > latest[0]):
+            latest = (row["last"], row["month"])
+    held.append(_Held(month=latest[1] if latest is not None else month_of(now), amount=None))
+    return held
+
+
+def _take(held: list[_Held], amount: Decimal) -> list[tuple[date, Decimal]]:
+    """Take ``amount`` from ``held``, oldest month first, lowering ``held`` by what is taken; returns
+    ``(month, part)`` for each month touched, once per month."""
+    parts: dict[date, Decimal] = {}
+    for entry in held:
+        if amount <= 0:
+            break
+        part = amount if entry.amount is None else min(amount, entry.amount)
+        if part <= 0:
+            continue
+        if entry.amount is not None:
+            entry.amount -= part
+        parts[entry.month] = parts.get(entry.month, ZERO) + part
+        amount -= part
+    return list(parts.items())
 
 
 def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservation | None:

@@ -9,7 +9,7 @@ it and the others find it booked."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -210,10 +210,34 @@ def override_mturk_rejection(
     return assignment
 
 
-def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace) -> bool:
-    """SendBonus with the intent's token, then mark it sent and book it, together. Returns True when
-    this call is the one that recorded it."""
+TOKEN_LIFETIME = timedelta(hours=23)  # MTurk remembers a UniqueRequestToken for 24 hours
+
+
+class BonusNeedsReview(ServiceError):
+    """A pending bonus's token has expired and MTurk lists no matching payment: it is not sent again (a
+    lost reply could mean it was paid), it is flagged for a person instead."""
+
+
+def token_expired(bonus: MTurkBonus, *, now: datetime | None = None) -> bool:
+    """Whether MTurk may have forgotten the intent's ``UniqueRequestToken`` (so re-sending could pay twice)."""
+    return bonus.created_at < (now or timezone.now()) - TOKEN_LIFETIME
+
+
+def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace, now: datetime | None = None) -> bool:
+    """The one way a PENDING intent is paid, whoever asks (the reviewer, the API, a task, the retry sweep).
+    While MTurk remembers the token: SendBonus with it (MTurk pays once), then mark it sent and book it,
+    together. Once the token may be forgotten it is never re-sent: a matching payment ListBonusPayments shows
+    on the assignment is recorded; otherwise the intent is flagged for a person and ``BonusNeedsReview`` is
+    raised. Returns True when this call is the one that recorded it."""
     assignment = bonus.assignment
+    if token_expired(bonus, now=now):
+        if _listed_as_paid(bonus, connector=connector):
+            return _record_bonus(bonus, actor=actor)
+        _flag_bonus(bonus, actor=actor)
+        raise BonusNeedsReview(
+            f"Bonus {bonus.idempotency_key!r} was requested at {bonus.created_at:%Y-%m-%d %H:%M} UTC; MTurk has "
+            "forgotten its token and lists no such payment. Check the worker's bonuses on MTurk before paying again."
+        )
     connector.send_bonus(
         worker_id=bonus.worker.external_id,
         assignment_id=str(assignment.external_id),
@@ -222,6 +246,29 @@ def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace) 
         token=bonus.token,
     )
     return _record_bonus(bonus, actor=actor)
+
+
+def _listed_as_paid(bonus: MTurkBonus, *, connector: MTurkMarketplace) -> bool:
+    """Whether MTurk lists a payment of this amount and reason on the assignment that no other recorded
+    (sent) intent accounts for: two bonuses alike on one assignment need two payments."""
+    payments = connector.list_bonus_payments(str(bonus.assignment.external_id))
+    alike = sum(1 for payment in payments if payment == (bonus.amount, bonus.reason))
+    recorded = MTurkBonus.objects.filter(
+        assignment_id=bonus.assignment_id, amount=bonus.amount, reason=bonus.reason, state=MTurkBonusState.SENT
+    ).count()
+    return alike > recorded
+
+
+def _flag_bonus(bonus: MTurkBonus, *, actor: Actor) -> None:
+    with transaction.atomic():
+        record_audit_event(
+            actor=actor,
+            action="mturk.bonus_flagged",
+            object_type="assignment",
+            object_id=bonus.assignment_id,
+            after={"amount": str(bonus.amount), "token": bonus.token, "key": bonus.idempotency_key},
+            reason="Its token has expired and MTurk lists no such bonus; check before paying it again.",
+        )
 
 
 def _record_bonus(bonus: MTurkBonus, *, actor: Actor) -> bool:
@@ -314,7 +361,9 @@ def send_mturk_bonus(
     connector: MTurkMarketplace | None = None,
 ) -> MTurkBonus:
     """Pay a bonus once per ``idempotency_key``: the intent row (with its token) commits before SendBonus,
-    so a retry, a crash or a second caller reuses the same token and MTurk pays it once. Call it through
+    so a retry, a crash or a second caller reuses the same token and MTurk pays it once. A retry after
+    MTurk may have forgotten the token (``TOKEN_LIFETIME``) is reconciled with ListBonusPayments instead of
+    sent again, or raises ``BonusNeedsReview`` (see ``_pay_bonus``). Call it through
     ``tasks.services.review.pay_bonus``."""
     connector = mturk_connector(connector)
     bonus, _ = request_mturk_bonus(
@@ -326,36 +375,22 @@ def send_mturk_bonus(
     return bonus
 
 
-TOKEN_LIFETIME = timedelta(hours=23)  # MTurk remembers a UniqueRequestToken for 24 hours
-
-
 def retry_pending_mturk_bonuses(*, actor: Actor, connector: MTurkMarketplace | None = None) -> int:
-    """Bonuses whose intent was recorded but whose answer never was (a crash): send again with the same
-    token while MTurk still remembers it. Older ones are not re-sent blindly: one MTurk lists as paid
-    (ListBonusPayments, same amount and reason) is recorded, the others are flagged for a person."""
+    """Bonuses whose intent was recorded but whose answer never was (a crash): each goes through
+    ``_pay_bonus``, the same rule as every other path: sent again with the same token while MTurk still
+    remembers it; an older one MTurk lists as paid (ListBonusPayments, same amount and reason) is recorded,
+    the others are flagged for a person. Returns how many were recorded."""
     connector = mturk_connector(connector)
     paid = 0
     pending = MTurkBonus.objects.filter(state=MTurkBonusState.PENDING).select_related(
         "assignment__hit", "job", "worker"
     )
-    cutoff = timezone.now() - TOKEN_LIFETIME
+    now = timezone.now()
     for bonus in pending.order_by("id"):
-        if bonus.created_at >= cutoff:
-            paid += _pay_bonus(bonus, actor=actor, connector=connector)
-            continue
-        payments = connector.list_bonus_payments(str(bonus.assignment.external_id))
-        if (bonus.amount, bonus.reason) in payments:
-            paid += _record_bonus(bonus, actor=actor)
-            continue
-        with transaction.atomic():
-            record_audit_event(
-                actor=actor,
-                action="mturk.bonus_flagged",
-                object_type="assignment",
-                object_id=bonus.assignment_id,
-                after={"amount": str(bonus.amount), "token": bonus.token},
-                reason="Its token has expired and MTurk lists no such bonus; check before paying it again.",
-            )
+        try:
+            paid += _pay_bonus(bonus, actor=actor, connector=connector, now=now)
+        except BonusNeedsReview:
+            continue  # flagged (an audit event); a person decides
     return paid
 
 

@@ -8,23 +8,34 @@ arrived; ``collect_labeling_job`` reads the S3 output through the same import se
 
 Budget: publishing reserves what the labeling job can cost at most (``estimated_cost`` of the objects
 sent, capped by ``MaxLabeledObjects``) against the job's and the month's caps before AWS is asked, so
-a refused reservation creates nothing; the key is the labeling job's name, so a retry reserves nothing
-more. Once the labeling job has ended (Completed, Stopped or Failed) and its results are in, the
-reservation is trued up to what was booked and the rest is released (``settle_labeling_job_budget``).
+a refused reservation creates nothing. The keys start with the labeling job's name and what is already
+held for it is counted, so a retry reserves nothing more and a retry after reconfiguring the draft reserves
+(or releases) only the difference; a publish AWS refuses for good gives its reservation back. Once the
+labeling job has ended (Completed, Stopped or Failed) and its results are in, the reservation is trued up
+to what was booked and the rest is released (``settle_labeling_job_budget``).
 """
 
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, ROUND_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from tasks.models import Item, Job, JobState, LabelingJob, TaskKind, WorkforceKind
-from tasks.services.budget import BudgetExceeded, job_spent, release_budget, reserve_budget, true_up_reservation
+from tasks.models import BudgetReservation, Item, Job, JobState, LabelingJob, TaskKind, WorkforceKind
+from tasks.services.budget import (
+    AMOUNT_STEP,
+    BudgetExceeded,
+    exact,
+    job_spent,
+    release_budget,
+    reserve_budget,
+    true_up_reservation,
+)
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.costs import estimated_cost, object_price
 from tasks.services.groundtruth.importing import ITEM_KEY, GroundTruthImportResult, import_groundtruth_output
@@ -178,14 +189,14 @@ def publish_labeling_job(
         tags={"crowdops-job": str(job.pk)},
     )
     objects = _objects_paid_for(len(spec.objects), spec.max_labeled_objects)
-    reserve_budget(  # raises BudgetExceeded (nothing asked of AWS) when a cap would be broken
-        job=job,
-        amount=estimated_cost(labeling_job, objects),
-        key=f"groundtruth:{labeling_job.name}:publish",
-        actor=actor,
-        reason=f"Ground Truth labeling job {labeling_job.name}: up to {objects} objects",
-    )
-    state = (connector or GroundTruth()).publish_labeling_job(spec)
+    # Raises BudgetExceeded (nothing asked of AWS) when a cap would be broken.
+    _reserve_publication(job=job, labeling_job=labeling_job, objects=objects, actor=actor)
+    try:
+        state = (connector or GroundTruth()).publish_labeling_job(spec)
+    except MarketplaceError as exc:
+        if exc.permanent:  # AWS created nothing and will not: give the reservation back (a retry re-reserves)
+            _release_publication(job=job, labeling_job=labeling_job, actor=actor, reason=f"AWS refused it: {exc}")
+        raise
     now = timezone.now()
     with transaction.atomic():
         LabelingJob.objects.filter(pk=labeling_job.pk).update(
@@ -208,6 +219,47 @@ def publish_labeling_job(
         )
     labeling_job.refresh_from_db()
     return labeling_job
+
+
+def _publication_rows(job: Job, labeling_job: LabelingJob) -> QuerySet[BudgetReservation]:
+    """The reservation rows of publishing the labeling job: ``groundtruth:<name>:publish`` (the first
+    reservation) and every adjustment and release after it (``groundtruth:<name>:publish:<n>:...``)."""
+    key = f"groundtruth:{labeling_job.name}:publish"
+    return BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}:"), job_id=job.pk)
+
+
+def _reserve_publication(*, job: Job, labeling_job: LabelingJob, objects: int, actor: Actor) -> None:
+    """Hold what publishing can cost at most, under the job row's lock: reserve what is not yet held for
+    this labeling job (the first time under ``groundtruth:<name>:publish``), or release what is held beyond
+    it (the draft was reconfigured to cost less). A retry with the same settings finds it held and reserves
+    nothing; a retry after a reconfiguration reserves only the difference, under a key naming the priced
+    parameters (objects, workers per object, task price) and the number of rows before it."""
+    amount = estimated_cost(labeling_job, objects).quantize(AMOUNT_STEP, ROUND_UP)
+    reason = f"Ground Truth labeling job {labeling_job.name}: up to {objects} objects"
+    with transaction.atomic():
+        Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).get()
+        rows = _publication_rows(job, labeling_job)
+        held = exact(rows.aggregate(total=Sum("amount"))["total"])
+        count = rows.count()
+        key = f"groundtruth:{labeling_job.name}:publish"
+        if count:
+            priced = f"{objects}x{labeling_job.workers_per_object}@{labeling_job.task_price.normalize()}"
+            key = f"{key}:{count}:{priced}"
+        if amount > held or not count:
+            reserve_budget(job=job, amount=amount - held, key=key, actor=actor, reason=reason)
+        elif amount < held:
+            release_budget(job=job, amount=held - amount, key=f"{key}:release", actor=actor, reason=reason)
+
+
+def _release_publication(*, job: Job, labeling_job: LabelingJob, actor: Actor, reason: str) -> None:
+    """Give back everything held for publishing the labeling job (AWS refused it for good)."""
+    with transaction.atomic():
+        Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).get()
+        rows = _publication_rows(job, labeling_job)
+        held = exact(rows.aggregate(total=Sum("amount"))["total"])
+        if held > 0:
+            key = f"groundtruth:{labeling_job.name}:publish:{rows.count()}:refused"
+            release_budget(job=job, amount=held, key=key, actor=actor, reason=reason[:255])
 
 
 def _store_state(labeling_job: LabelingJob, state: LabelingJobState, actor: Actor) -> None:
