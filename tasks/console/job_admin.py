@@ -6,10 +6,12 @@ service or selector, and renders.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
@@ -165,8 +167,24 @@ STATE_BUTTONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+class JobActionForm(ActionForm):
+    """The job list's action bar, with a nonce drawn when the page is shown: an action that spends money
+    (more answers) posted twice from the same page, by a double click or a resubmitted form, runs once."""
+
+    request_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
+
+
+def _request_key(request: HttpRequest) -> str | None:
+    try:
+        return f"admin:{uuid.UUID(request.POST.get('request_key', ''))}"
+    except ValueError:  # a page from before the nonce, or a hand-made post: no deduplication
+        return None
+
+
 class JobConsoleMixin(GoldApprovalActionMixin):
     """Mixed into the job admin: the at-a-glance page and the console's actions."""
+
+    action_form = JobActionForm
 
     def console_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
         """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them)."""
@@ -207,11 +225,11 @@ class JobConsoleMixin(GoldApprovalActionMixin):
                 self.message_user(request, done.format(job=job, result=result), messages.SUCCESS)  # type: ignore[attr-defined]
 
     def request_one_more_answer(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        actor = Actor.from_user(request.user)
+        actor, key = Actor.from_user(request.user), _request_key(request)
         self._each(
             request,
             queryset,
-            lambda job: request_more_answers(job=job, actor=actor, extra=1),
+            lambda job: request_more_answers(job=job, actor=actor, extra=1, request_key=key),
             "{job.name}: one more answer wanted on {result} Hit(s).",
         )
 
@@ -219,11 +237,13 @@ class JobConsoleMixin(GoldApprovalActionMixin):
     request_one_more_answer.allowed_permissions = ("change",)  # type: ignore[attr-defined]
 
     def request_more_where_unsure(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        actor = Actor.from_user(request.user)
+        actor, key = Actor.from_user(request.user), _request_key(request)
         self._each(
             request,
             queryset,
-            lambda job: request_more_answers(job=job, actor=actor, extra=1, below_confidence=UNSURE_BELOW),
+            lambda job: request_more_answers(
+                job=job, actor=actor, extra=1, below_confidence=UNSURE_BELOW, request_key=key
+            ),
             "{job.name}: one more answer wanted on {result} Hit(s) with an unsure consensus.",
         )
 

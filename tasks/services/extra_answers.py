@@ -15,9 +15,15 @@ from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
 
 
-def request_more_answers(*, job: Job, hit_ids: Sequence[int], extra: int, actor: Actor) -> int:
+def request_more_answers(
+    *, job: Job, hit_ids: Sequence[int], extra: int, actor: Actor, request_key: str | None = None
+) -> int:
     """Want ``extra`` more answers on each of the job's Hits ``hit_ids``, after reserving their worst-case
-    cost; raises ``BudgetExceeded`` (nothing changed) when a cap would be exceeded. Returns the Hits changed."""
+    cost; raises ``BudgetExceeded`` (nothing changed) when a cap would be exceeded. Returns the Hits changed.
+
+    ``request_key`` names the request (a form's nonce, a task id): the same key again changes nothing and
+    returns 0, however long after. Without it the reservation is keyed on the Hits' state before the
+    change, which only dedupes a retry of an attempt that did not commit."""
     if extra < 1:
         raise ServiceError("Ask for at least one more answer.")
     wanted_ids = sorted(set(hit_ids))
@@ -33,8 +39,7 @@ def request_more_answers(*, job: Job, hit_ids: Sequence[int], extra: int, actor:
         )
         if len(rows) != len(wanted_ids):
             raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
-        # The key names the Hits' state before the change, so a retry of the same request reserves once.
-        digest = hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
+        digest = request_key or hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
         amount = hits_cost(job, hit_count=len(rows), extra_per_hit=extra)
         _, created = reserve_budget(
             job=job, amount=amount, key=f"job:{job.pk}:more:{digest}", actor=actor, reason="more answers"

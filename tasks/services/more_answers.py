@@ -59,11 +59,13 @@ def request_more_answers(
     extra: int = 1,
     below_confidence: float | None = None,
     connector: MTurkMarketplace | None = None,
+    request_key: str | None = None,
 ) -> MoreAnswers:
     """Want ``extra`` more answers on each of the job's Hits (only Hits holding an item whose consensus is
     below ``below_confidence``, when given), after reserving their worst-case cost. A completed job is
     published again. Raises ``BudgetExceeded`` (nothing changed) when the internal pool's request would
-    pass a cap; on MTurk the Hits the budget still covers are extended and the rest are skipped."""
+    pass a cap; on MTurk the Hits the budget still covers are extended and the rest are skipped.
+    ``request_key`` names the request (the admin form's nonce): sent again, it changes nothing."""
     if not 1 <= extra <= 10:
         raise ServiceError("Ask for between 1 and 10 more answers at a time.")
     if below_confidence is not None and not 0 < below_confidence <= 1:
@@ -82,13 +84,21 @@ def request_more_answers(
         if not hit_ids:
             return MoreAnswers(hits=0)
         if locked.marketplace != Marketplace.MTURK:
-            changed = extra_answers.request_more_answers(job=locked, hit_ids=hit_ids, extra=extra, actor=actor)
+            changed = extra_answers.request_more_answers(
+                job=locked, hit_ids=hit_ids, extra=extra, actor=actor, request_key=request_key
+            )
             return MoreAnswers(hits=changed)
-    return _extend_on_mturk(locked, hit_ids, extra=extra, actor=actor, connector=connector)
+    return _extend_on_mturk(locked, hit_ids, extra=extra, actor=actor, connector=connector, request_key=request_key)
 
 
 def _extend_on_mturk(
-    job: Job, hit_ids: list[int], *, extra: int, actor: Actor, connector: MTurkMarketplace | None
+    job: Job,
+    hit_ids: list[int],
+    *,
+    extra: int,
+    actor: Actor,
+    connector: MTurkMarketplace | None,
+    request_key: str | None = None,
 ) -> MoreAnswers:
     from tasks.services.mturk_hits import extend_mturk_hits_within_budget
 
@@ -100,10 +110,13 @@ def _extend_on_mturk(
         key="more",
         reason="more answers",
         connector=connector,
+        request_key=request_key,
     )
-    skipped = len(hit_ids) - done.extended
+    skipped = len(hit_ids) - done.extended - done.already
     if done.extended:
         Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+    if not (done.extended or skipped):  # the same request again: nothing happened
+        return MoreAnswers(hits=0)
     record_audit_event(
         actor=actor,
         action="job.more_answers_requested",

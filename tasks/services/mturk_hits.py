@@ -215,6 +215,7 @@ class Extensions:
     extended: int = 0
     refused: int = 0
     budget: BudgetExceeded | None = None
+    already: int = 0  # HITs the same request (``request_key``) had extended before
 
 
 def extend_mturk_hits_within_budget(
@@ -226,22 +227,28 @@ def extend_mturk_hits_within_budget(
     key: str,
     reason: str,
     connector: MTurkMarketplace | None = None,
+    request_key: str | None = None,
 ) -> Extensions:
     """``extra`` more assignments on each of ``hits``, one HIT at a time: reserve the worst-case cost
-    (key ``job:<job>:<key>:<hit>:<new wanted>``, so a retry reserves once) and call
-    CreateAdditionalAssignmentsForHIT in one transaction. A HIT that is refused is skipped; the first budget
-    refusal stops the pass."""
+    (key ``job:<job>:<key>:<hit>:<new wanted>``, so a retry of an attempt that did not commit reserves once)
+    and call CreateAdditionalAssignmentsForHIT in one transaction. A HIT that is refused is skipped; the
+    first budget refusal stops the pass. With ``request_key`` (a form's nonce, a task id) the reservation
+    is keyed on the request instead, and a HIT that request already extended is passed over (not counted)."""
     done = Extensions()
     for hit in hits:
+        target = request_key if request_key is not None else hit.assignments_wanted + extra
         try:
             with transaction.atomic():
-                reserve_budget(
+                _, created = reserve_budget(
                     job=job,
                     amount=hits_cost(job, hit_count=1, extra_per_hit=extra),
-                    key=f"job:{job.pk}:{key}:{hit.pk}:{hit.assignments_wanted + extra}",
+                    key=f"job:{job.pk}:{key}:{hit.pk}:{target}",
                     actor=actor,
                     reason=reason,
                 )
+                if request_key is not None and not created:
+                    done.already += 1
+                    continue
                 extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
         except BudgetExceeded as exc:
             done.budget = exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,20 @@ def test_more_answers_action(ops_client: Client, labeled_job: Job) -> None:
     assert set(Hit.objects.filter(job=labeled_job).values_list("assignments_wanted", flat=True)) == {4}
     refused = act(ops_client, "request_more_where_unsure", JobFactory())
     assert "more answers can be asked of running or completed jobs" in refused.content.decode()
+
+
+def test_more_answers_posted_twice_from_one_page_run_once(ops_client: Client, labeled_job: Job) -> None:
+    """The job list's action bar carries a nonce drawn per page; the same page posted again changes nothing."""
+    page = ops_client.get(reverse(CHANGELIST)).content.decode()
+    match = re.search(r'name="request_key" value="([0-9a-f-]{36})"', page)
+    assert match is not None
+    form = {"action": "request_one_more_answer", "_selected_action": [labeled_job.pk], "request_key": match[1]}
+    first = ops_client.post(reverse(CHANGELIST), form, follow=True)
+    again = ops_client.post(reverse(CHANGELIST), form, follow=True)
+    assert "one more answer wanted on 4 Hit(s)" in first.content.decode()
+    assert "one more answer wanted on 0 Hit(s)" in again.content.decode()
+    assert set(Hit.objects.filter(job=labeled_job).values_list("assignments_wanted", flat=True)) == {4}
+    assert ops_client.get(reverse(CHANGELIST)).content.decode().count(match[1]) == 0  # a new page, a new nonce
 
 
 def test_export_action_runs_in_the_background_and_the_file_downloads(

@@ -69,3 +69,26 @@ def test_mturk_hits_are_extended_on_mturk_within_budget(mturk: MTurkMarketplace,
     assert ledger_total(job=job) - committed == D("0.12")
     job.refresh_from_db()
     assert job.budget_reserved <= D("0.30")
+
+
+def test_the_same_request_sent_again_reserves_and_asks_once(make_published_job: Any) -> None:
+    """A double-submitted form or a redelivered task carries the same key: the second changes nothing."""
+    job = make_published_job(items=2, redundancy=1, reward=D("0.10"), budget_cap=D("5.00"))
+    assert request_more_answers(job=job, actor=ACTOR, extra=1, request_key="admin:k1").hits == 2
+    assert request_more_answers(job=job, actor=ACTOR, extra=1, request_key="admin:k1").hits == 0
+    assert set(Hit.objects.filter(job=job).values_list("assignments_wanted", flat=True)) == {2}
+    assert BudgetReservation.objects.filter(job=job, reason="more answers").count() == 1
+    assert request_more_answers(job=job, actor=ACTOR, extra=1, request_key="admin:k2").hits == 2  # a new request
+    assert set(Hit.objects.filter(job=job).values_list("assignments_wanted", flat=True)) == {3}
+
+
+def test_the_same_request_extends_each_mturk_hit_once(mturk: MTurkMarketplace, standin: Any) -> None:
+    job = published_mturk_job(mturk, 2, redundancy=1, budget_cap=D("1.00"))
+    committed = ledger_total(job=job)
+    first = request_more_answers(job=job, actor=ACTOR, extra=1, connector=mturk, request_key="admin:k1")
+    again = request_more_answers(job=job, actor=ACTOR, extra=1, connector=mturk, request_key="admin:k1")
+    assert (first.hits, first.skipped, again.hits, again.skipped) == (2, 0, 0, 0)
+    hits = list(Hit.objects.filter(job=job).order_by("pk"))
+    assert [standin.state.hits[str(h.external_id)]["MaxAssignments"] for h in hits] == [2, 2]
+    assert ledger_total(job=job) - committed == D("0.12")
+    assert AuditEvent.objects.filter(action="job.more_answers_requested", object_id=str(job.pk)).count() == 1
