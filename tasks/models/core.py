@@ -177,6 +177,12 @@ class Job(models.Model):
         help_text="A worker gets gold at the boosted rate until the block policy has decided about them or they "
         "have given this many gold answers (0: no boost).",
     )
+    gold_leases_priced = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Gold leases the publish reservation priced that are not handed out yet; each gold lease "
+        "beyond them reserves its own cost (``tasks.services.pool``).",
+    )
     prelabel_model = models.CharField(
         max_length=100,
         blank=True,

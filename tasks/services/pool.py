@@ -34,8 +34,10 @@ from tasks.models import (
     JobState,
     WorkerJobScore,
 )
+from tasks.reports.estimate import unit_cost
 from tasks.selectors import list_unseen_gold_ids, unmet_job_requirements
 from tasks.services import hot_sql
+from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
 from workforce.audit import (
     PENDING_EVENT_INSERT,
@@ -377,11 +379,11 @@ def assign_next_hit(
         placing = _GoldPlacing(fresh=list_unseen_gold_ids(job=job, worker=worker), page_size=job.items_per_hit, rng=rng)
         chance = gold_page_chance(worker_rate=rate, job_rate=job.gold_rate)
         if chance > 0 and len(placing.fresh) >= job.items_per_hit and rng.random() < chance:
-            claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing)
+            claim = _claim_gold(job=job, worker=worker, now=now, placing=placing)
             if isinstance(claim, Assignment):
                 return claim
     elif rate > 0 and rng.random() < rate:
-        claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True)
+        claim = _claim_gold(job=job, worker=worker, now=now)
         if isinstance(claim, Assignment):
             return claim
     reclaimed = False
@@ -401,6 +403,39 @@ def assign_next_hit(
         if isinstance(claim, Assignment):
             return claim
     raise NoWorkAvailable(f"There is no more work for you in “{job.name}” right now.")
+
+
+GOLD_BUDGET = Actor.system("gold hand-out")
+
+
+def _claim_gold(
+    *, job: Job, worker: Worker, now: datetime, placing: _GoldPlacing | None = None
+) -> Assignment | str | None:
+    """Lease a gold Hit within the budget. The publish reservation priced ``gold_leases_priced`` gold leases
+    (the estimate's gold overhead at the job's own rate); a gold lease beyond them (a boost, or more gold
+    than the rate's expectation) reserves its own cost as it is handed out, the lease and the reservation
+    committing together (Hit row, then job row, as everywhere). When the budget has no room left the
+    worker gets ordinary work instead (None)."""
+    try:
+        with transaction.atomic():
+            claim = _claim_open_hit(job=job, worker=worker, now=now, gold=True, placing=placing)
+            if not isinstance(claim, Assignment) or claim.accepted_at != now:  # none, or the current lease
+                return claim
+            priced = Job.objects.filter(pk=job.pk, gold_leases_priced__gt=0).update(
+                gold_leases_priced=F("gold_leases_priced") - 1
+            )
+            if not priced:
+                reserve_budget(
+                    job=job,
+                    amount=unit_cost(job),
+                    key=f"job:{job.pk}:gold:{claim.uuid}",
+                    actor=GOLD_BUDGET,
+                    reason="gold beyond the publish estimate",
+                    now=now,
+                )
+            return claim
+    except BudgetExceeded:
+        return None
 
 
 def _release_slots(hit_ids: list[int]) -> None:

@@ -117,10 +117,11 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
         mturk = job.marketplace == Marketplace.MTURK
         # MTurk Hits stay draft until the MTurk publisher has created each one remotely (in the background).
         hit_services.build_hits(job=job, open_now=not mturk)
-        # The worst case is reserved before any Hit opens; over the cap, the whole publish rolls back.
-        reserve_budget(
-            job=job, amount=estimate_job_cost(job).total, key=f"job:{job.pk}:publish", actor=actor, reason="publish"
-        )
+        # The worst case is reserved before any Hit opens; over the cap, the whole publish rolls back. Its gold
+        # overhead prices a number of gold leases; the pool reserves each one beyond them as it hands it out.
+        estimate = estimate_job_cost(job)
+        reserve_budget(job=job, amount=estimate.total, key=f"job:{job.pk}:publish", actor=actor, reason="publish")
+        Job.objects.filter(pk=job.pk).update(gold_leases_priced=estimate.gold_assignments)
         if mturk:
             from tasks.mturk_tasks import publish_mturk_hits_task
 
