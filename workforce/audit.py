@@ -307,3 +307,43 @@ def check_chain_end() -> str | None:
         f"{expected_hash[:12]}…, the trail's is {last_hash[:12]}…): events were removed from its end, or the "
         "chain head was altered."
     )
+
+
+CHECKPOINT_FORMAT = "<number of events>:<hash of the last one>"
+
+
+def chain_checkpoint() -> str:
+    """The chain's current checkpoint, ``count:last hash``: kept outside the database (a ticket, the log
+    system, write-once storage), it lets ``check_checkpoints`` prove later that the first ``count`` events
+    were not rewritten, even by someone who re-hashed the whole chain in the database."""
+    head = AuditChainHead.objects.filter(id=1).values_list("count", "last_hash").first()
+    count, last_hash = head if head else (0, "0" * 64)
+    return f"{count}:{last_hash}"
+
+
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    """``count:hash`` as written by ``chain_checkpoint``; ValueError with a sentence otherwise."""
+    count, _, digest = text.strip().partition(":")
+    if not count.isascii() or not count.isdigit() or int(count) < 1 or len(digest) != 64:
+        raise ValueError(f"A checkpoint is written {CHECKPOINT_FORMAT} (64 hex digits), not {text!r}.")
+    try:
+        int(digest, 16)
+    except ValueError:
+        raise ValueError(f"A checkpoint is written {CHECKPOINT_FORMAT} (64 hex digits), not {text!r}.") from None
+    return int(count), digest.lower()
+
+
+def check_checkpoints(checkpoints: Sequence[tuple[int, str]]) -> str | None:
+    """A sentence for the first checkpoint the chain no longer matches (its ``count``-th event has another
+    hash, or the chain is shorter), or None. Run after ``verify_audit_chain``: the chain is then whole, so
+    a matching hash vouches for every event up to it."""
+    for count, digest in sorted(checkpoints):
+        found = AuditEvent.objects.order_by("id").values_list("id", "hash")[count - 1 : count].first()
+        if found is None:
+            return f"The checkpoint at event number {count} is beyond the trail's end: events were removed."
+        if found[1] != digest:
+            return (
+                f"Event number {count} (id {found[0]}) has hash {found[1][:12]}…, not the checkpoint's "
+                f"{digest[:12]}…: the trail was rewritten at or before it."
+            )
+    return None

@@ -113,6 +113,42 @@ def test_audit_verify_catches_events_cut_from_the_end(keep, capsys):
     assert "intact" not in capsys.readouterr().out
 
 
+def test_a_chain_rewritten_and_rehashed_in_the_database_fails_against_a_kept_checkpoint(capsys):
+    """Someone with write access edits an event and re-hashes everything after it, head included: the chain
+    is whole again, but not the one a checkpoint printed earlier and kept elsewhere vouches for."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from workforce.audit import CANONICAL_FIELDS, canonical_event, chain_hash
+    from workforce.models import AuditChainHead
+
+    _three_events()
+    call_command("audit_verify")
+    checkpoint = capsys.readouterr().out.rsplit(" ", 1)[-1].strip()
+    assert checkpoint.startswith("3:")
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+        cur.execute("UPDATE workforce_auditevent SET reason = 'nothing to see' WHERE action = 'job.published'")
+        previous = "0" * 64
+        for event in AuditEvent.objects.order_by("id"):
+            digest = chain_hash(previous, canonical_event({n: getattr(event, n) for n in CANONICAL_FIELDS}))
+            cur.execute(
+                "UPDATE workforce_auditevent SET previous_hash = %s, hash = %s WHERE id = %s",
+                [previous, digest, event.pk],
+            )
+            previous = digest
+    AuditChainHead.objects.filter(id=1).update(last_hash=previous)
+    call_command("audit_verify")  # whole in itself
+    assert "3 event(s) verified" in capsys.readouterr().out
+    with pytest.raises(CommandError, match=r"Event number 3 .* not the checkpoint's") as info:
+        call_command("audit_verify", "--checkpoint", checkpoint)
+    assert info.value.returncode == 1
+    with pytest.raises(CommandError, match="A checkpoint is written") as info:
+        call_command("audit_verify", "--checkpoint", "3:nothex")
+    assert info.value.returncode == 2
+
+
 def test_audit_export_writes_events_since_a_date(tmp_path):
     import csv
     import json
