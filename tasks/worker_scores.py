@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from tasks.models import (
     DONE_ASSIGNMENT_STATES,
     Assignment,
+    AssignmentState,
     CostEntry,
     CostKind,
     GoldGrade,
@@ -54,6 +55,8 @@ class WorkerJobScorecard:
     median_seconds: float | None
     too_fast: bool
     earnings: Decimal
+    awaiting_review: int  # submitted tasks not reviewed yet (gold or not: the count reveals nothing)
+    awaiting_pay: Decimal  # their rewards: what approving all of them would pay at most
     blocked_at: datetime | None
     block_reason: str
 
@@ -121,6 +124,13 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
         .annotate(total=Sum("amount"))
         .order_by()
     }
+    waiting = {
+        row["job_id"]: (row["n"], row["pay"] or Decimal("0"))
+        for row in Assignment.objects.filter(worker=worker, state=AssignmentState.SUBMITTED)
+        .values("job_id")
+        .annotate(n=Count("id"), pay=Sum("reward"))
+        .order_by()
+    }
     scores = {s.job_id: s for s in WorkerJobScore.objects.filter(worker=worker, job_id__in=list(cutoffs))}
     blocks = {
         b.job_id: b for b in JobBlock.objects.filter(worker=worker, job_id__in=list(cutoffs), lifted_at__isnull=True)
@@ -147,6 +157,8 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
                 median_seconds=score.median_seconds if score else None,
                 too_fast=bool(score and score.fast_share and score.fast_share > 0.5),
                 earnings=earnings.get(job_id) or Decimal("0"),
+                awaiting_review=waiting.get(job_id, (0, Decimal("0")))[0],
+                awaiting_pay=waiting.get(job_id, (0, Decimal("0")))[1],
                 blocked_at=block.created_at if block else None,
                 block_reason=block.reason if block else "",
             )

@@ -134,6 +134,17 @@ def test_earnings_count_pay_and_bonuses_less_reversals_but_not_fees(actor: Any, 
     assert card.earnings == Decimal("0.75")
 
 
+def test_the_page_shows_what_waits_for_review_before_it_is_paid(actor: Any, make_worker: Any) -> None:
+    job = _job(actor, name="Reviewed later", normal=25, gold=0)
+    Job.objects.filter(pk=job.pk).update(reward=Decimal("0.07"))
+    worker = make_worker()
+    _submit(Job.objects.get(pk=job.pk), worker, 3, random.Random(1))
+    (card,) = list_worker_scorecards(worker)
+    assert (card.earnings, card.awaiting_review, card.awaiting_pay) == (Decimal("0"), 3, Decimal("0.21"))
+    page = _client(worker).get(reverse("my-scores")).content.decode()
+    assert "3 tasks waiting for review: up to 0.21 USD more once approved." in page
+
+
 def test_the_page_shows_only_the_workers_own_jobs_and_no_gold_item_marker_or_answer(
     actor: Any, make_worker: Any
 ) -> None:
