@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,9 +87,22 @@ CANONICAL_FIELDS = (
 )
 
 
+def _same_number_everywhere(value: Any) -> Any:
+    """A float of 1e16 or more is a whole number that Python writes as ``1e+16`` but PostgreSQL's jsonb gives
+    back as the integer ``10000000000000000``: hash it as that integer, so the event hashes the same before
+    it is stored and after it is read back."""
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1e16:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _same_number_everywhere(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_same_number_everywhere(item) for item in value]
+    return value
+
+
 def canonical_event(fields: Mapping[str, Any]) -> str:
     """The event as canonical JSON: sorted keys, no whitespace, aware timestamp in ISO format."""
-    payload = {name: fields[name] for name in CANONICAL_FIELDS}
+    payload = {name: _same_number_everywhere(fields[name]) for name in CANONICAL_FIELDS}
     payload["created_at"] = fields["created_at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
