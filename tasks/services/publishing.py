@@ -19,22 +19,25 @@ from workforce.models import Marketplace
 def _transition(
     *, job: Job, allowed: Iterable[str], target: str, actor: Actor, action: str, reason: str = "", **extra: object
 ) -> Job:
+    """Move the job from one of ``allowed`` to ``target`` and audit it, in one transaction: the row is locked
+    first, so the audit event's "before" is the state the change really left."""
     allowed = tuple(allowed)
-    updated = Job.objects.filter(pk=job.pk, state__in=allowed).update(state=target, updated_at=timezone.now(), **extra)
-    if not updated:
-        current = Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
-        raise InvalidTransition(
-            f"Job {job.pk} is {current}; it can be {action.split('.')[-1]} only when it is {' or '.join(allowed)}."
+    with transaction.atomic():
+        current = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
+        if current not in allowed:
+            raise InvalidTransition(
+                f"Job {job.pk} is {current}; it can be {action.split('.')[-1]} only when it is {' or '.join(allowed)}."
+            )
+        Job.objects.filter(pk=job.pk).update(state=target, updated_at=timezone.now(), **extra)
+        record_audit_event(
+            actor=actor,
+            action=action,
+            object_type="job",
+            object_id=job.pk,
+            before={"state": current},
+            after={"state": target},
+            reason=reason,
         )
-    record_audit_event(
-        actor=actor,
-        action=action,
-        object_type="job",
-        object_id=job.pk,
-        before={"state": job.state},
-        after={"state": target},
-        reason=reason,
-    )
     job.refresh_from_db()
     return job
 

@@ -56,3 +56,27 @@ def test_invalid_transitions_are_refused_with_the_current_state(actor, make_publ
     cancel_job(job=job, actor=actor)
     with pytest.raises(InvalidTransition, match="cancelled"):
         pause_job(job=job, actor=actor)
+
+
+def test_a_state_change_whose_audit_event_fails_changes_nothing(actor, make_published_job, monkeypatch):
+    import tasks.services.publishing as publishing
+
+    job = make_published_job(items=1)
+
+    def audit_down(**_: object) -> None:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(publishing, "record_audit_event", audit_down)
+    with pytest.raises(RuntimeError):
+        pause_job(job=job, actor=actor)
+    job.refresh_from_db()
+    assert job.state == JobState.PUBLISHED
+
+
+def test_the_audit_event_records_the_state_the_change_left(actor, make_published_job):
+    job = make_published_job(items=1)
+    stale = type(job).objects.get(pk=job.pk)
+    pause_job(job=job, actor=actor)
+    cancel_job(job=stale, actor=actor)  # this copy still says "published"
+    event = AuditEvent.objects.filter(action="job.cancelled").get()
+    assert event.before == {"state": "paused"}
