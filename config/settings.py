@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "workforce.request_context.RequestIdMiddleware",
+    # /healthz and /readyz answer here, before the Host check and the HTTPS redirect (config/health.py).
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -165,6 +167,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Load-balancer probes come over plain HTTP (config/health.py answers them before this redirect anyway).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -258,7 +262,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.adaptive_tasks.sweep_adaptive_jobs_task",
         "schedule": timedelta(seconds=env_int("ADAPTIVE_SWEEP_SECONDS", 60)),
     },
+    # Exports no worker picked up (asked for while the broker was down, or their message was lost) go again.
+    "requeue-stale-exports": {
+        "task": "tasks.tasks.requeue_stale_exports_task",
+        "schedule": timedelta(seconds=env_int("EXPORT_SWEEP_SECONDS", 120)),
+    },
 }
+# An export still queued this long after it was asked for is queued again by the sweep above.
+EXPORT_REQUEUE_AFTER_SECONDS = env_int("EXPORT_REQUEUE_AFTER_SECONDS", 300)
+# /readyz: how long the broker check may take.
+READYZ_BROKER_TIMEOUT_SECONDS = env_float("READYZ_BROKER_TIMEOUT_SECONDS", 2.0)
 # At most one adaptive allocation pass per job is queued in this many seconds (the rest wait, none is lost).
 ADAPTIVE_ALLOCATION_DEBOUNCE_SECONDS = env_int("ADAPTIVE_ALLOCATION_DEBOUNCE_SECONDS", 5)
 
@@ -314,11 +327,15 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBa
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "crowdops@localhost")
 
+# Each line carries the id of the request it was logged in (the X-Request-ID response header), "-" outside one.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "workforce.request_logging.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -52,7 +52,7 @@ from tasks.services.jobs import (
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.services.task_templates import template_problems
-from tasks.tasks import compute_consensus_task
+from tasks.tasks import BROKER_ERRORS, QUEUE_UNREACHABLE, QueueUnavailable, compute_consensus_task, enqueue
 from tasks.worker_scores import scorecard_earnings
 from workforce.admin_fields import LabelListField
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
@@ -358,6 +358,11 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             try:
                 service(job=job, actor=Actor.from_user(request.user))
                 done += 1
+            except BROKER_ERRORS:  # the state changed; the marketplace update could not be queued
+                done += 1
+                self.message_user(
+                    request, f"{job.name}: {QUEUE_UNREACHABLE}, so its marketplace was not told.", messages.ERROR
+                )
             except ServiceError as exc:
                 self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
         if done:
@@ -369,6 +374,12 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             try:
                 # Building Hits for a big job takes a while: it runs in Celery (inline without a broker).
                 request_publish(job=job, actor=Actor.from_user(request.user))
+            except BROKER_ERRORS:
+                self.message_user(
+                    request,
+                    f"{job.name}: {QUEUE_UNREACHABLE}, so it was not published; try again later.",
+                    messages.ERROR,
+                )
             except ServiceError as exc:
                 self.message_user(request, f"{job.name}: {exc}", messages.ERROR)
             else:
@@ -377,13 +388,18 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
     @admin.action(description="Recompute consensus labels of selected jobs", permissions=["change"])
     def recompute_consensus(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         jobs = list(queryset.annotate(answered=Exists(Answer.objects.filter(job_id=OuterRef("pk")))))
+        queued = 0
         for job in jobs:
             if not job.answered:
                 self.message_user(request, f"{job} has no answers yet: nothing to aggregate.", messages.WARNING)
                 continue
             # Runs in Celery (inline without a broker); big jobs take seconds.
-            transaction.on_commit(partial(compute_consensus_task.delay, job_id=job.pk, user_id=request.user.pk))
-        queued = sum(1 for job in jobs if job.answered)
+            try:
+                transaction.on_commit(partial(enqueue, compute_consensus_task, job_id=job.pk, user_id=request.user.pk))
+            except QueueUnavailable as exc:
+                self.message_user(request, f"{job}: {exc}", messages.ERROR)
+                break
+            queued += 1
         if queued:
             self.message_user(request, f"Consensus queued for {queued} job(s).", messages.SUCCESS)
 

@@ -222,11 +222,17 @@ def refresh_job_dashboard(job: Job) -> JobDashboard:
 
 
 def _queue_refresh(job: Job) -> None:
-    from tasks.tasks import refresh_job_dashboard_task  # the task module imports this one
+    from tasks.tasks import QueueUnavailable, enqueue, refresh_job_dashboard_task  # the task module imports this one
 
     # One refresh at a time per job, whoever asks.
+    def queue() -> None:
+        try:
+            enqueue(refresh_job_dashboard_task, job_id=job.pk)
+        except QueueUnavailable:  # broker down: the page shows what it has; a later view asks again
+            cache.delete(f"{_key(job.pk)}:refreshing")
+
     if cache.add(f"{_key(job.pk)}:refreshing", True, DASHBOARD_FRESH_SECONDS):
-        transaction.on_commit(lambda: refresh_job_dashboard_task.delay(job_id=job.pk))
+        transaction.on_commit(queue)
 
 
 def get_job_dashboard(job: Job, *, use_cache: bool = True, hits: int | None = None) -> JobDashboard | None:

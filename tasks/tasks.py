@@ -3,18 +3,56 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from tasks import adaptive_tasks, mturk_tasks  # noqa: F401  (registers their tasks with the worker)
 from tasks.models import Job
+from tasks.services.errors import ServiceError
 from tasks.services.pool import expire_leases
 from tasks.services.publishing import publish_job
 from workforce.audit import Actor
 
 logger = logging.getLogger(__name__)
+
+# What ``apply_async``/``delay`` raise when the broker cannot be reached (Celery re-raises its transport's
+# connection errors as kombu's OperationalError, which is also ``celery.exceptions.OperationalError``).
+BROKER_ERRORS: tuple[type[Exception], ...] = (BrokerOperationalError,)
+QUEUE_UNREACHABLE = "The task queue (the Celery broker) cannot be reached right now"
+
+
+class QueueUnavailable(ServiceError):
+    """Background work was not queued: the broker is unreachable. ``str()`` says so and what to do."""
+
+
+def enqueue(task: Any, /, **kwargs: Any) -> None:
+    """Queue ``task`` with keyword arguments; a broker outage raises ``QueueUnavailable`` (not a 500)."""
+    try:
+        task.apply_async(kwargs=kwargs)
+    except BROKER_ERRORS as exc:
+        logger.error("could not queue %s: the broker is unreachable (%s)", task.name, exc)
+        raise QueueUnavailable(f"{QUEUE_UNREACHABLE}, so nothing was started; try again in a few minutes.") from exc
+
+
+def ping_broker(url: str, *, timeout: float = 2.0) -> None:
+    """Connect to the broker at ``url`` once, giving up after ``timeout`` seconds (raises a BROKER_ERRORS)."""
+    app = expire_leases_task.app  # the project's Celery app (with its transport settings), bound at first use
+    with app.connection_for_write(url=url, connect_timeout=timeout) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=max(1, round(timeout)))
+
+
+def check_queue_reachable(*, timeout: float = 2.0) -> None:
+    """Raise one of ``BROKER_ERRORS`` when tasks go through a broker that does not answer (eager mode: no-op).
+
+    For a caller that must refuse before it writes anything (e.g. before an idempotency key's response is stored)."""
+    url = settings.CELERY_BROKER_URL
+    if url and not settings.CELERY_TASK_ALWAYS_EAGER:
+        ping_broker(url, timeout=timeout)
 
 
 @shared_task(name="tasks.tasks.expire_leases_task")
@@ -118,3 +156,12 @@ def auto_review_task() -> dict[str, int]:
 
     result = auto_review(actor=Actor.system("auto-review"))
     return {"approved": result.approved, "rejected": result.rejected}
+
+
+@shared_task(name="tasks.tasks.requeue_stale_exports_task")
+def requeue_stale_exports_task() -> int:
+    """Queue again the exports still queued after EXPORT_REQUEUE_AFTER_SECONDS (their message was lost, or
+    the broker was down when they were asked for). Celery beat runs this every EXPORT_SWEEP_SECONDS."""
+    from tasks.services.exports import requeue_stale_exports
+
+    return requeue_stale_exports(older_than=timedelta(seconds=settings.EXPORT_REQUEUE_AFTER_SECONDS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -23,7 +23,7 @@ from tasks.api.serializers import (
 )
 from tasks.models import DatasetVersion, Job
 from tasks.services.errors import ServiceError
-from tasks.services.exports import create_dataset_version, diff_dataset_versions
+from tasks.services.exports import StoredFileMissing, create_dataset_version, diff_dataset_versions, open_version_file
 from workforce.audit import Actor
 
 
@@ -57,6 +57,11 @@ def _version(job_id: int, number: int) -> DatasetVersion:
     return get_object_or_404(DatasetVersion, job_id=job_id, number=number)
 
 
+def _gone(exc: StoredFileMissing) -> Response:
+    """A version whose file is missing from storage: 410 with the sentence (the row is there, its bytes are not)."""
+    return Response({"detail": str(exc)}, status=status.HTTP_410_GONE)
+
+
 class DatasetVersionDetailView(generics.RetrieveAPIView):
     serializer_class = DatasetVersionSerializer
     permission_classes = [RolePermission]
@@ -72,11 +77,15 @@ class DatasetVersionDownloadView(APIView):
     permission_classes = [RolePermission]
     read_permission = "tasks.view_datasetversion"
 
-    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY})
-    def get(self, request: Request, job_id: int, number: int) -> FileResponse:
+    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY, 410: OpenApiTypes.OBJECT})
+    def get(self, request: Request, job_id: int, number: int) -> HttpResponseBase:
         version = _version(job_id, number)
+        try:
+            handle = open_version_file(version)
+        except StoredFileMissing as exc:
+            return _gone(exc)
         response = FileResponse(
-            version.content.open("rb"),
+            handle,
             as_attachment=True,
             filename=f"job-{job_id}-v{number}.jsonl",
             content_type="application/x-ndjson",
@@ -91,13 +100,17 @@ class DatasetVersionDiffView(APIView):
     permission_classes = [RolePermission]
     read_permission = "tasks.view_datasetversion"
 
-    @extend_schema(parameters=[VersionDiffQuerySerializer], responses=VersionDiffSerializer)
+    @extend_schema(
+        parameters=[VersionDiffQuerySerializer], responses={200: VersionDiffSerializer, 410: OpenApiTypes.OBJECT}
+    )
     def get(self, request: Request, job_id: int, number: int) -> Response:
         query = VersionDiffQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         new, old = _version(job_id, number), _version(job_id, query.validated_data["against"])
         try:
             diff = diff_dataset_versions(old=old, new=new)
+        except StoredFileMissing as exc:
+            return _gone(exc)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         body = {**diff.__dict__, "summary": diff.summary()}

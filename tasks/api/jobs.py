@@ -26,7 +26,14 @@ from tasks.services.errors import ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.jobs import configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
-from tasks.tasks import compute_consensus_task
+from tasks.tasks import (
+    BROKER_ERRORS,
+    QUEUE_UNREACHABLE,
+    QueueUnavailable,
+    check_queue_reachable,
+    compute_consensus_task,
+    enqueue,
+)
 from workforce.audit import Actor
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -36,6 +43,11 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 def _error(exc: ServiceError) -> Response:
     return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _queue_down(detail: str) -> Response:
+    """The broker is unreachable: a 503 with the sentence (never an HTML 500)."""
+    return Response({"detail": detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
 
 
 class JobViewSet(
@@ -93,20 +105,37 @@ class JobViewSet(
         job = self.get_object()
 
         def run() -> tuple[int, dict[str, Any]]:
+            # A broker that is down is found before the key's response is stored, so a retry runs again.
+            check_queue_reachable()
             try:
                 request_publish(job=job, actor=Actor.from_user(request.user))
             except ServiceError as exc:
                 return 400, {"detail": str(exc)}
             return 202, {"job": job.pk, "detail": "Publishing started."}
 
-        return respond_idempotently(
-            request, scope=f"publish:job:{job.pk}", fingerprint=request_fingerprint("publish", str(job.pk)), action=run
-        )
+        try:
+            return respond_idempotently(
+                request,
+                scope=f"publish:job:{job.pk}",
+                fingerprint=request_fingerprint("publish", str(job.pk)),
+                action=run,
+            )
+        except BROKER_ERRORS:
+            return _queue_down(
+                f"{QUEUE_UNREACHABLE}, so job {job.pk} was not published; it is still a draft. "
+                "Try again in a few minutes."
+            )
 
     def _transition(self, request: Request, service: Any) -> Response:
         job = self.get_object()
         try:
             job = service(job=job, actor=Actor.from_user(request.user))
+        except BROKER_ERRORS:  # an MTurk job's HITs are updated in the background after the state changed
+            job.refresh_from_db()
+            return _queue_down(
+                f"{QUEUE_UNREACHABLE}: job {job.pk} is now {job.state} here, but its marketplace could not be told "
+                "(its HITs there were not updated)."
+            )
         except ServiceError as exc:
             return _error(exc)
         return Response(JobSerializer(job).data)
@@ -134,7 +163,12 @@ class JobViewSet(
         if not job.answers.exists():
             return Response({"detail": f"Job {job.pk} has no answers yet."}, status=status.HTTP_400_BAD_REQUEST)
         user_id = request.user.pk
-        transaction.on_commit(partial(compute_consensus_task.delay, job_id=job.pk, user_id=user_id))
+        try:
+            transaction.on_commit(partial(enqueue, compute_consensus_task, job_id=job.pk, user_id=user_id))
+        except QueueUnavailable:
+            return _queue_down(
+                f"{QUEUE_UNREACHABLE}, so consensus of job {job.pk} was not queued. Try again in a few minutes."
+            )
         return Response({"job": job.pk, "detail": "Consensus queued."}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=JobStatusSerializer)

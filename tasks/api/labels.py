@@ -27,7 +27,14 @@ from tasks.api.serializers import (
 from tasks.console_selectors import get_cost_summary, list_consensus, list_worker_scores
 from tasks.models import DatasetVersion, Job, LabelExport
 from tasks.services.errors import ServiceError
-from tasks.services.exports import ExportOptions, get_exporter, request_label_export, stream_labels
+from tasks.services.exports import (
+    ExportNotStarted,
+    ExportOptions,
+    StoredFileMissing,
+    get_exporter,
+    request_label_export,
+    stream_labels,
+)
 from workforce.audit import Actor
 from workforce.privacy import can_see_worker_ids
 
@@ -125,6 +132,8 @@ class LabelExportView(APIView):
             stream = stream_labels(
                 job=job, fmt=fmt, actor=Actor.from_user(request.user), options=options, version=version
             )
+        except StoredFileMissing as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_410_GONE)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         response = StreamingHttpResponse(stream, content_type=exporter.content_type)
@@ -145,6 +154,9 @@ class LabelExportView(APIView):
                 actor=Actor.from_user(request.user),
                 created_by=request.user,
             )
+        except ExportNotStarted as exc:  # recorded, but the broker is down: the beat sweep queues it later
+            body = {"detail": str(exc), "export": exc.export_id, "state": "queued"}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(LabelExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)

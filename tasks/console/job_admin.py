@@ -22,6 +22,7 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
@@ -286,15 +287,21 @@ class JobConsoleMixin(GoldApprovalActionMixin):
     export_jsonl.allowed_permissions = ("change",)  # type: ignore[attr-defined]
 
 
-def download_export(request: HttpRequest, job_id: int, export_id: int) -> FileResponse:
+def download_export(request: HttpRequest, job_id: int, export_id: int) -> HttpResponseBase:
     """A finished background export's file (the admin wraps this view with its login and staff checks)."""
     from django.http import Http404
 
     from tasks.models import ExportState, LabelExport
+    from tasks.services.exports import StoredFileMissing, open_export_file
 
     if not request.user.has_perm("tasks.view_labelexport"):
         raise Http404
     export = LabelExport.objects.filter(pk=export_id, job_id=job_id, state=ExportState.DONE).first()
     if export is None or not export.file:
         raise Http404
-    return FileResponse(export.file.open("rb"), as_attachment=True, filename=export.file.name.rsplit("/", 1)[-1])
+    try:
+        handle = open_export_file(export)
+    except StoredFileMissing as exc:  # MEDIA_ROOT not shared with the worker, lost, or not restored
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("admin:tasks_job_change", args=[job_id]))
+    return FileResponse(handle, as_attachment=True, filename=export.file.name.rsplit("/", 1)[-1])

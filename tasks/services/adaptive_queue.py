@@ -70,7 +70,15 @@ def flush_adaptive_allocation(*, job_id: int, force: bool = False) -> bool:
     # Cleared before the pass reads anything: a request arriving from now on is either seen by this pass
     # or pending again.
     cache.delete(_pending_key(job_id))
-    _enqueue("allocate_adaptive_answers_task", job_id)
+    from tasks.tasks import QueueUnavailable  # the task modules import this one
+
+    try:
+        _enqueue("allocate_adaptive_answers_task", job_id)
+    except QueueUnavailable:
+        # Broker down: keep the request pending for the next request or the sweep, not lost (nor a 500).
+        cache.add(_pending_key(job_id), timezone.now().isoformat(), timeout=PENDING_SECONDS)
+        cache.delete(_queued_key(job_id))
+        return False
     return True
 
 
@@ -84,7 +92,13 @@ def request_adaptive_refit(*, job_id: int) -> bool:
     """Queue a full re-fit of the job's worker skills unless one is already queued or running."""
     if not cache.add(_refit_key(job_id), 1, timeout=REFIT_CLAIM_SECONDS):
         return False
-    _enqueue("refit_adaptive_skills_task", job_id)
+    from tasks.tasks import QueueUnavailable  # the task modules import this one
+
+    try:
+        _enqueue("refit_adaptive_skills_task", job_id)
+    except QueueUnavailable:  # broker down: the next due re-fit asks again
+        cache.delete(_refit_key(job_id))
+        return False
     return True
 
 
@@ -94,6 +108,8 @@ def release_adaptive_refit(*, job_id: int) -> None:
 
 
 def _enqueue(name: str, job_id: int) -> None:
+    """Queue the pass; ``QueueUnavailable`` (logged) when the broker is unreachable."""
     from tasks import adaptive_tasks
+    from tasks.tasks import enqueue
 
-    getattr(adaptive_tasks, name).delay(job_id=job_id)
+    enqueue(getattr(adaptive_tasks, name), job_id=job_id)

@@ -15,8 +15,22 @@ from tasks.services.exports.registry import (
     registered_formats,
     unregister_exporter,
 )
-from tasks.services.exports.runs import request_label_export, run_label_export
-from tasks.services.exports.streaming import ExportResult, export_labels, iter_version_chunks, stream_labels
+from tasks.services.exports.runs import (
+    ExportNotStarted,
+    open_export_file,
+    request_label_export,
+    requeue_stale_exports,
+    run_label_export,
+)
+from tasks.services.exports.streaming import (
+    ExportResult,
+    StoredFileMissing,
+    check_version_file,
+    export_labels,
+    iter_version_chunks,
+    open_version_file,
+    stream_labels,
+)
 from tasks.services.exports.versions import (
     VersionDiff,
     create_dataset_version,
@@ -26,19 +40,25 @@ from tasks.services.exports.versions import (
 
 __all__ = [
     "KNOWN_FORMATS",
+    "ExportNotStarted",
     "ExportOptions",
     "ExportResult",
     "Exporter",
+    "StoredFileMissing",
     "UnknownFormat",
     "VersionDiff",
+    "check_version_file",
     "create_dataset_version",
     "diff_dataset_versions",
     "export_labels",
     "get_exporter",
     "iter_version_chunks",
+    "open_export_file",
+    "open_version_file",
     "register_exporter",
     "registered_formats",
     "request_label_export",
+    "requeue_stale_exports",
     "run_label_export",
     "stream_labels",
     "unregister_exporter",

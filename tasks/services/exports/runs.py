@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from typing import Any
+from datetime import timedelta
+from typing import IO, Any
 
 from django.core.files import File
 from django.db import transaction
@@ -13,8 +15,32 @@ from tasks.label_selectors import ExportOptions
 from tasks.models import DatasetVersion, ExportState, Job, LabelExport
 from tasks.services.errors import ServiceError
 from tasks.services.exports.registry import get_exporter
-from tasks.services.exports.streaming import export_labels
+from tasks.services.exports.streaming import StoredFileMissing, export_labels
 from workforce.audit import Actor, record_audit_event
+
+logger = logging.getLogger(__name__)
+REQUEUE_BATCH = 500
+
+
+class ExportNotStarted(ServiceError):
+    """The export was recorded but the broker could not be reached; it stays queued for the periodic sweep."""
+
+    def __init__(self, export_id: int) -> None:
+        self.export_id = export_id
+        super().__init__(
+            f"Export {export_id} is recorded, but the task queue (the Celery broker) cannot be reached right now, "
+            "so it has not started. It stays queued and starts by itself within a few minutes of the queue "
+            "coming back: there is no need to ask again."
+        )
+
+
+def _queue_export(export_id: int) -> None:
+    from tasks.tasks import QueueUnavailable, enqueue, run_label_export_task  # the task module imports this one
+
+    try:
+        enqueue(run_label_export_task, export_id=export_id)
+    except QueueUnavailable as exc:
+        raise ExportNotStarted(export_id) from exc
 
 
 def request_label_export(
@@ -26,9 +52,11 @@ def request_label_export(
     version: DatasetVersion | None = None,
     created_by: Any = None,
 ) -> LabelExport:
-    """Record an export request and queue it (Celery; inline without a broker)."""
-    from tasks.tasks import run_label_export_task  # the task module imports this one
+    """Record an export request and queue it (Celery; inline without a broker).
 
+    Raises ``ExportNotStarted`` after commit when the broker is unreachable: the row stays queued and
+    ``requeue_stale_exports`` (Celery beat) queues it again once the broker answers.
+    """
     options = options or ExportOptions()
     get_exporter(fmt).check(job, options)
     with transaction.atomic():
@@ -47,8 +75,41 @@ def request_label_export(
             object_id=job.pk,
             after={"export": export.pk, "format": fmt, "options": options.as_dict()},
         )
-        transaction.on_commit(lambda: run_label_export_task.delay(export_id=export.pk))
+        export_id = export.pk
+        transaction.on_commit(lambda: _queue_export(export_id))
     return export
+
+
+def requeue_stale_exports(*, older_than: timedelta) -> int:
+    """Queue again every export still queued ``older_than`` after it was asked for: no worker claimed it (its
+    message was lost, or the broker was down). A duplicate message is harmless: ``run_label_export`` claims
+    the row QUEUED -> RUNNING with a conditional update, so only one run writes it. Returns how many were queued;
+    a broker still down stops the sweep (the next beat tick tries again)."""
+    from tasks.tasks import enqueue, run_label_export_task  # the task module imports this one
+
+    cutoff = timezone.now() - older_than
+    stale = list(
+        LabelExport.objects.filter(state=ExportState.QUEUED, created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:REQUEUE_BATCH]
+    )
+    for export_id in stale:
+        enqueue(run_label_export_task, export_id=export_id)
+    if stale:
+        logger.warning("queued %d export(s) again that no worker had picked up: %s", len(stale), stale)
+    return len(stale)
+
+
+def open_export_file(export: LabelExport) -> IO[bytes]:
+    """A finished export's file, opened for reading; ``StoredFileMissing`` when it is gone from storage."""
+    try:
+        handle: IO[bytes] = export.file.open("rb")
+    except (FileNotFoundError, ValueError) as exc:  # ValueError: no file name recorded at all
+        raise StoredFileMissing(
+            f"The file of export {export.pk} (job {export.job_id}) is missing from storage (MEDIA_ROOT): "
+            "ask for the export again."
+        ) from exc
+    return handle
 
 
 def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:

@@ -21,6 +21,32 @@ Progress = Callable[[int, int], None]
 VERSION_CHUNK = 2000
 
 
+class StoredFileMissing(ServiceError):
+    """A dataset version's or an export's file is gone from storage (MEDIA_ROOT not shared, lost or not restored)."""
+
+
+def missing_version_file(version: DatasetVersion) -> StoredFileMissing:
+    return StoredFileMissing(
+        f"The file of dataset version {version.number} of job {version.job_id} is missing from storage "
+        "(MEDIA_ROOT), so it cannot be read: restore it from a backup, or take a new snapshot."
+    )
+
+
+def check_version_file(version: DatasetVersion) -> None:
+    """Raise ``StoredFileMissing`` unless the version's file is in storage."""
+    if not version.content or not version.content.storage.exists(version.content.name):
+        raise missing_version_file(version)
+
+
+def open_version_file(version: DatasetVersion) -> IO[bytes]:
+    """The version's stored file, opened for reading; ``StoredFileMissing`` when it is gone."""
+    try:
+        handle: IO[bytes] = version.content.open("rb")
+    except (FileNotFoundError, ValueError) as exc:  # ValueError: no file name recorded at all
+        raise missing_version_file(version) from exc
+    return handle
+
+
 @dataclass(frozen=True)
 class ExportResult:
     job: int
@@ -43,7 +69,7 @@ def _counted(chunks: Iterator[list[LabelRow]], total: int, progress: Progress | 
 def iter_version_chunks(version: DatasetVersion, *, chunk_size: int = VERSION_CHUNK) -> Iterator[list[LabelRow]]:
     """The label rows stored in a dataset version's file, ``chunk_size`` at a time."""
     chunk: list[LabelRow] = []
-    with version.content.open("rb") as handle:
+    with open_version_file(version) as handle:
         for line in handle:
             data = json.loads(line)
             chunk.append(
@@ -76,6 +102,7 @@ def _prepare(
             raise ServiceError(f"Dataset version {version.number} belongs to another job.")
         if options.answers or options.scores or options.cost or options.min_confidence is not None:
             raise ServiceError("A dataset version holds labels only; export it without answers, scores or cost.")
+        check_version_file(version)
         return exporter, iter_version_chunks(version), version.row_count
     total = count_labels(job, min_confidence=options.min_confidence)
     if not total and options.min_confidence is None and not job.consensus_labels.exists():
