@@ -6,13 +6,14 @@ Imported by ``tasks.admin``; everything that writes calls a service.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
@@ -21,12 +22,14 @@ from tasks.admin_review import ReviewActionsMixin  # noqa: F401  (re-exported fo
 from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
-from tasks.reports.exports import EXPORT_FORMATS, export_cost_breakdown
+from tasks.reports.exports import EXPORT_FORMATS, export_cost_breakdown, iter_ledger_csv
 from tasks.reports.fair_pay import get_fair_pay
+from tasks.reports.period import Period, list_job_spend_in_period, list_spend_by_marketplace_in_period
 from tasks.reports.selectors import (
     GROUPINGS,
     get_budget_burn_down,
     get_cost_report,
+    list_cost_breakdown,
     list_job_costs,
     list_spend_by_marketplace,
     list_spend_over_time,
@@ -56,6 +59,7 @@ class CostEntryAdmin(ReadOnlyAdmin):
         return [
             path("dashboard/", view(self.dashboard_view), name="tasks_finance_dashboard"),
             path("dashboard/job/<int:job_id>/", view(self.job_report_view), name="tasks_finance_job"),
+            path("dashboard/ledger.csv", view(self.ledger_export_view), name="tasks_finance_ledger_export"),
             path(
                 "dashboard/job/<int:job_id>/export/<str:by>.<str:fmt>",
                 view(self.export_view),
@@ -70,17 +74,26 @@ class CostEntryAdmin(ReadOnlyAdmin):
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request)
-        jobs = list_job_costs()
-        spend = list_spend_over_time(days=60)
+        form = PeriodForm(request.GET or None)
+        period = form.period()
+        jobs = list_job_spend_in_period(period) if period else list_job_costs()
+        spend = list_spend_over_time(period=period) if period else list_spend_over_time(days=60)
+        alerts = BudgetAlert.objects.select_related("job")
+        if period.start is not None:
+            alerts = alerts.filter(created_at__gte=period.start)
+        if period.end is not None:
+            alerts = alerts.filter(created_at__lt=period.end)
         context = {
             **self.admin_site.each_context(request),
             "title": "Finance dashboard",
+            "period_form": form,
+            "period": period,
             "jobs": jobs,
             "by_marketplace": [
                 (dict(Marketplace.choices).get(row.marketplace, row.marketplace), row)
-                for row in list_spend_by_marketplace()
+                for row in (list_spend_by_marketplace_in_period(period) if period else list_spend_by_marketplace())
             ],
-            "alerts": BudgetAlert.objects.select_related("job")[:20],
+            "alerts": alerts[:20],
             # One chart per currency the ledger was booked in: amounts in different currencies never add up.
             "spend_charts": [
                 mark_safe(line_chart([(d.isoformat(), v) for d, v in points], title=f"Spend per day ({currency})"))
@@ -102,13 +115,20 @@ class CostEntryAdmin(ReadOnlyAdmin):
         by = request.GET.get("by", "worker")
         if by not in GROUPINGS:
             by = "worker"
-        report = get_cost_report(job, by=by)
+        form = PeriodForm(request.GET or None)
+        period = form.period()
+        report = get_cost_report(job)
+        rows = list_cost_breakdown(job, by=by, period=period)
         burn = get_budget_burn_down(job)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Costs of “{job.name}”",
             "job": job,
             "report": report,
+            "rows": rows,
+            "period_form": form,
+            "period": period,
+            "period_total": sum((row["total"] for row in rows), Decimal(0)),
             "fair_pay": get_fair_pay(job),
             "by": by,
             "groupings": GROUPINGS,
@@ -126,12 +146,52 @@ class CostEntryAdmin(ReadOnlyAdmin):
         job = get_object_or_404(Job, pk=job_id)
         if by not in GROUPINGS or fmt not in EXPORT_FORMATS:
             return HttpResponse(f"Unknown export {by}.{fmt}.", status=400, content_type="text/plain")
+        form = PeriodForm(request.GET or None)
+        if form.errors:
+            return HttpResponse(form.error_text(), status=400, content_type="text/plain")
+        period = form.period()
         content_type = (
             "text/csv" if fmt == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         )
-        response = HttpResponse(export_cost_breakdown(job, by=by, fmt=fmt), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-costs-by-{by}.{fmt}"'
+        response = HttpResponse(export_cost_breakdown(job, by=by, fmt=fmt, period=period), content_type=content_type)
+        suffix = f"-{period.since or 'start'}-to-{period.until or 'now'}" if period else ""
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-costs-by-{by}{suffix}.{fmt}"'
         return response
+
+    def ledger_export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The ledger rows booked in a period, every job, as a streamed CSV (finance's month-end file)."""
+        self._require(request)
+        form = PeriodForm(request.GET or None)
+        if form.errors:
+            return HttpResponse(form.error_text(), status=400, content_type="text/plain")
+        period = form.period()
+        response = StreamingHttpResponse(iter_ledger_csv(period), content_type="text/csv")
+        name = f"ledger-{period.since or 'start'}-to-{period.until or 'now'}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class PeriodForm(forms.Form):
+    """``since`` / ``until`` (YYYY-MM-DD, whole days, both included) from a report's query string."""
+
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since > until:
+            self.add_error("until", "The end of the period comes before its start.")
+        return data
+
+    def period(self) -> Period:
+        """The period asked for; none (all time) when the form is empty or invalid."""
+        if not self.is_bound or not self.is_valid():
+            return Period()
+        return Period(since=self.cleaned_data.get("since"), until=self.cleaned_data.get("until"))
+
+    def error_text(self) -> str:
+        return " ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in self.errors.items())
 
 
 @admin.register(BudgetReservation)

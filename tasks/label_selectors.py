@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from tasks.models import Answer, ConsensusLabel, CostEntry, HitItem, Item, Job, WorkerJobScore
+from tasks.services.budget import exact
 from workforce.privacy import mask_worker_id
 
 CHUNK = 2000
@@ -113,53 +114,106 @@ def _answers_for(
     return by_item
 
 
+def _labelled(item_field: str) -> Q:
+    """The item named by ``item_field`` has a consensus label (it is an exported row)."""
+    return Q(**{f"{item_field}__consensus__isnull": False})
+
+
+@dataclass
+class CostSpread:
+    """How the job's ledger total is spread over its labelled items (the export's ``cost`` column).
+
+    Each labelled item carries (1) its share of the money booked against each assignment that answered
+    it, split evenly over the *labelled* items that assignment answered (so the share of the gold answers
+    beside them stays with them), (2) likewise its share of the money booked against its Hits without an
+    assignment (MTurk's escrow for open slots), and (3) an equal share of the ``overhead``: every row
+    attributed to no labelled item (Hits of gold only, bonuses without an assignment, Ground Truth object
+    charges, work on items without a label). The column is rounded to 4 places carrying the remainder
+    from row to row, so the rows of a full export add up to the ledger total exactly."""
+
+    labels: int
+    overhead: Decimal
+    exact_so_far: Decimal = Decimal(0)
+    shown_so_far: Decimal = Decimal(0)
+
+    def take(self, direct: Decimal) -> Decimal:
+        """The next row's cost (rows in item order) given its directly attributed money."""
+        self.exact_so_far += direct + (self.overhead / self.labels if self.labels else Decimal(0))
+        shown = self.exact_so_far.quantize(COST_PLACES, ROUND_HALF_UP) - self.shown_so_far
+        self.shown_so_far += shown
+        return shown
+
+
+def get_cost_spread(job: Job) -> CostSpread:
+    """The job's overhead to spread (its ledger total less what is attributed to labelled items) and
+    its number of labels: one aggregate over the job's ledger rows and one count."""
+    labelled_answers = Answer.objects.filter(_labelled("item"), assignment_id=OuterRef("assignment_id"))
+    labelled_hit_items = HitItem.objects.filter(_labelled("item"), hit_id=OuterRef("hit_id"))
+    sums = CostEntry.objects.filter(job_id=job.pk).aggregate(
+        total=Sum("amount"),
+        by_assignment=Sum("amount", filter=Q(assignment__isnull=False) & Q(Exists(labelled_answers))),
+        by_hit=Sum("amount", filter=Q(assignment__isnull=True, hit__isnull=False) & Q(Exists(labelled_hit_items))),
+    )
+    overhead = exact(sums["total"]) - exact(sums["by_assignment"]) - exact(sums["by_hit"])
+    return CostSpread(labels=ConsensusLabel.objects.filter(job_id=job.pk).count(), overhead=overhead)
+
+
 def _cost_for(item_ids: list[int]) -> dict[int, Decimal]:
-    """Each item's share of the money booked against the assignments that answered it (split evenly over
-    the items an assignment answered) and against its Hits without an assignment (split over the Hit's items)."""
+    """Each labelled item's directly attributed money, unrounded (see ``CostSpread``): its share of what
+    was booked against the assignments that answered it, split evenly over the labelled items each
+    assignment answered, and of what was booked against its Hits without an assignment, split over the
+    Hit's labelled items. A few grouped queries for the chunk, never one per row."""
     cost: dict[int, Decimal] = defaultdict(Decimal)
     pairs = list(Answer.objects.filter(item_id__in=item_ids).values_list("item_id", "assignment_id"))
     assignment_ids = {a for _, a in pairs}
     if assignment_ids:
-        booked = dict(
-            CostEntry.objects.filter(assignment_id__in=assignment_ids)
+        booked = {
+            a: exact(total)
+            for a, total in CostEntry.objects.filter(assignment_id__in=assignment_ids)
             .values("assignment_id")
             .annotate(total=Sum("amount"))
             .values_list("assignment_id", "total")
-        )
+            .order_by()
+        }
         sizes = dict(
-            Answer.objects.filter(assignment_id__in=booked)
+            Answer.objects.filter(_labelled("item"), assignment_id__in=booked)
             .values("assignment_id")
             .annotate(n=Count("id"))
             .values_list("assignment_id", "n")
+            .order_by()
         )
         for item_id, assignment_id in pairs:
-            if assignment_id in booked:
+            if assignment_id in booked and sizes.get(assignment_id):
                 cost[item_id] += booked[assignment_id] / sizes[assignment_id]
     hit_pairs = list(HitItem.objects.filter(item_id__in=item_ids).values_list("item_id", "hit_id"))
     hit_ids = {h for _, h in hit_pairs}
     if hit_ids:
-        hit_booked = dict(
-            CostEntry.objects.filter(hit_id__in=hit_ids, assignment__isnull=True)
+        hit_booked = {
+            h: exact(total)
+            for h, total in CostEntry.objects.filter(hit_id__in=hit_ids, assignment__isnull=True)
             .values("hit_id")
             .annotate(total=Sum("amount"))
             .values_list("hit_id", "total")
-        )
+            .order_by()
+        }
         if hit_booked:
             hit_sizes = dict(
-                HitItem.objects.filter(hit_id__in=hit_booked)
+                HitItem.objects.filter(_labelled("item"), hit_id__in=hit_booked)
                 .values("hit_id")
                 .annotate(n=Count("id"))
                 .values_list("hit_id", "n")
+                .order_by()
             )
             for item_id, hit_id in hit_pairs:
-                if hit_id in hit_booked:
+                if hit_id in hit_booked and hit_sizes.get(hit_id):
                     cost[item_id] += hit_booked[hit_id] / hit_sizes[hit_id]
-    return {item_id: amount.quantize(COST_PLACES) for item_id, amount in cost.items()}
+    return cost
 
 
 def iter_label_chunks(job: Job, options: ExportOptions, *, chunk_size: int = CHUNK) -> Iterator[list[LabelRow]]:
     """A job's consensus labels in item order, ``chunk_size`` at a time, with the extras ``options`` asks for."""
     scores = _worker_scores(job) if options.scores else None
+    spread = get_cost_spread(job) if options.cost else None
     base = ConsensusLabel.objects.filter(job=job)
     if options.min_confidence is not None:
         base = base.filter(confidence__gte=options.min_confidence)
@@ -184,10 +238,10 @@ def iter_label_chunks(job: Job, options: ExportOptions, *, chunk_size: int = CHU
             answers = _answers_for(ids, scores, worker_ids=options.worker_ids)
             for row in rows:
                 row.answers = answers.get(row.item_id, [])
-        if options.cost:
+        if spread is not None:
             costs = _cost_for(ids)
             for row in rows:
-                row.cost = costs.get(row.item_id, Decimal("0.0000"))
+                row.cost = spread.take(costs.get(row.item_id, Decimal(0)))
         yield rows
 
 

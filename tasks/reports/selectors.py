@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Greatest, Least, TruncDay, TruncMonth
@@ -31,9 +31,17 @@ from tasks.selectors import get_job_totals
 from tasks.services.budget import exact
 from workforce.models import Worker
 
+if TYPE_CHECKING:
+    from tasks.reports.period import Period
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 GROUPINGS = ("worker", "marketplace", "day", "month", "kind")
+# A worker's pay for one assignment (one row per paid assignment), and everything an assignment costs itself.
+PAY_KINDS = (CostKind.INTERNAL_PAY, CostKind.REWARD, CostKind.WORKFORCE_PRICE)
+ASSIGNMENT_CHARGE_KINDS = (*PAY_KINDS, CostKind.MARKETPLACE_FEE)
+# What a worker is paid (hourly pay, fair pay): pay and bonuses, net of their reversals.
+WORKER_PAY_KINDS = (CostKind.INTERNAL_PAY, CostKind.REWARD, CostKind.BONUS)
 
 
 def per_label(total: Decimal, labels: int) -> Decimal | None:
@@ -47,6 +55,8 @@ class Forecast:
     projected_total: Decimal
     assignments_per_day: float | None
     days_to_completion: float | None
+    # MTurk's escrow for slots not yet settled or released: in the total already, returned if never taken.
+    committed_escrow: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -126,23 +136,54 @@ def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = N
     )
 
 
+def _assignment_charge(prefix: str = "") -> Q:
+    """A row of what an assignment itself costs: its pay (reward, internal pay, Ground Truth workforce
+    price) or fee, booked against the assignment; not a bonus or a bonus's fee (``bonus:<key>...``)."""
+    return Q(**{f"{prefix}assignment__isnull": False, f"{prefix}kind__in": ASSIGNMENT_CHARGE_KINDS}) & ~Q(
+        **{f"{prefix}idempotency_key__startswith": "bonus:"}
+    )
+
+
+def _escrow_slot(prefix: str = "") -> Q:
+    """A row of MTurk's escrow: committed for a HIT's slot before any worker took it (no assignment)."""
+    return Q(**{f"{prefix}assignment__isnull": True, f"{prefix}hit__isnull": False}) & Q(
+        **{f"{prefix}kind__in": (CostKind.REWARD, CostKind.MARKETPLACE_FEE)}
+    )
+
+
 def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: datetime | None = None) -> Forecast:
-    """Remaining answers x the observed cost per approved assignment (the worst case before any), and
-    days to completion at the rate work was done since the job was published."""
+    """Remaining answers x the observed cost of a paid assignment (the worst case before any), and days to
+    completion at the rate work was done since the job was published.
+
+    The observed cost is what assignments were charged themselves (pay and fee rows booked against an
+    assignment, net of their reversals) over the assignments paid: bonuses and MTurk's escrow are not
+    part of it. Remaining answers whose slots MTurk already holds in escrow add nothing: that escrow is
+    in the total. One grouped query over the job's ledger rows."""
     now = now or timezone.now()
     totals = get_job_totals(job)  # the job's tally of its live (not cancelled) non-gold Hits
     remaining = max(totals.answers_wanted - totals.answers_submitted, 0)
-    each = (total / approved).quantize(Decimal("0.0001"), ROUND_HALF_UP) if approved else unit_cost(job)
+    ledger = CostEntry.objects.filter(job_id=job.pk).aggregate(
+        charged=Sum(
+            "amount", filter=_assignment_charge() | Q(kind=CostKind.REVERSAL) & _assignment_charge("reverses__")
+        ),
+        paid=Count("assignment_id", distinct=True, filter=Q(kind__in=PAY_KINDS, assignment__isnull=False)),
+        escrow=Sum("amount", filter=_escrow_slot() | Q(kind=CostKind.REVERSAL) & _escrow_slot("reverses__")),
+        open_slots=Count("id", filter=_escrow_slot() & Q(kind=CostKind.REWARD, reversed_by__isnull=True)),
+    )
+    paid: int = ledger["paid"]
+    each = (exact(ledger["charged"]) / paid).quantize(Decimal("0.0001"), ROUND_HALF_UP) if paid else unit_cost(job)
+    unescrowed = max(remaining - ledger["open_slots"], 0)
     rate = None
     if job.published_at is not None and done:
         days = max((now - job.published_at).total_seconds() / 86400, 1 / 24)
         rate = round(done / days, 2)
     return Forecast(
         remaining_assignments=remaining,
-        cost_per_assignment=each if approved else None,
-        projected_total=total + each * remaining,
+        cost_per_assignment=each if paid else None,
+        projected_total=total + each * unescrowed,
         assignments_per_day=rate,
         days_to_completion=round(remaining / rate, 2) if rate else None,
+        committed_escrow=exact(ledger["escrow"]),
     )
 
 
@@ -160,20 +201,20 @@ def _grouped(entries: QuerySet[CostEntry], by: str) -> QuerySet[Any]:
     raise ValueError(f"Unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}.")
 
 
-PAY_KINDS = (CostKind.INTERNAL_PAY, CostKind.REWARD)
-
-
-def list_cost_breakdown(job: Job | None, *, by: str) -> list[dict[str, Any]]:
+def list_cost_breakdown(job: Job | None, *, by: str, period: Period | None = None) -> list[dict[str, Any]]:
     """One row per worker, marketplace, kind, day or month: total, ledger entries, and assignments paid
-    (their pay rows: one per approved assignment). Grouped on the ledger table alone; worker names are
-    read afterwards for the groups only."""
+    (the assignments with a pay row: one per approved assignment; MTurk's escrow for a HIT's slots has no
+    assignment and is not one). Grouped on the ledger table alone; worker names are read afterwards for
+    the groups only. ``period``: only the rows booked in it."""
     entries = CostEntry.objects.all() if job is None else CostEntry.objects.filter(job_id=job.pk)
+    if period:
+        entries = period.entries(entries)
     rows = list(
         _grouped(entries, by)
         .annotate(
             total=Sum("amount"),
             entries=Count("id"),
-            assignments=Count("id", filter=Q(kind__in=PAY_KINDS)),
+            assignments=Count("assignment_id", distinct=True, filter=Q(kind__in=PAY_KINDS, assignment__isnull=False)),
         )
         .order_by("key")
     )
@@ -266,12 +307,16 @@ def list_spend_by_marketplace() -> list[MarketplaceSpend]:
 
 
 def list_spend_over_time(
-    *, job: Job | None = None, days: int = 60, now: datetime | None = None
+    *, job: Job | None = None, days: int = 60, now: datetime | None = None, period: Period | None = None
 ) -> dict[str, list[tuple[date, Decimal]]]:
-    """Spend per day over the last ``days`` days (all jobs, or one), one series per currency the ledger
-    rows were booked in (amounts in different currencies are never added together)."""
+    """Spend per day over the last ``days`` days, or in ``period`` when one is given (all jobs, or one),
+    one series per currency the ledger rows were booked in (amounts in different currencies are never
+    added together)."""
     now = now or timezone.now()
-    entries = CostEntry.objects.filter(created_at__gte=now - timedelta(days=days))
+    if period:
+        entries = period.entries(CostEntry.objects.all())
+    else:
+        entries = CostEntry.objects.filter(created_at__gte=now - timedelta(days=days))
     if job is not None:
         entries = entries.filter(job_id=job.pk)
     series: dict[str, list[tuple[date, Decimal]]] = {}
@@ -304,19 +349,23 @@ class WorkerPay:
     worker: int
     external_id: str
     paid: Decimal
-    hours: float
+    hours: float  # for display; money is reckoned from the exact ``seconds``
     hourly: Decimal | None
+    seconds: Decimal = ZERO
 
 
 def list_worker_hourly_pay(job: Job) -> list[WorkerPay]:
-    """Each worker's effective hourly pay on the job: ledger pay and bonuses over measured active time
-    (accepted to submitted, at most the assignment duration) of their approved assignments."""
+    """Each worker's effective hourly pay on the job: ledger pay and bonuses, net of their reversals, over
+    measured active time (accepted to submitted, at most the assignment duration) of their approved
+    assignments."""
     from tasks.reports.estimate import seconds
 
     paid = {
         r["worker_id"]: exact(r["total"])
         for r in CostEntry.objects.filter(
-            job_id=job.pk, worker_id__isnull=False, kind__in=["internal_pay", "reward", "bonus"]
+            Q(kind__in=WORKER_PAY_KINDS) | Q(kind=CostKind.REVERSAL, reverses__kind__in=WORKER_PAY_KINDS),
+            job_id=job.pk,
+            worker_id__isnull=False,
         )
         .values("worker_id")
         .annotate(total=Sum("amount"))
@@ -347,6 +396,7 @@ def list_worker_hourly_pay(job: Job) -> list[WorkerPay]:
                 paid=money,
                 hours=float(hours),
                 hourly=(money / hours).quantize(CENT, ROUND_HALF_UP) if hours else None,
+                seconds=secs,
             )
         )
     return sorted(out, key=lambda w: w.worker)

@@ -16,8 +16,9 @@ CENT = Decimal("0.01")
 
 def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -> Decimal:
     """Bonus each worker whose effective hourly pay on the job is below the minimum up to it (their
-    measured hours x the minimum, less what they were paid). Returns the total of the bonuses paid;
-    a repeat with no new work pays nothing (the bonus key names the amount the worker is brought to)."""
+    measured hours x the minimum, less what they were paid net of reversals). Returns the total of the
+    bonuses paid; a repeat with no new work pays nothing (the bonus key names the amount the worker is
+    brought to and the amount they had been paid)."""
     report = get_fair_pay(job, minimum=minimum)
     if report.minimum is None:
         raise ServiceError("No fair-pay minimum is configured (FAIR_PAY_MIN_HOURLY).")
@@ -26,7 +27,8 @@ def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -
     # One bonus per transaction (``pay_bonus``'s own): a bonus MTurk has paid must never be rolled back
     # because a later worker's bonus failed.
     for pay in report.below:
-        target = (report.minimum * Decimal(str(pay.hours))).quantize(CENT, ROUND_HALF_UP)
+        # Exact Decimal seconds, never the float hours shown on the page.
+        target = (report.minimum * pay.seconds / 3600).quantize(CENT, ROUND_HALF_UP)
         amount = target - pay.paid
         if amount <= 0:
             continue
@@ -35,7 +37,8 @@ def top_up_fair_pay(*, job: Job, actor: Actor, minimum: Decimal | None = None) -
             worker=workers[pay.worker],
             amount=amount,
             reason=f"Top-up to the minimum of {report.minimum}/hour for your work on this job.",
-            key=f"fair-pay:job{job.pk}:worker{pay.worker}:to{target}",
+            # what they were paid is in the key too: after a reversal the same target is a new top-up
+            key=f"fair-pay:job{job.pk}:worker{pay.worker}:to{target}:from{pay.paid.normalize():f}",
             actor=actor,
         ):
             total += amount

@@ -160,6 +160,8 @@ SURFACES: dict[str, Surface] = {
     "admin:tasks_finance_dashboard": Surface("get", "", _r(OPSM, FIN, ADM)),
     "admin:tasks_finance_job": Surface("get", "job", _r(OPSM, FIN, ADM)),
     "admin:tasks_finance_export": Surface("get", "finance_export", _r(OPSM, FIN, ADM)),
+    # The ledger's rows for a period across jobs: whoever may read the ledger (tasks.view_costentry).
+    "admin:tasks_finance_ledger_export": Surface("get", "", _r(OPSM, FIN, ADM), "?since=2020-01-01"),
     "admin:tasks_prediction_import": Surface("get", "job", _r(OPSM, ADM)),
     "admin:tasks_prediction_learning": Surface("get", "job", _r(OPSM, ADM)),
     # "resume" on the published job: refused by the service with a message, so the job stays as it is

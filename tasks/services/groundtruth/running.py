@@ -36,6 +36,7 @@ from tasks.services.budget import (
     reserve_budget,
     true_up_reservation,
 )
+from tasks.services.collection import job_completed_event
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.costs import estimated_cost, object_price
 from tasks.services.groundtruth.importing import ITEM_KEY, GroundTruthImportResult, import_groundtruth_output
@@ -308,12 +309,23 @@ def collect_labeling_job(
         labeling_job_name=labeling_job.name,
         source=state.output_manifest_uri or state.input_manifest_uri or labeling_job.name,
     )
-    if state.status in TERMINAL:  # the final collection: the follower leaves the job alone from now on
-        LabelingJob.objects.filter(pk=labeling_job.pk).update(collected_at=timezone.now())
-    if state.status == "Completed" and output.manifest_is_output:
-        Job.objects.filter(pk=labeling_job.job_id, state=JobState.PUBLISHED).update(
-            state=JobState.COMPLETED, completed_at=timezone.now()
-        )
+    with transaction.atomic():  # collected and completed together, with the completion's audit event
+        now = timezone.now()
+        if state.status in TERMINAL:  # the final collection: the follower leaves the job alone from now on
+            LabelingJob.objects.filter(pk=labeling_job.pk).update(collected_at=now)
+        if (
+            state.status == "Completed"
+            and output.manifest_is_output
+            and Job.objects.filter(pk=labeling_job.job_id, state=JobState.PUBLISHED).update(
+                state=JobState.COMPLETED, completed_at=now
+            )
+        ):
+            record_audit_event(
+                actor=actor,
+                **job_completed_event(
+                    labeling_job.job_id, f"Ground Truth labeling job {labeling_job.name} completed and was collected."
+                ),
+            )
     if state.status in TERMINAL:
         settle_labeling_job_budget(labeling_job=labeling_job, actor=actor)
     return result

@@ -1,0 +1,107 @@
+"""A reporting period (``since`` / ``until``, whole days, both included) and the finance dashboard's
+figures for one: spend per job and per marketplace from the ledger rows booked in it.
+
+Without a period the dashboard reads the jobs' cost tallies (``tasks.reports.selectors``); a period needs
+the ledger rows themselves, read through the ``created_at`` index with one grouped query per figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
+
+from tasks.models import ConsensusLabel, CostEntry, Job
+from tasks.reports.selectors import JobCost, MarketplaceSpend
+from tasks.services.budget import exact
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days in the server's time zone; either end may be open."""
+
+    since: date | None = None
+    until: date | None = None
+
+    def __bool__(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    @property
+    def start(self) -> datetime | None:
+        """The first instant of ``since``."""
+        return timezone.make_aware(datetime.combine(self.since, time.min)) if self.since else None
+
+    @property
+    def end(self) -> datetime | None:
+        """The first instant after ``until`` (so ``until`` is included)."""
+        return timezone.make_aware(datetime.combine(self.until + timedelta(days=1), time.min)) if self.until else None
+
+    def entries(self, entries: QuerySet[CostEntry]) -> QuerySet[CostEntry]:
+        """``entries`` booked in the period."""
+        if self.start is not None:
+            entries = entries.filter(created_at__gte=self.start)
+        if self.end is not None:
+            entries = entries.filter(created_at__lt=self.end)
+        return entries
+
+    @property
+    def query(self) -> str:
+        """The period as a URL query string (empty without one)."""
+        parts = [f"since={self.since.isoformat()}"] if self.since else []
+        parts += [f"until={self.until.isoformat()}"] if self.until else []
+        return "&".join(parts)
+
+    def __str__(self) -> str:
+        if not self:
+            return "all time"
+        return f"{self.since.isoformat() if self.since else '…'} to {self.until.isoformat() if self.until else '…'}"
+
+
+def list_job_spend_in_period(period: Period, *, limit: int = 50) -> list[JobCost]:
+    """The most recent jobs with ledger rows in ``period``, with what they spent in it (one grouped query
+    over the period's rows, one read of the jobs, one count of their labels). Labels are not dated like
+    money, so no cost per label is given for a period."""
+    spend = {
+        row["job_id"]: exact(row["total"])
+        for row in period.entries(CostEntry.objects.all())
+        .values("job_id")
+        .annotate(total=Sum("amount"))
+        .order_by("-job_id")[:limit]
+    }
+    jobs = Job.objects.filter(pk__in=list(spend)).order_by("-id")
+    labels = {
+        r["job_id"]: r["n"]
+        for r in ConsensusLabel.objects.filter(job_id__in=list(spend))
+        .values("job_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
+    return [
+        JobCost(
+            job=j["id"],
+            name=j["name"],
+            currency=j["currency"],
+            total=spend[j["id"]],
+            labels=labels.get(j["id"], 0),
+            cost_per_label=None,
+            budget_cap=j["budget_cap"],
+            budget_reserved=j["budget_reserved"],
+        )
+        for j in jobs.values("id", "name", "currency", "budget_cap", "budget_reserved")
+    ]
+
+
+def list_spend_by_marketplace_in_period(period: Period) -> list[MarketplaceSpend]:
+    """Spend in ``period`` per marketplace and the currency the rows were booked in (one grouped query)."""
+    rows = (
+        period.entries(CostEntry.objects.all())
+        .values("marketplace", "currency")
+        .annotate(total=Sum("amount"), jobs=Count("job_id", distinct=True))
+        .order_by("marketplace", "currency")
+    )
+    return [
+        MarketplaceSpend(marketplace=r["marketplace"], currency=r["currency"], total=exact(r["total"]), jobs=r["jobs"])
+        for r in rows
+    ]
