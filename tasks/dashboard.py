@@ -30,6 +30,7 @@ from tasks.models import Answer, Assignment, ConsensusLabel, Item, Job, LabelExp
 from tasks.reports.fair_pay import FairPay, configured_minimum, get_fair_pay
 from tasks.selectors import JobProgress, JobTotals, get_job_progress, get_job_totals
 from tasks.selectors_adaptive import AdaptiveProgress, get_adaptive_progress
+from workforce.models import Marketplace
 
 DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
 DASHBOARD_KEEP_SECONDS = 24 * 3600
@@ -139,7 +140,11 @@ def _confusion(job: Job) -> tuple[list[str], list[list[int]]]:
 
 
 def _forecast(job: Job, progress: JobProgress, cost: CostSummary) -> Decimal | None:
-    """The cost at completion if the remaining answers cost what the submitted ones did."""
+    """The cost at completion if the remaining answers cost what the submitted ones did. On MTurk the ledger
+    already holds the escrow of every slot its HITs were created with, so the cost so far is the forecast
+    (adding the remaining answers again counted them twice)."""
+    if job.marketplace == Marketplace.MTURK and progress.answers_wanted:
+        return cost.total.quantize(Decimal("0.01"))
     if not progress.answers_submitted or not progress.answers_wanted:
         return None
     per_answer = cost.total / progress.answers_submitted

@@ -405,3 +405,13 @@ def test_the_ledger_export_reads_in_chunks_without_a_query_per_row(django_assert
     with django_assert_max_num_queries(4):  # 12 rows in chunks of 5: three chunks and the empty read that ends
         lines = list(iter_ledger_csv(Period(), chunk_size=5))
     assert "".join(lines).count("\n") == 13
+
+
+def test_the_job_page_forecast_of_an_mturk_job_does_not_count_its_escrow_twice(mturk: Any, standin: Any) -> None:
+    from tasks.dashboard import get_job_glance
+    from tests.tasks.services.mturk_helpers import ledger_total, published_mturk_job
+
+    job = published_mturk_job(mturk, 3, redundancy=2)
+    committed = ledger_total(job=job)
+    assert committed > 0  # every slot's reward and fee, held in escrow
+    assert get_job_glance(job).forecast == committed.quantize(Decimal("0.01"))
