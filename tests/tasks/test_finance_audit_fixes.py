@@ -407,7 +407,7 @@ def test_the_ledger_export_reads_in_chunks_without_a_query_per_row(django_assert
     assert "".join(lines).count("\n") == 13
 
 
-def test_the_job_page_forecast_of_an_mturk_job_does_not_count_its_escrow_twice(mturk: Any, standin: Any) -> None:
+def test_the_job_page_forecast_of_an_mturk_job_does_not_count_its_escrow_twice(mturk, standin) -> None:  # noqa: F811
     from tasks.dashboard import get_job_glance
     from tests.tasks.services.mturk_helpers import ledger_total, published_mturk_job
 
