@@ -4,8 +4,9 @@ Items come from the ``Input.*`` columns (one per HIT; an ``Input.external_id`` o
 it, else the HITId does), the label from the job's answer field (see ``schema``), and every ``Answer.*``
 field plus the HIT columns we have no field for are kept verbatim in ``RawResult`` for the export. The
 work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
-same file again changes nothing. Scoring and consensus then run on the whole job when the file brought new work
-or new statuses.
+same file again changes nothing. What the file's ``Approved`` rows cost (reward and MTurk's fee) is booked in
+the ledger by ``mturk_history_costs``, once per assignment whichever path saw it first. Scoring and consensus
+then run on the whole job when the file brought new work or new statuses.
 
 A damaged file (see ``reader``: unreadable CSV, a row cut short or too long, a row without its ids, one
 AssignmentId on two lines with different content) is refused whole, naming its first damaged line, unless
@@ -23,13 +24,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.models import Assignment, Item, Job, RawResult, TaskKind
+from tasks.models import Assignment, AssignmentState, Item, Job, RawResult, TaskKind
 from tasks.services.collection import validate_value
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
 from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answer, payload_hash
 from tasks.services.jobs import create_job
+from tasks.services.mturk_history_costs import ImportedApproval, book_imported_assignment_costs, lock_live_hits
 from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
 from tasks.services.mturk_results.schema import LabelSchema, SchemaError, infer_schema
 from tasks.services.quality import refresh_speed_scores
@@ -55,6 +57,7 @@ class MTurkImportResult:
     raw_results_refreshed: int = 0
     label_field: str = ""
     rows_skipped: list[dict[str, Any]] = field(default_factory=list)
+    costs: dict[str, Any] = field(default_factory=dict)
     consensus: dict[str, Any] | None = None
     workers_scored: int = 0
 
@@ -251,6 +254,8 @@ def import_mturk_results(
                 skip.setdefault(line, elsewhere[record.external_assignment_id])
         result.items_created = _write_items(job, [r for r in parsed.rows if r.line not in skip], skip)
         lines = {record.external_assignment_id: line for line, record in records.items() if line not in skip}
+        approved = [line for line in lines.values() if records[line].state == AssignmentState.APPROVED]
+        lock_live_hits(external_hit_ids=[records[line].external_hit_id for line in approved])
         recorded = record_external_assignments(
             job=job,
             marketplace=MARKETPLACE,
@@ -265,6 +270,17 @@ def import_mturk_results(
             raise ServiceError(
                 f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
             )
+        by_line = {row.line: row for row in parsed.rows}
+        result.costs = book_imported_assignment_costs(
+            job=job,
+            rows=[
+                ImportedApproval(line, by_line[line].assignment_id, by_line[line].reward, by_line[line].max_assignments)
+                for line in approved
+                if line not in skip
+            ],
+            source=filename,
+            actor=actor,
+        ).as_dict()
         result.raw_results_refreshed = _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
         result.assignments_created = recorded.assignments_created
         result.assignments_updated = recorded.assignments_updated

@@ -1,0 +1,216 @@
+"""What MTurk work imported from a results file cost: each approved assignment's reward and MTurk's fee.
+
+``import_mturk_results`` calls ``book_imported_assignment_costs`` in its transaction, after the file's work
+is recorded. Only rows the file reports as ``Approved`` whose assignment is approved here are booked;
+``Submitted`` and ``Rejected`` rows book nothing. Two cases:
+
+- **History** (the HIT was not published from here: no ``MTurkHit`` row): the money was spent on MTurk
+  before the move, so it is booked as ``charged`` rows, in USD, straight into the ledger, with no budget
+  reservation read, made or released. The reward is the row's ``Reward`` cell; MTurk's fee follows its
+  schedule (``workforce.marketplaces.mturk_fees.assignment_fee``) for the row's ``MaxAssignments`` (40% from
+  10 assignments up), or the 20% base rate when the file has no ``MaxAssignments``. The Masters surcharge is
+  not in results files and is not added. A row without a ``Reward`` books nothing and is reported. The rows'
+  ``memo`` starts with ``IMPORTED_MEMO`` so reports can tell imported history from work paid here.
+- **Live** (a HIT published from here, approved on MTurk and seen first in a results file rather than by
+  collect): booked by the live rule, ``mturk_review.book_approval_charges``, which also settles the HIT's
+  committed slot, exactly as collect does.
+
+Both use the ledger's one key scheme for assignments (``assignment:<pk>:reward`` / ``assignment:<pk>:fee``),
+so an assignment collected (or approved) here and later imported, or imported twice, is booked once: the
+first booking wins, later ones find the keys taken and book nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
+from tasks.services.ledger import CostLine, assignment_cost_key, record_costs
+from workforce.audit import Actor, record_audit_event
+from workforce.marketplaces.mturk_fees import assignment_fee
+from workforce.models import Marketplace
+
+MTURK = Marketplace.MTURK
+CURRENCY = "USD"  # MTurk charges in US dollars only
+IMPORTED_MEMO = "imported MTurk history"
+ZERO = Decimal("0")
+_BATCH = 2000
+
+
+def imported_memo(source: str, note: str = "") -> str:
+    """The memo of an imported history row: the marker, the file it came from and an optional note."""
+    memo = f"{IMPORTED_MEMO} ({source})" if source else IMPORTED_MEMO
+    return (f"{memo}: {note}" if note else memo)[:255]
+
+
+def imported_history() -> Q:
+    """The filter that picks imported MTurk history out of ``CostEntry`` rows (for reports)."""
+    return Q(memo__startswith=IMPORTED_MEMO)
+
+
+@dataclass(frozen=True)
+class ImportedApproval:
+    """One ``Approved`` row of a results file: its line, MTurk's AssignmentId and the HIT's price."""
+
+    line: int
+    assignment_id: str
+    reward: Decimal | None
+    max_assignments: int | None
+
+
+@dataclass
+class HistoryCosts:
+    """What one import booked. Amounts are this run's new rows only (a re-import books 0)."""
+
+    assignments_booked: int = 0
+    rewards: Decimal = ZERO
+    fees: Decimal = ZERO
+    live_assignments_booked: int = 0
+    ledger_rows_booked: int = 0
+    already_booked: int = 0
+    not_booked: list[dict[str, Any]] = field(default_factory=list)  # line, assignment, reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "assignments_booked": self.assignments_booked,
+            "rewards": str(self.rewards),
+            "fees": str(self.fees),
+            "currency": CURRENCY,
+            "live_assignments_booked": self.live_assignments_booked,
+            "ledger_rows_booked": self.ledger_rows_booked,
+            "already_booked": self.already_booked,
+            "not_booked": self.not_booked,
+        }
+
+
+def lock_live_hits(*, external_hit_ids: Iterable[str]) -> None:
+    """Lock the HITs published from here among ``external_hit_ids`` (in id order), as collect does before
+    it writes its audit events: an approval booked by the live rule settles a slot under the HIT's lock, and
+    the lock order is HIT rows, then the audit head."""
+    ids = sorted(set(external_hit_ids))
+    for start in range(0, len(ids), _BATCH):
+        list(
+            Hit.objects.select_for_update()
+            .filter(marketplace=MTURK, external_id__in=ids[start : start + _BATCH], mturk__isnull=False)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+
+def _assignments(job: Job, external_ids: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(external_ids), _BATCH):
+        for row in Assignment.objects.filter(
+            job_id=job.pk, marketplace=MTURK, external_id__in=external_ids[start : start + _BATCH]
+        ).values("id", "external_id", "state", "hit_id", "worker_id"):
+            found[str(row["external_id"])] = dict(row)
+    return found
+
+
+def _taken_keys(keys: list[str]) -> set[str]:
+    taken: set[str] = set()
+    for start in range(0, len(keys), _BATCH):
+        taken.update(
+            CostEntry.objects.filter(idempotency_key__in=keys[start : start + _BATCH]).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+    return taken
+
+
+def _history_lines(
+    job: Job, row: ImportedApproval, reward: Decimal, assignment: dict[str, Any], source: str
+) -> list[CostLine]:
+    fee = assignment_fee(reward, assignments_per_hit=row.max_assignments or 1)
+    base: dict[str, Any] = {
+        "job_id": job.pk,
+        "hit_id": assignment["hit_id"],
+        "assignment_id": assignment["id"],
+        "worker_id": assignment["worker_id"],
+        "marketplace": MTURK,
+        "status": CostStatus.CHARGED,
+        "currency": CURRENCY,
+        "reference": row.assignment_id,
+        "memo": imported_memo(source),
+    }
+    return [
+        CostLine(
+            kind=CostKind.REWARD, amount=reward, idempotency_key=assignment_cost_key(assignment["id"], "reward"), **base
+        ),
+        CostLine(
+            kind=CostKind.MARKETPLACE_FEE,
+            amount=fee,
+            idempotency_key=assignment_cost_key(assignment["id"], "fee"),
+            **base,
+        ),
+    ]
+
+
+def book_imported_assignment_costs(
+    *, job: Job, rows: Sequence[ImportedApproval], source: str, actor: Actor
+) -> HistoryCosts:
+    """Book the reward and MTurk fee of every approved row once; see the module docstring."""
+    from tasks.services.mturk_review import book_approval_charges  # review imports budget; keep the import lazy
+
+    result = HistoryCosts()
+    if not rows:
+        return result
+    with transaction.atomic():
+        assignments = _assignments(job, [row.assignment_id for row in rows])
+        live_hits = set(
+            MTurkHit.objects.filter(hit_id__in={a["hit_id"] for a in assignments.values()}).values_list(
+                "hit_id", flat=True
+            )
+        )
+        history: list[tuple[ImportedApproval, Decimal, dict[str, Any]]] = []
+        live: list[int] = []
+        for row in rows:
+            assignment = assignments.get(row.assignment_id)
+            reason = ""
+            if assignment is None:
+                reason = "the assignment is not recorded in this job"
+            elif assignment["state"] != AssignmentState.APPROVED:
+                reason = f"the assignment is {assignment['state']} here, so its cost was not booked"
+            elif assignment["hit_id"] in live_hits:
+                live.append(assignment["id"])
+            elif not row.reward:
+                reason = "the row has no Reward (or $0.00), so its cost was not booked"
+            else:
+                history.append((row, row.reward, assignment))
+            if reason:
+                result.not_booked.append({"line": row.line, "assignment": row.assignment_id, "reason": reason})
+        lines = [line for row, reward, a in history for line in _history_lines(job, row, reward, a, source)]
+        taken = _taken_keys([line.idempotency_key for line in lines])
+        new = [line for line in lines if line.idempotency_key not in taken]
+        result.ledger_rows_booked = record_costs(new)
+        result.rewards = sum((line.amount for line in new if line.kind == CostKind.REWARD), ZERO)
+        result.fees = sum((line.amount for line in new if line.kind == CostKind.MARKETPLACE_FEE), ZERO)
+        result.assignments_booked = len({line.assignment_id for line in new})
+        result.already_booked = len(history) - result.assignments_booked
+        for assignment_row in Assignment.objects.filter(pk__in=live).select_related("hit", "job", "worker"):
+            booked = book_approval_charges(assignment=assignment_row)
+            result.ledger_rows_booked += booked
+            result.live_assignments_booked += bool(booked)
+            result.already_booked += not booked
+        if result.ledger_rows_booked:
+            record_audit_event(
+                actor=actor,
+                action="costs.history_imported",
+                object_type="job",
+                object_id=job.pk,
+                after={
+                    "source": source,
+                    "assignments": result.assignments_booked,
+                    "rewards": str(result.rewards),
+                    "fees": str(result.fees),
+                    "currency": CURRENCY,
+                    "live_assignments": result.live_assignments_booked,
+                },
+            )
+    return result
