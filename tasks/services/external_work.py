@@ -35,7 +35,7 @@ from tasks.models import (
 from tasks.services.collection import validate_value
 from tasks.services.errors import SubmissionRefused
 from tasks.services.quality import grade_gold_in_bulk
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 from workforce.models import Worker
 from workforce.services import get_or_create_workers
 
@@ -228,6 +228,7 @@ def record_external_assignments(
         }
         new_rows: list[Assignment] = []
         changed: list[Assignment] = []
+        previous: dict[int, str] = {}
         for record, _ in valid:
             current = existing.get(record.external_assignment_id)
             if current is None:
@@ -251,6 +252,7 @@ def record_external_assignments(
                 AssignmentState.APPROVED,
                 AssignmentState.REJECTED,
             ):
+                previous[current.pk] = current.state
                 current.state = record.state
                 current.reviewed_at = record.reviewed_at or current.reviewed_at
                 changed.append(current)
@@ -267,6 +269,32 @@ def record_external_assignments(
         )
         result.assignments_created = len(created)
         result.created_assignment_ids = sorted(created.values())
+        # Each assignment's own history (its admin History page): queued, sealed into the chain in the
+        # background, so a large file costs one insert here.
+        queue_audit_events(
+            [
+                QueuedEvent(
+                    actor,
+                    "assignment.recorded",
+                    "assignment",
+                    created[record.external_assignment_id],
+                    after={"state": record.state, "marketplace": marketplace, "source": source},
+                )
+                for record, _ in valid
+                if record.external_assignment_id in created
+            ]
+            + [
+                QueuedEvent(
+                    actor,
+                    "assignment.state_recorded",
+                    "assignment",
+                    row.pk,
+                    before={"state": previous[row.pk]},
+                    after={"state": row.state, "marketplace": marketplace, "source": source},
+                )
+                for row in changed
+            ]
+        )
         answers = [
             Answer(
                 assignment_id=created[record.external_assignment_id],

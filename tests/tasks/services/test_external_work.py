@@ -148,7 +148,9 @@ def test_grading_gold_costs_the_same_queries_for_4_or_60_assignments(policies: d
     _recording_queries(4, workers=2, **policies)  # the workers W0 and W1 exist from here on
     _, few = _recording_queries(4, workers=2, **policies)
     job, many = _recording_queries(60, workers=2, **policies)
-    assert many == few, f"{few} queries for 4 assignments, {many} for 60"
+    # Nothing per row; SQLite splits a bulk insert every 999 parameters (about 76 audit events), so 60 recorded
+    # and 20 flagged events may take one more INSERT than 4 and 1 do.
+    assert few <= many <= few + 1, f"{few} queries for 4 assignments, {many} for 60"
     scores = {s.worker.external_id: (s.gold_answers, s.gold_score) for s in WorkerJobScore.objects.filter(job=job)}
     assert scores == {"W0": (30, 20.0), "W1": (30, 20.0)}  # every third of each worker's answers is wrong
     assert GoldGrade.objects.filter(job=job).count() == 60
@@ -160,3 +162,24 @@ def test_a_wrong_gold_answer_is_flagged_once_per_assignment_in_a_batch() -> None
     flagged = set(AssignmentFlag.objects.filter(job=job).values_list("assignment__external_id", flat=True))
     assert flagged == {f"A2-{job.pk}", f"A5-{job.pk}"}
     assert AuditEvent.objects.filter(action="assignment.flagged").count() == 2
+
+
+def test_every_assignment_recorded_or_moved_on_gets_its_own_audit_event() -> None:
+    """An imported assignment's History page shows where it came from and each state a later file gave it."""
+    from workforce.audit import seal_all_audit_events
+
+    job = JobFactory(redundancy=2)
+    ItemFactory(job=job, external_id="i1")
+    ItemFactory(job=job, external_id="i2")
+    record_external_assignments(job=job, marketplace="mturk", records=_records(), actor=ACTOR, source="b1.csv")
+    at = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+    later = [ExternalAssignment("A2", "H1", "W2", {"i1": "neg"}, AssignmentState.APPROVED, at, at, at)]
+    record_external_assignments(job=job, marketplace="mturk", records=later, actor=ACTOR, source="b2.csv")
+    seal_all_audit_events()
+    a2 = Assignment.objects.get(external_id="A2")
+    events = list(AuditEvent.objects.filter(object_type="assignment", object_id=str(a2.pk)).order_by("id"))
+    assert [(e.action, e.before, e.after["state"], e.after["source"]) for e in events] == [
+        ("assignment.recorded", {}, "submitted", "b1.csv"),
+        ("assignment.state_recorded", {"state": "submitted"}, "approved", "b2.csv"),
+    ]
+    assert AuditEvent.objects.filter(action="assignment.recorded").count() == 3
