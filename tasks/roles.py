@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "assignmentflag": ("view",),
             "prediction": ("add", "view"),
             "mturkpagesubmission": ("view",),
+            "mturkbonus": ("view", "change"),
             "labelingjob": ("add", "view", "change"),
             "groundtruthlabel": ("view",),
             "costentry": ("view",),

@@ -394,6 +394,47 @@ def retry_pending_mturk_bonuses(*, actor: Actor, connector: MTurkMarketplace | N
     return paid
 
 
+def resend_flagged_bonus(
+    *, bonus: MTurkBonus, actor: Actor, note: str, connector: MTurkMarketplace | None = None
+) -> MTurkBonus:
+    """A person checked a flagged bonus (pending, its token forgotten by MTurk) and found MTurk never paid
+    it: send it under a new token, which restarts the 24 hours within which a retry is safe. Refused when
+    MTurk lists it as paid now (it is recorded instead) or when its token is still fresh (the usual retry
+    applies). ``note`` says what the person checked; it goes into the audit event."""
+    if not note.strip():
+        raise ServiceError("Say what you checked on MTurk before sending the bonus again.")
+    connector = mturk_connector(connector)
+    if bonus.state != MTurkBonusState.PENDING:
+        raise ServiceError(f"Bonus {bonus.idempotency_key!r} is already {bonus.state}.")
+    if not token_expired(bonus):
+        raise ServiceError(f"Bonus {bonus.idempotency_key!r} is less than a day old: retry it as it is.")
+    if _listed_as_paid(bonus, connector=connector):
+        _record_bonus(bonus, actor=actor)
+        bonus.refresh_from_db()
+        return bonus
+    now = timezone.now()
+    token = request_token("bonus", bonus.idempotency_key, now.strftime("%Y%m%dT%H%M%S%f"))
+    with transaction.atomic():
+        renewed = MTurkBonus.objects.filter(pk=bonus.pk, state=MTurkBonusState.PENDING, token=bonus.token).update(
+            token=token, created_at=now
+        )
+        if not renewed:
+            raise ServiceError(f"Bonus {bonus.idempotency_key!r} changed meanwhile; look at it again.")
+        record_audit_event(
+            actor=actor,
+            action="mturk.bonus_resent",
+            object_type="assignment",
+            object_id=bonus.assignment_id,
+            before={"token": bonus.token},
+            after={"token": token, "amount": str(bonus.amount), "key": bonus.idempotency_key},
+            reason=note,
+        )
+    bonus.refresh_from_db()
+    _pay_bonus(bonus, actor=actor, connector=connector, now=now)
+    bonus.refresh_from_db()
+    return bonus
+
+
 @dataclass
 class GuardResult:
     approved: list[int] = field(default_factory=list)

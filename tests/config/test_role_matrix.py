@@ -27,6 +27,7 @@ from tasks.models import (
     Hit,
     Job,
     LabelingJob,
+    MTurkBonus,
     MTurkPageSubmission,
     Prediction,
     WorkerJobScore,
@@ -84,6 +85,7 @@ ADMIN_MODELS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] =
     "tasks.groundtruthlabel": (_r(OPSM, ADM), NOBODY, NOBODY),
     # What was posted on the public MTurk page (claims until MTurk lists them): ops managers watch for forgeries.
     "tasks.mturkpagesubmission": (_r(OPSM, ADM), NOBODY, NOBODY),
+    "tasks.mturkbonus": (_r(OPSM, ADM), NOBODY, NOBODY),
 }
 
 # model -> action -> who is offered it on the change list (and so may run it: Django refuses any other).
@@ -116,6 +118,7 @@ ADMIN_ACTIONS: dict[str, dict[str, frozenset[str]]] = {
     },
     "tasks.consensuslabel": {"promote_to_gold": _r(OPSM, ADM)},
     "tasks.jobblock": {"lift_selected": _r(OPSM, ADM)},
+    "tasks.mturkbonus": {"resend_flagged": _r(OPSM, ADM)},
     "tasks.labelingjob": {"stop_selected": _r(OPSM, ADM), "refresh_selected": _r(OPSM, ADM)},
 }
 
@@ -320,6 +323,16 @@ def world(
     mturk_hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
     MTurkPageSubmission.objects.create(
         assignment_id="3MATRIX", hit=mturk_hit, worker_id="AMATRIX", answers={}, received_at=item.created_at
+    )
+    MTurkBonus.objects.create(
+        job=job,
+        assignment=assignment,
+        worker=assignment.worker,
+        amount=Decimal("0.10"),
+        reason="matrix",
+        idempotency_key="matrix-bonus",
+        token="matrix-bonus",
+        created_at=item.created_at,
     )
     return {
         "users": users,
