@@ -30,6 +30,7 @@ from workforce.audit import Actor, record_audit_event
 
 MAX_EXTERNAL_ID = 255
 ID_COLUMNS = ("external_id", "id")
+CONTENT_IDS = ":content"  # ``id_column`` value: each row's id is a digest of its cells (files without ids)
 FORMATS = ("csv", "jsonl")
 _URL_PREFIXES = ("http://", "https://", "data:image/", "/")
 
@@ -86,7 +87,13 @@ def _text_lines(stream: IO[bytes] | IO[str]) -> Iterator[str]:
         raise ImportValidationError([RowError(line + 1, "the file is not valid UTF-8")]) from exc
 
 
-def _parse_csv(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
+def content_id(values: list[str]) -> str:
+    """A row's id from its cells alone (an MTurk batch input file has none): the same row always gets the
+    same id, so importing the file again adds nothing, and rows differing in any cell get different ids."""
+    return "row-" + hashlib.sha256("\x1f".join(values).encode()).hexdigest()[:20]
+
+
+def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Iterator[_Row | RowError]:
     reader = csv.reader(_text_lines(stream))
     try:
         header = next(reader)
@@ -95,13 +102,26 @@ def _parse_csv(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
     except csv.Error as exc:
         raise ImportValidationError([RowError(1, f"unreadable header ({exc})")]) from None
     header = [h.strip() for h in header]
-    id_col = next((c for c in ID_COLUMNS if c in header), None)
-    if id_col is None:
-        raise ImportValidationError([RowError(1, "the header needs an 'external_id' (or 'id') column")])
+    if id_column is None:
+        id_col = next((c for c in ID_COLUMNS if c in header), None)
+        if id_col is None:
+            raise ImportValidationError(
+                [
+                    RowError(
+                        1,
+                        "the header needs an 'external_id' (or 'id') column; name another column as the id, or "
+                        "derive ids from each row's content (a file without ids, such as an MTurk batch input)",
+                    )
+                ]
+            )
+    elif id_column != CONTENT_IDS and id_column not in header:
+        raise ImportValidationError([RowError(1, f"the header has no column {id_column!r} to take ids from")])
+    else:
+        id_col = id_column
     dupes = {h for h in header if header.count(h) > 1}
     if dupes:
         raise ImportValidationError([RowError(1, f"duplicate column(s) in the header: {', '.join(sorted(dupes))}")])
-    id_index = header.index(id_col)
+    id_index = header.index(id_col) if id_col != CONTENT_IDS else -1
     while True:
         try:
             values = next(reader)
@@ -117,7 +137,7 @@ def _parse_csv(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
             yield RowError(line, f"expected {len(header)} columns, found {len(values)}")
             continue
         payload = {h: v for i, (h, v) in enumerate(zip(header, values, strict=True)) if i != id_index}
-        yield _Row(line, values[id_index].strip(), payload)
+        yield _Row(line, values[id_index].strip() if id_index >= 0 else content_id(values), payload)
 
 
 def load_json_line(raw: str) -> Any:
@@ -167,6 +187,11 @@ def _parse_jsonl(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
 
 
 def _check_payload(job: Job, payload: dict[str, Any]) -> str | None:
+    if job.task_template:  # an MTurk layout draws its own fields: each of its ${...} must be in the row
+        from tasks.services.task_templates import template_variables
+
+        missing = [name for name in template_variables(job.task_template) if name not in payload]
+        return f"the job's layout uses ${{{missing[0]}}}, which this row does not have" if missing else None
     if job.is_image:
         url = payload.get("image_url")
         if not isinstance(url, str) or not url.strip():
@@ -287,18 +312,29 @@ def check_upload_size(size: int | None, *, command: str) -> None:
 
 
 def import_items(
-    *, job: Job, stream: IO[bytes] | IO[str], filename: str, actor: Actor, fmt: str | None = None
+    *,
+    job: Job,
+    stream: IO[bytes] | IO[str],
+    filename: str,
+    actor: Actor,
+    fmt: str | None = None,
+    id_column: str | None = None,
 ) -> ImportResult:
     """Import items into ``job`` from an open file; all or nothing.
+
+    CSV ids come from ``external_id`` (or ``id``), from the column ``id_column`` names, or, with
+    ``CONTENT_IDS``, from each row's cells (``content_id``).
 
     Uploads (anything with a ``size``, as Django's uploaded files) larger than ``IMPORT_MAX_UPLOAD_BYTES``
     are refused before a byte is parsed; the command line reads local files without that limit.
     """
     check_upload_size(getattr(stream, "size", None), command="import_items")
     file_format = detect_format(filename, fmt)
+    if id_column is not None and file_format != "csv":
+        raise ServiceError("Ids from a named column or from each row's content apply to CSV files only.")
     if job.state in (JobState.COMPLETED, JobState.CANCELLED):
         raise ServiceError(f"Job {job.pk} is {job.state}; items can only be added to draft, published or paused jobs.")
-    parsed = _parse_csv(stream) if file_format == "csv" else _parse_jsonl(stream)
+    parsed = _parse_csv(stream, id_column) if file_format == "csv" else _parse_jsonl(stream)
     new, unchanged, total = _validate(job, parsed)
     result = ImportResult(
         created=len(new), unchanged=unchanged, rows=total, gold=sum(1 for row in new if row[3] is not None)
@@ -335,5 +371,7 @@ def import_items(
     return result
 
 
-def import_items_from_text(*, job: Job, text: str, filename: str, actor: Actor, fmt: str | None = None) -> ImportResult:
-    return import_items(job=job, stream=io.StringIO(text), filename=filename, actor=actor, fmt=fmt)
+def import_items_from_text(
+    *, job: Job, text: str, filename: str, actor: Actor, fmt: str | None = None, id_column: str | None = None
+) -> ImportResult:
+    return import_items(job=job, stream=io.StringIO(text), filename=filename, actor=actor, fmt=fmt, id_column=id_column)

@@ -1,4 +1,4 @@
-"""python manage.py import_items --job JOB FILE [--format csv|jsonl]"""
+"""python manage.py import_items --job JOB FILE [--format csv|jsonl] [--id-column NAME | --ids-from-content]"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tasks.management.importing import job_and_file, refused_imports
-from tasks.services.imports import FORMATS, import_items
+from tasks.services.imports import CONTENT_IDS, FORMATS, import_items
 from workforce.audit import Actor
 
 
@@ -20,6 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--job", required=True, type=int, help="The job's id.")
         parser.add_argument("file", type=Path)
         parser.add_argument("--format", choices=FORMATS, help="Default: from the file's extension.")
+        ids = parser.add_mutually_exclusive_group()
+        ids.add_argument("--id-column", metavar="NAME", help="CSV: take each item's id from this column.")
+        ids.add_argument(
+            "--ids-from-content",
+            action="store_true",
+            help="CSV without ids (an MTurk batch input file): each row's id is a digest of its cells.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         job, path = job_and_file(options)
@@ -31,6 +38,7 @@ class Command(BaseCommand):
                 filename=path.name,
                 fmt=options["format"],
                 actor=Actor.system("import_items command"),
+                id_column=CONTENT_IDS if options["ids_from_content"] else options["id_column"],
             )
         seconds = time.perf_counter() - started
         self.stdout.write(
