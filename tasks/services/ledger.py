@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -42,6 +43,7 @@ class CostLine:
     worker_id: int | None = None
     reference: str = ""
     memo: str = ""
+    created_at: datetime | None = None  # when the money moved, for history booked later (else: now)
 
 
 def assignment_cost_key(assignment_id: int, part: str) -> str:
@@ -139,7 +141,7 @@ def record_costs(lines: Iterable[CostLine], *, batch_size: int = 5000) -> int:
                 idempotency_key=line.idempotency_key,
                 reference=line.reference,
                 memo=line.memo,
-                created_at=now,
+                created_at=line.created_at or now,
             )
         )
     if not rows:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +63,7 @@ class ImportedApproval:
     assignment_id: str
     reward: Decimal | None
     max_assignments: int | None
+    approved_at: datetime | None = None  # the file's ApprovalTime: the rows are dated when MTurk charged
 
 
 @dataclass
@@ -138,6 +140,7 @@ def _history_lines(
         "currency": CURRENCY,
         "reference": row.assignment_id,
         "memo": imported_memo(source),
+        "created_at": row.approved_at,
     }
     return [
         CostLine(

@@ -166,6 +166,9 @@ def test_list_bonus_payments_headers_are_accepted(tmp_path: Path) -> None:
 
     assert report["bonuses_booked"] == 10
     assert _sum(kind=CostKind.BONUS) == _expected(rows)[0]
+    # Each bonus and its fee are dated at their GrantTime (when MTurk paid), not at the import.
+    days = sorted(set(CostEntry.objects.dates("created_at", "day")))
+    assert [day.isoformat() for day in days] == sorted({f"2019-11-2{n % 10}" for n in range(len(rows))})
 
 
 def test_a_bonus_is_linked_to_its_assignment_when_the_job_has_it(tmp_path: Path) -> None:

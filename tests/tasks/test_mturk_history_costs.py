@@ -129,6 +129,12 @@ def test_approved_rows_are_booked_as_charged_history_and_the_others_book_nothing
     for state in (AssignmentState.REJECTED, AssignmentState.SUBMITTED):
         assert Assignment.objects.filter(job=job, state=state).count() == 116
         assert not CostEntry.objects.filter(assignment__state=state).exists()
+    # Dated when MTurk charged it (the file's ApprovalTime), so periods in the finance reports hold it there.
+    dated = set(entries.values_list("created_at", flat=True))
+    assert dated == set(
+        Assignment.objects.filter(job=job, state=AssignmentState.APPROVED).values_list("reviewed_at", flat=True)
+    )
+    assert len(dated) == 1 and next(iter(dated)).year == int(APPROVED_AT.split()[-1])
     # History is money spent elsewhere: no budget reservation is read, made or released.
     assert not BudgetReservation.objects.exists()
     job.refresh_from_db()

@@ -223,6 +223,7 @@ def _lines(
         "currency": CURRENCY,
         "reference": row.assignment_id,
         "memo": imported_memo(source, row.reason),
+        "created_at": row.grant_time,  # dated when MTurk paid it, when the file says
     }
     return [
         CostLine(kind=CostKind.BONUS, amount=row.amount, idempotency_key=bonus_cost_key(row.key), **base),

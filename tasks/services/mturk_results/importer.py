@@ -274,7 +274,13 @@ def import_mturk_results(
         result.costs = book_imported_assignment_costs(
             job=job,
             rows=[
-                ImportedApproval(line, by_line[line].assignment_id, by_line[line].reward, by_line[line].max_assignments)
+                ImportedApproval(
+                    line,
+                    by_line[line].assignment_id,
+                    by_line[line].reward,
+                    by_line[line].max_assignments,
+                    by_line[line].reviewed_at,
+                )
                 for line in approved
                 if line not in skip
             ],
