@@ -130,8 +130,9 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
     """ListHITs (every page) against our rows. A HIT whose annotation is one of our Hits but which we never
     recorded is adopted (a crash older than the token's 24 hours); one whose annotation is a UUID we do not
     have, a second HIT for a Hit already recorded, or one of a cancelled Hit is expired. HITs without a UUID
-    annotation belong to someone else on the account and are left alone. Each recorded HIT's escrow is
-    synced from the same listing (``sync_hit_escrow``), whoever expired or extended it."""
+    annotation belong to someone else on the account and are left alone. A live HIT of a paused job is
+    expired (the pause's own call to MTurk may never have run). Each recorded HIT's escrow is synced from
+    the same listing (``sync_hit_escrow``), whoever expired or extended it."""
     connector = mturk_connector(connector)
     result = ReconcileResult()
     remote = list(connector.list_hits())
@@ -161,6 +162,22 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
                 )
             record_published_hit(hit=hit, published=published, hit_type_id=remote_hit.hit_type_id, actor=actor)
             result.adopted.append(remote_hit.hit_id)
+        elif live and hit is not None and hit.external_id == remote_hit.hit_id and hit.job.state == JobState.PAUSED:
+            # A pause MTurk never heard of (the broker was down when it was asked): expire it now, as pausing does.
+            connector.expire(remote_hit.hit_id)
+            MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=now)
+            with transaction.atomic():
+                record_audit_event(
+                    actor=actor,
+                    action="mturk.paused_hit_expired",
+                    object_type="hit",
+                    object_id=hit.pk,
+                    after={"hit_id": remote_hit.hit_id, "job": hit.job_id},
+                )
+            result.expired.append(remote_hit.hit_id)
+            result.escrow_changed += sync_hit_escrow(
+                hit=hit, remote=connector.get_hit(remote_hit.hit_id), actor=actor, now=now
+            ).changed
         elif live and (hit is None or hit.external_id != remote_hit.hit_id or hit.state == HitState.CANCELLED):
             connector.expire(remote_hit.hit_id)
             with transaction.atomic():

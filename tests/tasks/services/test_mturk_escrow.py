@@ -167,6 +167,26 @@ def test_reconcile_releases_a_hit_expired_on_mturk_that_we_still_think_live(
     assert _matches_mturk(job, mturk, standin)
 
 
+def test_reconcile_expires_the_hits_of_a_job_paused_while_mturk_could_not_be_told(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The pause's call to MTurk runs after commit, through the broker; when it never runs, the hourly
+    reconcile expires the paused job's live HITs and gives their unfilled slots back."""
+    from tasks.services.publishing import pause_job
+
+    job, hit = _one_hit_job(mturk)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker is down: the task is never sent
+        pause_job(job=job, actor=ACTOR)
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] > time.time()  # MTurk still offers it
+    result = reconcile_mturk_hits(actor=ACTOR, connector=mturk)
+    assert result.expired == [str(hit.external_id)] and result.escrow_changed == 1
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] <= time.time()
+    assert ledger_total(job=job) == 0 == _reserved(job)
+    assert AuditEvent.objects.filter(action="mturk.paused_hit_expired", object_id=str(hit.pk)).count() == 1
+    assert reconcile_mturk_hits(actor=ACTOR, connector=mturk).expired == []  # once
+    assert _matches_mturk(job, mturk, standin)
+
+
 def test_extra_assignments_never_taken_are_released_when_the_hit_expires(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
