@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tasks.roles import REVIEWER
+from tasks.roles import FINANCE, REVIEWER
 from tests.factories import UserFactory
 from workforce.models import Worker
 
@@ -55,6 +55,14 @@ def reviewer(db: Any) -> Any:
     user = UserFactory(username="reviewer", is_staff=True)
     user.groups.add(Group.objects.get(name=REVIEWER))
     return user
+
+
+@pytest.fixture
+def finance_client(db: Any, login_client: Callable[[Any], Client]) -> Client:
+    """Logged in as a member of the finance role."""
+    user = UserFactory(username="finance", is_staff=True)
+    user.groups.add(Group.objects.get(name=FINANCE))
+    return login_client(user)
 
 
 @pytest.fixture(autouse=True)

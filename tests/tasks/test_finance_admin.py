@@ -8,30 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
 from tasks.models import Assignment, AssignmentState, CostEntry, Job, JobState, MonthlyBudget
-from tasks.roles import FINANCE
 from tasks.services.review_batch import approve_assignments
 from tests.conftest import SYSTEM
-from tests.factories import ItemFactory, JobFactory, UserFactory
+from tests.factories import ItemFactory, JobFactory
 from tests.tasks.finance_helpers import submit_after, submit_work
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-@pytest.fixture
-def finance_client(db: Any) -> Client:
-    user = UserFactory(username="finance", is_staff=True)
-    user.groups.add(Group.objects.get(name=FINANCE))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

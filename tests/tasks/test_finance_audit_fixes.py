@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db.models import F, Sum
 from django.test import Client
@@ -29,13 +28,12 @@ from tasks.label_selectors import ExportOptions, iter_labels
 from tasks.models import Assignment, ConsensusLabel, CostEntry, CostKind, Hit, Job, JobState, LabelingJob
 from tasks.reports.fair_pay import get_fair_pay
 from tasks.reports.selectors import get_cost_report, list_cost_breakdown, list_worker_hourly_pay
-from tasks.roles import FINANCE
 from tasks.services.fair_pay import top_up_fair_pay
 from tasks.services.ledger import record_cost, reverse_cost
 from tasks.services.review import approve_assignment, pay_bonus, reject_assignment
 from tasks.services.review_batch import approve_assignments
 from tests.conftest import SYSTEM
-from tests.factories import JobFactory, UserFactory
+from tests.factories import JobFactory
 from tests.mturk_fixtures import aws_env, mturk, standin, stubbed  # noqa: F401
 from tests.tasks.finance_helpers import submit_after, submit_work
 from tests.tasks.groundtruth.data import BBOX_MANIFEST
@@ -298,15 +296,6 @@ def test_export_labels_cost_column_adds_up_to_the_ledger(make_published_job, mak
 
 
 # F9 ------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def finance_client(db: Any) -> Client:
-    user = cast(User, UserFactory(username="finance", is_staff=True))
-    user.groups.add(Group.objects.get(name=FINANCE))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def book(job: Job, amount: str, key: str, *, on: str | None = None, memo: str = "") -> CostEntry:

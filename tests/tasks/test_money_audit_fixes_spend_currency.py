@@ -5,31 +5,19 @@ currency each ledger row was booked in, not by the job's current currency."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks.models import CostKind, Job
 from tasks.reports.selectors import get_budget_burn_down, list_spend_by_marketplace, list_spend_over_time
-from tasks.roles import FINANCE
 from tasks.services.ledger import record_cost
-from tests.factories import JobFactory, UserFactory
+from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-@pytest.fixture
-def finance_client(db: Any) -> Client:
-    user = UserFactory(username="finance", is_staff=True)
-    user.groups.add(Group.objects.get(name=FINANCE))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _book(job: Job, amount: str, key: str, *, currency: str | None = None, marketplace: str = "internal") -> None:
