@@ -93,8 +93,13 @@ def store_mturk_submission(
     checked = {item: _checked_value(job, places[item], value, payloads[item]) for item, value in answers.items()}
     now = timezone.now()
     with transaction.atomic():
-        # collect records the assignment before it confirms a claim, so this also covers confirmed claims
-        if Assignment.objects.filter(marketplace=MTURK, external_id=assignment_id).exists():
+        # MTurk already holds it: recorded here, or a confirmed claim (collect confirms claims of assignments it
+        # lists even when it skips recording one, e.g. work that belongs to another job)
+        recorded = Assignment.objects.filter(marketplace=MTURK, external_id=assignment_id).exists()
+        if (
+            recorded
+            or MTurkPageSubmission.objects.filter(assignment_id=assignment_id, confirmed_at__isnull=False).exists()
+        ):
             raise SubmissionRefused("MTurk already has this assignment's answers; it cannot be submitted again.")
         claim, _ = MTurkPageSubmission.objects.update_or_create(
             assignment_id=assignment_id,

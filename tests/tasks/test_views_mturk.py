@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from tasks.models import Answer, Assignment, Hit, MTurkPageSubmission
 from tasks.services.consensus import compute_consensus
@@ -197,6 +198,21 @@ def test_once_mturk_has_the_assignment_the_page_refuses_it(mturk: MTurkMarketpla
     again = Client().post(URL, {**params, "place:1": "neg"})
     assert again.status_code == 400 and b"MTurk already has this assignment" in again.content
     assert Answer.objects.get().value == "pos"
+
+
+def test_a_confirmed_claim_is_not_overwritten_even_when_collect_did_not_record_it(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    """Collect confirms the claims of every assignment MTurk lists, also one it skips recording (work that
+    belongs to another job, say): MTurk holds those answers, so the page refuses a repost too."""
+    hit = Hit.objects.get(job=published_mturk_job(mturk, 1))
+    real = standin.state.accept(str(hit.external_id), "AREALWORKER")
+    params = _signed(_params(hit, real, "AREALWORKER", standin.url))
+    _post_form(Client().post(URL, {**params, "place:1": "pos"}).content.decode())
+    MTurkPageSubmission.objects.filter(assignment_id=real).update(confirmed_at=timezone.now())  # as collect does
+    again = Client().post(URL, {**params, "place:1": "neg"})
+    assert again.status_code == 400 and b"MTurk already has this assignment" in again.content
+    assert MTurkPageSubmission.objects.get(assignment_id=real).answers == {"t0": "pos"}
 
 
 @override_settings(MTURK_PAGE_RATE_LIMIT=3)
