@@ -78,11 +78,7 @@ class CostEntryAdmin(ReadOnlyAdmin):
         period = form.period()
         jobs = list_job_spend_in_period(period) if period else list_job_costs()
         spend = list_spend_over_time(period=period) if period else list_spend_over_time(days=60)
-        alerts = BudgetAlert.objects.select_related("job")
-        if period.start is not None:
-            alerts = alerts.filter(created_at__gte=period.start)
-        if period.end is not None:
-            alerts = alerts.filter(created_at__lt=period.end)
+        alerts = period.entries(BudgetAlert.objects.select_related("job"))
         context = {
             **self.admin_site.each_context(request),
             "title": "Finance dashboard",

@@ -135,13 +135,12 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
                 prelabel_model=data.get("prelabel_model", self.instance.prelabel_model) or "",
             )
         )
-        if self.instance.pk is not None:
-            stored = Job.objects.get(pk=self.instance.pk)
-            probe = copy.copy(stored)
+        if self.instance.pk is not None:  # the instance holds the stored values until the form is saved
+            probe = copy.copy(self.instance)
             for name, value in data.items():
                 if name in PRICE_FIELDS:
                     setattr(probe, name, value)
-            problems |= check_running_job_change(stored=stored, job=probe)
+            problems |= check_running_job_change(stored=self.instance, job=probe)
         for field, problem in problems.items():
             if field in self.fields and not self.has_error(field):
                 self.add_error(field, problem)

@@ -104,8 +104,8 @@ class WorkerJobCard:
     my_submitted: int
     lease_expires_at: datetime | None
     unmet: list[str]
-    open_to_me: bool = True  # an open Hit the worker has not worked yet
-    blocked: bool = False  # the job's block policy (or an ops manager) stopped the worker here
+    open_to_me: bool  # an open Hit the worker has not worked yet
+    blocked: bool  # the job's block policy (or an ops manager) stopped the worker here
 
 
 def count_approved_assignments(worker: Worker) -> int:
@@ -130,17 +130,15 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
     open_to_me = Exists(Hit.objects.filter(not_mine, job_id=OuterRef("pk"), state=HitState.OPEN, is_gold=False))
     jobs = list(
         Job.objects.filter(state=JobState.PUBLISHED, marketplace=Marketplace.INTERNAL)
-        .annotate(open_to_me=open_to_me)
+        .annotate(
+            open_to_me=open_to_me,
+            blocked=Exists(JobBlock.objects.filter(worker_id=worker.pk, job_id=OuterRef("pk"), lifted_at__isnull=True)),
+        )
         .order_by("-published_at", "-id")
     )
     if not jobs:
         return []
     ids = [j.pk for j in jobs]
-    blocked = set(
-        JobBlock.objects.filter(worker_id=worker.pk, job_id__in=ids, lifted_at__isnull=True).values_list(
-            "job_id", flat=True
-        )
-    )
     progress = list_job_progress(ids)
     mine = (
         Assignment.objects.filter(worker=worker, job_id__in=ids)
@@ -179,7 +177,7 @@ def list_jobs_for_worker(worker: Worker) -> list[WorkerJobCard]:
             if j.requirements
             else [],
             open_to_me=j.open_to_me,
-            blocked=j.pk in blocked,
+            blocked=j.blocked,
         )
         for j in jobs
     ]

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tasks.models import Assignment, AssignmentState, Job, JobState
+from tasks.models import DONE_ASSIGNMENT_STATES, Assignment, AssignmentState, Job, JobState
 from tasks.selectors import (
     count_worker_submitted,
     has_worked_on_job,
@@ -82,10 +82,6 @@ def _next_task(
 
 def _answer_text(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-
-
-# The worker's own answers were saved: a repeated submit (double click, back button) carries on instead.
-_SAVED_STATES = (AssignmentState.SUBMITTED, AssignmentState.APPROVED, AssignmentState.REJECTED)
 
 
 def _refused(request: HttpRequest, assignment: Assignment, message: str) -> HttpResponse:
@@ -162,9 +158,9 @@ def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
 
 
 def _refused_submit(request: HttpRequest, worker: Worker, assignment: Assignment, message: str) -> HttpResponse:
-    """A refused submit; when the refusal is that this very page was already saved, the worker moves on."""
-    assignment.refresh_from_db(fields=["state"])
-    if assignment.state in _SAVED_STATES:
+    """A refused submit (``assignment`` read after the refusal); when the refusal is that this very page was
+    already saved (a double click, the back button), the worker moves on."""
+    if assignment.state in DONE_ASSIGNMENT_STATES:
         messages.info(request, "Your answers for that task were already saved.")
         return _next_task(request, worker, assignment.job)
     return _refused(request, assignment, message)

@@ -78,26 +78,33 @@ def scorecard_earnings() -> Coalesce:
     return Coalesce(Subquery(total, output_field=money), Value(Decimal("0")), output_field=money)
 
 
-def _cutoffs(worker: Worker) -> dict[int, tuple[int, datetime | None]]:
-    """Per job: (submissions, submission time of the last one in the last complete block, or None)."""
+def _cutoffs(
+    worker: Worker,
+) -> tuple[dict[int, tuple[int, datetime | None]], dict[int, tuple[int, Decimal]]]:
+    """Per job: (submissions, submission time of the last one in the last complete block, or None); and per
+    job the tasks still waiting for review with their rewards, from the same rows."""
     times: dict[int, list[datetime]] = {}
-    for job_id, submitted_at in (
+    waiting: dict[int, tuple[int, Decimal]] = {}
+    for job_id, submitted_at, state, reward in (
         Assignment.objects.filter(worker=worker, state__in=DONE_ASSIGNMENT_STATES, submitted_at__isnull=False)
         .order_by("job_id", "submitted_at", "id")
-        .values_list("job_id", "submitted_at")
+        .values_list("job_id", "submitted_at", "state", "reward")
     ):
         if submitted_at is not None:
             times.setdefault(job_id, []).append(submitted_at)
+        if state == AssignmentState.SUBMITTED:
+            n, pay = waiting.get(job_id, (0, Decimal("0")))
+            waiting[job_id] = (n + 1, pay + reward)
     result: dict[int, tuple[int, datetime | None]] = {}
     for job_id, stamps in times.items():
         counted = len(stamps) // SCORE_BLOCK * SCORE_BLOCK
         result[job_id] = (len(stamps), stamps[counted - 1] if counted else None)
-    return result
+    return result, waiting
 
 
 def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
     """The worker's own figures per job they worked on (see the module docstring for what is delayed)."""
-    cutoffs = _cutoffs(worker)
+    cutoffs, waiting = _cutoffs(worker)
     if not cutoffs:
         return []
     jobs = {j.pk: j for j in Job.objects.filter(pk__in=list(cutoffs)).only("id", "name", "currency")}
@@ -124,13 +131,6 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
         .annotate(total=Sum("amount"))
         .order_by()
     }
-    waiting = {
-        row["job_id"]: (row["n"], row["pay"] or Decimal("0"))
-        for row in Assignment.objects.filter(worker=worker, state=AssignmentState.SUBMITTED)
-        .values("job_id")
-        .annotate(n=Count("id"), pay=Sum("reward"))
-        .order_by()
-    }
     scores = {s.job_id: s for s in WorkerJobScore.objects.filter(worker=worker, job_id__in=list(cutoffs))}
     blocks = {
         b.job_id: b for b in JobBlock.objects.filter(worker=worker, job_id__in=list(cutoffs), lifted_at__isnull=True)
@@ -141,6 +141,7 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
         accuracy = gold_accuracy(right, n) if n else None
         score = scores.get(job_id)
         block = blocks.get(job_id)
+        waiting_n, waiting_pay = waiting.get(job_id, (0, Decimal("0")))
         cards.append(
             WorkerJobScorecard(
                 job_id=job_id,
@@ -157,8 +158,8 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
                 median_seconds=score.median_seconds if score else None,
                 too_fast=bool(score and score.fast_share and score.fast_share > 0.5),
                 earnings=earnings.get(job_id) or Decimal("0"),
-                awaiting_review=waiting.get(job_id, (0, Decimal("0")))[0],
-                awaiting_pay=waiting.get(job_id, (0, Decimal("0")))[1],
+                awaiting_review=waiting_n,
+                awaiting_pay=waiting_pay,
                 blocked_at=block.created_at if block else None,
                 block_reason=block.reason if block else "",
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
 
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
@@ -16,6 +17,8 @@ from django.utils import timezone
 from tasks.models import ConsensusLabel, CostEntry, Job
 from tasks.reports.selectors import JobCost, MarketplaceSpend
 from tasks.services.budget import exact
+
+M = TypeVar("M", bound=Any)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ class Period:
         """The first instant after ``until`` (so ``until`` is included)."""
         return timezone.make_aware(datetime.combine(self.until + timedelta(days=1), time.min)) if self.until else None
 
-    def entries(self, entries: QuerySet[CostEntry]) -> QuerySet[CostEntry]:
-        """``entries`` booked in the period."""
+    def entries(self, entries: QuerySet[M]) -> QuerySet[M]:
+        """``entries`` (ledger rows, or anything with a ``created_at``) booked in the period."""
         if self.start is not None:
             entries = entries.filter(created_at__gte=self.start)
         if self.end is not None:

@@ -131,7 +131,7 @@ def get_cost_report(job: Job, *, by: str | None = None, now: datetime | None = N
         budget_cap=cap,
         budget_reserved=job.budget_reserved,
         budget_used_percent=(total * 100 / cap).quantize(Decimal("0.1")) if cap else None,
-        forecast=get_forecast(job, total=total, approved=approved, done=done, now=now),
+        forecast=get_forecast(job, total=total, done=done, now=now),
         rows=list_cost_breakdown(job, by=by) if by else [],
     )
 
@@ -151,7 +151,7 @@ def _escrow_slot(prefix: str = "") -> Q:
     )
 
 
-def get_forecast(job: Job, *, total: Decimal, approved: int, done: int, now: datetime | None = None) -> Forecast:
+def get_forecast(job: Job, *, total: Decimal, done: int, now: datetime | None = None) -> Forecast:
     """Remaining answers x the observed cost of a paid assignment (the worst case before any), and days to
     completion at the rate work was done since the job was published.
 

@@ -53,7 +53,7 @@ _BLOCKED = "You can no longer work on this job, so the task was not saved."
 SHOWN_VALUE_LENGTH = 40  # how much of a refused value a message repeats back
 
 
-def _shown(text: str) -> str:
+def shown_value(text: str) -> str:
     """A refused value as a message quotes it: at most ``SHOWN_VALUE_LENGTH`` characters (a page may post
     a value of any length, and the message goes into the session and the page)."""
     return text if len(text) <= SHOWN_VALUE_LENGTH else text[:SHOWN_VALUE_LENGTH] + "…"
@@ -87,11 +87,12 @@ def validate_value(job: Job, value: Any, payload: Mapping[str, Any] | None = Non
             raise SubmissionRefused("A multi-label answer must be a list of labels.")
         unknown = sorted(set(value) - set(labels))
         if unknown:
-            shown = ", ".join(_shown(label) for label in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            shown = ", ".join(shown_value(label) for label in unknown[:5]) + (", …" if len(unknown) > 5 else "")
             raise SubmissionRefused(f"Unknown label(s): {shown}.")
         return [label for label in labels if label in set(value)]
     if not isinstance(value, str) or value not in labels:
-        raise SubmissionRefused(f"Choose one of the job's labels ({', '.join(labels)}), not {_shown(repr(value))}.")
+        shown = shown_value(repr(value))
+        raise SubmissionRefused(f"Choose one of the job's labels ({', '.join(labels)}), not {shown}.")
     return value
 
 

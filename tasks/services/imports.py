@@ -186,11 +186,9 @@ def _parse_jsonl(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:
         yield _Row(line, str(ext).strip(), payload)
 
 
-def _check_payload(job: Job, payload: dict[str, Any]) -> str | None:
-    if job.task_template:  # an MTurk layout draws its own fields: each of its ${...} must be in the row
-        from tasks.services.task_templates import template_variables
-
-        missing = [name for name in template_variables(job.task_template) if name not in payload]
+def _check_payload(job: Job, payload: dict[str, Any], layout_fields: list[str] | None) -> str | None:
+    if layout_fields is not None:  # an MTurk layout draws its own fields: each of its ${...} must be in the row
+        missing = [name for name in layout_fields if name not in payload]
         return f"the job's layout uses ${{{missing[0]}}}, which this row does not have" if missing else None
     if job.is_image:
         url = payload.get("image_url")
@@ -259,6 +257,9 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
     errors: list[RowError] = []
     bad = unchanged = total = 0
     limit = settings.IMPORT_MAX_REPORTED_ERRORS
+    from tasks.services.task_templates import template_variables  # it imports the results schema, which imports us
+
+    layout_fields = template_variables(job.task_template) if job.task_template else None  # read once, not per row
     for row in parsed:
         total += 1
         problem: RowError | None = row if isinstance(row, RowError) else None
@@ -271,7 +272,7 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
                 problem = RowError(row.line, f"id {row.external_id!r} already appears on line {seen[row.external_id]}")
             elif _has_nul(row.external_id) or _has_nul(row.payload):
                 problem = RowError(row.line, "the row contains a NUL character (\\u0000), which cannot be stored")
-            elif (message := _check_payload(job, row.payload)) is not None:
+            elif (message := _check_payload(job, row.payload, layout_fields)) is not None:
                 problem = RowError(row.line, message)
             elif (gold_parsed := parse_gold_answer(job, row.payload.get(GOLD_COLUMN)))[1] is not None:
                 problem = RowError(row.line, gold_parsed[1])

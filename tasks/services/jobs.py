@@ -12,6 +12,7 @@ from django.db import transaction
 
 from tasks.models import Job, JobState, Prediction, TaskKind
 from tasks.reports.estimate import estimate_job_cost
+from tasks.selectors import get_job_totals
 from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
@@ -86,16 +87,8 @@ STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "mark
 # What the job's work costs. Once the job has left draft its currency never changes (the ledger, tallies and
 # caps are in it); a remote marketplace keeps the price its HITs were posted at; on the internal pool a
 # higher price first reserves the difference against the budget (``_reserve_price_increase``).
-PRICE_FIELDS = (
-    "reward",
-    "pay_mode",
-    "hourly_rate",
-    "assignment_duration",
-    "gold_rate",
-    "gold_boost_rate",
-    "gold_boost_until",
-)
 POSTED_PRICE_FIELDS = ("reward", "pay_mode", "hourly_rate", "assignment_duration")
+PRICE_FIELDS = (*POSTED_PRICE_FIELDS, "gold_rate", "gold_boost_rate", "gold_boost_until")
 AUDITED_FIELDS = (
     "name",
     "description",
@@ -216,10 +209,13 @@ def check_budget_and_prelabels(
     return problems
 
 
-def _refuse_bad_budget_or_prelabels(job: Job) -> None:
-    problems = check_budget_and_prelabels(job_id=job.pk, budget_cap=job.budget_cap, prelabel_model=job.prelabel_model)
+def _refuse(problems: dict[str, str]) -> None:
     if problems:
         raise ServiceError(" ".join(problems.values()))
+
+
+def _refuse_bad_budget_or_prelabels(job: Job) -> None:
+    _refuse(check_budget_and_prelabels(job_id=job.pk, budget_cap=job.budget_cap, prelabel_model=job.prelabel_model))
 
 
 def check_marketplace_currency(*, marketplace: str, currency: str) -> dict[str, str]:
@@ -230,9 +226,16 @@ def check_marketplace_currency(*, marketplace: str, currency: str) -> dict[str, 
     return {}
 
 
-def check_running_job_change(*, stored: Job, job: Job) -> dict[str, str]:
+def repriced(stored: Job, job: Job) -> bool:
+    """A running job whose price fields change: the change must fit the budget (``price_increase``)."""
+    running = stored.state in (JobState.PUBLISHED, JobState.PAUSED)
+    return running and any(getattr(stored, name) != getattr(job, name) for name in PRICE_FIELDS)
+
+
+def check_running_job_change(*, stored: Job, job: Job, increase: Decimal | None = None) -> dict[str, str]:
     """Field -> sentence for each change a job that has left draft cannot take: structural fields and the
-    currency; the posted price on a remote marketplace; a higher price the budget cannot cover."""
+    currency; the posted price on a remote marketplace; a higher price the budget cannot cover (``increase``
+    when the caller has computed it)."""
     if stored.state == JobState.DRAFT:
         return {}
     changed = [
@@ -251,8 +254,8 @@ def check_running_job_change(*, stored: Job, job: Job) -> dict[str, str]:
                     f"{stored.get_marketplace_display()} at the price it was published with; clone it into a new job "
                     "instead."
                 )
-    if not problems and stored.state in (JobState.PUBLISHED, JobState.PAUSED) and set(changed) & set(PRICE_FIELDS):
-        increase = price_increase(stored=stored, job=job)
+    if not problems and repriced(stored, job):
+        increase = price_increase(stored=stored, job=job) if increase is None else increase
         left = None if stored.budget_cap is None else stored.budget_cap - stored.budget_reserved
         if left is not None and increase > left:
             field = next(name for name in PRICE_FIELDS if name in changed)
@@ -269,12 +272,12 @@ def price_increase(*, stored: Job, job: Job) -> Decimal:
     Both estimates cover the whole job, so work already paid at the old price is priced again at the new
     one: the reservation errs on the safe side, and settling the job releases what was not spent.
     """
-    return max(estimate_job_cost(job).total - estimate_job_cost(stored).total, Decimal(0))
+    totals = get_job_totals(stored)  # the same items at both prices: read their tally once
+    return max(estimate_job_cost(job, totals=totals).total - estimate_job_cost(stored, totals=totals).total, Decimal(0))
 
 
-def _reserve_price_increase(*, stored: Job, job: Job, actor: Actor) -> None:
-    """A running job's new price costs more at worst: reserve the difference first, or refuse the change."""
-    increase = price_increase(stored=stored, job=job)
+def _reserve_price_increase(*, stored: Job, increase: Decimal, actor: Actor) -> None:
+    """A running job's new price costs ``increase`` more at worst: reserve it first, or refuse the change."""
     if increase <= 0:
         return
     try:
@@ -305,12 +308,11 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
     problems = check_adaptive_settings(job) | check_durations(
         assignment_duration=job.assignment_duration, auto_approve_after=job.auto_approve_after
     )
-    if job.pk is None or Job.objects.filter(pk=job.pk, state=JobState.DRAFT).exists():  # later it cannot change
-        problems |= check_marketplace_currency(marketplace=job.marketplace, currency=job.currency)
     if problems:
         raise ServiceError(" ".join(problems.values()))
     with transaction.atomic():
         if job.pk is None:
+            _refuse(check_marketplace_currency(marketplace=job.marketplace, currency=job.currency))
             _refuse_bad_budget_or_prelabels(job)
             job.save()
             record_audit_event(
@@ -323,14 +325,14 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
         check_instructions_change(job=stored, text=job.instructions, confirmed=instructions_confirmed)
         before, after = _snapshot(stored), _snapshot(job)
         changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-        problems = check_running_job_change(stored=stored, job=job)
-        if problems:
-            raise ServiceError(" ".join(problems.values()))
+        increase = price_increase(stored=stored, job=job) if repriced(stored, job) else Decimal(0)
+        _refuse(check_running_job_change(stored=stored, job=job, increase=increase))
+        if stored.state == JobState.DRAFT:  # later the currency cannot change, so it is checked while a draft
+            _refuse(check_marketplace_currency(marketplace=job.marketplace, currency=job.currency))
         if not changed:
             return job
         _refuse_bad_budget_or_prelabels(job)  # under the row lock: nothing is reserved meanwhile
-        if stored.state in (JobState.PUBLISHED, JobState.PAUSED) and set(changed) & set(PRICE_FIELDS):
-            _reserve_price_increase(stored=stored, job=job, actor=actor)
+        _reserve_price_increase(stored=stored, increase=increase, actor=actor)
         job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])

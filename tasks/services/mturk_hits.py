@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -90,14 +90,7 @@ def set_mturk_job_availability(
     expire_at = timezone.now() + job_options(job).lifetime
     changed = 0
     for hit in hits.order_by("id"):
-        external_id = str(hit.external_id)
-        if open_:
-            connector.set_expiration(external_id, expire_at)
-        else:
-            connector.expire(external_id)
-        MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=expire_at if open_ else timezone.now())
-        # MTurk returns the unfilled slots' money on expiry and takes it again on resume: so do we.
-        sync_hit_escrow(hit=hit, remote=connector.get_hit(external_id), actor=actor)
+        _set_expiry(hit, open_until=expire_at if open_ else None, connector=connector, actor=actor)
         changed += 1
     with transaction.atomic():
         record_audit_event(
@@ -108,6 +101,19 @@ def set_mturk_job_availability(
             after={"hits": changed},
         )
     return changed
+
+
+def _set_expiry(hit: Hit, *, open_until: datetime | None, connector: MTurkMarketplace, actor: Actor) -> int:
+    """Expire the HIT on MTurk now (``open_until`` None) or keep it open until then, record it, and sync its
+    escrow: MTurk returns the unfilled slots' money on expiry and takes it again on resume, so do we.
+    Returns how many escrow rows changed."""
+    external_id = str(hit.external_id)
+    if open_until is None:
+        connector.expire(external_id)
+    else:
+        connector.set_expiration(external_id, open_until)
+    MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=open_until or timezone.now())
+    return sync_hit_escrow(hit=hit, remote=connector.get_hit(external_id), actor=actor).changed
 
 
 @dataclass
@@ -164,8 +170,7 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             result.adopted.append(remote_hit.hit_id)
         elif live and hit is not None and hit.external_id == remote_hit.hit_id and hit.job.state == JobState.PAUSED:
             # A pause MTurk never heard of (the broker was down when it was asked): expire it now, as pausing does.
-            connector.expire(remote_hit.hit_id)
-            MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=now)
+            result.escrow_changed += _set_expiry(hit, open_until=None, connector=connector, actor=actor)
             with transaction.atomic():
                 record_audit_event(
                     actor=actor,
@@ -175,9 +180,6 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
                     after={"hit_id": remote_hit.hit_id, "job": hit.job_id},
                 )
             result.expired.append(remote_hit.hit_id)
-            result.escrow_changed += sync_hit_escrow(
-                hit=hit, remote=connector.get_hit(remote_hit.hit_id), actor=actor, now=now
-            ).changed
         elif live and (hit is None or hit.external_id != remote_hit.hit_id or hit.state == HitState.CANCELLED):
             connector.expire(remote_hit.hit_id)
             with transaction.atomic():

@@ -37,7 +37,6 @@ from tasks.models import (
 )
 from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
-from tasks.services.errors import InvalidTransition
 from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
 from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
@@ -372,11 +371,9 @@ def block_worker(
             .values_list("id", "hit_id")
         )
         if returned:
-            updated = Assignment.objects.filter(
-                pk__in=[pk for pk, _ in returned], state=AssignmentState.SUBMITTED
-            ).update(state=AssignmentState.RETURNED, reviewed_at=now)
-            if updated != len(returned):  # the rows are locked: only a broken invariant gets here
-                raise InvalidTransition("Some assignments changed state while being returned; nothing was returned.")
+            Assignment.objects.filter(pk__in=[pk for pk, _ in returned]).update(  # locked above, still submitted
+                state=AssignmentState.RETURNED, reviewed_at=now
+            )
             Hit.objects.filter(pk__in=[hit_id for _, hit_id in returned]).update(
                 slots_taken=F("slots_taken") - 1,
                 assignments_submitted=F("assignments_submitted") - 1,

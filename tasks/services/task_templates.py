@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Job, RawResult
-from tasks.services.collection import submit_assignment
+from tasks.services.collection import shown_value, submit_assignment
 from tasks.services.errors import SubmissionRefused
 from tasks.services.mturk_results.schema import TRUE_VALUES
 from tasks.services.pool import expire_leases
@@ -106,18 +106,13 @@ def parse_form_fields(raw: str) -> list[tuple[str, str]]:
         ):
             raise SubmissionRefused("The task form sent no readable answers.")
         if "\x00" in pair[0] or "\x00" in pair[1]:
+            name = shown_value(pair[0].replace("\x00", ""))
             raise SubmissionRefused(
-                f"The form field “{_shown(pair[0])}” contains a NUL character (\\u0000), which cannot be stored; "
+                f"The form field “{name}” contains a NUL character (\\u0000), which cannot be stored; "
                 "remove it and submit again."
             )
         fields.append((pair[0], pair[1]))
     return fields
-
-
-def _shown(name: str) -> str:
-    """A field name as a message may quote it: without NULs, at most 40 characters."""
-    name = name.replace("\x00", "")
-    return name if len(name) <= 40 else name[:40] + "…"
 
 
 def submit_template_assignment(*, assignment: UUID, worker: Worker, fields: Sequence[tuple[str, str]]) -> Assignment:

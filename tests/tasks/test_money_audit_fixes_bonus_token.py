@@ -11,13 +11,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tasks.models import Assignment, CostKind, Hit, MTurkBonus, MTurkBonusState
+from tasks.models import Assignment, CostKind, MTurkBonus, MTurkBonusState
 from tasks.services.errors import ServiceError
-from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_review import BonusNeedsReview, retry_pending_mturk_bonuses
 from tasks.services.review import BonusNotConfirmed, pay_bonus
 from tests.marketplaces.mturk_standin import FaultPlan, MTurkStandIn
-from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, published_mturk_job
+from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, submitted_mturk_assignments
 from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import AuditEvent
 
@@ -30,17 +29,8 @@ def _lost_reply() -> FaultPlan:
     return FaultPlan(rate=1.0, kinds=("lost",) + ("5xx",) * 50, operations=SEND)
 
 
-def _submitted(mturk: MTurkMarketplace, standin: MTurkStandIn, workers: int = 1) -> list[Assignment]:
-    job = published_mturk_job(mturk, 1)
-    hit = Hit.objects.get(job=job)
-    item = hit.items.get().external_id
-    ids = []
-    for n in range(workers):
-        ext = standin.state.accept(str(hit.external_id), f"AW{n}")
-        standin.state.external_submit([("assignmentId", ext), (f"item:{item}", "pos")])
-        ids.append(ext)
-    collect_mturk_work(actor=ACTOR, connector=mturk)
-    return [Assignment.objects.get(external_id=ext) for ext in ids]
+def _submitted(mturk: MTurkMarketplace, standin: MTurkStandIn) -> list[Assignment]:
+    return submitted_mturk_assignments(mturk, standin, workers=1)
 
 
 def _a_day_later(standin: MTurkStandIn, key: str) -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from tasks.label_selectors import ExportOptions, LabelRow, get_consensus_run, iter_label_chunks
 from tasks.models import ConsensusLabel, DatasetVersion, Job
 from tasks.services.errors import ServiceError
-from tasks.services.exports.streaming import check_version_file, iter_version_chunks
+from tasks.services.exports.streaming import iter_version_chunks, open_version_file
 from workforce.audit import Actor, record_audit_event
 
 
@@ -96,9 +96,8 @@ def create_dataset_version(*, job: Job, actor: Actor, note: str = "", created_by
 
 def verify_dataset_version(version: DatasetVersion) -> bool:
     """True when the stored file still has the checksum recorded at snapshot time."""
-    check_version_file(version)
     digest = hashlib.sha256()
-    with version.content.open("rb") as handle:
+    with open_version_file(version) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest() == version.sha256
@@ -130,9 +129,7 @@ def diff_dataset_versions(*, old: DatasetVersion, new: DatasetVersion) -> Versio
     """Labels added, removed and changed from ``old`` to ``new`` (two versions of one job), by external id."""
     if old.job_id != new.job_id:
         raise ServiceError("Only two versions of the same job can be compared.")
-    check_version_file(old)
-    check_version_file(new)
-    before, after = _labels(old), _labels(new)
+    before, after = _labels(old), _labels(new)  # reading a missing file raises StoredFileMissing
     diff = VersionDiff(old=old.number, new=new.number)
     for external_id, value in after.items():
         if external_id not in before:

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from tasks.models import BudgetReservation, Item, Job, JobState, LabelingJob, TaskKind, WorkforceKind
@@ -229,6 +229,14 @@ def _publication_rows(job: Job, labeling_job: LabelingJob) -> QuerySet[BudgetRes
     return BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}:"), job_id=job.pk)
 
 
+def _held_for_publication(job: Job, labeling_job: LabelingJob) -> tuple[Decimal, int]:
+    """Under the job row's lock (the caller's transaction): what is held for publishing the labeling job, and
+    how many reservation rows make it up, in one read."""
+    Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).get()
+    held = _publication_rows(job, labeling_job).aggregate(total=Sum("amount"), rows=Count("id"))
+    return exact(held["total"]), held["rows"]
+
+
 def _reserve_publication(*, job: Job, labeling_job: LabelingJob, objects: int, actor: Actor) -> None:
     """Hold what publishing can cost at most, under the job row's lock: reserve what is not yet held for
     this labeling job (the first time under ``groundtruth:<name>:publish``), or release what is held beyond
@@ -238,10 +246,7 @@ def _reserve_publication(*, job: Job, labeling_job: LabelingJob, objects: int, a
     amount = estimated_cost(labeling_job, objects).quantize(AMOUNT_STEP, ROUND_UP)
     reason = f"Ground Truth labeling job {labeling_job.name}: up to {objects} objects"
     with transaction.atomic():
-        Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).get()
-        rows = _publication_rows(job, labeling_job)
-        held = exact(rows.aggregate(total=Sum("amount"))["total"])
-        count = rows.count()
+        held, count = _held_for_publication(job, labeling_job)
         key = f"groundtruth:{labeling_job.name}:publish"
         if count:
             priced = f"{objects}x{labeling_job.workers_per_object}@{labeling_job.task_price.normalize()}"
@@ -255,11 +260,9 @@ def _reserve_publication(*, job: Job, labeling_job: LabelingJob, objects: int, a
 def _release_publication(*, job: Job, labeling_job: LabelingJob, actor: Actor, reason: str) -> None:
     """Give back everything held for publishing the labeling job (AWS refused it for good)."""
     with transaction.atomic():
-        Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).get()
-        rows = _publication_rows(job, labeling_job)
-        held = exact(rows.aggregate(total=Sum("amount"))["total"])
+        held, count = _held_for_publication(job, labeling_job)
         if held > 0:
-            key = f"groundtruth:{labeling_job.name}:publish:{rows.count()}:refused"
+            key = f"groundtruth:{labeling_job.name}:publish:{count}:refused"
             release_budget(job=job, amount=held, key=key, actor=actor, reason=reason[:255])
 
 

@@ -35,3 +35,21 @@ def published_mturk_job(connector: MTurkMarketplace, items: int = 3, **fields: A
 
 def ledger_total(**filters: Any) -> Decimal:
     return CostEntry.objects.filter(**filters).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+
+
+def submitted_mturk_assignments(mturk: MTurkMarketplace, standin: Any, *, workers: int) -> list[Any]:
+    """A one-item job published to the stand-in, ``workers`` workers' answers submitted there and collected:
+    their assignments, in order."""
+    from tasks.models import Assignment, Hit
+    from tasks.services.mturk_collect import collect_mturk_work
+
+    job = published_mturk_job(mturk, 1)
+    hit = Hit.objects.get(job=job)
+    item = hit.items.get().external_id
+    ids = []
+    for n in range(workers):
+        external = standin.state.accept(str(hit.external_id), f"AW{n}")
+        standin.state.external_submit([("assignmentId", external), (f"item:{item}", "pos")])
+        ids.append(external)
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    return [Assignment.objects.get(external_id=i) for i in ids]

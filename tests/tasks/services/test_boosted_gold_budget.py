@@ -67,5 +67,7 @@ def test_with_room_the_boost_hands_out_its_gold_and_reserves_each(make_worker: A
     gold = Assignment.objects.filter(job=job, hit__is_gold=True).count()
     boosted = BudgetReservation.objects.filter(job=job, key__contains=":gold:").count()
     assert gold > estimate_job_cost(job).gold_assignments  # the boost did add gold
-    assert 0 < boosted <= gold
+    assert boosted == gold - estimate_job_cost(job).gold_assignments  # each gold lease past the priced ones, once
+    # Reserved before it was spent: the review never had to raise the reservation to cover the spend.
+    assert not BudgetReservation.objects.filter(job=job, key__contains=":true-up:").exists()
     assert job_spent(job) <= job.budget_reserved

@@ -11,31 +11,22 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, MTurkBonus, MTurkBonusState
+from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, MTurkBonus, MTurkBonusState
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_review import guard_mturk_auto_approval, request_mturk_bonus
 from tasks.services.review import approve_assignment, override_rejection, pay_bonus, reject_assignment
 from tasks.services.review_batch import approve_assignments
 from tests.marketplaces.mturk_standin import FaultPlan, MTurkStandIn
-from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, published_mturk_job
+from tests.tasks.services.mturk_helpers import ACTOR, ledger_total, submitted_mturk_assignments
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
 
-def _submitted(mturk: MTurkMarketplace, standin: MTurkStandIn, workers: int = 2) -> list[Assignment]:
-    job = published_mturk_job(mturk, 1)
-    hit = Hit.objects.get(job=job)
-    item = hit.items.get().external_id
-    ids = []
-    for n in range(workers):
-        external = standin.state.accept(str(hit.external_id), f"AW{n}")
-        standin.state.external_submit([("assignmentId", external), (f"item:{item}", "pos")])
-        ids.append(external)
-    collect_mturk_work(actor=ACTOR, connector=mturk)
-    return [Assignment.objects.get(external_id=i) for i in ids]
+def _submitted(mturk: MTurkMarketplace, standin: MTurkStandIn) -> list[Assignment]:
+    return submitted_mturk_assignments(mturk, standin, workers=2)
 
 
 def _charges(assignment: Assignment) -> list[tuple[str, Decimal, str]]:
