@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -254,7 +256,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
                 continue
             # Runs in Celery (inline without a broker); big jobs take seconds.
             try:
-                enqueue(compute_consensus_task, job_id=job.pk, user_id=request.user.pk)  # nothing to commit first
+                transaction.on_commit(partial(enqueue, compute_consensus_task, job_id=job.pk, user_id=request.user.pk))
             except QueueUnavailable as exc:
                 self.message_user(request, f"{job}: {exc}", messages.ERROR)
                 break

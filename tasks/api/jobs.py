@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -162,7 +164,7 @@ class JobViewSet(
             return Response({"detail": f"Job {job.pk} has no answers yet."}, status=status.HTTP_400_BAD_REQUEST)
         user_id = request.user.pk
         try:
-            enqueue(compute_consensus_task, job_id=job.pk, user_id=user_id)  # nothing written here to commit first
+            transaction.on_commit(partial(enqueue, compute_consensus_task, job_id=job.pk, user_id=user_id))
         except QueueUnavailable:
             return _queue_down(
                 f"{QUEUE_UNREACHABLE}, so consensus of job {job.pk} was not queued. Try again in a few minutes."
