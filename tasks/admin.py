@@ -222,7 +222,10 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             except BROKER_ERRORS:  # the state changed; the marketplace update could not be queued
                 done += 1
                 self.message_user(
-                    request, f"{job.name}: {QUEUE_UNREACHABLE}, so its marketplace was not told.", messages.ERROR
+                    request,
+                    f"{job.name}: {QUEUE_UNREACHABLE}, so its marketplace was not told yet "
+                    "(the hourly MTurk reconcile will).",
+                    messages.ERROR,
                 )
             except ServiceError as exc:
                 self.message_user(request, f"{job.name}: {exc}", messages.ERROR)

@@ -134,7 +134,7 @@ class JobViewSet(
             job.refresh_from_db()
             return _queue_down(
                 f"{QUEUE_UNREACHABLE}: job {job.pk} is now {job.state} here, but its marketplace could not be told "
-                "(its HITs there were not updated)."
+                "(its HITs there were not updated yet; the hourly MTurk reconcile brings them in line)."
             )
         except ServiceError as exc:
             return _error(exc)

@@ -30,6 +30,9 @@ class MTurkHit(models.Model):
     auto_approval_delay = models.DurationField(default=timedelta(days=3))
     published_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    paused = models.BooleanField(
+        default=False, help_text="Expired by a pause or cancel; the job's resume (or the reconcile) opens it again."
+    )
     adopted = models.BooleanField(default=False, help_text="Found on MTurk after a lost reply, not created by us.")
     last_error = models.CharField(max_length=255, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="DeleteHIT done (housekeeping).")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 
 from tasks.models import Job, JobState, Prediction, TaskKind
 from tasks.reports.estimate import estimate_job_cost
 from tasks.selectors import get_job_totals
-from tasks.services.budget import BudgetExceeded, reserve_budget
+from tasks.services.budget import BudgetExceeded, check_budget, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.instructions import check_instructions_change, record_instructions_version
 from workforce.audit import Actor, record_audit_event
@@ -86,7 +87,7 @@ INTERNAL_ONLY_REFUSAL = "An internal-only job can only use the internal worker p
 STRUCTURAL_FIELDS = ("task_kind", "labels", "redundancy", "items_per_hit", "marketplace", "adaptive_min_answers")
 # What the job's work costs. Once the job has left draft its currency never changes (the ledger, tallies and
 # caps are in it); a remote marketplace keeps the price its HITs were posted at; on the internal pool a
-# higher price first reserves the difference against the budget (``_reserve_price_increase``).
+# higher price first reserves the difference against the budget (``_reserve_price_change``).
 POSTED_PRICE_FIELDS = ("reward", "pay_mode", "hourly_rate", "assignment_duration")
 PRICE_FIELDS = (*POSTED_PRICE_FIELDS, "gold_rate", "gold_boost_rate", "gold_boost_until")
 AUDITED_FIELDS = (
@@ -227,15 +228,27 @@ def check_marketplace_currency(*, marketplace: str, currency: str) -> dict[str, 
 
 
 def repriced(stored: Job, job: Job) -> bool:
-    """A running job whose price fields change: the change must fit the budget (``price_increase``)."""
+    """A running job whose price fields change: the change must fit the budget (``price_change``)."""
     running = stored.state in (JobState.PUBLISHED, JobState.PAUSED)
     return running and any(getattr(stored, name) != getattr(job, name) for name in PRICE_FIELDS)
 
 
-def check_running_job_change(*, stored: Job, job: Job, increase: Decimal | None = None) -> dict[str, str]:
+class PriceChange(NamedTuple):
+    """What a running job's new price costs more at worst (``increase``, never negative), and how many more
+    gold leases its estimate prices (``gold_leases``: a raised gold rate; the pool hands those out against
+    this reservation instead of reserving each one again)."""
+
+    increase: Decimal
+    gold_leases: int
+
+
+NO_PRICE_CHANGE = PriceChange(Decimal(0), 0)
+
+
+def check_running_job_change(*, stored: Job, job: Job, change: PriceChange | None = None) -> dict[str, str]:
     """Field -> sentence for each change a job that has left draft cannot take: structural fields and the
-    currency; the posted price on a remote marketplace; a higher price the budget cannot cover (``increase``
-    when the caller has computed it)."""
+    currency; the posted price on a remote marketplace; a higher price the budget (the job's cap or the
+    month's) cannot cover (``change`` when the caller has computed it)."""
     if stored.state == JobState.DRAFT:
         return {}
     changed = [
@@ -255,41 +268,44 @@ def check_running_job_change(*, stored: Job, job: Job, increase: Decimal | None 
                     "instead."
                 )
     if not problems and repriced(stored, job):
-        increase = price_increase(stored=stored, job=job) if increase is None else increase
-        left = None if stored.budget_cap is None else stored.budget_cap - stored.budget_reserved
-        if left is not None and increase > left:
+        increase = (price_change(stored=stored, job=job) if change is None else change).increase
+        try:
+            if increase > 0:
+                check_budget(job=stored, amount=increase)
+        except BudgetExceeded as exc:
             field = next(name for name in PRICE_FIELDS if name in changed)
-            problems[field] = (
-                f"At the new price the job needs {increase:.2f} {stored.currency} more, and its budget has "
-                f"{left:.2f} left; raise the budget cap first."
-            )
+            problems[field] = f"At the new price: {exc}"
     return problems
 
 
-def price_increase(*, stored: Job, job: Job) -> Decimal:
-    """How much more the job's worst case costs at ``job``'s price than at ``stored``'s (0 when less).
+def price_change(*, stored: Job, job: Job) -> PriceChange:
+    """How much more the job's worst case costs at ``job``'s price than at ``stored``'s (0 when less), and
+    how many more gold leases the new estimate prices.
 
     Both estimates cover the whole job, so work already paid at the old price is priced again at the new
     one: the reservation errs on the safe side, and settling the job releases what was not spent.
     """
     totals = get_job_totals(stored)  # the same items at both prices: read their tally once
-    return max(estimate_job_cost(job, totals=totals).total - estimate_job_cost(stored, totals=totals).total, Decimal(0))
+    old, new = estimate_job_cost(stored, totals=totals), estimate_job_cost(job, totals=totals)
+    return PriceChange(max(new.total - old.total, Decimal(0)), max(new.gold_assignments - old.gold_assignments, 0))
 
 
-def _reserve_price_increase(*, stored: Job, increase: Decimal, actor: Actor) -> None:
-    """A running job's new price costs ``increase`` more at worst: reserve it first, or refuse the change."""
-    if increase <= 0:
-        return
-    try:
-        reserve_budget(
-            job=stored,
-            amount=increase,
-            key=f"job:{stored.pk}:price:{uuid.uuid4().hex}",  # one per change: the change and it commit together
-            actor=actor,
-            reason="the job's price was raised",
-        )
-    except BudgetExceeded as exc:
-        raise ServiceError(f"At the new price the job needs {increase:.2f} {stored.currency} more. {exc}") from exc
+def _reserve_price_change(*, stored: Job, change: PriceChange, actor: Actor) -> None:
+    """A running job's new price costs ``change.increase`` more at worst: reserve it first, or refuse the
+    change. The gold leases the new estimate adds are priced by the job's reservations from now on."""
+    if change.increase > 0:
+        try:
+            reserve_budget(
+                job=stored,
+                amount=change.increase,
+                key=f"job:{stored.pk}:price:{uuid.uuid4().hex}",  # one per change: the change and it commit together
+                actor=actor,
+                reason="the job's price was raised",
+            )
+        except BudgetExceeded as exc:
+            raise ServiceError(f"At the new price: {exc}") from exc
+    if change.gold_leases:
+        Job.objects.filter(pk=stored.pk).update(gold_leases_priced=F("gold_leases_priced") + change.gold_leases)
 
 
 def _snapshot(job: Job) -> dict[str, Any]:
@@ -325,14 +341,14 @@ def configure_job(*, job: Job, actor: Actor, instructions_confirmed: bool = True
         check_instructions_change(job=stored, text=job.instructions, confirmed=instructions_confirmed)
         before, after = _snapshot(stored), _snapshot(job)
         changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-        increase = price_increase(stored=stored, job=job) if repriced(stored, job) else Decimal(0)
-        _refuse(check_running_job_change(stored=stored, job=job, increase=increase))
+        change = price_change(stored=stored, job=job) if repriced(stored, job) else NO_PRICE_CHANGE
+        _refuse(check_running_job_change(stored=stored, job=job, change=change))
         if stored.state == JobState.DRAFT:  # later the currency cannot change, so it is checked while a draft
             _refuse(check_marketplace_currency(marketplace=job.marketplace, currency=job.currency))
         if not changed:
             return job
         _refuse_bad_budget_or_prelabels(job)  # under the row lock: nothing is reserved meanwhile
-        _reserve_price_increase(stored=stored, increase=increase, actor=actor)
+        _reserve_price_change(stored=stored, change=change, actor=actor)
         job.budget_reserved = stored.budget_reserved  # kept by tasks.services.budget only
         job.state = stored.state  # the form never moves the state machine
         job.save(update_fields=[*changed, "updated_at"])

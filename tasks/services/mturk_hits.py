@@ -112,7 +112,7 @@ def _set_expiry(hit: Hit, *, open_until: datetime | None, connector: MTurkMarket
         connector.expire(external_id)
     else:
         connector.set_expiration(external_id, open_until)
-    MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=open_until or timezone.now())
+    MTurkHit.objects.filter(hit_id=hit.pk).update(expires_at=open_until or timezone.now(), paused=open_until is None)
     return sync_hit_escrow(hit=hit, remote=connector.get_hit(external_id), actor=actor).changed
 
 
@@ -123,6 +123,7 @@ class ReconcileResult:
     expired: list[str] = field(default_factory=list)
     foreign: int = 0
     escrow_changed: int = 0  # our HITs whose unfilled slots were released or committed again
+    reopened: list[str] = field(default_factory=list)  # HITs of a resumed job that MTurk still had expired
 
 
 def _uuid(annotation: str) -> uuid.UUID | None:
@@ -132,19 +133,31 @@ def _uuid(annotation: str) -> uuid.UUID | None:
         return None
 
 
+def _resumed_while_mturk_was_not_told(hit: Hit | None, hit_id: str) -> bool:
+    """Our HIT, expired by a pause, of a job that runs again, with work still wanted: its resume never reached
+    MTurk. A HIT whose lifetime simply ended is not ``paused`` and stays expired."""
+    if hit is None or hit.external_id != hit_id or hit.job.state != JobState.PUBLISHED:
+        return False
+    if hit.state in (HitState.COMPLETE, HitState.CANCELLED):
+        return False
+    info = getattr(hit, "mturk", None)
+    return info is not None and info.paused and info.deleted_at is None
+
+
 def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = None) -> ReconcileResult:
     """ListHITs (every page) against our rows. A HIT whose annotation is one of our Hits but which we never
     recorded is adopted (a crash older than the token's 24 hours); one whose annotation is a UUID we do not
     have, a second HIT for a Hit already recorded, or one of a cancelled Hit is expired. HITs without a UUID
     annotation belong to someone else on the account and are left alone. A live HIT of a paused job is
     expired (the pause's own call to MTurk may never have run). Each recorded HIT's escrow is synced from
-    the same listing (``sync_hit_escrow``), whoever expired or extended it."""
+    the same listing (``sync_hit_escrow``), whoever expired or extended it. Likewise a HIT a pause expired,
+    of a job that has been resumed since, is opened again (the resume's call may never have run)."""
     connector = mturk_connector(connector)
     result = ReconcileResult()
     remote = list(connector.list_hits())
     result.remote = len(remote)
     keys = [key for key in (_uuid(r.annotation) for r in remote) if key is not None]
-    ours = {str(h.uuid): h for h in Hit.objects.filter(uuid__in=keys).select_related("job")}
+    ours = {str(h.uuid): h for h in Hit.objects.filter(uuid__in=keys).select_related("job", "mturk")}
     now = timezone.now()
     for remote_hit in remote:
         key = _uuid(remote_hit.annotation)
@@ -191,6 +204,20 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
                     after={"hit_id": remote_hit.hit_id},
                 )
             result.expired.append(remote_hit.hit_id)
+        elif not live and _resumed_while_mturk_was_not_told(hit, remote_hit.hit_id):
+            # A resume MTurk never heard of: open the HIT again for the job's lifetime, as resuming does.
+            assert hit is not None
+            open_until = now + job_options(hit.job).lifetime
+            result.escrow_changed += _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
+            with transaction.atomic():
+                record_audit_event(
+                    actor=actor,
+                    action="mturk.resumed_hit_reopened",
+                    object_type="hit",
+                    object_id=hit.pk,
+                    after={"hit_id": remote_hit.hit_id, "job": hit.job_id, "expires_at": open_until.isoformat()},
+                )
+            result.reopened.append(remote_hit.hit_id)
         elif hit is not None and hit.external_id == remote_hit.hit_id:
             result.escrow_changed += sync_hit_escrow(hit=hit, remote=remote_hit, actor=actor, now=now).changed
     return result

@@ -71,3 +71,32 @@ def test_with_room_the_boost_hands_out_its_gold_and_reserves_each(make_worker: A
     # Reserved before it was spent: the review never had to raise the reservation to cover the spend.
     assert not BudgetReservation.objects.filter(job=job, key__contains=":true-up:").exists()
     assert job_spent(job) <= job.budget_reserved
+
+
+def test_a_raised_gold_rate_is_reserved_once_not_again_per_gold_lease(make_worker: Any) -> None:
+    """Raising a running job's gold rate reserves the new estimate's extra gold with the change; those
+    leases are then handed out against it, not reserved a second time each."""
+    from tasks.services.jobs import configure_job
+
+    job = JobFactory(redundancy=1, reward=Decimal("0.10"), gold_rate=0.1)
+    ItemFactory.create_batch(20, job=job)
+    for n in range(10):
+        ItemFactory(job=job, external_id=f"g{n}", is_gold=True, gold_answer="pos")
+    job = publish_job(job=job, actor=SYSTEM)
+    priced_at_publish = Job.objects.get(pk=job.pk).gold_leases_priced
+    edited = Job.objects.get(pk=job.pk)
+    edited.gold_rate = 0.5
+    configure_job(job=edited, actor=SYSTEM)
+    job.refresh_from_db()
+    raised = estimate_job_cost(job).gold_assignments
+    assert raised > priced_at_publish
+    assert job.gold_leases_priced == raised
+    increase = BudgetReservation.objects.get(job=job, key__contains=":price:").amount
+    assert increase == (raised - priced_at_publish) * Decimal("0.10")
+    _work_until_done(job, make_worker)
+    gold = Assignment.objects.filter(job=job, hit__is_gold=True).count()
+    beyond = BudgetReservation.objects.filter(job=job, key__contains=":gold:").count()
+    assert beyond == max(gold - raised, 0)
+    job.refresh_from_db()
+    assert job_spent(job) <= job.budget_reserved
+    assert not BudgetReservation.objects.filter(job=job, key__contains=":true-up:").exists()

@@ -48,7 +48,7 @@ def test_a_higher_price_the_budget_cannot_cover_is_refused_and_nothing_overspend
 ) -> None:
     job = make_published_job(items=4, redundancy=1, reward=Decimal("0.10"), budget_cap=Decimal("0.40"))
     _work_and_approve(job, make_worker, 1)
-    with pytest.raises(ServiceError, match=r"needs 3\.60 USD more.*0\.00 left"):
+    with pytest.raises(ServiceError, match=r"new price: Job \d+ needs 3\.60 USD but only 0\.00 of its"):
         configure_job(job=_edited(job, reward=Decimal("1.00")), actor=SYSTEM)
     job.refresh_from_db()
     assert job.reward == Decimal("0.10") and job.budget_reserved == Decimal("0.40")
@@ -89,7 +89,7 @@ def test_the_api_answers_400_with_the_sentence(api: APIClient, make_published_jo
     job = make_published_job(items=4, redundancy=1, reward=Decimal("0.10"), budget_cap=Decimal("0.40"))
     response = api.patch(f"/api/jobs/{job.pk}/", {"reward": "1.00"}, format="json")
     assert response.status_code == 400, response.content
-    assert "raise the budget cap first" in response.content.decode()
+    assert "budget cap is left (0.40 already reserved); raise the cap" in response.content.decode()
     response = api.patch(f"/api/jobs/{job.pk}/", {"currency": "EUR"}, format="json")
     assert response.status_code == 400 and "currency cannot change" in response.content.decode()
     assert Job.objects.get(pk=job.pk).reward == Decimal("0.10")
@@ -102,7 +102,7 @@ def test_the_admin_form_shows_the_refusal_on_the_field(
     fields = {"name": job.name, "instructions": job.instructions, "budget_cap": "0.40", "reward": "1.00"}
     response = login_client(ops_manager).post(reverse("admin:tasks_job_change", args=[job.pk]), job_form_data(**fields))
     assert response.status_code == 200
-    assert "raise the budget cap first" in response.content.decode()
+    assert "budget cap is left (0.40 already reserved); raise the cap" in response.content.decode()
     assert Job.objects.get(pk=job.pk).reward == Decimal("0.10")
 
 
@@ -123,3 +123,22 @@ def test_mturk_and_ground_truth_jobs_are_priced_in_us_dollars(
     assert not Job.objects.filter(name="EUR on MTurk").exists()
     with pytest.raises(ServiceError, match="charges in US dollars"):
         configure_job(job=mturk_job(1, currency="EUR"), actor=SYSTEM)
+
+
+def test_a_higher_price_the_months_cap_cannot_cover_is_refused_with_that_cap_named(
+    make_published_job: Callable[..., Job],
+) -> None:
+    from django.utils import timezone
+
+    from tasks.models import MonthlyBudget
+    from tasks.services.budget import set_monthly_cap
+
+    job = make_published_job(items=4, redundancy=1, reward=Decimal("0.10"), budget_cap=None)
+    month = timezone.now().date().replace(day=1)
+    held = MonthlyBudget.objects.filter(month=month).values_list("reserved", flat=True).first() or Decimal(0)
+    set_monthly_cap(month=month, cap=held + Decimal("0.20"), actor=SYSTEM)
+    with pytest.raises(ServiceError, match=r"new price: .*monthly cap for \d{4}-\d{2} is left"):
+        configure_job(job=_edited(job, reward=Decimal("0.25")), actor=SYSTEM)  # 0.60 more
+    assert Job.objects.get(pk=job.pk).reward == Decimal("0.10")
+    configure_job(job=_edited(job, reward=Decimal("0.15")), actor=SYSTEM)  # 0.20 more: fits
+    assert Job.objects.get(pk=job.pk).reward == Decimal("0.15")

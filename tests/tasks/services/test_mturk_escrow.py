@@ -187,6 +187,37 @@ def test_reconcile_expires_the_hits_of_a_job_paused_while_mturk_could_not_be_tol
     assert _matches_mturk(job, mturk, standin)
 
 
+def test_reconcile_reopens_the_hits_of_a_job_resumed_while_mturk_could_not_be_told(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The pause reached MTurk, the resume did not (broker down): the reconcile opens the paused HITs again
+    and commits their unfilled slots again, once; a HIT whose lifetime simply ended stays expired."""
+    from tasks.services.publishing import pause_job, resume_job
+
+    job, hit = _one_hit_job(mturk)
+    other, ended = _one_hit_job(mturk)
+    with django_capture_on_commit_callbacks(execute=True):
+        pause_job(job=job, actor=ACTOR)
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] <= time.time()
+    assert ledger_total(job=job) == 0
+    with django_capture_on_commit_callbacks(execute=False):  # the broker is down: MTurk is never told
+        resume_job(job=job, actor=ACTOR)
+    _lifetime_ends(standin, ended)
+    collect_mturk_work(actor=ACTOR, connector=mturk)  # the ended HIT's slots go back as usual
+    result = reconcile_mturk_hits(actor=ACTOR, connector=mturk)
+    assert result.reopened == [str(hit.external_id)] and result.expired == []
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] > time.time() + 3600
+    assert standin.state.hits[str(ended.external_id)]["Expiration"] <= time.time()
+    assert ledger_total(job=job) == 3 * SLOT == _reserved(job)
+    assert ledger_total(job=other) == 0
+    assert AuditEvent.objects.filter(action="mturk.resumed_hit_reopened", object_id=str(hit.pk)).count() == 1
+    assert reconcile_mturk_hits(actor=ACTOR, connector=mturk).reopened == []  # once
+    assert _matches_mturk(job, mturk, standin)
+    with django_capture_on_commit_callbacks(execute=True):  # paused again, it is released again
+        pause_job(job=job, actor=ACTOR)
+    assert ledger_total(job=job) == 0 and reconcile_mturk_hits(actor=ACTOR, connector=mturk).reopened == []
+
+
 def test_extra_assignments_never_taken_are_released_when_the_hit_expires(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
