@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from qualification.errors import AttemptRefused
 from qualification.models import Attempt, AttemptState, QualificationTest
@@ -17,7 +17,7 @@ from qualification.selectors import get_worker_attempt, list_tests_for_worker, q
 from qualification.services import start_attempt, submit_attempt
 from workforce.models import Worker
 from workforce.ratelimit import rate_limited
-from workforce.web import worker_required
+from workforce.web import worker_action, worker_required
 
 ANSWER_PREFIX = "q-"
 # Starting and submitting attempts: at most QUALIFICATION_RATE_LIMIT per worker and IP per window.
@@ -75,13 +75,10 @@ def attempt_page(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> Ht
     )
 
 
-@require_http_methods(["GET", "POST"])
-@worker_required
+@worker_action("qualification:attempt", key="attempt_uuid")
 @_rate_limited
 def submit(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> HttpResponse:
     attempt = _own_attempt(worker, attempt_uuid)
-    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-test
-        return redirect("qualification:attempt", attempt_uuid=attempt.uuid)
     answers: dict[str, Any] = {}
     for key in request.POST:
         if key.startswith(ANSWER_PREFIX):

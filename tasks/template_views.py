@@ -13,18 +13,18 @@ from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET
 
 from tasks.models import Assignment, AssignmentState, Item
 from tasks.selectors import list_page_items, list_training_feedback, task_for_page
 from tasks.services.errors import ServiceError
 from tasks.services.task_templates import parse_form_fields, render_template, submit_template_assignment
 from workforce.models import Worker
-from workforce.web import worker_required
+from workforce.web import worker_action, worker_required
 
 # Our page: our own static script and styles only; it may frame only our own documents.
 PAGE_CSP = (
@@ -85,13 +85,10 @@ def task_layout(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> 
     return response
 
 
-@require_http_methods(["GET", "POST"])
-@worker_required
+@worker_action("task", key="assignment_uuid")
 def submit_layout_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     from tasks.views import _next_task, _own_assignment, _refused_submit  # tasks.views imports this module
 
-    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-task
-        return redirect("task", assignment_uuid=_own_assignment(worker, assignment_uuid).uuid)
     try:
         fields = parse_form_fields(request.POST.get("fields", ""))
         assignment = submit_template_assignment(assignment=assignment_uuid, worker=worker, fields=fields)

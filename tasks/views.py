@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from tasks.models import DONE_ASSIGNMENT_STATES, Assignment, AssignmentState, Job, JobState
 from tasks.selectors import (
@@ -28,7 +28,7 @@ from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
 from tasks.template_views import layout_task_page
 from workforce.models import Marketplace, Worker
-from workforce.web import worker_required
+from workforce.web import worker_action, worker_required
 
 
 @login_required
@@ -139,11 +139,8 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
     )
 
 
-@require_http_methods(["GET", "POST"])
-@worker_required
+@worker_action("task", key="assignment_uuid")
 def submit_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
-    if request.method == "GET":  # e.g. the login page's ``next`` after the session ended mid-task
-        return redirect("task", assignment_uuid=_own_assignment(worker, assignment_uuid).uuid)
     answers: dict[int, Any] = {}  # by place on the page (``answer-<place>``)
     for key in request.POST:
         place = key[7:]
@@ -166,12 +163,9 @@ def _refused_submit(request: HttpRequest, worker: Worker, assignment: Assignment
     return _refused(request, assignment, message)
 
 
-@require_http_methods(["GET", "POST"])
-@worker_required
+@worker_action("task", key="assignment_uuid")
 def return_task(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> HttpResponse:
     assignment = _own_assignment(worker, assignment_uuid)
-    if request.method == "GET":
-        return redirect("task", assignment_uuid=assignment.uuid)
     try:
         return_assignment(assignment=assignment, worker=worker)
     except ServiceError as exc:

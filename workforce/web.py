@@ -9,7 +9,9 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.views.decorators.http import require_http_methods
 
 from workforce.models import Marketplace
 
@@ -33,3 +35,22 @@ def worker_required(view: View) -> View:
         return view(request, worker, *args, **kwargs)
 
     return wrapper
+
+
+def worker_action(back_to: str, *, key: str) -> Callable[[View], View]:
+    """A crowd worker's POST action (``worker_required``). Reached by GET, as the login page's ``next`` does
+    after the session ended mid-task, it sends the worker back to the ``back_to`` page for the same ``key``
+    URL argument (that page checks the object is theirs) instead of answering 405."""
+
+    def decorate(view: View) -> View:
+        @require_http_methods(["GET", "POST"])
+        @worker_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, worker: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "GET":
+                return redirect(back_to, **{key: kwargs[key]})
+            return view(request, worker, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -536,3 +536,21 @@ def test_a_blocked_worker_gets_no_new_work(make_published_job: Callable[..., Job
     assert response.redirect_chain[-1][0] == reverse("work-list")
     assert "Your account is blocked from new work." in messages_of(response)
     assert not Assignment.objects.exists()
+
+
+def test_submit_and_skip_reached_by_get_go_back_to_the_task_and_change_nothing(
+    make_published_job: Callable[..., Job], worker_client: Client, make_worker: Callable[..., Worker]
+) -> None:
+    """The login page's ``next`` after a session ended mid-task is a GET on the action's URL: the worker
+    goes back to their task; another worker's task stays a 404 behind that redirect."""
+    job = make_published_job(items=2)
+    mine = start(worker_client, job)
+    for url in (submit_url(mine), return_url(mine)):
+        response = worker_client.get(url)
+        assert response.status_code == 302 and response["Location"] == task_url(mine)
+    mine.refresh_from_db()
+    assert mine.state == AssignmentState.ACCEPTED and not Answer.objects.exists()
+    other = Client()
+    other.force_login(make_worker().user)
+    response = other.get(submit_url(mine), follow=True)
+    assert response.status_code == 404
