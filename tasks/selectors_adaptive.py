@@ -9,7 +9,7 @@ from django.db.models import Count, F, IntegerField, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from tasks.models import AdaptiveSkills, ConsensusLabel, Hit, HitState, Job
-from tasks.services.adaptive import max_answers_of
+from tasks.services.adaptive_state import max_answers_of
 
 
 @dataclass(frozen=True)

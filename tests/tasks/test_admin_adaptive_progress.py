@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from tasks import dashboard
 from tasks.models import AdaptiveSkills, Job
-from tasks.services.adaptive import allocate_adaptive_answers, refit_adaptive_skills
+from tasks.services.adaptive import allocate_adaptive_answers
+from tasks.services.adaptive_state import refit_adaptive_skills
 from tasks.services.consensus import compute_consensus
 from tests.tasks.services.test_adaptive import _publish, _run_crowd
 from workforce.audit import Actor

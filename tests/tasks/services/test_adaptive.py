@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from tasks.models import AdaptiveSkills, Answer, Hit, HitState, Item, Job, JobState, Prediction
 from tasks.selectors_adaptive import get_adaptive_progress
-from tasks.services.adaptive import allocate_adaptive_answers, items_state, load_skills, refit_adaptive_skills
+from tasks.services.adaptive import allocate_adaptive_answers
+from tasks.services.adaptive_state import items_state, load_skills, refit_adaptive_skills
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.jobs import configure_job
