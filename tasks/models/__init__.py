@@ -1,6 +1,7 @@
 """The tasks app's models, one module per topic. Import them from ``tasks.models``.
 
-``core``: Job -> Item, Hit -> Assignment -> Answer, consensus.
+``core``: Job -> Item.
+``work``: Hit -> Assignment -> Answer, consensus.
 ``ledger``: the append-only cost ledger.
 ``budget``: budget reservations, monthly caps and budget alerts.
 ``groundtruth``: SageMaker Ground Truth labeling jobs and the labels Ground Truth consolidated.
@@ -25,19 +26,10 @@ from tasks.models.console import (
     LabelExport,
 )
 from tasks.models.core import (
-    DONE_ASSIGNMENT_STATES,
     IMAGE_KINDS,
-    LIVE_ASSIGNMENT_STATES,
     MULTILABEL_KINDS,
     SHAPE_KINDS,
-    Answer,
-    Assignment,
-    AssignmentState,
-    ConsensusLabel,
     GoldMissAction,
-    Hit,
-    HitItem,
-    HitState,
     Item,
     Job,
     JobState,
@@ -59,6 +51,17 @@ from tasks.models.mturk_results import RawResult
 from tasks.models.predictions import Prediction
 from tasks.models.quality import AssignmentFlag, AssignmentGoldItem, GoldGrade, JobBlock, WorkerJobScore
 from tasks.models.tallies import JobCostTally, JobTally
+from tasks.models.work import (
+    DONE_ASSIGNMENT_STATES,
+    LIVE_ASSIGNMENT_STATES,
+    Answer,
+    Assignment,
+    AssignmentState,
+    ConsensusLabel,
+    Hit,
+    HitItem,
+    HitState,
+)
 
 __all__ = [
     "DONE_ASSIGNMENT_STATES",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from tasks.models.core import Assignment, Hit, Job
+from tasks.models.core import Job
+from tasks.models.work import Assignment, Hit
 from workforce.models import Marketplace, Worker
 
 

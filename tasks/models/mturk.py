@@ -15,7 +15,8 @@ from django.db import models
 from django.db.models import Q
 
 from qualification.models import QualificationTest
-from tasks.models.core import Assignment, Hit, Job
+from tasks.models.core import Job
+from tasks.models.work import Assignment, Hit
 from workforce.models import Worker
 
 

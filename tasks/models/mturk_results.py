@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from tasks.models.core import Assignment, Job
+from tasks.models.core import Job
+from tasks.models.work import Assignment
 
 
 class RawResult(models.Model):

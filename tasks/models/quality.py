@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from tasks.models.core import Answer, Assignment, Item, Job
+from tasks.models.core import Item, Job
+from tasks.models.work import Answer, Assignment
 from workforce.models import Worker
 
 
