@@ -268,6 +268,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 # An export still queued this long after it was asked for is queued again by the sweep above.
 EXPORT_REQUEUE_AFTER_SECONDS = env_int("EXPORT_REQUEUE_AFTER_SECONDS", 300)
+# A running export that showed no life this long (no rows written: its worker died) is queued again by the
+# sweep, at most 3 runs in all, then failed. Generous: a run writes its progress at least every chunk.
+EXPORT_STALLED_AFTER_SECONDS = env_int("EXPORT_STALLED_AFTER_SECONDS", 1800)
+if EXPORT_STALLED_AFTER_SECONDS < 60:
+    raise ImproperlyConfigured(
+        f"EXPORT_STALLED_AFTER_SECONDS must be at least 60 (a slow but live export must not be run twice), "
+        f"got {EXPORT_STALLED_AFTER_SECONDS}."
+    )
 # /readyz: how long the broker check may take.
 READYZ_BROKER_TIMEOUT_SECONDS = env_float("READYZ_BROKER_TIMEOUT_SECONDS", 2.0)
 # At most one adaptive allocation pass per job is queued in this many seconds (the rest wait, none is lost).

@@ -160,8 +160,12 @@ def auto_review_task() -> dict[str, int]:
 
 @shared_task(name="tasks.tasks.requeue_stale_exports_task")
 def requeue_stale_exports_task() -> int:
-    """Queue again the exports still queued after EXPORT_REQUEUE_AFTER_SECONDS (their message was lost, or
-    the broker was down when they were asked for). Celery beat runs this every EXPORT_SWEEP_SECONDS."""
+    """Queue again the exports still queued EXPORT_REQUEUE_AFTER_SECONDS after they were last sent (their
+    message was lost, or the broker was down), and those running with no sign of life for
+    EXPORT_STALLED_AFTER_SECONDS (their worker died). Celery beat runs this every EXPORT_SWEEP_SECONDS."""
     from tasks.services.exports import requeue_stale_exports
 
-    return requeue_stale_exports(older_than=timedelta(seconds=settings.EXPORT_REQUEUE_AFTER_SECONDS))
+    return requeue_stale_exports(
+        older_than=timedelta(seconds=settings.EXPORT_REQUEUE_AFTER_SECONDS),
+        stalled_after=timedelta(seconds=settings.EXPORT_STALLED_AFTER_SECONDS),
+    )

@@ -70,6 +70,15 @@ class LabelExport(models.Model):
     )
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last sent to the task queue (empty: never sent yet)."
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many runs have claimed it; only the latest run may write the result."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its run last showed life (claimed the row or wrote rows)."
+    )
 
     class Meta:
         ordering = ["-id"]

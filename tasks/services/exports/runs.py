@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks.label_selectors import ExportOptions
@@ -20,6 +22,13 @@ from workforce.audit import Actor, record_audit_event
 
 logger = logging.getLogger(__name__)
 REQUEUE_BATCH = 500
+# Runs an export may have in all: after this many presumed-dead runs (see ``requeue_stale_exports``) it fails.
+EXPORT_MAX_ATTEMPTS = 3
+SWEEP = Actor.system("export sweep")
+
+
+class _ClaimLost(Exception):
+    """This run's claim on an export was taken over: the sweep presumed it dead and queued the export again."""
 
 
 class ExportNotStarted(ServiceError):
@@ -41,6 +50,12 @@ def _queue_export(export_id: int) -> None:
         enqueue(run_label_export_task, export_id=export_id)
     except QueueUnavailable as exc:
         raise ExportNotStarted(export_id) from exc
+    _mark_sent(export_id)
+
+
+def _mark_sent(export_id: int) -> None:
+    """Note that a message for the export is on the queue (once it is claimed, there is nothing to note)."""
+    LabelExport.objects.filter(pk=export_id, state=ExportState.QUEUED).update(queued_at=timezone.now())
 
 
 def request_label_export(
@@ -80,24 +95,87 @@ def request_label_export(
     return export
 
 
-def requeue_stale_exports(*, older_than: timedelta) -> int:
-    """Queue again every export still queued ``older_than`` after it was asked for: no worker claimed it (its
-    message was lost, or the broker was down). A duplicate message is harmless: ``run_label_export`` claims
-    the row QUEUED -> RUNNING with a conditional update, so only one run writes it. Returns how many were queued;
-    a broker still down stops the sweep (the next beat tick tries again)."""
+def requeue_stale_exports(
+    *, older_than: timedelta, stalled_after: timedelta | None = None, max_attempts: int = EXPORT_MAX_ATTEMPTS
+) -> int:
+    """Queue again the exports no live worker is on. Returns how many messages were sent.
+
+    - Queued, and last sent to the queue (or, never sent, asked for) ``older_than`` ago: no worker claimed it
+      (its message was lost, or the broker was down). One sent recently is left alone: it may only be waiting
+      behind a long queue, and sending it again every beat tick would pile up duplicates.
+    - Running, with no sign of life for ``stalled_after`` (its worker was killed, ran out of memory, or was
+      redeployed): put back to queued and sent again, unless it has had ``max_attempts`` runs already, then
+      failed with a sentence saying so. A run shows life by claiming the row and by every chunk it writes.
+
+    A duplicate message is harmless: ``run_label_export`` claims the row QUEUED -> RUNNING with a conditional
+    update, so only one run writes it, and a run presumed dead that was only slow cannot overwrite the newer
+    run's result. A broker still down stops the sweep (the next beat tick tries again)."""
     from tasks.tasks import enqueue, run_label_export_task  # the task module imports this one
 
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
+    revived = [] if stalled_after is None else _recover_stalled(cutoff=now - stalled_after, max_attempts=max_attempts)
     stale = list(
-        LabelExport.objects.filter(state=ExportState.QUEUED, created_at__lt=cutoff)
+        LabelExport.objects.filter(state=ExportState.QUEUED)
+        .annotate(last_sent=Coalesce("queued_at", "created_at"))
+        .filter(last_sent__lt=now - older_than)
+        .exclude(pk__in=revived)
         .order_by("pk")
         .values_list("pk", flat=True)[:REQUEUE_BATCH]
     )
-    for export_id in stale:
+    for export_id in [*revived, *stale]:
         enqueue(run_label_export_task, export_id=export_id)
+        _mark_sent(export_id)
     if stale:
         logger.warning("queued %d export(s) again that no worker had picked up: %s", len(stale), stale)
-    return len(stale)
+    return len(revived) + len(stale)
+
+
+def _stalled_error(export_id: int, runs: int) -> str:
+    times = "once" if runs == 1 else "twice" if runs == 2 else f"{runs} times"
+    return (
+        f"Export {export_id} did not finish: the worker running it stopped {times} "
+        "(killed, out of memory, or redeployed); ask for the export again."
+    )
+
+
+def _recover_stalled(*, cutoff: datetime, max_attempts: int) -> list[int]:
+    """Running exports that showed no life since ``cutoff``: queued again (their ids returned), or failed once
+    they have had ``max_attempts`` runs. Each is changed by a conditional update, so a run that shows life
+    meanwhile (or finishes) keeps its export."""
+    lifeless = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    stalled = list(
+        LabelExport.objects.filter(lifeless, state=ExportState.RUNNING)
+        .order_by("pk")
+        .values_list("pk", "job_id", "attempts")[:REQUEUE_BATCH]
+    )
+    requeued: list[int] = []
+    for export_id, job_id, attempts in stalled:
+        rows = LabelExport.objects.filter(lifeless, pk=export_id, state=ExportState.RUNNING, attempts=attempts)
+        give_up = attempts >= max_attempts
+        with transaction.atomic():
+            if give_up:
+                error = _stalled_error(export_id, attempts)
+                changed = rows.update(state=ExportState.FAILED, error=error, finished_at=timezone.now())
+            else:
+                error = f"its worker stopped (run {attempts} of at most {max_attempts}); queued again"
+                changed = rows.update(state=ExportState.QUEUED, queued_at=None, rows_done=0)
+            if not changed:
+                continue
+            record_audit_event(
+                actor=SWEEP,
+                action="labels.export_failed" if give_up else "labels.export_requeued",
+                object_type="job",
+                object_id=job_id,
+                after={"export": export_id, "attempts": attempts},
+                reason=error,
+            )
+        if give_up:
+            logger.error("export %s failed: its worker stopped %d times", export_id, attempts)
+        else:
+            requeued.append(export_id)
+    if requeued:
+        logger.warning("queued %d export(s) again whose worker stopped: %s", len(requeued), requeued)
+    return requeued
 
 
 def open_export_file(export: LabelExport) -> IO[bytes]:
@@ -112,15 +190,33 @@ def open_export_file(export: LabelExport) -> IO[bytes]:
     return handle
 
 
+def _claim(export: LabelExport) -> int | None:
+    """Take the export QUEUED -> RUNNING for this run with a conditional update (one run wins): this run's
+    attempt number, or None when another run has it or it is finished."""
+    previous = LabelExport.objects.filter(pk=export.pk, state=ExportState.QUEUED).values_list("attempts", flat=True)
+    attempts = previous.first()
+    if attempts is None:
+        return None
+    claimed = LabelExport.objects.filter(pk=export.pk, state=ExportState.QUEUED, attempts=attempts).update(
+        state=ExportState.RUNNING, attempts=attempts + 1, heartbeat_at=timezone.now()
+    )
+    return attempts + 1 if claimed else None
+
+
 def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
-    """Write the export's file, updating ``rows_done`` as chunks are written; a failure is recorded, not raised."""
-    claimed = LabelExport.objects.filter(pk=export.pk, state=ExportState.QUEUED).update(state=ExportState.RUNNING)
-    if not claimed:
+    """Write the export's file, updating ``rows_done`` as chunks are written; a failure is recorded, not raised.
+
+    Every write is conditional on this run's claim (state running, its attempt number): a run the sweep
+    presumed dead and replaced stops at its next chunk, and never overwrites the newer run's result."""
+    attempt = _claim(export)
+    if attempt is None:
         export.refresh_from_db()
         return export
+    mine = LabelExport.objects.filter(pk=export.pk, state=ExportState.RUNNING, attempts=attempt)
 
     def progress(done: int, total: int) -> None:
-        LabelExport.objects.filter(pk=export.pk).update(rows_done=done, rows_total=total)
+        if not mine.update(rows_done=done, rows_total=total, heartbeat_at=timezone.now()):
+            raise _ClaimLost
 
     exporter = get_exporter(export.format)
     try:
@@ -135,27 +231,33 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
                 progress=progress,
             )
             spool.seek(0)
-            name = f"export_{export.pk}.{exporter.extension}"
-            with transaction.atomic():
-                export.refresh_from_db()
-                export.file.save(name, File(spool), save=False)
-                export.sha256 = result.sha256
-                export.rows_done = export.rows_total = result.rows
-                export.state = ExportState.DONE
-                export.finished_at = timezone.now()
-                export.save(update_fields=["file", "sha256", "rows_done", "rows_total", "state", "finished_at"])
+            # To storage first (a name already taken, e.g. by a newer run, gets another), then the row if still ours.
+            export.file.save(f"export_{export.pk}.{exporter.extension}", File(spool), save=False)
+            now = timezone.now()
+            finished = mine.update(
+                file=export.file.name,
+                sha256=result.sha256,
+                rows_done=result.rows,
+                rows_total=result.rows,
+                state=ExportState.DONE,
+                finished_at=now,
+                heartbeat_at=now,
+            )
+            if not finished:
+                export.file.storage.delete(export.file.name)
+                raise _ClaimLost
+    except _ClaimLost:
+        logger.warning("export %s: run %d was presumed dead and replaced; its result is dropped", export.pk, attempt)
     except ServiceError as exc:
         with transaction.atomic():
-            LabelExport.objects.filter(pk=export.pk).update(
-                state=ExportState.FAILED, error=str(exc), finished_at=timezone.now()
-            )
-            record_audit_event(
-                actor=actor,
-                action="labels.export_failed",
-                object_type="job",
-                object_id=export.job_id,
-                after={"export": export.pk},
-                reason=str(exc),
-            )
-        export.refresh_from_db()
+            if mine.update(state=ExportState.FAILED, error=str(exc), finished_at=timezone.now()):
+                record_audit_event(
+                    actor=actor,
+                    action="labels.export_failed",
+                    object_type="job",
+                    object_id=export.job_id,
+                    after={"export": export.pk},
+                    reason=str(exc),
+                )
+    export.refresh_from_db()
     return export
