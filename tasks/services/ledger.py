@@ -144,13 +144,21 @@ def record_costs(lines: Iterable[CostLine], *, batch_size: int = 5000) -> int:
                 created_at=line.created_at or now,
             )
         )
-    if not rows:
-        return 0
-    keys = [row.idempotency_key for row in rows]
-    before = CostEntry.objects.filter(idempotency_key__in=keys).count()
-    CostEntry.objects.bulk_create(rows, batch_size=batch_size, ignore_conflicts=True)
-    after = CostEntry.objects.filter(idempotency_key__in=keys).count()
-    return after - before
+    # One read of the keys already booked per batch, then only the new rows are written (the first of a key
+    # given twice); ``ignore_conflicts`` still covers a concurrent booking of the same key.
+    new: dict[str, CostEntry] = {}
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        booked = set(
+            CostEntry.objects.filter(idempotency_key__in=[row.idempotency_key for row in batch]).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        for row in batch:
+            if row.idempotency_key not in booked:
+                new.setdefault(row.idempotency_key, row)
+    CostEntry.objects.bulk_create(list(new.values()), batch_size=batch_size, ignore_conflicts=True)
+    return len(new)
 
 
 def reverse_cost(*, entry: CostEntry, idempotency_key: str, memo: str = "") -> tuple[CostEntry, bool]:
