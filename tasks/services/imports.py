@@ -85,6 +85,10 @@ def _text_lines(stream: IO[bytes] | IO[str]) -> Iterator[str]:
             yield chunk
     except UnicodeDecodeError as exc:
         raise ImportValidationError([RowError(line + 1, "the file is not valid UTF-8")]) from exc
+    if getattr(text_stream, "bytebuffer", b""):  # the decoder drops a character cut off by the end of the file
+        raise ImportValidationError(
+            [RowError(max(line, 1), "the file ends inside a UTF-8 character, so it looks cut off; upload it again")]
+        )
 
 
 def content_id(values: list[str]) -> str:
@@ -93,13 +97,24 @@ def content_id(values: list[str]) -> str:
     return "row-" + hashlib.sha256("\x1f".join(values).encode()).hexdigest()[:20]
 
 
+def _cut_off(start: int) -> RowError:
+    return RowError(
+        start,
+        "the file ends inside a quoted field of the row that starts on this line, so it looks cut off (an interrupted "
+        "upload or download?); import the whole file again, or close the quote if it was left open",
+    )
+
+
 def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Iterator[_Row | RowError]:
-    reader = csv.reader(_text_lines(stream))
+    # strict: a quoted field the end of the file cuts off raises instead of coming back as a shorter cell.
+    reader = csv.reader(_text_lines(stream), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise ImportValidationError([RowError(1, "the file is empty")]) from None
     except csv.Error as exc:
+        if "end of data" in str(exc):
+            raise ImportValidationError([_cut_off(1)]) from None
         raise ImportValidationError([RowError(1, f"unreadable header ({exc})")]) from None
     header = [h.strip() for h in header]
     if id_column is None:
@@ -123,12 +138,13 @@ def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Ite
         raise ImportValidationError([RowError(1, f"duplicate column(s) in the header: {', '.join(sorted(dupes))}")])
     id_index = header.index(id_col) if id_col != CONTENT_IDS else -1
     while True:
+        start = reader.line_num + 1  # a quoted field may carry the row over several lines
         try:
             values = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield RowError(reader.line_num, f"unreadable row ({exc})")
+            yield _cut_off(start) if "end of data" in str(exc) else RowError(reader.line_num, f"unreadable row ({exc})")
             continue
         line = reader.line_num
         if not values or all(v == "" for v in values):

@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-bad-rows",
             action="store_true",
-            help="Import a damaged file's whole rows and report the damaged ones (default: refuse the file, exit 2).",
+            help="Import a damaged file's whole rows, or the rows of a file answering with labels the job cannot "
+            "take, and report the others (default: refuse the file, exit 2).",
         )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
@@ -76,6 +77,11 @@ class Command(BaseCommand):
             f"{result.workers_created} new worker(s), {result.items_created} new item(s), "
             f"{len(result.rows_skipped)} row(s) skipped; label field Answer.{result.label_field}."
         )
+        if result.labels_added:
+            self.stdout.write(
+                f"Added label(s) {', '.join(result.labels_added)} to job {result.job}'s label set "
+                "(answers an earlier batch never gave)."
+            )
         for skipped in result.rows_skipped[:20]:
             self.stdout.write(f"  line {skipped['line']}: {skipped['reason']}")
         consensus = result.consensus

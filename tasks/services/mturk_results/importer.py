@@ -13,6 +13,12 @@ AssignmentId on two lines with different content) is refused whole, naming its f
 ``skip_bad_rows`` asks for the rest to be imported with the damaged rows reported in ``rows_skipped``. Rows
 that are whole but cannot be taken (unknown status, unreadable time, no label, work already in another job)
 are always reported and skipped.
+
+Answers with a label the job lacks (a later batch showing a value the first never did) extend the label set
+of a job that holds imported MTurk history only (``_labels_fixed_because`` says when); the new labels are
+appended, audited as ``job.labels_extended`` and listed in ``labels_added``. Any other job's label set is in
+use, and a new job's was given as ``labels``: the file is refused whole, naming the labels, unless
+``skip_bad_rows`` asks for the other rows to be imported and these reported in ``rows_skipped``.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Item, Job, RawResult, TaskKind
+from tasks.models import Assignment, AssignmentState, Hit, Item, Job, JobState, RawResult, TaskKind
 from tasks.services.collection import validate_value
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError, SubmissionRefused
@@ -33,7 +40,7 @@ from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answ
 from tasks.services.jobs import create_job
 from tasks.services.mturk_history_costs import ImportedApproval, book_imported_assignment_costs, lock_live_hits
 from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
-from tasks.services.mturk_results.schema import LabelSchema, SchemaError, infer_schema
+from tasks.services.mturk_results.schema import MAX_INFERRED_LABELS, LabelSchema, SchemaError, infer_schema
 from tasks.services.quality import refresh_speed_scores
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Marketplace
@@ -56,6 +63,7 @@ class MTurkImportResult:
     answers_created: int = 0
     raw_results_refreshed: int = 0
     label_field: str = ""
+    labels_added: list[str] = field(default_factory=list)
     rows_skipped: list[dict[str, Any]] = field(default_factory=list)
     costs: dict[str, Any] = field(default_factory=dict)
     consensus: dict[str, Any] | None = None
@@ -182,6 +190,87 @@ def _damage_sentence(filename: str, damage: list[tuple[int, str, str]]) -> str:
     )
 
 
+def _labels_fixed_because(job: Job) -> str:
+    """Why ``job``'s label set cannot grow to fit imported answers; empty when it holds imported MTurk history
+    only: an MTurk job of a labeling kind, still a draft never published (labels are editable until then, and
+    no worker has been shown them), whose every Hit is an MTurk HIT an import brought (none built for our pool
+    or posted to MTurk by us)."""
+    if job.is_shapes:
+        return "it is a drawing job"
+    if job.state != JobState.DRAFT or job.published_at is not None:
+        return f"it has been published (it is {job.state} now), so workers use its label set"
+    if job.marketplace != MARKETPLACE:
+        return f"its marketplace is {job.marketplace}, not {MARKETPLACE}, so its labels were set by hand"
+    own = Hit.objects.filter(job=job).filter(
+        ~Q(marketplace=MARKETPLACE) | Q(external_id__isnull=True) | Q(mturk__isnull=False)
+    )
+    if own.exists():
+        return "it has Hits of its own besides imported MTurk HITs"
+    return ""
+
+
+def _fit_labels(
+    *, job: Job, schema: LabelSchema, parsed: ResultsFile, filename: str, actor: Actor, skip_bad_rows: bool
+) -> tuple[Job, LabelSchema, list[str]]:
+    """The job (locked and fresh when its labels were read again) and schema to import with, and the labels
+    added: answers with labels the job lacks extend a job of imported history only, or refuse the file."""
+    answers = [row.answers for row in parsed.rows]
+    if not schema.unknown_labels(answers):
+        return job, schema, []
+    job = Job.objects.select_for_update().get(pk=job.pk)  # a concurrent import or publish waits for this one
+    before = [str(label) for label in job.labels]
+    schema = schema.with_labels(before)
+    unknown = schema.unknown_labels(answers)
+    if not unknown:
+        return job, schema, []
+    shown = ", ".join(repr(label) for label in unknown[:10]) + (
+        f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    )
+    reason = _labels_fixed_because(job)
+    if reason:
+        if skip_bad_rows:
+            return job, schema, []  # the rows are skipped one by one, each with its reason
+        how = (
+            "add them to the job's labels (editable while it is a draft) and import again"
+            if job.state == JobState.DRAFT and job.published_at is None
+            else "import the file into a new job (--new-job, with --labels listing every label)"
+        )
+        raise ServiceError(
+            f"{filename} answers Answer.{schema.field} with label(s) {shown} that job {job.pk} does not have, and its "
+            f"label set cannot grow: {reason}. Nothing was imported; {how}, or pass --skip-bad-rows to import the "
+            "other rows and list these in rows_skipped."
+        )
+    after = before + unknown
+    if len(after) > MAX_INFERRED_LABELS:
+        raise ServiceError(
+            f"{filename} would give job {job.pk} {len(after)} labels (it answers Answer.{schema.field} with {shown}), "
+            f"more than {MAX_INFERRED_LABELS}, so the field looks like free text, not a label; nothing was imported."
+        )
+    job.labels = after
+    job.save(update_fields=["labels", "updated_at"])
+    record_audit_event(
+        actor=actor,
+        action="job.labels_extended",
+        object_type="job",
+        object_id=job.pk,
+        before={"labels": before},
+        after={"labels": after, "added": unknown, "file": filename, "answer_field": schema.field},
+    )
+    return job, schema.with_labels(after), unknown
+
+
+def _refuse_labels_outside_given(*, schema: LabelSchema, parsed: ResultsFile, filename: str) -> None:
+    """A new job's ``labels`` were given: answers with others refuse the file (``skip_bad_rows``: skip them)."""
+    unknown = schema.unknown_labels(row.answers for row in parsed.rows)
+    if unknown:
+        shown = ", ".join(repr(label) for label in unknown[:10]) + (" and more" if len(unknown) > 10 else "")
+        raise ServiceError(
+            f"{filename} answers Answer.{schema.field} with label(s) {shown} that --labels does not list, so "
+            "nothing was imported; add them to --labels, or pass --skip-bad-rows to import the other rows and "
+            "list these in rows_skipped."
+        )
+
+
 def import_mturk_results(
     *,
     data: bytes,
@@ -219,12 +308,21 @@ def import_mturk_results(
 
     with transaction.atomic():
         created = job is None
+        labels_added: list[str] = []
         if job is None:
+            if not skip_bad_rows:
+                _refuse_labels_outside_given(schema=schema, parsed=parsed, filename=filename)
             job = _new_job(name=new_job_name.strip(), parsed=parsed, schema=schema, actor=actor)
-        elif not job.answer_field:
-            job.answer_field = schema.field
-            job.save(update_fields=["answer_field", "updated_at"])
-        result = MTurkImportResult(job=job.pk, job_created=created, rows=parsed.total_rows, label_field=schema.field)
+        else:
+            job, schema, labels_added = _fit_labels(
+                job=job, schema=schema, parsed=parsed, filename=filename, actor=actor, skip_bad_rows=skip_bad_rows
+            )
+            if not job.answer_field:
+                job.answer_field = schema.field
+                job.save(update_fields=["answer_field", "updated_at"])
+        result = MTurkImportResult(
+            job=job.pk, job_created=created, rows=parsed.total_rows, label_field=schema.field, labels_added=labels_added
+        )
         records: dict[int, ExternalAssignment] = {}
         for row in parsed.rows:
             value, problem = schema.value(row.answers)
@@ -323,6 +421,7 @@ def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) 
             "assignments_created": result.assignments_created,
             "items_created": result.items_created,
             "raw_results_refreshed": result.raw_results_refreshed,
+            "labels_added": result.labels_added,
             "rows_skipped": len(result.rows_skipped),
         },
     )

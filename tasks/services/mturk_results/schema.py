@@ -14,7 +14,7 @@ exported again, but it is not aggregated: consensus and scoring need a label fro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 TRUE_VALUES = frozenset({"true", "on", "1", "yes", "y", "checked", "x"})
@@ -59,6 +59,34 @@ class LabelSchema:
         if self.multilabel:
             return [part.strip() for part in raw.split("|") if part.strip()], None
         return (raw, None) if raw else (None, None)
+
+    def answered_labels(self, rows: Iterable[Mapping[str, str]]) -> list[str]:
+        """Every label the rows' answers give, the schema's or not, in natural order: a ticked box of the
+        group, a ``|``-separated part of a multi-label field, or a single-label field's value (one holding
+        ``|`` is a multi-label answer, not a label, and is left to the row's own check)."""
+        found: set[str] = set()
+        prefix = self.field + "."
+        for answers in rows:
+            if self.style == "group":
+                found.update(
+                    key[len(prefix) :]
+                    for key, raw in answers.items()
+                    if key.startswith(prefix) and raw.strip().lower() in TRUE_VALUES
+                )
+                continue
+            raw = answers.get(self.field, "").strip()
+            if self.multilabel:
+                found.update(part.strip() for part in raw.split("|") if part.strip())
+            elif raw and "|" not in raw:
+                found.add(raw)
+        return _natural(found)
+
+    def unknown_labels(self, rows: Iterable[Mapping[str, str]]) -> list[str]:
+        """The labels the rows' answers give that the schema's label set lacks, in natural order."""
+        return [label for label in self.answered_labels(rows) if label not in self.labels]
+
+    def with_labels(self, labels: Sequence[str]) -> LabelSchema:
+        return replace(self, labels=tuple(labels))
 
     def fields(self, value: Any) -> dict[str, str]:
         """The answer fields a label (or label list) is written as: the inverse of :meth:`value`."""
