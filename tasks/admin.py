@@ -40,7 +40,7 @@ from tasks.services.jobs import (
     configure_job,
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
-from tasks.tasks import BROKER_ERRORS, QUEUE_UNREACHABLE, QueueUnavailable, compute_consensus_task, enqueue
+from tasks.tasks import QUEUE_UNREACHABLE, QueueUnavailable, compute_consensus_task, enqueue
 from tasks.worker_scores import scorecard_earnings
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
@@ -219,7 +219,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             try:
                 service(job=job, actor=Actor.from_user(request.user))
                 done += 1
-            except BROKER_ERRORS:  # the state changed; the marketplace update could not be queued
+            except QueueUnavailable:  # the state changed; the marketplace update could not be queued
                 done += 1
                 self.message_user(
                     request,
@@ -238,7 +238,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             try:
                 # Building Hits for a big job takes a while: it runs in Celery (inline without a broker).
                 request_publish(job=job, actor=Actor.from_user(request.user))
-            except BROKER_ERRORS:
+            except QueueUnavailable:
                 self.message_user(
                     request,
                     f"{job.name}: {QUEUE_UNREACHABLE}, so it was not published; try again later.",

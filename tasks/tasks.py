@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from tasks import adaptive_tasks, mturk_tasks  # noqa: F401  (registers their tasks with the worker)
 from tasks.models import Job
-from tasks.services.errors import ServiceError
+from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.pool import expire_leases
 from tasks.services.publishing import publish_job
 from workforce.audit import Actor
@@ -24,10 +24,6 @@ logger = logging.getLogger(__name__)
 # connection errors as kombu's OperationalError, which is also ``celery.exceptions.OperationalError``).
 BROKER_ERRORS: tuple[type[Exception], ...] = (BrokerOperationalError,)
 QUEUE_UNREACHABLE = "The task queue (the Celery broker) cannot be reached right now"
-
-
-class QueueUnavailable(ServiceError):
-    """Background work was not queued: the broker is unreachable. ``str()`` says so and what to do."""
 
 
 def enqueue(task: Any, /, **kwargs: Any) -> None:
@@ -78,7 +74,6 @@ def publish_job_task(*, job_id: int, user_id: int | None = None) -> int:
 @shared_task(name="tasks.tasks.compute_consensus_task")
 def compute_consensus_task(*, job_id: int, user_id: int | None = None) -> dict[str, object]:
     from tasks.services.consensus import compute_consensus
-    from tasks.services.errors import ServiceError
 
     job = Job.objects.get(pk=job_id)
     actor = Actor.from_user(get_user_model().objects.get(pk=user_id)) if user_id else Actor.system("consensus")

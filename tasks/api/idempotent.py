@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tasks.services.errors import ServiceError
+from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.idempotency import IdempotencyConflict, run_idempotent
 
 HEADER = "Idempotency-Key"
@@ -27,6 +27,8 @@ def respond_idempotently(
         outcome = run_idempotent(user=request.user, scope=scope, key=key, request_hash=fingerprint, action=action)
     except IdempotencyConflict as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    except QueueUnavailable:
+        raise  # not a bad key: the caller answers 503
     except ServiceError as exc:
         return Response({HEADER: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
     response = Response(outcome.body, status=outcome.status_code)

@@ -45,6 +45,11 @@ def _error(exc: ServiceError) -> Response:
     return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
+_NOT_PUBLISHED = (
+    f"{QUEUE_UNREACHABLE}, so job {{job}} was not published; it is still a draft. Try again in a few minutes."
+)
+
+
 def _queue_down(detail: str) -> Response:
     """The broker is unreachable: a 503 with the sentence (never an HTML 500)."""
     return Response({"detail": detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
@@ -109,6 +114,8 @@ class JobViewSet(
             check_queue_reachable()
             try:
                 request_publish(job=job, actor=Actor.from_user(request.user))
+            except QueueUnavailable:
+                raise  # 503 below: nothing was stored under the key, so a retry runs again
             except ServiceError as exc:
                 return 400, {"detail": str(exc)}
             return 202, {"job": job.pk, "detail": "Publishing started."}
@@ -120,17 +127,16 @@ class JobViewSet(
                 fingerprint=request_fingerprint("publish", str(job.pk)),
                 action=run,
             )
-        except BROKER_ERRORS:
-            return _queue_down(
-                f"{QUEUE_UNREACHABLE}, so job {job.pk} was not published; it is still a draft. "
-                "Try again in a few minutes."
-            )
+        except QueueUnavailable:
+            return _queue_down(_NOT_PUBLISHED.format(job=job.pk))
+        except BROKER_ERRORS:  # check_queue_reachable, before anything was stored under the key
+            return _queue_down(_NOT_PUBLISHED.format(job=job.pk))
 
     def _transition(self, request: Request, service: Any) -> Response:
         job = self.get_object()
         try:
             job = service(job=job, actor=Actor.from_user(request.user))
-        except BROKER_ERRORS:  # an MTurk job's HITs are updated in the background after the state changed
+        except QueueUnavailable:  # an MTurk job's HITs are updated in the background after the state changed
             job.refresh_from_db()
             return _queue_down(
                 f"{QUEUE_UNREACHABLE}: job {job.pk} is now {job.state} here, but its marketplace could not be told "

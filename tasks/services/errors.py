@@ -22,6 +22,11 @@ class NoWorkAvailable(ServiceError):
     pass
 
 
+class QueueUnavailable(ServiceError):
+    """Background work was not queued: the broker is unreachable (``tasks.tasks.enqueue``). Callers answer
+    503 (API) or an error message (admin), not a 400: the request was fine, try again later."""
+
+
 class NotQualified(ServiceError):
     """The worker does not meet the job's requirements; the message lists what is missing."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -62,7 +63,7 @@ def check_publishable(job: Job) -> None:
 
 def request_publish(*, job: Job, actor: Actor) -> None:
     """Check the job can be published, then publish it in the background (Celery; inline without a broker)."""
-    from tasks.tasks import publish_job_task  # the task module imports this one
+    from tasks.tasks import enqueue, publish_job_task  # the task module imports this one
 
     if job.marketplace == Marketplace.GROUNDTRUTH:
         _request_groundtruth_publish(job=job, actor=actor)
@@ -73,7 +74,9 @@ def request_publish(*, job: Job, actor: Actor) -> None:
 
         check_mturk_publishable(job=job)  # refuses early: settings, requirements, the account's balance
     user_id = int(actor.id) if actor.kind == "user" and actor.id else None
-    transaction.on_commit(lambda: publish_job_task.delay(job_id=job.pk, user_id=user_id))
+    # Nothing was written here, so the task is queued at once: a broker that is down raises QueueUnavailable
+    # inside the caller's transaction (an Idempotency-Key's response is then not stored, and a retry runs).
+    enqueue(publish_job_task, job_id=job.pk, user_id=user_id)
 
 
 def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
@@ -83,7 +86,7 @@ def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
 
     from tasks.models import LabelingJob
     from tasks.services.groundtruth.running import publication_cost
-    from tasks.tasks import publish_labeling_job_task
+    from tasks.tasks import enqueue, publish_labeling_job_task
 
     if job.state != JobState.DRAFT:
         raise InvalidTransition(f"Job {job.pk} is {job.state}; only draft jobs can be published.")
@@ -101,7 +104,7 @@ def _request_groundtruth_publish(*, job: Job, actor: Actor) -> None:
     # The background task reserves this before asking AWS; a cap that cannot take it is refused here, now.
     check_budget(job=job, amount=publication_cost(job=job, labeling_job=labeling_job, budget=job.budget_cap))
     user_id = int(actor.id) if actor.kind == "user" and actor.id else None
-    transaction.on_commit(lambda: publish_labeling_job_task.delay(job_id=job.pk, user_id=user_id))
+    enqueue(publish_labeling_job_task, job_id=job.pk, user_id=user_id)  # nothing written here: queued at once
 
 
 def publish_job(*, job: Job, actor: Actor) -> Job:
@@ -127,8 +130,9 @@ def publish_job(*, job: Job, actor: Actor) -> Job:
         Job.objects.filter(pk=job.pk).update(gold_leases_priced=estimate.gold_assignments)
         if mturk:
             from tasks.mturk_tasks import publish_mturk_hits_task
+            from tasks.tasks import enqueue
 
-            transaction.on_commit(lambda: publish_mturk_hits_task.delay(job_id=job.pk))
+            transaction.on_commit(partial(enqueue, publish_mturk_hits_task, job_id=job.pk))
         else:
             Hit.objects.filter(job=job, state=HitState.DRAFT).update(state=HitState.OPEN)
         job.refresh_from_db(fields=["budget_reserved"])
@@ -139,8 +143,9 @@ def _mturk_availability(job: Job, *, open_: bool) -> None:
     """MTurk has no pause: its HITs are expired (or given a new expiry) in the background after commit."""
     if job.marketplace == Marketplace.MTURK:
         from tasks.mturk_tasks import set_mturk_job_availability_task
+        from tasks.tasks import enqueue
 
-        transaction.on_commit(lambda: set_mturk_job_availability_task.delay(job_id=job.pk, open_=open_))
+        transaction.on_commit(partial(enqueue, set_mturk_job_availability_task, job_id=job.pk, open_=open_))
 
 
 def pause_job(*, job: Job, actor: Actor, reason: str = "") -> Job:

@@ -193,3 +193,18 @@ def test_the_admin_says_the_queue_is_down_instead_of_a_500(
 def test_an_adaptive_pass_the_broker_refuses_stays_pending(labeled_job: Job, broker_down: Any) -> None:
     assert adaptive_queue.request_adaptive_allocation(job_id=labeled_job.pk) is False
     assert adaptive_queue.has_pending_allocation(labeled_job.pk)  # not lost: the sweep or the next submit asks
+
+
+def test_publish_with_a_key_whose_task_cannot_be_queued_stores_no_response(api: APIClient, broker_down: Any) -> None:
+    """The broker answers the readiness check but refuses the message: still a 503, no response is kept under
+    the key, and the retry publishes."""
+    job: Any = JobFactory()
+    ItemFactory.create_batch(3, job=job)
+    url = f"/api/jobs/{job.pk}/publish/"
+    refused = api.post(url, HTTP_IDEMPOTENCY_KEY="k-2")
+    assert refused.status_code == 503 and "still a draft" in refused.json()["detail"]
+    assert not IdempotencyRecord.objects.exists()
+    broker_down.undo()
+    retry = api.post(url, HTTP_IDEMPOTENCY_KEY="k-2")
+    assert retry.status_code == 202 and "Idempotent-Replayed" not in retry
+    assert Job.objects.get(pk=job.pk).state == JobState.PUBLISHED

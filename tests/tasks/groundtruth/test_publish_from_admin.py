@@ -60,12 +60,13 @@ def test_a_ground_truth_job_without_settings_is_refused_with_a_sentence(settings
 
 
 def test_a_month_that_cannot_take_the_labeling_jobs_cost_is_refused_when_publishing_is_requested(
-    settings: Any, django_capture_on_commit_callbacks: Any
+    settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from decimal import Decimal
 
     from django.utils import timezone
 
+    import tasks.tasks
     from tasks.models import MonthlyBudget
     from tasks.services.budget import BudgetExceeded, month_of
     from tasks.services.groundtruth.running import configure_labeling_job
@@ -85,10 +86,11 @@ def test_a_month_that_cannot_take_the_labeling_jobs_cost_is_refused_when_publish
     assert job.marketplace == "groundtruth"
     # 40 objects x (0.08 charge + 3 x 0.05) = 9.20, more than the month has room for
     MonthlyBudget.objects.create(month=month_of(timezone.now()), cap=Decimal("9"))
-    with django_capture_on_commit_callbacks() as queued, pytest.raises(BudgetExceeded):
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.tasks, "enqueue", lambda task, **kwargs: queued.append({"task": task.name, **kwargs}))
+    with pytest.raises(BudgetExceeded):
         request_publish(job=job, actor=Actor.system("test"))
     assert queued == []  # nothing was sent to the background publisher
     MonthlyBudget.objects.update(cap=Decimal("9.20"))
-    with django_capture_on_commit_callbacks() as queued:
-        request_publish(job=job, actor=Actor.system("test"))
-    assert len(queued) == 1
+    request_publish(job=job, actor=Actor.system("test"))
+    assert queued == [{"task": "tasks.tasks.publish_labeling_job_task", "job_id": job.pk, "user_id": None}]
