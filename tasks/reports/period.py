@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from tasks.models import ConsensusLabel, CostEntry, Job
-from tasks.reports.selectors import JobCost, MarketplaceSpend
+from tasks.models import CostEntry
+from tasks.reports.selectors import JobCost, MarketplaceSpend, list_job_costs
 from tasks.services.budget import exact
 
 M = TypeVar("M", bound=Any)
@@ -63,37 +63,9 @@ class Period:
 
 
 def list_job_spend_in_period(period: Period, *, limit: int = 50) -> list[JobCost]:
-    """The most recent jobs with ledger rows in ``period``, with what they spent in it (one grouped query
-    over the period's rows, one read of the jobs, one count of their labels). Labels are not dated like
-    money, so no cost per label is given for a period."""
-    spend = {
-        row["job_id"]: exact(row["total"])
-        for row in period.entries(CostEntry.objects.all())
-        .values("job_id")
-        .annotate(total=Sum("amount"))
-        .order_by("-job_id")[:limit]
-    }
-    jobs = Job.objects.filter(pk__in=list(spend)).order_by("-id")
-    labels = {
-        r["job_id"]: r["n"]
-        for r in ConsensusLabel.objects.filter(job_id__in=list(spend))
-        .values("job_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    }
-    return [
-        JobCost(
-            job=j["id"],
-            name=j["name"],
-            currency=j["currency"],
-            total=spend[j["id"]],
-            labels=labels.get(j["id"], 0),
-            cost_per_label=None,
-            budget_cap=j["budget_cap"],
-            budget_reserved=j["budget_reserved"],
-        )
-        for j in jobs.values("id", "name", "currency", "budget_cap", "budget_reserved")
-    ]
+    """The most recent jobs with ledger rows in ``period``, with what they spent in it and no cost per label
+    (``tasks.reports.selectors.list_job_costs`` over the period)."""
+    return list_job_costs(limit=limit, period=period)
 
 
 def list_spend_by_marketplace_in_period(period: Period) -> list[MarketplaceSpend]:

@@ -151,6 +151,58 @@ def _escrow_slot(prefix: str = "") -> Q:
     )
 
 
+@dataclass(frozen=True)
+class ObservedCost:
+    """What the job's ledger says its work cost so far, for the forecast (``get_observed_cost``)."""
+
+    charged: Decimal = ZERO  # what assignments were charged themselves, net of reversals
+    paid: int = 0  # assignments with a pay row
+    escrow: Decimal = ZERO  # MTurk's escrow for slots not yet settled or released
+    open_slots: int = 0  # escrow slots still held (their reward rows not reversed)
+
+
+def get_observed_cost(job: Job) -> ObservedCost:
+    """The figures the forecast's rule reads from the job's ledger rows (the job's cost tallies sum by kind,
+    status and marketplace only, so they cannot tell an assignment's fee from a bonus's, or what a reversal
+    reverses). Two grouped queries through the (job, kind) index: the job's rows, joined to nothing, and its
+    reversals, each joined to the row it reverses by primary key."""
+    rows = CostEntry.objects.filter(job_id=job.pk).aggregate(
+        charged=Sum("amount", filter=_assignment_charge()),
+        paid=Count("assignment_id", distinct=True, filter=Q(kind__in=PAY_KINDS, assignment__isnull=False)),
+        escrow=Sum("amount", filter=_escrow_slot()),
+        slots=Count("id", filter=_escrow_slot() & Q(kind=CostKind.REWARD)),
+    )
+    reversals = CostEntry.objects.filter(job_id=job.pk, kind=CostKind.REVERSAL).aggregate(
+        charged=Sum("amount", filter=_assignment_charge("reverses__")),
+        escrow=Sum("amount", filter=_escrow_slot("reverses__")),
+        # A row is reversed at most once (``reverses`` is one-to-one), so this counts the slots released.
+        released=Count("id", filter=_escrow_slot("reverses__") & Q(reverses__kind=CostKind.REWARD)),
+    )
+    return ObservedCost(
+        charged=exact(rows["charged"]) + exact(reversals["charged"]),
+        paid=rows["paid"],
+        escrow=exact(rows["escrow"]) + exact(reversals["escrow"]),
+        open_slots=rows["slots"] - reversals["released"],
+    )
+
+
+@dataclass(frozen=True)
+class Projection:
+    cost_per_assignment: Decimal | None  # None before any assignment was paid
+    projected_total: Decimal
+
+
+def project_total(job: Job, *, total: Decimal, remaining: int, observed: ObservedCost) -> Projection:
+    """The cost at completion: the ledger's ``total`` so far plus the ``remaining`` answers at the observed cost
+    of a paid assignment (the job's worst case, ``unit_cost``, before any was paid), less the remaining answers
+    whose slots MTurk already holds in escrow (that escrow is in the total). The one rule behind the job
+    report's forecast and the job page's."""
+    paid = observed.paid
+    each = (observed.charged / paid).quantize(Decimal("0.0001"), ROUND_HALF_UP) if paid else unit_cost(job)
+    unescrowed = max(remaining - observed.open_slots, 0)
+    return Projection(cost_per_assignment=each if paid else None, projected_total=total + each * unescrowed)
+
+
 def get_forecast(job: Job, *, total: Decimal, done: int, now: datetime | None = None) -> Forecast:
     """Remaining answers x the observed cost of a paid assignment (the worst case before any), and days to
     completion at the rate work was done since the job was published.
@@ -158,32 +210,23 @@ def get_forecast(job: Job, *, total: Decimal, done: int, now: datetime | None = 
     The observed cost is what assignments were charged themselves (pay and fee rows booked against an
     assignment, net of their reversals) over the assignments paid: bonuses and MTurk's escrow are not
     part of it. Remaining answers whose slots MTurk already holds in escrow add nothing: that escrow is
-    in the total. One grouped query over the job's ledger rows."""
+    in the total (``project_total``). Two grouped queries over the job's ledger rows (``get_observed_cost``)."""
     now = now or timezone.now()
     totals = get_job_totals(job)  # the job's tally of its live (not cancelled) non-gold Hits
     remaining = max(totals.answers_wanted - totals.answers_submitted, 0)
-    ledger = CostEntry.objects.filter(job_id=job.pk).aggregate(
-        charged=Sum(
-            "amount", filter=_assignment_charge() | Q(kind=CostKind.REVERSAL) & _assignment_charge("reverses__")
-        ),
-        paid=Count("assignment_id", distinct=True, filter=Q(kind__in=PAY_KINDS, assignment__isnull=False)),
-        escrow=Sum("amount", filter=_escrow_slot() | Q(kind=CostKind.REVERSAL) & _escrow_slot("reverses__")),
-        open_slots=Count("id", filter=_escrow_slot() & Q(kind=CostKind.REWARD, reversed_by__isnull=True)),
-    )
-    paid: int = ledger["paid"]
-    each = (exact(ledger["charged"]) / paid).quantize(Decimal("0.0001"), ROUND_HALF_UP) if paid else unit_cost(job)
-    unescrowed = max(remaining - ledger["open_slots"], 0)
+    observed = get_observed_cost(job)
+    projection = project_total(job, total=total, remaining=remaining, observed=observed)
     rate = None
     if job.published_at is not None and done:
         days = max((now - job.published_at).total_seconds() / 86400, 1 / 24)
         rate = round(done / days, 2)
     return Forecast(
         remaining_assignments=remaining,
-        cost_per_assignment=each if paid else None,
-        projected_total=total + each * unescrowed,
+        cost_per_assignment=projection.cost_per_assignment,
+        projected_total=projection.projected_total,
         assignments_per_day=rate,
         days_to_completion=round(remaining / rate, 2) if rate else None,
-        committed_escrow=exact(ledger["escrow"]),
+        committed_escrow=observed.escrow,
     )
 
 
@@ -251,15 +294,34 @@ class JobCost:
     budget_reserved: Decimal
 
 
-def list_job_costs(*, limit: int = 50) -> list[JobCost]:
-    """The most recent jobs with their spend, labels and cost per label (three grouped queries; the spend from
-    the jobs' cost tallies, a few rows each, not from their ledger rows)."""
-    jobs = list(Job.objects.order_by("-id").values("id", "name", "currency", "budget_cap", "budget_reserved")[:limit])
-    ids = [j["id"] for j in jobs]
-    spend = {
-        r["job_id"]: exact(r["total"])
-        for r in JobCostTally.objects.filter(job_id__in=ids).values("job_id").annotate(total=Sum("amount")).order_by()
-    }
+JOB_COST_FIELDS = ("id", "name", "currency", "budget_cap", "budget_reserved")
+
+
+def list_job_costs(*, limit: int = 50, period: Period | None = None) -> list[JobCost]:
+    """The most recent jobs with their spend, labels and cost per label, in three grouped queries: the spend
+    from the jobs' cost tallies (a few rows each, not their ledger rows), or with ``period`` the most recent
+    jobs with ledger rows in it and what they spent in it (one grouped query over the period's rows, through
+    the ``created_at`` index). Labels are not dated like money, so a period's jobs have no cost per label."""
+    if period is None:
+        jobs = list(Job.objects.order_by("-id").values(*JOB_COST_FIELDS)[:limit])
+        ids = [j["id"] for j in jobs]
+        spend = {
+            r["job_id"]: exact(r["total"])
+            for r in JobCostTally.objects.filter(job_id__in=ids)
+            .values("job_id")
+            .annotate(total=Sum("amount"))
+            .order_by()
+        }
+    else:
+        spend = {
+            r["job_id"]: exact(r["total"])
+            for r in period.entries(CostEntry.objects.all())
+            .values("job_id")
+            .annotate(total=Sum("amount"))
+            .order_by("-job_id")[:limit]
+        }
+        ids = list(spend)
+        jobs = list(Job.objects.filter(pk__in=ids).order_by("-id").values(*JOB_COST_FIELDS))
     labels = {
         r["job_id"]: r["n"]
         for r in ConsensusLabel.objects.filter(job_id__in=ids).values("job_id").annotate(n=Count("id")).order_by()
@@ -271,7 +333,7 @@ def list_job_costs(*, limit: int = 50) -> list[JobCost]:
             currency=j["currency"],
             total=spend.get(j["id"], ZERO),
             labels=labels.get(j["id"], 0),
-            cost_per_label=per_label(spend.get(j["id"], ZERO), labels.get(j["id"], 0)),
+            cost_per_label=per_label(spend.get(j["id"], ZERO), labels.get(j["id"], 0)) if period is None else None,
             budget_cap=j["budget_cap"],
             budget_reserved=j["budget_reserved"],
         )

@@ -397,10 +397,10 @@ def test_the_ledger_export_reads_in_chunks_without_a_query_per_row(django_assert
 
 
 def test_the_job_page_forecast_of_an_mturk_job_does_not_count_its_escrow_twice(mturk, standin) -> None:  # noqa: F811
-    from tasks.dashboard import get_job_glance
+    from tasks.dashboard import compute_job_dashboard
     from tests.tasks.services.mturk_helpers import ledger_total, published_mturk_job
 
     job = published_mturk_job(mturk, 3, redundancy=2)
     committed = ledger_total(job=job)
     assert committed > 0  # every slot's reward and fee, held in escrow
-    assert get_job_glance(job).forecast == committed.quantize(Decimal("0.01"))
+    assert compute_job_dashboard(job).forecast == committed
