@@ -166,18 +166,18 @@ def reserve_budget(
 
 def release_budget(
     *, job: Job, amount: Decimal, key: str, actor: Actor, reason: str = "", now: datetime | None = None
-) -> BudgetReservation | None:
+) -> Decimal:
     """Give back up to ``amount`` of the job's reservation (never below zero). Idempotent on ``key``;
-    returns the release row (the one under ``key``), or None when nothing was reserved. The amount goes
-    back to the month(s) it was reserved in (see ``_release``)."""
+    returns how much the release under ``key`` gave back (every month's row of it; 0 when nothing was
+    reserved). The amount goes back to the month(s) it was reserved in (see ``_release``)."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A release must be a non-negative Decimal amount.")
     with transaction.atomic():
-        existing = BudgetReservation.objects.filter(key=key).first()
-        if existing is not None:
-            return existing
-        rows = _release(job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now())
-    return rows[0] if rows else None
+        if BudgetReservation.objects.filter(key=key).exists():
+            rows = list(BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}@"), job_id=job.pk))
+        else:
+            rows = _release(job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now())
+    return exact(-sum((row.amount for row in rows), ZERO))
 
 
 def _release(
@@ -280,9 +280,9 @@ def _take(held: list[_Held], amount: Decimal) -> list[tuple[date, Decimal]]:
     return list(parts.items())
 
 
-def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservation | None:
+def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> Decimal:
     """Release what the job reserved beyond what it spent and what its submitted, unreviewed work may
-    still cost (once its work is done or cancelled)."""
+    still cost (once its work is done or cancelled); returns how much was given back."""
     from tasks.reports.estimate import unit_cost
 
     with transaction.atomic():
@@ -290,7 +290,7 @@ def settle_job_budget(*, job: Job, actor: Actor, reason: str) -> BudgetReservati
         pending = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.SUBMITTED).count()
         unspent = reserved - job_spent(job) - pending * unit_cost(job) - _pending_bonuses(job)
         if unspent <= 0:
-            return None
+            return ZERO
         rows = BudgetReservation.objects.filter(job_id=job.pk).count()
         return release_budget(job=job, amount=unspent, key=f"job:{job.pk}:settle:{rows}", actor=actor, reason=reason)
 

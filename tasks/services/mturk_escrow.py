@@ -201,10 +201,9 @@ def release_rejected_slot(*, assignment: Assignment, actor: Actor, now: datetime
             return ZERO
         slots = _open_slots(hit)
         if not slots:
-            row = release_budget(
+            return release_budget(
                 job=hit.job, amount=unit_cost(hit.job), key=key, actor=actor, reason="assignment rejected", now=now
             )
-            return -row.amount if row is not None else ZERO
         memo = f"assignment {assignment.external_id} rejected; MTurk returned its reward and fee"
         amount = _reverse_slot(slots[0], key=key, memo=memo)
         _release_reservation(job=hit.job, amount=amount, key=key, actor=actor, reason="assignment rejected")

@@ -87,11 +87,12 @@ def test_small_reservations_may_fill_a_cap_exactly(actor):
 def test_a_release_never_goes_below_zero_and_happens_once(actor):
     job = JobFactory()
     reserve_budget(job=job, amount=D("0.30"), key="r", actor=actor)
-    release_budget(job=job, amount=D("5"), key="rel", actor=actor)
-    release_budget(job=job, amount=D("5"), key="rel", actor=actor)
+    assert release_budget(job=job, amount=D("5"), key="rel", actor=actor) == D("0.30")
+    assert release_budget(job=job, amount=D("5"), key="rel", actor=actor) == D("0.30")  # the same release
     assert Job.objects.get(pk=job.pk).budget_reserved == 0
     assert BudgetReservation.objects.get(key="rel").amount == D("-0.30")
-    assert release_budget(job=job, amount=D("1"), key="rel2", actor=actor) is None
+    assert release_budget(job=job, amount=D("1"), key="rel2", actor=actor) == 0
+    assert not BudgetReservation.objects.filter(key="rel2").exists()
 
 
 def test_the_monthly_cap_holds_across_jobs(actor):
