@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -252,13 +252,15 @@ def submit_assignment(
     answers: Mapping[int, Any],
     by_place: bool = False,
     now: datetime | None = None,
+    also: Callable[[Assignment], object] | None = None,
 ) -> Assignment:
     """Store ``answers`` (item id -> value) for the worker's leased assignment, all or nothing.
 
     ``assignment`` is the row or its UUID. ``by_place``: ``answers`` are keyed by the item's place on the
     worker's page instead (1 is first; ``tasks.selectors.list_page_items``), as the worker pages send them.
     For multi-label jobs an item left out is an empty selection (a page sends nothing for unticked boxes);
-    for single-label jobs every item needs a label.
+    for single-label jobs every item needs a label. ``also`` writes what else belongs to the submission
+    (e.g. a layout's form fields), in the same transaction, once the answers are recorded.
     """
     now = now or timezone.now()
     expired = False
@@ -301,6 +303,8 @@ def submit_assignment(
                 raise SubmissionRefused("This task already has all the answers it needs.")
             locked.state = AssignmentState.SUBMITTED
             locked.submitted_at = now
+            if also is not None:
+                also(locked)
             if locked.hit.is_gold or locked.has_placed_gold:  # type: ignore[attr-defined]
                 grade_gold_answers(assignment=locked, job=job, worker=worker, now=now)
                 locked.refresh_from_db(fields=["state", "reviewed_at"])  # a gold policy may have rejected it

@@ -17,14 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
-from django.utils import timezone
-
-from tasks.models import Assignment, AssignmentState, Job, RawResult
+from tasks.models import Assignment, Job, RawResult
 from tasks.services.collection import shown_value, submit_assignment
 from tasks.services.errors import SubmissionRefused
 from tasks.services.mturk_results.schema import TRUE_VALUES
-from tasks.services.pool import expire_leases
 from workforce.models import Worker
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
@@ -129,15 +125,11 @@ def submit_template_assignment(*, assignment: UUID, worker: Worker, fields: Sequ
     kept: dict[str, str] = {}
     for key, field_value in fields:
         kept[key] = f"{kept[key]}|{field_value}" if key in kept else field_value
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            submitted = submit_assignment(assignment=assignment, worker=worker, answers={item_ids[0]: value}, now=now)
-            RawResult.objects.create(assignment=submitted, job=job, answers=kept, columns={}, source="template")
-    except SubmissionRefused:
-        if locked.state == AssignmentState.ACCEPTED and locked.lease_expires_at <= now:
-            # submit_assignment commits an expired lease's expiry after its own transaction, which this
-            # outer one has just rolled back: expire it again so the slot goes back to the pool now
-            expire_leases(now=now, job=job)
-        raise
-    return submitted
+    return submit_assignment(
+        assignment=assignment,
+        worker=worker,
+        answers={item_ids[0]: value},
+        also=lambda submitted: RawResult.objects.create(
+            assignment=submitted, job=job, answers=kept, columns={}, source="template"
+        ),
+    )

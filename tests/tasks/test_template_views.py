@@ -196,3 +196,22 @@ def test_the_admin_form_takes_a_layout_only_with_its_answer_field_and_one_item_p
     taken = client.post(url, job_form_data(task_template=LAYOUT, answer_field="sentiment"))
     assert taken.status_code == 302
     assert Job.objects.get().answer_field == "sentiment"
+
+
+def test_a_form_sent_after_the_lease_ran_out_is_refused_and_its_slot_goes_back_to_the_pool(
+    template_job: Callable[..., Job], worker_client: Client
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.models import Hit
+
+    assignment = start(worker_client, template_job())
+    Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    response = _submit(worker_client, assignment, [["sentiment", "negative"]])
+    assert response.status_code in (200, 302)
+    assignment.refresh_from_db()
+    assert assignment.state == "expired"
+    assert Hit.objects.get(pk=assignment.hit_id).slots_taken == 0
+    assert not Answer.objects.exists() and not RawResult.objects.exists()
