@@ -1,6 +1,6 @@
 """MTurk QuestionForm + AnswerKey XML: import into a qualification test, export a test back.
 
-Mapping (parsing and building are pure; only ``import_mturk_test``/``import_mturk_test_once``/``export_mturk_test``
+Mapping (parsing and building are pure; only ``import_mturk_test_once``/``export_mturk_test``
 touch the database):
 
 - ``Question/QuestionIdentifier`` -> ``Question.identifier``; ``QuestionContent``: ``Title`` -> title, the
@@ -387,16 +387,6 @@ def build_answer_key(questions: Iterable[QuestionSpec]) -> str:
 # --- database edges -------------------------------------------------------------------------------
 
 
-def import_mturk_test(
-    *, questions_xml: str | bytes, answers_xml: str | bytes, name: str, actor: Actor, **fields: Any
-) -> QualificationTest:
-    """Create a test (version 1) from a QuestionForm and its AnswerKey; ``fields`` as for ``create_test``."""
-    form = parse_question_form(questions_xml)
-    specs = build_question_specs(form, parse_answer_key(answers_xml))
-    fields.setdefault("description", form.description)
-    return create_test(actor=actor, name=name, questions=specs, **fields)
-
-
 # Whether a test is switched on is an ops decision made after the import, not part of what was imported.
 _NOT_COMPARED = frozenset({"is_active"})
 
@@ -404,9 +394,10 @@ _NOT_COMPARED = frozenset({"is_active"})
 def import_mturk_test_once(
     *, questions_xml: str | bytes, answers_xml: str | bytes, name: str, actor: Actor, **fields: Any
 ) -> tuple[QualificationTest, bool]:
-    """As ``import_mturk_test``, but re-importing is a no-op: a current test called ``name`` with the same
-    questions and settings is returned with ``False`` (created) instead of being copied. A current test of
-    that name with other questions or settings is refused with a sentence naming it."""
+    """Create a test (version 1) from a QuestionForm and its AnswerKey, ``fields`` as for ``create_test``, and
+    return it with ``True`` (created). Re-importing is a no-op: a current test called ``name`` with the same
+    questions and settings is returned with ``False`` instead of being copied. A current test of that name
+    with other questions or settings is refused with a sentence naming it."""
     form = parse_question_form(questions_xml)
     specs = build_question_specs(form, parse_answer_key(answers_xml))
     fields.setdefault("description", form.description)

@@ -17,7 +17,7 @@ from qualification.mturk_xml import (
     build_question_form,
     build_question_specs,
     export_mturk_test,
-    import_mturk_test,
+    import_mturk_test_once,
     parse_answer_key,
     parse_question_form,
 )
@@ -40,7 +40,9 @@ def shape(test: QualificationTest) -> list[tuple[Any, ...]]:
 
 @pytest.mark.django_db
 def test_the_real_p808_pair_imports() -> None:
-    test = import_mturk_test(questions_xml=FORM, answers_xml=KEY, name="P.808 qualification", actor=OPS)
+    test, created = import_mturk_test_once(questions_xml=FORM, answers_xml=KEY, name="P.808 qualification", actor=OPS)
+    assert created
+    assert (test.version, test.description) == (1, parse_question_form(FORM).description)
     q1, q2 = test.questions.order_by("position")
     assert (q1.identifier, q1.title, q1.prompt) == ("1_gender", "Gender", "What is your gender?")
     assert q1.options == [
@@ -60,7 +62,7 @@ def test_the_real_p808_pair_imports() -> None:
 
 @pytest.mark.django_db
 def test_percentage_mapping_scores_the_key_only(monkeypatch: Any) -> None:
-    test = import_mturk_test(questions_xml=FORM, answers_xml=KEY, name="P.808", actor=OPS, pass_score=100)
+    test, _ = import_mturk_test_once(questions_xml=FORM, answers_xml=KEY, name="P.808", actor=OPS, pass_score=100)
     worker = WorkerFactory()
     attempt = start_attempt(test=test, worker=worker, now=T0)
     # The unscored language question does not change the percentage.
@@ -70,11 +72,12 @@ def test_percentage_mapping_scores_the_key_only(monkeypatch: Any) -> None:
 
 @pytest.mark.django_db
 def test_export_then_import_gives_back_the_same_test() -> None:
-    first = import_mturk_test(questions_xml=FORM, answers_xml=KEY, name="P.808", actor=OPS)
+    first, _ = import_mturk_test_once(questions_xml=FORM, answers_xml=KEY, name="P.808", actor=OPS)
     form_xml, key_xml = export_mturk_test(first)
     assert ET.fromstring(form_xml).tag == f"{{{QUESTION_FORM_NS}}}QuestionForm"
     assert ET.fromstring(key_xml).tag == f"{{{ANSWER_KEY_NS}}}AnswerKey"
-    again = import_mturk_test(questions_xml=form_xml, answers_xml=key_xml, name="P.808 again", actor=OPS)
+    again, created = import_mturk_test_once(questions_xml=form_xml, answers_xml=key_xml, name="P.808 again", actor=OPS)
+    assert created
     assert shape(again) == shape(first)
     assert export_mturk_test(again) == (form_xml, key_xml)
 

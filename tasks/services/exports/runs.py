@@ -17,7 +17,7 @@ from tasks.label_selectors import ExportOptions
 from tasks.models import DatasetVersion, ExportState, Job, LabelExport
 from tasks.services.errors import ServiceError
 from tasks.services.exports.registry import get_exporter
-from tasks.services.exports.streaming import StoredFileMissing, export_labels
+from tasks.services.exports.streaming import export_labels, open_stored_file
 from workforce.audit import Actor, record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -180,14 +180,11 @@ def _recover_stalled(*, cutoff: datetime, max_attempts: int) -> list[int]:
 
 def open_export_file(export: LabelExport) -> IO[bytes]:
     """A finished export's file, opened for reading; ``StoredFileMissing`` when it is gone from storage."""
-    try:
-        handle: IO[bytes] = export.file.open("rb")
-    except (FileNotFoundError, ValueError) as exc:  # ValueError: no file name recorded at all
-        raise StoredFileMissing(
-            f"The file of export {export.pk} (job {export.job_id}) is missing from storage (MEDIA_ROOT): "
-            "ask for the export again."
-        ) from exc
-    return handle
+    return open_stored_file(
+        export.file,
+        f"The file of export {export.pk} (job {export.job_id}) is missing from storage (MEDIA_ROOT): "
+        "ask for the export again.",
+    )
 
 
 def _claim(export: LabelExport) -> int | None:

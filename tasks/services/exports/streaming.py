@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import IO
 
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 
 from tasks.label_selectors import ExportOptions, LabelRow, count_labels, iter_label_chunks
 from tasks.models import DatasetVersion, Job
@@ -25,8 +26,8 @@ class StoredFileMissing(ServiceError):
     """A dataset version's or an export's file is gone from storage (MEDIA_ROOT not shared, lost or not restored)."""
 
 
-def missing_version_file(version: DatasetVersion) -> StoredFileMissing:
-    return StoredFileMissing(
+def _version_file_missing(version: DatasetVersion) -> str:
+    return (
         f"The file of dataset version {version.number} of job {version.job_id} is missing from storage "
         "(MEDIA_ROOT), so it cannot be read: restore it from a backup, or take a new snapshot."
     )
@@ -35,16 +36,21 @@ def missing_version_file(version: DatasetVersion) -> StoredFileMissing:
 def check_version_file(version: DatasetVersion) -> None:
     """Raise ``StoredFileMissing`` unless the version's file is in storage."""
     if not version.content or not version.content.storage.exists(version.content.name):
-        raise missing_version_file(version)
+        raise StoredFileMissing(_version_file_missing(version))
+
+
+def open_stored_file(field: FieldFile, missing: str) -> IO[bytes]:
+    """A stored file, opened for reading; ``StoredFileMissing(missing)`` when it is gone from storage."""
+    try:
+        handle: IO[bytes] = field.open("rb")
+    except (FileNotFoundError, ValueError) as exc:  # ValueError: no file name recorded at all
+        raise StoredFileMissing(missing) from exc
+    return handle
 
 
 def open_version_file(version: DatasetVersion) -> IO[bytes]:
     """The version's stored file, opened for reading; ``StoredFileMissing`` when it is gone."""
-    try:
-        handle: IO[bytes] = version.content.open("rb")
-    except (FileNotFoundError, ValueError) as exc:  # ValueError: no file name recorded at all
-        raise missing_version_file(version) from exc
-    return handle
+    return open_stored_file(version.content, _version_file_missing(version))
 
 
 @dataclass(frozen=True)

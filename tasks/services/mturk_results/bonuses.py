@@ -27,9 +27,7 @@ whole cents, an unreadable grant time) is refused whole, naming its first bad li
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Job, MTurk
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, bonus_cost_key, record_costs
 from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, imported_memo
+from tasks.services.mturk_results.csvtext import read_csv_text
 from tasks.services.mturk_results.reader import parse_time
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import bonus_fee
@@ -137,39 +136,26 @@ def _columns(header: list[str], filename: str) -> dict[str, int]:
 def read_bonuses(data: bytes, *, filename: str) -> tuple[list[BonusRow], list[int], int]:
     """The file's bonuses, the lines repeating an earlier row verbatim, and the data row count; raises
     ``BonusFileError`` naming the first bad line."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BonusFileError(f"{filename} is not UTF-8 text; export the bonus file again.") from None
-    if not text.strip():
-        raise BonusFileError(f"{filename} is empty.")
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = [cell.strip() for cell in next(reader)]
-    except csv.Error as exc:
-        raise BonusFileError(f"{filename} line 1: the header is not readable CSV ({exc}).") from None
+    header, records = read_csv_text(
+        data,
+        error=BonusFileError,
+        not_utf8=f"{filename} is not UTF-8 text; export the bonus file again.",
+        empty=f"{filename} is empty.",
+        bad_header=f"{filename} line 1: the header is not readable CSV",
+    )
     columns = _columns(header, filename)
     rows: list[BonusRow] = []
     repeated: list[int] = []
     seen: set[str] = set()
     count = 0
-    while True:
-        start = reader.line_num + 1  # where the next record begins (a quoted cell may span lines)
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            reason = "a quoted cell opens here and the file ends inside it" if "end of data" in str(exc) else exc
-            raise BonusFileError(f"{filename} line {start}: unreadable CSV ({reason}); nothing was imported.") from None
-        line = reader.line_num
-        if not values or all(not v.strip() for v in values):
-            continue
+    for record in records:
+        line = record.line
+        if record.error is not None:
+            reason = "a quoted cell opens here and the file ends inside it" if record.cut_short else record.error
+            raise BonusFileError(f"{filename} line {record.start}: unreadable CSV ({reason}); nothing was imported.")
         count += 1
         try:
-            row = _row(line, values, header, columns)
+            row = _row(line, record.values, header, columns)
         except ValueError as exc:
             raise BonusFileError(f"{filename} line {line}: {exc}; nothing was imported.") from None
         if row.key in seen:

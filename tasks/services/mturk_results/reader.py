@@ -14,12 +14,12 @@ damaged file. Rows repeated verbatim are read once.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+
+from tasks.services.mturk_results.csvtext import read_csv_text
 
 # The requester UI's own columns, in its order; everything else is Input.*, Answer.* or Approve/Reject.
 STANDARD_COLUMNS = (
@@ -157,21 +157,6 @@ class ResultsFile:
             self.damage.append((line, assignment_id, reason))
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ResultsFileError("The file is not UTF-8 text; download the results CSV again from MTurk.") from None
-
-
-def _dialect(first_line: str) -> type[csv.Dialect]:
-    class Dialect(csv.excel):
-        strict = True  # a stray quote or a quoted cell cut off by the end of the file is an error, not a cell
-        delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-
-    return Dialect
-
-
 class _DamagedRow(ValueError):
     """The row shows the file is damaged (not just a row that cannot be taken)."""
 
@@ -222,14 +207,13 @@ def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
 
 def read_results(data: bytes) -> ResultsFile:
     """Parse a whole results file. Bad rows become ``problems``; a file that is not a results file raises."""
-    text = _decode(data)
-    if not text.strip():
-        raise ResultsFileError("The file is empty.")
-    reader = csv.reader(io.StringIO(text, newline=""), dialect=_dialect(text.split("\n", 1)[0]))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except csv.Error as exc:
-        raise ResultsFileError(f"The header line is not readable CSV ({exc}).") from None
+    header, records = read_csv_text(
+        data,
+        error=ResultsFileError,
+        not_utf8="The file is not UTF-8 text; download the results CSV again from MTurk.",
+        empty="The file is empty.",
+        bad_header="The header line is not readable CSV",
+    )
     missing = [name for name in ID_COLUMNS if name not in header]
     if missing:
         raise ResultsFileError(
@@ -250,18 +234,12 @@ def read_results(data: bytes) -> ResultsFile:
         raise ResultsFileError("The file has no Answer.* columns, so there is no work to import.")
     result = ResultsFile(input_columns=input_columns, answer_columns=answer_columns)
     seen: dict[str, tuple[int, dict[str, str]]] = {}  # assignment id -> (first line, its cells)
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            cut = "end of data" in str(exc)
-            reason = "the file ends inside a quoted cell (cut short?)" if cut else f"unreadable CSV ({exc})"
-            result.add_problem(reader.line_num, "", reason, damage=True)
-            continue
-        line = reader.line_num
-        if not values or all(not v.strip() for v in values):
+    for record in records:
+        line, values = record.line, record.values
+        if record.error is not None:
+            cut = "the file ends inside a quoted cell (cut short?)"
+            reason = cut if record.cut_short else f"unreadable CSV ({record.error})"
+            result.add_problem(line, "", reason, damage=True)
             continue
         width = _width_problem(header, values)
         if width:
