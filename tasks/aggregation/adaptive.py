@@ -9,8 +9,10 @@ Pure numpy, no Django.  The pieces, as a live job would use them:
 - :class:`WorkerSkills`: every worker's confusion matrix ``P(answered l | true k)`` and the class
   prior, taken from a full re-fit (:func:`fit_skills`, Dawid-Skene or one-coin Dawid-Skene over
   all answers so far).  A worker's matrix is shrunk towards the population's matrix by
-  ``strength`` pseudo-answers per true class, so a worker seen twice is trusted like the average
-  worker, not like a perfect one; a worker never seen gets the population's matrix.
+  ``strength`` pseudo-answers per true class (by default :data:`STRENGTH_PER_CLASS` times the number
+  of classes, so as many per (answered, true) cell whatever the number of classes), so a worker seen
+  twice is trusted like the average worker, not like a perfect one; a worker never seen gets the
+  population's matrix.
 - :class:`ItemPosteriors`: the running log posterior of every item, updated in place as answers
   arrive (``add``: one sparse add of each answer's log-likelihood row, warm-started from the
   current skills) and rebuilt from scratch after a re-fit (``rebuild``).
@@ -59,6 +61,11 @@ from tasks.aggregation.one_coin_dawid_skene import OneCoinDawidSkene
 SKILL_MODELS = ("ds", "ods")
 # When the budget is short, items are brought to each of these confidences in turn (up to the target).
 CONFIDENCE_STEPS = (0.9, 0.97, 0.99, 0.997, 0.999, 0.9997, 0.9999, 0.99997, 0.99999)
+# Default shrinkage of a worker's confusion matrix towards the population's, in pseudo-answers per
+# (answered, true) cell: a fixed number per true class (4, the former default) shrank a worker much less
+# with many classes (cf: 5 classes, most workers seen 2-3 times), and the replays with a budget lost
+# accuracy there; 3 per cell (6 per class with 2 classes, 15 with 5) is the value the replays support.
+STRENGTH_PER_CLASS = 3.0
 
 
 @dataclass(frozen=True)
@@ -117,16 +124,20 @@ class WorkerSkills(NamedTuple):
         return np.asarray(self.log_conf[w, label])
 
 
-def fit_skills(answers: Answers, *, model: str = "ds", strength: float = 4.0) -> WorkerSkills:
+def fit_skills(answers: Answers, *, model: str = "ds", strength: float | None = None) -> WorkerSkills:
     """Worker skills from a full re-fit over ``answers`` (all answers collected so far).
 
     ``model`` is ``"ds"`` (a confusion matrix per worker) or ``"ods"`` (one accuracy per worker);
     either way the fitted task posteriors give every worker expected counts ``[answered, true]``,
-    shrunk towards the population by ``strength`` pseudo-answers (per true class for ``ds``).
+    shrunk towards the population by ``strength`` pseudo-answers (per true class for ``ds``); None:
+    :data:`STRENGTH_PER_CLASS` per class pair for ``ds`` (that times the number of classes per true
+    class), 4 for ``ods``.
     """
     if model not in SKILL_MODELS:
         raise ValueError(f"unknown skill model {model!r}; choose one of {', '.join(SKILL_MODELS)}")
     k = answers.n_classes
+    if strength is None:
+        strength = STRENGTH_PER_CLASS * k if model == "ds" else 4.0
     if answers.n_answers == 0 or k < 2:
         return WorkerSkills.uninformed(answers.n_workers, k)
     fitted = (DawidSkene() if model == "ds" else OneCoinDawidSkene()).fit(answers)

@@ -20,8 +20,10 @@ query) before calling :func:`after_hit_completed`, so other jobs pay nothing on 
 - Extra answers: a Hit wanting more gets ``assignments_wanted + 1`` by a conditional UPDATE and is
   reopened (a completed job is published again), after reserving the answer's worst-case cost. When the
   job's budget cannot pay for every answer its Hits may still want, the hot path defers to
-  :func:`allocate_adaptive_answers`, which pays the least settled Hits first (one confidence step at a
-  time, :func:`neediest`), ranked by :func:`expected_gain`;
+  :func:`allocate_adaptive_answers`, which first brings every Hit to the replay's sweep depth (half of
+  what the whole budget pays per Hit, ``first_depth``, whatever the Hit's answers say), then pays the
+  least settled Hits first (one confidence step at a time, :func:`neediest`), ranked by
+  :func:`expected_gain`;
   its passes are debounced per job (``tasks.services.adaptive_queue``). A refusal for lack of budget stops
   the asking and is audited once per job.
 - Marketplaces: the internal pool and MTurk (extra assignments through ``extend_mturk_hit``, never taking a
@@ -37,14 +39,13 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
+import numpy as np
 from django.db import transaction
 from django.db.models import Case, F, SmallIntegerField, Value, When
 from django.utils import timezone
 
-from tasks.aggregation.adaptive import (
-    below_step,
-    neediest_step,
-)
+from tasks.aggregation.adaptive import below_step, neediest_step
+from tasks.aggregation.replay import first_depth
 from tasks.models import (
     AdaptiveSkills,
     Hit,
@@ -120,6 +121,10 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
     state = items_state(job, item_ids, view) if item_ids else None
     if state is None or not state.wants.any():
+        if state is not None and _below_sweep_depth(job, totals, hit_id):
+            # settled, but a short budget sweeps every Hit to the same depth first: the pass pays it
+            transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
+            return False
         # An allocation pass held back by the debounce may be due now (or this was the job's last Hit).
         transaction.on_commit(partial(flush_adaptive_allocation, job_id=job.pk))
         return False
@@ -151,6 +156,21 @@ def _budget_covers_every_extra(job: Job, totals: JobTotals | None = None) -> boo
     row = Job.objects.values("budget_cap", "budget_reserved").get(pk=job.pk)
     left: Decimal = (row["budget_cap"] or Decimal("0")) - row["budget_reserved"]
     return left >= hits_cost(job, hit_count=outstanding, extra_per_hit=1)
+
+
+def _sweep_depth(job: Job, totals: JobTotals) -> int:
+    """The answers every Hit gets before a short budget goes to the least settled ones (the replay's
+    ``first_depth``): the minimum, or half of what the whole budget pays per Hit when that is more."""
+    return first_depth(policy_of(job).min_answers, totals.hits, totals.answers_wanted + (_room(job) or 0))
+
+
+def _below_sweep_depth(job: Job, totals: JobTotals, hit_id: int) -> bool:
+    """A budgeted job whose budget is short and whose Hit ``hit_id`` is below the sweep's depth (one query for
+    the Hit, only then)."""
+    if job.budget_cap is None or _budget_covers_every_extra(job, totals):
+        return False
+    depth = _sweep_depth(job, totals)
+    return depth > policy_of(job).min_answers and Hit.objects.filter(pk=hit_id, assignments_wanted__lt=depth).exists()
 
 
 def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent: Sequence[int] = ()) -> int:
@@ -237,24 +257,32 @@ def allocate_adaptive_answers(
     job = Job.objects.get(pk=job.pk)
     if not job.is_adaptive or job.state not in (JobState.PUBLISHED, JobState.COMPLETED):
         return 0
-    links = list(
+    rows = list(
         HitItem.objects.filter(
             hit__job_id=job.pk,
             hit__is_gold=False,
             hit__state=HitState.COMPLETE,
             hit__assignments_wanted__lt=max_answers_of(job),
-        ).values_list("hit_id", "item_id")
+        ).values_list("hit_id", "item_id", "hit__assignments_wanted")
     )
-    if not links:
+    if not rows:
         return 0
+    links = [(hit_id, item_id) for hit_id, item_id, _ in rows]
     state = items_state(job, [item for _, item in links], load_skills(job))
     wanting = state.wants
     step = None
-    if job.budget_cap is not None and not _budget_covers_every_extra(job):
-        # A short budget goes to the least settled items first, one confidence step at a time (the replay's
+    totals = get_job_totals(job)
+    if job.budget_cap is not None and not _budget_covers_every_extra(job, totals):
+        # A short budget first pays the replay's uniform sweep (every Hit up to the same depth, whatever its
+        # answers say), then goes to the least settled items, one confidence step at a time (the replay's
         # --budget measures this rule), so it is not spent on items that are nearly settled.
-        step = neediest_step(state.settled, state.wants, policy_of(job).target)
-        wanting = below_step(state.settled, state.wants, step)
+        depth = _sweep_depth(job, totals)
+        below = np.asarray([wanted < depth for _, _, wanted in rows], dtype=bool)
+        if below.any():
+            wanting = below
+        else:
+            step = neediest_step(state.settled, state.wants, policy_of(job).target)
+            wanting = below_step(state.settled, state.wants, step)
     _note_budget_step(job, step)
     best: dict[int, float] = {}
     disputed: set[int] = set()
@@ -286,15 +314,18 @@ def _note_budget_step(job: Job, step: float | None) -> None:
         rows.get_or_create(job_id=job.pk, defaults={"labels": list(job.labels), "budget_step": step})
 
 
-def _affordable(job: Job, wanted: int) -> int:
-    """How many extra answers (one per Hit) the job's cap still pays for."""
-    if job.budget_cap is None:
-        return wanted
+def _room(job: Job) -> int | None:
+    """How many more answers the job's cap pays for beyond what it has reserved (None: no limit)."""
     unit = hits_cost(job, hit_count=1, extra_per_hit=1)
-    if unit <= 0:
-        return wanted
-    left = job.budget_cap - job.budget_reserved
-    return max(0, min(wanted, int(left // unit)))
+    if job.budget_cap is None or unit <= 0:
+        return None
+    return max(0, int((job.budget_cap - job.budget_reserved) // unit))
+
+
+def _affordable(job: Job, wanted: int) -> int:
+    """How many of ``wanted`` extra answers (one per Hit) the job's cap still pays for."""
+    room = _room(job)
+    return wanted if room is None else min(wanted, room)
 
 
 def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTurkMarketplace | None) -> int:

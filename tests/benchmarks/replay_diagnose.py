@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for seed in seeds:
             rank = arrival_rank(answers, seed)
-            used, _, _ = adaptive_selection(answers, rank, cap, policy, 0.1, "ds", 4.0, DEFAULT_CONCENTRATION, budget)
+            used, _, _ = adaptive_selection(answers, rank, cap, policy, 0.1, "ds", None, DEFAULT_CONCENTRATION, budget)
             chosen = subset(answers, used)
             final = DawidSkene().fit(chosen).label_codes_
             scores = np.zeros((answers.n_tasks, answers.n_classes)) + np.log(full.class_prior_)

@@ -161,6 +161,35 @@ def test_a_short_budget_pays_the_least_settled_item_before_a_nearly_settled_one(
     assert step is not None and split_at < step <= leaning_at
 
 
+def test_a_short_budget_first_sweeps_every_hit_to_the_same_depth_whatever_its_answers(make_worker):
+    """The replay's rule (tasks.aggregation.replay.first_depth): half of what the budget pays per Hit goes to
+    every Hit before any is chosen by how settled it is, so the final fit sees a balanced sample."""
+    # 4 answers reserved at publish and room for 8 more: 12 in all, so every Hit is swept to 0.5 x 12 / 2 = 3
+    # answers; each could still take 8 more (maximum 10), so the budget is short.
+    job = _publish(2, 0, budget_cap=Decimal("0.60"), adaptive_max_answers=10, adaptive_target=0.8)
+    workers = [make_worker() for _ in range(3)]
+    _run_crowd(job, workers)  # everyone agrees: both Hits are settled at the minimum
+    state = items_state(job, list(Item.objects.filter(job=job).values_list("pk", flat=True)), load_skills(job))
+    assert not state.wants.any()
+    assert allocate_adaptive_answers(job=job) == 2  # swept anyway, one answer each
+    assert set(Hit.objects.filter(job=job).values_list("assignments_wanted", flat=True)) == {3}
+    _run_crowd(job, workers)
+    assert allocate_adaptive_answers(job=job) == 0  # at the sweep's depth and settled: nothing more
+    assert set(Hit.objects.filter(job=job).values_list("assignments_wanted", flat=True)) == {3}
+
+
+def test_a_settled_hit_below_the_sweep_depth_asks_for_an_allocation_pass(
+    make_worker, django_capture_on_commit_callbacks
+):
+    job = _publish(1, 0, budget_cap=Decimal("0.30"), adaptive_max_answers=10, adaptive_target=0.8)  # depth 3
+    workers = [make_worker() for _ in range(4)]
+    _run_crowd(job, workers, on_commit=django_capture_on_commit_callbacks)  # the pass runs on commit
+    assert Hit.objects.get(job=job).assignments_wanted == 3
+    assert Answer.objects.filter(job=job).count() == 3
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED and job.budget_reserved <= job.budget_cap
+
+
 def test_refit_caches_the_skills_of_every_worker(make_worker):
     job = _publish(3, 2)
     workers = [make_worker() for _ in range(6)]
