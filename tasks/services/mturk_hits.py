@@ -133,6 +133,14 @@ def _uuid(annotation: str) -> uuid.UUID | None:
         return None
 
 
+def _job_state_locked(hit: Hit) -> str:
+    """The state of ``hit``'s job now, read under its row lock (the Hit row first, as everywhere): held until
+    the caller's transaction ends, so a pause or resume waits for the MTurk call made under it, and its own
+    call, queued on its commit, comes after."""
+    Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
+    return Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id)
+
+
 def _resumed_while_mturk_was_not_told(hit: Hit | None, hit_id: str) -> bool:
     """Our HIT, expired by a pause, of a job that runs again, with work still wanted: its resume never reached
     MTurk. A HIT whose lifetime simply ended is not ``paused`` and stays expired."""
@@ -183,8 +191,10 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             result.adopted.append(remote_hit.hit_id)
         elif live and hit is not None and hit.external_id == remote_hit.hit_id and hit.job.state == JobState.PAUSED:
             # A pause MTurk never heard of (the broker was down when it was asked): expire it now, as pausing does.
-            result.escrow_changed += _set_expiry(hit, open_until=None, connector=connector, actor=actor)
             with transaction.atomic():
+                if _job_state_locked(hit) != JobState.PAUSED:  # resumed meanwhile: its own call tells MTurk
+                    continue
+                result.escrow_changed += _set_expiry(hit, open_until=None, connector=connector, actor=actor)
                 record_audit_event(
                     actor=actor,
                     action="mturk.paused_hit_expired",
@@ -208,8 +218,10 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             # A resume MTurk never heard of: open the HIT again for the job's lifetime, as resuming does.
             assert hit is not None
             open_until = now + job_options(hit.job).lifetime
-            result.escrow_changed += _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
             with transaction.atomic():
+                if _job_state_locked(hit) != JobState.PUBLISHED:  # paused again meanwhile: leave it expired
+                    continue
+                result.escrow_changed += _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
                 record_audit_event(
                     actor=actor,
                     action="mturk.resumed_hit_reopened",

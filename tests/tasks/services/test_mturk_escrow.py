@@ -218,6 +218,39 @@ def test_reconcile_reopens_the_hits_of_a_job_resumed_while_mturk_could_not_be_to
     assert ledger_total(job=job) == 0 and reconcile_mturk_hits(actor=ACTOR, connector=mturk).reopened == []
 
 
+def test_the_reconcile_does_not_reopen_a_hit_of_a_job_paused_while_it_runs(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Both jobs' resumes were lost; while the reconcile reopens the first job's HIT, an operator pauses the
+    second job and its pause reaches MTurk. The reconcile reads the job's state again before each call."""
+    from tasks.services.publishing import pause_job, resume_job
+
+    jobs = [published_mturk_job(mturk, 1) for _ in range(2)]
+    for job in jobs:
+        with django_capture_on_commit_callbacks(execute=True):
+            pause_job(job=job, actor=ACTOR)
+        with django_capture_on_commit_callbacks(execute=False):  # the broker is down: MTurk is never told
+            resume_job(job=Job.objects.get(pk=job.pk), actor=ACTOR)
+    hits = {str(Hit.objects.get(job=job).external_id): job for job in jobs}
+    reopen = mturk.set_expiration
+
+    def reopen_then_pause_the_other(hit_id: str, when: Any) -> None:
+        reopen(hit_id, when)
+        for other_hit, other in hits.items():
+            if other_hit != hit_id and Job.objects.get(pk=other.pk).state == "published":
+                with django_capture_on_commit_callbacks(execute=True):
+                    pause_job(job=Job.objects.get(pk=other.pk), actor=ACTOR)
+
+    mturk.set_expiration = reopen_then_pause_the_other  # type: ignore[method-assign]
+    result = reconcile_mturk_hits(actor=ACTOR, connector=mturk)
+    assert len(result.reopened) == 1
+    for hit_id, job in hits.items():
+        paused = Job.objects.get(pk=job.pk).state == "paused"
+        live = standin.state.hits[hit_id]["Expiration"] > time.time()
+        assert paused != live, (job.pk, paused, live)
+        assert MTurkHit.objects.get(hit__external_id=hit_id).paused == paused
+
+
 def test_extra_assignments_never_taken_are_released_when_the_hit_expires(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
