@@ -171,6 +171,14 @@ def test_a_hand_made_draft_job_refuses_the_file_and_says_to_add_the_labels(tmp_p
     assert not Assignment.objects.exists() and not Item.objects.exists()
 
 
+def test_a_hand_made_mturk_draft_with_no_imported_results_keeps_its_labels(tmp_path: Path) -> None:
+    job = JobFactory(labels=HEARING, answer_field="8_hearing", marketplace=Marketplace.MTURK)
+    later = _later_batch(tmp_path / "later.csv", BATCH, "8_hearing", ["profound"])
+    assert "holds no imported results yet" in _refused("--job", str(job.pk), str(later))
+    assert Job.objects.get(pk=job.pk).labels == HEARING
+    assert not Assignment.objects.exists()
+
+
 def test_an_imported_job_with_hits_of_its_own_keeps_its_labels(tmp_path: Path) -> None:
     job = _first_batch()
     Hit.objects.create(job=job, assignments_wanted=1)  # built for our own pool

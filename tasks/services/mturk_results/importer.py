@@ -193,19 +193,19 @@ def _damage_sentence(filename: str, damage: list[tuple[int, str, str]]) -> str:
 def _labels_fixed_because(job: Job) -> str:
     """Why ``job``'s label set cannot grow to fit imported answers; empty when it holds imported MTurk history
     only: an MTurk job of a labeling kind, still a draft never published (labels are editable until then, and
-    no worker has been shown them), whose every Hit is an MTurk HIT an import brought (none built for our pool
-    or posted to MTurk by us)."""
+    no worker has been shown them), with Hits that are all MTurk HITs an import brought (none built for our
+    pool or posted to MTurk by us; a job with none has a label set somebody chose)."""
     if job.is_shapes:
         return "it is a drawing job"
     if job.state != JobState.DRAFT or job.published_at is not None:
         return f"it has been published (it is {job.state} now), so workers use its label set"
     if job.marketplace != MARKETPLACE:
         return f"its marketplace is {job.marketplace}, not {MARKETPLACE}, so its labels were set by hand"
-    own = Hit.objects.filter(job=job).filter(
-        ~Q(marketplace=MARKETPLACE) | Q(external_id__isnull=True) | Q(mturk__isnull=False)
-    )
-    if own.exists():
+    hits = Hit.objects.filter(job=job)
+    if hits.filter(~Q(marketplace=MARKETPLACE) | Q(external_id__isnull=True) | Q(mturk__isnull=False)).exists():
         return "it has Hits of its own besides imported MTurk HITs"
+    if not hits.exists():
+        return "it holds no imported results yet, so its labels were set by hand"
     return ""
 
 
