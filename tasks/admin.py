@@ -32,7 +32,7 @@ from tasks.models import (
 )
 from tasks.selectors import get_job_totals, list_job_progress
 from tasks.services.blocks import lift_job_block
-from tasks.services.errors import ServiceError
+from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.imports import import_items
 from tasks.services.jobs import (
     POSTED_PRICE_FIELDS,
@@ -40,7 +40,7 @@ from tasks.services.jobs import (
     configure_job,
 )
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
-from tasks.tasks import QUEUE_UNREACHABLE, QueueUnavailable, compute_consensus_task, enqueue
+from tasks.tasks import QUEUE_UNREACHABLE, compute_consensus_task, enqueue
 from tasks.worker_scores import scorecard_earnings
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor

@@ -32,6 +32,7 @@ from tasks.reports.fair_pay import FairPay, configured_minimum, get_fair_pay
 from tasks.reports.selectors import get_observed_cost, project_total
 from tasks.selectors import JobProgress, JobTotals, get_job_progress, get_job_totals
 from tasks.selectors_adaptive import AdaptiveProgress, get_adaptive_progress
+from tasks.services.errors import QueueUnavailable
 
 DASHBOARD_FRESH_SECONDS = 60  # older figures are shown, and refreshed in the background
 DASHBOARD_KEEP_SECONDS = 24 * 3600
@@ -222,7 +223,7 @@ def refresh_job_dashboard(job: Job) -> JobDashboard:
 
 
 def _queue_refresh(job: Job) -> None:
-    from tasks.tasks import QueueUnavailable, enqueue, refresh_job_dashboard_task  # the task module imports this one
+    from tasks.tasks import enqueue, refresh_job_dashboard_task  # the task module imports this one
 
     # One refresh at a time per job, whoever asks.
     def queue() -> None:

@@ -22,14 +22,13 @@ from tasks.api.views import progress_fields
 from tasks.console_selectors import count_labeled
 from tasks.models import Job
 from tasks.selectors_adaptive import get_adaptive_progress
-from tasks.services.errors import ServiceError
+from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.jobs import configure_job
 from tasks.services.publishing import cancel_job, pause_job, request_publish, resume_job
 from tasks.tasks import (
     BROKER_ERRORS,
     QUEUE_UNREACHABLE,
-    QueueUnavailable,
     check_queue_reachable,
     compute_consensus_task,
     enqueue,

@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from tasks.models import Hit, HitState
+from tasks.services.errors import QueueUnavailable
 
 PENDING_SECONDS = 24 * 3600  # a pending request outlives any sweep interval
 REFIT_CLAIM_SECONDS = 15 * 60  # a refit whose worker died is queued again after this
@@ -70,7 +71,6 @@ def flush_adaptive_allocation(*, job_id: int, force: bool = False) -> bool:
     # Cleared before the pass reads anything: a request arriving from now on is either seen by this pass
     # or pending again.
     cache.delete(_pending_key(job_id))
-    from tasks.tasks import QueueUnavailable  # the task modules import this one
 
     try:
         _enqueue("allocate_adaptive_answers_task", job_id)
@@ -92,7 +92,6 @@ def request_adaptive_refit(*, job_id: int) -> bool:
     """Queue a full re-fit of the job's worker skills unless one is already queued or running."""
     if not cache.add(_refit_key(job_id), 1, timeout=REFIT_CLAIM_SECONDS):
         return False
-    from tasks.tasks import QueueUnavailable  # the task modules import this one
 
     try:
         _enqueue("refit_adaptive_skills_task", job_id)

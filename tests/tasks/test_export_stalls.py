@@ -262,3 +262,40 @@ def test_a_stall_delay_too_short_to_be_safe_is_refused_at_startup() -> None:
     )
     assert done.returncode != 0
     assert "EXPORT_STALLED_AFTER_SECONDS must be at least 60" in done.stderr
+
+
+def test_an_export_that_fails_on_a_bug_is_failed_at_once_with_a_sentence_not_rerun(
+    labeled_job: Job, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = _asked_for(labeled_job, ago=timedelta(hours=2))
+
+    def bug(**kwargs: Any) -> ExportResult:
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(export_runs, "export_labels", bug)
+    run_label_export(export=export, actor=SYSTEM)
+    export.refresh_from_db()
+    assert export.state == ExportState.FAILED and "failed unexpectedly (TypeError)" in export.error
+    assert AuditEvent.objects.filter(action="labels.export_failed").count() == 1
+    _silent_for(export, 3600)
+    assert requeue_stale_exports_task() == 0 and sent == []  # failed, not a dead worker's export
+
+
+def test_a_run_replaced_after_its_last_chunk_leaves_no_exported_event(
+    labeled_job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = _asked_for(labeled_job, ago=timedelta(0))
+
+    def replaced_at_the_end(**kwargs: Any) -> ExportResult:
+        result = export_labels(**kwargs)  # every chunk written
+        LabelExport.objects.filter(pk=export.pk).update(state=ExportState.QUEUED, queued_at=None, rows_done=0)
+        return result
+
+    monkeypatch.setattr(export_runs, "export_labels", replaced_at_the_end)
+    assert run_label_export(export=export, actor=SYSTEM).state == ExportState.QUEUED
+    assert not AuditEvent.objects.filter(action="labels.exported").exists()
+    monkeypatch.undo()
+    done = run_label_export(export=LabelExport.objects.get(pk=export.pk), actor=SYSTEM)
+    assert done.state == ExportState.DONE
+    event = AuditEvent.objects.get(action="labels.exported")
+    assert event.after["export"] == export.pk and event.after["sha256"] == done.sha256

@@ -9,15 +9,15 @@ from typing import IO, Any
 
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks.label_selectors import ExportOptions
 from tasks.models import DatasetVersion, ExportState, Job, LabelExport
-from tasks.services.errors import ServiceError
+from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.exports.registry import get_exporter
-from tasks.services.exports.streaming import export_labels, open_stored_file
+from tasks.services.exports.streaming import export_labels, open_stored_file, record_export_event
 from workforce.audit import Actor, record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ExportNotStarted(ServiceError):
 
 
 def _queue_export(export_id: int) -> None:
-    from tasks.tasks import QueueUnavailable, enqueue, run_label_export_task  # the task module imports this one
+    from tasks.tasks import enqueue, run_label_export_task  # the task module imports this one
 
     try:
         enqueue(run_label_export_task, export_id=export_id)
@@ -226,35 +226,63 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
                 options=ExportOptions.from_dict(export.options),
                 version=export.version,
                 progress=progress,
+                audit=False,  # audited below, once this run's result is the one kept
             )
             spool.seek(0)
             # To storage first (a name already taken, e.g. by a newer run, gets another), then the row if still ours.
             export.file.save(f"export_{export.pk}.{exporter.extension}", File(spool), save=False)
             now = timezone.now()
-            finished = mine.update(
-                file=export.file.name,
-                sha256=result.sha256,
-                rows_done=result.rows,
-                rows_total=result.rows,
-                state=ExportState.DONE,
-                finished_at=now,
-                heartbeat_at=now,
-            )
+            with transaction.atomic():
+                finished = mine.update(
+                    file=export.file.name,
+                    sha256=result.sha256,
+                    rows_done=result.rows,
+                    rows_total=result.rows,
+                    state=ExportState.DONE,
+                    finished_at=now,
+                    heartbeat_at=now,
+                )
+                if finished:
+                    record_export_event(
+                        actor=actor,
+                        job=export.job,
+                        fmt=export.format,
+                        options=ExportOptions.from_dict(export.options),
+                        version=export.version,
+                        export=export.pk,
+                        rows=result.rows,
+                        bytes=result.bytes,
+                        sha256=result.sha256,
+                    )
             if not finished:
                 export.file.storage.delete(export.file.name)
                 raise _ClaimLost
     except _ClaimLost:
         logger.warning("export %s: run %d was presumed dead and replaced; its result is dropped", export.pk, attempt)
     except ServiceError as exc:
-        with transaction.atomic():
-            if mine.update(state=ExportState.FAILED, error=str(exc), finished_at=timezone.now()):
-                record_audit_event(
-                    actor=actor,
-                    action="labels.export_failed",
-                    object_type="job",
-                    object_id=export.job_id,
-                    after={"export": export.pk},
-                    reason=str(exc),
-                )
+        _fail(mine, export, actor, str(exc))
+    except Exception as exc:  # a bug or a storage error: recorded now, not re-run by the sweep as a dead worker
+        logger.exception("export %s failed", export.pk)
+        _fail(
+            mine,
+            export,
+            actor,
+            f"The export failed unexpectedly ({type(exc).__name__}); ask for it again, and tell an administrator "
+            "if it fails again.",
+        )
     export.refresh_from_db()
     return export
+
+
+def _fail(mine: QuerySet[LabelExport], export: LabelExport, actor: Actor, error: str) -> None:
+    """Record this run's failure (only while the export is still its own) and audit it."""
+    with transaction.atomic():
+        if mine.update(state=ExportState.FAILED, error=error, finished_at=timezone.now()):
+            record_audit_event(
+                actor=actor,
+                action="labels.export_failed",
+                object_type="job",
+                object_id=export.job_id,
+                after={"export": export.pk},
+                reason=error,
+            )

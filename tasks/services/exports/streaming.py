@@ -116,9 +116,10 @@ def _prepare(
     return exporter, iter_label_chunks(job, options), total
 
 
-def _audit(
+def record_export_event(
     *, actor: Actor, job: Job, fmt: str, options: ExportOptions, version: DatasetVersion | None, **after: object
 ) -> None:
+    """The ``labels.exported`` audit event of a finished export (``after``: its rows, bytes, sha256, ...)."""
     with transaction.atomic():
         record_audit_event(
             actor=actor,
@@ -149,7 +150,7 @@ def stream_labels(
     """
     options = options or ExportOptions()
     exporter, chunks, total = _prepare(job, fmt, options, version)
-    _audit(actor=actor, job=job, fmt=fmt, options=options, version=version, rows=total, streamed=True)
+    record_export_event(actor=actor, job=job, fmt=fmt, options=options, version=version, rows=total, streamed=True)
     return exporter.render(job, _counted(chunks, total, progress), options)
 
 
@@ -162,8 +163,10 @@ def export_labels(
     options: ExportOptions | None = None,
     version: DatasetVersion | None = None,
     progress: Progress | None = None,
+    audit: bool = True,
 ) -> ExportResult:
-    """Write ``job``'s labels (or a stored version's) in format ``fmt`` to ``out``; audit the finished export."""
+    """Write ``job``'s labels (or a stored version's) in format ``fmt`` to ``out``; audit the finished export
+    (``audit=False``: the caller does, once it has kept the result, with ``record_export_event``)."""
     options = options or ExportOptions()
     exporter, chunks, total = _prepare(job, fmt, options, version)
     digest = hashlib.sha256()
@@ -188,5 +191,8 @@ def export_labels(
         sha256=digest.hexdigest(),
         version=version.number if version else None,
     )
-    _audit(actor=actor, job=job, fmt=fmt, options=options, version=version, rows=rows, bytes=size, sha256=result.sha256)
+    if audit:
+        record_export_event(
+            actor=actor, job=job, fmt=fmt, options=options, version=version, rows=rows, bytes=size, sha256=result.sha256
+        )
     return result
