@@ -17,12 +17,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from tasks.models import ExportState, Job, LabelExport
-from tasks.services.consensus import compute_consensus
 from tasks.services.exports import request_label_export, run_label_export
 from tasks.services.exports import runs as export_runs
 from tasks.services.exports.streaming import ExportResult, export_labels
 from tasks.tasks import requeue_stale_exports_task, run_label_export_task
-from tests.tasks.exports.conftest import SYSTEM, work
+from tests.tasks.exports.conftest import SYSTEM
 from workforce.models import AuditEvent
 
 # Outside a test transaction, so on_commit hooks run as they do in a request (at once, after commit).
@@ -31,20 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 class WorkerKilled(BaseException):
     """What the run sees of its worker being killed mid-export: it stops, and nothing after it runs."""
-
-
-@pytest.fixture(autouse=True)
-def _media(settings: Any, tmp_path: Path) -> None:
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def labeled_job(make_published_job: Any, make_worker: Any) -> Job:
-    """4 items, 3 answers each, consensus computed."""
-    job = make_published_job(items=4, redundancy=3, consensus_method="mv")
-    work(job, [make_worker() for _ in range(3)], lambda n, ext: "neg" if n == 2 else "pos")
-    compute_consensus(job=job, actor=SYSTEM)
-    return job
 
 
 @pytest.fixture
