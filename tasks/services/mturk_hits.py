@@ -133,12 +133,28 @@ def _uuid(annotation: str) -> uuid.UUID | None:
         return None
 
 
-def _job_state_locked(hit: Hit) -> str:
-    """The state of ``hit``'s job now, read under its row lock (the Hit row first, as everywhere): held until
-    the caller's transaction ends, so a pause or resume waits for the MTurk call made under it, and its own
-    call, queued on its commit, comes after."""
-    Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
-    return Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id)
+def _set_expiry_while(
+    hit: Hit,
+    state: str,
+    open_until: datetime | None,
+    connector: MTurkMarketplace,
+    actor: Actor,
+    action: str,
+    after: dict[str, str],
+) -> int | None:
+    """``_set_expiry`` and its audit event ``action``, only while ``hit``'s job is still in ``state``; None
+    when it has moved on. The job's state is read under the Hit's and the job's row locks (in that order, as
+    everywhere), held over the MTurk call: a pause or resume meanwhile waits, and its own call, queued on its
+    commit, comes after this one."""
+    with transaction.atomic():
+        Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
+        if Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id) != state:
+            return None
+        changed = _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
+        record_audit_event(
+            actor=actor, action=action, object_type="hit", object_id=hit.pk, after={**after, "job": hit.job_id}
+        )
+    return changed
 
 
 def _resumed_while_mturk_was_not_told(hit: Hit | None, hit_id: str) -> bool:
@@ -191,18 +207,12 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             result.adopted.append(remote_hit.hit_id)
         elif live and hit is not None and hit.external_id == remote_hit.hit_id and hit.job.state == JobState.PAUSED:
             # A pause MTurk never heard of (the broker was down when it was asked): expire it now, as pausing does.
-            with transaction.atomic():
-                if _job_state_locked(hit) != JobState.PAUSED:  # resumed meanwhile: its own call tells MTurk
-                    continue
-                result.escrow_changed += _set_expiry(hit, open_until=None, connector=connector, actor=actor)
-                record_audit_event(
-                    actor=actor,
-                    action="mturk.paused_hit_expired",
-                    object_type="hit",
-                    object_id=hit.pk,
-                    after={"hit_id": remote_hit.hit_id, "job": hit.job_id},
-                )
-            result.expired.append(remote_hit.hit_id)
+            changed = _set_expiry_while(
+                hit, JobState.PAUSED, None, connector, actor, "mturk.paused_hit_expired", {"hit_id": remote_hit.hit_id}
+            )
+            if changed is not None:
+                result.escrow_changed += changed
+                result.expired.append(remote_hit.hit_id)
         elif live and (hit is None or hit.external_id != remote_hit.hit_id or hit.state == HitState.CANCELLED):
             connector.expire(remote_hit.hit_id)
             with transaction.atomic():
@@ -218,18 +228,13 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             # A resume MTurk never heard of: open the HIT again for the job's lifetime, as resuming does.
             assert hit is not None
             open_until = now + job_options(hit.job).lifetime
-            with transaction.atomic():
-                if _job_state_locked(hit) != JobState.PUBLISHED:  # paused again meanwhile: leave it expired
-                    continue
-                result.escrow_changed += _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
-                record_audit_event(
-                    actor=actor,
-                    action="mturk.resumed_hit_reopened",
-                    object_type="hit",
-                    object_id=hit.pk,
-                    after={"hit_id": remote_hit.hit_id, "job": hit.job_id, "expires_at": open_until.isoformat()},
-                )
-            result.reopened.append(remote_hit.hit_id)
+            after = {"hit_id": remote_hit.hit_id, "expires_at": open_until.isoformat()}
+            changed = _set_expiry_while(
+                hit, JobState.PUBLISHED, open_until, connector, actor, "mturk.resumed_hit_reopened", after
+            )
+            if changed is not None:
+                result.escrow_changed += changed
+                result.reopened.append(remote_hit.hit_id)
         elif hit is not None and hit.external_id == remote_hit.hit_id:
             result.escrow_changed += sync_hit_escrow(hit=hit, remote=remote_hit, actor=actor, now=now).changed
     return result
