@@ -20,6 +20,7 @@ it takes it again when an expired HIT is made live again (a new expiration in th
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,13 +31,15 @@ from django.utils import timezone
 
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.reports.estimate import unit_cost
-from tasks.services.budget import job_spent, release_budget, true_up_reservation
+from tasks.services.budget import BudgetExceeded, job_spent, release_budget, true_up_reservation
 from tasks.services.ledger import assignment_cost_key, reverse_cost
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace, RemoteHit
 from workforce.marketplaces.mturk_fees import assignment_fee
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
 UNFILLED = "unfilled"
@@ -171,8 +174,15 @@ def sync_hit_escrow(*, hit: Hit, remote: RemoteHit, actor: Actor, now: datetime 
             )
             change.recommitted = count
             change.amount = (info.reward + fee) * count
-            true_up_reservation(job=job, actor=actor)
             action, after = "mturk.unfilled_recommitted", {"slots": count, "amount": str(change.amount)}
+            try:
+                with transaction.atomic():
+                    true_up_reservation(job=job, actor=actor)
+            except BudgetExceeded as exc:
+                # MTurk holds the money already: the ledger books that fact whatever the caps say; the
+                # reservation stays short, and the event says why (the budget alerts see the spend).
+                logger.warning("job %s: MTurk re-committed %s, beyond the month's cap: %s", job.pk, change.amount, exc)
+                after["reservation_refused"] = str(exc)
         else:
             return change
         record_audit_event(

@@ -154,6 +154,26 @@ def test_pause_releases_the_unfilled_slots_and_resume_commits_them_again(
     assert _matches_mturk(job, mturk, standin)
 
 
+def test_a_resume_the_months_cap_cannot_take_still_books_what_mturk_holds(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    """The ledger records what MTurk did whatever the caps say; the refused reservation is in the event."""
+    from tasks.models import MonthlyBudget
+    from tasks.services.budget import month_of, set_monthly_cap
+
+    job, hit = _one_hit_job(mturk)
+    set_mturk_job_availability(job=job, open_=False, actor=ACTOR, connector=mturk)
+    assert ledger_total(job=job) == 0
+    month = month_of(timezone.now())
+    held = MonthlyBudget.objects.filter(month=month).values_list("reserved", flat=True).first() or Decimal(0)
+    set_monthly_cap(month=month, cap=held, actor=ACTOR)  # no room left this month
+    set_mturk_job_availability(job=job, open_=True, actor=ACTOR, connector=mturk)
+    assert ledger_total(job=job) == 3 * SLOT
+    assert _matches_mturk(job, mturk, standin)
+    event = AuditEvent.objects.get(action="mturk.unfilled_recommitted")
+    assert "monthly cap" in event.after["reservation_refused"]
+
+
 def test_reconcile_releases_a_hit_expired_on_mturk_that_we_still_think_live(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
