@@ -26,12 +26,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.reports.estimate import unit_cost
-from tasks.services.budget import BudgetExceeded, job_spent, release_budget, true_up_reservation
+from tasks.services.budget import BudgetExceeded, exact, job_spent, release_budget, true_up_reservation
 from tasks.services.ledger import assignment_cost_key, reverse_cost
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
 from workforce.audit import Actor, record_audit_event
@@ -127,6 +127,20 @@ def _release_reservation(*, job: Job, amount: Decimal, key: str, actor: Actor, r
     amount = min(amount, reserved - job_spent(job))
     if amount > 0:
         release_budget(job=job, amount=amount, key=key, actor=actor, reason=reason)
+
+
+def unfilled_held_back(job: Job) -> Decimal:
+    """What MTurk gave back for the job's unfilled slots (expired or paused HITs) and has not taken again:
+    the most that opening its HITs again commits (one grouped query over the job's MTurk ledger rows)."""
+    rows = CostEntry.objects.filter(job_id=job.pk, marketplace=MTURK)
+    totals = rows.aggregate(
+        released=Sum("amount", filter=Q(kind=CostKind.REVERSAL, idempotency_key__contains=f":{UNFILLED}:")),
+        again=Sum(
+            "amount",
+            filter=Q(idempotency_key__contains=f":slot:{RECOMMITTED}") & ~Q(kind=CostKind.REVERSAL),
+        ),
+    )
+    return max(-exact(totals["released"]) - exact(totals["again"]), ZERO)
 
 
 def sync_hit_escrow(*, hit: Hit, remote: RemoteHit, actor: Actor, now: datetime | None = None) -> EscrowChange:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
 from tasks.reports.estimate import estimate_job_cost
 from tasks.services import hits as hit_services
-from tasks.services.budget import check_budget, reserve_budget, settle_job_budget
+from tasks.services.budget import BudgetExceeded, check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Marketplace
@@ -158,6 +158,21 @@ def pause_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
 
 
 def resume_job(*, job: Job, actor: Actor) -> Job:
+    """Hand out work again. An MTurk job's HITs go live again, and MTurk takes back into escrow what it gave
+    back for their unfilled slots at the pause: a budget (the job's cap or the month's) that cannot take that
+    refuses the resume, before MTurk is asked."""
+    if job.marketplace == Marketplace.MTURK and job.state == JobState.PAUSED:
+        from tasks.services.mturk_escrow import unfilled_held_back
+
+        held_back = unfilled_held_back(job)
+        if held_back > 0:
+            try:
+                check_budget(job=job, amount=held_back)
+            except BudgetExceeded as exc:
+                raise BudgetExceeded(
+                    f"Resuming puts {held_back:.2f} {job.currency} back into MTurk's escrow for the unfilled "
+                    f"assignments: {exc}"
+                ) from exc
     job = _transition(job=job, allowed=[JobState.PAUSED], target=JobState.PUBLISHED, actor=actor, action="job.resumed")
     _mturk_availability(job, open_=True)
     return job

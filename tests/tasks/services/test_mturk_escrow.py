@@ -174,6 +174,35 @@ def test_a_resume_the_months_cap_cannot_take_still_books_what_mturk_holds(
     assert "monthly cap" in event.after["reservation_refused"]
 
 
+def test_a_resume_the_budget_cannot_take_is_refused_before_mturk_is_asked(
+    mturk: MTurkMarketplace, standin: MTurkStandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tasks.models import MonthlyBudget
+    from tasks.services.budget import BudgetExceeded, month_of, set_monthly_cap
+    from tasks.services.mturk_escrow import unfilled_held_back
+    from tasks.services.publishing import pause_job, resume_job
+
+    job, hit = _one_hit_job(mturk)
+    _submit(standin, hit, "AW1")
+    collect_mturk_work(actor=ACTOR, connector=mturk)
+    with django_capture_on_commit_callbacks(execute=True):
+        pause_job(job=job, actor=ACTOR)
+    assert unfilled_held_back(job) == 2 * SLOT  # the two slots nobody took
+    month = month_of(timezone.now())
+    held = MonthlyBudget.objects.filter(month=month).values_list("reserved", flat=True).first() or Decimal(0)
+    set_monthly_cap(month=month, cap=held + SLOT, actor=ACTOR)  # room for one slot, not two
+    with pytest.raises(BudgetExceeded, match=r"Resuming puts 0\.12 USD back into MTurk's escrow"):
+        resume_job(job=Job.objects.get(pk=job.pk), actor=ACTOR)
+    assert Job.objects.get(pk=job.pk).state == "paused"
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] <= time.time()  # MTurk was not asked
+    set_monthly_cap(month=month, cap=held + 2 * SLOT, actor=ACTOR)
+    with django_capture_on_commit_callbacks(execute=True):
+        resume_job(job=Job.objects.get(pk=job.pk), actor=ACTOR)
+    assert standin.state.hits[str(hit.external_id)]["Expiration"] > time.time()
+    assert unfilled_held_back(job) == 0 and ledger_total(job=job) == 3 * SLOT
+    assert _matches_mturk(job, mturk, standin)
+
+
 def test_reconcile_releases_a_hit_expired_on_mturk_that_we_still_think_live(
     mturk: MTurkMarketplace, standin: MTurkStandIn
 ) -> None:
