@@ -64,6 +64,7 @@ from tasks.services.adaptive_queue import (
 )
 from tasks.services.adaptive_state import (
     SYSTEM,
+    ItemsState,
     items_state,
     load_skills,
     max_answers_of,
@@ -160,8 +161,14 @@ def _budget_covers_every_extra(job: Job, totals: JobTotals | None = None) -> boo
 
 def _sweep_depth(job: Job, totals: JobTotals) -> int:
     """The answers every Hit gets before a short budget goes to the least settled ones (the replay's
-    ``first_depth``): the minimum, or half of what the whole budget pays per Hit when that is more."""
-    return first_depth(policy_of(job).min_answers, totals.hits, totals.answers_wanted + (_room(job) or 0))
+    ``first_depth``): half of what the whole budget pays per Hit when that is more than the minimum, else 0
+    (no sweep). A job with a pre-label model has none: the model's agreement is what stops its items early,
+    and its Hits start at one answer."""
+    if job.prelabel_model:
+        return 0
+    minimum = policy_of(job).min_answers
+    depth = first_depth(minimum, totals.hits, totals.answers_wanted + (_room(job) or 0))
+    return depth if depth > minimum else 0
 
 
 def _below_sweep_depth(job: Job, totals: JobTotals, hit_id: int) -> bool:
@@ -170,7 +177,7 @@ def _below_sweep_depth(job: Job, totals: JobTotals, hit_id: int) -> bool:
     if job.budget_cap is None or _budget_covers_every_extra(job, totals):
         return False
     depth = _sweep_depth(job, totals)
-    return depth > policy_of(job).min_answers and Hit.objects.filter(pk=hit_id, assignments_wanted__lt=depth).exists()
+    return depth > 0 and Hit.objects.filter(pk=hit_id, assignments_wanted__lt=depth).exists()
 
 
 def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent: Sequence[int] = ()) -> int:
@@ -269,21 +276,39 @@ def allocate_adaptive_answers(
         return 0
     links = [(hit_id, item_id) for hit_id, item_id, _ in rows]
     state = items_state(job, [item for _, item in links], load_skills(job))
-    wanting = state.wants
-    step = None
     totals = get_job_totals(job)
+    rounds: list[tuple[np.ndarray, float | None]] = [(state.wants, None)]
     if job.budget_cap is not None and not _budget_covers_every_extra(job, totals):
         # A short budget first pays the replay's uniform sweep (every Hit up to the same depth, whatever its
         # answers say), then goes to the least settled items, one confidence step at a time (the replay's
-        # --budget measures this rule), so it is not spent on items that are nearly settled.
+        # --budget measures this rule), so it is not spent on items that are nearly settled. When no Hit of
+        # the sweep could be given an answer (MTurk refused them, say), the pass goes on to the step.
+        step = neediest_step(state.settled, state.wants, policy_of(job).target)
+        rounds = [(below_step(state.settled, state.wants, step), step)]
         depth = _sweep_depth(job, totals)
         below = np.asarray([wanted < depth for _, _, wanted in rows], dtype=bool)
         if below.any():
-            wanting = below
-        else:
-            step = neediest_step(state.settled, state.wants, policy_of(job).target)
-            wanting = below_step(state.settled, state.wants, step)
-    _note_budget_step(job, step)
+            rounds.insert(0, (below, None))
+    for wanting, step in rounds:
+        _note_budget_step(job, step)
+        done = _pay(job, links, wanting, state, actor=actor, now=now, connector=connector)
+        if done:
+            return done
+    return 0
+
+
+def _pay(
+    job: Job,
+    links: list[tuple[int, int]],
+    wanting: np.ndarray,
+    state: ItemsState,
+    *,
+    actor: Actor,
+    now: datetime,
+    connector: MTurkMarketplace | None,
+) -> int:
+    """One more answer for each Hit with an item in ``wanting``, the best expected gain first, as far as the
+    budget pays; returns the Hits reopened (internal pool) or extended (MTurk)."""
     best: dict[int, float] = {}
     disputed: set[int] = set()
     for (hit_id, _), wants, gain, dispute in zip(links, wanting, state.gain, state.disputed, strict=True):

@@ -190,6 +190,22 @@ def test_a_settled_hit_below_the_sweep_depth_asks_for_an_allocation_pass(
     assert job.state == JobState.COMPLETED and job.budget_reserved <= job.budget_cap
 
 
+def test_a_pre_label_job_has_no_sweep_its_short_budget_goes_to_the_disputed_item(make_worker):
+    """Its Hits start at one answer and the agreeing model settles them: the sweep would pay them all."""
+    from tasks.models import Prediction
+
+    job = _publish(4, 1, prelabel_model="m1", adaptive_target=0.8, budget_cap=Decimal("0.45"))
+    for item in Item.objects.filter(job=job):
+        value = "pos" if item.external_id.startswith("easy") else "neg"
+        Prediction.objects.create(
+            job=job, item=item, model_name="m1", value=value, score=0.95, created_at=job.created_at
+        )
+    _run_crowd(job, [make_worker() for _ in range(6)], answer=lambda item, index: "pos")
+    assert allocate_adaptive_answers(job=job) == 1
+    wanted = dict(Hit.objects.filter(job=job).values_list("hit_items__item__external_id", "assignments_wanted"))
+    assert wanted == {"easy-0": 1, "easy-1": 1, "easy-2": 1, "easy-3": 1, "hard-0": 2}
+
+
 def test_refit_caches_the_skills_of_every_worker(make_worker):
     job = _publish(3, 2)
     workers = [make_worker() for _ in range(6)]
