@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError, PublishedHit
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
 from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_assignments_cost
+
+logger = logging.getLogger(__name__)
 
 
 def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTurkMarketplace | None = None) -> Hit:
@@ -143,17 +146,23 @@ def _set_expiry_while(
     after: dict[str, str],
 ) -> int | None:
     """``_set_expiry`` and its audit event ``action``, only while ``hit``'s job is still in ``state``; None
-    when it has moved on. The job's state is read under the Hit's and the job's row locks (in that order, as
-    everywhere), held over the MTurk call: a pause or resume meanwhile waits, and its own call, queued on its
-    commit, comes after this one."""
-    with transaction.atomic():
-        Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
-        if Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id) != state:
-            return None
-        changed = _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
-        record_audit_event(
-            actor=actor, action=action, object_type="hit", object_id=hit.pk, after={**after, "job": hit.job_id}
-        )
+    when it has moved on, or when the job's row is locked right now (left to the next reconcile). The job's
+    state is read under the Hit's and the job's row locks, held over the MTurk call: a pause or resume
+    meanwhile waits, and its own call, queued on its commit, comes after this one. The job's lock is not
+    waited for: a cancel locks the job and then its Hits, the other order, and waiting would deadlock."""
+    try:
+        with transaction.atomic():
+            Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
+            job_state = Job.objects.select_for_update(nowait=True).values_list("state", flat=True).get(pk=hit.job_id)
+            if job_state != state:
+                return None
+            changed = _set_expiry(hit, open_until=open_until, connector=connector, actor=actor)
+            record_audit_event(
+                actor=actor, action=action, object_type="hit", object_id=hit.pk, after={**after, "job": hit.job_id}
+            )
+    except OperationalError as exc:  # the job's row is locked (PostgreSQL's lock_not_available)
+        logger.info("HIT of job %s left to the next reconcile: its job is being changed (%s)", hit.job_id, exc)
+        return None
     return changed
 
 
