@@ -216,6 +216,7 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
             raise _ClaimLost
 
     exporter = get_exporter(export.format)
+    saved = ""  # the file this run wrote to storage, removed again unless the row keeps it
     try:
         with tempfile.TemporaryFile() as spool:
             result = export_labels(
@@ -231,6 +232,7 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
             spool.seek(0)
             # To storage first (a name already taken, e.g. by a newer run, gets another), then the row if still ours.
             export.file.save(f"export_{export.pk}.{exporter.extension}", File(spool), save=False)
+            saved = export.file.name
             now = timezone.now()
             with transaction.atomic():
                 finished = mine.update(
@@ -255,8 +257,8 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
                         sha256=result.sha256,
                     )
             if not finished:
-                export.file.storage.delete(export.file.name)
                 raise _ClaimLost
+            saved = ""  # kept: the row names it
     except _ClaimLost:
         logger.warning("export %s: run %d was presumed dead and replaced; its result is dropped", export.pk, attempt)
     except ServiceError as exc:
@@ -270,6 +272,9 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
             f"The export failed unexpectedly ({type(exc).__name__}); ask for it again, and tell an administrator "
             "if it fails again.",
         )
+    finally:
+        if saved:
+            export.file.storage.delete(saved)
     export.refresh_from_db()
     return export
 

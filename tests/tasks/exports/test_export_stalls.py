@@ -284,3 +284,17 @@ def test_a_run_replaced_after_its_last_chunk_leaves_no_exported_event(
     assert done.state == ExportState.DONE
     event = AuditEvent.objects.get(action="labels.exported")
     assert event.after["export"] == export.pk and event.after["sha256"] == done.sha256
+
+
+def test_a_run_that_fails_after_storing_its_file_leaves_no_file_behind(
+    labeled_job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = _asked_for(labeled_job, ago=timedelta(0))
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the audit table is unavailable")
+
+    monkeypatch.setattr(export_runs, "record_export_event", broken)
+    failed = run_label_export(export=export, actor=SYSTEM)
+    assert failed.state == ExportState.FAILED and not failed.file.name
+    assert _files(tmp_path) == []
