@@ -161,7 +161,7 @@ def test_a_resume_the_months_cap_cannot_take_still_books_what_mturk_holds(
     from tasks.models import MonthlyBudget
     from tasks.services.budget import month_of, set_monthly_cap
 
-    job, hit = _one_hit_job(mturk)
+    job, _ = _one_hit_job(mturk)
     set_mturk_job_availability(job=job, open_=False, actor=ACTOR, connector=mturk)
     assert ledger_total(job=job) == 0
     month = month_of(timezone.now())
