@@ -1,10 +1,13 @@
 """python manage.py import_groundtruth (--job JOB | --new-job NAME) --manifest FILE [--worker-responses DIR_OR_TAR]
-[--label-attribute NAME] [--gold FILE] [--consolidated-as auto|label|gold|annotator] [--gold-share F] [--json]"""
+[--label-attribute NAME] [--gold FILE] [--consolidated-as auto|label|gold|annotator] [--gold-share F]
+[--book-costs [--task-price USD]] [--json]"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,16 @@ from workforce.marketplaces.groundtruth.formats import (
     iter_worker_response_files,
     read_worker_responses,
 )
+
+
+def _price(text: str) -> Decimal:
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD (e.g. 0.036)") from None
+    if not price.is_finite() or price < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative amount in USD")
+    return price
 
 
 def _in_share(key: str, share: float) -> bool:
@@ -59,6 +72,19 @@ class Command(BaseCommand):
             "of the images) or as the answers of a 'groundtruth-consolidated' annotator. Default auto: the "
             "annotator when no worker responses are given, else the label only.",
         )
+        parser.add_argument(
+            "--book-costs",
+            action="store_true",
+            help="Book the history's Ground Truth costs in the ledger: the service charge per labeled object "
+            "(GROUNDTRUTH_OBJECT_PRICE_TIERS), dated when each object was labeled. A job run from here as a "
+            "labeling job books its costs anyway.",
+        )
+        parser.add_argument(
+            "--task-price",
+            type=_price,
+            help="With --book-costs: the public workforce's price per task in USD (e.g. 0.036), booked for every "
+            "worker response, dated at its submission.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -92,6 +118,8 @@ class Command(BaseCommand):
                 source=str(manifest),
                 consolidated_as=options["consolidated_as"],
                 gold_share=share,
+                history_costs=options["book_costs"],
+                task_price=options["task_price"],
             )
         except (ServiceError, GroundTruthFormatError, UnicodeDecodeError, OSError) as exc:
             raise CommandError(str(exc).rstrip(".") + ".", returncode=2) from exc
@@ -108,6 +136,8 @@ class Command(BaseCommand):
             f"({result.assignments_unchanged} unchanged) from {result.workers_total} worker(s), "
             f"{result.gt_labels_created} new Ground Truth label(s) ({result.gt_labels_unchanged} unchanged)."
         )
+        if result.costs_booked:
+            self.stdout.write(f"Booked {result.costs_booked} new cost row(s) in the ledger.")
         for warning in result.warnings:
             self.stdout.write(f"Warning: {warning}")
         if "accuracy" in output:

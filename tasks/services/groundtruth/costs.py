@@ -6,7 +6,10 @@ and the object or assignment, so booking again after a retry or re-import books 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
@@ -49,43 +52,82 @@ def estimated_cost(labeling_job: LabelingJob, objects: int) -> Decimal:
     return total
 
 
-def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob) -> int:
-    """Book the object charges and task prices not yet booked; returns how many rows were new.
-    Call it inside the transaction that records the results."""
+@dataclass(frozen=True)
+class Pricing:
+    """How one labeling job's work is booked: its name (in the ledger keys), the reference on each row, the
+    public workforce's price per task (0: none booked) and whether the rows are dated when the work was done
+    (imported history) or now (a labeling job run from here)."""
+
+    name: str
+    reference: str
+    task_price: Decimal = Decimal("0")
+    dated: bool = False
+
+    @classmethod
+    def of(cls, labeling_job: LabelingJob) -> Pricing:
+        public = labeling_job.workforce == WorkforceKind.PUBLIC
+        return cls(
+            name=labeling_job.name,
+            reference=labeling_job.arn or labeling_job.name,
+            task_price=labeling_job.task_price if public else Decimal("0"),
+        )
+
+
+def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob | None = None, pricing: Pricing | None = None) -> int:
+    """Book the object charges and task prices not yet booked (``labeling_job``'s, or ``pricing`` for
+    imported history); returns how many rows were new. Call it inside the transaction that records the
+    results."""
+    if pricing is None:
+        assert labeling_job is not None
+        pricing = Pricing.of(labeling_job)
     tiers: Sequence[tuple[int | None, str]] = settings.GROUNDTRUTH_OBJECT_PRICE_TIERS
-    labeled = GroundTruthLabel.objects.filter(job=job).order_by("item_id").values_list("item__external_id", "item_id")
+    labeled = GroundTruthLabel.objects.filter(job=job).order_by("item_id").values_list("item__external_id", "metadata")
     lines = [
         CostLine(
             job_id=job.pk,
             kind=CostKind.GT_OBJECT_CHARGE,
             amount=object_price(position, tiers),
-            idempotency_key=f"gt-object:{labeling_job.name}:{external_id}",
+            idempotency_key=f"gt-object:{pricing.name}:{external_id}",
             marketplace=Marketplace.GROUNDTRUTH,
             currency="USD",
-            reference=labeling_job.arn or labeling_job.name,
+            reference=pricing.reference,
             memo=f"Ground Truth object {external_id}",
+            created_at=_labeled_at(metadata) if pricing.dated else None,
         )
-        for position, (external_id, _item_id) in enumerate(labeled, start=1)
+        for position, (external_id, metadata) in enumerate(labeled, start=1)
     ]
-    if labeling_job.workforce == WorkforceKind.PUBLIC and labeling_job.task_price > 0:
+    if pricing.task_price > 0:
         tasks = (
             Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH)
             .exclude(worker__external_id=CONSOLIDATED_WORKER)  # Ground Truth's own boxes, not a paid task
-            .values_list("id", "external_id", "hit_id", "worker_id")
+            .values_list("id", "external_id", "hit_id", "worker_id", "submitted_at")
         )
         lines += [
             CostLine(
                 job_id=job.pk,
                 kind=CostKind.WORKFORCE_PRICE,
-                amount=labeling_job.task_price,
+                amount=pricing.task_price,
                 idempotency_key=f"gt-task:{external_id}",
                 marketplace=Marketplace.GROUNDTRUTH,
                 currency="USD",
                 hit_id=hit_id,
                 assignment_id=assignment_id,
                 worker_id=worker_id,
-                reference=labeling_job.arn or labeling_job.name,
+                reference=pricing.reference,
+                created_at=submitted_at if pricing.dated else None,
             )
-            for assignment_id, external_id, hit_id, worker_id in tasks
+            for assignment_id, external_id, hit_id, worker_id, submitted_at in tasks
         ]
     return record_costs(lines)
+
+
+def _labeled_at(metadata: Any) -> datetime | None:
+    """When Ground Truth labeled the object (its metadata's ``creation-date``, read as UTC), or None."""
+    value = metadata.get("creation-date") if isinstance(metadata, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

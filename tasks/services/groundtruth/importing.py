@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -32,7 +33,7 @@ from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError
 from tasks.services.external_work import ExternalAssignment, record_external_assignments
 from tasks.services.groundtruth import shapes as gt_shapes
-from tasks.services.groundtruth.costs import book_groundtruth_costs
+from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
 from tasks.services.imports import payload_hash
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.groundtruth.formats import (
@@ -334,9 +335,20 @@ def import_groundtruth_output(
     labeling_job_name: str | None = None,
     consolidated_as: str = "auto",
     gold_share: float = 1.0,
+    history_costs: bool = False,
+    task_price: Decimal | None = None,
 ) -> GroundTruthImportResult:
     """Import one Ground Truth output (see the module docstring) into ``job`` or a new job; for box jobs
-    ``consolidated_as`` and ``gold_share`` say where Ground Truth's own boxes go (``groundtruth.shapes``)."""
+    ``consolidated_as`` and ``gold_share`` say where Ground Truth's own boxes go (``groundtruth.shapes``).
+
+    A job run from here as a labeling job books its costs as its results arrive. Imported history books
+    them only with ``history_costs``: the service charge per labeled object (the tier table), and with a
+    ``task_price`` the public workforce's price per worker response, each row dated when the object was
+    labeled or the response submitted, so a finance period holds it where the work happened."""
+    if task_price is not None and (not task_price.is_finite() or task_price < 0):
+        raise ServiceError("The task price must be a non-negative amount in USD, e.g. 0.036.")
+    if task_price is not None and not history_costs:
+        raise ServiceError("A task price is only used with the history's costs (--book-costs).")
     if (job is None) == (new_job_name is None):
         raise ServiceError("Give either an existing job or a name for a new one.")
     if consolidated_as not in gt_shapes.CONSOLIDATED_CHOICES:
@@ -410,6 +422,10 @@ def import_groundtruth_output(
             labeling_job = LabelingJob.objects.filter(job=job).first()
             if labeling_job is not None:
                 result.costs_booked = book_groundtruth_costs(job=job, labeling_job=labeling_job)
+            elif history_costs:
+                name = manifest.labeling_job_name or f"job-{job.pk}"
+                pricing = Pricing(name=name, reference=name, task_price=task_price or Decimal("0"), dated=True)
+                result.costs_booked = book_groundtruth_costs(job=job, pricing=pricing)
             if result.items_created or result.gt_labels_created or result.gt_labels_updated:
                 record_audit_event(
                     actor=actor,
