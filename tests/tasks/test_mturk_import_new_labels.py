@@ -1,6 +1,6 @@
 """A later MTurk batch whose answers use a label the first batch never showed: a job holding imported history
 only grows its label set (appended, audited, reported); any other job refuses the file whole, naming the labels,
-unless --skip-bad-rows imports the other rows."""
+unless --skip-unknown-labels imports the other rows."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_a_check_box_batch_with_a_new_box_ticked_extends_the_job() -> None:
     assert Answer.objects.get(assignment__external_id="A7").value == ["cat", "fish"]
 
 
-def test_a_published_job_refuses_the_file_naming_the_labels_and_skip_bad_rows_imports_the_rest(
+def test_a_published_job_refuses_the_file_naming_the_labels_and_skip_unknown_labels_imports_the_rest(
     tmp_path: Path,
 ) -> None:
     job = _first_batch()
@@ -155,9 +155,10 @@ def test_a_published_job_refuses_the_file_naming_the_labels_and_skip_bad_rows_im
     before = _counts()
     message = _refused("--job", str(job.pk), str(later))
     assert "label(s) 'profound' that job" in message and "workers use its label set" in message
-    assert "Nothing was imported" in message and "--new-job" in message and "--skip-bad-rows" in message
+    assert "Nothing was imported" in message and "--new-job" in message and "--skip-unknown-labels" in message
     assert _counts() == before and Job.objects.get(pk=job.pk).labels == HEARING
-    report, _ = _run("--job", str(job.pk), str(later), "--skip-bad-rows")
+    assert "--skip-unknown-labels" in _refused("--job", str(job.pk), str(later), "--skip-bad-rows")
+    report, _ = _run("--job", str(job.pk), str(later), "--skip-unknown-labels")
     assert (report["labels_added"], report["assignments_created"]) == ([], 1)
     assert [(row["line"], row["assignment"]) for row in report["rows_skipped"]] == [(2, "3LATERASSIGNMENT0000")]
     assert Job.objects.get(pk=job.pk).labels == HEARING
@@ -195,7 +196,7 @@ def test_a_new_job_whose_given_labels_miss_an_answer_is_refused_whole() -> None:
     message = _refused(*args, path)
     assert "label(s) 'severe' that --labels does not list" in message and "add them to --labels" in message
     assert not Job.objects.exists() and not Assignment.objects.exists()
-    report, _ = _run(*args, "--skip-bad-rows", path)
+    report, _ = _run(*args, "--skip-unknown-labels", path)
     assert report["rows_skipped"] and all("severe" in row["reason"] for row in report["rows_skipped"])
     assert Job.objects.get(pk=report["job"]).labels == ["normal", "mid", "moderate"]
 

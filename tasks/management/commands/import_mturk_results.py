@@ -1,5 +1,5 @@
 """python manage.py import_mturk_results (--job JOB | --new-job NAME) FILE.csv [--answer-field F] [--skip-bad-rows]
-[--json]"""
+[--skip-unknown-labels] [--json]"""
 
 from __future__ import annotations
 
@@ -35,8 +35,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-bad-rows",
             action="store_true",
-            help="Import a damaged file's whole rows, or the rows of a file answering with labels the job cannot "
-            "take, and report the others (default: refuse the file, exit 2).",
+            help="Import a damaged file's whole rows and report the others (default: refuse the file, exit 2).",
+        )
+        parser.add_argument(
+            "--skip-unknown-labels",
+            action="store_true",
+            help="Import the rows of a file that also answers with labels the job cannot take, and report those "
+            "(default: refuse the file, exit 2).",
         )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
@@ -65,6 +70,7 @@ class Command(BaseCommand):
                 answer_field=answer_field,
                 labels=labels,
                 skip_bad_rows=options["skip_bad_rows"],
+                skip_unknown_labels=options["skip_unknown_labels"],
             )
         except ServiceError as exc:
             raise CommandError(str(exc), returncode=2) from exc

@@ -18,7 +18,7 @@ Answers with a label the job lacks (a later batch showing a value the first neve
 of a job that holds imported MTurk history only (``_labels_fixed_because`` says when); the new labels are
 appended, audited as ``job.labels_extended`` and listed in ``labels_added``. Any other job's label set is in
 use, and a new job's was given as ``labels``: the file is refused whole, naming the labels, unless
-``skip_bad_rows`` asks for the other rows to be imported and these reported in ``rows_skipped``.
+``skip_unknown_labels`` asks for the other rows to be imported and these reported in ``rows_skipped``.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def _labels_fixed_because(job: Job) -> str:
 
 
 def _fit_labels(
-    *, job: Job, schema: LabelSchema, parsed: ResultsFile, filename: str, actor: Actor, skip_bad_rows: bool
+    *, job: Job, schema: LabelSchema, parsed: ResultsFile, filename: str, actor: Actor, skip_unknown_labels: bool
 ) -> tuple[Job, LabelSchema, list[str]]:
     """The job (locked and fresh when its labels were read again) and schema to import with, and the labels
     added: answers with labels the job lacks extend a job of imported history only, or refuse the file."""
@@ -228,7 +228,7 @@ def _fit_labels(
     )
     reason = _labels_fixed_because(job)
     if reason:
-        if skip_bad_rows:
+        if skip_unknown_labels:
             return job, schema, []  # the rows are skipped one by one, each with its reason
         how = (
             "add them to the job's labels (editable while it is a draft) and import again"
@@ -237,8 +237,8 @@ def _fit_labels(
         )
         raise ServiceError(
             f"{filename} answers Answer.{schema.field} with label(s) {shown} that job {job.pk} does not have, and its "
-            f"label set cannot grow: {reason}. Nothing was imported; {how}, or pass --skip-bad-rows to import the "
-            "other rows and list these in rows_skipped."
+            f"label set cannot grow: {reason}. Nothing was imported; {how}, or pass --skip-unknown-labels to import "
+            "the other rows and list these in rows_skipped."
         )
     after = before + unknown
     if len(after) > MAX_INFERRED_LABELS:
@@ -260,14 +260,15 @@ def _fit_labels(
 
 
 def _refuse_labels_outside_given(*, schema: LabelSchema, parsed: ResultsFile, filename: str) -> None:
-    """A new job's ``labels`` were given: answers with others refuse the file (``skip_bad_rows``: skip them)."""
+    """A new job's ``labels`` were given: answers with others refuse the file (``skip_unknown_labels``: skip
+    them)."""
     unknown = schema.unknown_labels(row.answers for row in parsed.rows)
     if unknown:
         shown = ", ".join(repr(label) for label in unknown[:10]) + (" and more" if len(unknown) > 10 else "")
         raise ServiceError(
             f"{filename} answers Answer.{schema.field} with label(s) {shown} that --labels does not list, so "
-            "nothing was imported; add them to --labels, or pass --skip-bad-rows to import the other rows and "
-            "list these in rows_skipped."
+            "nothing was imported; add them to --labels, or pass --skip-unknown-labels to import the other rows "
+            "and list these in rows_skipped."
         )
 
 
@@ -281,6 +282,7 @@ def import_mturk_results(
     answer_field: str = "",
     labels: list[str] | None = None,
     skip_bad_rows: bool = False,
+    skip_unknown_labels: bool = False,
 ) -> MTurkImportResult:
     """Import one results file into ``job``, or into a new job called ``new_job_name``; see the module doc."""
     if (job is None) == (not new_job_name.strip()):
@@ -310,12 +312,17 @@ def import_mturk_results(
         created = job is None
         labels_added: list[str] = []
         if job is None:
-            if not skip_bad_rows:
+            if not skip_unknown_labels:
                 _refuse_labels_outside_given(schema=schema, parsed=parsed, filename=filename)
             job = _new_job(name=new_job_name.strip(), parsed=parsed, schema=schema, actor=actor)
         else:
             job, schema, labels_added = _fit_labels(
-                job=job, schema=schema, parsed=parsed, filename=filename, actor=actor, skip_bad_rows=skip_bad_rows
+                job=job,
+                schema=schema,
+                parsed=parsed,
+                filename=filename,
+                actor=actor,
+                skip_unknown_labels=skip_unknown_labels,
             )
             if not job.answer_field:
                 job.answer_field = schema.field

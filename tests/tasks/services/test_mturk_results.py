@@ -185,16 +185,18 @@ def test_bad_rows_are_skipped_with_their_line_and_reason() -> None:
     assert not Item.objects.filter(external_id="H3").exists()
 
 
-def test_answers_outside_a_hand_made_jobs_labels_refuse_the_file_or_with_skip_bad_rows_are_skipped() -> None:
+def test_answers_outside_a_hand_made_jobs_labels_refuse_the_file_or_with_skip_unknown_labels_are_skipped() -> None:
     job = JobFactory(labels=["yes", "no"], answer_field="sentiment")
     with pytest.raises(ServiceError, match=r"label\(s\) 'negative', 'positive' that job \d+ does not have"):
         _import(RADIO, job=job)
     assert not Item.objects.exists() and not Assignment.objects.exists()
-    result = _import(RADIO, job=job, skip_bad_rows=True)
+    with pytest.raises(ServiceError, match="--skip-unknown-labels"):
+        _import(RADIO, job=job, skip_bad_rows=True)  # damaged rows are another matter
+    result = _import(RADIO, job=job, skip_unknown_labels=True)
     assert result.assignments_created == 0 and len(result.rows_skipped) == 4
     assert result.rows_skipped[0]["reason"] == "sentiment ticks positive, which is not one of the job's labels"
     plain = "HITId,AssignmentId,WorkerId,Answer.sentiment\nH9,A9,W9,maybe\n"
-    reason = _import(plain, job=job, skip_bad_rows=True).rows_skipped[0]["reason"]
+    reason = _import(plain, job=job, skip_unknown_labels=True).rows_skipped[0]["reason"]
     assert reason == "Choose one of the job's labels (yes, no), not 'maybe'"
     assert not Item.objects.exists() and not Assignment.objects.exists()
 
