@@ -223,15 +223,23 @@ def token_expired(bonus: MTurkBonus, *, now: datetime | None = None) -> bool:
     return bonus.created_at < (now or timezone.now()) - TOKEN_LIFETIME
 
 
-def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace, now: datetime | None = None) -> bool:
+def _pay_bonus(
+    bonus: MTurkBonus,
+    *,
+    actor: Actor,
+    connector: MTurkMarketplace,
+    now: datetime | None = None,
+    listed: dict[str, list[tuple[Decimal, str]]] | None = None,
+) -> bool:
     """The one way a PENDING intent is paid, whoever asks (the reviewer, the API, a task, the retry sweep).
     While MTurk remembers the token: SendBonus with it (MTurk pays once), then mark it sent and book it,
     together. Once the token may be forgotten it is never re-sent: a matching payment ListBonusPayments shows
     on the assignment is recorded; otherwise the intent is flagged for a person and ``BonusNeedsReview`` is
-    raised. Returns True when this call is the one that recorded it."""
+    raised. Returns True when this call is the one that recorded it. ``listed``: the payments already listed
+    per assignment by this caller (the sweep lists each assignment once)."""
     assignment = bonus.assignment
     if token_expired(bonus, now=now):
-        if _listed_as_paid(bonus, connector=connector):
+        if _listed_as_paid(bonus, connector=connector, listed=listed):
             return _record_bonus(bonus, actor=actor)
         _flag_bonus(bonus, actor=actor)
         raise BonusNeedsReview(
@@ -248,10 +256,19 @@ def _pay_bonus(bonus: MTurkBonus, *, actor: Actor, connector: MTurkMarketplace, 
     return _record_bonus(bonus, actor=actor)
 
 
-def _listed_as_paid(bonus: MTurkBonus, *, connector: MTurkMarketplace) -> bool:
+def _listed_as_paid(
+    bonus: MTurkBonus, *, connector: MTurkMarketplace, listed: dict[str, list[tuple[Decimal, str]]] | None = None
+) -> bool:
     """Whether MTurk lists a payment of this amount and reason on the assignment that no other recorded
-    (sent) intent accounts for: two bonuses alike on one assignment need two payments."""
-    payments = connector.list_bonus_payments(str(bonus.assignment.external_id))
+    (sent) intent accounts for: two bonuses alike on one assignment need two payments. A listing kept in
+    ``listed`` may miss a bonus sent since; that can only flag an intent for a person, never pay twice."""
+    external = str(bonus.assignment.external_id)
+    if listed is None:
+        payments = connector.list_bonus_payments(external)
+    elif external in listed:
+        payments = listed[external]
+    else:
+        payments = listed[external] = list(connector.list_bonus_payments(external))
     alike = sum(1 for payment in payments if payment == (bonus.amount, bonus.reason))
     recorded = MTurkBonus.objects.filter(
         assignment_id=bonus.assignment_id, amount=bonus.amount, reason=bonus.reason, state=MTurkBonusState.SENT
@@ -386,9 +403,10 @@ def retry_pending_mturk_bonuses(*, actor: Actor, connector: MTurkMarketplace | N
         "assignment__hit", "job", "worker"
     )
     now = timezone.now()
+    listed: dict[str, list[tuple[Decimal, str]]] = {}  # each assignment's payments, listed once per sweep
     for bonus in pending.order_by("id"):
         try:
-            paid += _pay_bonus(bonus, actor=actor, connector=connector, now=now)
+            paid += _pay_bonus(bonus, actor=actor, connector=connector, now=now, listed=listed)
         except BonusNeedsReview:
             continue  # flagged (an audit event); a person decides
     return paid

@@ -138,3 +138,31 @@ def test_the_sweep_needs_one_payment_per_old_bonus_alike_on_one_assignment(
     assert len(standin.state.bonuses) == 1
     assert ledger_total() == standin.state.total_charged()
     assert AuditEvent.objects.filter(action="mturk.bonus_flagged").count() == 1
+
+
+def test_the_sweep_lists_each_assignments_payments_once(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    (assignment,) = _submitted(mturk, standin)
+    old = timezone.now() - timedelta(hours=30)
+    for n, key in enumerate(("y1", "y2", "y3")):  # three old intents on one assignment, all paid on MTurk
+        MTurkBonus.objects.create(
+            job=assignment.job,
+            assignment=assignment,
+            worker=assignment.worker,
+            amount=Decimal("0.25") * (n + 1),
+            reason="Streak",
+            idempotency_key=key,
+            token=f"bonus:{key}",
+            created_at=old,
+        )
+        mturk.send_bonus(
+            worker_id=assignment.worker.external_id,
+            assignment_id=str(assignment.external_id),
+            amount=Decimal("0.25") * (n + 1),
+            reason="Streak",
+            token=f"bonus:{key}",
+        )
+    standin.state.tokens.clear()
+    listed_before = standin.state.calls.get("ListBonusPayments", 0)
+    assert retry_pending_mturk_bonuses(actor=ACTOR, connector=mturk) == 3
+    assert standin.state.calls.get("ListBonusPayments", 0) - listed_before == 1
+    assert ledger_total() == standin.state.total_charged()
