@@ -25,6 +25,7 @@ from django.utils import timezone
 from tasks.models import Item, Job, JobState
 from tasks.services import hits as hit_services
 from tasks.services.bulk import bulk_insert
+from tasks.services.csvtext import records
 from tasks.services.errors import ImportValidationError, RowError, ServiceError
 from workforce.audit import Actor, record_audit_event
 
@@ -105,6 +106,11 @@ def _cut_off(start: int) -> RowError:
     )
 
 
+def _empty(values: list[str]) -> bool:
+    """A row of empty cells only (one of spaces is a row, and fails as one)."""
+    return all(v == "" for v in values)
+
+
 def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Iterator[_Row | RowError]:
     # strict: a quoted field the end of the file cuts off raises instead of coming back as a shorter cell.
     reader = csv.reader(_text_lines(stream), strict=True)
@@ -137,18 +143,15 @@ def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Ite
     if dupes:
         raise ImportValidationError([RowError(1, f"duplicate column(s) in the header: {', '.join(sorted(dupes))}")])
     id_index = header.index(id_col) if id_col != CONTENT_IDS else -1
-    while True:
-        start = reader.line_num + 1  # a quoted field may carry the row over several lines
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield _cut_off(start) if "end of data" in str(exc) else RowError(reader.line_num, f"unreadable row ({exc})")
+    for record in records(reader, blank=_empty):
+        if record.error is not None:
+            yield (
+                _cut_off(record.start)
+                if record.cut_short
+                else RowError(record.line, f"unreadable row ({record.error})")
+            )
             continue
-        line = reader.line_num
-        if not values or all(v == "" for v in values):
-            continue
+        line, values = record.line, record.values
         if len(values) != len(header):
             yield RowError(line, f"expected {len(header)} columns, found {len(values)}")
             continue

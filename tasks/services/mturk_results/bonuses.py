@@ -38,10 +38,10 @@ from typing import Any
 from django.db import transaction
 
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Job, MTurkBonus
+from tasks.services.csvtext import read_csv_text
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, bonus_cost_key, record_costs
 from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, imported_memo
-from tasks.services.mturk_results.csvtext import read_csv_text
 from tasks.services.mturk_results.reader import parse_time
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import bonus_fee

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from tasks.services.mturk_results.csvtext import read_csv_text
+from tasks.services.csvtext import read_csv_text
 
 # The requester UI's own columns, in its order; everything else is Input.*, Answer.* or Approve/Reject.
 STANDARD_COLUMNS = (

@@ -1,4 +1,4 @@
-"""CSV text from an uploaded file's bytes: what the results reader and the bonus reader share.
+"""CSV text from an uploaded file: what the items import and the MTurk results and bonus readers share.
 
 Decoding (UTF-8, a BOM dropped), the dialect (comma or tab, whichever the first line has more of; strict, so a
 stray quote or a quoted cell cut off by the end of the file is an error, not a cell), the header (cells
@@ -41,7 +41,12 @@ def _dialect(first_line: str) -> type[csv.Dialect]:
     return Dialect
 
 
-def _records(reader: Reader) -> Iterator[Record]:
+def _whitespace(values: list[str]) -> bool:
+    return not any(v.strip() for v in values)
+
+
+def records(reader: Reader, *, blank: Callable[[list[str]], bool] = _whitespace) -> Iterator[Record]:
+    """The records ``reader`` has left, skipping empty and ``blank`` ones (by default: only white space)."""
     while True:
         start = reader.line_num + 1
         try:
@@ -51,7 +56,7 @@ def _records(reader: Reader) -> Iterator[Record]:
         except csv.Error as exc:
             yield Record(start=start, line=reader.line_num, values=[], error=exc)
             continue
-        if values and any(v.strip() for v in values):
+        if values and not blank(values):
             yield Record(start=start, line=reader.line_num, values=values)
 
 
@@ -74,4 +79,4 @@ def read_csv_text(
         header = [cell.strip() for cell in next(reader)]
     except csv.Error as exc:
         raise error(f"{bad_header} ({exc}).") from None
-    return header, _records(reader)
+    return header, records(reader)
