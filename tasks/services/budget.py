@@ -173,9 +173,9 @@ def release_budget(
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A release must be a non-negative Decimal amount.")
     with transaction.atomic():
-        if BudgetReservation.objects.filter(key=key).exists():
-            rows = list(BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}@"), job_id=job.pk))
-        else:
+        # a release under ``key`` already made: its row, and its further months' rows (``key@YYYY-MM``)
+        rows = list(BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}@")))
+        if not rows:
             rows = _release(job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now())
     return exact(-sum((row.amount for row in rows), ZERO))
 

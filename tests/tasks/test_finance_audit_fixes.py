@@ -262,7 +262,7 @@ def test_the_cost_column_adds_up_to_the_ledger_with_gold_and_a_bonus_without_an_
 
 
 def test_the_cost_column_spreads_ground_truth_object_charges_over_the_labels(settings: Any) -> None:
-    from tasks.services.groundtruth.costs import book_groundtruth_costs
+    from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
     from tasks.services.groundtruth.importing import import_groundtruth_output
     from tasks.services.groundtruth.running import configure_labeling_job
 
@@ -271,7 +271,9 @@ def test_the_cost_column_spreads_ground_truth_object_charges_over_the_labels(set
         manifest_text=BBOX_MANIFEST.read_text(), responses=[], actor=SYSTEM, new_job_name="boxes"
     )
     job = Job.objects.get(pk=result.job)
-    book_groundtruth_costs(job=job, labeling_job=configure_labeling_job(job=job, actor=SYSTEM, task_type="BoundingBox"))
+    book_groundtruth_costs(
+        job=job, pricing=Pricing.of(configure_labeling_job(job=job, actor=SYSTEM, task_type="BoundingBox"))
+    )
     total = ledger_total(job)
     assert total == D("0.08") * 2 + D("0.04") * 2 + D("0.02") * 96
     costs = export_costs(job)

@@ -216,6 +216,7 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
             raise _ClaimLost
 
     exporter = get_exporter(export.format)
+    options = ExportOptions.from_dict(export.options)
     saved = ""  # the file this run wrote to storage, removed again unless the row keeps it
     try:
         with tempfile.TemporaryFile() as spool:
@@ -224,7 +225,7 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
                 fmt=export.format,
                 out=spool,
                 actor=actor,
-                options=ExportOptions.from_dict(export.options),
+                options=options,
                 version=export.version,
                 progress=progress,
                 audit=False,  # audited below, once this run's result is the one kept
@@ -249,7 +250,7 @@ def run_label_export(*, export: LabelExport, actor: Actor) -> LabelExport:
                         actor=actor,
                         job=export.job,
                         fmt=export.format,
-                        options=ExportOptions.from_dict(export.options),
+                        options=options,
                         version=export.version,
                         export=export.pk,
                         rows=result.rows,

@@ -73,13 +73,10 @@ class Pricing:
         )
 
 
-def book_groundtruth_costs(*, job: Job, labeling_job: LabelingJob | None = None, pricing: Pricing | None = None) -> int:
-    """Book the object charges and task prices not yet booked (``labeling_job``'s, or ``pricing`` for
-    imported history); returns how many rows were new. Call it inside the transaction that records the
-    results."""
-    if pricing is None:
-        assert labeling_job is not None
-        pricing = Pricing.of(labeling_job)
+def book_groundtruth_costs(*, job: Job, pricing: Pricing) -> int:
+    """Book the object charges and task prices not yet booked (``Pricing.of`` a labeling job run from here,
+    or the pricing given for imported history); returns how many rows were new. Call it inside the
+    transaction that records the results."""
     tiers: Sequence[tuple[int | None, str]] = settings.GROUNDTRUTH_OBJECT_PRICE_TIERS
     labeled = GroundTruthLabel.objects.filter(job=job).order_by("item_id").values_list("item__external_id", "metadata")
     lines = [

@@ -421,7 +421,7 @@ def import_groundtruth_output(
             result.workers_total = len({r.external_worker_id for r in records})
             labeling_job = LabelingJob.objects.filter(job=job).first()
             if labeling_job is not None:
-                result.costs_booked = book_groundtruth_costs(job=job, labeling_job=labeling_job)
+                result.costs_booked = book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job))
             elif history_costs:
                 name = manifest.labeling_job_name or f"job-{job.pk}"
                 pricing = Pricing(name=name, reference=name, task_price=task_price or Decimal("0"), dated=True)

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from tasks.models import Answer, ConsensusLabel, CostEntry, CostKind, GoldGrade, GroundTruthLabel, Item, Job, TaskKind
 from tasks.services.errors import ServiceError
-from tasks.services.groundtruth.costs import book_groundtruth_costs
+from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
 from tasks.services.groundtruth.importing import ITEM_KEY, import_groundtruth_output
 from tasks.services.groundtruth.running import configure_labeling_job
 from tasks.services.groundtruth.shapes import CONSOLIDATED_WORKER
@@ -196,7 +196,7 @@ def test_the_consolidated_annotator_is_not_charged_a_workforce_price() -> None:
     labeling_job = configure_labeling_job(
         job=job, actor=ACTOR, task_type="BoundingBox", workforce="public", task_price=Decimal("0.036")
     )
-    assert book_groundtruth_costs(job=job, labeling_job=labeling_job) == 100  # the object charges only
+    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 100  # the object charges only
     assert not CostEntry.objects.filter(job=job, kind=CostKind.WORKFORCE_PRICE).exists()
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 
 from tasks.models import CostEntry, CostKind, Job, LabelingJob, TaskKind
 from tasks.services.errors import ServiceError
-from tasks.services.groundtruth.costs import book_groundtruth_costs, object_price
+from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs, object_price
 from tasks.services.groundtruth.importing import import_groundtruth_output
 from tasks.services.groundtruth.running import (
     configure_labeling_job,
@@ -55,8 +55,8 @@ def test_object_charges_are_booked_once_per_labeled_object_at_their_tier(setting
     )
     job = Job.objects.get(pk=result.job)
     labeling_job = configure_labeling_job(job=job, actor=ACTOR, task_type="BoundingBox")
-    assert book_groundtruth_costs(job=job, labeling_job=labeling_job) == 100
-    assert book_groundtruth_costs(job=job, labeling_job=labeling_job) == 0
+    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 100
+    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 0
     amounts = sorted(CostEntry.objects.filter(job=job, kind=CostKind.GT_OBJECT_CHARGE).values_list("amount", flat=True))
     assert sum(amounts, Decimal(0)) == Decimal("0.08") * 2 + Decimal("0.04") * 2 + Decimal("0.02") * 96
 
