@@ -322,6 +322,18 @@ def true_up_reservation(*, job: Job, actor: Actor) -> BudgetReservation | None:
         return reservation
 
 
+def true_up_spent(*, job: Job, actor: Actor) -> str:
+    """``true_up_reservation`` for money a marketplace has taken already: a cap that refuses the top-up does
+    not undo the spend (the caller's booking stands). Returns the refusal's sentence, empty when none."""
+    try:
+        with transaction.atomic():
+            true_up_reservation(job=job, actor=actor)
+    except BudgetExceeded as exc:
+        logger.warning("job %s spent above its reservation: %s", job.pk, exc)
+        return str(exc)
+    return ""
+
+
 def release_rejected_work(*, assignment: Assignment, actor: Actor, now: datetime | None = None) -> None:
     """Give back the reservation of one rejected assignment (its unit cost; idempotent per assignment)."""
     release_rejected_assignments(job=assignment.job, assignment_ids=[assignment.pk], actor=actor, now=now)

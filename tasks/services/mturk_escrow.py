@@ -20,7 +20,6 @@ it takes it again when an expired HIT is made live again (a new expiration in th
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,15 +30,13 @@ from django.utils import timezone
 
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.reports.estimate import unit_cost
-from tasks.services.budget import BudgetExceeded, exact, job_spent, release_budget, true_up_reservation
+from tasks.services.budget import exact, job_spent, release_budget, true_up_spent
 from tasks.services.ledger import assignment_cost_key, reverse_cost
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace, RemoteHit
 from workforce.marketplaces.mturk_fees import assignment_fee
-
-logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
 UNFILLED = "unfilled"
@@ -189,14 +186,10 @@ def sync_hit_escrow(*, hit: Hit, remote: RemoteHit, actor: Actor, now: datetime 
             change.recommitted = count
             change.amount = (info.reward + fee) * count
             action, after = "mturk.unfilled_recommitted", {"slots": count, "amount": str(change.amount)}
-            try:
-                with transaction.atomic():
-                    true_up_reservation(job=job, actor=actor)
-            except BudgetExceeded as exc:
-                # MTurk holds the money already: the ledger books that fact whatever the caps say; the
-                # reservation stays short, and the event says why (the budget alerts see the spend).
-                logger.warning("job %s: MTurk re-committed %s, beyond the month's cap: %s", job.pk, change.amount, exc)
-                after["reservation_refused"] = str(exc)
+            # MTurk holds the money already: the ledger books that fact whatever the caps say; a refused
+            # top-up leaves the reservation short, and the event says why (the budget alerts see the spend).
+            if refused := true_up_spent(job=job, actor=actor):
+                after["reservation_refused"] = refused
         else:
             return change
         record_audit_event(

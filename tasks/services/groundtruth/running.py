@@ -29,12 +29,11 @@ from django.utils import timezone
 from tasks.models import BudgetReservation, Item, Job, JobState, LabelingJob, TaskKind, WorkforceKind
 from tasks.services.budget import (
     AMOUNT_STEP,
-    BudgetExceeded,
     exact,
     job_spent,
     release_budget,
     reserve_budget,
-    true_up_reservation,
+    true_up_spent,
 )
 from tasks.services.collection import job_completed_event
 from tasks.services.errors import ServiceError
@@ -338,10 +337,7 @@ def settle_labeling_job_budget(*, labeling_job: LabelingJob, actor: Actor) -> No
     """After the labeling job has ended: raise the job's reservation to what was booked (Ground Truth
     has charged it already) and release the rest. Idempotent (keyed by the labeling job's name)."""
     job = labeling_job.job
-    try:
-        true_up_reservation(job=job, actor=actor)
-    except BudgetExceeded as exc:  # the month is full: the money is spent all the same, so only log it
-        logger.warning("Ground Truth job %s spent above its reservation: %s", labeling_job.name, exc)
+    true_up_spent(job=job, actor=actor)  # the month may be full: the money is spent all the same
     with transaction.atomic():
         reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
         unspent = reserved - job_spent(job)
