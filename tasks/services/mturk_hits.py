@@ -32,6 +32,7 @@ from workforce.marketplaces.mturk import MTurkMarketplace, request_token
 from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_assignments_cost
 
 logger = logging.getLogger(__name__)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock another transaction holds
 
 
 def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTurkMarketplace | None = None) -> Hit:
@@ -160,7 +161,9 @@ def _set_expiry_while(
             record_audit_event(
                 actor=actor, action=action, object_type="hit", object_id=hit.pk, after={**after, "job": hit.job_id}
             )
-    except OperationalError as exc:  # the job's row is locked (PostgreSQL's lock_not_available)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise  # a lost connection, say: not a row that is busy
         logger.info("HIT of job %s left to the next reconcile: its job is being changed (%s)", hit.job_id, exc)
         return None
     return changed
