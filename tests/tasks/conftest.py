@@ -73,3 +73,15 @@ def _fresh_cache() -> Any:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
+    """A client logged in as an ops manager (staff in the "Ops managers" group)."""
+    return login_client(ops_manager)
+
+
+@pytest.fixture(params=["superuser", "ops_manager"])
+def staff_client(request: pytest.FixtureRequest, login_client: Callable[[Any], Client]) -> Client:
+    """Run the test once as a superuser and once as an ops manager."""
+    return login_client(request.getfixturevalue(request.param))

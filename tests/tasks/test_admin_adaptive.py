@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,11 +12,6 @@ from tasks.models import Job
 from tests.tasks.test_admin import job_form_data
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
-    return login_client(ops_manager)
 
 
 def _adaptive(lo: str, hi: str, target: str, **more: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,11 +25,6 @@ from workforce.audit import Actor
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
-
-
-@pytest.fixture
-def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
-    return login_client(ops_manager)
 
 
 def _adaptive_rows(client: Client, job: Job) -> dict[str, str]:

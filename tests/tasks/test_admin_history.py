@@ -22,11 +22,6 @@ from workforce.models import AuditEvent, Worker
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
-    return login_client(ops_manager)
-
-
 def _history(client: Client, url_name: str, pk: int) -> list[AuditEvent]:
     response = client.get(reverse(url_name, args=[pk]), follow=True)
     assert response.status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -21,11 +20,6 @@ from workforce.audit import Actor
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
-
-
-@pytest.fixture
-def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
-    return login_client(ops_manager)
 
 
 def _job(**fields: Any) -> Job:

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "admin:tasks_job_changelist"
 
 
-@pytest.fixture
-def ops_client(ops_manager: Any, login_client: Callable[[Any], Client]) -> Client:
-    return login_client(ops_manager)
-
-
 def act(client: Client, action: str, *jobs: Job) -> Any:
     return client.post(reverse(CHANGELIST), {"action": action, "_selected_action": [j.pk for j in jobs]}, follow=True)
 
