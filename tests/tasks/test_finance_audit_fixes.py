@@ -36,7 +36,7 @@ from tests.conftest import SYSTEM
 from tests.factories import JobFactory
 from tests.mturk_fixtures import aws_env, mturk, standin, stubbed  # noqa: F401
 from tests.tasks.finance_helpers import submit_after, submit_work
-from tests.tasks.groundtruth.data import BBOX_MANIFEST
+from tests.tasks.groundtruth.data import BBOX_MANIFEST, labeled_objects
 from workforce.audit import Actor, seal_all_audit_events
 from workforce.models import AuditEvent
 
@@ -272,7 +272,9 @@ def test_the_cost_column_spreads_ground_truth_object_charges_over_the_labels(set
     )
     job = Job.objects.get(pk=result.job)
     book_groundtruth_costs(
-        job=job, pricing=Pricing.of(configure_labeling_job(job=job, actor=SYSTEM, task_type="BoundingBox"))
+        job=job,
+        pricing=Pricing.of(configure_labeling_job(job=job, actor=SYSTEM, task_type="BoundingBox")),
+        objects=labeled_objects(job),
     )
     total = ledger_total(job)
     assert total == D("0.08") * 2 + D("0.04") * 2 + D("0.02") * 96

@@ -5,7 +5,7 @@ and the object or assignment, so booking again after a retry or re-import books 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from tasks.models import Assignment, CostKind, GroundTruthLabel, Job, LabelingJob, WorkforceKind
+from tasks.models import Assignment, CostEntry, CostKind, Job, LabelingJob, WorkforceKind
 from tasks.services.ledger import CostLine, record_costs
 from workforce.models import Marketplace
 
@@ -73,29 +73,46 @@ class Pricing:
         )
 
 
-def book_groundtruth_costs(*, job: Job, pricing: Pricing) -> int:
+def book_groundtruth_costs(
+    *,
+    job: Job,
+    pricing: Pricing,
+    objects: Sequence[tuple[str, Mapping[str, Any]]],
+    responses: Collection[str] = (),
+) -> int:
     """Book the object charges and task prices not yet booked (``Pricing.of`` a labeling job run from here,
     or the pricing given for imported history); returns how many rows were new. Call it inside the
-    transaction that records the results."""
+    transaction that records the results.
+
+    Only this labeling job's work is priced: ``objects``, the (item external id, label metadata) of every
+    object its output labeled, and ``responses``, its worker responses' assignment external ids, for the
+    task price. A labeling job's n-th object charged is priced at tier position n, counting the objects its
+    earlier outputs already booked, so another labeling job's output in the same job never moves its tiers
+    and is priced by its own import."""
     tiers: Sequence[tuple[int | None, str]] = settings.GROUNDTRUTH_OBJECT_PRICE_TIERS
-    labeled = GroundTruthLabel.objects.filter(job=job).order_by("item_id").values_list("item__external_id", "metadata")
+    prefix = f"gt-object:{pricing.name}:"
+    keyed = {f"{prefix}{external_id}": (external_id, metadata) for external_id, metadata in objects}
+    booked = CostEntry.objects.filter(job=job, kind=CostKind.GT_OBJECT_CHARGE, idempotency_key__startswith=prefix)
+    taken = set(booked.filter(idempotency_key__in=list(keyed)).values_list("idempotency_key", flat=True))
+    before = booked.count()
+    new = [(key, value) for key, value in keyed.items() if key not in taken]
     lines = [
         CostLine(
             job_id=job.pk,
             kind=CostKind.GT_OBJECT_CHARGE,
             amount=object_price(position, tiers),
-            idempotency_key=f"gt-object:{pricing.name}:{external_id}",
+            idempotency_key=key,
             marketplace=Marketplace.GROUNDTRUTH,
             currency="USD",
             reference=pricing.reference,
             memo=f"Ground Truth object {external_id}",
             created_at=_labeled_at(metadata) if pricing.dated else None,
         )
-        for position, (external_id, metadata) in enumerate(labeled, start=1)
+        for position, (key, (external_id, metadata)) in enumerate(new, start=before + 1)
     ]
-    if pricing.task_price > 0:
+    if pricing.task_price > 0 and responses:
         tasks = (
-            Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH)
+            Assignment.objects.filter(job=job, marketplace=Marketplace.GROUNDTRUTH, external_id__in=list(responses))
             .exclude(worker__external_id=CONSOLIDATED_WORKER)  # Ground Truth's own boxes, not a paid task
             .values_list("id", "external_id", "hit_id", "worker_id", "submitted_at")
         )

@@ -420,12 +420,19 @@ def import_groundtruth_output(
                 )
             result.workers_total = len({r.external_worker_id for r in records})
             labeling_job = LabelingJob.objects.filter(job=job).first()
-            if labeling_job is not None:
-                result.costs_booked = book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job))
+            pricing: Pricing | None = None
+            if labeling_job is not None and labeling_job.name == manifest.labeling_job_name:
+                pricing = Pricing.of(labeling_job)  # the results of the labeling job run from here
             elif history_costs:
                 name = manifest.labeling_job_name or f"job-{job.pk}"
                 pricing = Pricing(name=name, reference=name, task_price=task_price or Decimal("0"), dated=True)
-                result.costs_booked = book_groundtruth_costs(job=job, pricing=pricing)
+            if pricing is not None:
+                result.costs_booked = book_groundtruth_costs(
+                    job=job,
+                    pricing=pricing,
+                    objects=[(item_external_id(line), line.metadata) for line in manifest.lines if line.has_label],
+                    responses=[record.external_assignment_id for record in records],
+                )
             if result.items_created or result.gt_labels_created or result.gt_labels_updated:
                 record_audit_event(
                     actor=actor,

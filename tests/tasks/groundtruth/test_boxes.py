@@ -12,13 +12,24 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tasks.models import Answer, ConsensusLabel, CostEntry, CostKind, GoldGrade, GroundTruthLabel, Item, Job, TaskKind
+from tasks.models import (
+    Answer,
+    Assignment,
+    ConsensusLabel,
+    CostEntry,
+    CostKind,
+    GoldGrade,
+    GroundTruthLabel,
+    Item,
+    Job,
+    TaskKind,
+)
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
 from tasks.services.groundtruth.importing import ITEM_KEY, import_groundtruth_output
 from tasks.services.groundtruth.running import configure_labeling_job
 from tasks.services.groundtruth.shapes import CONSOLIDATED_WORKER
-from tests.tasks.groundtruth.data import BBOX_MANIFEST, IC_MANIFEST
+from tests.tasks.groundtruth.data import BBOX_MANIFEST, IC_MANIFEST, labeled_objects
 from workforce.audit import Actor
 from workforce.marketplaces.groundtruth.formats import iter_worker_response_files, read_worker_responses
 from workforce.models import Worker
@@ -196,7 +207,12 @@ def test_the_consolidated_annotator_is_not_charged_a_workforce_price() -> None:
     labeling_job = configure_labeling_job(
         job=job, actor=ACTOR, task_type="BoundingBox", workforce="public", task_price=Decimal("0.036")
     )
-    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 100  # the object charges only
+    consolidated = list(Assignment.objects.filter(job=job).values_list("external_id", flat=True))
+    assert consolidated  # Ground Truth's own boxes, recorded as an annotator's assignments
+    booked = book_groundtruth_costs(
+        job=job, pricing=Pricing.of(labeling_job), objects=labeled_objects(job), responses=consolidated
+    )
+    assert booked == 100  # the object charges only
     assert not CostEntry.objects.filter(job=job, kind=CostKind.WORKFORCE_PRICE).exists()
 
 

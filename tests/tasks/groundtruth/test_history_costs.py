@@ -8,14 +8,17 @@ import json
 from datetime import date
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Max, Min, Sum
 
-from tasks.models import CostEntry, CostKind
+from tasks.models import CostEntry, CostKind, GroundTruthLabel, Job
 from tasks.services.budget import exact
+from tasks.services.groundtruth.importing import import_groundtruth_output
+from tests.conftest import SYSTEM
 from tests.tasks.groundtruth.data import IC_ARCHIVE, IC_MANIFEST
 
 pytestmark = pytest.mark.django_db
@@ -53,4 +56,34 @@ def test_without_the_flag_history_books_nothing_and_a_price_alone_is_refused() -
         run("--job", str(data["job"]["id"]), *BIRDS, "--book-costs", "--task-price", "-1")
     objects_only = run("--job", str(data["job"]["id"]), *BIRDS, "--book-costs")
     assert objects_only["costs_booked"] == 302
+    assert not CostEntry.objects.filter(kind=CostKind.WORKFORCE_PRICE).exists()
+
+
+def test_a_second_labeling_job_over_some_of_the_objects_books_only_its_own_objects_and_responses(
+    settings: Any,
+) -> None:
+    """Two labeling jobs' output in one job: each is priced on its own objects (tier positions counting from
+    its first object) and its own worker responses, never on the other's."""
+    settings.GROUNDTRUTH_OBJECT_PRICE_TIERS = [(2, "0.08"), (4, "0.04"), (None, "0.02")]
+    first = run("--new-job", "birds", *BIRDS, "--book-costs")
+    job = Job.objects.get(pk=first["job"]["id"])
+    name = GroundTruthLabel.objects.filter(job=job).values_list("labeling_job_name", flat=True).first()
+    assert name and name != "lj-b"
+    assert CostEntry.objects.filter(idempotency_key__startswith=f"gt-object:{name}:").count() == 302
+    subset = "\n".join(IC_MANIFEST.read_text().splitlines()[:50]) + "\n"
+    second = import_groundtruth_output(
+        manifest_text=subset,
+        responses=[],
+        actor=SYSTEM,
+        job=job,
+        labeling_job_name="lj-b",
+        history_costs=True,
+        task_price=Decimal("0.012"),
+    )
+    b_rows = CostEntry.objects.filter(idempotency_key__startswith="gt-object:lj-b:")
+    assert second.costs_booked == b_rows.count() == 50
+    assert exact(b_rows.aggregate(total=Sum("amount"))["total"]) == Decimal("0.08") * 2 + Decimal("0.04") * 2 + (
+        Decimal("0.02") * 46
+    )
+    # the first labeling job's 1510 worker responses were imported without a task price; lj-b's price is not theirs
     assert not CostEntry.objects.filter(kind=CostKind.WORKFORCE_PRICE).exists()

@@ -22,7 +22,7 @@ from tasks.services.groundtruth.running import (
 )
 from tasks.tasks import follow_labeling_jobs_task
 from tests.factories import UserFactory
-from tests.tasks.groundtruth.data import BBOX_MANIFEST
+from tests.tasks.groundtruth.data import BBOX_MANIFEST, labeled_objects
 from workforce.audit import Actor
 from workforce.models import AuditEvent
 
@@ -55,8 +55,9 @@ def test_object_charges_are_booked_once_per_labeled_object_at_their_tier(setting
     )
     job = Job.objects.get(pk=result.job)
     labeling_job = configure_labeling_job(job=job, actor=ACTOR, task_type="BoundingBox")
-    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 100
-    assert book_groundtruth_costs(job=job, pricing=Pricing.of(labeling_job)) == 0
+    pricing = Pricing.of(labeling_job)
+    assert book_groundtruth_costs(job=job, pricing=pricing, objects=labeled_objects(job)) == 100
+    assert book_groundtruth_costs(job=job, pricing=pricing, objects=labeled_objects(job)) == 0
     amounts = sorted(CostEntry.objects.filter(job=job, kind=CostKind.GT_OBJECT_CHARGE).values_list("amount", flat=True))
     assert sum(amounts, Decimal(0)) == Decimal("0.08") * 2 + Decimal("0.04") * 2 + Decimal("0.02") * 96
 
