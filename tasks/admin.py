@@ -177,7 +177,7 @@ class JobAdmin(JobFinanceMixin, JobConsoleMixin, AuditHistoryMixin, admin.ModelA
             # The progress and cost above the form (the "Status" fieldset has the state and dates).
             totals = get_job_totals(job)
             extra_context.update(self.finance_context(job, totals=totals))
-            extra_context.update(self.console_context(job, totals=totals))
+            extra_context.update(self.console_context(job, viewer=request.user, totals=totals))
             extra_context["state_buttons"] = self.state_buttons(request, job)
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -92,7 +92,10 @@ def _accuracy(job: Job) -> tuple[list[int], int, float | None, list[dict[str, An
     top = sorted(scores, key=lambda s: -s.answers)[:10]
     workers = [
         {
-            "worker": s.worker.display_name or s.worker.external_id,
+            # The cached figures are shared by every viewer: the page names the worker for its viewer
+            # (``workforce.privacy``), so the marketplace id is kept here and masked when shown.
+            "display_name": s.worker.display_name,
+            "external_id": s.worker.external_id,
             "answers": s.answers,
             "accuracy": s.accuracy,
             "agreement": s.agreement,
@@ -210,15 +213,15 @@ def compute_job_dashboard(job: Job) -> JobDashboard:
     )
 
 
-def _key(job_id: int) -> str:
-    return f"job-dashboard:{job_id}"
+def cache_key(job_id: int) -> str:
+    return f"job-dashboard:v2:{job_id}"  # v2: top workers carry their id, not a display string
 
 
 def refresh_job_dashboard(job: Job) -> JobDashboard:
     """Compute the job's figures and keep them for the page (the Celery task calls this)."""
     dashboard = compute_job_dashboard(job)
-    cache.set(_key(job.pk), dashboard, DASHBOARD_KEEP_SECONDS)
-    cache.delete(f"{_key(job.pk)}:refreshing")
+    cache.set(cache_key(job.pk), dashboard, DASHBOARD_KEEP_SECONDS)
+    cache.delete(f"{cache_key(job.pk)}:refreshing")
     return dashboard
 
 
@@ -230,9 +233,9 @@ def _queue_refresh(job: Job) -> None:
         try:
             enqueue(refresh_job_dashboard_task, job_id=job.pk)
         except QueueUnavailable:  # broker down: the page shows what it has; a later view asks again
-            cache.delete(f"{_key(job.pk)}:refreshing")
+            cache.delete(f"{cache_key(job.pk)}:refreshing")
 
-    if cache.add(f"{_key(job.pk)}:refreshing", True, DASHBOARD_FRESH_SECONDS):
+    if cache.add(f"{cache_key(job.pk)}:refreshing", True, DASHBOARD_FRESH_SECONDS):
         transaction.on_commit(queue)
 
 
@@ -243,7 +246,7 @@ def get_job_dashboard(job: Job, *, use_cache: bool = True, hits: int | None = No
     figures on a reload."""
     if not use_cache:
         return compute_job_dashboard(job)
-    cached: JobDashboard | None = cache.get(_key(job.pk))
+    cached: JobDashboard | None = cache.get(cache_key(job.pk))
     if cached is None:
         if (get_job_totals(job).hits if hits is None else hits) > INLINE_MAX_HITS:
             _queue_refresh(job)

@@ -40,6 +40,7 @@ from tasks.services.job_templates import clone_job
 from tasks.services.more_answers import request_more_answers
 from tasks.services.review_batch import GoldApprovalResult, approve_passing_gold
 from workforce.audit import Actor
+from workforce.privacy import worker_id_for
 
 CONSOLE_ACTIONS = [
     "request_one_more_answer",
@@ -86,7 +87,7 @@ def _glance_context(job: Job, totals: JobTotals | None) -> dict[str, Any]:
     }
 
 
-def _dashboard_context(job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
+def _dashboard_context(job: Job, *, viewer: Any, totals: JobTotals | None = None) -> dict[str, Any]:
     """The at-a-glance figures, always current; the charts from the cached figures (or pending, on a big job)."""
     context: dict[str, Any] = {
         **_glance_context(job, totals),
@@ -103,6 +104,9 @@ def _dashboard_context(job: Job, *, totals: JobTotals | None = None) -> dict[str
     return {
         **context,
         "dashboard": d,
+        "top_workers": [
+            {**w, "worker": w["display_name"] or worker_id_for(viewer, w["external_id"])} for w in d.top_workers
+        ],
         "throughput_chart": bar_chart(
             [n for _, n in d.throughput], hours, title="Assignments submitted per hour", label_every=3
         ),
@@ -187,9 +191,10 @@ class JobConsoleMixin(GoldApprovalActionMixin):
 
     action_form = JobActionForm
 
-    def console_context(self, job: Job, *, totals: JobTotals | None = None) -> dict[str, Any]:
-        """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them)."""
-        return _dashboard_context(job, totals=totals)
+    def console_context(self, job: Job, *, viewer: Any, totals: JobTotals | None = None) -> dict[str, Any]:
+        """The page's at-a-glance figures, charts, instructions and exports (``change_view`` adds them); workers
+        are named as ``viewer`` may see them."""
+        return _dashboard_context(job, viewer=viewer, totals=totals)
 
     def state_buttons(self, request: HttpRequest, job: Job) -> list[dict[str, str]]:
         """The state changes the user may make to ``job`` now, as buttons on its page (none without change

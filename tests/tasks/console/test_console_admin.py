@@ -154,11 +154,11 @@ def test_stale_figures_are_shown_and_refreshed_in_the_background(
 
     figures = dashboard.refresh_job_dashboard(labeled_job)
     figures.computed_at -= timedelta(minutes=5)
-    cache.set(f"job-dashboard:{labeled_job.pk}", figures)
+    cache.set(dashboard.cache_key(labeled_job.pk), figures)
     with django_capture_on_commit_callbacks(execute=True) as queued:
         page = ops_client.get(reverse("admin:tasks_job_change", args=[labeled_job.pk])).content.decode()
     assert 'id="job-dashboard"' in page and len(queued) == 1
-    assert cache.get(f"job-dashboard:{labeled_job.pk}").computed_at > figures.computed_at
+    assert cache.get(dashboard.cache_key(labeled_job.pk)).computed_at > figures.computed_at
 
 
 def test_approve_passing_gold_action_reports_counts(
