@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
+from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, assignment_cost_key, record_costs
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import assignment_fee
@@ -42,6 +43,16 @@ CURRENCY = "USD"  # MTurk charges in US dollars only
 IMPORTED_MEMO = "imported MTurk history"
 ZERO = Decimal("0")
 _BATCH = 2000
+
+
+def check_usd_job(job: Job) -> None:
+    """MTurk charged in US dollars; its work and bonuses are booked in USD, so only into a USD job (a job's
+    ledger, budget and reports hold one currency)."""
+    if job.currency != CURRENCY:
+        raise ServiceError(
+            f"MTurk paid in US dollars, but job {job.pk} keeps its costs in {job.currency}; import MTurk work "
+            "and bonuses into a USD job (or a new one)."
+        )
 
 
 def imported_memo(source: str, note: str = "") -> str:

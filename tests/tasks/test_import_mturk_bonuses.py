@@ -282,3 +282,17 @@ def test_a_bonus_paid_through_this_app_and_listed_again_is_booked_once(
 
     assert (report["bonuses_booked"], report["already_booked"]) == (0, 1)
     assert sorted(CostEntry.objects.values_list("idempotency_key", "amount")) == before
+
+
+def test_a_job_in_another_currency_is_refused_for_bonuses_and_results_and_nothing_is_written() -> None:
+    """MTurk paid in US dollars: its bonuses and work are booked in USD, so never into a EUR job's ledger."""
+    job = _job()
+    Job.objects.filter(pk=job.pk).update(currency="EUR")
+    job.refresh_from_db()
+    real_file(BONUS)
+    message = _refused(job, DATA_DIR / BONUS)
+    assert "US dollars" in message and "EUR" in message
+    with pytest.raises(CommandError, match="US dollars") as caught:
+        call_command("import_mturk_results", "--job", str(job.pk), str(DATA_DIR / BATCH), stdout=io.StringIO())
+    assert caught.value.returncode == 2
+    assert not CostEntry.objects.exists()

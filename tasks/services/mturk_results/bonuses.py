@@ -41,7 +41,7 @@ from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Job, MTurk
 from tasks.services.csvtext import read_csv_text
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, bonus_cost_key, record_costs
-from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, imported_memo
+from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, check_usd_job, imported_memo
 from tasks.services.mturk_results.reader import parse_time
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import bonus_fee
@@ -224,6 +224,7 @@ def _lines(
 
 def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) -> BonusImportResult:
     """Book the bonus file's bonuses (and MTurk's fees on them) on ``job`` once; see the module docstring."""
+    check_usd_job(job)
     rows, repeated, count = read_bonuses(data, filename=filename)
     result = BonusImportResult(job=job.pk, rows=count, repeated_lines=repeated)
     with transaction.atomic():

@@ -38,7 +38,12 @@ from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
 from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answer, payload_hash
 from tasks.services.jobs import create_job
-from tasks.services.mturk_history_costs import ImportedApproval, book_imported_assignment_costs, lock_live_hits
+from tasks.services.mturk_history_costs import (
+    ImportedApproval,
+    book_imported_assignment_costs,
+    check_usd_job,
+    lock_live_hits,
+)
 from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
 from tasks.services.mturk_results.schema import MAX_INFERRED_LABELS, LabelSchema, SchemaError, infer_schema
 from tasks.services.quality import refresh_speed_scores
@@ -308,6 +313,8 @@ def import_mturk_results(
     except SchemaError as exc:
         raise ServiceError(str(exc)) from exc
 
+    if job is not None:
+        check_usd_job(job)
     with transaction.atomic():
         created = job is None
         labels_added: list[str] = []
