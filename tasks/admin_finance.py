@@ -231,14 +231,18 @@ class MonthlyBudgetAdmin(admin.ModelAdmin):
         class Checked(form):  # type: ignore[valid-type,misc]
             def clean(self) -> dict[str, Any]:
                 data = super().clean()
-                month, cap = data.get("month"), data.get("cap")
+                month, cap, currency = data.get("month"), data.get("cap"), data.get("currency")
                 if cap is not None and cap < 0:
                     self.add_error("cap", "A monthly cap cannot be negative.")
                 elif month is not None and cap is not None:
                     month = month.replace(day=1)
                     data["month"] = month
                     self.instance.month = month
-                    reserved = MonthlyBudget.objects.filter(month=month).values_list("reserved", flat=True).first()
+                    reserved = (
+                        MonthlyBudget.objects.filter(month=month, currency=currency)
+                        .values_list("reserved", flat=True)
+                        .first()
+                    )
                     if reserved is not None and cap < reserved:
                         self.add_error("cap", f"{reserved} is already reserved this month; the cap cannot be lower.")
                 return data

@@ -35,9 +35,10 @@ class BudgetReservation(models.Model):
 
 
 class MonthlyBudget(models.Model):
-    """A cap on what all jobs together may reserve in one calendar month (UTC)."""
+    """A cap on what all jobs in one currency together may reserve in one calendar month (UTC): one row per
+    month and currency, so a euro job is held by the month's euro cap and never by its dollar cap."""
 
-    month = models.DateField(unique=True, help_text="First day of the month.")
+    month = models.DateField(help_text="First day of the month.")
     cap = models.DecimalField(max_digits=14, decimal_places=4, help_text="Most all jobs may reserve this month.")
     reserved = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"), editable=False)
     currency = models.CharField(max_length=3, default="USD")
@@ -47,6 +48,7 @@ class MonthlyBudget(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(reserved__lte=models.F("cap")), name="monthlybudget_within_cap"),
             models.CheckConstraint(condition=Q(month__day=1), name="monthlybudget_first_of_month"),
+            models.UniqueConstraint(fields=["month", "currency"], name="monthlybudget_one_per_currency"),
         ]
 
     def __str__(self) -> str:

@@ -77,7 +77,7 @@ def check_budget(*, job: Job, amount: Decimal, now: datetime | None = None) -> N
     cap, reserved = current["budget_cap"], current["budget_reserved"]
     if cap is not None and reserved + amount > cap:
         raise BudgetExceeded(_job_message(job, amount=amount, cap=cap, reserved=reserved, currency=current["currency"]))
-    monthly = MonthlyBudget.objects.filter(month=month_of(now)).first()
+    monthly = MonthlyBudget.objects.filter(month=month_of(now), currency=current["currency"]).first()
     if monthly is not None and monthly.reserved + amount > monthly.cap:
         raise BudgetExceeded(_month_message(monthly, amount))
 
@@ -157,10 +157,11 @@ def reserve_budget(
             after={"amount": str(amount), "key": key, "month": month.isoformat()},
             reason=reason,
         )
-        if MonthlyBudget.objects.filter(month=month).exists() and not MonthlyBudget.objects.filter(
-            month=month, cap__gte=_plus("reserved", amount)
-        ).update(reserved=_plus("reserved", amount)):
-            raise BudgetExceeded(_month_message(MonthlyBudget.objects.get(month=month), amount))
+        capped = MonthlyBudget.objects.filter(month=month, currency=job.currency)  # the job's own currency's cap
+        if capped.exists() and not capped.filter(cap__gte=_plus("reserved", amount)).update(
+            reserved=_plus("reserved", amount)
+        ):
+            raise BudgetExceeded(_month_message(capped.get(), amount))
     return row, True
 
 
@@ -188,7 +189,7 @@ def _release(
     job row. Each amount is given back to the month(s) it was reserved in, oldest first (``_months_held``):
     a release that spans months writes its row under ``key`` for the first month and one more row per
     further month, keyed ``key@YYYY-MM``."""
-    reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+    reserved, currency = Job.objects.select_for_update().values_list("budget_reserved", "currency").get(pk=job.pk)
     done = set(BudgetReservation.objects.filter(key__in=[key for key, _ in wanted]).values_list("key", flat=True))
     held = _months_held(job, now=now)
     rows: list[BudgetReservation] = []
@@ -230,7 +231,9 @@ def _release(
     for row in rows:
         by_month[row.month] = by_month.get(row.month, ZERO) - row.amount
     for month, total in sorted(by_month.items()):  # the month rows last (the lock order)
-        MonthlyBudget.objects.filter(month=month).update(reserved=Greatest(_plus("reserved", -total), ZERO))
+        MonthlyBudget.objects.filter(month=month, currency=currency).update(
+            reserved=Greatest(_plus("reserved", -total), ZERO)
+        )
     return rows
 
 
@@ -417,22 +420,23 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
 
 
 def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = "USD") -> MonthlyBudget:
-    """Set (or create) the cap for all jobs in ``month``; it cannot go below what is already reserved."""
+    """Set (or create) the cap for all jobs in ``currency`` in ``month``; it cannot go below what is already
+    reserved."""
     if not isinstance(cap, Decimal) or not cap.is_finite() or cap < 0:
         raise ServiceError("A monthly cap must be a non-negative Decimal amount.")
     month = month.replace(day=1)
     with transaction.atomic():
-        before = MonthlyBudget.objects.filter(month=month).values_list("cap", flat=True).first()
+        before = MonthlyBudget.objects.filter(month=month, currency=currency).values_list("cap", flat=True).first()
         record_audit_event(  # the audit head before the month row: the lock order reservations use
             actor=actor,
             action="budget.monthly_cap_set",
             object_type="monthly_budget",
             object_id=month.isoformat(),
-            before={"cap": str(before) if before is not None else None},
-            after={"cap": str(cap)},
+            before={"cap": str(before) if before is not None else None, "currency": currency},
+            after={"cap": str(cap), "currency": currency},
         )
         row, _ = MonthlyBudget.objects.select_for_update().get_or_create(
-            month=month, defaults={"cap": cap, "currency": currency}
+            month=month, currency=currency, defaults={"cap": cap}
         )
         if cap < row.reserved:
             raise ServiceError(

@@ -188,3 +188,28 @@ def test_the_estimate_counts_fees_gold_and_cost_per_label():
 def test_monthly_caps_are_kept_per_month(actor):
     set_monthly_cap(month=date(2030, 5, 17), cap=D("3"), actor=actor)
     assert MonthlyBudget.objects.get().month == date(2030, 5, 1)
+
+
+def test_a_months_cap_holds_the_jobs_of_its_own_currency_only(actor):
+    """One cap per month and currency: a euro job neither fills nor is held by the dollar cap, and the euro
+    cap holds it; cancelling gives the euros back to the euro cap."""
+    month = month_of(timezone.now())
+    set_monthly_cap(month=month, cap=D("1.00"), actor=actor)
+    set_monthly_cap(month=month, cap=D("2.00"), currency="EUR", actor=actor)
+    euros = draft_job(items=10, redundancy=3)  # 1.50 at the job's price
+    Job.objects.filter(pk=euros.pk).update(currency="EUR")
+    euros.refresh_from_db()
+    publish_job(job=euros, actor=actor)
+    caps = {row.currency: row for row in MonthlyBudget.objects.filter(month=month)}
+    assert caps["USD"].reserved == 0 and caps["EUR"].reserved == D("1.50")
+    more_euros = draft_job(items=10, redundancy=3)
+    Job.objects.filter(pk=more_euros.pk).update(currency="EUR")
+    more_euros.refresh_from_db()
+    with pytest.raises(BudgetExceeded, match="2.00 EUR monthly cap"):
+        publish_job(job=more_euros, actor=actor)
+    dollars = draft_job(items=6, redundancy=3)  # 0.90: fits the dollar cap whatever the euros hold
+    publish_job(job=dollars, actor=actor)
+    assert MonthlyBudget.objects.get(month=month, currency="USD").reserved == D("0.90")
+    cancel_job(job=euros, actor=actor)
+    assert MonthlyBudget.objects.get(month=month, currency="EUR").reserved == 0
+    assert MonthlyBudget.objects.get(month=month, currency="USD").reserved == D("0.90")
