@@ -205,7 +205,7 @@ def test_a_months_cap_holds_the_jobs_of_its_own_currency_only(actor):
     more_euros = draft_job(items=10, redundancy=3)
     Job.objects.filter(pk=more_euros.pk).update(currency="EUR")
     more_euros.refresh_from_db()
-    with pytest.raises(BudgetExceeded, match="2.00 EUR monthly cap"):
+    with pytest.raises(BudgetExceeded, match=r"2\.00 EUR monthly cap"):
         publish_job(job=more_euros, actor=actor)
     dollars = draft_job(items=6, redundancy=3)  # 0.90: fits the dollar cap whatever the euros hold
     publish_job(job=dollars, actor=actor)
