@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from django.db import OperationalError, transaction
 from django.db.models import Q
@@ -25,10 +26,11 @@ from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_common import MTURK, commit_hit_slots, job_options, mturk_connector
 from tasks.services.mturk_escrow import sync_hit_escrow
+from tasks.services.mturk_extensions import adopt_lost_extension
 from tasks.services.mturk_publishing import record_published_hit
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError, PublishedHit
-from workforce.marketplaces.mturk import MTurkMarketplace, request_token
+from workforce.marketplaces.mturk import MTurkMarketplace, RemoteHit, request_token
 from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_assignments_cost
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,13 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock another 
 
 def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTurkMarketplace | None = None) -> Hit:
     """Ask for ``additional`` more answers on a published HIT (CreateAdditionalAssignmentsForHIT). A HIT
-    created with fewer than 10 assignments can never reach 10: MTurk refuses, so we refuse first."""
+    created with fewer than 10 assignments can never reach 10: MTurk refuses, so we refuse first.
+
+    The request is for a total, ``assignments_wanted + additional`` as this call finds it, and its token
+    names that total. Before asking, the HIT is read (GetHIT) and assignments MTurk added for a call whose
+    booking was lost (a crash after MTurk's answer) are adopted into the ledger (``adopt_lost_extension``);
+    only what the total still lacks is asked for. So a retry of a lost call never pays twice, and a
+    different request after it never leaves what MTurk took for the lost one out of the ledger."""
     connector = mturk_connector(connector)
     hit = Hit.objects.select_related("job").get(pk=hit.pk)
     info = MTurkHit.objects.filter(hit_id=hit.pk, published_at__isnull=False).first()
@@ -52,20 +60,34 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
             f"created with fewer than {LARGE_HIT_ASSIGNMENTS} reach {LARGE_HIT_ASSIGNMENTS} or more "
             f"(at most {LARGE_HIT_ASSIGNMENTS - 1 - hit.assignments_wanted} more). Publish a new Hit instead."
         )
+    wanted = adopt_lost_extension(hit=hit, remote=connector.get_hit(hit.external_id), actor=actor).wanted
+    if wanted < target:
+        _extend_to(hit, info, wanted=wanted, target=target, connector=connector, actor=actor)
+    hit.refresh_from_db()
+    return hit
+
+
+def _extend_to(
+    hit: Hit, info: MTurkHit, *, wanted: int, target: int, connector: MTurkMarketplace, actor: Actor
+) -> None:
+    """CreateAdditionalAssignmentsForHIT from ``wanted`` to ``target`` (token: the target), then book the new
+    slots under the Hit's row lock (slot keys: booked once, whoever books them first)."""
+    additional = target - wanted
     token = request_token("extend", hit.uuid.hex, str(target))
-    connector.create_additional_assignments(hit.external_id, count=additional, token=token)
+    connector.create_additional_assignments(str(hit.external_id), count=additional, token=token)
     cost = additional_assignments_cost(
         info.reward, original_max_assignments=info.max_assignments, additional=additional, masters=info.masters
     )
     with transaction.atomic():
-        Hit.objects.filter(pk=hit.pk, assignments_wanted=hit.assignments_wanted).update(
+        Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
+        Hit.objects.filter(pk=hit.pk, assignments_wanted__lt=target).update(
             assignments_wanted=target, state=HitState.OPEN
         )
         commit_hit_slots(
             hit=hit,
             reward=info.reward,
             fee=cost.fees / additional,
-            slots=range(hit.assignments_wanted, target),
+            slots=range(wanted, target),
             reference=str(hit.external_id),
         )
         record_audit_event(
@@ -73,11 +95,9 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
             action="mturk.hit_extended",
             object_type="hit",
             object_id=hit.pk,
-            before={"assignments_wanted": hit.assignments_wanted},
+            before={"assignments_wanted": wanted},
             after={"assignments_wanted": target},
         )
-    hit.refresh_from_db()
-    return hit
 
 
 def set_mturk_job_availability(
@@ -128,6 +148,7 @@ class ReconcileResult:
     foreign: int = 0
     escrow_changed: int = 0  # our HITs whose unfilled slots were released or committed again
     reopened: list[str] = field(default_factory=list)  # HITs of a resumed job that MTurk still had expired
+    extended: list[str] = field(default_factory=list)  # HITs with an extension booked from MTurk's count
 
 
 def _uuid(annotation: str) -> uuid.UUID | None:
@@ -180,6 +201,11 @@ def _resumed_while_mturk_was_not_told(hit: Hit | None, hit_id: str) -> bool:
     return info is not None and info.paused and info.deleted_at is None
 
 
+def _lost_extension(hit: Hit | None, remote: RemoteHit) -> TypeGuard[Hit]:
+    """MTurk holds more assignments of our recorded HIT than we want (read from the listing, no query)."""
+    return hit is not None and hit.external_id == remote.hit_id and remote.max_assignments > hit.assignments_wanted
+
+
 def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = None) -> ReconcileResult:
     """ListHITs (every page) against our rows. A HIT whose annotation is one of our Hits but which we never
     recorded is adopted (a crash older than the token's 24 hours); one whose annotation is a UUID we do not
@@ -187,7 +213,9 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
     annotation belong to someone else on the account and are left alone. A live HIT of a paused job is
     expired (the pause's own call to MTurk may never have run). Each recorded HIT's escrow is synced from
     the same listing (``sync_hit_escrow``), whoever expired or extended it. Likewise a HIT a pause expired,
-    of a job that has been resumed since, is opened again (the resume's call may never have run)."""
+    of a job that has been resumed since, is opened again (the resume's call may never have run). Before any
+    of that, a HIT MTurk lists with more assignments than we want has the difference booked
+    (``adopt_lost_extension``): an extension whose booking was lost, even if nobody asks for more again."""
     connector = mturk_connector(connector)
     result = ReconcileResult()
     remote = list(connector.list_hits())
@@ -202,6 +230,8 @@ def reconcile_mturk_hits(*, actor: Actor, connector: MTurkMarketplace | None = N
             continue
         hit = ours.get(str(key))
         live = remote_hit.expires_at is None or remote_hit.expires_at > now
+        if _lost_extension(hit, remote_hit) and adopt_lost_extension(hit=hit, remote=remote_hit, actor=actor).slots:
+            result.extended.append(remote_hit.hit_id)  # booked before the escrow below looks at its slots
         if hit is not None and hit.external_id is None and hit.state != HitState.CANCELLED:
             published = PublishedHit(
                 hit_id=str(hit.uuid), external_id=remote_hit.hit_id, expires_at=remote_hit.expires_at, adopted=True
