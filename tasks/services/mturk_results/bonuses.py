@@ -8,10 +8,12 @@ Columns are found by name, case and punctuation ignored (``Worker ID`` = ``worke
 Each bonus is booked as two ``charged`` USD rows, the bonus and MTurk's fee on it
 (``mturk_fees.bonus_fee``, 20%, at least $0.01), with no budget reservation (the money was spent before the
 move), their ``memo`` marked as imported history (``mturk_history_costs.IMPORTED_MEMO``) plus the reason.
-The keys are ``bonus:mturk:<AssignmentId>:<digest>`` (and ``:fee``), the digest taken from the row's
-worker, amount, reason and grant time: re-importing a file (or a re-export in another order) books nothing,
-two bonuses on one assignment that differ in amount, reason or grant time are both kept, and a line repeated
-verbatim is read once (reported in ``repeated_lines``).
+The keys are ``bonus:mturk:<AssignmentId>:<content>:<grant time or ->`` (and ``:fee``), the content a
+digest of the row's worker, amount and reason: re-importing a file (or a re-export in another order) books
+nothing, two bonuses on one assignment that differ in amount, reason or grant time are both kept, and a line
+repeated verbatim is read once (reported in ``repeated_lines``). The same bonus in the bulk file and in
+ListBonusPayments is booked once, whichever is imported first (``bonus_matching``; a booking without a
+grant time takes the time when the other file gives it, counted in ``dated_from_file``).
 
 Linking: a bonus whose assignment is recorded in the job is linked to it, its HIT and its worker. An
 assignment not recorded here (its batch was never imported) does not stop the booking: the bonus is booked on
@@ -27,7 +29,6 @@ whole cents, an unreadable grant time) is refused whole, naming its first bad li
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,11 +38,18 @@ from typing import Any
 
 from django.db import transaction
 
-from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Job, MTurkBonus
+from tasks.models import Assignment, CostKind, CostStatus, Job, MTurkBonus
 from tasks.services.csvtext import read_csv_text
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, bonus_cost_key, record_costs
 from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, check_usd_job, imported_memo
+from tasks.services.mturk_results.bonus_matching import (
+    apply_claims,
+    bonus_key,
+    content_digest,
+    legacy_bonus_key,
+    unbooked,
+)
 from tasks.services.mturk_results.reader import parse_time
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import bonus_fee
@@ -75,11 +83,18 @@ class BonusRow:
     grant_time: datetime | None
 
     @property
+    def content(self) -> str:
+        """A digest of what the bonus is: assignment, worker, amount and reason (``bonus_matching``)."""
+        return content_digest(self.assignment_id, self.worker_id, self.amount, self.reason)
+
+    @property
     def key(self) -> str:
-        """The caller's bonus key (the ledger adds ``bonus:``): MTurk's AssignmentId and the row's identity."""
-        granted = self.grant_time.isoformat() if self.grant_time else ""
-        identity = "\x1f".join((self.assignment_id, self.worker_id, str(self.amount), self.reason, granted))
-        return f"mturk:{self.assignment_id}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+        """The caller's bonus key (the ledger adds ``bonus:``): AssignmentId, content and grant time."""
+        return bonus_key(self.assignment_id, self.content, self.grant_time)
+
+    @property
+    def legacy_key(self) -> str:
+        return legacy_bonus_key(self.assignment_id, self.worker_id, self.amount, self.reason, self.grant_time)
 
 
 @dataclass
@@ -90,6 +105,7 @@ class BonusImportResult:
     amount_booked: Decimal = ZERO
     fees_booked: Decimal = ZERO
     already_booked: int = 0
+    dated_from_file: int = 0  # booked before without a grant time; now re-keyed and dated from this file
     workers_created: int = 0
     repeated_lines: list[int] = field(default_factory=list)
     rows_unlinked: list[dict[str, Any]] = field(default_factory=list)  # booked, without an assignment
@@ -251,10 +267,10 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
                 result.rows_skipped.append({"line": row.line, "assignment": row.assignment_id, "reason": reason})
                 continue
             to_book.append((row, assignment))
-        keys = [bonus_cost_key(row.key) for row, _ in to_book]
-        taken = set(CostEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
-        new = [(row, a) for row, a in to_book if bonus_cost_key(row.key) not in taken]
+        new, claims = unbooked(to_book)
         result.already_booked += len(to_book) - len(new)
+        result.dated_from_file = len(claims)
+        apply_claims(claims)
         wanted = [row.worker_id for row, _ in new]
         known = set(
             Worker.objects.filter(marketplace=MTURK, external_id__in=wanted).values_list("external_id", flat=True)
@@ -278,7 +294,7 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
             for row, assignment in to_book
             if assignment is None
         ]
-        if new:
+        if new or claims:
             record_audit_event(
                 actor=actor,
                 action="bonuses.imported",
@@ -291,6 +307,7 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
                     "fees": str(result.fees_booked),
                     "currency": CURRENCY,
                     "workers_created": result.workers_created,
+                    "dated_from_file": [claim.key for claim in claims],  # earlier undated bookings, re-keyed
                 },
             )
     return result
