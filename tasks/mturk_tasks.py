@@ -157,7 +157,12 @@ def reconcile_mturk_hits_task() -> dict[str, int]:
     from tasks.services.mturk_hits import reconcile_mturk_hits
 
     result = reconcile_mturk_hits(actor=_system("mturk reconcile"))
-    return {"adopted": len(result.adopted), "expired": len(result.expired), "reopened": len(result.reopened)}
+    return {
+        "adopted": len(result.adopted),
+        "expired": len(result.expired),
+        "reopened": len(result.reopened),
+        "extended": len(result.extended),
+    }
 
 
 @shared_task(

@@ -51,6 +51,8 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
     info = MTurkHit.objects.filter(hit_id=hit.pk, published_at__isnull=False).first()
     if info is None or not hit.external_id:
         raise ServiceError(f"Hit {hit.pk} is not published on MTurk.")
+    if hit.state == HitState.CANCELLED:
+        raise ServiceError(f"Hit {hit.pk} is cancelled; it takes no more assignments.")
     if additional < 1:
         raise ServiceError("Ask for at least one more assignment.")
     target = hit.assignments_wanted + additional
@@ -80,7 +82,7 @@ def _extend_to(
     )
     with transaction.atomic():
         Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
-        Hit.objects.filter(pk=hit.pk, assignments_wanted__lt=target).update(
+        Hit.objects.filter(pk=hit.pk, assignments_wanted__lt=target).exclude(state=HitState.CANCELLED).update(
             assignments_wanted=target, state=HitState.OPEN
         )
         commit_hit_slots(

@@ -16,6 +16,7 @@ from django.utils import timezone
 from tasks.models import Assignment, Hit, HitState, Job, MTurkHit
 from tasks.services import mturk_hits
 from tasks.services.budget import exact
+from tasks.services.errors import ServiceError
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_hits import extend_mturk_hit, extend_mturk_hits_within_budget, reconcile_mturk_hits
 from tasks.services.mturk_publishing import record_published_hit
@@ -198,3 +199,14 @@ def test_after_a_lost_extension_mturk_is_asked_only_for_what_the_total_still_lac
         stub.assert_no_pending_responses()
     assert Hit.objects.get(pk=hit.pk).assignments_wanted == 6
     assert ledger_total(hit=hit) == 6 * SLOT
+
+
+def test_a_cancelled_hit_is_not_extended_and_mturk_is_not_asked(mturk: MTurkMarketplace, standin: MTurkStandIn) -> None:
+    job, hit = _one_hit_job(mturk)
+    Hit.objects.filter(pk=hit.pk).update(state=HitState.CANCELLED)
+    before = standin.state.total_charged()
+    with pytest.raises(ServiceError, match="cancelled"):
+        extend_mturk_hit(hit=hit, additional=1, actor=ACTOR, connector=mturk)
+    hit.refresh_from_db()
+    assert (hit.state, hit.assignments_wanted, _max_assignments(standin, hit)) == (HitState.CANCELLED, 3, 3)
+    assert standin.state.total_charged() == before and ledger_total(job=job) == 3 * SLOT
