@@ -78,6 +78,7 @@ from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import Marketplace
 
 DISPUTED_PRIORITY = -101  # before every pre-label priority (-100 for a model score of 0): see predictions.py
+ALLOCATING_STATES = (JobState.PUBLISHED, JobState.COMPLETED)  # a job whose Hits may get more answers
 
 
 def refit_and_allocate(*, job_id: int, actor: Actor = SYSTEM) -> int:
@@ -195,6 +196,10 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent:
         )
         if not rows:
             return 0
+        # Hit rows, then the job row (the lock order everywhere): a cancel or pause that committed since the
+        # pass read the job wins, and nothing is reserved or reopened on a job that stopped.
+        if not Job.objects.select_for_update().filter(pk=job.pk, state__in=ALLOCATING_STATES).exists():
+            return 0
         digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:24]
         try:
             with transaction.atomic():
@@ -262,7 +267,7 @@ def allocate_adaptive_answers(
     moves on to the next confidence step. Returns the Hits reopened (internal pool) or extended (MTurk)."""
     now = now or timezone.now()
     job = Job.objects.get(pk=job.pk)
-    if not job.is_adaptive or job.state not in (JobState.PUBLISHED, JobState.COMPLETED):
+    if not job.is_adaptive or job.state not in ALLOCATING_STATES:
         return 0
     rows = list(
         HitItem.objects.filter(

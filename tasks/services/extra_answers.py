@@ -39,6 +39,10 @@ def request_more_answers(
         )
         if len(rows) != len(wanted_ids):
             raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
+        # Hit rows, then the job row: a cancel that committed first wins, and nothing is reserved or reopened.
+        state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
+        if state not in (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED):
+            raise ServiceError(f"Job {job.pk} is {state}; it takes no more answers.")
         digest = request_key or hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
         amount = hits_cost(job, hit_count=len(rows), extra_per_hit=extra)
         _, created = reserve_budget(
