@@ -230,15 +230,12 @@ def pay_bonus(
     if marketplace != Marketplace.INTERNAL:
         raise ServiceError(f"Bonuses on {worker.get_marketplace_display()} are not supported.")
     with transaction.atomic():
-        booked = (
-            CostEntry.objects.filter(idempotency_key=bonus_cost_key(key)).values_list("job_id", "worker_id", "amount")
-        ).first()
-        if booked is not None and booked != (job.pk, worker.pk, amount):  # a retry must be the same bonus, as on MTurk
-            raise ServiceError(f"Bonus key {key!r} was used for another bonus.")
+        _refuse_another_bonus(key, job=job, worker=worker, amount=amount, missing_ok=True)
         _, created = reserve_budget(
             job=job, amount=amount, key=f"{bonus_cost_key(key)}:reserve", actor=actor, reason="bonus"
         )
-        if not created:
+        if not created:  # booked meanwhile: by a retry of this bonus, or by a concurrent call for another
+            _refuse_another_bonus(key, job=job, worker=worker, amount=amount, missing_ok=False)
             return False
         record_cost(
             kind=CostKind.BONUS,
@@ -261,6 +258,16 @@ def pay_bonus(
         )
         check_budget_alerts(job=job, actor=actor)
     return True
+
+
+def _refuse_another_bonus(key: str, *, job: Job, worker: Worker, amount: Decimal, missing_ok: bool) -> None:
+    """A retry must be the same bonus, as on MTurk: refuse a key booked for another job, worker or amount
+    (``missing_ok``: a key not booked yet is fine)."""
+    booked = (
+        CostEntry.objects.filter(idempotency_key=bonus_cost_key(key)).values_list("job_id", "worker_id", "amount")
+    ).first()
+    if (booked is not None or not missing_ok) and booked != (job.pk, worker.pk, amount):
+        raise ServiceError(f"Bonus key {key!r} was used for another bonus.")
 
 
 def _pay_mturk_bonus(

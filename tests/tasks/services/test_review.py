@@ -152,6 +152,30 @@ def test_a_bonus_is_paid_once_per_key_and_audited(make_published_job, make_worke
     assert CostEntry.objects.filter(kind=CostKind.BONUS).count() == 1
 
 
+def test_a_bonus_key_booked_for_another_worker_while_this_call_waited_is_refused(
+    make_published_job, make_worker, monkeypatch
+):
+    """Two calls with one key for two workers at once: the one that waited on the other's reservation is
+    told the key was used for another bonus, not that its worker was already paid."""
+    from tasks.services import review
+
+    job = make_published_job(items=1, redundancy=1)
+    first, second = make_worker(), make_worker()
+    reserve = review.reserve_budget
+
+    def the_other_call_commits_first(**kwargs):
+        monkeypatch.setattr(review, "reserve_budget", reserve)
+        assert pay_bonus(job=job, worker=first, amount=Decimal("0.50"), reason="Great", key="k", actor=SYSTEM)
+        return reserve(**kwargs)
+
+    monkeypatch.setattr(review, "reserve_budget", the_other_call_commits_first)
+    with pytest.raises(ServiceError, match="was used for another bonus"):
+        pay_bonus(job=job, worker=second, amount=Decimal("0.50"), reason="Great", key="k", actor=SYSTEM)
+    # (here the other call ran inside this one's transaction, so the refusal rolled both back; in production
+    # they are two transactions and the other worker's bonus stands)
+    assert not CostEntry.objects.filter(kind=CostKind.BONUS, worker=second).exists()
+
+
 def test_a_bonus_over_the_budget_cap_is_refused_and_books_nothing(make_published_job, make_worker):
     from tasks.services.budget import BudgetExceeded
 
