@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -16,7 +16,7 @@ from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
 from qualification.services import EDITABLE_FIELD_ORDER, create_new_version, record_test_saved, revoke_grant
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
-from workforce.admin_fields import LabelListField
+from workforce.admin_fields import LabelListField, StorableJSONField
 from workforce.admin_mixins import IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
 
@@ -31,6 +31,9 @@ def _frozen(obj: QualificationTest | None) -> bool:
         frozen = not obj.is_current or obj.attempts.exists()
         obj._admin_frozen = frozen  # type: ignore[attr-defined]
     return frozen
+
+
+ACCEPTED_HELP = 'Accepted answers must be a JSON list, e.g. ["pos"] (a numeric question: [42.5]).'
 
 
 class QuestionForm(forms.ModelForm):
@@ -48,9 +51,19 @@ class QuestionForm(forms.ModelForm):
             "points",
             "tolerance",
         ]
+        # JSON nested too deeply, NaN or 1e999 is a form error, not a 500
+        field_classes = {"payload": StorableJSONField, "options": StorableJSONField, "accepted": StorableJSONField}
+
+    def clean_accepted(self) -> Any:
+        accepted = self.cleaned_data.get("accepted")
+        if accepted is not None and not isinstance(accepted, list):
+            raise forms.ValidationError(ACCEPTED_HELP)
+        return accepted
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if "accepted" in self.errors:
+            return data  # the field's own error says what is wrong; a spec without it would only add noise
         options = data.get("options") or []
         try:
             spec = QuestionSpec(
@@ -96,6 +109,22 @@ class QualificationTestForm(forms.ModelForm):
         model = QualificationTest
         # the slug names the test's family: set once, shown after the name
         fields = ["name", "slug", *(f for f in EDITABLE_FIELD_ORDER if f != "name")]
+
+    def clean_slug(self) -> str:
+        """A slug names one test family: a new test cannot take the slug of an existing one (the database
+        would refuse a second current version of it)."""
+        slug: str = self.cleaned_data["slug"]
+        if _slug_taken(slug, instance=self.instance):
+            raise forms.ValidationError(
+                f"A test with the slug “{slug}” already exists. To change that test, edit its current version "
+                "(once attempted, select it in the list and run “Make a new version to edit”); "
+                "for a different test, choose another slug."
+            )
+        return slug
+
+
+def _slug_taken(slug: str, *, instance: Model) -> bool:
+    return QualificationTest.objects.filter(slug=slug).exclude(pk=instance.pk).exists()
 
 
 @admin.register(QualificationTest)

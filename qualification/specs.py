@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from qualification.grading import AnswerType
+from qualification.grading import AnswerType, parse_number
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ def validate_question_specs(questions: list[QuestionSpec] | tuple[QuestionSpec, 
             errors.append(f"{where} repeats an option value.")
         if q.points > 0 and not q.accepted and q.answer_type != AnswerType.MULTI:
             errors.append(f"{where} is scored but has no accepted answer.")
+        if q.answer_type == AnswerType.NUMERIC:
+            not_numbers = [a for a in q.accepted if parse_number(a) is None]
+            if not_numbers:
+                errors.append(f"{where} accepts {not_numbers!r}, which are not finite numbers.")
         if q.options and q.answer_type in (AnswerType.SINGLE, AnswerType.MULTI):
             unknown = [a for a in q.accepted if str(a) not in values]
             if unknown:

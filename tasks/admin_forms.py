@@ -26,7 +26,7 @@ from tasks.services.jobs import (
     check_running_job_change,
 )
 from tasks.services.task_templates import template_problems
-from workforce.admin_fields import LabelListField
+from workforce.admin_fields import LabelListField, StorableJSONField
 from workforce.models import Marketplace
 
 
@@ -91,6 +91,7 @@ class JobForm(InstructionsConfirmMixin, forms.ModelForm):
             "budget_cap",
         ]
         widgets = {"name": forms.TextInput(attrs={"class": "vTextField", "style": "width: 40em; max-width: 100%"})}
+        field_classes = {"requirements": StorableJSONField}  # JSON nested too deeply is a form error, not a 500
 
     def clean_requirements(self) -> list[dict[str, object]]:
         requirements = self.cleaned_data["requirements"] or []

@@ -3,15 +3,82 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput, JSONString
 
+# Deeper JSON than this is refused: Python reads JSON a little deeper than it can write back (to the database,
+# or to the page), so the limit sits well below the interpreter's recursion limit.
+MAX_JSON_DEPTH = 100
+JSON_NESTED_TOO_DEEPLY = f"The JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
 LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
 MAX_LABEL_LENGTH = 100  # as the API takes them
 
 
-class LabelListField(forms.JSONField):
+class _UnstorableNumber(ValueError):
+    """A number JSON can spell but a database JSON column cannot hold (NaN, Infinity, 1e999)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _UnstorableNumber(f"{name} is not a number that can be stored; enter a finite number.")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _UnstorableNumber(f"The number {text[:40]} is too large to store.")
+    return number
+
+
+def json_depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` nests (0 for a scalar), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class StorableJSONField(forms.JSONField):
+    """Django's JSON form field, refusing with a sentence (never an exception the page cannot show) what it
+    cannot read or a database could not store: JSON nested too deeply, NaN, Infinity, numbers like 1e999."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or value in self.empty_values or not isinstance(value, str | bytes | bytearray):
+            return super().to_python(value)
+        if isinstance(value, JSONString):
+            return value
+        converted = self._load(value)
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return self._load(data)
+        except forms.ValidationError:
+            return InvalidJSONInput(data)  # shown back as typed
+
+    def _load(self, text: str | bytes | bytearray) -> Any:
+        try:
+            value = json.loads(text, cls=self.decoder, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except RecursionError as exc:
+            raise forms.ValidationError(JSON_NESTED_TOO_DEEPLY, code="invalid") from exc
+        except _UnstorableNumber as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+        except ValueError as exc:  # not JSON, or an integer of more digits than Python reads
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from exc
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise forms.ValidationError(JSON_NESTED_TOO_DEEPLY, code="invalid")
+        return value
+
+
+class LabelListField(StorableJSONField):
     """A job's label set, typed one per line, or on one line separated by commas, or as a JSON list.
 
     Shown one per line. A label that itself holds a comma goes on a line of its own (several lines are never

@@ -9,7 +9,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -31,6 +31,7 @@ from tasks.services.errors import ImportValidationError, ServiceError
 from tasks.services.idempotency import request_fingerprint
 from tasks.services.imports import check_upload_size, import_items
 from workforce.audit import Actor
+from workforce.parsers import SafeJSONParser
 from workforce.privacy import can_see_worker_ids
 
 
@@ -43,7 +44,7 @@ class JobItemsView(generics.ListAPIView):
     read_permission = "tasks.view_item"
     write_permission = "tasks.add_item"
     pagination_class = IdCursorPagination
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> Any:
         job = get_object_or_404(Job, pk=self.kwargs["job_id"])
