@@ -338,13 +338,17 @@ def chain_checkpoint() -> str:
 def parse_checkpoint(text: str) -> tuple[int, str]:
     """``count:hash`` as written by ``chain_checkpoint``; ValueError with a sentence otherwise."""
     count, _, digest = text.strip().partition(":")
-    if not count.isascii() or not count.isdigit() or int(count) < 1 or len(digest) != 64:
+    significant = count.lstrip("0")  # no leading zeros; empty for a count of 0
+    if not count.isascii() or not count.isdigit() or not significant or len(digest) != 64:
         raise ValueError(f"A checkpoint is written {CHECKPOINT_FORMAT} (64 hex digits), not {text!r}.")
+    largest = 2**63 - 1  # the largest row offset a database takes (a signed 64-bit integer)
+    if len(significant) > len(str(largest)) or int(significant) > largest:
+        raise ValueError(f"A checkpoint counts at most {largest} events, not {text!r}.")
     try:
         int(digest, 16)
     except ValueError:
         raise ValueError(f"A checkpoint is written {CHECKPOINT_FORMAT} (64 hex digits), not {text!r}.") from None
-    return int(count), digest.lower()
+    return int(significant), digest.lower()
 
 
 def check_checkpoints(checkpoints: Sequence[tuple[int, str]]) -> str | None:

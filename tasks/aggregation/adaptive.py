@@ -66,6 +66,9 @@ CONFIDENCE_STEPS = (0.9, 0.97, 0.99, 0.997, 0.999, 0.9997, 0.9999, 0.99997, 0.99
 # with many classes (cf: 5 classes, most workers seen 2-3 times), and the replays with a budget lost
 # accuracy there; 3 per cell (6 per class with 2 classes, 15 with 5) is the value the replays support.
 STRENGTH_PER_CLASS = 3.0
+# The most answers a policy may ask of one item: a job takes at most 50 (``Job.adaptive_max_answers``),
+# recorded crowd sets reach about 60; the bound keeps the counts far inside numpy's 64-bit integers.
+MAX_ANSWERS_PER_ITEM = 1000
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,12 @@ class RedundancyPolicy:
     def __post_init__(self) -> None:
         if self.min_answers < 1:
             raise ValueError("the minimum number of answers must be at least 1")
+        if self.min_answers > MAX_ANSWERS_PER_ITEM:
+            raise ValueError(f"the minimum number of answers must be at most {MAX_ANSWERS_PER_ITEM}")
         if self.max_answers is not None and self.max_answers < self.min_answers:
             raise ValueError("the maximum number of answers must be at least the minimum")
+        if self.max_answers is not None and self.max_answers > MAX_ANSWERS_PER_ITEM:
+            raise ValueError(f"the maximum number of answers must be at most {MAX_ANSWERS_PER_ITEM}")
         if not 0.0 < self.target <= 1.0:
             raise ValueError("the target confidence must be in (0, 1]")
 

@@ -180,6 +180,8 @@ def parse_budget(text: str, answers: Answers, redundancy: RedundancyPolicy) -> i
         raise ValueError(f"the budget {text!r} is neither a number of answers nor a share such as 70%") from None
     if count < 1:
         raise ValueError("the budget must be at least 1 answer")
+    if count > answers.n_answers:  # more than the replay could ever spend (and, when huge, beyond numpy's integers)
+        raise ValueError(f"the budget must be at most the {answers.n_answers} answers recorded")
     return count
 
 

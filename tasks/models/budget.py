@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
-from tasks.models.core import Job
+from tasks.models.core import Job, currency_code
 
 
 class BudgetReservation(models.Model):
@@ -41,7 +41,7 @@ class MonthlyBudget(models.Model):
     month = models.DateField(help_text="First day of the month.")
     cap = models.DecimalField(max_digits=14, decimal_places=4, help_text="Most all jobs may reserve this month.")
     reserved = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"), editable=False)
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
 
     class Meta:
         ordering = ["-month"]

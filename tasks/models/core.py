@@ -11,11 +11,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from workforce.models import Marketplace
+
+# An ISO 4217 style currency code: three capital letters (USD, EUR), the way the ledger and the reports group money.
+currency_code = RegexValidator(
+    r"\A[A-Z]{3}\Z", "Enter a currency as three capital letters (an ISO 4217 code such as USD or EUR)."
+)
 
 
 class TaskKind(models.TextChoices):
@@ -101,7 +106,7 @@ class Job(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="Pay per assignment (one Hit), in the job's currency.",
     )
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
     assignment_duration = models.DurationField(
         default=timedelta(minutes=10), help_text="How long a worker holds a Hit before it returns to the pool."
     )

@@ -38,8 +38,11 @@ class Period:
 
     @property
     def end(self) -> datetime | None:
-        """The first instant after ``until`` (so ``until`` is included)."""
-        return timezone.make_aware(datetime.combine(self.until + timedelta(days=1), time.min)) if self.until else None
+        """The first instant after ``until`` (so ``until`` is included); none when ``until`` is the last day
+        a date can name (``date.max``: no day follows it, so the period is open at its end)."""
+        if self.until is None or self.until >= date.max:
+            return None
+        return timezone.make_aware(datetime.combine(self.until + timedelta(days=1), time.min))
 
     def entries(self, entries: QuerySet[M]) -> QuerySet[M]:
         """``entries`` (ledger rows, or anything with a ``created_at``) booked in the period."""

@@ -36,6 +36,8 @@ class Command(BaseCommand):
         images, annotators = options["images"], options["annotators"]
         if images < 1 or annotators < 2:
             raise CommandError("Use at least 1 image and 2 annotators.", returncode=2)
+        if options["seed"] < 0:
+            raise CommandError("--seed must be 0 or a positive whole number.", returncode=2)
         bench = run_polygons if options["shapes"] == "polygons" else run
         result: dict[str, Any] = bench(images=images, annotators=annotators, seed=options["seed"])
         if options["json"]:

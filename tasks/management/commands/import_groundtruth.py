@@ -36,6 +36,20 @@ def _price(text: str) -> Decimal:
     return price
 
 
+def _read_text(path: Path, option: str) -> str:
+    """The UTF-8 text of the file given as ``option``; a CommandError naming both when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(
+            f"{option} {path} is not UTF-8 text (byte {exc.start} cannot be decoded).", returncode=2
+        ) from None
+    except FileNotFoundError:
+        raise CommandError(f"{option} {path} does not exist.", returncode=2) from None
+    except OSError as exc:
+        raise CommandError(f"{option} {path} cannot be read ({exc.strerror or exc}).", returncode=2) from None
+
+
 def _in_share(key: str, share: float) -> bool:
     """A stable pseudo-random choice of about ``share`` of the keys."""
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
@@ -99,16 +113,27 @@ class Command(BaseCommand):
         share = options["gold_share"]
         if not 0.0 <= share <= 1.0:
             raise CommandError("--gold-share must be between 0 and 1.", returncode=2)
+        manifest_text = _read_text(manifest, "--manifest")
+        gold_text = _read_text(options["gold"], "--gold") if options["gold"] else None
         try:
-            truth = parse_gold_file(options["gold"].read_text(encoding="utf-8")) if options["gold"] else {}
+            truth = parse_gold_file(gold_text) if gold_text is not None else {}
             responses = []
             if options["worker_responses"] is not None:
                 location: Path = options["worker_responses"]
                 if not location.exists():
                     raise CommandError(f"{location} does not exist.", returncode=2)
-                responses = read_worker_responses(iter_worker_response_files(location))
+                try:
+                    responses = read_worker_responses(iter_worker_response_files(location))
+                except UnicodeDecodeError:
+                    raise CommandError(
+                        f"--worker-responses {location} holds a file that is not UTF-8 text.", returncode=2
+                    ) from None
+                except OSError as exc:
+                    raise CommandError(
+                        f"--worker-responses {location} cannot be read ({exc.strerror or exc}).", returncode=2
+                    ) from None
             result = import_groundtruth_output(
-                manifest_text=manifest.read_text(encoding="utf-8"),
+                manifest_text=manifest_text,
                 responses=responses,
                 actor=Actor.system("import_groundtruth command"),
                 job=job,

@@ -7,10 +7,12 @@ input or when MTurk cannot be read.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from tasks.models import Job
@@ -39,9 +41,16 @@ class Command(BaseCommand):
                 opening = Decimal(o["opening_balance"])
             except InvalidOperation:
                 raise CommandError("--opening-balance must be an amount, e.g. 1000.00.", returncode=2) from None
-        since = parse_datetime(o["since"]) if o["since"] else None
-        if o["since"] and since is None:
-            raise CommandError("--since must be an ISO date and time, e.g. 2026-01-01T00:00:00Z.", returncode=2)
+        since = None
+        if o["since"]:
+            try:  # parse_datetime raises on a well-formed but impossible date (2026-02-30), None on other text
+                since = parse_datetime(o["since"])
+                if since is not None and timezone.is_aware(since):
+                    since = since.astimezone(UTC)  # 0001-01-01T00:00+05:00 falls before the first UTC instant
+            except (ValueError, OverflowError):
+                since = None
+            if since is None:
+                raise CommandError("--since must be an ISO date and time, e.g. 2026-01-01T00:00:00Z.", returncode=2)
         try:
             records = mturk_records.mturk_records(endpoint_url=o["endpoint_url"])
             result = reconcile_mturk(job=job, records=records, opening_balance=opening, since=since)

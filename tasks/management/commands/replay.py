@@ -71,6 +71,8 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(f"{exc}.", returncode=2) from exc
+        if options["seed"] < 0:
+            raise CommandError("--seed must be 0 or a positive whole number.", returncode=2)
         concentration = options["concentration"]
         if concentration < 0:
             raise CommandError("The concentration must be 0 (independent answers) or positive.", returncode=2)

@@ -29,7 +29,14 @@ def _parse_since(raw: str) -> datetime:
         ) from None
     if len(raw) <= 10:
         parsed = datetime.combine(parsed.date(), time.min)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    if not timezone.is_aware(parsed):
+        return timezone.make_aware(parsed, UTC)
+    try:  # in UTC here, so the database never has to convert a time that falls outside the years 1-9999 in UTC
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise CommandError(
+            f"--since {raw!r} falls outside the years 1 to 9999 in UTC; give a later or earlier time.", returncode=2
+        ) from None
 
 
 class Command(BaseCommand):
