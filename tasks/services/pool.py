@@ -39,8 +39,8 @@ from tasks.selectors import list_unseen_gold_ids, unmet_job_requirements
 from tasks.services import hot_sql
 from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import NotQualified, NoWorkAvailable, ServiceError
+from tasks.services.pool_sql import CLAIM_SQL, LEASE_LOCK_SQL, lease_lock_key
 from workforce.audit import (
-    PENDING_EVENT_INSERT,
     Actor,
     QueuedEvent,
     hot_statement_audit_params,
@@ -61,69 +61,6 @@ def _current_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment | N
 
 _NOTHING_OPEN = "nothing-open"
 
-# PostgreSQL: choose, claim and lease in one statement (one round trip under load).
-# The (priority, id) order is served only by the partial index ``hit_open_idx``, so the scan starts at the
-# job's first open Hit (ordering by id alone lets the planner walk the primary key past finished Hits);
-# ``SKIP LOCKED`` lets concurrent workers pass Hits that another transaction is claiming.
-_CLAIM_SQL_TEMPLATE = """
-WITH current_lease AS (
-    SELECT id, uuid, hit_id, accepted_at, lease_expires_at FROM tasks_assignment
-    WHERE job_id = %(job)s AND worker_id = %(worker)s AND state = 'accepted' AND lease_expires_at > %(now)s
-    ORDER BY id LIMIT 1
-), candidate AS (
-    SELECT h.id FROM tasks_hit h
-    WHERE h.job_id = %(job)s AND h.state = 'open' AND h.is_gold = {gold}
-      AND h.gold_slots <= %(max_slots)s  -- gold places this worker's unseen gold can fill
-      AND NOT EXISTS (SELECT 1 FROM current_lease)
-      AND NOT EXISTS (
-          SELECT 1 FROM tasks_jobblock b
-          WHERE b.job_id = %(job)s AND b.worker_id = %(worker)s AND b.lifted_at IS NULL
-      )
-      -- a scalar subquery is probed per candidate through the (worker, hit) unique index; an anti-join
-      -- could instead scan the worker's whole history
-      AND (SELECT a.id FROM tasks_assignment a WHERE a.worker_id = %(worker)s AND a.hit_id = h.id) IS NULL
-    ORDER BY {order} LIMIT 1
-    FOR UPDATE OF h SKIP LOCKED
-), claimed AS (
-    UPDATE tasks_hit h
-    SET slots_taken = h.slots_taken + 1,
-        state = CASE WHEN h.slots_taken + 1 >= h.assignments_wanted THEN 'full' ELSE 'open' END
-    FROM candidate c
-    WHERE h.id = c.id AND h.state = 'open' AND h.slots_taken < h.assignments_wanted
-    RETURNING h.id, h.gold_slots
-), inserted AS (
-    INSERT INTO tasks_assignment
-        (uuid, hit_id, job_id, worker_id, state, marketplace, accepted_at, lease_expires_at, reward,
-         instructions_version)
-    SELECT %(uuid)s, claimed.id, %(job)s, %(worker)s, 'accepted', %(marketplace)s, %(now)s, %(expires)s, %(reward)s,
-        %(instructions_version)s
-    FROM claimed
-    ON CONFLICT (worker_id, hit_id) DO NOTHING
-    RETURNING id, uuid, hit_id, accepted_at, lease_expires_at
-), audited AS (
-    {audit_insert}
-    SELECT %(now)s, %(audit_actor_kind)s, %(audit_actor_id)s, %(audit_actor_label)s, 'assignment.accepted',
-        'assignment', inserted.id::text, '{}'::jsonb,
-        jsonb_build_object('state', 'accepted', 'job', %(job)s::bigint, 'hit', inserted.hit_id,
-                           'lease_expires_at', %(expires_iso)s::text),
-        '', %(audit_request_id)s
-    FROM inserted
-), lease AS (
-    SELECT * FROM current_lease UNION ALL SELECT * FROM inserted
-)
-SELECT (SELECT count(*) FROM candidate), lease.id, lease.uuid, lease.hit_id, lease.accepted_at, lease.lease_expires_at,
-    (SELECT gold_slots FROM claimed)
-FROM (SELECT 1) AS one LEFT JOIN lease ON true
-"""
-# Literal flags, not parameters, so the planner matches each query to its partial index.
-# The new lease's audit event (``audited``) is inserted by the same statement, unchained (workforce.audit).
-_CLAIM_SQL = {
-    gold: _CLAIM_SQL_TEMPLATE.replace("{gold}", str(gold).lower())
-    .replace("{order}", "h.id" if gold else "h.priority, h.id")
-    .replace("{audit_insert}", PENDING_EVENT_INSERT)
-    for gold in (False, True)
-}
-
 
 def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
     """An accepted assignment of ``job`` for ``worker`` (unsaved, no Hit yet), paid the job's reward."""
@@ -143,7 +80,7 @@ def _new_lease(*, job: Job, worker: Worker, now: datetime) -> Assignment:
 def _audit_accepted(lease: Assignment, worker: Worker) -> None:
     """The accept event, queued in the claiming transaction (no chain lock on the hot path).
 
-    The PostgreSQL claim statement writes the same event itself (``audited`` in ``_CLAIM_SQL``).
+    The PostgreSQL claim statement writes the same event itself (``audited`` in ``pool_sql.CLAIM_SQL``).
     """
     queue_audit_event(
         actor=Actor.from_worker(worker),
@@ -219,7 +156,11 @@ def _claim_open_hit_postgres(
     }
     try:
         with transaction.atomic():
-            row = hot_sql.fetch_one(_CLAIM_SQL[gold], params)
+            # One claim at a time per (job, worker): the claim statement's snapshot is taken when it starts,
+            # so two tabs claiming at once could each miss the other's new lease and both get one. The lock
+            # is taken by its own statement, before that snapshot, and held to the end of the transaction.
+            hot_sql.execute(LEASE_LOCK_SQL, {"key": lease_lock_key(job.pk, worker.pk)})
+            row = hot_sql.fetch_one(CLAIM_SQL[gold], params)
             assert row is not None  # the statement always returns one row
             found, assignment_id, lease_uuid, hit_id, accepted_at, expires_at, slots = row
             if assignment_id is None:
