@@ -37,7 +37,17 @@ logger = logging.getLogger(__name__)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock another transaction holds
 
 
-def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTurkMarketplace | None = None) -> Hit:
+EXTENDABLE_JOB_STATES = (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED)
+
+
+def extend_mturk_hit(
+    *,
+    hit: Hit,
+    additional: int,
+    actor: Actor,
+    connector: MTurkMarketplace | None = None,
+    remote: RemoteHit | None = None,
+) -> Hit:
     """Ask for ``additional`` more answers on a published HIT (CreateAdditionalAssignmentsForHIT). A HIT
     created with fewer than 10 assignments can never reach 10: MTurk refuses, so we refuse first.
 
@@ -45,7 +55,10 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
     names that total. Before asking, the HIT is read (GetHIT) and assignments MTurk added for a call whose
     booking was lost (a crash after MTurk's answer) are adopted into the ledger (``adopt_lost_extension``);
     only what the total still lacks is asked for. So a retry of a lost call never pays twice, and a
-    different request after it never leaves what MTurk took for the lost one out of the ledger."""
+    different request after it never leaves what MTurk took for the lost one out of the ledger. ``remote``:
+    the HIT as GetHIT gave it just before (read outside the caller's transaction), else it is read here.
+
+    A job that is not running or completed (cancelled, say) takes no more assignments: MTurk is not asked."""
     connector = mturk_connector(connector)
     hit = Hit.objects.select_related("job").get(pk=hit.pk)
     info = MTurkHit.objects.filter(hit_id=hit.pk, published_at__isnull=False).first()
@@ -53,6 +66,8 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
         raise ServiceError(f"Hit {hit.pk} is not published on MTurk.")
     if hit.state == HitState.CANCELLED:
         raise ServiceError(f"Hit {hit.pk} is cancelled; it takes no more assignments.")
+    if hit.job.state not in EXTENDABLE_JOB_STATES:  # read after the caller's reservation locked the job row
+        raise ServiceError(f"Job {hit.job_id} is {hit.job.state}; its HITs take no more assignments.")
     if additional < 1:
         raise ServiceError("Ask for at least one more assignment.")
     target = hit.assignments_wanted + additional
@@ -62,7 +77,8 @@ def extend_mturk_hit(*, hit: Hit, additional: int, actor: Actor, connector: MTur
             f"created with fewer than {LARGE_HIT_ASSIGNMENTS} reach {LARGE_HIT_ASSIGNMENTS} or more "
             f"(at most {LARGE_HIT_ASSIGNMENTS - 1 - hit.assignments_wanted} more). Publish a new Hit instead."
         )
-    wanted = adopt_lost_extension(hit=hit, remote=connector.get_hit(hit.external_id), actor=actor).wanted
+    remote = remote if remote is not None else connector.get_hit(hit.external_id)
+    wanted = adopt_lost_extension(hit=hit, remote=remote, actor=actor).wanted
     if wanted < target:
         _extend_to(hit, info, wanted=wanted, target=target, connector=connector, actor=actor)
     hit.refresh_from_db()
@@ -341,10 +357,13 @@ def extend_mturk_hits_within_budget(
     and call CreateAdditionalAssignmentsForHIT in one transaction. A HIT that is refused is skipped; the
     first budget refusal stops the pass. With ``request_key`` (a form's nonce, a task id) the reservation
     is keyed on the request instead, and a HIT that request already extended is passed over (not counted)."""
+    connector = mturk_connector(connector)
     done = Extensions()
     for hit in hits:
         target = request_key if request_key is not None else hit.assignments_wanted + extra
         try:
+            # GetHIT before the reservation: the job row it locks is not held across two MTurk calls
+            remote = connector.get_hit(hit.external_id) if hit.external_id else None
             with transaction.atomic():
                 _, created = reserve_budget(
                     job=job,
@@ -356,7 +375,7 @@ def extend_mturk_hits_within_budget(
                 if request_key is not None and not created:
                     done.already += 1
                     continue
-                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
+                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector, remote=remote)
         except BudgetExceeded as exc:
             done.budget = exc
             break

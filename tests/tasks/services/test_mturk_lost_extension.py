@@ -210,3 +210,20 @@ def test_a_cancelled_hit_is_not_extended_and_mturk_is_not_asked(mturk: MTurkMark
     hit.refresh_from_db()
     assert (hit.state, hit.assignments_wanted, _max_assignments(standin, hit)) == (HitState.CANCELLED, 3, 3)
     assert standin.state.total_charged() == before and ledger_total(job=job) == 3 * SLOT
+
+
+def test_a_cancelled_jobs_complete_hit_is_not_extended_and_nothing_is_reserved(
+    mturk: MTurkMarketplace, standin: MTurkStandIn
+) -> None:
+    from tasks.services.publishing import cancel_job
+
+    job, hit = _one_hit_job(mturk)
+    Hit.objects.filter(pk=hit.pk).update(state=HitState.COMPLETE)  # complete Hits stay complete on a cancel
+    job = cancel_job(job=job, actor=ACTOR)
+    reserved, charged = _reserved(job), standin.state.total_charged()
+    done = extend_mturk_hits_within_budget(
+        job=job, hits=[Hit.objects.get(pk=hit.pk)], extra=1, actor=ACTOR, key="more", reason="more", connector=mturk
+    )
+    assert (done.extended, done.refused) == (0, 1)
+    assert (_reserved(job), standin.state.total_charged(), _max_assignments(standin, hit)) == (reserved, charged, 3)
+    assert Hit.objects.get(pk=hit.pk).state == HitState.COMPLETE
