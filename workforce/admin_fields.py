@@ -9,10 +9,8 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput, JSONString
 
-# Deeper JSON than this is refused: Python reads JSON a little deeper than it can write back (to the database,
-# or to the page), so the limit sits well below the interpreter's recursion limit.
-MAX_JSON_DEPTH = 100
-JSON_NESTED_TOO_DEEPLY = f"The JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
+from workforce.jsonlimits import JSON_NESTED_TOO_DEEPLY, MAX_JSON_DEPTH, json_depth
+
 LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
 MAX_LABEL_LENGTH = 100  # as the API takes them
 
@@ -30,18 +28,6 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise _UnstorableNumber(f"The number {text[:40]} is too large to store.")
     return number
-
-
-def json_depth(value: Any) -> int:
-    """How many lists and objects deep ``value`` nests (0 for a scalar), counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is not None:
-            deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 class StorableJSONField(forms.JSONField):

@@ -8,6 +8,8 @@ from typing import IO, Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from workforce.jsonlimits import JSON_NESTED_TOO_DEEPLY, MAX_JSON_DEPTH, json_depth
+
 # The wording of the item import's refusal (tasks.services.imports.load_json_line), after DRF's own prefix.
 NESTED_TOO_DEEPLY = "JSON parse error - the JSON is nested too deeply."
 
@@ -20,8 +22,11 @@ class SafeJSONParser(JSONParser):
         self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
             raise ParseError(NESTED_TOO_DEEPLY) from exc
         except ValueError as exc:  # DRF catches these itself; kept so no reader's ValueError is ever a 500
             raise ParseError(f"JSON parse error - {exc}") from exc
+        if json_depth(data) > MAX_JSON_DEPTH:  # read, but deeper than code that walks it can follow
+            raise ParseError(f"JSON parse error - {JSON_NESTED_TOO_DEEPLY}")
+        return data

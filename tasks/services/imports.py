@@ -28,6 +28,7 @@ from tasks.services.bulk import bulk_insert
 from tasks.services.csvtext import records
 from tasks.services.errors import ImportValidationError, RowError, ServiceError
 from workforce.audit import Actor, record_audit_event
+from workforce.jsonlimits import MAX_JSON_DEPTH, json_depth
 
 MAX_EXTERNAL_ID = 255
 ID_COLUMNS = ("external_id", "id")
@@ -163,11 +164,14 @@ def load_json_line(raw: str) -> Any:
     """One line of a JSON Lines import; ``ValueError`` with the reason when it is not JSON, is nested too
     deeply to read, or holds a number a database column cannot store exactly (NaN, Infinity, 1e999)."""
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg})") from exc
     except RecursionError as exc:
         raise ValueError("the JSON is nested too deeply") from exc
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return value
 
 
 def _no_constant(name: str) -> Any:
@@ -232,12 +236,17 @@ GOLD_COLUMN = "gold"
 
 def _has_nul(value: Any) -> bool:
     """Whether a NUL character hides anywhere in a row (PostgreSQL text and jsonb cannot store one)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    stack = [value]  # walked without recursion, however deep the row nests
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return False
 
 

@@ -100,3 +100,24 @@ def test_nested_json_posted_to_the_item_import_endpoint_is_a_400(api: APIClient)
     response = api.post(f"/api/jobs/{job.pk}/items/", data='{"items": ' + DEEP + "}", content_type="application/json")
     assert response.status_code == 400 and "nested too deeply" in str(response.json())
     assert not Item.objects.filter(job=job).exists()
+
+
+@pytest.mark.parametrize("depth", [101, 400, 800])
+def test_json_deeper_than_the_limit_but_readable_is_a_400_on_the_item_endpoint(api: APIClient, depth: int) -> None:
+    """Python reads 400-800 levels, but code that walks the row recursively could not: refused when read."""
+    job = JobFactory()
+    nested = "[" * depth + "]" * depth
+    response = api.post(f"/api/jobs/{job.pk}/items/", data='{"items": ' + nested + "}", content_type="application/json")
+    assert response.status_code == 400 and "nested too deeply" in str(response.json())
+    assert not Item.objects.filter(job=job).exists()
+
+
+def test_an_item_import_line_nested_deeper_than_the_limit_is_refused_with_its_reason() -> None:
+    from tasks.services.imports import _has_nul, load_json_line
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_json_line('{"text": ' + "[" * 500 + "]" * 500 + "}")
+    deep: Any = "a\x00"
+    for _ in range(5000):
+        deep = [deep]
+    assert _has_nul(deep)  # walked without recursion

@@ -1,0 +1,27 @@
+"""How deep JSON we take: one limit for the API, the admin's JSON fields and item imports.
+
+Python reads JSON a little deeper than it can walk or write back (to the database, or to the page), and a
+row that parsed can still fail later in code that recurses, so anything deeper than ``MAX_JSON_DEPTH`` is
+refused with ``JSON_NESTED_TOO_DEEPLY`` as soon as it is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Deeper JSON than this is refused: Python reads JSON a little deeper than it can write back (to the database,
+# or to the page), so the limit sits well below the interpreter's recursion limit.
+MAX_JSON_DEPTH = 100
+JSON_NESTED_TOO_DEEPLY = f"The JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)."
+
+
+def json_depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` nests (0 for a scalar), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
