@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
 from qualification.services import EDITABLE_FIELD_ORDER, create_new_version, record_test_saved, revoke_grant
-from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
+from qualification.specs import OptionSpec, QuestionSpec, unreadable_numbers, validate_question_specs
 from workforce.admin_fields import LabelListField, StorableJSONField
 from workforce.admin_mixins import IdentitySearchMixin, ReadOnlyAdmin
 from workforce.audit import Actor
@@ -78,6 +78,8 @@ class QuestionForm(forms.ModelForm):
         except (KeyError, TypeError, ValueError) as exc:
             raise forms.ValidationError('Options must be a list like [{"value": "a", "label": "A"}].') from exc
         errors = validate_question_specs([spec])
+        if not_numbers := unreadable_numbers(spec):
+            errors.append(f"Question {spec.identifier!r} accepts {not_numbers!r}, which are not finite numbers.")
         if errors:
             raise forms.ValidationError(errors)
         return data

@@ -10,9 +10,10 @@ from django.test import Client
 from django.urls import reverse
 
 from qualification.models import QualificationTest, Question
-from qualification.specs import QuestionSpec, validate_question_specs
+from qualification.specs import QuestionSpec, unreadable_numbers, validate_question_specs
 from tests.factories import UserFactory
 from workforce.admin_fields import JSON_NESTED_TOO_DEEPLY
+from workforce.audit import Actor
 
 pytestmark = pytest.mark.django_db
 MakeTest = Callable[..., QualificationTest]
@@ -119,14 +120,23 @@ def test_accepted_answers_must_be_a_list(admin_client: Client, accepted: str) ->
     assert "Accepted answers must be a JSON list" in shown
 
 
-def test_numeric_specs_with_unusable_accepted_answers_are_refused() -> None:
+def test_numeric_specs_with_unusable_accepted_answers_are_found() -> None:
     for accepted in ((float("nan"),), (float("inf"),), ("abc",), (True,), (None,)):
-        errors = validate_question_specs(
-            [QuestionSpec(identifier="q", prompt="?", answer_type="numeric", accepted=accepted)]
-        )
-        assert errors and "not finite numbers" in errors[0], accepted
+        spec = QuestionSpec(identifier="q", prompt="?", answer_type="numeric", accepted=accepted)
+        assert unreadable_numbers(spec), accepted
     good = QuestionSpec(identifier="q", prompt="?", answer_type="numeric", accepted=(42.5, "7", 3))
-    assert validate_question_specs([good]) == []
+    assert unreadable_numbers(good) == [] and validate_question_specs([good]) == []
+
+
+def test_a_stored_numeric_question_with_a_text_answer_still_gets_a_new_version(make_test: MakeTest) -> None:
+    """The finite-number check applies where questions are typed: a test stored before it keeps working."""
+    from qualification.models import Question
+    from qualification.services import create_new_version
+
+    test = make_test()
+    Question.objects.filter(test=test).update(answer_type="numeric", accepted=["about 42"], options=[])
+    new = create_new_version(test=test, actor=Actor.system("test"))
+    assert new.version == test.version + 1
 
 
 def test_adding_a_test_with_the_slug_of_a_current_test_is_a_form_error(
