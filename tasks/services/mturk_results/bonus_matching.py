@@ -8,12 +8,15 @@ reason, ``grant`` the grant time (ISO 8601) or ``-`` when the file had none. So,
 - a row without a grant time is booked already when any bonus of that content is (the bulk file's bonus is
   one of those MTurk lists; several identical bonuses on one assignment cannot be told apart without a time);
 - a row with a grant time is booked already when that time is. Otherwise, when an undated booking of the
-  content is still unclaimed, that booking is this bonus: its bonus and fee rows take the row's key and are
-  dated at its grant time (``Claim``), once, so a later file with another grant time of the same content
-  books that one, and the bulk file imported again books nothing. The earliest grant time claims first.
+  content stands (not reversed), that booking is this bonus: the row is booked dated at its grant time and
+  the undated booking (bonus and fee) is cancelled by reversal rows (``Claim``), so the money is counted
+  once, the ledger stays append-only, and a later file with another grant time of the same content books
+  that one. The earliest grant time claims first.
 
-Keys written before this scheme (``bonus:mturk:<AssignmentId>:<digest>``, the digest over the content and
-the grant time) are still honoured exactly; they take no part in matching across the two kinds of file.
+Bookings made before this scheme (``bonus:mturk:<AssignmentId>:<digest>``, the digest over the content and
+the grant time, or an empty one) take part too: their content is read back from the row (worker, amount,
+and the reason at the end of the memo ``imported_memo`` wrote), and whether they were dated from whether
+their key is the undated one.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from tasks.models import CostEntry, CostKind
-from tasks.services.ledger import bonus_cost_key
+from tasks.services.ledger import bonus_cost_key, reverse_cost
 
 UNDATED = "-"
 _CHUNK = 200  # assignments per prefix query
@@ -53,43 +56,61 @@ def legacy_bonus_key(assignment_id: str, worker_id: str, amount: Decimal, reason
 
 @dataclass
 class _Booked:
+    """One (assignment, content): the dated bookings standing, and the undated one a dated row may claim."""
+
     grants: set[str] = field(default_factory=set)
-    undated: bool = False
+    undated: str | None = None  # the standing undated booking's ledger key
 
 
 @dataclass(frozen=True)
 class Claim:
-    """An undated booking found to be the bonus a dated row names: re-keyed and dated at ``grant_time``."""
+    """An undated booking found to be the bonus a dated row books: reversed (bonus and fee) once that row is
+    booked."""
 
-    undated_key: str
-    key: str
-    grant_time: datetime
+    undated_key: str  # the ledger key of the undated bonus row
+    key: str  # the caller's key of the dated row that replaces it
+
+
+def _reason_of(memo: str) -> str:
+    """The reason ``imported_memo`` put after the file's name (``imported MTurk history (f.csv): reason``)."""
+    _, found, reason = memo.partition("): ")
+    return reason if found else ""
 
 
 def _booked(assignment_ids: Iterable[str]) -> dict[tuple[str, str], _Booked]:
-    """Per (assignment, content): the grant times booked, and whether an undated booking exists."""
+    """Per (assignment, content): what the ledger holds, reversed bookings left out."""
     found: dict[tuple[str, str], _Booked] = defaultdict(_Booked)
     ids = sorted(set(assignment_ids))
+    reversed_ = CostEntry.objects.filter(reverses=OuterRef("pk"))
     for start in range(0, len(ids), _CHUNK):
         prefixes = Q()
         for assignment_id in ids[start : start + _CHUNK]:
             prefixes |= Q(idempotency_key__startswith=bonus_cost_key(f"mturk:{assignment_id}:"))
-        keys = CostEntry.objects.filter(prefixes, kind=CostKind.BONUS).values_list("idempotency_key", flat=True)
-        for key in keys:
+        rows = (
+            CostEntry.objects.filter(prefixes, kind=CostKind.BONUS)
+            .exclude(Exists(reversed_))
+            .values_list("idempotency_key", "amount", "memo", "worker__external_id")
+        )
+        for key, amount, memo, worker in rows:
             parts = key.split(":", 4)  # bonus, mturk, assignment, content, grant (the grant holds colons)
-            if len(parts) != 5:
-                continue  # a key of the earlier scheme
-            booked = found[(parts[2], parts[3])]
-            if parts[4] == UNDATED:
-                booked.undated = True
+            if len(parts) == 5:
+                assignment, content, grant = parts[2], parts[3], parts[4]
+            else:  # the earlier scheme: the content read back from the row
+                assignment, reason, cents = parts[2], _reason_of(memo), Decimal(amount).quantize(Decimal("0.01"))
+                content = content_digest(assignment, worker or "", cents, reason)
+                undated = bonus_cost_key(legacy_bonus_key(assignment, worker or "", cents, reason, None))
+                grant = UNDATED if key == undated else f"legacy:{key}"
+            booked = found[(assignment, content)]
+            if grant == UNDATED:
+                booked.undated = key
             else:
-                booked.grants.add(parts[4])
+                booked.grants.add(grant)
     return found
 
 
 def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[Claim]]:
-    """The ``(row, assignment)`` pairs still to book, and the undated bookings the dated rows claim. A row has
-    ``assignment_id``, ``content``, ``key``, ``legacy_key`` and ``grant_time`` (``bonuses.BonusRow``)."""
+    """The ``(row, assignment)`` pairs to book, and the undated bookings that some of them replace. A row has
+    ``line``, ``assignment_id``, ``content``, ``key``, ``legacy_key`` and ``grant_time`` (``bonuses.BonusRow``)."""
     legacy = set(
         CostEntry.objects.filter(idempotency_key__in=[bonus_cost_key(row.legacy_key) for row, _ in rows]).values_list(
             "idempotency_key", flat=True
@@ -105,32 +126,35 @@ def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], li
             continue
         held = booked[(row.assignment_id, row.content)]
         if row.grant_time is None:
-            if held.undated or held.grants:
+            if held.undated is not None or held.grants:
                 continue
-            held.undated = True
+            held.undated = bonus_cost_key(row.key)
         else:
             grant = row.grant_time.isoformat()
             if grant in held.grants:
                 continue
             held.grants.add(grant)
-            if held.undated:
-                held.undated = False
-                claims.append(Claim(bonus_key(row.assignment_id, row.content, None), row.key, row.grant_time))
-                continue
+            if held.undated is not None:
+                claims.append(Claim(undated_key=held.undated, key=row.key))
+                held.undated = None
         new.append((row, assignment))
     return sorted(new, key=lambda pair: pair[0].line), claims
 
 
-def apply_claims(claims: Sequence[Claim]) -> int:
-    """Re-key and date the claimed bookings (bonus and fee rows) in bulk; returns the rows changed."""
+def reverse_claimed(claims: Sequence[Claim], *, source: str) -> int:
+    """Cancel each claimed undated booking (its bonus row and the fee row booked with it) by a reversal row,
+    once; returns the reversal rows written. Call it in the transaction that books the dated rows."""
     if not claims:
         return 0
-    renamed: dict[str, tuple[str, datetime]] = {}
-    for claim in claims:
-        renamed[bonus_cost_key(claim.undated_key)] = (bonus_cost_key(claim.key), claim.grant_time)
-        renamed[bonus_cost_key(claim.undated_key, "fee")] = (bonus_cost_key(claim.key, "fee"), claim.grant_time)
-    entries = list(CostEntry.objects.filter(idempotency_key__in=list(renamed)))
-    for entry in entries:
-        entry.idempotency_key, entry.created_at = renamed[entry.idempotency_key]
-    CostEntry.objects.bulk_update(entries, ["idempotency_key", "created_at"], batch_size=500)
-    return len(entries)
+    wanted = {claim.undated_key: claim for claim in claims}
+    wanted.update({f"{claim.undated_key}:fee": claim for claim in claims})
+    written = 0
+    for entry in CostEntry.objects.filter(idempotency_key__in=list(wanted)).order_by("id"):
+        claim = wanted[entry.idempotency_key]
+        _, created = reverse_cost(
+            entry=entry,
+            idempotency_key=f"{entry.idempotency_key}:replaced",
+            memo=f"replaced by the dated bonus {claim.key} ({source})"[:255],
+        )
+        written += created
+    return written

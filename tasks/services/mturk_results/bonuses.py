@@ -13,7 +13,8 @@ digest of the row's worker, amount and reason: re-importing a file (or a re-expo
 nothing, two bonuses on one assignment that differ in amount, reason or grant time are both kept, and a line
 repeated verbatim is read once (reported in ``repeated_lines``). The same bonus in the bulk file and in
 ListBonusPayments is booked once, whichever is imported first (``bonus_matching``; a booking without a
-grant time takes the time when the other file gives it, counted in ``dated_from_file``).
+grant time is replaced by the dated one when the other file gives the time: booked dated, the undated rows
+reversed, counted in ``dated_from_file``).
 
 Linking: a bonus whose assignment is recorded in the job is linked to it, its HIT and its worker. An
 assignment not recorded here (its batch was never imported) does not stop the booking: the bonus is booked on
@@ -44,10 +45,10 @@ from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, bonus_cost_key, record_costs
 from tasks.services.mturk_history_costs import CURRENCY, MTURK, ZERO, check_usd_job, imported_memo
 from tasks.services.mturk_results.bonus_matching import (
-    apply_claims,
     bonus_key,
     content_digest,
     legacy_bonus_key,
+    reverse_claimed,
     unbooked,
 )
 from tasks.services.mturk_results.reader import parse_time
@@ -105,7 +106,7 @@ class BonusImportResult:
     amount_booked: Decimal = ZERO
     fees_booked: Decimal = ZERO
     already_booked: int = 0
-    dated_from_file: int = 0  # booked before without a grant time; now re-keyed and dated from this file
+    dated_from_file: int = 0  # booked before without a grant time; now booked dated, the undated row reversed
     workers_created: int = 0
     repeated_lines: list[int] = field(default_factory=list)
     rows_unlinked: list[dict[str, Any]] = field(default_factory=list)  # booked, without an assignment
@@ -268,9 +269,8 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
                 continue
             to_book.append((row, assignment))
         new, claims = unbooked(to_book)
-        result.already_booked += len(to_book) - len(new)
+        result.already_booked += len(to_book) - len(new) + len(claims)  # a claimed one was booked, undated
         result.dated_from_file = len(claims)
-        apply_claims(claims)
         wanted = [row.worker_id for row, _ in new]
         known = set(
             Worker.objects.filter(marketplace=MTURK, external_id__in=wanted).values_list("external_id", flat=True)
@@ -282,9 +282,12 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
             for row, assignment in new
             for line in _lines(job, row, worker=workers[row.worker_id], assignment=assignment, source=filename)
         )
-        result.bonuses_booked = len(new)
-        result.amount_booked = sum((row.amount for row, _ in new), ZERO)
-        result.fees_booked = sum((bonus_fee(row.amount) for row, _ in new), ZERO)
+        reverse_claimed(claims, source=filename)  # the undated bookings these dated rows replace
+        replacing = {claim.key for claim in claims}
+        paid = [row for row, _ in new if row.key not in replacing]  # bonuses the ledger did not hold at all
+        result.bonuses_booked = len(paid)
+        result.amount_booked = sum((row.amount for row in paid), ZERO)
+        result.fees_booked = sum((bonus_fee(row.amount) for row in paid), ZERO)
         result.rows_unlinked = [
             {
                 "line": row.line,
@@ -307,7 +310,7 @@ def import_mturk_bonuses(*, job: Job, data: bytes, filename: str, actor: Actor) 
                     "fees": str(result.fees_booked),
                     "currency": CURRENCY,
                     "workers_created": result.workers_created,
-                    "dated_from_file": [claim.key for claim in claims],  # earlier undated bookings, re-keyed
+                    "dated_from_file": [claim.key for claim in claims],  # replacing earlier undated bookings
                 },
             )
     return result
