@@ -39,7 +39,8 @@ def request_more_answers(
         )
         if len(rows) != len(wanted_ids):
             raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
-        # Hit rows, then the job row: a cancel that committed first wins, and nothing is reserved or reopened.
+        # A cancel that committed first wins, and nothing is reserved or reopened. (The job row after the Hits,
+        # as reserve_budget takes it; request_more_answers may already hold it.)
         state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
         if state not in (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED):
             raise ServiceError(f"Job {job.pk} is {state}; it takes no more answers.")
