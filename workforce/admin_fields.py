@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from django import forms
 from django.forms.fields import InvalidJSONInput, JSONString
 
-from workforce.jsonlimits import JSON_NESTED_TOO_DEEPLY, MAX_JSON_DEPTH, json_depth
+from workforce.jsonlimits import (
+    JSON_NESTED_TOO_DEEPLY,
+    MAX_JSON_DEPTH,
+    UnstorableNumber,
+    finite_float,
+    json_depth,
+    refuse_constant,
+)
 
 LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
 MAX_LABEL_LENGTH = 100  # as the API takes them
-
-
-class _UnstorableNumber(ValueError):
-    """A number JSON can spell but a database JSON column cannot hold (NaN, Infinity, 1e999)."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _UnstorableNumber(f"{name} is not a number that can be stored; enter a finite number.")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise _UnstorableNumber(f"The number {text[:40]} is too large to store.")
-    return number
 
 
 class StorableJSONField(forms.JSONField):
@@ -52,11 +43,14 @@ class StorableJSONField(forms.JSONField):
 
     def _load(self, text: str | bytes | bytearray) -> Any:
         try:
-            value = json.loads(text, cls=self.decoder, parse_constant=_refuse_constant, parse_float=_finite_float)
+            value = json.loads(text, cls=self.decoder, parse_constant=refuse_constant, parse_float=finite_float)
         except RecursionError as exc:
             raise forms.ValidationError(JSON_NESTED_TOO_DEEPLY, code="invalid") from exc
-        except _UnstorableNumber as exc:
-            raise forms.ValidationError(str(exc), code="invalid") from exc
+        except UnstorableNumber as exc:
+            reason = str(exc)
+            raise forms.ValidationError(
+                f"{reason[:1].upper()}{reason[1:]}; enter a finite number.", code="invalid"
+            ) from exc
         except ValueError as exc:  # not JSON, or an integer of more digits than Python reads
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from exc
         if json_depth(value) > MAX_JSON_DEPTH:

@@ -7,6 +7,7 @@ refused with ``JSON_NESTED_TOO_DEEPLY`` as soon as it is read.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 # Deeper JSON than this is refused: Python reads JSON a little deeper than it can write back (to the database,
@@ -25,3 +26,20 @@ def json_depth(value: Any) -> int:
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+class UnstorableNumber(ValueError):
+    """A number JSON can spell but a database JSON column cannot hold (NaN, Infinity, 1e999)."""
+
+
+def refuse_constant(name: str) -> Any:
+    """``json.loads``'s ``parse_constant``: NaN, Infinity and -Infinity are refused."""
+    raise UnstorableNumber(f"{name} is not a number that can be stored")
+
+
+def finite_float(text: str) -> float:
+    """``json.loads``'s ``parse_float``: a number that overflows to infinity (1e999) is refused."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise UnstorableNumber(f"the number {text[:40]} is too large to store")
+    return number

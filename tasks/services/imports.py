@@ -28,7 +28,7 @@ from tasks.services.bulk import bulk_insert
 from tasks.services.csvtext import records
 from tasks.services.errors import ImportValidationError, RowError, ServiceError
 from workforce.audit import Actor, record_audit_event
-from workforce.jsonlimits import MAX_JSON_DEPTH, json_depth
+from workforce.jsonlimits import MAX_JSON_DEPTH, finite_float, json_depth, refuse_constant
 
 MAX_EXTERNAL_ID = 255
 ID_COLUMNS = ("external_id", "id")
@@ -164,7 +164,7 @@ def load_json_line(raw: str) -> Any:
     """One line of a JSON Lines import; ``ValueError`` with the reason when it is not JSON, is nested too
     deeply to read, or holds a number a database column cannot store exactly (NaN, Infinity, 1e999)."""
     try:
-        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(raw, parse_constant=refuse_constant, parse_float=finite_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg})") from exc
     except RecursionError as exc:
@@ -172,17 +172,6 @@ def load_json_line(raw: str) -> Any:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number an import can store")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"the number {text[:40]} is too large")
-    return number
 
 
 def _parse_jsonl(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:

@@ -67,8 +67,8 @@ def test_a_job_needs_a_time_a_worker_can_work_in(api: APIClient, duration: str) 
 @pytest.mark.parametrize(
     ("line", "reason"),
     [('{"external_id": "d", "text": ' + "[" * 100_000 + "]" * 100_000 + "}", "the JSON is nested too deeply"),
-     ('{"external_id": "n", "x": NaN}', "NaN is not a number an import can store"),
-     ('{"external_id": "i", "x": 1e999}', "the number 1e999 is too large")],
+     ('{"external_id": "n", "x": NaN}', "NaN is not a number that can be stored"),
+     ('{"external_id": "i", "x": 1e999}', "the number 1e999 is too large to store")],
     ids=["nested", "nan", "overflow"],
 )  # fmt: skip
 def test_unreadable_json_lines_are_row_errors(api: APIClient, line: str, reason: str) -> None:
