@@ -46,7 +46,6 @@ def extend_mturk_hit(
     additional: int,
     actor: Actor,
     connector: MTurkMarketplace | None = None,
-    remote: RemoteHit | None = None,
 ) -> Hit:
     """Ask for ``additional`` more answers on a published HIT (CreateAdditionalAssignmentsForHIT). A HIT
     created with fewer than 10 assignments can never reach 10: MTurk refuses, so we refuse first.
@@ -55,8 +54,7 @@ def extend_mturk_hit(
     names that total. Before asking, the HIT is read (GetHIT) and assignments MTurk added for a call whose
     booking was lost (a crash after MTurk's answer) are adopted into the ledger (``adopt_lost_extension``);
     only what the total still lacks is asked for. So a retry of a lost call never pays twice, and a
-    different request after it never leaves what MTurk took for the lost one out of the ledger. ``remote``:
-    the HIT as GetHIT gave it just before (read outside the caller's transaction), else it is read here.
+    different request after it never leaves what MTurk took for the lost one out of the ledger.
 
     A job that is not running or completed (cancelled, say) takes no more assignments: MTurk is not asked."""
     connector = mturk_connector(connector)
@@ -66,8 +64,10 @@ def extend_mturk_hit(
         raise ServiceError(f"Hit {hit.pk} is not published on MTurk.")
     if hit.state == HitState.CANCELLED:
         raise ServiceError(f"Hit {hit.pk} is cancelled; it takes no more assignments.")
-    if hit.job.state not in EXTENDABLE_JOB_STATES:  # read after the caller's reservation locked the job row
-        raise ServiceError(f"Job {hit.job_id} is {hit.job.state}; its HITs take no more assignments.")
+    with transaction.atomic():  # under the job row's lock (held to the end of the caller's transaction, if any)
+        state = Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id)
+    if state not in EXTENDABLE_JOB_STATES:
+        raise ServiceError(f"Job {hit.job_id} is {state}; its HITs take no more assignments.")
     if additional < 1:
         raise ServiceError("Ask for at least one more assignment.")
     target = hit.assignments_wanted + additional
@@ -77,8 +77,7 @@ def extend_mturk_hit(
             f"created with fewer than {LARGE_HIT_ASSIGNMENTS} reach {LARGE_HIT_ASSIGNMENTS} or more "
             f"(at most {LARGE_HIT_ASSIGNMENTS - 1 - hit.assignments_wanted} more). Publish a new Hit instead."
         )
-    remote = remote if remote is not None else connector.get_hit(hit.external_id)
-    wanted = adopt_lost_extension(hit=hit, remote=remote, actor=actor).wanted
+    wanted = adopt_lost_extension(hit=hit, remote=connector.get_hit(hit.external_id), actor=actor).wanted
     if wanted < target:
         _extend_to(hit, info, wanted=wanted, target=target, connector=connector, actor=actor)
     hit.refresh_from_db()
@@ -362,8 +361,6 @@ def extend_mturk_hits_within_budget(
     for hit in hits:
         target = request_key if request_key is not None else hit.assignments_wanted + extra
         try:
-            # GetHIT before the reservation: the job row it locks is not held across two MTurk calls
-            remote = connector.get_hit(hit.external_id) if hit.external_id else None
             with transaction.atomic():
                 _, created = reserve_budget(
                     job=job,
@@ -375,7 +372,9 @@ def extend_mturk_hits_within_budget(
                 if request_key is not None and not created:
                     done.already += 1
                     continue
-                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector, remote=remote)
+                # GetHIT is read here, under the job row the reservation locked: a read from before could
+                # miss an extension another request lost meanwhile, and this one would then buy on top of it
+                extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
         except BudgetExceeded as exc:
             done.budget = exc
             break
