@@ -31,3 +31,18 @@ def test_a_months_reserved_sum_is_recomputed_from_its_own_currencys_reservations
 
     row.refresh_from_db()
     assert row.reserved == Decimal("1.25")
+
+
+def test_reservations_made_before_the_cap_row_existed_are_not_added() -> None:
+    """A cap set mid-month counted only later reservations; the step never raises a row above what it held."""
+    now = timezone.now()
+    month = month_of(now)
+    dollars = JobFactory(currency="USD")
+    BudgetReservation.objects.create(job=dollars, amount=Decimal("4"), key="before", month=month, created_at=now)
+    BudgetReservation.objects.create(job=dollars, amount=Decimal("1"), key="after", month=month, created_at=now)
+    row = MonthlyBudget.objects.create(month=month, cap=Decimal("10"), reserved=Decimal("1"), currency="USD")
+
+    step.recompute(apps, None)
+
+    row.refresh_from_db()
+    assert row.reserved == Decimal("1")
