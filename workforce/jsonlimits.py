@@ -7,6 +7,7 @@ refused with ``JSON_NESTED_TOO_DEEPLY`` as soon as it is read.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -43,3 +44,25 @@ def finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise UnstorableNumber(f"the number {text[:40]} is too large to store")
     return number
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than ``MAX_JSON_DEPTH`` (or than Python's parser can follow)."""
+
+
+def load_storable(text: str | bytes) -> Any:
+    """``json.loads`` for text from users' files: ``ValueError`` (``json.JSONDecodeError``, ``UnstorableNumber``
+    or ``TooDeep``) with the reason for JSON that is malformed, holds NaN, Infinity or 1e999, or nests deeper
+    than ``MAX_JSON_DEPTH``."""
+    try:
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=finite_float)
+    except RecursionError as exc:
+        raise TooDeep(JSON_NESTED_TOO_DEEPLY) from exc
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise TooDeep(JSON_NESTED_TOO_DEEPLY)
+    return value
+
+
+def reason(exc: ValueError) -> str:
+    """What ``load_storable``'s error says, as a clause (``json.JSONDecodeError``'s own message, else its text)."""
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).rstrip(".")

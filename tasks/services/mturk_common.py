@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +16,7 @@ from django.urls import reverse
 from tasks.models import CostKind, CostStatus, Hit, Job, MTurkQualificationPurpose, MTurkQualificationType
 from tasks.services.errors import ServiceError
 from tasks.services.ledger import CostLine, record_costs
+from workforce.jsonlimits import load_storable
 from workforce.marketplaces.base import HitSpec
 from workforce.marketplaces.mturk.documents import external_question, html_question
 from workforce.marketplaces.mturk.requirements import Requirements, build_requirements
@@ -185,8 +185,8 @@ def answers_by_item(job: Job, answers: dict[str, Any], places: Sequence[str]) ->
     out: dict[str, Any] = {}
     for key, value in chosen.items():
         if job.is_multilabel and isinstance(value, str) and value.startswith("["):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
+            with contextlib.suppress(ValueError):  # not a JSON list after all: kept as typed
+                value = load_storable(value)
         out[key] = value
     return out
 

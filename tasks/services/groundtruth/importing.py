@@ -17,7 +17,6 @@ label keeps its raw JSON in ``GroundTruthLabel``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -36,6 +35,7 @@ from tasks.services.groundtruth import shapes as gt_shapes
 from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
 from tasks.services.imports import payload_hash
 from workforce.audit import Actor, record_audit_event
+from workforce.jsonlimits import load_storable, reason
 from workforce.marketplaces.groundtruth.formats import (
     GroundTruthFormatError,
     Manifest,
@@ -459,9 +459,9 @@ def import_groundtruth_output(
 def parse_gold_file(text: str) -> dict[str, Any]:
     """Known answers from ``[{"ImageId": ..., "Label": ...}]`` (Ground Truth's samples) or ``{key: label}``."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ServiceError(f"The gold file is not JSON ({exc.msg}).") from exc
+        data = load_storable(text)
+    except ValueError as exc:
+        raise ServiceError(f"The gold file is not JSON we can read ({reason(exc)}).") from exc
     if isinstance(data, dict):
         return {str(k): v for k, v in data.items()}
     if isinstance(data, list) and all(isinstance(row, dict) for row in data):

@@ -12,7 +12,6 @@ object and iteration, holding ``{"answers": [{"workerId", "answerContent", "subm
 
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 import zlib
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from workforce.jsonlimits import load_storable, reason
 
 WORKER_RESPONSE_PATH = re.compile(r"(?:^|/)worker-response/iteration-(\d+)/(\d+)/([^/]+\.json)$")
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -94,9 +95,9 @@ def _json_lines(text: str) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise GroundTruthFormatError(f"line {number} is not JSON ({exc.msg})") from exc
+            obj = load_storable(line)
+        except ValueError as exc:
+            raise GroundTruthFormatError(f"line {number} is not JSON we can read ({reason(exc)})") from exc
         if not isinstance(obj, dict):
             raise GroundTruthFormatError(f"line {number} is not a JSON object")
         rows.append((number, obj))
@@ -201,9 +202,11 @@ def parse_worker_response(path: str, data: bytes) -> list[WorkerResponse]:
     if match is None:
         raise GroundTruthFormatError(f"{path} is not under worker-response/iteration-N/<datasetObjectId>/")
     try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        obj = load_storable(data)
+    except UnicodeDecodeError as exc:
         raise GroundTruthFormatError(f"{path} is not JSON") from exc
+    except ValueError as exc:
+        raise GroundTruthFormatError(f"{path} is not JSON we can read ({reason(exc)})") from exc
     answers = obj.get("answers") if isinstance(obj, dict) else None
     if not isinstance(answers, list):
         raise GroundTruthFormatError(f"{path} has no 'answers' list")
