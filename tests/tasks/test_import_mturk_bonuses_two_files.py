@@ -168,3 +168,14 @@ def test_dating_an_earlier_booking_is_in_the_audit_trail(tmp_path: Path) -> None
     event = AuditEvent.objects.filter(action="bonuses.imported").order_by("-id").first()
     assert event is not None and len(event.after["dated_from_file"]) == 1
     assert event.after["dated_from_file"][0].endswith(_granted(0))
+
+
+def test_an_earlier_undated_booking_whose_memo_was_cut_short_is_still_replaced(tmp_path: Path) -> None:
+    """A reason of 300 characters does not fit the memo; the booking is found by its exact earlier key."""
+    job = _job()
+    first = {**_bonus_rows()[0], "reason": ("Thanks for the careful work. " * 10).strip()}
+    _legacy_booking(job, first, None)
+    before = _net()
+    report = _bonuses(job, _listed_file(tmp_path, [(first, _granted(5))]))
+    assert (report["bonuses_booked"], report["dated_from_file"]) == (0, 1)
+    assert _bonus_count() == 1 and _net() == before

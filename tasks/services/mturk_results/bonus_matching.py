@@ -117,6 +117,7 @@ def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], li
         )
     )
     booked = _booked(row.assignment_id for row, _ in rows)
+    _find_legacy_undated(rows, booked)
     new: list[tuple[Any, Any]] = []
     claims: list[Claim] = []
     # dated rows first, earliest first, so the earliest grant time claims an undated booking
@@ -139,6 +140,26 @@ def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], li
                 held.undated = None
         new.append((row, assignment))
     return sorted(new, key=lambda pair: pair[0].line), claims
+
+
+def _find_legacy_undated(rows: Sequence[tuple[Any, Any]], booked: dict[tuple[str, str], _Booked]) -> None:
+    """An undated booking of the earlier scheme, found by its exact key from each dated row's own content (the
+    content read back from a memo fails when the memo was cut at 255 characters or its file's name holds "): ")."""
+    candidates = {
+        bonus_cost_key(legacy_bonus_key(row.assignment_id, row.worker_id, row.amount, row.reason, None)): row
+        for row, _ in rows
+        if row.grant_time is not None
+    }
+    standing = (
+        CostEntry.objects.filter(idempotency_key__in=list(candidates), kind=CostKind.BONUS)
+        .exclude(Exists(CostEntry.objects.filter(reverses=OuterRef("pk"))))
+        .values_list("idempotency_key", flat=True)
+    )
+    for key in standing:
+        row = candidates[key]
+        held = booked[(row.assignment_id, row.content)]
+        if held.undated is None:
+            held.undated = key
 
 
 def reverse_claimed(claims: Sequence[Claim], *, source: str) -> int:
