@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tasks.models import Item, Job
-from tasks.roles import OPS_MANAGER
-from tests.factories import JobFactory, UserFactory
+from tests.factories import JobFactory
 from tests.tasks.test_admin import job_form_data
 from workforce.admin_fields import JSON_NESTED_TOO_DEEPLY, StorableJSONField
 
@@ -20,27 +18,6 @@ pytestmark = pytest.mark.django_db
 
 DEEP = "[" * 5000 + "]" * 5000
 NEW_JOB = {"name": "Sentiment", "task_kind": "text_classification", "labels": ["pos", "neg"], "reward": "0.10"}
-
-
-@pytest.fixture
-def ops(db: Any) -> Any:
-    user = UserFactory(username="ops", is_staff=True)
-    user.groups.add(Group.objects.get(name=OPS_MANAGER))
-    return user
-
-
-@pytest.fixture
-def api(ops: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(ops)
-    return client
-
-
-@pytest.fixture
-def ops_client(ops: Any) -> Client:
-    client = Client()
-    client.force_login(ops)
-    return client
 
 
 def test_the_api_refuses_json_nested_too_deeply_with_a_400_and_creates_nothing(api: APIClient) -> None:
