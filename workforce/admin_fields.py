@@ -8,14 +8,7 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput, JSONString
 
-from workforce.jsonlimits import (
-    JSON_NESTED_TOO_DEEPLY,
-    MAX_JSON_DEPTH,
-    UnstorableNumber,
-    finite_float,
-    json_depth,
-    refuse_constant,
-)
+from workforce.jsonlimits import JSON_NESTED_TOO_DEEPLY, TooDeep, UnstorableNumber, load_storable
 
 LABELS_HELP = "Enter the labels one per line (or separated by commas), e.g. cat, dog."
 MAX_LABEL_LENGTH = 100  # as the API takes them
@@ -43,8 +36,8 @@ class StorableJSONField(forms.JSONField):
 
     def _load(self, text: str | bytes | bytearray) -> Any:
         try:
-            value = json.loads(text, cls=self.decoder, parse_constant=refuse_constant, parse_float=finite_float)
-        except RecursionError as exc:
+            return load_storable(text, decoder=self.decoder)
+        except TooDeep as exc:
             raise forms.ValidationError(JSON_NESTED_TOO_DEEPLY, code="invalid") from exc
         except UnstorableNumber as exc:
             reason = str(exc)
@@ -53,9 +46,6 @@ class StorableJSONField(forms.JSONField):
             ) from exc
         except ValueError as exc:  # not JSON, or an integer of more digits than Python reads
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from exc
-        if json_depth(value) > MAX_JSON_DEPTH:
-            raise forms.ValidationError(JSON_NESTED_TOO_DEEPLY, code="invalid")
-        return value
 
 
 class LabelListField(StorableJSONField):

@@ -50,12 +50,12 @@ class TooDeep(ValueError):
     """JSON nested deeper than ``MAX_JSON_DEPTH`` (or than Python's parser can follow)."""
 
 
-def load_storable(text: str | bytes) -> Any:
+def load_storable(text: str | bytes | bytearray, *, decoder: type[json.JSONDecoder] | None = None) -> Any:
     """``json.loads`` for text from users' files: ``ValueError`` (``json.JSONDecodeError``, ``UnstorableNumber``
     or ``TooDeep``) with the reason for JSON that is malformed, holds NaN, Infinity or 1e999, or nests deeper
     than ``MAX_JSON_DEPTH``."""
     try:
-        value = json.loads(text, parse_constant=refuse_constant, parse_float=finite_float)
+        value = json.loads(text, cls=decoder, parse_constant=refuse_constant, parse_float=finite_float)
     except RecursionError as exc:
         raise TooDeep(JSON_NESTED_TOO_DEEPLY) from exc
     if json_depth(value) > MAX_JSON_DEPTH:

@@ -28,7 +28,7 @@ from tasks.services.bulk import bulk_insert
 from tasks.services.csvtext import records
 from tasks.services.errors import ImportValidationError, RowError, ServiceError
 from workforce.audit import Actor, record_audit_event
-from workforce.jsonlimits import MAX_JSON_DEPTH, finite_float, json_depth, refuse_constant
+from workforce.jsonlimits import MAX_JSON_DEPTH, TooDeep, load_storable
 
 MAX_EXTERNAL_ID = 255
 ID_COLUMNS = ("external_id", "id")
@@ -164,14 +164,13 @@ def load_json_line(raw: str) -> Any:
     """One line of a JSON Lines import; ``ValueError`` with the reason when it is not JSON, is nested too
     deeply to read, or holds a number a database column cannot store exactly (NaN, Infinity, 1e999)."""
     try:
-        value = json.loads(raw, parse_constant=refuse_constant, parse_float=finite_float)
+        return load_storable(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg})") from exc
-    except RecursionError as exc:
-        raise ValueError("the JSON is nested too deeply") from exc
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
-    return value
+    except TooDeep as exc:
+        past_the_parser = isinstance(exc.__cause__, RecursionError)  # too deep to read at all: no level to name
+        levels = "" if past_the_parser else f" (more than {MAX_JSON_DEPTH} levels)"
+        raise ValueError(f"the JSON is nested too deeply{levels}") from exc
 
 
 def _parse_jsonl(stream: IO[bytes] | IO[str]) -> Iterator[_Row | RowError]:

@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from tasks.models import CostEntry, CostKind
 from tasks.services.ledger import bonus_cost_key, reverse_cost
@@ -77,19 +77,23 @@ def _reason_of(memo: str) -> str:
     return reason if found else ""
 
 
+def _standing_bonuses() -> QuerySet[CostEntry]:
+    """Bonus rows no reversal cancels."""
+    return CostEntry.objects.filter(kind=CostKind.BONUS).exclude(
+        Exists(CostEntry.objects.filter(reverses=OuterRef("pk")))
+    )
+
+
 def _booked(assignment_ids: Iterable[str]) -> dict[tuple[str, str], _Booked]:
     """Per (assignment, content): what the ledger holds, reversed bookings left out."""
     found: dict[tuple[str, str], _Booked] = defaultdict(_Booked)
     ids = sorted(set(assignment_ids))
-    reversed_ = CostEntry.objects.filter(reverses=OuterRef("pk"))
     for start in range(0, len(ids), _CHUNK):
         prefixes = Q()
         for assignment_id in ids[start : start + _CHUNK]:
             prefixes |= Q(idempotency_key__startswith=bonus_cost_key(f"mturk:{assignment_id}:"))
         rows = (
-            CostEntry.objects.filter(prefixes, kind=CostKind.BONUS)
-            .exclude(Exists(reversed_))
-            .values_list("idempotency_key", "amount", "memo", "worker__external_id")
+            _standing_bonuses().filter(prefixes).values_list("idempotency_key", "amount", "memo", "worker__external_id")
         )
         for key, amount, memo, worker in rows:
             parts = key.split(":", 4)  # bonus, mturk, assignment, content, grant (the grant holds colons)
@@ -151,9 +155,7 @@ def _find_legacy_undated(rows: Sequence[tuple[Any, Any]], booked: dict[tuple[str
         if row.grant_time is not None
     }
     standing = (
-        CostEntry.objects.filter(idempotency_key__in=list(candidates), kind=CostKind.BONUS)
-        .exclude(Exists(CostEntry.objects.filter(reverses=OuterRef("pk"))))
-        .values_list("idempotency_key", flat=True)
+        _standing_bonuses().filter(idempotency_key__in=list(candidates)).values_list("idempotency_key", flat=True)
     )
     for key in standing:
         row = candidates[key]
