@@ -14,6 +14,9 @@ from tasks.services.budget import reserve_budget
 from tasks.services.errors import ServiceError
 from workforce.audit import Actor, record_audit_event
 
+# A job whose Hits may be asked for more answers: running (paused too) or completed, never draft or cancelled.
+TAKES_MORE_ANSWERS = (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED)
+
 
 def request_more_answers(
     *, job: Job, hit_ids: Sequence[int], extra: int, actor: Actor, request_key: str | None = None
@@ -42,7 +45,7 @@ def request_more_answers(
         # A cancel that committed first wins, and nothing is reserved or reopened. (The job row after the Hits,
         # as reserve_budget takes it; request_more_answers may already hold it.)
         state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
-        if state not in (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED):
+        if state not in TAKES_MORE_ANSWERS:
             raise ServiceError(f"Job {job.pk} is {state}; it takes no more answers.")
         digest = request_key or hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
         amount = hits_cost(job, hit_count=len(rows), extra_per_hit=extra)

@@ -76,7 +76,7 @@ def request_more_answers(
         )
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.state not in (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED):
+        if locked.state not in extra_answers.TAKES_MORE_ANSWERS:
             raise ServiceError(
                 f"Job {job.pk} is {locked.state}; more answers can be asked of running or completed jobs."
             )

@@ -24,6 +24,7 @@ from tasks.models import (
 from tasks.reports.estimate import hits_cost
 from tasks.services.budget import BudgetExceeded, reserve_budget
 from tasks.services.errors import ServiceError
+from tasks.services.extra_answers import TAKES_MORE_ANSWERS
 from tasks.services.mturk_common import MTURK, commit_hit_slots, job_options, mturk_connector
 from tasks.services.mturk_escrow import sync_hit_escrow
 from tasks.services.mturk_extensions import adopt_lost_extension
@@ -35,9 +36,6 @@ from workforce.marketplaces.mturk_fees import LARGE_HIT_ASSIGNMENTS, additional_
 
 logger = logging.getLogger(__name__)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock another transaction holds
-
-
-EXTENDABLE_JOB_STATES = (JobState.PUBLISHED, JobState.PAUSED, JobState.COMPLETED)
 
 
 def extend_mturk_hit(
@@ -66,7 +64,7 @@ def extend_mturk_hit(
         raise ServiceError(f"Hit {hit.pk} is cancelled; it takes no more assignments.")
     with transaction.atomic():  # under the job row's lock (held to the end of the caller's transaction, if any)
         state = Job.objects.select_for_update().values_list("state", flat=True).get(pk=hit.job_id)
-    if state not in EXTENDABLE_JOB_STATES:
+    if state not in TAKES_MORE_ANSWERS:
         raise ServiceError(f"Job {hit.job_id} is {state}; its HITs take no more assignments.")
     if additional < 1:
         raise ServiceError("Ask for at least one more assignment.")
