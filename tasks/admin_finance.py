@@ -75,6 +75,8 @@ class CostEntryAdmin(ReadOnlyAdmin):
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         self._require(request)
         form = PeriodForm(request.GET or None)
+        if form.errors:  # no figures under a period that cannot be read: all-time ones would pass for it
+            return self._period_refused(request, "Finance dashboard", form)
         period = form.period()
         jobs = list_job_spend_in_period(period) if period else list_job_costs()
         spend = list_spend_over_time(period=period) if period else list_spend_over_time(days=60)
@@ -112,6 +114,8 @@ class CostEntryAdmin(ReadOnlyAdmin):
         if by not in GROUPINGS:
             by = "worker"
         form = PeriodForm(request.GET or None)
+        if form.errors:
+            return self._period_refused(request, f"Costs of “{job.name}”", form, job=job, by=by)
         period = form.period()
         report = get_cost_report(job)
         rows = list_cost_breakdown(job, by=by, period=period)
@@ -136,6 +140,13 @@ class CostEntryAdmin(ReadOnlyAdmin):
             ),
         }
         return render(request, "admin/tasks/finance/job.html", context)
+
+    def _period_refused(
+        self, request: HttpRequest, title: str, form: PeriodForm, *, job: Job | None = None, by: str = ""
+    ) -> HttpResponse:
+        """The period form and its error alone, answered 400, as the exports answer a period they cannot read."""
+        context = {**self.admin_site.each_context(request), "title": title, "period_form": form, "job": job, "by": by}
+        return render(request, "admin/tasks/finance/period_refused.html", context, status=400)
 
     def export_view(self, request: HttpRequest, job_id: int, by: str, fmt: str) -> HttpResponse:
         self._require(request)

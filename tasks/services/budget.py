@@ -431,7 +431,7 @@ def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = 
             actor=actor,
             action="budget.monthly_cap_set",
             object_type="monthly_budget",
-            object_id=month.isoformat(),
+            object_id=f"{month.isoformat()}:{currency}",  # one cap per month and currency
             before={"cap": str(before) if before is not None else None, "currency": currency},
             after={"cap": str(cap), "currency": currency},
         )

@@ -177,7 +177,7 @@ def test_an_ops_manager_sets_a_monthly_cap_through_the_service(ops_manager: Any)
     assert response.status_code == 302
     budget = MonthlyBudget.objects.get()
     assert (str(budget.month), budget.cap) == ("2030-03-01", D("250.00"))
-    assert AuditEvent.objects.filter(action="budget.monthly_cap_set", object_id="2030-03-01").exists()
+    assert AuditEvent.objects.filter(action="budget.monthly_cap_set", object_id="2030-03-01:USD").exists()
     MonthlyBudget.objects.filter(pk=budget.pk).update(reserved=D("100"))
     change = reverse("admin:tasks_monthlybudget_change", args=[budget.pk])
     response = client.post(change, {"month": "2030-03-01", "cap": "50.00", "currency": "USD"})
