@@ -19,6 +19,7 @@ from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.mturk_common import MTURK, answers_by_item
 from workforce.audit import Actor, queue_audit_event
 from workforce.marketplaces.mturk.config import SUBMIT_HOSTS
+from workforce.models import Worker
 
 PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _ID = re.compile(r"^[A-Z0-9]{1,64}$")
@@ -110,11 +111,24 @@ def store_mturk_submission(
             action="mturk.page_submission",
             object_type="tasks.MTurkPageSubmission",
             object_id=claim.pk,
-            after={"assignment": assignment_id, "hit": hit.external_id, "worker": worker_id, "items": len(checked)},
+            after={
+                "assignment": assignment_id,
+                "hit": hit.external_id,
+                "worker": _our_worker_pk(worker_id),
+                "items": len(checked),
+            },
             reason="answers posted on the ExternalQuestion page; they count once MTurk lists the assignment",
             created_at=now,
         )
     return checked if job.is_shapes else answers  # drawings go on normalised; labels as the worker gave them
+
+
+def _our_worker_pk(worker_id: str) -> int | None:
+    """Our ``Worker`` row's pk for an MTurk WorkerId, or None when there is none yet. The trail names workers by
+    our own id only (WorkerIds are personal data and sealed events are never rewritten; see
+    ``Actor.from_worker``); the claim row keeps the WorkerId. No row is created here: the page's ids are
+    whatever its query string said, so a row waits until MTurk lists the assignment."""
+    return Worker.objects.filter(marketplace=MTURK, external_id=worker_id).values_list("pk", flat=True).first()
 
 
 def _checked_value(job: Job, place: int, value: Any, payload: Mapping[str, Any]) -> Any:

@@ -3,6 +3,7 @@ blocks, and messages (NotifyWorkers)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from qualification.mturk_xml import MturkXmlError, export_mturk_test
 from tasks.models import Job, MTurkQualificationPurpose, MTurkQualificationType, WorkerJobScore
 from tasks.services.errors import ServiceError
 from tasks.services.mturk_common import MTURK, mturk_connector
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import Worker
 
@@ -131,19 +132,42 @@ def soft_block_mturk_worker(
 def notify_mturk_workers(
     *, workers: Sequence[Worker], subject: str, message: str, actor: Actor, connector: MTurkMarketplace | None = None
 ) -> dict[str, str]:
-    """Message MTurk workers; returns {worker id: why it failed} for those MTurk could not reach."""
-    ids = [w.external_id for w in workers if w.marketplace == MTURK]
-    if not ids:
+    """Message MTurk workers; returns {MTurk WorkerId: why it failed} for those MTurk could not reach.
+
+    The trail gets one ``mturk.workers_notified`` event per worker (``object_type="worker"``, our pk: the
+    worker's History), sharing a ``batch`` id and the batch size, with ``delivered`` and MTurk's ``failure``
+    for each. WorkerIds are personal data and sealed events are never rewritten, so none goes into them
+    (see ``Actor.from_worker``), not even inside MTurk's failure messages."""
+    ours = {w.external_id: w.pk for w in workers if w.marketplace == MTURK}
+    if not ours:
         raise ServiceError("None of these workers is on MTurk.")
     if not subject.strip() or not message.strip():
         raise ServiceError("A message to workers needs a subject and a text.")
-    failed = mturk_connector(connector).notify_workers(subject=subject, message=message, worker_ids=ids)
-    with transaction.atomic():
-        record_audit_event(
-            actor=actor,
-            action="mturk.workers_notified",
-            object_type="workers",
-            object_id=",".join(ids)[:64],
-            after={"subject": subject, "sent": len(ids) - len(failed), "failed": failed},
+    failed = mturk_connector(connector).notify_workers(subject=subject, message=message, worker_ids=list(ours))
+    batch = uuid.uuid4().hex
+    events = [
+        QueuedEvent(
+            actor,
+            "mturk.workers_notified",
+            "worker",
+            pk,
+            after={
+                "subject": subject,
+                "batch": batch,
+                "workers": len(ours),
+                "delivered": external_id not in failed,
+                **({"failure": _without_ids(failed[external_id], ours)} if external_id in failed else {}),
+            },
         )
+        for external_id, pk in sorted(ours.items(), key=lambda pair: pair[1])
+    ]
+    with transaction.atomic():
+        record_audit_events(events)
     return failed
+
+
+def _without_ids(text: str, ours: dict[str, int]) -> str:
+    """MTurk's failure message with any WorkerId in it replaced by our own name for the worker."""
+    for external_id in sorted(filter(None, ours), key=len, reverse=True):  # longest first: no id inside another
+        text = text.replace(external_id, f"worker {ours[external_id]}")
+    return text[:255]
