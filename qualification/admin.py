@@ -14,7 +14,13 @@ from django.utils.html import format_html
 
 from qualification.errors import QualificationError
 from qualification.models import Attempt, Grant, QualificationTest, Question
-from qualification.services import EDITABLE_FIELD_ORDER, create_new_version, record_test_saved, revoke_grant
+from qualification.services import (
+    EDITABLE_FIELD_ORDER,
+    create_new_version,
+    lock_test_snapshot,
+    record_test_saved,
+    revoke_grant,
+)
 from qualification.specs import OptionSpec, QuestionSpec, unreadable_numbers, validate_question_specs
 from workforce.admin_fields import LabelListField, StorableJSONField
 from workforce.admin_mixins import IdentitySearchMixin, ReadOnlyAdmin
@@ -154,9 +160,16 @@ class QualificationTestAdmin(admin.ModelAdmin):
         # the slug is read-only once saved, and a read-only field cannot be filled in from the name
         return {} if obj is not None and obj.pk else super().get_prepopulated_fields(request, obj)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Validating the form already wrote its values into ``obj``: the "before" comes from the database,
+        # read (and the row locked) now, before the form's rows are saved.
+        obj._audit_before = lock_test_snapshot(test_id=obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        record_test_saved(test=form.instance, actor=Actor.from_user(request.user), created=not change)
+        before = getattr(form.instance, "_audit_before", None)
+        record_test_saved(test=form.instance, actor=Actor.from_user(request.user), created=not change, before=before)
 
     @admin.action(description="Make a new version to edit (attempted tests are frozen)", permissions=["add"])
     def make_new_version(self, request: HttpRequest, queryset: QuerySet[QualificationTest]) -> None:

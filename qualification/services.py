@@ -3,6 +3,7 @@ changes state by conditional updates and writes its own audit events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
 from qualification.errors import AttemptRefused, InvalidTest, QualificationError
@@ -44,10 +46,37 @@ ATTEMPT_OBJECT = "qualification_attempt"
 GRANT_OBJECT = "qualification_grant"
 
 
+def _keyed_digest(test: QualificationTest, question: Question, part: str, value: Any) -> str:
+    """A keyed hash (the site's secret key) of one part of a question: it changes when the part does, but the
+    audit trail's readers (finance too, who may not see tests) cannot recover or guess the answer key."""
+    text = json.dumps([test.family_id, question.identifier, part, value], sort_keys=True, default=str)
+    return salted_hmac("qualification.audit", text, algorithm="sha256").hexdigest()[:24]
+
+
 def _test_snapshot(test: QualificationTest) -> dict[str, Any]:
+    """What an audit event shows of a test: its settings and, per question, what decides a score. The
+    accepted answers (and the text) only as keyed digests: they are the screening's answer key."""
     data = {name: getattr(test, name) for name in sorted(EDITABLE_FIELDS)}
-    data.update(slug=test.slug, version=test.version, questions=test.questions.count())
+    questions = [
+        {
+            "id": q.identifier,
+            "position": q.position,
+            "answer_type": q.answer_type,
+            "options": q.options,
+            "accepted": _keyed_digest(test, q, "accepted", sorted(json.dumps(a, sort_keys=True) for a in q.accepted)),
+            "points": q.points,
+            "tolerance": q.tolerance,
+            "content": _keyed_digest(test, q, "content", [q.title, q.prompt, q.payload]),
+        }
+        for q in Question.objects.filter(test_id=test.pk).order_by("position")
+    ]
+    data.update(slug=test.slug, version=test.version, questions=questions)
     return data
+
+
+def lock_test_snapshot(*, test_id: int) -> dict[str, Any]:
+    """Lock a test and return its audit snapshot as stored: the admin takes it before its form writes."""
+    return _test_snapshot(QualificationTest.objects.select_for_update().get(pk=test_id))
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:
@@ -440,14 +469,18 @@ def revoke_grant(*, grant: Grant, actor: Actor, reason: str, now: datetime | Non
     return grant
 
 
-def record_test_saved(*, test: QualificationTest, actor: Actor, created: bool) -> None:
-    """Audit a test saved through the admin's form (the form itself wrote the rows)."""
+def record_test_saved(
+    *, test: QualificationTest, actor: Actor, created: bool, before: dict[str, Any] | None = None
+) -> None:
+    """Audit a test saved through the admin's form (the form itself wrote the rows); ``before`` is
+    ``lock_test_snapshot`` taken before the form saved."""
     with transaction.atomic():
         record_audit_event(
             actor=actor,
             action="qualification.test_created" if created else "qualification.test_edited",
             object_type=TEST_OBJECT,
             object_id=test.pk,
+            before=before,
             after=_test_snapshot(test),
         )
 

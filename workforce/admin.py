@@ -7,10 +7,12 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from workforce import admin_auth  # noqa: F401  (audited user, group and API token admins)
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin, cached_values_filter
-from workforce.audit import seal_all_audit_events
+from workforce.audit import Actor, seal_all_audit_events
 from workforce.models import AuditEvent, Worker
 from workforce.privacy import worker_id_for
+from workforce.services import edit_worker
 
 # The user a worker page is rendered for (per request and thread; a ModelAdmin is shared by all requests).
 _viewer: ContextVar[Any] = ContextVar("worker_admin_viewer", default=None)
@@ -60,6 +62,11 @@ class WorkerAdmin(IdentitySearchMixin, AuditHistoryMixin, admin.ModelAdmin):
     def marketplace_id(self, worker: Worker) -> str:
         """As given for users with the identity permission, else a pseudonym (``workforce.privacy``)."""
         return worker_id_for(_viewer.get(), worker.external_id)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # ``obj`` already holds the form's values; the service reads the stored ones, saves and audits.
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        edit_worker(worker=obj, actor=Actor.from_user(request.user), changes=changes)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
