@@ -30,6 +30,13 @@ Guarantees:
   a sealed event can no longer be dropped or changed without ``audit_verify`` noticing.
 * Sealing is idempotent and safe to run concurrently: the head lock serialises sealers, and a pending
   row is deleted in the transaction that chains it.
+* An event is hashed on exactly what the database gives back (``storable_json``: PostgreSQL's jsonb has no
+  ``-0.0`` and spells ``1e+23`` as the whole number ``100000000000000000000000``), so an untouched chain
+  always verifies; events stored before that are checked with their earlier reading as a fallback.
+* The database guards the chain too (migrations 0002 and 0005): on PostgreSQL triggers refuse UPDATE and
+  DELETE of audit events, TRUNCATE of the events or of the chain head unless both are emptied together
+  (a whole reset, which a kept checkpoint catches), DELETE of the head and any UPDATE lowering its count;
+  on SQLite a trigger refuses lowering the head's count.
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from itertools import islice, product
 from typing import Any
 
 from django.db import transaction
@@ -90,13 +99,33 @@ CANONICAL_FIELDS = (
 def _same_number_everywhere(value: Any) -> Any:
     """A float of 1e16 or more is a whole number that Python writes as ``1e+16`` but PostgreSQL's jsonb gives
     back as the integer ``10000000000000000``: hash it as that integer, so the event hashes the same before
-    it is stored and after it is read back."""
+    it is stored and after it is read back. (Kept as it was for the events already stored; new events are
+    hashed after ``storable_json``, which leaves no such float, so this changes nothing for them.)"""
     if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1e16:
         return int(value)
     if isinstance(value, dict):
         return {key: _same_number_everywhere(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_same_number_everywhere(item) for item in value]
+    return value
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` (plain JSON data) exactly as the database will give it back, so an event is hashed on what
+    ``verify_audit_chain`` later reads: PostgreSQL's jsonb keeps numbers as decimals, so it turns ``-0.0``
+    into ``0.0`` and a float of 1e16 or more (``1e+23``) into the whole number its shortest decimal spells
+    (``100000000000000000000000``, not ``int(1e23)``). Applied before storing and hashing, on every
+    database, so SQLite stores the same values PostgreSQL would."""
+    if isinstance(value, float):
+        if value == 0.0:
+            return 0.0
+        if math.isfinite(value) and abs(value) >= 1e16:
+            return int(Decimal(repr(value)))
+        return value
+    if isinstance(value, dict):
+        return {key: storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
     return value
 
 
@@ -173,8 +202,8 @@ def _event_fields(
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),
-        "before": json.loads(json.dumps(before or {}, default=str)),
-        "after": json.loads(json.dumps(after or {}, default=str)),
+        "before": storable_json(json.loads(json.dumps(before or {}, default=str))),
+        "after": storable_json(json.loads(json.dumps(after or {}, default=str))),
         "reason": reason,
         "request_id": request_id or current_request_id.get(),
     }
@@ -259,6 +288,7 @@ def _seal_pending(last_hash: str, count: int, *, limit: int | None) -> tuple[str
     sealed: list[AuditEvent] = []
     for row in pending:
         fields = {name: getattr(row, name) for name in CANONICAL_FIELDS}
+        fields["before"], fields["after"] = storable_json(fields["before"]), storable_json(fields["after"])
         digest = chain_hash(last_hash, canonical_event(fields))
         sealed.append(AuditEvent(previous_hash=last_hash, hash=digest, **fields))
         last_hash = digest
@@ -285,18 +315,68 @@ def seal_all_audit_events() -> int:
     return total
 
 
+ZERO_HASH = "0" * 64
+LEGACY_READINGS = 256  # at most this many earlier readings of one broken event are tried
+
+
+def _legacy_readings(value: Any) -> list[Any]:
+    """What code before ``storable_json`` may have hashed for a value PostgreSQL gives back as ``value``:
+    ``-0.0`` for ``0.0``, ``int(f)`` for the whole number ``f``'s shortest decimal spells. At most
+    ``LEGACY_READINGS`` combinations, the value as read first."""
+    if isinstance(value, float) and value == 0.0:
+        return [value, -0.0]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**16:
+        try:
+            as_float = float(value)
+        except OverflowError:
+            return [value]
+        if int(as_float) != value and int(Decimal(repr(as_float))) == value:
+            return [value, int(as_float)]
+        return [value]
+    if isinstance(value, dict):
+        keys = list(value)
+        combos = islice(product(*(_legacy_readings(value[key]) for key in keys)), LEGACY_READINGS)
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
+    if isinstance(value, list):
+        return [list(combo) for combo in islice(product(*(_legacy_readings(item) for item in value)), LEGACY_READINGS)]
+    return [value]
+
+
+def event_hash_matches(event: AuditEvent) -> bool:
+    """Whether ``event.hash`` is the hash of its fields after its own ``previous_hash``.
+
+    An event stored on PostgreSQL before payloads went through ``storable_json`` was hashed on ``-0.0`` or
+    on ``int(1e23)`` but reads back ``0.0`` or ``10**23``; when the plain hash fails, those earlier
+    readings of its numbers (and only those: the same numbers, written another way) are tried too.
+    """
+    fields = {name: getattr(event, name) for name in CANONICAL_FIELDS}
+    if event.hash == chain_hash(event.previous_hash, canonical_event(fields)):
+        return True
+    readings = product(_legacy_readings(fields["before"]), _legacy_readings(fields["after"]))
+    for before, after in islice(readings, 1, LEGACY_READINGS):  # the first is the plain reading, tried above
+        if event.hash == chain_hash(event.previous_hash, canonical_event({**fields, "before": before, "after": after})):
+            return True
+    return False
+
+
+def find_broken_audit_events() -> Iterator[AuditEvent]:
+    """Walk the whole chain in id order and yield every event that does not hold: its hash is not the hash
+    of its fields (it was changed), or its ``previous_hash`` is not the hash of the event before it (an
+    event before it was deleted, or it was inserted or moved). The walk goes on from each event's stored
+    hash, so one change is reported once, not again for every event after it."""
+    previous = ZERO_HASH
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        if event.previous_hash != previous or not event_hash_matches(event):
+            yield event
+        previous = event.hash
+
+
 def verify_audit_chain() -> AuditEvent | None:
-    """Walk the chain in order; return the first event whose hash does not match, or None.
+    """The first event that does not hold (see ``find_broken_audit_events``), or None.
 
     Also catches a deleted event: the next one's ``previous_hash`` no longer matches.
     """
-    previous = "0" * 64
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
-        expected = chain_hash(previous, canonical_event({name: getattr(event, name) for name in CANONICAL_FIELDS}))
-        if event.previous_hash != previous or event.hash != expected:
-            return event
-        previous = event.hash
-    return None
+    return next(find_broken_audit_events(), None)
 
 
 def check_chain_end() -> str | None:

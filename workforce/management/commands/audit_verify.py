@@ -1,6 +1,6 @@
 """python manage.py audit_verify: walk the audit hash chain and compare its end with the chain head; exit 0 when
-intact, 1 at the first broken event, a cut end or a checkpoint the chain no longer holds, 2 on a malformed
-checkpoint."""
+intact, 1 when any event is broken (each one is listed on standard error), the end was cut or a checkpoint no
+longer holds, 2 on a malformed checkpoint."""
 
 from __future__ import annotations
 
@@ -13,17 +13,26 @@ from workforce.audit import (
     chain_checkpoint,
     check_chain_end,
     check_checkpoints,
+    find_broken_audit_events,
     parse_checkpoint,
     seal_all_audit_events,
-    verify_audit_chain,
 )
 from workforce.models import AuditEvent
 
 
+def _describe(event: AuditEvent) -> str:
+    return (
+        f"Audit event {event.pk} ({event.action} on {event.object_type} {event.object_id}, "
+        f"{event.created_at:%Y-%m-%d %H:%M:%S} UTC) does not match its hash: the trail was altered "
+        "at or before this event."
+    )
+
+
 class Command(BaseCommand):
     help = (
-        "Verify the audit trail's hash chain. Exit code 1 names the first event whose hash does not match; "
-        "the printed checkpoint, kept outside the database, can be checked again later with --checkpoint."
+        "Verify the audit trail's hash chain. Exit code 1 lists every event whose hash does not match (the "
+        "first one in the error); the printed checkpoint, kept outside the database, can be checked again "
+        "later with --checkpoint."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -41,17 +50,18 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
         seal_all_audit_events()  # the hot paths' pending events join the chain first
-        broken = verify_audit_chain()
-        if broken is not None:
-            raise CommandError(
-                f"Audit event {broken.pk} ({broken.action} on {broken.object_type} {broken.object_id}, "
-                f"{broken.created_at:%Y-%m-%d %H:%M:%S} UTC) does not match its hash: the trail was altered "
-                "at or before this event.",
-                returncode=1,
-            )
-        problem = check_chain_end() or check_checkpoints(checkpoints)
-        if problem is not None:
-            raise CommandError(problem, returncode=1)
+        first: AuditEvent | None = None
+        broken = 0
+        for event in find_broken_audit_events():  # streamed: each broken event is named as it is found
+            first = first or event
+            broken += 1
+            self.stderr.write(_describe(event))
+        problems = [_describe(first)] if first is not None else []
+        if broken > 1:
+            problems.append(f"{broken} audit events in all do not match their hash (each is listed above).")
+        problems += [p for p in (check_chain_end(), check_checkpoints(checkpoints)) if p is not None]
+        if problems:
+            raise CommandError(" ".join(problems), returncode=1)
         held = f", {len(checkpoints)} checkpoint(s) held" if checkpoints else ""
         self.stdout.write(
             f"Audit trail intact: {AuditEvent.objects.count()} event(s) verified{held}. "
