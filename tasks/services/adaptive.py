@@ -196,10 +196,10 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent:
         )
         if not rows:
             return 0
-        # Hit rows, then the job row, as the pool and submissions lock them (reserve_budget would lock it
-        # next anyway; cancel_job locks the job first but touches only Hits that are not complete, which
-        # this pass never locks): a cancel or pause that committed since the pass read the job wins,
-        # and nothing is reserved or reopened on a job that stopped.
+        # Hit rows, then the job row: the lock order of every path (the pool, submissions, cancel_job, a
+        # request for more answers; reserve_budget would lock the job next anyway). A cancel or pause that
+        # committed since the pass read the job wins, and nothing is reserved or reopened on a job that
+        # stopped; a cancel that comes after waits for these Hits and then cancels the ones reopened here.
         if not Job.objects.select_for_update().filter(pk=job.pk, state__in=ALLOCATING_STATES).exists():
             return 0
         digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:24]

@@ -148,7 +148,8 @@ def reserve_budget(
                     currency=current["currency"],
                 )
             )
-        # Lock order everywhere: job row, then the audit chain head, then the month row (no deadlocks).
+        # Lock order everywhere: a caller's Hit rows (in id order), then the job row, then the audit chain
+        # head, then the month row (no deadlocks): a caller locks the Hits it changes before reserving.
         record_audit_event(
             actor=actor,
             action="budget.reserved",

@@ -221,10 +221,11 @@ def _by_item(answers: Mapping[int, Any], item_ids: list[int]) -> dict[int, Any]:
 def complete_job_if_done(job_id: int, now: datetime) -> bool:
     """Mark a published job completed when none of its Hits wants answers any more.
 
-    The job row is locked first: two last submits on different Hits then take turns here, and the second
-    one's query (a new statement, so under READ COMMITTED it sees what committed before it) finds the
-    first one's Hit complete. Without the lock each could see the other's Hit unfinished, and the job
-    would stay published with all its work done."""
+    The job row is locked before the Hits are counted (and after the Hit the submit holds: Hit rows, then the
+    job row, the lock order of every path): two last submits on different Hits then take turns here, and
+    the second one's query (a new statement, so under READ COMMITTED it sees what committed before it)
+    finds the first one's Hit complete. Without the lock each could see the other's Hit unfinished, and the
+    job would stay published with all its work done."""
     if not list(Job.objects.select_for_update().filter(pk=job_id, state=JobState.PUBLISHED).values_list("pk")):
         return False
     unfinished = Hit.objects.filter(

@@ -33,6 +33,8 @@ def request_more_answers(
     if not wanted_ids:
         raise ServiceError("Choose at least one Hit.")
     with transaction.atomic():
+        # The Hit rows in id order, then the job's row: the lock order of every path (the pool, submissions,
+        # allocation passes, cancel_job). The caller must not hold the job's row already.
         rows = list(
             Hit.objects.select_for_update()
             .filter(job_id=job.pk, pk__in=wanted_ids, is_gold=False)
@@ -40,13 +42,13 @@ def request_more_answers(
             .order_by("pk")
             .values_list("pk", "assignments_wanted")
         )
-        if len(rows) != len(wanted_ids):
-            raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
-        # A cancel that committed first wins, and nothing is reserved or reopened. (The job row after the Hits,
-        # as reserve_budget takes it; request_more_answers may already hold it.)
+        # A cancel that committed first wins, and nothing is reserved or reopened; one that comes after waits
+        # for these Hits and then cancels what this request reopens.
         state = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
         if state not in TAKES_MORE_ANSWERS:
             raise ServiceError(f"Job {job.pk} is {state}; it takes no more answers.")
+        if len(rows) != len(wanted_ids):
+            raise ServiceError("Some of these Hits are not live, non-gold Hits of this job.")
         digest = request_key or hashlib.sha256(repr((rows, extra)).encode()).hexdigest()[:32]
         amount = hits_cost(job, hit_count=len(rows), extra_per_hit=extra)
         _, created = reserve_budget(

@@ -2,7 +2,8 @@
 
 The Hits are chosen here; the worst-case cost is reserved before anything changes:
 - internal pool: through :func:`tasks.services.extra_answers.request_more_answers` (one reservation for
-  the whole request, keyed on the Hits' state, so a retry reserves once), in the same transaction;
+  the whole request, keyed on the Hits' state, so a retry reserves once), in one transaction that locks
+  the chosen Hits and then the job's row (the lock order every path takes) and checks the job's state;
 - MTurk: Hit by Hit, a reservation and then CreateAdditionalAssignmentsForHIT
   (:func:`tasks.services.mturk_hits.extend_mturk_hit`, which commits the cost to the ledger); a HIT
   MTurk refuses (or that would cross MTurk's 10-assignment line) is skipped and counted;
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from django.db import transaction
 
 from tasks.models import ConsensusLabel, Hit, HitItem, HitState, Job, JobState
 from tasks.services import extra_answers
@@ -74,21 +73,22 @@ def request_more_answers(
         raise ServiceError(
             "Ground Truth labeling jobs have a fixed number of workers per object; publish a new batch instead."
         )
-    with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.state not in extra_answers.TAKES_MORE_ANSWERS:
-            raise ServiceError(
-                f"Job {job.pk} is {locked.state}; more answers can be asked of running or completed jobs."
-            )
-        hit_ids = _chosen_hits(locked, extra=extra, below_confidence=below_confidence)
-        if not hit_ids:
-            return MoreAnswers(hits=0)
-        if locked.marketplace != Marketplace.MTURK:
-            changed = extra_answers.request_more_answers(
-                job=locked, hit_ids=hit_ids, extra=extra, actor=actor, request_key=request_key
-            )
-            return MoreAnswers(hits=changed)
-    return _extend_on_mturk(locked, hit_ids, extra=extra, actor=actor, connector=connector, request_key=request_key)
+    # Read, not locked: the job's row is locked after its Hits (the lock order every path takes), by
+    # ``extra_answers.request_more_answers`` or, on MTurk, by each HIT's reservation, and each checks the job's
+    # state again under that lock (a cancel committed meanwhile wins). Locking it here, before the Hits,
+    # deadlocked with a submit or an allocation pass holding one of the Hits and waiting for the job.
+    current = Job.objects.get(pk=job.pk)
+    if current.state not in extra_answers.TAKES_MORE_ANSWERS:
+        raise ServiceError(f"Job {job.pk} is {current.state}; more answers can be asked of running or completed jobs.")
+    hit_ids = _chosen_hits(current, extra=extra, below_confidence=below_confidence)
+    if not hit_ids:
+        return MoreAnswers(hits=0)
+    if current.marketplace != Marketplace.MTURK:
+        changed = extra_answers.request_more_answers(
+            job=current, hit_ids=hit_ids, extra=extra, actor=actor, request_key=request_key
+        )
+        return MoreAnswers(hits=changed)
+    return _extend_on_mturk(current, hit_ids, extra=extra, actor=actor, connector=connector, request_key=request_key)
 
 
 def _extend_on_mturk(

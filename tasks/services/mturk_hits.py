@@ -186,7 +186,8 @@ def _set_expiry_while(
     when it has moved on, or when the job's row is locked right now (left to the next reconcile). The job's
     state is read under the Hit's and the job's row locks, held over the MTurk call: a pause or resume
     meanwhile waits, and its own call, queued on its commit, comes after this one. The job's lock is not
-    waited for: a cancel locks the job and then its Hits, the other order, and waiting would deadlock."""
+    waited for: the reconcile comes back anyway, and the few transactions that still lock Hits after the
+    job's row (an import into a running job re-prioritising its Hits) would deadlock with it."""
     try:
         with transaction.atomic():
             Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
@@ -360,6 +361,9 @@ def extend_mturk_hits_within_budget(
         target = request_key if request_key is not None else hit.assignments_wanted + extra
         try:
             with transaction.atomic():
+                # The HIT's row before the job's row (the reservation's), the lock order of every path: an
+                # approval or escrow sync holding the HIT and waiting for the job would deadlock with the other.
+                Hit.objects.select_for_update().filter(pk=hit.pk).values_list("pk", flat=True).first()
                 _, created = reserve_budget(
                     job=job,
                     amount=hits_cost(job, hit_count=1, extra_per_hit=extra),
@@ -370,8 +374,8 @@ def extend_mturk_hits_within_budget(
                 if request_key is not None and not created:
                     done.already += 1
                     continue
-                # GetHIT is read here, under the job row the reservation locked: a read from before could
-                # miss an extension another request lost meanwhile, and this one would then buy on top of it
+                # GetHIT is read here, under the HIT's and the job's row locks: a read from before could miss
+                # an extension another request lost meanwhile, and this one would then buy on top of it
                 extend_mturk_hit(hit=hit, additional=extra, actor=actor, connector=connector)
         except BudgetExceeded as exc:
             done.budget = exc

@@ -21,7 +21,8 @@ def _transition(
     *, job: Job, allowed: Iterable[str], target: str, actor: Actor, action: str, reason: str = "", **extra: object
 ) -> Job:
     """Move the job from one of ``allowed`` to ``target`` and audit it, in one transaction: the row is locked
-    first, so the audit event's "before" is the state the change really left."""
+    before its state is read, so the audit event's "before" is the state the change really left. (A caller
+    that also changes the job's Hits locks them before calling this: Hit rows, then the job row.)"""
     allowed = tuple(allowed)
     with transaction.atomic():
         current = Job.objects.select_for_update().filter(pk=job.pk).values_list("state", flat=True).first()
@@ -178,8 +179,25 @@ def resume_job(*, job: Job, actor: Actor) -> Job:
     return job
 
 
+def _lock_live_work(job: Job) -> None:
+    """Lock the rows a cancel changes before the job's row (``_transition``), in the order every path takes
+    them: the job's live leases (a submit locks its assignment, then its Hit, then the job), then its Hits in
+    id order (the pool, submissions and allocation passes lock Hits before the job). Complete Hits too: an
+    allocation pass locks the complete Hits it may reopen and then checks the job's state under the job's
+    lock, so whichever of the two locks a Hit first, the other waits there holding nothing the first needs,
+    and a pass that gets the Hit after the cancel committed finds the job cancelled."""
+    live = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.ACCEPTED)
+    list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
+    hits = Hit.objects.filter(job_id=job.pk).exclude(state=HitState.CANCELLED)
+    list(hits.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    """Cancel the job: its Hits that are not complete are cancelled and its leases end. Nothing reopens or
+    extends a Hit of the job once the cancel has committed (every such path checks the job's state under the
+    job's row lock, which it takes after the Hits, as the cancel does)."""
     with transaction.atomic():
+        _lock_live_work(job)
         job = _transition(
             job=job,
             allowed=[JobState.DRAFT, JobState.PUBLISHED, JobState.PAUSED],
