@@ -1,21 +1,91 @@
 // The page around an MTurk layout: the sandboxed frame posts its form fields here, we send them with our
 // CSRF token. Messages from any other window are ignored; the server validates what arrives.
+// The fields go by fetch, asking for JSON (as the labeling page does): a refusal is shown under the frame,
+// which stays as it was, so nothing the worker typed or picked is lost and they can fix it and submit again.
+// Without fetch the form posts itself and the server redirects.
 (function () {
   "use strict";
   var frame = document.getElementById("task-frame");
   var form = document.getElementById("layout-form");
   var input = document.getElementById("layout-fields");
+  var errorBox = document.getElementById("task-error");
   var timer = document.getElementById("timer");
   if (!frame || !form || !input) { return; }
-  var sent = false;
+  var busy = false;
+
+  function showError(message, link) {  // only with fetch, so replies.js is there
+    if (!errorBox) { return; }
+    window.CrowdOpsReplies.show(errorBox, message, link);
+    if (message) { errorBox.scrollIntoView({ block: "nearest" }); }
+  }
+
+  // Training mode: a missed gold question shows the right answer (and opens the instructions) before moving on.
+  function showFeedback(feedback, then) {
+    var box = document.createElement("section");
+    box.className = "card feedback";
+    box.setAttribute("role", "alert");
+    var title = document.createElement("h2");
+    title.textContent = "Not quite";
+    box.appendChild(title);
+    feedback.missed.forEach(function (m) {
+      var p = document.createElement("p");
+      var given = [].concat(m.your_answer).filter(function (v) { return v !== null && v !== undefined && v !== ""; });
+      p.textContent = "You" + (given.length ? " answered " + given.join(", ") : " chose no label") +
+        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
+      box.appendChild(p);
+    });
+    var instructions = document.querySelector("details.instructions");
+    if (instructions) {
+      instructions.open = true;
+      var hint = document.createElement("p");
+      hint.textContent = "The instructions are open above; read them again before you go on.";
+      box.appendChild(hint);
+    }
+    var next = document.createElement("button");
+    next.className = "primary";
+    next.type = "button";
+    next.textContent = "Continue";
+    next.addEventListener("click", then);
+    box.appendChild(next);
+    frame.parentNode.insertBefore(box, frame);
+    next.focus();
+  }
+
+  function send() {
+    busy = true;
+    showError("");
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
+    }).then(window.CrowdOpsReplies.read).then(function (result) {
+      var data = result.data;
+      if (!result.ok) {
+        showError(data.error || "The server refused this submission.", data.link);
+        // the job list shows the same sentence (the server flashed it) once the page has moved on
+        if (data.redirect) { window.location.assign(data.redirect); } else { busy = false; }
+        return;
+      }
+      var go = function () { window.location.assign(data.next ? data.next.url : (data.redirect || form.dataset.workList)); };
+      if (data.feedback) { showFeedback(data.feedback, go); } else { go(); }
+    }).catch(function () {
+      busy = false;
+      showError("Could not reach the server. Check your connection and submit again.");
+    });
+  }
+
   window.addEventListener("message", function (event) {
     var data = event.data;
-    if (sent || event.source !== frame.contentWindow) { return; }
+    if (busy || event.source !== frame.contentWindow) { return; }
     if (!data || data.type !== "crowdops-answer" || !Array.isArray(data.fields)) { return; }
-    sent = true;
     input.value = JSON.stringify(data.fields);
-    form.submit();
+    if (!window.fetch || !window.CrowdOpsReplies) { busy = true; form.submit(); return; }  // plain form post
+    send();
   });
+  // Back to this page from the next one (the back/forward cache keeps the script's state): it may post again.
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { busy = false; } });
+
   if (timer) {
     var deadline = Date.now() + 1000 * parseInt(timer.dataset.secondsLeft || "0", 10);
     var tick = function () {

@@ -2,11 +2,13 @@
 // Plain JavaScript, no dependencies. Each .shape-editor keeps its shapes in a hidden input
 // (answer-<item>) as {"shapes": [...]}, which the server checks again on submit.
 //
-// Mouse: drag on empty space draws a box (box jobs); click adds a polygon vertex, click the first vertex
-// (or Enter) closes it (polygon jobs). Drag a shape to move it, a box corner or polygon vertex to reshape it;
-// Alt+click a vertex deletes it. Wheel zooms around the pointer; Space+drag or the middle button pans.
+// Mouse, pen or finger (Pointer Events): drag on empty space draws a box (box jobs); click or tap adds a polygon
+// vertex, click the first vertex (or Enter) closes it (polygon jobs). Drag a shape to move it, a box corner or
+// polygon vertex to reshape it; Alt+click a vertex deletes it. Wheel zooms around the pointer; Space+drag or the
+// middle button pans.
 // Keys: 1-9 pick the class (of the selected shape too), Delete removes the selected shape, Ctrl+Z undoes,
-// Escape drops an unfinished polygon, 0 fits the image, Enter submits.
+// Escape drops an unfinished polygon, 0 fits the image, Enter submits. Enter and Space on a button, link or
+// toggle do what they do there (Skip, follow, fold), and keys typed into the class menu stay there.
 // The same editor runs on the MTurk ExternalQuestion page (form data-submit="post": a plain form post,
 // fields place:<n>); its preview (data-readonly on the editor) only pans and zooms.
 (function () {
@@ -18,6 +20,7 @@
   var errorBox = document.getElementById("task-error");
   var timer = document.getElementById("timer");
   var HANDLE = 7;  // screen pixels within which a corner or vertex is grabbed
+  var TOUCH_HANDLE = 16;  // the same for a finger
   var COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990"];
   var editors = [];
 
@@ -46,6 +49,7 @@
     this.selected = -1;
     this.draft = null;       // a polygon being drawn: [[x, y], ...]
     this.drag = null;        // what the pointer is doing
+    this.pointerId = null;   // the one pointer (mouse, pen or finger) that drags; others are ignored till it lifts
     this.view = { scale: 1, x: 0, y: 0 };
     this.spaceDown = false;
     this.image = new Image();
@@ -53,9 +57,20 @@
     this.image.src = root.dataset.image;
     this.resize();
     this.fit();
-    this.canvas.addEventListener("mousedown", function (e) { self.down(e); });
-    window.addEventListener("mousemove", function (e) { self.move(e); });
-    window.addEventListener("mouseup", function (e) { self.up(e); });
+    // Pointer Events, captured by the canvas: the drag goes on outside it and ends where the pointer lifts.
+    this.canvas.tabIndex = 0;  // keys (Delete, Enter, Space+drag) act on the drawing once it was touched
+    this.canvas.addEventListener("pointerdown", function (e) {
+      if (self.pointerId !== null && self.drag) { return; }  // a second finger while one draws
+      self.pointerId = e.pointerId;
+      try { self.canvas.setPointerCapture(e.pointerId); } catch (err) { /* the pointer is already gone */ }
+      self.canvas.classList.add("pointer-focus");  // no focus ring for a click or touch; Tab shows one
+      self.canvas.focus({ preventScroll: true });
+      self.down(e);
+    });
+    this.canvas.addEventListener("blur", function () { self.canvas.classList.remove("pointer-focus"); });
+    this.canvas.addEventListener("pointermove", function (e) { if (e.pointerId === self.pointerId) { self.move(e); } });
+    this.canvas.addEventListener("pointerup", function (e) { if (e.pointerId === self.pointerId) { self.pointerId = null; self.up(e); } });
+    this.canvas.addEventListener("pointercancel", function (e) { if (e.pointerId === self.pointerId) { self.pointerId = null; self.cancel(); } });
     this.canvas.addEventListener("wheel", function (e) { self.wheel(e); }, { passive: false });
     this.canvas.addEventListener("contextmenu", function (e) { e.preventDefault(); });
     this.classSelect.addEventListener("change", function () { self.setClass(self.classSelect.value); });
@@ -119,7 +134,8 @@
   // What is under the pointer: a handle (corner/vertex) of the selected shape first, then any shape.
   Editor.prototype.hit = function (sp) {
     var self = this;
-    var near = function (ip) { var q = self.toScreen(ip[0], ip[1]); return Math.abs(q[0] - sp[0]) <= HANDLE && Math.abs(q[1] - sp[1]) <= HANDLE; };
+    var reach = this.reach || HANDLE;
+    var near = function (ip) { var q = self.toScreen(ip[0], ip[1]); return Math.abs(q[0] - sp[0]) <= reach && Math.abs(q[1] - sp[1]) <= reach; };
     var order = this.selected >= 0 ? [this.selected] : [];
     for (var i = this.shapes.length - 1; i >= 0; i--) { if (i !== this.selected) { order.push(i); } }
     for (var k = 0; k < order.length; k++) {
@@ -147,6 +163,7 @@
   Editor.prototype.down = function (e) {
     var sp = this.pointer(e);
     e.preventDefault();
+    this.reach = e.pointerType === "touch" ? TOUCH_HANDLE : HANDLE;
     if (e.button === 1 || e.button === 2 || this.spaceDown || this.readonly) {
       this.drag = { kind: "pan", start: sp, view: { x: this.view.x, y: this.view.y } };
       return;
@@ -154,7 +171,7 @@
     var ip = this.clamp(this.toImage(sp[0], sp[1]));
     if (this.kind === "image_polygons" && this.draft) {
       var first = this.toScreen(this.draft[0][0], this.draft[0][1]);
-      if (this.draft.length >= 3 && Math.abs(first[0] - sp[0]) <= HANDLE && Math.abs(first[1] - sp[1]) <= HANDLE) {
+      if (this.draft.length >= 3 && Math.abs(first[0] - sp[0]) <= this.reach && Math.abs(first[1] - sp[1]) <= this.reach) {
         this.closeDraft();
       } else {
         this.draft.push(ip);
@@ -243,6 +260,19 @@
     this.draw();
   };
 
+  // The browser took the pointer back (a system gesture, the finger left the screen's edge): a box being drawn is
+  // dropped; a move or reshape keeps where it got to.
+  Editor.prototype.cancel = function () {
+    var d = this.drag;
+    if (!d) { return; }
+    this.drag = null;
+    if (d.kind === "move" || d.kind === "handle") {
+      if (!d.moved) { this.history.pop(); }
+      this.sync();
+    }
+    this.draw();
+  };
+
   Editor.prototype.closeDraft = function () {
     if (!this.draft || this.draft.length < 3) { return false; }
     this.remember();
@@ -304,19 +334,30 @@
     errorBox.textContent = message || ""; errorBox.hidden = !message;
   }
 
+  // One post at a time: a double click (or Enter pressed twice) sends the drawing once. After a success the page
+  // moves on, so it stays busy; a refusal or a lost connection frees it for another try.
+  var busy = false;
   function submit() {
+    if (busy) { return; }
     var unfinished = editors.filter(function (ed) { return ed.draft; });
     if (unfinished.length) { showError("Close or drop (Escape) the polygon you are drawing first."); return; }
+    busy = true;
     showError("");
     fetch(form.action, {
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: { "Accept": "application/json", "X-Requested-With": "fetch" }
     }).then(window.CrowdOpsReplies.read).then(function (result) {
       var data = result.data;
-      if (!result.ok) { showError(data.error || "The server refused this drawing.", data.link); if (data.redirect) { window.location.assign(data.redirect); } return; }
+      if (!result.ok) {
+        showError(data.error || "The server refused this drawing.", data.link);
+        if (data.redirect) { window.location.assign(data.redirect); } else { busy = false; }
+        return;
+      }
       window.location.assign(data.next ? data.next.url : (data.redirect || form.dataset.workList));
-    }).catch(function () { showError("Could not reach the server. Press Enter to try again."); });
+    }).catch(function () { busy = false; showError("Could not reach the server. Press Enter to try again."); });
   }
+  // Back to this page from the next one (the back/forward cache keeps the script's state): it may post again.
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { busy = false; } });
 
   form.addEventListener("submit", function (event) {
     if (plainPost) {  // MTurk: the page posts itself; only an unfinished polygon holds it back
@@ -330,9 +371,20 @@
   });
 
   var current = function () { return editors[0]; };
+  // Keys typed into a text field or menu (the class menu) are theirs. Enter and Space are the drawing's only
+  // when focus is on the page itself or on a canvas; on a button, link or toggle the browser does its default.
+  function typing(el) {
+    if (!el || !el.tagName) { return false; }
+    if (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT") { return true; }
+    return el.tagName === "INPUT" && ["checkbox", "radio", "button", "submit", "reset", "image", "file", "range", "color", "hidden"].indexOf(el.type) < 0;
+  }
+  function onDrawing(el) {
+    return !el || el === document.body || el === document.documentElement || el.tagName === "CANVAS";
+  }
   document.addEventListener("keydown", function (event) {
     var ed = current();
-    if (!ed || (event.target && event.target.tagName === "SELECT")) { return; }
+    if (!ed || typing(event.target)) { return; }
+    if ((event.key === "Enter" || event.key === " ") && !onDrawing(event.target)) { return; }
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !ed.readonly) { event.preventDefault(); ed.undo(); return; }
     if (event.altKey || event.ctrlKey || event.metaKey) { return; }
     if (ed.readonly) { if (event.key === "0") { ed.fit(); } return; }

@@ -21,16 +21,34 @@
 
   function collectItems() {
     items = Array.prototype.slice.call(itemsBox.querySelectorAll("fieldset.item"));
-    items.forEach(function (el, i) { el.addEventListener("click", function () { activate(i); }); });
     activate(0);
   }
 
-  function activate(index) {
+  // The highlighted item is the one the digit keys answer. A click in an item or keyboard focus on one of its
+  // labels (Tab, Shift+Tab) highlights it; Tab itself is left to the browser, so it reaches every control.
+  function activate(index, takeFocus) {
     if (!items.length) { return; }
     active = Math.max(0, Math.min(items.length - 1, index));
     items.forEach(function (el, i) { el.classList.toggle("active", i === active); });
+    if (takeFocus) {
+      var choice = items[active].querySelector("input:checked") || items[active].querySelector("input");
+      if (choice) { choice.focus({ preventScroll: true }); }
+    }
     items[active].scrollIntoView({ block: "nearest" });
   }
+
+  function itemOf(node) {
+    var fieldset = node && node.closest ? node.closest("fieldset.item") : null;
+    return fieldset ? items.indexOf(fieldset) : -1;
+  }
+  itemsBox.addEventListener("click", function (event) {
+    var i = itemOf(event.target);
+    if (i >= 0 && i !== active) { activate(i); }
+  });
+  itemsBox.addEventListener("focusin", function (event) {
+    var i = itemOf(event.target);
+    if (i >= 0 && i !== active) { activate(i); }
+  });
 
   function answered(fieldset) {
     return multilabel || fieldset.querySelector("input:checked") !== null;
@@ -40,7 +58,8 @@
     window.CrowdOpsReplies.show(errorBox, message, link);
   }
 
-  // Build one item exactly like the server's template does (textContent only: no HTML injection).
+  // Build one item exactly like the server's template does (textContent only: no HTML injection; the text's
+  // line breaks show through .item-text's white-space: pre-line, as in the server-rendered page).
   function renderItem(item, index, count) {
     var fieldset = document.createElement("fieldset");
     fieldset.className = "card item";
@@ -57,7 +76,7 @@
     } else {
       var quote = document.createElement("blockquote");
       quote.className = "item-text";
-      quote.textContent = item.text;
+      quote.textContent = String(item.text).replace(/\r\n?/g, "\n");  // shown with white-space: pre-line
       fieldset.appendChild(quote);
     }
     var group = document.createElement("div");
@@ -136,6 +155,12 @@
     });
   }
 
+  // " answered pos, neg", or " chose no label" for an empty (multi-label) answer
+  function said(answer) {
+    var given = [].concat(answer).filter(function (v) { return v !== null && v !== undefined && v !== ""; });
+    return given.length ? " answered " + given.join(", ") : " chose no label";
+  }
+
   // Training mode: a missed gold question shows the right answer and the instructions before moving on.
   function showFeedback(feedback, then) {
     var box = document.createElement("section");
@@ -147,8 +172,8 @@
     var several = items.length > 1;
     feedback.missed.forEach(function (m) {
       var p = document.createElement("p");
-      p.textContent = (several && m.item ? "Item " + m.item + ": you" : "You") + " answered " +
-        [].concat(m.your_answer).join(", ") + "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
+      p.textContent = (several && m.item ? "Item " + m.item + ": you" : "You") + said(m.your_answer) +
+        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
       box.appendChild(p);
       var missed = several && m.item ? items[m.item - 1] : null;
       if (missed) { missed.classList.add("missed"); }
@@ -183,24 +208,36 @@
     post(returnForm, new FormData(returnForm));
   });
 
+  // Where a key belongs to the control that has focus, the browser does its default: Enter or Space on a
+  // button (Skip, Continue), a link or the Instructions toggle; anything typed into a text field or menu.
+  function typing(el) {
+    if (!el || !el.tagName) { return false; }
+    if (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT") { return true; }
+    return el.tagName === "INPUT" && ["checkbox", "radio", "button", "submit", "reset", "image", "file", "range", "color", "hidden"].indexOf(el.type) < 0;
+  }
+  function labelChoice(el) {
+    return el && el.tagName === "INPUT" && (el.type === "radio" || el.type === "checkbox") && itemOf(el) >= 0;
+  }
+
   document.addEventListener("keydown", function (event) {
-    if (event.altKey || event.ctrlKey || event.metaKey) { return; }
+    if (event.altKey || event.ctrlKey || event.metaKey || event.defaultPrevented) { return; }
     var target = event.target;
-    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) { return; }
+    if (typing(target)) { return; }
     if (event.key >= "1" && event.key <= "9") {
       var inputs = items[active] ? items[active].querySelectorAll("input") : [];
       var input = inputs[parseInt(event.key, 10) - 1];
       if (!input) { return; }
       event.preventDefault();
       if (multilabel) { input.checked = !input.checked; } else { input.checked = true; }
-      if (!multilabel && active < items.length - 1) { activate(active + 1); }
-    } else if (event.key === "Tab" && items.length > 1) {
-      event.preventDefault();
-      activate(active + (event.shiftKey ? -1 : 1));
+      // keyboard focus on a label follows the highlight, so Space and the arrows act on the item it shows
+      if (!multilabel && active < items.length - 1) { activate(active + 1, labelChoice(target)); }
     } else if (event.key === "Enter") {
+      // Enter submits from the page itself or a label choice; on a button, link or toggle it does what they do
+      var onPage = target === document.body || target === document.documentElement || !target;
+      if (!onPage && !labelChoice(target)) { return; }
       event.preventDefault();
       var missing = items.findIndex(function (el) { return !answered(el); });
-      if (missing >= 0) { activate(missing); showError("Pick a label for every item first."); return; }
+      if (missing >= 0) { activate(missing, labelChoice(target)); showError("Pick a label for every item first."); return; }
       if (form.requestSubmit) { form.requestSubmit(); } else { form.dispatchEvent(new Event("submit", { cancelable: true })); }
     }
   });
