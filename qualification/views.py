@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from qualification.errors import AttemptRefused
@@ -56,6 +57,7 @@ def start(request: HttpRequest, worker: Worker, test_id: int) -> HttpResponse:
 
 
 @require_GET
+@never_cache  # "no-store": Back after submitting asks the server again (the result), not a live copy of the test
 @worker_required
 def attempt_page(request: HttpRequest, worker: Worker, attempt_uuid: UUID) -> HttpResponse:
     attempt = _own_attempt(worker, attempt_uuid)

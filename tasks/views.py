@@ -56,31 +56,56 @@ def _wants_json(request: HttpRequest) -> bool:
 def _next_task(
     request: HttpRequest, worker: Worker, job: Job, feedback: list[dict[str, Any]] | None = None
 ) -> HttpResponse:
+    """The worker's next task in ``job``, after the training ``feedback`` on the page just submitted."""
     try:
         assignment = assign_next_hit(job=job, worker=worker)
     except ServiceError as exc:
-        level = messages.INFO if isinstance(exc, NoWorkAvailable) else messages.ERROR
-        messages.add_message(request, level, str(exc))
-        if _wants_json(request):
-            return JsonResponse({"next": None, "message": str(exc), "redirect": reverse("work-list")})
-        return redirect("work-list")
+        return _no_next_task(request, job, feedback or [], exc)
     if _wants_json(request):
-        body: dict[str, Any] = {"next": task_for_page(assignment, list_page_items(assignment))}
-        if feedback:
-            # the raw instructions for API-like callers; the page's script points to its own rendered box
-            body["feedback"] = {"missed": feedback, "instructions": job.instructions}
-        return JsonResponse(body)
-    for missed in feedback or []:
-        where = f"item {missed['item']}: " if missed.get("item") and job.items_per_hit > 1 else ""
-        messages.warning(
-            request,
-            f"Training, {where}you answered {_answer_text(missed['your_answer'])}, "
-            f"the correct answer was {_answer_text(missed['correct'])}.",
+        return JsonResponse(
+            {"next": task_for_page(assignment, list_page_items(assignment)), **_feedback(job, feedback)}
         )
+    _flash_feedback(request, job, feedback or [])
     return redirect("task", assignment_uuid=assignment.uuid)
 
 
+def _no_next_task(
+    request: HttpRequest, job: Job, feedback: list[dict[str, Any]], refusal: ServiceError
+) -> HttpResponse:
+    """No next task (none left, or the job stopped): the feedback on the page just submitted still comes
+    first, then the job list says why."""
+    level = messages.INFO if isinstance(refusal, NoWorkAvailable) else messages.ERROR
+    if _wants_json(request):  # the script shows the feedback, then follows the redirect
+        messages.add_message(request, level, str(refusal))
+        body = {"next": None, **_feedback(job, feedback), "message": str(refusal), "redirect": reverse("work-list")}
+        return JsonResponse(body)
+    _flash_feedback(request, job, feedback)
+    messages.add_message(request, level, str(refusal))
+    return redirect("work-list")
+
+
+def _feedback(job: Job, feedback: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The JSON reply's training feedback: the raw instructions for API-like callers; the page's script points
+    to its own rendered box."""
+    return {"feedback": {"missed": feedback, "instructions": job.instructions}} if feedback else {}
+
+
+def _flash_feedback(request: HttpRequest, job: Job, feedback: list[dict[str, Any]]) -> None:
+    for missed in feedback:
+        messages.warning(request, _feedback_text(missed, several=job.items_per_hit > 1))
+
+
+def _feedback_text(missed: dict[str, Any], *, several: bool) -> str:
+    """One missed gold item of a training page, in words (an empty multi-label answer is "no label")."""
+    where = f"item {missed['item']}: " if missed.get("item") and several else ""
+    given = missed["your_answer"]
+    answered = f"you answered {_answer_text(given)}" if given not in (None, "", []) else "you chose no label"
+    return f"Training, {where}{answered}, the correct answer was {_answer_text(missed['correct'])}."
+
+
 def _answer_text(value: Any) -> str:
+    if value in (None, "", []):
+        return "no label"
     return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 

@@ -2,6 +2,11 @@
 // The server enforces the deadline on its own; this only saves the worker from typing into the void.
 (function () {
   "use strict";
+  // Back (or Forward) to a copy of this page kept in memory: the attempt may be submitted or over by now, and
+  // the copy's timer and form would run on regardless. Load it again: the server shows the result instead.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { window.location.reload(); }
+  });
   var timer = document.getElementById("timer");
   var form = document.getElementById("test-form");
   if (!timer || !form) return;
