@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -15,6 +15,13 @@ from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
 from qualification.errors import AttemptRefused, InvalidTest, QualificationError
+from qualification.expiry import (  # noqa: F401  (expire_overdue_attempts: re-exported)
+    ATTEMPT_OBJECT,
+    SUBMIT_GRACE,
+    expire_attempt,
+    expire_overdue_attempts,
+    expire_overdue_for_worker,
+)
 from qualification.grading import AnswerType, grade_answer, score_percent
 from qualification.models import Attempt, AttemptState, Grant, MultilabelScoring, QualificationTest, Question
 from qualification.policies import AttemptAllowance, attempt_policy
@@ -22,8 +29,6 @@ from qualification.specs import OptionSpec, QuestionSpec, validate_question_spec
 from workforce.audit import Actor, record_audit_event
 from workforce.models import Worker
 
-# A submit that arrives this long after the deadline still counts (the page's own timer submits at 0).
-SUBMIT_GRACE = timedelta(seconds=5)
 MAX_ANSWER_LENGTH = 1000
 
 # Fields an ops manager may set on a test (versioning fields are the services' own).
@@ -42,7 +47,6 @@ EDITABLE_FIELD_ORDER = (
 EDITABLE_FIELDS = frozenset(EDITABLE_FIELD_ORDER)
 
 TEST_OBJECT = "qualification_test"
-ATTEMPT_OBJECT = "qualification_attempt"
 GRANT_OBJECT = "qualification_grant"
 
 
@@ -250,40 +254,6 @@ def edit_test(
 # --- attempts -------------------------------------------------------------------------------------
 
 
-def _expire_overdue(*, worker: Worker, test: QualificationTest, now: datetime) -> None:
-    overdue = list(
-        Attempt.objects.filter(worker=worker, test=test, state=AttemptState.OPEN, deadline__lt=now - SUBMIT_GRACE)
-    )
-    for attempt in overdue:
-        _expire(attempt, Actor.from_worker(worker))
-
-
-def _expire(attempt: Attempt, actor: Actor) -> bool:
-    closed = Attempt.objects.filter(pk=attempt.pk, state=AttemptState.OPEN).update(
-        state=AttemptState.EXPIRED, score=0.0, passed=False
-    )
-    if closed:
-        record_audit_event(
-            actor=actor,
-            action="qualification.attempt_expired",
-            object_type=ATTEMPT_OBJECT,
-            object_id=attempt.pk,
-            before={"state": AttemptState.OPEN},
-            after={"state": AttemptState.EXPIRED, "score": 0.0},
-        )
-    return bool(closed)
-
-
-def expire_overdue_attempts(*, now: datetime | None = None) -> int:
-    """Close every open attempt past its deadline as expired (a periodic sweep); returns how many."""
-    now = now or timezone.now()
-    count = 0
-    with transaction.atomic():
-        for attempt in Attempt.objects.filter(state=AttemptState.OPEN, deadline__lt=now - SUBMIT_GRACE):
-            count += _expire(attempt, Actor.system("expire_overdue_attempts"))
-    return count
-
-
 def attempt_allowance(
     *, test: QualificationTest, attempts: Sequence[Attempt], live_grant: Grant | None, now: datetime
 ) -> AttemptAllowance:
@@ -308,7 +278,7 @@ def start_attempt(*, test: QualificationTest, worker: Worker, now: datetime | No
     attempts are used up, when the worker already holds a live grant, or the test is closed."""
     now = now or timezone.now()
     with transaction.atomic():  # committed on its own: an expired attempt stays expired even if we refuse
-        _expire_overdue(worker=worker, test=test, now=now)
+        expire_overdue_for_worker(worker=worker, test=test, now=now)
     with transaction.atomic():
         test = QualificationTest.objects.get(pk=test.pk)
         attempts = list(Attempt.objects.filter(worker=worker, test=test))
@@ -385,7 +355,7 @@ def submit_attempt(
             raise AttemptRefused("That attempt is not yours.")
         if current.state != AttemptState.OPEN:
             raise AttemptRefused("This attempt is already closed.")
-        expired = now > current.deadline + SUBMIT_GRACE and _expire(current, actor)
+        expired = now > current.deadline + SUBMIT_GRACE and expire_attempt(current, actor)
     if expired:
         raise AttemptRefused("Time ran out before you submitted; this attempt counts as failed.")
     with transaction.atomic():

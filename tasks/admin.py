@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from tasks.admin_filters import RecentJobFilter
 from tasks.admin_finance import JobFinanceMixin, ReviewActionsMixin
 from tasks.admin_forms import ItemImportForm, JobForm
 from tasks.admin_quality import FlaggedFilter
@@ -285,7 +286,7 @@ class ItemAdmin(AuditHistoryMixin, ReadOnlyAdmin):
     audit_object_type = "item"
     paginator = EstimatedCountPaginator  # no COUNT(*) over a 500,000-item job
     list_display = ("external_id", "job", "created_at")
-    list_filter = ("job",)
+    list_filter = (RecentJobFilter,)
     search_fields = ("=external_id",)
     list_select_related = ("job",)
     raw_id_fields = ("job",)
@@ -293,8 +294,9 @@ class ItemAdmin(AuditHistoryMixin, ReadOnlyAdmin):
 
 @admin.register(Hit)
 class HitAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # one Hit per item or more: no COUNT(*) on every page
     list_display = ("uuid", "job", "is_gold", "state", "slots_taken", "assignments_submitted", "assignments_wanted")
-    list_filter = ("state", "is_gold", "job")
+    list_filter = ("state", "is_gold", RecentJobFilter)
     list_select_related = ("job",)
 
 
@@ -317,7 +319,7 @@ class AssignmentAdmin(ReviewActionsMixin, IdentitySearchMixin, AuditHistoryMixin
     audit_object_type = "assignment"
     paginator = EstimatedCountPaginator
     list_display = ("short_id", "job", "worker", "state", "accepted_at", "submitted_at")
-    list_filter = ("state", FlaggedFilter, "job")
+    list_filter = ("state", FlaggedFilter, RecentJobFilter)
     list_select_related = ("job", "worker")
     search_fields = ("=uuid", "=worker__external_id")
     identity_search_fields = ("=worker__external_id",)
@@ -347,7 +349,7 @@ class WorkerJobScoreAdmin(IdentitySearchMixin, ReadOnlyAdmin):
         "blocked",
         "updated_at",
     )
-    list_filter = ("job",)
+    list_filter = (RecentJobFilter,)
     list_select_related = ("worker", "job")
     search_fields = ("=worker__external_id", "worker__display_name")
     identity_search_fields = ("=worker__external_id",)
@@ -380,7 +382,7 @@ class WorkerJobScoreAdmin(IdentitySearchMixin, ReadOnlyAdmin):
 @admin.register(JobBlock)
 class JobBlockAdmin(ReadOnlyAdmin):
     list_display = ("worker", "job", "reason", "created_at", "lifted_at")
-    list_filter = ("job", "lifted_at")
+    list_filter = (RecentJobFilter, "lifted_at")
     list_select_related = ("worker", "job")
     readonly_fields = ("job", "worker", "reason", "evidence", "created_at", "lifted_at")
     actions = ["lift_selected"]

@@ -19,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from tasks.admin_review import ReviewActionsMixin  # noqa: F401  (re-exported for tasks.admin)
+from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
@@ -47,6 +48,7 @@ FINANCE_PERMISSION = "tasks.view_costentry"
 
 @admin.register(CostEntry)
 class CostEntryAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # the ledger grows by rows per assignment: no COUNT(*) on every page
     list_display = ("created_at", "job", "kind", "status", "amount", "currency", "marketplace", "worker", "reference")
     # Cached value lists and fixed date ranges: no DISTINCT over the whole ledger on every page.
     list_filter = ("kind", "status", "marketplace", cached_values_filter("currency", "currency"), "created_at")

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import GroundTruthLabel, Job, JobState, LabelingJob
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.running import configure_labeling_job, follow_labeling_job, stop_labeling_job
@@ -107,6 +108,7 @@ class LabelingJobAdmin(ReadOnlyAdmin):
 
 @admin.register(GroundTruthLabel)
 class GroundTruthLabelAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # one label per item: no COUNT(*) on every page
     list_display = ("item", "job", "labeling_job_name", "task_type", "value", "confidence")
     list_filter = (cached_values_filter("task_type", "task type"),)
     search_fields = ("labeling_job_name", "item__external_id")

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from tasks.admin_uploads import run_upload
+from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import Job, Prediction
 from tasks.selectors_predictions import (
     count_disagreements_by_day,
@@ -42,6 +43,7 @@ class _Echo:
 
 @admin.register(Prediction)
 class PredictionAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # predictions per item and model: no COUNT(*) on every page
     list_display = ("item", "job", "model_name", "value", "score", "created_at")
     list_filter = (cached_values_filter("model_name", "model"),)
     list_select_related = ("item", "job")

@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from tasks.admin_filters import RecentJobFilter
+from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import AssignmentFlag, ConsensusLabel, Job
 from tasks.services.errors import ServiceError
 from tasks.services.gold import promote_consensus_to_gold
@@ -21,7 +23,7 @@ class AssignmentFlagAdmin(ReadOnlyAdmin):
     """Assignments a quality policy set aside for review (e.g. every gold answer wrong)."""
 
     list_display = ("assignment", "job", "worker", "reason", "created_at", "resolved_at")
-    list_filter = ("job", "reason", ("resolved_at", admin.EmptyFieldListFilter))
+    list_filter = (RecentJobFilter, "reason", ("resolved_at", admin.EmptyFieldListFilter))
     list_select_related = ("assignment", "job", "worker")
     readonly_fields = ("assignment", "job", "worker", "reason", "evidence", "created_at", "resolved_at")
 
@@ -48,8 +50,9 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 @admin.register(ConsensusLabel)
 class ConsensusLabelAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # one label per item: no COUNT(*) on every page
     list_display = ("item", "job", "label", "confidence_shown", "method", "answers_count")
-    list_filter = ("job", cached_values_filter("method", "method"))
+    list_filter = (RecentJobFilter, cached_values_filter("method", "method"))
     list_select_related = ("item", "job")
     actions = ["promote_to_gold"]
 

@@ -86,11 +86,11 @@ def compute_consensus_task(*, job_id: int, user_id: int | None = None) -> dict[s
 
 @shared_task(name="tasks.tasks.refresh_speed_scores_task")
 def refresh_speed_scores_task() -> int:
-    """Every published job's speed signal per worker (Celery beat, every SCORE_REFRESH_SECONDS)."""
-    from tasks.models import JobState
-    from tasks.services.quality import refresh_speed_scores
+    """The speed signal per worker of every published job with new submissions (Celery beat, every
+    SCORE_REFRESH_SECONDS)."""
+    from tasks.services.speed import refresh_published_speed_scores
 
-    return sum(refresh_speed_scores(job=job) for job in Job.objects.filter(state=JobState.PUBLISHED))
+    return refresh_published_speed_scores()
 
 
 @shared_task(name="tasks.tasks.follow_labeling_jobs_task")

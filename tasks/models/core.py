@@ -248,6 +248,12 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    speed_scores_through = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The latest submission the workers' speed scores include (kept by tasks.services.speed).",
+    )
 
     class Meta:
         ordering = ["-id"]

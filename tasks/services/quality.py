@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
 from django.utils import timezone
@@ -39,6 +38,7 @@ from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
 from tasks.services.pool import expire_leases
 from tasks.services.review import reject_assignment
+from tasks.services.speed import refresh_speed_scores  # noqa: F401  (re-exported for its callers)
 from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 from workforce.models import Marketplace, Worker
 from workforce.scoring import (
@@ -48,7 +48,6 @@ from workforce.scoring import (
     chance_accuracy,
     gold_accuracy,
     gold_evidence,
-    speed_signal,
 )
 
 POLICY = Actor.system("block policy")
@@ -394,31 +393,3 @@ def block_worker(
             },
         )
     return block
-
-
-def refresh_speed_scores(*, job: Job, now: datetime | None = None) -> int:
-    """Set-based: every worker's median seconds per item and share of too-fast tasks on ``job``."""
-    now = now or timezone.now()
-    rows = list(
-        Assignment.objects.filter(job=job, submitted_at__isnull=False, hit__is_gold=False)
-        .values_list("worker_id", "accepted_at", "submitted_at")
-        .iterator(chunk_size=20000)
-    )
-    if not rows:
-        return 0
-    workers = np.array([r[0] for r in rows], dtype=np.int64)
-    seconds = np.array([(done - accepted).total_seconds() for _, accepted, done in rows if done], dtype=np.float64)
-    seconds /= job.items_per_hit
-    worker_ids, codes = np.unique(workers, return_inverse=True)
-    medians, fast_share, _ = speed_signal(codes, seconds, len(worker_ids))
-    WorkerJobScore.objects.bulk_create(
-        [
-            WorkerJobScore(job=job, worker_id=int(w), median_seconds=float(m), fast_share=float(f), updated_at=now)
-            for w, m, f in zip(worker_ids, medians, fast_share, strict=True)
-        ],
-        update_conflicts=True,
-        unique_fields=["job", "worker"],
-        update_fields=["median_seconds", "fast_share", "updated_at"],
-        batch_size=2000,
-    )
-    return len(worker_ids)
