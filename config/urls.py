@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("tasks.api.urls")),
     path("qualifications/", include("qualification.urls")),
+    path("", include("workforce.urls")),
     path("", include("tasks.urls")),
 ]

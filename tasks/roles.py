@@ -38,7 +38,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "budgetalert": ("view",),
             "monthlybudget": ("add", "change", "view"),
         },
-        "workforce": {"worker": ("view", "change", "view_worker_identity"), "auditevent": ("view",)},
+        "workforce": {
+            "worker": ("view", "change", "view_worker_identity"),
+            "auditevent": ("view",),
+            "invitation": ("add", "view", "change"),
+        },
         "qualification": {
             "qualificationtest": ("add", "change", "view"),
             "question": ("add", "change", "view", "delete"),

@@ -3,13 +3,16 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from workforce import admin_auth  # noqa: F401  (audited user, group and API token admins)
+from workforce.admin_invitations import render_new_links  # also registers the invitation admin
 from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor, seal_all_audit_events
+from workforce.invitations import InvitationError, invite_workers
 from workforce.models import AuditEvent, Worker
 from workforce.privacy import worker_id_for
 from workforce.services import edit_worker
@@ -37,6 +40,7 @@ class WorkerAdmin(IdentitySearchMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     list_display = ("__str__", "marketplace", "marketplace_id", "user", "is_blocked", "created_at")
     readonly_fields = ("marketplace", "marketplace_id", "user", "created_at", "is_blocked", "blocked_reason")
+    actions = ["invite_to_pool"]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         token = _viewer.set(request.user)
@@ -73,6 +77,20 @@ class WorkerAdmin(IdentitySearchMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_invite_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("workforce.add_invitation")
+
+    @admin.action(
+        description="Invite to the internal pool (imported workers keep their history)", permissions=["invite"]
+    )
+    def invite_to_pool(self, request: HttpRequest, queryset: QuerySet[Worker]) -> HttpResponse | None:
+        try:
+            created = invite_workers(workers=queryset, actor=Actor.from_user(request.user))
+        except InvitationError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        return render_new_links(request, self.admin_site, created)
 
 
 @admin.register(AuditEvent)

@@ -36,6 +36,55 @@ class Worker(models.Model):
         return self.display_name or f"{self.marketplace} worker {self.pk}"
 
 
+class Invitation(models.Model):
+    """A one-time link that brings a person into the internal pool (``workforce.invitations``).
+
+    Only a digest of the link's token is stored: the token itself is shown once, to whoever created the
+    invitation. With ``worker`` set (an imported worker, e.g. from MTurk) the person who accepts becomes
+    that worker, keeping its history; without it they become a new internal-pool worker.
+    """
+
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    worker = models.ForeignKey(
+        Worker,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="invitations",
+        help_text="The imported worker whose history the person who accepts takes over.",
+    )
+    note = models.CharField(max_length=255, blank=True, help_text="For staff only; the invitee never sees it.")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="invitation_created_idx")]
+        constraints = [
+            # At most one usable invitation per imported worker: a new one revokes the earlier ones.
+            models.UniqueConstraint(
+                fields=["worker"],
+                condition=models.Q(worker__isnull=False, accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_worker",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accepted_at__isnull=True) | models.Q(revoked_at__isnull=True),
+                name="invitation_not_accepted_and_revoked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.pk}"
+
+
 class AuditEvent(models.Model):
     """One state change: who, what, when, before/after. Hash-chained; never updated or deleted."""
 

@@ -13,13 +13,22 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods
 
-from workforce.models import Marketplace
+from workforce.models import Worker
 
 View = Callable[..., HttpResponse]
 
 
+def is_pool_worker(user: Any, worker: Worker | None) -> bool:
+    """Whether ``worker`` works in the internal pool as ``user``: a worker row linked to this account. That is
+    an internal-pool worker (``register_internal_worker``) or an imported one, e.g. from MTurk, whose row an
+    accepted invitation linked to the account (``workforce.invitations``); no other path gives a worker a user.
+    A blocked worker still is one: the pool refuses them new work (``tasks.services.pool``)."""
+    return worker is not None and user is not None and user.pk is not None and worker.user_id == user.pk
+
+
 def worker_required(view: View) -> View:
-    """Only signed-in internal-pool workers may use the page; the view gets the worker as its 2nd argument."""
+    """Only signed-in pool workers (``is_pool_worker``) may use the page; the view gets the worker as its 2nd
+    argument."""
 
     @login_required
     @wraps(view)
@@ -28,7 +37,7 @@ def worker_required(view: View) -> View:
             worker = request.user.worker  # type: ignore[union-attr]
         except ObjectDoesNotExist:
             worker = None
-        if worker is None or worker.marketplace != Marketplace.INTERNAL:
+        if not is_pool_worker(request.user, worker):
             return HttpResponseForbidden(
                 render_to_string("forbidden.html", {"message": "This page is for crowd workers."}, request)
             )

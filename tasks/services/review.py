@@ -223,6 +223,8 @@ def pay_bonus(
     if assignment is not None and (assignment.job_id != job.pk or assignment.worker_id != worker.pk):
         raise ServiceError("The assignment belongs to another job or worker.")
     marketplace = worker.marketplace
+    if job.marketplace == Marketplace.INTERNAL and worker.user_id is not None:
+        marketplace = Marketplace.INTERNAL  # a pool worker (an imported worker who joined by invitation) on pool work
     if marketplace == Marketplace.MTURK:
         return _pay_mturk_bonus(
             job=job, worker=worker, amount=amount, reason=reason, key=key, actor=actor, assignment=assignment

@@ -42,6 +42,7 @@ from tests.conftest import SYSTEM
 from tests.factories import UserFactory, WorkerFactory
 from tests.qualification.conftest import OPS, sentiment_questions
 from tests.tasks.services.mturk_helpers import published_mturk_job
+from workforce.invitations import invite_workers
 from workforce.marketplaces.mturk import MTurkMarketplace
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +64,7 @@ ADMIN_MODELS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] =
     "authtoken.tokenproxy": (_r(ADM), _r(ADM), _r(ADM)),
     "workforce.worker": (_r(OPSM, REV, FIN, ADM), NOBODY, NOBODY),  # finance pays workers: it sees who they are
     "workforce.auditevent": (_r(OPSM, FIN, ADM), NOBODY, NOBODY),
+    "workforce.invitation": (_r(OPSM, ADM), _r(OPSM, ADM), NOBODY),
     "qualification.qualificationtest": (_r(OPSM, ADM), _r(OPSM, ADM), NOBODY),
     "qualification.attempt": (_r(OPSM, ADM), NOBODY, NOBODY),
     "qualification.grant": (_r(OPSM, ADM), NOBODY, NOBODY),
@@ -94,6 +96,8 @@ ADMIN_ACTIONS: dict[str, dict[str, frozenset[str]]] = {
     "auth.user": {"delete_selected": _r(ADM)},
     "qualification.qualificationtest": {"make_new_version": _r(OPSM, ADM)},
     "qualification.grant": {"revoke": _r(OPSM, ADM)},
+    "workforce.worker": {"invite_to_pool": _r(OPSM, ADM)},
+    "workforce.invitation": {"revoke_selected": _r(OPSM, ADM)},
     "tasks.job": {
         action: _r(OPSM, ADM)
         for action in (
@@ -171,6 +175,7 @@ SURFACES: dict[str, Surface] = {
     "admin:tasks_job_state": Surface("post", "job_state", _r(OPSM, ADM)),
     "admin:tasks_prediction_retraining": Surface("get", "job", _r(OPSM, ADM), "?model=m1"),
     "login": Surface("get", "", None),
+    "join": Surface("get", "invitation", None),
     "logout": Surface("post", "", None),
     "home": Surface("get", "", _r(CROWD, *STAFF)),
     "work-list": Surface("get", "", _r(CROWD)),
@@ -343,6 +348,7 @@ def world(
         "attempt": attempt,
         "export": export,
         "mturk_hit": mturk_hit.external_id,
+        "invitation_token": invite_workers(actor=SYSTEM, count=1)[0][1],
     }
 
 
@@ -374,6 +380,8 @@ def _args(kind: str, world: dict[str, Any]) -> list[Any]:
         return [world["test"].pk]
     if kind == "user":
         return [world["users"][REV].pk]
+    if kind == "invitation":
+        return [world["invitation_token"]]
     if kind == "view_on_site":
         from django.contrib.contenttypes.models import ContentType
 
