@@ -14,7 +14,7 @@ from django.utils import timezone
 from qualification.models import Attempt, AttemptState, Grant, QualificationTest
 from tests.factories import UserFactory, WorkerFactory
 from tests.qualification.conftest import RIGHT
-from workforce.models import Marketplace, Worker
+from workforce.models import Worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.qualification.urls")]
 MakeTest = Callable[..., QualificationTest]
@@ -43,9 +43,9 @@ def test_pages_are_only_for_internal_workers(make_test: MakeTest) -> None:
     staff = Client()
     staff.force_login(UserFactory(is_staff=True))
     assert staff.get(reverse("qualification:list")).status_code == 403
-    mturk = WorkerFactory(marketplace=Marketplace.MTURK)
+    # a signed-in account with no worker (an MTurk worker linked by an invitation is a pool worker: test_invitations)
     client = Client()
-    client.force_login(mturk.user)
+    client.force_login(UserFactory(is_staff=False))
     assert client.post(reverse("qualification:start", args=[test.pk])).status_code == 403
     assert not Attempt.objects.exists()
 
