@@ -21,34 +21,9 @@
 
   // Training mode: a missed gold question shows the right answer (and opens the instructions) before moving on.
   function showFeedback(feedback, then) {
-    var box = document.createElement("section");
-    box.className = "card feedback";
-    box.setAttribute("role", "alert");
-    var title = document.createElement("h2");
-    title.textContent = "Not quite";
-    box.appendChild(title);
-    feedback.missed.forEach(function (m) {
-      var p = document.createElement("p");
-      var given = [].concat(m.your_answer).filter(function (v) { return v !== null && v !== undefined && v !== ""; });
-      p.textContent = "You" + (given.length ? " answered " + given.join(", ") : " chose no label") +
-        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
-      box.appendChild(p);
-    });
-    var instructions = document.querySelector("details.instructions");
-    if (instructions) {
-      instructions.open = true;
-      var hint = document.createElement("p");
-      hint.textContent = "The instructions are open above; read them again before you go on.";
-      box.appendChild(hint);
-    }
-    var next = document.createElement("button");
-    next.className = "primary";
-    next.type = "button";
-    next.textContent = "Continue";
-    next.addEventListener("click", then);
-    box.appendChild(next);
-    frame.parentNode.insertBefore(box, frame);
-    next.focus();
+    var shown = window.CrowdOpsReplies.feedbackBox(feedback, function () { return "You"; }, then);
+    frame.parentNode.insertBefore(shown.box, frame);
+    shown.button.focus();
   }
 
   function send() {

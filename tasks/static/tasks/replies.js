@@ -44,5 +44,42 @@
     box.hidden = !message;
   }
 
-  window.CrowdOpsReplies = { read: read, show: show };
+  // " answered pos, neg", or " chose no label" for an empty (multi-label) answer
+  function said(answer) {
+    var given = [].concat(answer).filter(function (v) { return v !== null && v !== undefined && v !== ""; });
+    return given.length ? " answered " + given.join(", ") : " chose no label";
+  }
+
+  // Training mode: the box naming the right answer of each missed gold question, pointing at the instructions
+  // (opened above: they are the job's Markdown, not repeated here), with a Continue button that calls
+  // ``onContinue``. ``prefix(m)`` starts each line ("You", or "Item 2: you" on a page of several items).
+  function feedbackBox(feedback, prefix, onContinue) {
+    var box = document.createElement("section");
+    box.className = "card feedback";
+    box.setAttribute("role", "alert");
+    var title = document.createElement("h2");
+    title.textContent = "Not quite";
+    box.appendChild(title);
+    feedback.missed.forEach(function (m) {
+      var p = document.createElement("p");
+      p.textContent = prefix(m) + said(m.your_answer) + "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
+      box.appendChild(p);
+    });
+    var instructions = document.querySelector("details.instructions");
+    if (instructions) {
+      instructions.open = true;
+      var hint = document.createElement("p");
+      hint.textContent = "The instructions are open above; read them again before you go on.";
+      box.appendChild(hint);
+    }
+    var next = document.createElement("button");
+    next.className = "primary";
+    next.type = "button";
+    next.textContent = "Continue";
+    next.addEventListener("click", function () { box.remove(); onContinue(); });
+    box.appendChild(next);
+    return { box: box, button: next };
+  }
+
+  window.CrowdOpsReplies = { read: read, show: show, feedbackBox: feedbackBox };
 })();

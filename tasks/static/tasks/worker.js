@@ -155,46 +155,21 @@
     });
   }
 
-  // " answered pos, neg", or " chose no label" for an empty (multi-label) answer
-  function said(answer) {
-    var given = [].concat(answer).filter(function (v) { return v !== null && v !== undefined && v !== ""; });
-    return given.length ? " answered " + given.join(", ") : " chose no label";
-  }
-
   // Training mode: a missed gold question shows the right answer and the instructions before moving on.
   function showFeedback(feedback, then) {
-    var box = document.createElement("section");
-    box.className = "card feedback";
-    box.setAttribute("role", "alert");
-    var title = document.createElement("h2");
-    title.textContent = "Not quite";
-    box.appendChild(title);
     var several = items.length > 1;
     feedback.missed.forEach(function (m) {
-      var p = document.createElement("p");
-      p.textContent = (several && m.item ? "Item " + m.item + ": you" : "You") + said(m.your_answer) +
-        "; the correct answer is " + [].concat(m.correct).join(", ") + ".";
-      box.appendChild(p);
       var missed = several && m.item ? items[m.item - 1] : null;
       if (missed) { missed.classList.add("missed"); }
     });
-    // The instructions stay on the page, rendered as the job's Markdown: point there instead of repeating them.
-    var instructions = document.querySelector("details.instructions");
-    if (instructions) {
-      instructions.open = true;
-      var hint = document.createElement("p");
-      hint.textContent = "The instructions are open above; read them again before you go on.";
-      box.appendChild(hint);
-    }
-    var next = document.createElement("button");
-    next.className = "primary";
-    next.type = "button";
-    next.textContent = "Continue";
-    next.addEventListener("click", function () { box.remove(); busy = false; then(); });
-    box.appendChild(next);
+    var shown = window.CrowdOpsReplies.feedbackBox(
+      feedback,
+      function (m) { return several && m.item ? "Item " + m.item + ": you" : "You"; },
+      function () { busy = false; then(); }
+    );
     busy = true;  // keys wait until the worker has read it
-    itemsBox.parentNode.insertBefore(box, itemsBox);
-    next.focus();
+    itemsBox.parentNode.insertBefore(shown.box, itemsBox);
+    shown.button.focus();
   }
 
   form.addEventListener("submit", function (event) {
