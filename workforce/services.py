@@ -3,7 +3,7 @@ do what (users, roles, API tokens), audited with their before and after."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework.authtoken.models import Token
 
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 from workforce.models import AuditEvent, Marketplace, Worker
 from workforce.privacy import mask_worker_id
 
@@ -188,18 +188,27 @@ def record_user_saved(
 
 def delete_users(*, users: Iterable[Any], actor: Actor) -> int:
     """Delete users (their API tokens go with them), each audited with what it could do."""
-    count = 0
+
+    def before(user: Any) -> dict[str, Any]:
+        access = get_user_access(user_id=user.pk, lock=True)
+        access["api_token"] = Token.objects.filter(user_id=user.pk).exists()
+        return access
+
+    return _delete_audited(users, actor=actor, action="user.deleted", object_type=USER_OBJECT, before=before)
+
+
+def _delete_audited(
+    objects: Iterable[Any], *, actor: Actor, action: str, object_type: str, before: Callable[[Any], dict[str, Any]]
+) -> int:
+    """Delete each object in one transaction, each audited (in one batch) with ``before(obj)`` read before it went."""
+    events: list[QueuedEvent] = []
     with transaction.atomic():
-        for user in list(users):
-            before = get_user_access(user_id=user.pk, lock=True)
-            before["api_token"] = Token.objects.filter(user_id=user.pk).exists()
-            user_id = user.pk
-            user.delete()
-            record_audit_event(
-                actor=actor, action="user.deleted", object_type=USER_OBJECT, object_id=user_id, before=before
-            )
-            count += 1
-    return count
+        for obj in list(objects):
+            pk, snapshot = obj.pk, before(obj)
+            obj.delete()
+            events.append(QueuedEvent(actor, action, object_type, pk, before=snapshot))
+        record_audit_events(events)
+    return len(events)
 
 
 @contextmanager
@@ -246,18 +255,13 @@ def record_group_saved(*, group: Group, actor: Actor, created: bool, before: dic
 
 def delete_groups(*, groups: Iterable[Group], actor: Actor) -> int:
     """Delete roles, each audited with its permissions and the users who held it."""
-    count = 0
-    with transaction.atomic():
-        for group in list(groups):
-            before = get_group_access(group_id=group.pk, lock=True)
-            before["members"] = sorted(group.user_set.values_list("pk", flat=True))
-            group_id = group.pk
-            group.delete()
-            record_audit_event(
-                actor=actor, action="group.deleted", object_type=GROUP_OBJECT, object_id=group_id, before=before
-            )
-            count += 1
-    return count
+
+    def before(group: Group) -> dict[str, Any]:
+        access = get_group_access(group_id=group.pk, lock=True)
+        access["members"] = sorted(group.user_set.values_list("pk", flat=True))
+        return access
+
+    return _delete_audited(groups, actor=actor, action="group.deleted", object_type=GROUP_OBJECT, before=before)
 
 
 def save_api_token(*, token: Token, actor: Actor) -> Token:
