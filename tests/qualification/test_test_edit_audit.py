@@ -14,24 +14,11 @@ from django.urls import reverse
 from qualification.models import QualificationTest
 from qualification.services import create_new_version, edit_test, question_specs
 from qualification.specs import QuestionSpec
-from tests.factories import UserFactory
 from tests.qualification.conftest import OPS, sentiment_questions
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 MakeTest = Callable[..., QualificationTest]
-
-
-@pytest.fixture
-def root(db: Any) -> Any:
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(root: Any) -> Client:
-    client = Client()
-    client.force_login(root)
-    return client
 
 
 def _edited(test: QualificationTest) -> AuditEvent:
@@ -59,14 +46,14 @@ def _change_form_data(client: Client, url: str) -> dict[str, Any]:
 
 
 def test_an_admin_edit_records_the_stored_values_as_before_and_the_new_ones_as_after(
-    admin_client: Client, root: Any, make_test: MakeTest
+    admin_client: Client, admin_user: Any, make_test: MakeTest
 ) -> None:
     test = make_test(pass_score=75)
     url = reverse("admin:qualification_qualificationtest_change", args=[test.pk])
     data = _change_form_data(admin_client, url) | {"pass_score": 10}
     assert admin_client.post(url, data).status_code == 302
     event = _edited(test)
-    assert (event.actor_kind, event.actor_id) == ("user", str(root.pk))
+    assert (event.actor_kind, event.actor_id) == ("user", str(admin_user.pk))
     assert (event.before["pass_score"], event.after["pass_score"]) == (75, 10)
     assert event.before["questions"] == event.after["questions"]  # the questions were posted back unchanged
     assert [q["id"] for q in event.after["questions"]] == ["q1", "q2", "q3", "q4"]

@@ -20,18 +20,6 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 
-@pytest.fixture
-def root(db: Any) -> Any:
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(root: Any) -> Client:
-    client = Client()
-    client.force_login(root)
-    return client
-
-
 def _written(event: AuditEvent) -> str:
     return json.dumps([event.before, event.after, event.reason, event.object_id])
 
@@ -55,11 +43,14 @@ def _user_events(user: Any, action: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(object_type="user", object_id=str(user.pk), action=action).order_by("id"))
 
 
-def test_making_a_user_staff_and_superuser_records_who_and_before_and_after(admin_client: Client, root: Any) -> None:
+def test_making_a_user_staff_and_superuser_records_who_and_before_and_after(
+    admin_client: Client, admin_user: Any
+) -> None:
     user: Any = UserFactory(username="plain")
     _post_user(admin_client, user, is_staff="on", is_superuser="on")
     [event] = _user_events(user, "user.changed")
-    assert (event.actor_kind, event.actor_id, event.actor_label) == ("user", str(root.pk), "root")
+    who = (event.actor_kind, event.actor_id, event.actor_label)
+    assert who == ("user", str(admin_user.pk), admin_user.get_username())
     assert (event.before["is_staff"], event.before["is_superuser"]) == (False, False)
     assert (event.after["is_staff"], event.after["is_superuser"]) == (True, True)
     assert user.password not in _written(event)  # never the hash
@@ -152,14 +143,14 @@ def test_deleting_users_records_what_each_could_do(admin_client: Client) -> None
     assert (second.before["is_staff"], second.before["api_token"]) == (False, False)
 
 
-def test_changing_a_roles_permissions_records_before_and_after(admin_client: Client, root: Any) -> None:
+def test_changing_a_roles_permissions_records_before_and_after(admin_client: Client, admin_user: Any) -> None:
     group = Group.objects.create(name="Labellers")
     group.permissions.add(Permission.objects.get(codename="view_job"))
     change_job = Permission.objects.get(codename="change_job")
     url = reverse("admin:auth_group_change", args=[group.pk])
     assert admin_client.post(url, {"name": "Labellers", "permissions": [change_job.pk]}).status_code == 302
     [event] = AuditEvent.objects.filter(action="group.changed", object_id=str(group.pk))
-    assert (event.object_type, event.actor_id) == ("group", str(root.pk))
+    assert (event.object_type, event.actor_id) == ("group", str(admin_user.pk))
     assert event.before == {"name": "Labellers", "permissions": ["tasks.view_job"]}
     assert event.after == {"name": "Labellers", "permissions": ["tasks.change_job"]}
 
@@ -180,12 +171,12 @@ def test_adding_and_deleting_a_role_are_recorded(admin_client: Client) -> None:
     assert deleted.before == {"name": "Temp", "permissions": ["tasks.view_job"], "members": [member.pk]}
 
 
-def test_creating_and_deleting_an_api_token_are_recorded_without_the_key(admin_client: Client, root: Any) -> None:
+def test_creating_and_deleting_an_api_token_are_recorded_without_the_key(admin_client: Client, admin_user: Any) -> None:
     user: Any = UserFactory(username="api-user", is_staff=True)
     assert admin_client.post(reverse("admin:authtoken_tokenproxy_add"), {"user": user.pk}).status_code == 302
     key = Token.objects.get(user=user).key
     [created] = _user_events(user, "api_token.created")
-    assert (created.actor_id, created.after) == (str(root.pk), {"user": user.pk, "api_token": True})
+    assert (created.actor_id, created.after) == (str(admin_user.pk), {"user": user.pk, "api_token": True})
     delete_url = reverse("admin:authtoken_tokenproxy_delete", args=[user.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not Token.objects.filter(user=user).exists()
@@ -204,13 +195,13 @@ def test_moving_a_token_to_another_user_is_recorded(admin_client: Client) -> Non
     assert (event.before, event.after) == ({"user": first.pk}, {"user": second.pk, "api_token": True})
 
 
-def test_editing_a_workers_display_name_is_recorded_as_a_keyed_hash(admin_client: Client, root: Any) -> None:
+def test_editing_a_workers_display_name_is_recorded_as_a_keyed_hash(admin_client: Client, admin_user: Any) -> None:
     worker: Any = WorkerFactory(display_name="Alice")
     url = reverse("admin:workforce_worker_change", args=[worker.pk])
     assert admin_client.post(url, {"display_name": "Mallory"}).status_code == 302
     assert Worker.objects.get(pk=worker.pk).display_name == "Mallory"
     [event] = AuditEvent.objects.filter(object_type="worker", object_id=str(worker.pk), action="worker.edited")
-    assert (event.actor_kind, event.actor_id) == ("user", str(root.pk))
+    assert (event.actor_kind, event.actor_id) == ("user", str(admin_user.pk))
     assert event.before["display_name"] != event.after["display_name"]
     assert "Alice" not in _written(event) and "Mallory" not in _written(event)  # names outlive erasure otherwise
 
