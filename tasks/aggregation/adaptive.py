@@ -42,6 +42,10 @@ rival classes' posterior (enough answers would reveal the class); near the cap i
 because a few more answers rarely undo a lead, so items stop there without the worst case that
 ``decided`` assumes.
 
+With a short budget an item is settled only when the final aggregation, too, expects its label to stay
+(:func:`settledness`, :func:`final_model`: the Dawid-Skene fit's own matrices and prior, answers to come from
+the job's workers mixed by their share of answers, :func:`mixture_moments`).
+
 Everything is vectorised over answers and items; a caller loops only over arrivals (or rounds of
 arrivals), never over items.
 """
@@ -131,14 +135,16 @@ class WorkerSkills(NamedTuple):
         return np.asarray(self.log_conf[w, label])
 
 
-def fit_skills(answers: Answers, *, model: str = "ds", strength: float | None = None) -> WorkerSkills:
+def fit_skills(
+    answers: Answers, *, model: str = "ds", strength: float | None = None, fitted: DawidSkene | None = None
+) -> WorkerSkills:
     """Worker skills from a full re-fit over ``answers`` (all answers collected so far).
 
     ``model`` is ``"ds"`` (a confusion matrix per worker) or ``"ods"`` (one accuracy per worker);
     either way the fitted task posteriors give every worker expected counts ``[answered, true]``,
     shrunk towards the population by ``strength`` pseudo-answers (per true class for ``ds``); None:
     :data:`STRENGTH_PER_CLASS` per class pair for ``ds`` (that times the number of classes per true
-    class), 4 for ``ods``.
+    class), 4 for ``ods``. ``fitted``: a Dawid-Skene fit of ``answers`` already made (``ds`` only), reused.
     """
     if model not in SKILL_MODELS:
         raise ValueError(f"unknown skill model {model!r}; choose one of {', '.join(SKILL_MODELS)}")
@@ -147,8 +153,10 @@ def fit_skills(answers: Answers, *, model: str = "ds", strength: float | None = 
         strength = STRENGTH_PER_CLASS * k if model == "ds" else 4.0
     if answers.n_answers == 0 or k < 2:
         return WorkerSkills.uninformed(answers.n_workers, k)
-    fitted = (DawidSkene() if model == "ds" else OneCoinDawidSkene()).fit(answers)
-    post = fitted.posterior_
+    if fitted is not None and model == "ds":
+        post = fitted.posterior_
+    else:
+        post = (DawidSkene() if model == "ds" else OneCoinDawidSkene()).fit(answers).posterior_
     inc = Incidence(answers)
     counts = inc.pair_counts(post)  # [w, answered, true]
     if model == "ods":
@@ -234,7 +242,7 @@ class ItemPosteriors:
         ahead = (margin > remaining[:, None] * swing[lead]) | (np.arange(score.shape[1])[None] == lead[:, None])
         return np.asarray(ahead.all(axis=1))
 
-    def flip_probability(self, remaining: IntArray) -> FloatArray:
+    def flip_probability(self, remaining: IntArray, moments: AnswerMoments | None = None) -> FloatArray:
         """Per item: the probability that its leading class is no longer the leader once ``remaining``
         more answers have come, i.e. that stopping now gives another label than asking up to the cap.
 
@@ -242,14 +250,14 @@ class ItemPosteriors:
         (the population's matrix), and their summed log-likelihood ratio of the lead ``a`` over a rival
         ``b`` is taken as normal (``r`` answers: mean ``r * E[d | k]``, variance ``r * Var[d | k]``, with
         ``d = log C[l, a] - log C[l, b]``).  With a concentration, all answers then count with the weight
-        of ``n + r`` answers.  Rivals are added up (a union bound); items with nothing to come get 0."""
+        of ``n + r`` answers.  Rivals are added up (a union bound); items with nothing to come get 0.
+        ``moments`` replaces the average worker by another model of the answers to come
+        (:func:`mixture_moments`: the job's own workers, each as often as they answer)."""
         from scipy.special import ndtr
 
-        log_pop = self.skills.log_conf[-1]  # [answered, true]
-        pop = np.exp(log_pop)
-        d = log_pop[:, :, None] - log_pop[:, None, :]  # [answered, a, b]
-        mean = np.einsum("lk,lab->abk", pop, d)
-        var = np.maximum(np.einsum("lk,lab->abk", pop, d**2) - mean**2, 0.0)
+        if moments is None:
+            moments = mixture_moments(self.skills.log_conf[-1:], np.ones(1))
+        mean, var = moments
         rem = np.maximum(np.asarray(remaining, dtype=np.float64), 0.0)
         post = self.posterior()
         lead = post.argmax(axis=1)
@@ -264,6 +272,64 @@ class ItemPosteriors:
         per_rival[rows, lead] = 0.0
         per_rival[rem <= 0] = 0.0
         return np.asarray(np.minimum(per_rival.sum(axis=1), 1.0))
+
+
+class AnswerMoments(NamedTuple):
+    """For one answer to come, the mean and variance of ``d = log C[l, a] - log C[l, b]`` (the log odds it
+    adds for class ``a`` over ``b``) when the item's true class is ``k``; both indexed ``[a, b, k]``."""
+
+    mean: FloatArray
+    var: FloatArray
+
+
+def mixture_moments(log_conf: FloatArray, share: FloatArray) -> AnswerMoments:
+    """:class:`AnswerMoments` of an answer from a worker drawn with probability ``share[w]`` whose matrix is
+    ``log_conf[w]`` (``[answered, true]``): each worker's ``d`` is read in their own matrix, as the final
+    aggregation reads their answer, then the moments are mixed by ``share``."""
+    share = np.asarray(share, dtype=np.float64)
+    share = share / share.sum() if share.sum() > 0 else np.full(share.shape, 1.0 / max(share.size, 1))
+    conf = np.exp(log_conf)  # [w, answered, true]
+    d = log_conf[:, :, :, None] - log_conf[:, :, None, :]  # [w, answered, a, b]
+    mean = np.einsum("w,wlk,wlab->abk", share, conf, d)
+    second = np.einsum("w,wlk,wlab->abk", share, conf, d**2)
+    return AnswerMoments(mean, np.maximum(second - mean**2, 0.0))
+
+
+class FinalModel(NamedTuple):
+    """How the job's final aggregation (Dawid-Skene) reads the answers: its own matrices per worker, without
+    the allocation's shrinkage, and a population row mixing them by answer share (for workers it has not
+    seen), its class prior; and the moments of an answer to come from the job's workers as they answer."""
+
+    skills: WorkerSkills
+    moments: AnswerMoments
+
+
+def final_model(fitted: DawidSkene, answers: Answers) -> FinalModel:
+    """The :class:`FinalModel` of a Dawid-Skene fit on ``answers``."""
+    conf = fitted.confusion_.transpose(0, 2, 1)  # [w, answered, true]
+    share = np.bincount(answers.worker, minlength=answers.n_workers).astype(np.float64)
+    if share.sum() == 0:
+        share[:] = 1.0
+    share /= share.sum()
+    population = np.einsum("w,wlk->lk", share, conf)
+    log_conf = np.log(np.concatenate([conf, population[None]], axis=0))
+    skills = WorkerSkills(log_conf, np.log(fitted.class_prior_))
+    return FinalModel(skills, mixture_moments(log_conf[:-1], share))
+
+
+def settledness(
+    allocation: ItemPosteriors, remaining: IntArray, final: tuple[ItemPosteriors, FinalModel] | None
+) -> FloatArray:
+    """Per item, the confidence that the answers still to come (``remaining``) would not change its label:
+    ``1 - flip_probability`` of the allocation's posteriors, and with ``final`` (the final aggregation's
+    posteriors of the same answers, and its model) ``1 -`` the sum of the two flip probabilities (a union
+    bound: the chance that either reading's label changes), so an item is settled only when neither model
+    expects its label to change."""
+    flip = allocation.flip_probability(remaining)
+    if final is not None:
+        state, model = final
+        flip = np.minimum(flip + state.flip_probability(remaining, model.moments), 1.0)
+    return np.asarray(1.0 - flip)
 
 
 def expected_gain(posterior: FloatArray, skills: WorkerSkills) -> FloatArray:

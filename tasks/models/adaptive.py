@@ -20,6 +20,13 @@ class AdaptiveSkills(models.Model):
     workers = models.JSONField(default=list)
     log_conf = models.JSONField(default=list)
     log_prior = models.JSONField(default=list)
+    final_model = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How the final Dawid-Skene aggregation read the answers at the last re-fit (its matrices and "
+        "prior, and the moments of an answer to come): a short budget counts an item settled only when this "
+        "model, too, expects its label not to change.",
+    )
     answers_at_fit = models.PositiveIntegerField(default=0, help_text="Answers the last re-fit saw.")
     submitted_at_fit = models.BigIntegerField(
         default=0,

@@ -121,9 +121,10 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     if refit_due(job, view.submitted_at_fit, totals.answers_submitted):
         transaction.on_commit(partial(request_adaptive_refit, job_id=job.pk))
     item_ids = list(HitItem.objects.filter(hit_id=hit_id).values_list("item_id", flat=True))
-    state = items_state(job, item_ids, view) if item_ids else None
+    short = _short_budget(job, totals)
+    state = items_state(job, item_ids, view, short_budget=short) if item_ids else None
     if state is None or not state.wants.any():
-        if state is not None and _below_sweep_depth(job, totals, hit_id):
+        if state is not None and short and _below_sweep_depth(job, totals, hit_id):
             # settled, but a short budget sweeps every Hit to the same depth first: the pass pays it
             transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
             return False
@@ -133,7 +134,7 @@ def after_hit_completed(*, job: Job, hit_id: int, now: datetime) -> bool:
     if job.marketplace != Marketplace.INTERNAL:
         transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
         return False
-    if job.budget_cap is not None and not _budget_covers_every_extra(job, totals):
+    if short:
         # The budget is short: let the ranked allocation choose which Hits get the answers left (when any is).
         if _affordable(job, 1):
             transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
@@ -172,11 +173,14 @@ def _sweep_depth(job: Job, totals: JobTotals) -> int:
     return depth if depth > minimum else 0
 
 
+def _short_budget(job: Job, totals: JobTotals) -> bool:
+    """Whether the job has a budget that cannot pay every extra answer its Hits could still want."""
+    return job.budget_cap is not None and not _budget_covers_every_extra(job, totals)
+
+
 def _below_sweep_depth(job: Job, totals: JobTotals, hit_id: int) -> bool:
-    """A budgeted job whose budget is short and whose Hit ``hit_id`` is below the sweep's depth (one query for
-    the Hit, only then)."""
-    if job.budget_cap is None or _budget_covers_every_extra(job, totals):
-        return False
+    """Whether Hit ``hit_id`` of a job with a short budget is below the sweep's depth (one query for the Hit,
+    only when there is a sweep)."""
     depth = _sweep_depth(job, totals)
     return depth > 0 and Hit.objects.filter(pk=hit_id, assignments_wanted__lt=depth).exists()
 
@@ -282,10 +286,11 @@ def allocate_adaptive_answers(
     if not rows:
         return 0
     links = [(hit_id, item_id) for hit_id, item_id, _ in rows]
-    state = items_state(job, [item for _, item in links], load_skills(job))
     totals = get_job_totals(job)
+    short = _short_budget(job, totals)
+    state = items_state(job, [item for _, item in links], load_skills(job), short_budget=short)
     rounds: list[tuple[np.ndarray, float | None]] = [(state.wants, None)]
-    if job.budget_cap is not None and not _budget_covers_every_extra(job, totals):
+    if short:
         # A short budget first pays the replay's uniform sweep (every Hit up to the same depth, whatever its
         # answers say), then goes to the least settled items, one confidence step at a time (the replay's
         # --budget measures this rule), so it is not spent on items that are nearly settled. When no Hit of

@@ -12,8 +12,19 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.aggregation.adaptive import ItemPosteriors, RedundancyPolicy, WorkerSkills, expected_gain, fit_skills
+from tasks.aggregation.adaptive import (
+    AnswerMoments,
+    FinalModel,
+    ItemPosteriors,
+    RedundancyPolicy,
+    WorkerSkills,
+    expected_gain,
+    final_model,
+    fit_skills,
+    settledness,
+)
 from tasks.aggregation.base import Answers
+from tasks.aggregation.dawid_skene import DawidSkene
 from tasks.aggregation.replay import DEFAULT_CONCENTRATION
 from tasks.models import AdaptiveSkills, Answer, AssignmentState, Job, Prediction
 from tasks.selectors import get_job_totals
@@ -52,6 +63,7 @@ class SkillsView:
     skills: WorkerSkills
     worker_rows: dict[int, int]
     submitted_at_fit: int  # the job's submitted work (tallies) at the last re-fit
+    final: FinalModel | None = None  # the final aggregation's reading at the last re-fit (same worker rows)
 
 
 def load_skills(job: Job) -> SkillsView:
@@ -61,7 +73,16 @@ def load_skills(job: Job) -> SkillsView:
     if row is None or row.labels != list(job.labels) or not row.log_conf:
         return SkillsView(WorkerSkills.uninformed(0, k), {}, row.submitted_at_fit if row else 0)
     skills = WorkerSkills(np.asarray(row.log_conf, dtype=float), np.asarray(row.log_prior, dtype=float))
-    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.submitted_at_fit)
+    return SkillsView(skills, {int(w): i for i, w in enumerate(row.workers)}, row.submitted_at_fit, _final_of(row))
+
+
+def _final_of(row: AdaptiveSkills) -> FinalModel | None:
+    stored = row.final_model or {}
+    if not stored.get("log_conf"):
+        return None  # fitted before the final model was kept: the next re-fit stores it
+    skills = WorkerSkills(np.asarray(stored["log_conf"], dtype=float), np.asarray(stored["log_prior"], dtype=float))
+    moments = AnswerMoments(np.asarray(stored["mean"], dtype=float), np.asarray(stored["var"], dtype=float))
+    return FinalModel(skills, moments)
 
 
 def _job_answers(job: Job) -> tuple[Answers, list[int]]:
@@ -94,7 +115,9 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
     now = now or timezone.now()
     submitted = get_job_totals(job).answers_submitted  # read first: what arrives meanwhile counts as new
     answers, workers = _job_answers(job)
-    skills = fit_skills(answers)
+    fitted = DawidSkene().fit(answers) if answers.n_answers and answers.n_classes > 1 else None
+    skills = fit_skills(answers, fitted=fitted)
+    final = final_model(fitted, answers) if fitted is not None else None
     with transaction.atomic():
         row, _ = AdaptiveSkills.objects.update_or_create(
             job_id=job.pk,
@@ -103,6 +126,7 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
                 "workers": workers,
                 "log_conf": skills.log_conf.tolist(),
                 "log_prior": skills.log_prior.tolist(),
+                "final_model": {} if final is None else _stored(final),
                 "answers_at_fit": answers.n_answers,
                 "submitted_at_fit": submitted,
                 "fitted_at": now,
@@ -116,6 +140,15 @@ def refit_adaptive_skills(*, job: Job, actor: Actor = SYSTEM, now: datetime | No
             after={"answers": answers.n_answers, "workers": len(workers)},
         )
     return row
+
+
+def _stored(final: FinalModel) -> dict[str, object]:
+    return {
+        "log_conf": final.skills.log_conf.tolist(),
+        "log_prior": final.skills.log_prior.tolist(),
+        "mean": final.moments.mean.tolist(),
+        "var": final.moments.var.tolist(),
+    }
 
 
 def refit_due(job: Job, submitted_at_fit: int, submitted_now: int) -> bool:
@@ -143,9 +176,11 @@ class ItemsState:
     settled: np.ndarray  # per item, the confidence that the answers still to come would not change its label
 
 
-def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsState:
+def items_state(job: Job, item_ids: Sequence[int], view: SkillsView, *, short_budget: bool = False) -> ItemsState:
     """Posteriors of ``item_ids`` from their answers (and the job's confident, agreeing model), and which of
-    them want another answer under the job's policy."""
+    them want another answer under the job's policy. ``short_budget``: the budget cannot pay every extra
+    answer, so an item is settled only when the final aggregation's model agrees (the replay's rule with a
+    budget, :func:`~tasks.aggregation.adaptive.settledness`)."""
     ids = list(item_ids)
     pos = {item: n for n, item in enumerate(ids)}
     code = {str(label): i for i, label in enumerate(job.labels)}
@@ -158,9 +193,8 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
         if isinstance(v, str) and v in code
     ]
     state = ItemPosteriors(len(ids), view.skills, concentration=DEFAULT_CONCENTRATION)
-    if rows:
-        arr = np.asarray(rows, dtype=np.int64)
-        state.add(arr[:, 0], arr[:, 1], arr[:, 2])
+    arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    state.add(arr[:, 0], arr[:, 1], arr[:, 2])
     policy = policy_of(job)
     disputed = np.zeros(len(ids), dtype=bool)
     if job.prelabel_model:
@@ -169,7 +203,11 @@ def items_state(job: Job, item_ids: Sequence[int], view: SkillsView) -> ItemsSta
     cap = policy.max_answers or policy.min_answers
     # The replay's rule (tasks.aggregation.replay): stop once the answers still to come up to the maximum
     # would change the item's label with probability at most 1 - target.
-    settled = 1.0 - state.flip_probability(np.maximum(cap - state.n_answers, 0))
+    final = None
+    if short_budget and view.final is not None:
+        final = (ItemPosteriors(len(ids), view.final.skills, concentration=DEFAULT_CONCENTRATION), view.final)
+        final[0].add(arr[:, 0], arr[:, 1], arr[:, 2])
+    settled = settledness(state, np.maximum(cap - state.n_answers, 0), final)
     wants = policy.wants_more(state.n_answers, settled)
     return ItemsState(ids, wants, expected_gain(state.posterior(), view.skills), confidence, disputed, settled)
 
