@@ -5,6 +5,12 @@ it upserts workers, Hits and assignments on the marketplace's ids and adds the a
 one transaction. Running it again with the same records changes nothing (an assignment whose status
 moved on, e.g. submitted -> approved, gets the new status). Records it cannot take are returned with the
 reason instead of failing the batch, so an importer can report them.
+
+``restate`` (a results file, MTurk's own record of the work) also takes what a later download says differently:
+a review MTurk changed (a rejection overridden to approved, or the reverse) when the record's review time is
+later than the one held, and an answer value that differs from the one held (its gold graded again). Each is
+returned (``reviews_restated``, ``answers_restated``) and audited on its assignment; what they cost is the
+caller's to book or reverse.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tasks.models import (
     Answer,
     Assignment,
     AssignmentState,
+    GoldGrade,
     Hit,
     HitItem,
     HitState,
@@ -40,6 +47,7 @@ from workforce.models import Worker
 from workforce.services import get_or_create_workers
 
 _BATCH = 2000
+_REVIEWED = (AssignmentState.APPROVED, AssignmentState.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class RecordResult:
     workers_created: int = 0
     created_assignment_ids: list[int] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (external assignment id, reason)
+    # ``restate`` only: (external assignment id, state before, state now)
+    reviews_restated: list[tuple[str, str, str]] = field(default_factory=list)
+    # ``restate`` only: (external assignment id, item id, value before, value now)
+    answers_restated: list[tuple[str, int, Any, Any]] = field(default_factory=list)
 
 
 def _normalised_answers(job: Job, record: ExternalAssignment, item_ids: Mapping[str, int]) -> dict[int, Any]:
@@ -179,8 +191,56 @@ def owned_by_other_jobs(job: Job, marketplace: str, records: list[ExternalAssign
     return reasons
 
 
+def _restates_review(current: Assignment, record: ExternalAssignment) -> bool:
+    """Whether ``record`` is a later review of reviewed work than the one held (an older download never undoes)."""
+    return (
+        current.state in _REVIEWED
+        and record.state in _REVIEWED
+        and current.state != record.state
+        and record.reviewed_at is not None
+        and (current.reviewed_at is None or record.reviewed_at > current.reviewed_at)
+    )
+
+
+def _restate_answers(
+    *,
+    job: Job,
+    valid: list[tuple[ExternalAssignment, dict[int, Any]]],
+    held: Mapping[str | None, Assignment],
+    now: datetime,
+) -> list[tuple[str, int, Any, Any]]:
+    """Give assignments already recorded the answer values their records hold now; their gold is graded again."""
+    by_pk = {held[r.external_assignment_id].pk: (r, values) for r, values in valid if r.external_assignment_id in held}
+    changed: list[Answer] = []
+    restated: list[tuple[str, int, Any, Any]] = []
+    for answer in Answer.objects.filter(assignment_id__in=list(by_pk)).only("id", "assignment_id", "item_id", "value"):
+        record, values = by_pk[answer.assignment_id]
+        if answer.item_id in values and values[answer.item_id] != answer.value:
+            restated.append((record.external_assignment_id, answer.item_id, answer.value, values[answer.item_id]))
+            answer.value = values[answer.item_id]
+            changed.append(answer)
+    Answer.objects.bulk_update(changed, ["value"], batch_size=_BATCH)
+    regrade = sorted(
+        set(
+            Answer.objects.filter(pk__in=[a.pk for a in changed], item__is_gold=True).values_list(
+                "assignment_id", flat=True
+            )
+        )
+    )
+    if regrade:
+        GoldGrade.objects.filter(answer__assignment_id__in=regrade).delete()
+        grade_gold_in_bulk(job=job, assignment_ids=regrade, now=now)
+    return restated
+
+
 def record_external_assignments(
-    *, job: Job, marketplace: str, records: Iterable[ExternalAssignment], actor: Actor, source: str = ""
+    *,
+    job: Job,
+    marketplace: str,
+    records: Iterable[ExternalAssignment],
+    actor: Actor,
+    source: str = "",
+    restate: bool = False,
 ) -> RecordResult:
     """Upsert ``records`` (all from ``marketplace``) into ``job``; see the module docstring."""
     result = RecordResult()
@@ -256,6 +316,11 @@ def record_external_assignments(
                 current.state = record.state
                 current.reviewed_at = record.reviewed_at or current.reviewed_at
                 changed.append(current)
+            elif restate and _restates_review(current, record):
+                previous[current.pk] = current.state
+                result.reviews_restated.append((record.external_assignment_id, current.state, record.state))
+                current.state, current.reviewed_at = record.state, record.reviewed_at
+                changed.append(current)
             else:
                 result.assignments_unchanged += 1
         Assignment.objects.bulk_create(new_rows, batch_size=_BATCH, ignore_conflicts=True)
@@ -309,9 +374,24 @@ def record_external_assignments(
         ]
         Answer.objects.bulk_create(answers, batch_size=_BATCH, ignore_conflicts=True)
         result.answers_created = len(answers)
+        if restate:
+            result.answers_restated = _restate_answers(job=job, valid=valid, held=existing, now=now)
+            queue_audit_events(
+                [
+                    QueuedEvent(
+                        actor,
+                        "answer.restated",
+                        "assignment",
+                        existing[external_id].pk,
+                        before={"item": item_id, "value": before},
+                        after={"item": item_id, "value": after, "marketplace": marketplace, "source": source},
+                    )
+                    for external_id, item_id, before, after in result.answers_restated
+                ]
+            )
         _refresh_hit_counters(hits.values())
         grade_gold_in_bulk(job=job, assignment_ids=result.created_assignment_ids, now=now)
-        if result.assignments_created or result.assignments_updated:
+        if result.assignments_created or result.assignments_updated or result.answers_restated:
             record_audit_event(
                 actor=actor,
                 action="assignments.recorded",
@@ -325,6 +405,7 @@ def record_external_assignments(
                     "answers_created": result.answers_created,
                     "workers_created": result.workers_created,
                     "skipped": len(result.skipped),
+                    **({"answers_restated": len(result.answers_restated)} if restate else {}),
                 },
             )
     return result

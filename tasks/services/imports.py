@@ -13,8 +13,9 @@ import hashlib
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +53,7 @@ class _Row:
     line: int
     external_id: str
     payload: dict[str, Any]
+    legacy_id: str = ""  # a content id as imports before numbers were canonical made it, where it differs
 
 
 def detect_format(filename: str, fmt: str | None = None) -> str:
@@ -67,9 +69,34 @@ def detect_format(filename: str, fmt: str | None = None) -> str:
     raise ServiceError(f"Cannot tell the format of {filename!r}: name it .csv or .jsonl, or give the format.")
 
 
-def payload_hash(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# A decimal numeral as spreadsheets and toolkits rewrite it ("5" <-> "5.0"): no sign but "-", no leading zero, no
+# exponent. Other text ("05", "1e3", " 5") is left as it is: it may be a code, not a number.
+_NUMERAL = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+
+
+def canonical_cell(value: str) -> str:
+    """A numeral's shortest form (``5.0`` -> ``5``, ``0.50`` -> ``0.5``, ``-0`` -> ``0``); other text unchanged."""
+    match = _NUMERAL.fullmatch(value)
+    if match is None:
+        return value
+    sign, whole, fraction = match.group(1), match.group(2), (match.group(3) or "").rstrip("0")
+    number = f"{whole}.{fraction}" if fraction else whole
+    return number if number == "0" else sign + number
+
+
+def payload_hash(payload: dict[str, Any], *, canonical: bool = True) -> str:
+    """The digest that tells an item's content apart: string values that are numerals compare by their shortest
+    form (an input file's ``5.0`` is a results file's ``5``). Content without such numerals hashes as before
+    numbers were canonical; ``canonical=False`` gives that older digest for any content (items stored then)."""
+    if canonical:
+        payload = {k: canonical_cell(v) if isinstance(v, str) else v for k, v in payload.items()}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def same_content(stored_hash: str, payload: dict[str, Any]) -> bool:
+    """Whether an item stored with ``stored_hash`` holds ``payload``, whichever digest it was stored with."""
+    return stored_hash in (payload_hash(payload), payload_hash(payload, canonical=False))
 
 
 def _text_lines(stream: IO[bytes] | IO[str]) -> Iterator[str]:
@@ -93,10 +120,13 @@ def _text_lines(stream: IO[bytes] | IO[str]) -> Iterator[str]:
         )
 
 
-def content_id(values: list[str]) -> str:
+def content_id(values: list[str], *, canonical: bool = True) -> str:
     """A row's id from its cells alone (an MTurk batch input file has none): the same row always gets the
-    same id, so importing the file again adds nothing, and rows differing in any cell get different ids."""
-    return "row-" + hashlib.sha256("\x1f".join(values).encode()).hexdigest()[:20]
+    same id, so importing the file again adds nothing, and rows differing in any cell get different ids.
+    Numerals count by their shortest form (``canonical_cell``), so a row holding ``5.0`` and one holding ``5``
+    are one item; a row without such numerals keeps the id it had before (``canonical=False`` gives that)."""
+    cells = [canonical_cell(v) for v in values] if canonical else values
+    return "row-" + hashlib.sha256("\x1f".join(cells).encode()).hexdigest()[:20]
 
 
 def _cut_off(start: int) -> RowError:
@@ -157,7 +187,11 @@ def _parse_csv(stream: IO[bytes] | IO[str], id_column: str | None = None) -> Ite
             yield RowError(line, f"expected {len(header)} columns, found {len(values)}")
             continue
         payload = {h: v for i, (h, v) in enumerate(zip(header, values, strict=True)) if i != id_index}
-        yield _Row(line, values[id_index].strip() if id_index >= 0 else content_id(values), payload)
+        if id_index >= 0:
+            yield _Row(line, values[id_index].strip(), payload)
+            continue
+        external_id, legacy_id = content_id(values), content_id(values, canonical=False)
+        yield _Row(line, external_id, payload, legacy_id if legacy_id != external_id else "")
 
 
 def load_json_line(raw: str) -> Any:
@@ -278,6 +312,8 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
     layout_fields = template_variables(job.task_template) if job.task_template else None  # read once, not per row
     for row in parsed:
         total += 1
+        if isinstance(row, _Row) and row.legacy_id and row.legacy_id in existing:  # stored before canonical numbers
+            row = replace(row, external_id=row.legacy_id)
         problem: RowError | None = row if isinstance(row, RowError) else None
         if isinstance(row, _Row):
             if not row.external_id:
@@ -297,11 +333,12 @@ def _validate(job: Job, parsed: Iterator[_Row | RowError]) -> tuple[list[_NewRow
                 # The known answer never stays in the payload, which workers' pages draw from.
                 row.payload.pop(GOLD_COLUMN, None)
                 gold = gold_parsed[0]
-                digest = payload_hash(row.payload if gold is None else {**row.payload, "\u0000gold": gold})
+                content = row.payload if gold is None else {**row.payload, "\u0000gold": gold}
+                digest = payload_hash(content)
                 known = existing.get(row.external_id)
                 if known is None:
                     new.append((row.external_id, row.payload, digest, gold))
-                elif known == digest:
+                elif same_content(known, content):
                     unchanged += 1
                 else:
                     problem = RowError(

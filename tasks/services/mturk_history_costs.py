@@ -18,6 +18,11 @@ is recorded. Only rows the file reports as ``Approved`` whose assignment is appr
 Both use the ledger's one key scheme for assignments (``assignment:<pk>:reward`` / ``assignment:<pk>:fee``),
 so an assignment collected (or approved) here and later imported, or imported twice, is booked once: the
 first booking wins, later ones find the keys taken and book nothing.
+
+A later download may restate a review (``external_work``'s ``restate``). An approval restated as a rejection
+has its charged reward and fee cancelled by ``reverse_rejected_assignment_costs`` with reversal rows (the ledger
+is append-only; nothing is deleted); approved once more, a history row whose booking was reversed is booked
+again under a new key (``assignment:<pk>:reward-rebooked-<n>``), once.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from django.db.models import Q
 
 from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import CostLine, assignment_cost_key, record_costs
+from tasks.services.ledger import CostLine, assignment_cost_key, record_costs, reverse_cost
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import assignment_fee
 from workforce.models import Marketplace
@@ -43,6 +48,7 @@ CURRENCY = "USD"  # MTurk charges in US dollars only
 IMPORTED_MEMO = "imported MTurk history"
 ZERO = Decimal("0")
 _BATCH = 2000
+_CHARGE_PARTS = {CostKind.REWARD: "reward", CostKind.MARKETPLACE_FEE: "fee"}  # kind -> its key's part
 
 
 def check_usd_job(job: Job) -> None:
@@ -137,9 +143,30 @@ def _taken_keys(keys: list[str]) -> set[str]:
     return taken
 
 
+def _charges(assignment_ids: list[int]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(rows, rows not reversed) of each assignment's charged reward and fee, by (assignment pk, kind)."""
+    found: dict[tuple[int, str], tuple[int, int]] = {}
+    for start in range(0, len(assignment_ids), _BATCH):
+        for assignment_id, kind, reversed_by in CostEntry.objects.filter(
+            assignment_id__in=assignment_ids[start : start + _BATCH],
+            kind__in=list(_CHARGE_PARTS),
+            status=CostStatus.CHARGED,
+        ).values_list("assignment_id", "kind", "reversed_by"):
+            rows, open_rows = found.get((assignment_id, kind), (0, 0))
+            found[(assignment_id, kind)] = (rows + 1, open_rows + (reversed_by is None))
+    return found
+
+
 def _history_lines(
-    job: Job, row: ImportedApproval, reward: Decimal, assignment: dict[str, Any], source: str
+    job: Job,
+    row: ImportedApproval,
+    reward: Decimal,
+    assignment: dict[str, Any],
+    source: str,
+    charges: dict[tuple[int, str], tuple[int, int]],
 ) -> list[CostLine]:
+    """The reward and fee rows still to book: none for a part booked and not reversed; a part whose rows were all
+    reversed (an approval restated as a rejection, then approved again) is booked under a new key."""
     fee = assignment_fee(reward, assignments_per_hit=row.max_assignments or 1)
     base: dict[str, Any] = {
         "job_id": job.pk,
@@ -153,17 +180,16 @@ def _history_lines(
         "memo": imported_memo(source),
         "created_at": row.approved_at,
     }
-    return [
-        CostLine(
-            kind=CostKind.REWARD, amount=reward, idempotency_key=assignment_cost_key(assignment["id"], "reward"), **base
-        ),
-        CostLine(
-            kind=CostKind.MARKETPLACE_FEE,
-            amount=fee,
-            idempotency_key=assignment_cost_key(assignment["id"], "fee"),
-            **base,
-        ),
-    ]
+    lines = []
+    for kind, amount in ((CostKind.REWARD, reward), (CostKind.MARKETPLACE_FEE, fee)):
+        rows, open_rows = charges.get((assignment["id"], kind), (0, 0))
+        if open_rows:
+            continue
+        part = _CHARGE_PARTS[kind] + (f"-rebooked-{rows}" if rows else "")
+        lines.append(
+            CostLine(kind=kind, amount=amount, idempotency_key=assignment_cost_key(assignment["id"], part), **base)
+        )
+    return lines
 
 
 def book_imported_assignment_costs(
@@ -199,7 +225,8 @@ def book_imported_assignment_costs(
                 history.append((row, row.reward, assignment))
             if reason:
                 result.not_booked.append({"line": row.line, "assignment": row.assignment_id, "reason": reason})
-        lines = [line for row, reward, a in history for line in _history_lines(job, row, reward, a, source)]
+        charges = _charges([a["id"] for _, _, a in history])
+        lines = [line for row, reward, a in history for line in _history_lines(job, row, reward, a, source, charges)]
         taken = _taken_keys([line.idempotency_key for line in lines])
         new = [line for line in lines if line.idempotency_key not in taken]
         result.ledger_rows_booked = record_costs(new)
@@ -226,5 +253,64 @@ def book_imported_assignment_costs(
                     "currency": CURRENCY,
                     "live_assignments": result.live_assignments_booked,
                 },
+            )
+    return result
+
+
+@dataclass
+class ReversedCosts:
+    """What one import reversed: the charges of assignments booked as approved that the file says are rejected."""
+
+    assignments_reversed: int = 0
+    ledger_rows_reversed: int = 0
+    amount: Decimal = ZERO  # the reversal rows' sum (negative)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "assignments_reversed": self.assignments_reversed,
+            "ledger_rows_reversed": self.ledger_rows_reversed,
+            "amount": str(self.amount),
+            "currency": CURRENCY,
+        }
+
+
+def reverse_rejected_assignment_costs(
+    *, job: Job, assignment_ids: Sequence[str], source: str, actor: Actor
+) -> ReversedCosts:
+    """Cancel, by reversal rows, the charged reward and fee of every assignment among ``assignment_ids`` (MTurk
+    AssignmentIds of rows the file reports as ``Rejected``) that is rejected here and still carries them (it was
+    booked as approved before). Once: a reversed row is not reversed again."""
+    result = ReversedCosts()
+    if not assignment_ids:
+        return result
+    with transaction.atomic():
+        rejected = [
+            a["id"] for a in _assignments(job, list(assignment_ids)).values() if a["state"] == AssignmentState.REJECTED
+        ]
+        entries = list(
+            CostEntry.objects.filter(
+                assignment_id__in=rejected,
+                kind__in=list(_CHARGE_PARTS),
+                status=CostStatus.CHARGED,
+                reversed_by__isnull=True,
+            ).order_by("id")
+        )
+        for entry in entries:
+            note = f"assignment {entry.reference} is rejected in the file"
+            memo = imported_memo(source, note) if entry.memo.startswith(IMPORTED_MEMO) else note
+            reversal, created = reverse_cost(
+                entry=entry, idempotency_key=f"{entry.idempotency_key}:reversed", memo=memo
+            )
+            if created:
+                result.ledger_rows_reversed += 1
+                result.amount += reversal.amount
+        result.assignments_reversed = len({entry.assignment_id for entry in entries})
+        if result.ledger_rows_reversed:
+            record_audit_event(
+                actor=actor,
+                action="costs.history_reversed",
+                object_type="job",
+                object_id=job.pk,
+                after={"source": source, **result.as_dict()},
             )
     return result

@@ -18,6 +18,7 @@ from django.core.management.base import CommandError
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkBonusState
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_history_costs import imported_history
+from tasks.services.mturk_results import import_mturk_results
 from tasks.services.mturk_review import send_mturk_bonus
 from tests.marketplaces.mturk_standin import MTurkStandIn
 from tests.tasks.services.mturk_fixtures import DATA_DIR, real_file
@@ -56,11 +57,16 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def _job() -> Job:
-    """The P.808 qualification batch imported as a job (all its rows Submitted, so no cost of its own)."""
-    real_file(BATCH)
+    """The P.808 qualification batch imported as a job (all its rows Submitted, so no cost of its own). Its
+    AutoApprovalTime cells are blanked: past them MTurk approved and paid the rows, which would be booked."""
+    rows = list(csv.reader(io.StringIO(real_file(BATCH).decode("utf-8-sig"), newline="")))
+    column = rows[0].index("AutoApprovalTime")
+    for row in rows[1:]:
+        row[column] = ""
     out = io.StringIO()
-    call_command(
-        "import_mturk_results", "--new-job", "p808", "--answer-field", "8_hearing", str(DATA_DIR / BATCH), stdout=out
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    import_mturk_results(
+        data=out.getvalue().encode(), filename=BATCH, actor=ACTOR, new_job_name="p808", answer_field="8_hearing"
     )
     return Job.objects.get()
 

@@ -78,7 +78,7 @@ def test_bad_input_exits_2_with_one_sentence(tmp_path: Path) -> None:
     empty.write_text("")
     assert "empty" in str(failing("import_mturk_results", "--new-job", "x", str(empty)))
     ambiguous = tmp_path / "two.csv"
-    ambiguous.write_text("HITId,AssignmentId,WorkerId,Answer.a,Answer.b\nH,A,W,x,y\n")
+    ambiguous.write_text("HITId,AssignmentId,WorkerId,AssignmentStatus,Answer.a,Answer.b\nH,A,W,Submitted,x,y\n")
     assert "--answer-field" in str(failing("import_mturk_results", "--new-job", "x", str(ambiguous)))
     job = JobFactory()
     assert "no job with id 999" in str(failing("export_mturk_results", "--job", "999", "--output", str(tmp_path / "o")))

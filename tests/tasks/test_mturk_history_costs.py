@@ -4,7 +4,9 @@ submitted work books nothing; ``cost_report`` shows the money.
 
 The reviewed file is the real 349-row P.808 batch with every third row approved and the next rejected, as
 in the audit (117 approved, 116 rejected, 116 submitted). Expected sums are computed here from the CSV
-with ``csv``/``Decimal``, not through the code under test.
+with ``csv``/``Decimal``, not through the code under test. Its AutoApprovalTime cells are blanked: a Submitted
+row past its AutoApprovalTime was approved by MTurk and is booked (the real file's 2019 times all are; see
+``test_mturk_import_review_fixes``), and these tests need rows still awaiting review.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_history_costs import IMPORTED_MEMO, HistoryCosts, imported_history
 from tasks.services.mturk_results import export_mturk_results, importer
 from tests.marketplaces.mturk_standin import MTurkStandIn
-from tests.tasks.services.mturk_fixtures import DATA_DIR, real_file
+from tests.tasks.services.mturk_fixtures import real_file
 from tests.tasks.services.mturk_helpers import ACTOR, published_mturk_job
 from workforce.marketplaces.mturk import MTurkMarketplace
 
@@ -36,9 +38,13 @@ CENT = Decimal("0.01")
 
 
 def _table(name: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The file's header and rows, AutoApprovalTime blanked (the Submitted rows still await review)."""
     rows = list(csv.reader(io.StringIO(real_file(name).decode("utf-8-sig"), newline="")))
     header = rows[0]
-    return header, [dict(zip(header, r + [""] * (len(header) - len(r)), strict=True)) for r in rows[1:]]
+    table = [dict(zip(header, r + [""] * (len(header) - len(r)), strict=True)) for r in rows[1:]]
+    for row in table:
+        row["AutoApprovalTime"] = ""
+    return header, table
 
 
 def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> Path:
@@ -88,15 +94,15 @@ def _sum(**filters: Any) -> Decimal:
     return sum(CostEntry.objects.filter(**filters).values_list("amount", flat=True), Decimal(0))
 
 
-def _new_job() -> Job:
-    real_file(BATCH)
-    report = _import("--new-job", "speech", "--answer-field", "8_hearing", str(DATA_DIR / BATCH))
-    assert not CostEntry.objects.exists()  # every row of the real file is Submitted
+def _new_job(tmp_path: Path) -> Job:
+    path = _write(tmp_path / "submitted.csv", *_table(BATCH))
+    report = _import("--new-job", "speech", "--answer-field", "8_hearing", str(path))
+    assert not CostEntry.objects.exists()  # every row of the real file is Submitted (awaiting review here)
     return Job.objects.get(pk=report["job"])
 
 
 def test_approved_rows_are_booked_as_charged_history_and_the_others_book_nothing(tmp_path: Path) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     assert not CostEntry.objects.exists()
     path, rows = _reviewed(tmp_path)
     approved, rewards, fees = _expected(rows)
@@ -142,7 +148,7 @@ def test_approved_rows_are_booked_as_charged_history_and_the_others_book_nothing
 
 
 def test_importing_the_file_again_books_nothing_more(tmp_path: Path) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     path, rows = _reviewed(tmp_path)
     _import("--job", str(job.pk), str(path))
     before = list(CostEntry.objects.values_list("idempotency_key", "amount"))
@@ -158,7 +164,7 @@ def test_importing_the_file_again_books_nothing_more(tmp_path: Path) -> None:
 def test_a_file_imported_before_costs_were_booked_gets_them_when_imported_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     path, rows = _reviewed(tmp_path)
     monkeypatch.setattr(importer, "book_imported_assignment_costs", lambda **_: HistoryCosts())  # the old import
     _import("--job", str(job.pk), str(path))
@@ -174,7 +180,7 @@ def test_a_file_imported_before_costs_were_booked_gets_them_when_imported_again(
 
 
 def test_cost_report_shows_the_imported_money(tmp_path: Path) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     path, rows = _reviewed(tmp_path)
     approved, rewards, fees = _expected(rows)
     _import("--job", str(job.pk), str(path))
@@ -194,7 +200,7 @@ def test_cost_report_shows_the_imported_money(tmp_path: Path) -> None:
 
 
 def test_without_max_assignments_the_fee_is_the_20_percent_base(tmp_path: Path) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     path, rows = _reviewed(tmp_path, drop=("MaxAssignments",))
     approved, rewards, fees = _expected(rows)
     assert fees == approved * Decimal("0.01")
@@ -207,7 +213,7 @@ def test_without_max_assignments_the_fee_is_the_20_percent_base(tmp_path: Path) 
 
 
 def test_a_damaged_reviewed_file_is_refused_with_exit_2_and_books_nothing(tmp_path: Path) -> None:
-    job = _new_job()
+    job = _new_job(tmp_path)
     path, _ = _reviewed(tmp_path)
     lines = path.read_bytes().decode("utf-8").split("\r\n")
     lines[10] = lines[10].rsplit(",", 20)[0]  # data row 10 cut short mid-file

@@ -202,14 +202,19 @@ def test_a_new_job_whose_given_labels_miss_an_answer_is_refused_whole() -> None:
 
 
 def test_a_field_that_would_grow_past_fifty_labels_is_refused_as_free_text() -> None:
-    first = "HITId,AssignmentId,WorkerId,Answer.mood\nH1,A1,W1,happy\nH1,A2,W2,sad\n"
+    first = (
+        "HITId,AssignmentId,WorkerId,AssignmentStatus,Answer.mood\nH1,A1,W1,Submitted,happy\nH1,A2,W2,Submitted,sad\n"
+    )
     job = Job.objects.get(
         pk=import_mturk_results(data=first.encode(), filename="a.csv", actor=ACTOR, new_job_name="m").job
     )
-    rows = "".join(f"H{n + 2},B{n},V{n},word{n}\n" for n in range(60))
+    rows = "".join(f"H{n + 2},B{n},V{n},Submitted,word{n}\n" for n in range(60))
     with pytest.raises(ServiceError, match="more than 50, so the field looks like free text"):
         import_mturk_results(
-            data=f"HITId,AssignmentId,WorkerId,Answer.mood\n{rows}".encode(), filename="b.csv", actor=ACTOR, job=job
+            data=f"HITId,AssignmentId,WorkerId,AssignmentStatus,Answer.mood\n{rows}".encode(),
+            filename="b.csv",
+            actor=ACTOR,
+            job=job,
         )
     assert Job.objects.get(pk=job.pk).labels == ["happy", "sad"]
     assert Assignment.objects.count() == 2

@@ -88,6 +88,26 @@ class Command(BaseCommand):
                 f"Added label(s) {', '.join(result.labels_added)} to job {result.job}'s label set "
                 "(answers an earlier batch never gave)."
             )
+        if result.assignments_auto_approved:
+            self.stdout.write(
+                f"{result.assignments_auto_approved} Submitted row(s) were past their AutoApprovalTime, so MTurk "
+                "approved and paid them: imported as approved, their cost booked."
+            )
+        for restated in result.reviews_restated[:20]:
+            self.stdout.write(
+                f"  line {restated['line']}: assignment {restated['assignment']} is {restated['after']} now "
+                f"(was {restated['before']})."
+            )
+        for updated in result.answers_updated[:20]:
+            self.stdout.write(
+                f"  line {updated['line']}: assignment {updated['assignment']}'s answer is {updated['after']!r} now "
+                f"(was {updated['before']!r})."
+            )
+        if result.costs_reversed.get("ledger_rows_reversed"):
+            self.stdout.write(
+                f"Reversed {result.costs_reversed['amount']} {result.costs_reversed['currency']} booked for "
+                f"{result.costs_reversed['assignments_reversed']} assignment(s) the file reports as rejected."
+            )
         for skipped in result.rows_skipped[:20]:
             self.stdout.write(f"  line {skipped['line']}: {skipped['reason']}")
         consensus = result.consensus

@@ -1,12 +1,19 @@
 """``import_mturk_results``: a requester-UI results CSV becomes workers, Hits, assignments and answers.
 
-Items come from the ``Input.*`` columns (one per HIT; an ``Input.external_id`` or ``Input.id`` column names
-it, else the HITId does), the label from the job's answer field (see ``schema``), and every ``Answer.*``
+Items come from the ``Input.*`` columns (one per HIT). An ``Input.external_id`` or ``Input.id`` column names
+it; else its content does (``imports.content_id`` of the ``Input.*`` cells, numerals canonical, as the item
+import names an input file's rows), so HITs of two batches with equal inputs answer one item, and one the job
+holds with equal content (an item imported before content ids, named by its HITId) keeps its id; a row without
+inputs names its HITId. The label comes from the job's answer field (see ``schema``), and every ``Answer.*``
 field plus the HIT columns we have no field for are kept verbatim in ``RawResult`` for the export. The
 work goes through ``record_external_assignments`` (upsert on MTurk's ids, gold graded), so importing the
 same file again changes nothing. What the file's ``Approved`` rows cost (reward and MTurk's fee) is booked in
-the ledger by ``mturk_history_costs``, once per assignment whichever path saw it first. Scoring and consensus
-then run on the whole job when the file brought new work or new statuses.
+the ledger by ``mturk_history_costs``, once per assignment whichever path saw it first; a ``Submitted`` row
+past its AutoApprovalTime was approved (and paid) by MTurk, and counts as ``Approved`` (see ``reader``). A later
+download restates what MTurk changed: a review (a rejection overridden to approved is booked; an approval now
+rejected has its cost reversed, never deleted) and a changed answer (the Answer and its RawResult take the new
+value), each listed in the result (``reviews_restated``, ``answers_updated``, ``costs_reversed``). Scoring and
+consensus then run on the whole job when the file brought new work, new statuses or new answers.
 
 A damaged file (see ``reader``: unreadable CSV, a row cut short or too long, a row without its ids, one
 AssignmentId on two lines with different content) is refused whole, naming its first damaged line, unless
@@ -31,27 +38,26 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, Hit, Item, Job, JobState, RawResult, TaskKind
+from tasks.models import AssignmentState, Hit, Item, Job, JobState, TaskKind
 from tasks.services.collection import validate_value
 from tasks.services.consensus import compute_consensus
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment, owned_by_other_jobs, record_external_assignments
-from tasks.services.imports import GOLD_COLUMN, MAX_EXTERNAL_ID, parse_gold_answer, payload_hash
 from tasks.services.jobs import create_job
 from tasks.services.mturk_history_costs import (
     ImportedApproval,
     book_imported_assignment_costs,
     check_usd_job,
     lock_live_hits,
+    reverse_rejected_assignment_costs,
 )
-from tasks.services.mturk_results.reader import ResultRow, ResultsFile, ResultsFileError, read_results
+from tasks.services.mturk_results.items import MARKETPLACE, write_items, write_raw_results
+from tasks.services.mturk_results.items import item_ids as find_item_ids
+from tasks.services.mturk_results.reader import ResultsFile, ResultsFileError, read_results
 from tasks.services.mturk_results.schema import MAX_INFERRED_LABELS, LabelSchema, SchemaError, infer_schema
 from tasks.services.quality import refresh_speed_scores
 from workforce.audit import Actor, record_audit_event
-from workforce.models import Marketplace
 
-MARKETPLACE = Marketplace.MTURK
-ITEM_ID_INPUTS = ("external_id", "id")
 MAX_REDUNDANCY = 50
 
 
@@ -66,24 +72,20 @@ class MTurkImportResult:
     items_created: int = 0
     hits_created: int = 0
     answers_created: int = 0
+    assignments_auto_approved: int = 0  # Submitted rows past their AutoApprovalTime, taken as approved
     raw_results_refreshed: int = 0
     label_field: str = ""
     labels_added: list[str] = field(default_factory=list)
     rows_skipped: list[dict[str, Any]] = field(default_factory=list)
     costs: dict[str, Any] = field(default_factory=dict)
+    reviews_restated: list[dict[str, Any]] = field(default_factory=list)  # line, assignment, before, after
+    answers_updated: list[dict[str, Any]] = field(default_factory=list)  # line, assignment, item, before, after
+    costs_reversed: dict[str, Any] = field(default_factory=dict)
     consensus: dict[str, Any] | None = None
     workers_scored: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _item_id(row: ResultRow) -> str:
-    return next((row.inputs[k].strip() for k in ITEM_ID_INPUTS if row.inputs.get(k, "").strip()), row.hit_id)
-
-
-def _payload(row: ResultRow) -> dict[str, Any]:
-    return {k: v for k, v in row.inputs.items() if k not in ITEM_ID_INPUTS and k != GOLD_COLUMN}
 
 
 def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Actor) -> Job:
@@ -109,77 +111,6 @@ def _new_job(*, name: str, parsed: ResultsFile, schema: LabelSchema, actor: Acto
     job.answer_field = schema.field
     job.save(update_fields=["marketplace", "answer_field", "updated_at"])
     return job
-
-
-def _write_items(job: Job, rows: list[ResultRow], skip: dict[int, str]) -> int:
-    """Create the rows' missing items; rows whose item clashes with stored content go into ``skip``.
-
-    An ``Input.gold`` value makes the item a gold question with that known answer, as in the item import
-    (and with the same content hash, so either import recognises the other's items)."""
-    existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
-    new: dict[str, tuple[dict[str, Any], str, Any]] = {}
-    for row in rows:
-        external_id = _item_id(row)
-        payload = _payload(row)
-        gold, problem = parse_gold_answer(job, row.inputs.get(GOLD_COLUMN, "").strip())
-        digest = payload_hash(payload if gold is None else {**payload, "\u0000gold": gold})
-        if problem:
-            skip[row.line] = f"Input.{problem}"
-        elif len(external_id) > MAX_EXTERNAL_ID:
-            skip[row.line] = f"the item id is longer than {MAX_EXTERNAL_ID} characters"
-        elif existing.get(external_id, digest) != digest or new.get(external_id, (payload, digest))[1] != digest:
-            skip[row.line] = f"item {external_id!r} already exists in this job with different Input.* values"
-        elif external_id not in existing:
-            new[external_id] = (payload, digest, gold)
-    Item.objects.bulk_create(
-        [
-            Item(
-                job=job,
-                external_id=eid,
-                payload=payload,
-                payload_hash=digest,
-                is_gold=gold is not None,
-                gold_answer=gold,
-            )
-            for eid, (payload, digest, gold) in new.items()
-        ],
-        batch_size=2000,
-        ignore_conflicts=True,
-    )
-    return len(new)
-
-
-def _write_raw_results(job: Job, rows: list[ResultRow], source: str) -> int:
-    """Keep each row's answer fields and HIT columns; a reviewed row refreshes its columns (e.g. ApprovalTime),
-    and any row whose answer fields differ from the kept copy (one a damaged earlier file cut short) refreshes
-    them. Returns how many kept copies were refreshed."""
-    ids = dict(
-        Assignment.objects.filter(
-            job=job, marketplace=MARKETPLACE, external_id__in=[r.assignment_id for r in rows]
-        ).values_list("external_id", "id")
-    )
-    kept = set(RawResult.objects.filter(assignment_id__in=ids.values()).values_list("assignment_id", flat=True))
-    RawResult.objects.bulk_create(
-        [
-            RawResult(assignment_id=ids[r.assignment_id], job=job, answers=r.answers, columns=r.columns, source=source)
-            for r in rows
-            if r.assignment_id in ids and ids[r.assignment_id] not in kept
-        ],
-        batch_size=2000,
-        ignore_conflicts=True,
-    )
-    again = {ids[r.assignment_id]: r for r in rows if ids.get(r.assignment_id) in kept}
-    changed = []
-    for raw in RawResult.objects.filter(assignment_id__in=list(again)).only(
-        "id", "assignment_id", "columns", "answers"
-    ):
-        row = again[raw.assignment_id]
-        columns = row.columns if row.status != "submitted" else raw.columns
-        if raw.columns != columns or raw.answers != row.answers:
-            raw.columns, raw.answers = columns, row.answers
-            changed.append(raw)
-    RawResult.objects.bulk_update(changed, ["columns", "answers"], batch_size=2000)
-    return len(changed)
 
 
 def _damage_sentence(filename: str, damage: list[tuple[int, str, str]]) -> str:
@@ -293,7 +224,7 @@ def import_mturk_results(
     if (job is None) == (not new_job_name.strip()):
         raise ServiceError("Give either an existing job or a name for a new job.")
     try:
-        parsed = read_results(data)
+        parsed = read_results(data, now=timezone.now())
     except ResultsFileError as exc:
         raise ServiceError(str(exc)) from exc
     if parsed.damage and not skip_bad_rows:
@@ -337,6 +268,8 @@ def import_mturk_results(
         result = MTurkImportResult(
             job=job.pk, job_created=created, rows=parsed.total_rows, label_field=schema.field, labels_added=labels_added
         )
+        stored = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
+        item_ids = find_item_ids(job, parsed.rows, stored)
         records: dict[int, ExternalAssignment] = {}
         for row in parsed.rows:
             value, problem = schema.value(row.answers)
@@ -352,7 +285,7 @@ def import_mturk_results(
                 external_assignment_id=row.assignment_id,
                 external_hit_id=row.hit_id,
                 external_worker_id=row.worker_id,
-                answers={_item_id(row): value},
+                answers={item_ids[row.line]: value},
                 state=row.status,
                 accepted_at=row.accepted_at,
                 submitted_at=row.submitted_at,
@@ -364,7 +297,7 @@ def import_mturk_results(
         for line, record in records.items():
             if record.external_assignment_id in elsewhere:
                 skip.setdefault(line, elsewhere[record.external_assignment_id])
-        result.items_created = _write_items(job, [r for r in parsed.rows if r.line not in skip], skip)
+        result.items_created = write_items(job, [r for r in parsed.rows if r.line not in skip], skip, item_ids, stored)
         lines = {record.external_assignment_id: line for line, record in records.items() if line not in skip}
         approved = [line for line in lines.values() if records[line].state == AssignmentState.APPROVED]
         lock_live_hits(external_hit_ids=[records[line].external_hit_id for line in approved])
@@ -374,6 +307,7 @@ def import_mturk_results(
             records=[records[line] for line in lines.values()],
             actor=actor,
             source=filename,
+            restate=True,
         )
         for assignment_id, reason in recorded.skipped:
             skip[lines[assignment_id]] = reason
@@ -399,7 +333,22 @@ def import_mturk_results(
             source=filename,
             actor=actor,
         ).as_dict()
-        result.raw_results_refreshed = _write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
+        rejected = [
+            a for a, line in lines.items() if line not in skip and records[line].state == AssignmentState.REJECTED
+        ]
+        result.costs_reversed = reverse_rejected_assignment_costs(
+            job=job, assignment_ids=rejected, source=filename, actor=actor
+        ).as_dict()
+        result.reviews_restated = [
+            {"line": lines[a], "assignment": a, "before": before, "after": after}
+            for a, before, after in recorded.reviews_restated
+        ]
+        result.answers_updated = [
+            {"line": lines[a], "assignment": a, "item": item_ids[lines[a]], "before": before, "after": after}
+            for a, _, before, after in recorded.answers_restated
+        ]
+        result.assignments_auto_approved = sum(1 for row in parsed.rows if row.auto_approved and row.line not in skip)
+        result.raw_results_refreshed = write_raw_results(job, [r for r in parsed.rows if r.line not in skip], filename)
         result.assignments_created = recorded.assignments_created
         result.assignments_updated = recorded.assignments_updated
         result.workers_created = recorded.workers_created
@@ -415,9 +364,10 @@ def import_mturk_results(
             or result.assignments_updated
             or result.items_created
             or result.raw_results_refreshed
+            or result.answers_updated
         ):
             _audit(actor=actor, job=job, filename=filename, result=result)
-    if result.assignments_created or result.assignments_updated:
+    if result.assignments_created or result.assignments_updated or result.answers_updated:
         _score(job=job, result=result, actor=actor)
     return result
 
@@ -435,6 +385,8 @@ def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) 
             "assignments_created": result.assignments_created,
             "items_created": result.items_created,
             "raw_results_refreshed": result.raw_results_refreshed,
+            "reviews_restated": len(result.reviews_restated),
+            "answers_updated": len(result.answers_updated),
             "labels_added": result.labels_added,
             "rows_skipped": len(result.rows_skipped),
         },

@@ -5,6 +5,10 @@ the fully quoted and the minimally quoted dialect, rows that lack only the trail
 cells, no final newline, ``$``-prefixed rewards, and timestamps such as ``Thu Nov 07 16:38:49 PST 2019`` or
 ISO 8601 with an offset. Pure: no Django.
 
+A file that is not UTF-8, holds a NUL byte or has no ``AssignmentStatus`` column is refused whole, in one sentence
+naming the line or the column. A ``Submitted`` row whose ``AutoApprovalTime`` is already past (``now``) was
+approved and paid by MTurk: it is read as approved, reviewed at its AutoApprovalTime (``auto_approved``).
+
 Damage is told apart from rows that merely cannot be taken: a line that is not CSV (a stray quote, a quoted
 cell cut off at the end of the file), a row with more cells than the header or fewer than the header without
 its trailing ``Approve``/``Reject`` (a truncated download), a row without its ids, and an AssignmentId seen
@@ -136,6 +140,7 @@ class ResultRow:
     inputs: dict[str, str]
     answers: dict[str, str]
     columns: dict[str, str]  # the other requester-UI columns, verbatim
+    auto_approved: bool = False  # Submitted in the file, but its AutoApprovalTime had passed: MTurk approved it
 
 
 @dataclass
@@ -168,17 +173,25 @@ def _width_problem(header: list[str], values: list[str]) -> str:
     return ""
 
 
-def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
+def _row(line: int, cells: dict[str, str], api_style: bool, now: datetime | None) -> ResultRow:
     """One data row; raises ValueError with the reason it cannot be taken (``_DamagedRow`` for damage)."""
     hit_id, assignment_id, worker_id = (cells.get(name, "").strip() for name in ID_COLUMNS)
     missing = [name for name, value in zip(ID_COLUMNS, (hit_id, assignment_id, worker_id), strict=True) if not value]
     if missing:
         raise _DamagedRow(f"empty {', '.join(missing)}")
     status_text = cells.get("AssignmentStatus", "").strip()
-    status = STATUSES.get(status_text.lower() or "submitted")
+    status = STATUSES.get(status_text.lower())
+    if not status_text:
+        raise ValueError("AssignmentStatus is empty")
     if status is None:
         raise ValueError(f"AssignmentStatus {status_text!r} is not Submitted, Approved or Rejected")
-    reviewed = parse_time(cells.get("ApprovalTime", "")) or parse_time(cells.get("RejectionTime", ""))
+    first, second = ("RejectionTime", "ApprovalTime") if status == "rejected" else ("ApprovalTime", "RejectionTime")
+    reviewed = parse_time(cells.get(first, "")) or parse_time(cells.get(second, ""))
+    auto_approved = False
+    if status == "submitted":
+        auto_approval = parse_time(cells.get("AutoApprovalTime", ""))
+        if now is not None and auto_approval is not None and auto_approval <= now:
+            status, reviewed, auto_approved = "approved", auto_approval, True
     max_text = cells.get("MaxAssignments", "").strip()
     if max_text and not (max_text.isascii() and max_text.isdigit()):
         raise ValueError(f"MaxAssignments {max_text!r} is not a whole number")
@@ -202,11 +215,34 @@ def _row(line: int, cells: dict[str, str], api_style: bool) -> ResultRow:
         inputs=inputs,
         answers=answers,
         columns={k: v for k, v in cells.items() if k in STANDARD_COLUMNS and k not in ID_COLUMNS},
+        auto_approved=auto_approved,
     )
 
 
-def read_results(data: bytes) -> ResultsFile:
-    """Parse a whole results file. Bad rows become ``problems``; a file that is not a results file raises."""
+def _check_text(data: bytes) -> None:
+    """Refuse bytes that are not UTF-8 text, or that hold a NUL, naming the line (a database cannot store a NUL)."""
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise ResultsFileError(
+            f"The file is not UTF-8 text: line {line} has a byte (0x{body[exc.start]:02x}) that UTF-8 cannot decode; "
+            "a results file must be UTF-8, so download it again from MTurk or save it as UTF-8."
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise ResultsFileError(
+            f"The file holds a NUL byte on line {line}, which no results file has (a UTF-16 or binary file?); "
+            "a results file must be UTF-8 text, so download it again from MTurk."
+        )
+
+
+def read_results(data: bytes, *, now: datetime | None = None) -> ResultsFile:
+    """Parse a whole results file. Bad rows become ``problems``; a file that is not a results file raises.
+    ``now``: the moment Submitted rows past their AutoApprovalTime count as approved (None: never)."""
+    _check_text(data)
     header, records = read_csv_text(
         data,
         error=ResultsFileError,
@@ -232,6 +268,11 @@ def read_results(data: bytes) -> ResultsFile:
         input_columns = [h[len(INPUT_PREFIX) :] for h in header if h.startswith(INPUT_PREFIX)]
     if not answer_columns:
         raise ResultsFileError("The file has no Answer.* columns, so there is no work to import.")
+    if "AssignmentStatus" not in header:
+        raise ResultsFileError(
+            "The header has no AssignmentStatus column, so whether each assignment was submitted, approved or "
+            "rejected is unknown; download the full results file from MTurk."
+        )
     result = ResultsFile(input_columns=input_columns, answer_columns=answer_columns)
     seen: dict[str, tuple[int, dict[str, str]]] = {}  # assignment id -> (first line, its cells)
     for record in records:
@@ -257,7 +298,7 @@ def read_results(data: bytes) -> ResultsFile:
                 result.add_problem(line, assignment_id, reason, damage=True)
             continue
         try:
-            result.rows.append(_row(line, cells, api_style))
+            result.rows.append(_row(line, cells, api_style, now))
         except ValueError as exc:
             result.add_problem(line, assignment_id, str(exc), damage=isinstance(exc, _DamagedRow))
         if assignment_id:

@@ -52,12 +52,13 @@ def test_money_drops_the_dollar_sign_and_refuses_nonsense() -> None:
 
 def test_short_rows_are_padded_long_rows_reported_and_tabs_and_bom_understood() -> None:
     text = (
-        "\ufeffHITId\tAssignmentId\tWorkerId\tAnswer.x\tApprove\tReject\r\nH\tA1\tW\tcat\r\nH\tA2\tW2\tdog\t\t\t\textra"
+        "\ufeffHITId\tAssignmentId\tWorkerId\tAssignmentStatus\tAnswer.x\tApprove\tReject\r\n"
+        "H\tA1\tW\tSubmitted\tcat\r\nH\tA2\tW2\tSubmitted\tdog\t\t\t\textra"
     )
     parsed = read_results(text.encode())
     assert [r.assignment_id for r in parsed.rows] == ["A1"] and parsed.rows[0].answers == {"x": "cat"}
-    assert parsed.rows[0].status == "submitted"  # no AssignmentStatus column: the work was submitted
-    assert parsed.problems == [(3, "", "8 fields but the header has 6")]
+    assert parsed.rows[0].status == "submitted"
+    assert parsed.problems == [(3, "", "9 fields but the header has 7")]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_short_rows_are_padded_long_rows_reported_and_tabs_and_bom_understood() 
         (b"\xff\xfe\x00", "not UTF-8"),
         (b"HITId,AssignmentId,WorkerId,Input.a\nH,A,W,1\n", "no Answer"),
         (b"HITId,AssignmentId,WorkerId,Answer.a,Answer.a\n", "repeats the column"),
-        (b"HITId,AssignmentId,WorkerId,Answer.a\n", "no rows"),
+        (b"HITId,AssignmentId,WorkerId,AssignmentStatus,Answer.a\n", "no rows"),
     ],
 )
 def test_files_that_cannot_be_results_raise_one_sentence(data: bytes, message: str) -> None:

@@ -14,6 +14,7 @@ from tasks.models import (
     Answer,
     Assignment,
     ConsensusLabel,
+    CostEntry,
     GoldGrade,
     Item,
     Job,
@@ -22,7 +23,9 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.services.errors import ServiceError
+from tasks.services.imports import content_id
 from tasks.services.mturk_results import export_mturk_results, import_mturk_results
+from tasks.services.mturk_results.reader import parse_time
 from tests.factories import JobFactory
 from tests.tasks.services.mturk_fixtures import CHECKBOXES, RADIO, REAL_RESULTS, real_file
 from workforce.audit import Actor
@@ -30,6 +33,7 @@ from workforce.models import AuditEvent, Worker
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test mturk import")
+RATINGS = "p808_Batch_257568_batch_results.csv"
 
 
 def _import(data: bytes | str, **kwargs: object) -> object:
@@ -85,7 +89,7 @@ def test_every_real_results_file_imports_once(name: str) -> None:
 
 def test_the_ragged_quoted_file_keeps_statuses_times_money_inputs_and_every_answer_field() -> None:
     result = _import(
-        real_file("p808_Batch_257568_batch_results.csv"),
+        real_file(RATINGS),
         new_job_name="ratings",
         answer_field="q1",
         labels=list("12345"),
@@ -93,7 +97,9 @@ def test_the_ragged_quoted_file_keeps_statuses_times_money_inputs_and_every_answ
     assignment = Assignment.objects.select_related("raw_result", "hit").get(
         external_id="35GCEFQ6I93Y3FGGY5K5J6ETKDRZ3V"
     )
-    assert assignment.state == "submitted" and assignment.reward == Decimal("0.05")
+    # Submitted in the file, but its AutoApprovalTime (Sun Nov 10 16:45:50 PST 2019) has passed: MTurk approved it.
+    assert assignment.state == "approved" and assignment.reward == Decimal("0.05")
+    assert assignment.reviewed_at == datetime(2019, 11, 11, 0, 45, 50, tzinfo=UTC)
     assert assignment.accepted_at == datetime(2019, 11, 8, 0, 39, 54, tzinfo=UTC)  # Thu Nov 07 16:39:54 PST
     assert assignment.submitted_at == datetime(2019, 11, 8, 0, 45, 50, tzinfo=UTC)
     assert assignment.hit.external_id == "3IYI9285XVFUTG91JANI0VYH2Z4CJ6"
@@ -101,7 +107,12 @@ def test_the_ragged_quoted_file_keeps_statuses_times_money_inputs_and_every_answ
     assert len(assignment.raw_result.answers) == 89 and assignment.raw_result.answers["tp_check"] == "0"
     assert assignment.raw_result.columns["LifetimeApprovalRate"] == "0% (0/0)"
     item = Item.objects.get(job_id=result.job)
-    assert item.external_id == "3IYI9285XVFUTG91JANI0VYH2Z4CJ6" and len(item.payload) == 22
+    inputs = [
+        v
+        for k, v in next(csv.DictReader(io.StringIO(real_file(RATINGS).decode("utf-8-sig")))).items()
+        if k.startswith("Input.")
+    ]
+    assert item.external_id == content_id(inputs) and len(item.payload) == 22  # no Input.id: named by its content
     assert item.payload["TP_ANS"] == "5"
     assert Answer.objects.get(job_id=result.job).value == "3"
 
@@ -156,8 +167,8 @@ def test_a_radio_group_becomes_a_single_label_job_and_free_text_is_kept_verbatim
     assert a1.raw_result.answers["comment"] == "loved it, really"
     # PDT is seven hours behind UTC, PST eight.
     assert Assignment.objects.get(external_id="A3").accepted_at == datetime(2019, 11, 8, 0, 0, tzinfo=UTC)
-    assert Item.objects.get(job=job, external_id="H2").payload == {"text": "awful"}
-    assert ConsensusLabel.objects.get(item__external_id="H1").value == "positive"
+    assert Item.objects.get(job=job, external_id=content_id(["awful"])).payload == {"text": "awful"}
+    assert ConsensusLabel.objects.get(item__external_id=content_id(["great film"])).value == "positive"
     assert WorkerJobScore.objects.filter(job=job, agreement__isnull=False).count() == 3
     assert AuditEvent.objects.filter(action="mturk_results.imported", object_id=str(job.pk)).exists()
 
@@ -182,7 +193,7 @@ def test_bad_rows_are_skipped_with_their_line_and_reason() -> None:
     assert "2 options ticked" in reasons[8]
     assert "holds no label" in reasons[9]
     assert not Assignment.objects.filter(external_id__in=["A5", "A6", "A7", "A8"]).exists()
-    assert not Item.objects.filter(external_id="H3").exists()
+    assert not Item.objects.filter(payload__text="x").exists()
 
 
 def test_answers_outside_a_hand_made_jobs_labels_refuse_the_file_or_with_skip_unknown_labels_are_skipped() -> None:
@@ -195,7 +206,7 @@ def test_answers_outside_a_hand_made_jobs_labels_refuse_the_file_or_with_skip_un
     result = _import(RADIO, job=job, skip_unknown_labels=True)
     assert result.assignments_created == 0 and len(result.rows_skipped) == 4
     assert result.rows_skipped[0]["reason"] == "sentiment ticks positive, which is not one of the job's labels"
-    plain = "HITId,AssignmentId,WorkerId,Answer.sentiment\nH9,A9,W9,maybe\n"
+    plain = "HITId,AssignmentId,WorkerId,AssignmentStatus,Answer.sentiment\nH9,A9,W9,Submitted,maybe\n"
     reason = _import(plain, job=job, skip_unknown_labels=True).rows_skipped[0]["reason"]
     assert reason == "Choose one of the job's labels (yes, no), not 'maybe'"
     assert not Item.objects.exists() and not Assignment.objects.exists()
@@ -235,8 +246,12 @@ def test_export_writes_the_requester_ui_columns_and_reimports_to_the_same_answer
     assert len(rows) == 349 and text.endswith("\r\n")
     original = next(csv.DictReader(io.StringIO(data.decode())))
     exported = next(r for r in rows if r["AssignmentId"] == original["AssignmentId"])
-    for column in ("HITId", "WorkerId", "AssignmentStatus", "Reward", "Title", "Answer.4_ld", "Answer.num5"):
+    for column in ("HITId", "WorkerId", "Reward", "Title", "Answer.4_ld", "Answer.num5"):
         assert exported[column] == original[column]
+    # Submitted in the file, past its AutoApprovalTime: MTurk approved it then.
+    assert (original["AssignmentStatus"], exported["AssignmentStatus"]) == ("Submitted", "Approved")
+    assert parse_time(exported["ApprovalTime"]) == parse_time(original["AutoApprovalTime"])
+    CostEntry.objects.all().delete()  # the history's charges, which protect the job (a clean slate)
     first.delete()  # MTurk ids are global: the copy goes into a new job once the old one is gone
     second = Job.objects.get(pk=_import(text, new_job_name="copy", answer_field="8_hearing").job)
     assert _snapshot(second) == before
@@ -259,11 +274,11 @@ def test_an_input_gold_column_makes_gold_items_whose_answers_are_graded_and_kept
     header = lines[0].replace("Input.text,", "Input.text,Input.gold,")
     rows = [line.replace("great film,", "great film,positive,").replace("awful,", "awful,,") for line in lines[1:]]
     result = _import("\n".join([header, *rows]) + "\n", new_job_name="sentiment")
-    gold = Item.objects.get(external_id="H1")
+    gold = Item.objects.get(payload__text="great film")
     assert (gold.is_gold, gold.gold_answer, gold.payload) == (True, "positive", {"text": "great film"})
     grades = dict(GoldGrade.objects.values_list("worker__external_id", "score"))
     assert grades == {"W1": 1.0, "W2": 1.0, "W3": 0.0}
-    assert list(ConsensusLabel.objects.values_list("item__external_id", flat=True)) == ["H2"]
+    assert list(ConsensusLabel.objects.values_list("item__payload__text", flat=True)) == ["awful"]
     assert WorkerJobScore.objects.get(job_id=result.job, worker__external_id="W3").gold_answers == 1
     exported = list(csv.DictReader(io.StringIO(_export(Job.objects.get(pk=result.job)))))
     assert {r["AssignmentId"]: r["Input.gold"] for r in exported} == {
