@@ -17,6 +17,7 @@ from tasks.models import Job
 from tasks.selectors_groundtruth import compare_consensus_with_groundtruth
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.importing import import_groundtruth_output, parse_gold_file
+from tasks.services.groundtruth.manifest_input import MAX_STORED_BYTES, undecodable
 from tasks.services.groundtruth.shapes import CONSOLIDATED_CHOICES
 from workforce.audit import Actor
 from workforce.marketplaces.groundtruth.formats import (
@@ -37,13 +38,12 @@ def _price(text: str) -> Decimal:
 
 
 def _read_text(path: Path, option: str) -> str:
-    """The UTF-8 text of the file given as ``option``; a CommandError naming both when it cannot be read."""
+    """The UTF-8 text of the file given as ``option`` (a leading byte-order mark dropped); a CommandError
+    naming both, and the line of a byte that is not UTF-8, when it cannot be read."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"{option} {path} is not UTF-8 text (byte {exc.start} cannot be decoded).", returncode=2
-        ) from None
+        raise CommandError(f"{option} {path} is not UTF-8 text: {undecodable(exc)}.", returncode=2) from None
     except FileNotFoundError:
         raise CommandError(f"{option} {path} does not exist.", returncode=2) from None
     except OSError as exc:
@@ -65,7 +65,13 @@ class Command(BaseCommand):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--job", type=int, help="An existing job's id.")
         target.add_argument("--new-job", metavar="NAME", help="Create a Ground Truth job with this name.")
-        parser.add_argument("--manifest", type=Path, required=True, help="The output manifest (JSON Lines).")
+        parser.add_argument(
+            "--manifest",
+            type=Path,
+            required=True,
+            help="The output manifest (UTF-8 JSON Lines, a byte-order mark allowed); a line storing more than "
+            f"{MAX_STORED_BYTES // 1_000_000} MB as its item or its label is refused.",
+        )
         parser.add_argument(
             "--worker-responses", type=Path, help="Directory or tar archive holding worker-response/iteration-N/..."
         )

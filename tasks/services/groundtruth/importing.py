@@ -12,6 +12,12 @@ Bounding-box jobs become ``image_boxes`` jobs (see ``groundtruth.shapes``: boxes
 for workers and for Ground Truth's consolidated label). Task types our kinds cannot express (masks,
 custom tasks) still import: the job is created as the nearest classification kind, and Ground Truth's
 label keeps its raw JSON in ``GroundTruthLabel``.
+
+Ground Truth has no review step: the work in its output was accepted (and, for the public workforce, paid)
+by AWS, so each worker response is recorded as an approved assignment, reviewed when it was submitted. It
+counts for consensus and scores like any accepted work, waits in no reviewer's queue, and its only cost is
+what ``groundtruth.costs`` books. How the manifest's text is read and what a line may store:
+``groundtruth.manifest_input``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from tasks.services.errors import ServiceError
 from tasks.services.external_work import ExternalAssignment, record_external_assignments
 from tasks.services.groundtruth import shapes as gt_shapes
 from tasks.services.groundtruth.costs import Pricing, book_groundtruth_costs
-from tasks.services.imports import payload_hash
+from tasks.services.groundtruth.manifest_input import check_stored_size, without_bom
+from tasks.services.imports import payload_hash, same_content
 from workforce.audit import Actor, record_audit_event
 from workforce.jsonlimits import load_storable, reason
 from workforce.marketplaces.groundtruth.formats import (
@@ -191,7 +198,7 @@ def item_external_id(line: ManifestLine) -> str:
 
 
 def _write_items(
-    job: Job, manifest: Manifest, gold: Mapping[str, Any], result: GroundTruthImportResult
+    job: Job, manifest: Manifest, gold: Mapping[str, Any], result: GroundTruthImportResult, numbers: list[int]
 ) -> dict[str, int]:
     existing = dict(Item.objects.filter(job=job).values_list("external_id", "payload_hash"))
     labels = {str(label) for label in job.labels}
@@ -207,15 +214,17 @@ def _write_items(
             continue
         external_id = str(line.dataset_object_id)
         payload = _payload(job.task_kind, line)
+        check_stored_size("an item payload", payload, line=numbers[line.dataset_object_id])
         known = _gold_for(line, gold)
         if known is not None and job.task_kind in _CLASSIFICATION_KINDS and known not in labels:
             raise ServiceError(f"Gold label {known!r} of object {external_id} is not one of the job's labels.")
         if known is not None and job.is_shapes:
             gt_shapes.check_gold(job, external_id, known, payload)
-        digest = payload_hash(payload if known is None else {**payload, "\u0000gold": known})
+        content = payload if known is None else {**payload, "\u0000gold": known}
+        digest = payload_hash(content)
         if external_id not in existing:
             new.append((external_id, payload, digest, known))
-        elif existing[external_id] == digest:
+        elif same_content(existing[external_id], content):  # whichever digest it was stored with
             result.items_unchanged += 1
         else:
             raise ServiceError(f"Item {external_id} already exists in job {job.pk} with different content.")
@@ -231,7 +240,7 @@ def _write_items(
 
 
 def _write_gt_labels(
-    job: Job, manifest: Manifest, item_ids: Mapping[str, int], result: GroundTruthImportResult
+    job: Job, manifest: Manifest, item_ids: Mapping[str, int], result: GroundTruthImportResult, numbers: list[int]
 ) -> None:
     current = {
         row.item_id: row
@@ -243,6 +252,8 @@ def _write_gt_labels(
     for line in manifest.lines:
         if not line.has_label:
             continue
+        stored = {manifest.label_attribute: line.label, f"{manifest.label_attribute}-metadata": line.metadata}
+        check_stored_size("a Ground Truth label", stored, line=numbers[line.dataset_object_id])
         item_id = item_ids[item_external_id(line)]
         confidence = line.metadata.get("confidence")
         human = line.metadata.get("human-annotated")
@@ -291,6 +302,7 @@ def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> l
     objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}
     sizes = gt_shapes.object_sizes(job, manifest, objects) if job.is_shapes else {}
     records: list[ExternalAssignment] = []
+    now = timezone.now()
     for response in sorted(responses, key=lambda r: (r.dataset_object_id, r.iteration, r.path)):
         if response.dataset_object_id not in objects:
             raise ServiceError(
@@ -311,9 +323,10 @@ def _records(manifest: Manifest, responses: list[WorkerResponse], job: Job) -> l
                     if job.is_shapes
                     else answer_value(response.answer_content)
                 },
-                state=AssignmentState.SUBMITTED,
+                state=AssignmentState.APPROVED,  # no review step: accepted by Ground Truth on submission
                 accepted_at=response.accepted_at,
                 submitted_at=response.submitted_at,
+                reviewed_at=response.submitted_at or now,
                 reward=job.reward,
             )
         )
@@ -353,10 +366,12 @@ def import_groundtruth_output(
         raise ServiceError("Give either an existing job or a name for a new one.")
     if consolidated_as not in gt_shapes.CONSOLIDATED_CHOICES:
         raise ServiceError(f"consolidated_as must be one of {', '.join(gt_shapes.CONSOLIDATED_CHOICES)}.")
+    manifest_text = without_bom(manifest_text)
     try:
         manifest = parse_manifest(manifest_text, label_attribute=label_attribute, require_labels=require_labels)
     except GroundTruthFormatError as exc:
         raise ServiceError(f"The manifest is not a Ground Truth manifest: {exc}.") from exc
+    numbers = [n for n, text in enumerate(manifest_text.splitlines(), start=1) if text.strip()]  # file lines
     if labeling_job_name:
         manifest = replace(manifest, labeling_job_name=labeling_job_name)
     responses = list(responses)
@@ -387,8 +402,8 @@ def import_groundtruth_output(
                 task_type=manifest.task_type,
             )
             _check_not_elsewhere(job, manifest)
-            item_ids = _write_items(job, manifest, gold, result)
-            _write_gt_labels(job, manifest, item_ids, result)
+            item_ids = _write_items(job, manifest, gold, result, numbers)
+            _write_gt_labels(job, manifest, item_ids, result, numbers)
             records = _records(manifest, responses, job)
             if consolidated_as == "annotator" and job.is_shapes:
                 objects = {line.dataset_object_id: item_external_id(line) for line in manifest.lines}

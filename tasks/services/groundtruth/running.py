@@ -39,6 +39,7 @@ from tasks.services.collection import job_completed_event
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.costs import estimated_cost, object_price
 from tasks.services.groundtruth.importing import ITEM_KEY, GroundTruthImportResult, import_groundtruth_output
+from tasks.services.groundtruth.manifest_input import undecodable
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.groundtruth.connector import (
@@ -296,7 +297,12 @@ def collect_labeling_job(
     """Read what the labeling job has written to S3 into assignments, answers and Ground Truth labels."""
     connector = connector or GroundTruth()
     state = state or connector.describe(labeling_job.name)
-    output = connector.collect(state)
+    try:
+        output = connector.collect(state)
+    except UnicodeDecodeError as exc:  # the connector decodes the manifest S3 holds
+        raise MarketplaceError(
+            f"Labeling job {labeling_job.name}'s manifest is not UTF-8 text: {undecodable(exc)}", permanent=True
+        ) from exc
     try:
         responses = read_worker_responses(output.worker_files)
     except GroundTruthFormatError as exc:

@@ -16,6 +16,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils import timezone
+
 from tasks.models import SHAPE_KINDS, AssignmentState, Item, Job, TaskKind
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.external_work import ExternalAssignment
@@ -128,7 +130,9 @@ def worker_answer(job: Job, response: WorkerResponse, size: tuple[float, float] 
 def consolidated_records(
     manifest: Manifest, job: Job, item_ids: Mapping[int, str], *, hit_id: Any, assignment_id: Any
 ) -> list[ExternalAssignment]:
-    """The consolidated boxes as the answers of one annotator, ``groundtruth-consolidated``."""
+    """The consolidated boxes as the answers of one annotator, ``groundtruth-consolidated``: approved work,
+    as every imported answer is (Ground Truth has no review step), that costs nothing."""
+    now = timezone.now()
     return [
         ExternalAssignment(
             external_assignment_id=assignment_id(
@@ -137,7 +141,9 @@ def consolidated_records(
             external_hit_id=hit_id(manifest.labeling_job_name, line.dataset_object_id),
             external_worker_id=CONSOLIDATED_WORKER,
             answers={item_ids[line.dataset_object_id]: plain_shapes(line)},
-            state=AssignmentState.SUBMITTED,
+            state=AssignmentState.APPROVED,
+            submitted_at=now,
+            reviewed_at=now,
             reward=job.reward,
         )
         for line in manifest.lines
