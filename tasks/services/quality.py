@@ -236,14 +236,22 @@ def _missed_gold_evidence(job: Job, item_ids: list[int]) -> dict[str, Any]:
 
 
 def _act_on_missed_gold_in_bulk(*, job: Job, missed: dict[int, list[GoldGrade]], now: datetime) -> None:
-    """``act_on_missed_gold`` for many graded assignments: flags in one insert, rejections one by one."""
+    """``act_on_missed_gold`` for many graded assignments: flags in one insert, rejections one by one. Work that
+    is already reviewed (history imported approved or rejected from a marketplace) cannot be rejected here: with
+    ``reject`` it is flagged instead, so a reviewer sees it and the import that brought it goes through."""
     if job.gold_miss_action == GoldMissAction.OFF or not missed:
         return
     if job.gold_miss_action == GoldMissAction.REJECT:
+        reviewed: dict[int, list[GoldGrade]] = {}
         for assignment in Assignment.objects.filter(pk__in=list(missed)).select_related("worker").order_by("pk"):
+            if assignment.state != AssignmentState.SUBMITTED:
+                reviewed[assignment.pk] = missed[assignment.pk]
+                continue
             known = [(g.item_id, g.score) for g in missed[assignment.pk]]
             act_on_missed_gold(assignment=assignment, job=job, worker=assignment.worker, now=now, grades=known)
-        return
+        missed = reviewed
+        if not missed:
+            return
     already = set(
         AssignmentFlag.objects.filter(assignment_id__in=list(missed), reason=MISSED_GOLD).values_list(
             "assignment_id", flat=True

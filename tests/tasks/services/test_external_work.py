@@ -183,3 +183,25 @@ def test_every_assignment_recorded_or_moved_on_gets_its_own_audit_event() -> Non
         ("assignment.state_recorded", {"state": "submitted"}, "approved", "b2.csv"),
     ]
     assert AuditEvent.objects.filter(action="assignment.recorded").count() == 3
+
+
+def test_reviewed_history_that_missed_gold_is_flagged_not_rejected_on_a_rejecting_job() -> None:
+    """Imported work a marketplace already approved (or rejected) cannot be rejected here: on a job that rejects
+    missed gold it is flagged for a reviewer, and the import goes through."""
+    job = JobFactory(gold_miss_action="reject")
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    records = [
+        ExternalAssignment(
+            r.external_assignment_id, r.external_hit_id, r.external_worker_id, r.answers, state, at, at, at
+        )
+        for r, state in zip(
+            _gold_batch(job, 6, workers=3), [AssignmentState.APPROVED] * 3 + [AssignmentState.REJECTED] * 3, strict=True
+        )
+    ]
+    result = record_external_assignments(job=job, marketplace="groundtruth", records=records, actor=ACTOR)
+    assert result.assignments_created == 6 and not result.skipped
+    flagged = set(AssignmentFlag.objects.filter(job=job).values_list("assignment__external_id", flat=True))
+    assert flagged == {f"A2-{job.pk}", f"A5-{job.pk}"}
+    states = dict(Assignment.objects.filter(job=job).values_list("external_id", "state"))
+    assert states[f"A2-{job.pk}"] == AssignmentState.APPROVED and states[f"A5-{job.pk}"] == AssignmentState.REJECTED
+    assert not AuditEvent.objects.filter(action="assignment.rejected_for_missed_gold").exists()
