@@ -57,11 +57,6 @@ def _drawn(page: Any) -> list[dict[str, Any]]:
 # --- touch ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OPEN DEFECT (session 11 note): after a touch drawing, tapping Submit on a phone does not leave the "
-    "task page within 15 s; the drawing itself is made (test_a_box_can_be_drawn... passes). Not yet diagnosed.",
-)
 def test_a_box_is_drawn_with_a_finger_on_a_phone_and_submitted(
     make_worker: Callable[..., Worker], live_server: Any
 ) -> None:

@@ -71,6 +71,9 @@
     this.canvas.addEventListener("pointermove", function (e) { if (e.pointerId === self.pointerId) { self.move(e); } });
     this.canvas.addEventListener("pointerup", function (e) { if (e.pointerId === self.pointerId) { self.pointerId = null; self.up(e); } });
     this.canvas.addEventListener("pointercancel", function (e) { if (e.pointerId === self.pointerId) { self.pointerId = null; self.cancel(); } });
+    // A finger's drag on the drawing is the drawing's: consumed, the browser makes no scroll or fling of it. A
+    // fling (a drag lifted while moving) would take the next tap, on Submit say, as "stop the fling" and drop it.
+    this.canvas.addEventListener("touchmove", function (e) { e.preventDefault(); }, { passive: false });
     this.canvas.addEventListener("wheel", function (e) { self.wheel(e); }, { passive: false });
     this.canvas.addEventListener("contextmenu", function (e) { e.preventDefault(); });
     this.classSelect.addEventListener("change", function () { self.setClass(self.classSelect.value); });
