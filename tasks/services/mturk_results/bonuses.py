@@ -23,13 +23,18 @@ the job and linked to its worker (created as an MTurk worker when new), and the 
 or to another worker than the row names. A bonus paid through this app (an ``MTurkBonus`` of the same
 assignment, amount and reason) is already in the ledger and is not booked again.
 
-A file that cannot be read as a bonus file (not UTF-8, no worker/assignment/amount column, a line that is not
-CSV or has another number of cells than the header, an empty id, an amount that is not a positive number of
-whole cents, an unreadable grant time) is refused whole, naming its first bad line; nothing is written.
+A file that cannot be read as a bonus file (not UTF-8, a NUL byte, no worker/assignment/amount column, a line
+that is not CSV or has another number of cells than the header, an empty id, an amount that is not a positive
+number of whole cents, an unreadable grant time) is refused whole, naming its first bad line; nothing is written.
+So is a file cut off inside its last row (a truncated download): a quoted cell the file ends inside, or a last
+row with no line end. An unquoted last cell cut short reads as a whole cell (a shorter reason is another bonus's
+content), so a bonus file must end with a line break (csv writers, pandas and spreadsheets write one); booked
+from a cut file, the bonus would be booked again from the whole one.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -51,7 +56,7 @@ from tasks.services.mturk_results.bonus_matching import (
     reverse_claimed,
     unbooked,
 )
-from tasks.services.mturk_results.reader import parse_time
+from tasks.services.mturk_results.reader import check_text, parse_time
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import bonus_fee
 from workforce.models import Worker
@@ -150,9 +155,19 @@ def _columns(header: list[str], filename: str) -> dict[str, int]:
     return found
 
 
+def _unterminated_line(data: bytes) -> int:
+    """The number of the file's last line when it holds text but no line end (the file may be cut off inside
+    it); 0 when the file ends with a line break. Lines are counted as the csv reader counts them."""
+    lines = io.StringIO(data.decode("utf-8-sig"), newline="").readlines()
+    last = lines[-1] if lines else ""
+    return len(lines) if last.strip() and not last.endswith(("\n", "\r")) else 0
+
+
 def read_bonuses(data: bytes, *, filename: str) -> tuple[list[BonusRow], list[int], int]:
     """The file's bonuses, the lines repeating an earlier row verbatim, and the data row count; raises
     ``BonusFileError`` naming the first bad line."""
+    check_text(data, error=BonusFileError, name=filename, kind="bonus file", again="export it again")
+    cut_line = _unterminated_line(data)
     header, records = read_csv_text(
         data,
         error=BonusFileError,
@@ -168,8 +183,18 @@ def read_bonuses(data: bytes, *, filename: str) -> tuple[list[BonusRow], list[in
     for record in records:
         line = record.line
         if record.error is not None:
-            reason = "a quoted cell opens here and the file ends inside it" if record.cut_short else record.error
+            reason = (
+                "a quoted cell opens here and the file ends inside it, so the file looks cut off"
+                if record.cut_short
+                else record.error
+            )
             raise BonusFileError(f"{filename} line {record.start}: unreadable CSV ({reason}); nothing was imported.")
+        if line == cut_line:
+            raise BonusFileError(
+                f"{filename} line {line}: the file ends inside this row (it has no line end), so it looks cut off "
+                "(a truncated download?); export it again, or end the file with a line break if the row is whole; "
+                "nothing was imported."
+            )
         count += 1
         try:
             row = _row(line, record.values, header, columns)

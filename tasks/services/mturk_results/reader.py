@@ -19,6 +19,7 @@ damaged file. Rows repeated verbatim are read once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -219,30 +220,32 @@ def _row(line: int, cells: dict[str, str], api_style: bool, now: datetime | None
     )
 
 
-def _check_text(data: bytes) -> None:
-    """Refuse bytes that are not UTF-8 text, or that hold a NUL, naming the line (a database cannot store a NUL)."""
+def check_text(data: bytes, *, error: Callable[[str], Exception], name: str, kind: str, again: str) -> None:
+    """Refuse bytes that are not UTF-8 text, or that hold a NUL, naming the line (a database cannot store a NUL).
+    Shared by the results and bonus readers: ``name`` is how the sentence names the file, ``kind`` what it must
+    be (``results file``), ``again`` how to get a good copy (``download it again from MTurk``)."""
     body = data.removeprefix(b"\xef\xbb\xbf")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
-        raise ResultsFileError(
-            f"The file is not UTF-8 text: line {line} has a byte (0x{body[exc.start]:02x}) that UTF-8 cannot decode; "
-            "a results file must be UTF-8, so download it again from MTurk or save it as UTF-8."
+        raise error(
+            f"{name} is not UTF-8 text: line {line} has a byte (0x{body[exc.start]:02x}) that UTF-8 cannot decode; "
+            f"a {kind} must be UTF-8, so {again} or save it as UTF-8."
         ) from None
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise ResultsFileError(
-            f"The file holds a NUL byte on line {line}, which no results file has (a UTF-16 or binary file?); "
-            "a results file must be UTF-8 text, so download it again from MTurk."
+        raise error(
+            f"{name} holds a NUL byte on line {line}, which no {kind} has (a UTF-16 or binary file?); "
+            f"a {kind} must be UTF-8 text, so {again}."
         )
 
 
 def read_results(data: bytes, *, now: datetime | None = None) -> ResultsFile:
     """Parse a whole results file. Bad rows become ``problems``; a file that is not a results file raises.
     ``now``: the moment Submitted rows past their AutoApprovalTime count as approved (None: never)."""
-    _check_text(data)
+    check_text(data, error=ResultsFileError, name="The file", kind="results file", again="download it again from MTurk")
     header, records = read_csv_text(
         data,
         error=ResultsFileError,
