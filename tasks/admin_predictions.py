@@ -3,9 +3,6 @@ export of the items a model should be retrained on."""
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator
 from typing import Any
 
 from django import forms
@@ -21,7 +18,7 @@ from tasks.models import Job, Prediction
 from tasks.selectors_predictions import (
     count_disagreements_by_day,
     count_gold_without_prediction,
-    iter_retraining_items,
+    iter_retraining_csv,
     list_active_learning,
     list_model_names,
     list_prelabel_acceptance,
@@ -34,11 +31,6 @@ from workforce.audit import Actor
 class PredictionImportForm(forms.Form):
     model_name = forms.CharField(max_length=100, help_text="The model's name and version, e.g. resnet50-2026-11.")
     file = forms.FileField(help_text="CSV with external_id,label,score (or value for drawings), or JSON Lines.")
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @admin.register(Prediction)
@@ -120,21 +112,6 @@ class PredictionAdmin(ReadOnlyAdmin):
             raise PermissionDenied("You do not have permission to export this job's retraining items.")
         job = get_object_or_404(Job, pk=job_id)
         model_name = request.GET.get("model", "")
-        writer = csv.writer(_Echo())
-
-        def rows() -> Iterator[str]:
-            yield writer.writerow(["external_id", "label", "confidence", "predicted", "score"])
-            for row in iter_retraining_items(job, model_name=model_name):
-                yield writer.writerow(
-                    [
-                        row["external_id"],
-                        row["label"] if isinstance(row["label"], str) else json.dumps(row["label"]),
-                        f"{row['confidence']:.4f}",
-                        row["predicted"] if isinstance(row["predicted"], str) else json.dumps(row["predicted"]),
-                        f"{row['score']:.4f}",
-                    ]
-                )
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response = StreamingHttpResponse(iter_retraining_csv(job, model_name=model_name), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-retrain-{model_name or "model"}.csv"'
         return response

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,3 +162,30 @@ def iter_retraining_items(job: Job, *, model_name: str, below_score: float = 0.5
             "predicted": predicted,
             "score": score,
         }
+
+
+RETRAINING_COLUMNS = ("external_id", "label", "confidence", "predicted", "score")
+
+
+def iter_retraining_csv(job: Job, *, model_name: str) -> Iterator[str]:
+    """:func:`iter_retraining_items` as CSV lines (a header first); labels that are not text are JSON."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+
+    def line(values: Iterable[Any]) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(list(values))
+        return out.getvalue()
+
+    yield line(RETRAINING_COLUMNS)
+    for row in iter_retraining_items(job, model_name=model_name):
+        yield line(
+            [
+                row["external_id"],
+                row["label"] if isinstance(row["label"], str) else json.dumps(row["label"]),
+                f"{row['confidence']:.4f}",
+                row["predicted"] if isinstance(row["predicted"], str) else json.dumps(row["predicted"]),
+                f"{row['score']:.4f}",
+            ]
+        )

@@ -4,7 +4,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from tasks.api import datasets, items, jobs, labels, review, views
+from tasks.api import datasets, items, jobs, labels, predictions, review, views
 from tasks.api.converters import BoundedIntConverter
 
 register_converter(BoundedIntConverter, "id")
@@ -20,6 +20,7 @@ urlpatterns = [
     path(f"{J}items/", items.JobItemsView.as_view(), name="api-job-items"),
     path(f"{J}assignments/", items.JobAssignmentsView.as_view(), name="api-job-assignments"),
     *review.urlpatterns(J),
+    *predictions.urlpatterns(J),
     path(f"{J}labels/", labels.ConsensusLabelsView.as_view(), name="api-job-labels"),
     path(f"{J}workers/", labels.WorkerScoresView.as_view(), name="api-job-workers"),
     path(f"{J}costs/", labels.CostSummaryView.as_view(), name="api-job-costs"),
