@@ -23,6 +23,18 @@ def prelabels_for(job: Job, item_ids: Iterable[int]) -> dict[int, Any]:
     return dict(rows.values_list("item_id", "value"))
 
 
+def attach_prelabels(job: Job, items: Iterable[Any]) -> None:
+    """Give each page item its pre-label (``item.prelabel``, None without one). On a drawing job a predicted
+    drawing is also where the editor starts (``item.drawing``, unless the page already holds the worker's own
+    drawing), so the worker confirms or corrects the model's boxes or polygons instead of drawing them again."""
+    items = list(items)
+    found = prelabels_for(job, [item.pk for item in items])
+    for item in items:
+        item.prelabel = found.get(item.pk)
+        if job.is_shapes and isinstance(item.prelabel, dict) and not getattr(item, "drawing", ""):
+            item.drawing = json.dumps(item.prelabel)
+
+
 def count_gold_without_prediction(job: Job) -> int:
     """Gold items the pre-label model has not predicted: on the page they would stand out by having no
     pre-label, so the admin warns about them."""

@@ -22,7 +22,7 @@ from tasks.selectors import (
     list_training_feedback,
     task_for_page,
 )
-from tasks.selectors_predictions import prelabels_for
+from tasks.selectors_predictions import attach_prelabels
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import NoWorkAvailable, ServiceError
 from tasks.services.pool import assign_next_hit, return_assignment
@@ -147,9 +147,7 @@ def task_page(request: HttpRequest, worker: Worker, assignment_uuid: UUID) -> Ht
     if job.task_template:
         return layout_task_page(request, worker, assignment)
     items = list_page_items(assignment)
-    prelabels = prelabels_for(job, [item.pk for item in items])
-    for item in items:
-        item.prelabel = prelabels.get(item.pk)  # type: ignore[attr-defined]
+    attach_prelabels(job, items)
     return render(
         request,
         "tasks/task.html",

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from tasks.selectors_mturk import list_mturk_hit_items
+from tasks.selectors_predictions import attach_prelabels
 from tasks.services.errors import ServiceError, SubmissionRefused
 from tasks.services.mturk_common import ITEM_FIELD_PREFIX, PLACE_FIELD_PREFIX
 from tasks.services.mturk_task_page import (
@@ -80,6 +81,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
         "signature": sign_ids(assignment_id=ids["assignmentId"], hit_id=ids["hitId"], worker_id=ids["workerId"]),
     }
     if request.method == "GET" or context["preview"]:
+        attach_prelabels(job, context["items"])
         return _page(request, context)
     fields: dict[str, Any] = {}
     for key in request.POST:
@@ -93,6 +95,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
     except SubmissionRefused as error:
         for item in context["items"]:  # the drawings go back to the editor, to be corrected rather than redrawn
             item.drawing = fields.get(f"{PLACE_FIELD_PREFIX}{item.place}", "")
+        attach_prelabels(job, context["items"])
         return _page(request, {**context, "error": str(error)}, status=400)
     place = {item.external_id: item.place for item in context["items"]}
     forward = {  # MTurk keeps the answers under the page's own names (the collect path maps them back)

@@ -161,7 +161,7 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
         raise ServiceError(f"Job {job.pk} has no answers yet.")
     counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
     humans = len(items)
-    if not job.is_shapes and not job.is_multilabel:
+    if not job.is_multilabel:
         _add_predictions(job, items, workers, values)
     skills: dict[int, float] = {}
     if job.is_shapes:
@@ -217,7 +217,7 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
         # Agreement with the consensus feeds each worker's score on the job (for drawings: the mean IoU of
         # the worker's shapes with the fused ones).
         rows = (
-            _skill_rows(job, items, workers, skills, now)
+            _skill_rows(job, items[:humans], workers[:humans], skills, now)
             if job.is_shapes
             else _agreement_rows(job, items[:humans], workers[:humans], values[:humans], task_ids, chosen, now)
         )
