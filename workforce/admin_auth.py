@@ -1,6 +1,8 @@
 """Who may do what, audited: Django's user and group admins and DRF's token admin, re-registered so every
 change to a user's flags, roles or permissions, to a role's permissions, to a password or an API token goes
-through the audited services of ``workforce.services`` (the pages look and behave as before).
+through the audited services of ``workforce.services`` (the pages look and behave as before). A staff user's
+own "Change password" page (``admin:password_change``) is audited by ``audited_password_change``, which
+``config.urls`` serves at that page's address.
 
 Imported by ``workforce.admin``; ``django.contrib.auth`` and ``rest_framework.authtoken`` come before
 ``workforce`` in INSTALLED_APPS, so their admins are registered by then and are replaced here.
@@ -17,6 +19,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin, sensitive_post_para
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -100,6 +103,17 @@ class AuditedTokenAdmin(TokenAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         delete_api_tokens(tokens=queryset, actor=Actor.from_user(request.user))
+
+
+@sensitive_post_parameters()
+def audited_password_change(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    """The admin site's own "Change password" page for the signed-in staff user, audited as the user admin's
+    password change is: an event says the password changed (never the value or its hash). Wrap it in
+    ``admin.site.admin_view`` (staff only, CSRF-protected), as the admin wraps its own view."""
+    if request.method != "POST":
+        return admin.site.password_change(request, extra_context)
+    with auditing_password_change(user=request.user, actor=Actor.from_user(request.user)):
+        return admin.site.password_change(request, extra_context)
 
 
 for _model, _admin_class in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin), (TokenProxy, AuditedTokenAdmin)):

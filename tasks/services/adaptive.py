@@ -238,7 +238,14 @@ def _grant(*, job: Job, hit_ids: list[int], actor: Actor, now: datetime, urgent:
             action="job.adaptive_answers_requested",
             object_type="job",
             object_id=job.pk,
-            after={"hits": [pk for pk, _ in rows], "extra": 1, "reopened_job": bool(reopened)},
+            # The job's row is locked in ALLOCATING_STATES: it was completed exactly when it was reopened.
+            before={"state": JobState.COMPLETED.value if reopened else JobState.PUBLISHED.value},
+            after={
+                "state": JobState.PUBLISHED.value,
+                "hits": [pk for pk, _ in rows],
+                "extra": 1,
+                "reopened_job": bool(reopened),
+            },
             created_at=now,
         )
     return changed

@@ -62,12 +62,20 @@ def request_more_answers(
                 When(state__in=[HitState.FULL, HitState.COMPLETE], then=Value(HitState.OPEN)), default=F("state")
             ),
         )
-        Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+        reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
+            state=JobState.PUBLISHED, completed_at=None
+        )
         record_audit_event(
             actor=actor,
             action="job.more_answers_requested",
             object_type="job",
             object_id=job.pk,
-            after={"hits": len(rows), "extra": extra, "reserved": str(amount)},
+            before={"state": state},
+            after={
+                "state": JobState.PUBLISHED.value if reopened else state,
+                "hits": len(rows),
+                "extra": extra,
+                "reserved": str(amount),
+            },
         )
     return len(rows)

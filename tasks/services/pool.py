@@ -379,7 +379,7 @@ def _claim_gold(
         return None
 
 
-def _release_slots(hit_ids: list[int]) -> None:
+def release_slots(hit_ids: list[int]) -> None:
     """Give back one slot per entry of ``hit_ids`` (a Hit may appear several times)."""
     counts = Counter(hit_ids)
     # Lock the Hits in id order so two sweeps never deadlock on each other.
@@ -402,7 +402,7 @@ def return_assignment(*, assignment: Assignment, worker: Worker) -> None:
         )
         if not returned:
             raise ServiceError("This task is no longer yours to return.")
-        _release_slots([assignment.hit_id])
+        release_slots([assignment.hit_id])
         queue_audit_event(
             actor=Actor.from_worker(worker),
             action="assignment.returned",
@@ -428,7 +428,7 @@ def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit:
         Assignment.objects.filter(pk__in=[r[0] for r in rows], state=AssignmentState.ACCEPTED).update(
             state=AssignmentState.EXPIRED
         )
-        _release_slots([r[1] for r in rows])
+        release_slots([r[1] for r in rows])
         sweeper = Actor.system("lease-sweeper")
         queue_audit_events(
             [

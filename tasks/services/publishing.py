@@ -13,7 +13,7 @@ from tasks.reports.estimate import estimate_job_cost
 from tasks.services import hits as hit_services
 from tasks.services.budget import BudgetExceeded, check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 from workforce.models import Marketplace
 
 
@@ -179,17 +179,18 @@ def resume_job(*, job: Job, actor: Actor) -> Job:
     return job
 
 
-def _lock_live_work(job: Job) -> None:
+def _lock_live_work(job: Job) -> list[int]:
     """Lock the rows a cancel changes before the job's row (``_transition``), in the order every path takes
     them: the job's live leases (a submit locks its assignment, then its Hit, then the job), then its Hits in
     id order (the pool, submissions and allocation passes lock Hits before the job). Complete Hits too: an
     allocation pass locks the complete Hits it may reopen and then checks the job's state under the job's
     lock, so whichever of the two locks a Hit first, the other waits there holding nothing the first needs,
-    and a pass that gets the Hit after the cancel committed finds the job cancelled."""
+    and a pass that gets the Hit after the cancel committed finds the job cancelled. Returns the leases' ids."""
     live = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.ACCEPTED)
-    list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
+    leases = list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
     hits = Hit.objects.filter(job_id=job.pk).exclude(state=HitState.CANCELLED)
     list(hits.select_for_update().order_by("pk").values_list("pk", flat=True))
+    return leases
 
 
 def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
@@ -197,7 +198,7 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
     extends a Hit of the job once the cancel has committed (every such path checks the job's state under the
     job's row lock, which it takes after the Hits, as the cancel does)."""
     with transaction.atomic():
-        _lock_live_work(job)
+        leases = _lock_live_work(job)
         job = _transition(
             job=job,
             allowed=[JobState.DRAFT, JobState.PUBLISHED, JobState.PAUSED],
@@ -207,8 +208,22 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
             reason=reason,
         )
         Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
-        # Leases still out end now; their workers are told on their next page.
-        Assignment.objects.filter(job=job, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
+        # Leases still out end now (locked above, so still accepted); their workers are told on their next page.
+        Assignment.objects.filter(pk__in=leases, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
+        queue_audit_events(
+            [
+                QueuedEvent(
+                    actor=actor,
+                    action="assignment.expired",
+                    object_type="assignment",
+                    object_id=pk,
+                    before={"state": AssignmentState.ACCEPTED.value},
+                    after={"state": AssignmentState.EXPIRED.value},
+                    reason=f"The job was cancelled: {reason}" if reason else "The job was cancelled.",
+                )
+                for pk in leases
+            ]
+        )
         _mturk_availability(job, open_=False)
         settle_job_budget(job=job, actor=actor, reason="job cancelled")
     return job

@@ -36,7 +36,7 @@ from tasks.models import (
 )
 from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
-from tasks.services.pool import expire_leases
+from tasks.services.pool import release_slots
 from tasks.services.review import reject_assignment
 from tasks.services.speed import refresh_speed_scores  # noqa: F401  (re-exported for its callers)
 from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
@@ -362,9 +362,14 @@ def block_worker(
                 )
         except IntegrityError:
             return None
-        # Their leases end now (the sweep below expires them and frees their slots).
-        Assignment.objects.filter(job=job, worker=worker, state=AssignmentState.ACCEPTED).update(lease_expires_at=now)
-        # Their submitted answers on ordinary Hits go back to the pool: each Hit wants one more answer.
+        # Lock every assignment this changes before any Hit (the lock order: assignments, Hits, Job).
+        leases = list(
+            Assignment.objects.select_for_update(of=("self",))
+            .filter(job=job, worker=worker, state=AssignmentState.ACCEPTED)
+            .order_by("pk")
+            .values_list("id", "hit_id")
+        )
+        # (their submitted answers on ordinary Hits go back to the pool: each Hit wants one more answer)
         returned = list(
             Assignment.objects.select_for_update(of=("self",))
             .filter(
@@ -377,6 +382,13 @@ def block_worker(
             .order_by("pk")
             .values_list("id", "hit_id")
         )
+        # Their leases end now, freeing their slots.
+        if leases:
+            Assignment.objects.filter(pk__in=[pk for pk, _ in leases]).update(  # locked above, still accepted
+                state=AssignmentState.EXPIRED, lease_expires_at=now
+            )
+            release_slots([hit_id for _, hit_id in leases])
+        reopened = 0
         if returned:
             Assignment.objects.filter(pk__in=[pk for pk, _ in returned]).update(  # locked above, still submitted
                 state=AssignmentState.RETURNED, reviewed_at=now
@@ -386,18 +398,49 @@ def block_worker(
                 assignments_submitted=F("assignments_submitted") - 1,
                 state=HitState.OPEN,
             )
-            Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
-        expire_leases(now=now, job=job)
+            reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
+                state=JobState.PUBLISHED, completed_at=None
+            )
         record_audit_event(
             actor=actor,
             action="worker.blocked_from_job",
             object_type="worker",
             object_id=worker.pk,
+            before={"job_state": JobState.COMPLETED.value} if reopened else None,
             after={
                 "job": job.pk,
                 "reason": reason,
                 "evidence": evidence or {},
                 "returned_assignments": len(returned),
+                **({"job_state": JobState.PUBLISHED.value} if reopened else {}),
             },
         )
+        # What happened to each of their assignments, in one write.
+        why = f"Worker blocked from job {job.pk}: {reason}"
+        queue_audit_events(
+            [
+                *(
+                    _assignment_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why)
+                    for pk, _ in leases
+                ),
+                *(
+                    _assignment_event(actor, pk, AssignmentState.SUBMITTED, AssignmentState.RETURNED, why)
+                    for pk, _ in returned
+                ),
+            ]
+        )
     return block
+
+
+def _assignment_event(
+    actor: Actor, assignment_id: int, before: AssignmentState, after: AssignmentState, reason: str
+) -> QueuedEvent:
+    return QueuedEvent(
+        actor=actor,
+        action=f"assignment.{after.value}",
+        object_type="assignment",
+        object_id=assignment_id,
+        before={"state": before.value},
+        after={"state": after.value},
+        reason=reason,
+    )
