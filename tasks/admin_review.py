@@ -1,7 +1,8 @@
 """Review actions on the assignment admin: approve, reject with the reviewer's feedback, pay a bonus.
 
-Every action parses its form and calls ``tasks.services.review`` (the one entry point for every
-marketplace; MTurk work goes through its crash-safe services from there).
+Every action parses its form and calls one service: ``tasks.services.review_batch`` for reviews,
+``tasks.services.bonuses_bulk.pay_bonuses`` for bonuses (both set-based for the internal pool; MTurk work
+goes through its crash-safe services from there, one call per assignment).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from tasks.models import Assignment, Job
-from tasks.services.errors import ServiceError
-from tasks.services.review import pay_bonus
+from tasks.services.bonuses_bulk import BonusRequest, pay_bonuses
 from tasks.services.review_batch import ReviewResult, approve_assignments, reject_assignments
 from workforce.audit import Actor
 
@@ -126,22 +126,27 @@ class ReviewActionsMixin:
         form = BonusForm(request.POST if "apply" in request.POST else None, initial={"nonce": uuid.uuid4()})
         if not form.is_valid():
             return self._form_page(request, queryset, form, "bonus_selected", "Pay a bonus")
-        actor = Actor.from_user(request.user)
         data = form.cleaned_data
-        done, errors = 0, []
-        for assignment in queryset.select_related("job", "worker"):
-            try:
-                pay_bonus(
+        assignments = list(queryset.select_related("job", "worker"))
+        # One set-based call for the selection (internal-pool bonuses in bulk, MTurk's one SendBonus each).
+        outcomes = pay_bonuses(
+            bonuses=[
+                BonusRequest(
                     job=assignment.job,
                     worker=assignment.worker,
                     assignment=assignment,
                     amount=data["amount"],
                     reason=data["reason"],
                     key=f"admin:{data['nonce']}:{assignment.pk}",
-                    actor=actor,
                 )
-                done += 1
-            except ServiceError as exc:
-                errors.append(f"{assignment}: {exc}")
-        self._report(request, done, f"Paid a {data['amount']} bonus on", errors)
+                for assignment in assignments
+            ],
+            actor=Actor.from_user(request.user),
+        )
+        errors = [
+            f"{assignment}: {outcome.error}"
+            for assignment, outcome in zip(assignments, outcomes, strict=True)
+            if outcome.error is not None
+        ]
+        self._report(request, len(assignments) - len(errors), f"Paid a {data['amount']} bonus on", errors)
         return None

@@ -76,29 +76,33 @@ def check_budget(*, job: Job, amount: Decimal, now: datetime | None = None) -> N
         raise ServiceError(f"There is no job with id {job.pk}.")
     cap, reserved = current["budget_cap"], current["budget_reserved"]
     if cap is not None and reserved + amount > cap:
-        raise BudgetExceeded(_job_message(job, amount=amount, cap=cap, reserved=reserved, currency=current["currency"]))
+        raise BudgetExceeded(
+            job_cap_message(job, amount=amount, cap=cap, reserved=reserved, currency=current["currency"])
+        )
     monthly = MonthlyBudget.objects.filter(month=month_of(now), currency=current["currency"]).first()
     if monthly is not None and monthly.reserved + amount > monthly.cap:
-        raise BudgetExceeded(_month_message(monthly, amount))
+        raise BudgetExceeded(month_cap_message(monthly, amount))
 
 
-def _job_message(job: Job, *, amount: Decimal, cap: Decimal, reserved: Decimal, currency: str) -> str:
+def job_cap_message(job: Job, *, amount: Decimal, cap: Decimal, reserved: Decimal, currency: str) -> str:
     left = max(cap - reserved, ZERO)
     return (
-        f"Job {job.pk} needs {_fmt(amount)} {currency} but only {_fmt(left)} of its {_fmt(cap)} {currency} "
-        f"budget cap is left ({_fmt(reserved)} already reserved); raise the cap or reduce the work."
+        f"Job {job.pk} needs {format_amount(amount)} {currency} but only {format_amount(left)} of its "
+        f"{format_amount(cap)} {currency} "
+        f"budget cap is left ({format_amount(reserved)} already reserved); raise the cap or reduce the work."
     )
 
 
-def _month_message(monthly: MonthlyBudget, amount: Decimal) -> str:
+def month_cap_message(monthly: MonthlyBudget, amount: Decimal) -> str:
     left = max(monthly.cap - monthly.reserved, ZERO)
     return (
-        f"This needs {_fmt(amount)} {monthly.currency} but only {_fmt(left)} of the {_fmt(monthly.cap)} "
+        f"This needs {format_amount(amount)} {monthly.currency} but only {format_amount(left)} of the "
+        f"{format_amount(monthly.cap)} "
         f"{monthly.currency} monthly cap for {monthly.month:%Y-%m} is left; raise the monthly cap or wait."
     )
 
 
-def _fmt(amount: Decimal) -> str:
+def format_amount(amount: Decimal) -> str:
     return f"{amount.quantize(Decimal('0.01')):,}"
 
 
@@ -140,7 +144,7 @@ def reserve_budget(
         if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=_plus("budget_reserved", amount)):
             current = Job.objects.values("budget_cap", "budget_reserved", "currency").get(pk=job.pk)
             raise BudgetExceeded(
-                _job_message(
+                job_cap_message(
                     job,
                     amount=amount,
                     cap=current["budget_cap"] or ZERO,
@@ -162,7 +166,7 @@ def reserve_budget(
         if capped.exists() and not capped.filter(cap__gte=_plus("reserved", amount)).update(
             reserved=_plus("reserved", amount)
         ):
-            raise BudgetExceeded(_month_message(capped.get(), amount))
+            raise BudgetExceeded(month_cap_message(capped.get(), amount))
     return row, True
 
 
@@ -408,12 +412,12 @@ def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) 
     if raised and recipients:
         top = max(a.threshold for a in raised)
         subject = f"Job {job.pk} ({job.name}) has spent {top}% of its budget"
-        body = f"Spent {_fmt(spent)} of {_fmt(cap)} {job.currency}."
-        transaction.on_commit(lambda: _send(subject, body, recipients))
+        body = f"Spent {format_amount(spent)} of {format_amount(cap)} {job.currency}."
+        transaction.on_commit(lambda: send_alert_mail(subject, body, recipients))
     return raised
 
 
-def _send(subject: str, body: str, recipients: list[str]) -> None:
+def send_alert_mail(subject: str, body: str, recipients: list[str]) -> None:
     try:
         send_mail(subject, body, None, recipients)
     except OSError:  # a mail server being down must not fail the approval that crossed the line
@@ -441,7 +445,8 @@ def set_monthly_cap(*, month: date, cap: Decimal, actor: Actor, currency: str = 
         )
         if cap < row.reserved:
             raise ServiceError(
-                f"{month:%Y-%m} already has {_fmt(row.reserved)} {row.currency} reserved; the cap cannot be lower."
+                f"{month:%Y-%m} already has {format_amount(row.reserved)} {row.currency} reserved; "
+                "the cap cannot be lower."
             )
         MonthlyBudget.objects.filter(pk=row.pk).update(cap=cap)
         row.refresh_from_db()

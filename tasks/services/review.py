@@ -51,7 +51,7 @@ from tasks.services.mturk_review import (
     reject_mturk_assignment,
     send_mturk_bonus,
 )
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.registry import get_connector
 from workforce.models import Marketplace, Worker
@@ -215,22 +215,13 @@ def pay_bonus(
     On MTurk the bonus goes out through ``SendBonus`` on an assignment (the given one, else the worker's
     latest submitted or approved one on the job) with a token derived from ``key``; a call that finds the
     key's intent still unsent (a lost reply, a crash) sends it again with the same token, so MTurk pays once.
-    Internal-pool bonuses are booked as committed (payroll pays them)."""
-    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
-        raise ServiceError("A bonus must be a positive Decimal amount.")
-    if not reason.strip():
-        raise ServiceError("Give the worker a reason for the bonus.")
-    if assignment is not None and (assignment.job_id != job.pk or assignment.worker_id != worker.pk):
-        raise ServiceError("The assignment belongs to another job or worker.")
-    marketplace = worker.marketplace
-    if job.marketplace == Marketplace.INTERNAL and worker.user_id is not None:
-        marketplace = Marketplace.INTERNAL  # a pool worker (an imported worker who joined by invitation) on pool work
+    Internal-pool bonuses are booked as committed (payroll pays them). Many bonuses at once:
+    ``tasks.services.bonuses_bulk.pay_bonuses`` (the same rules, set-based for the internal pool)."""
+    marketplace = bonus_marketplace(job=job, worker=worker, amount=amount, reason=reason, assignment=assignment)
     if marketplace == Marketplace.MTURK:
         return _pay_mturk_bonus(
             job=job, worker=worker, amount=amount, reason=reason, key=key, actor=actor, assignment=assignment
         )
-    if marketplace != Marketplace.INTERNAL:
-        raise ServiceError(f"Bonuses on {worker.get_marketplace_display()} are not supported.")
     with transaction.atomic():
         _refuse_another_bonus(key, job=job, worker=worker, amount=amount, missing_ok=True)
         _, created = reserve_budget(
@@ -250,16 +241,45 @@ def pay_bonus(
             status=CostStatus.COMMITTED,
             memo=reason[:255],
         )
-        record_audit_event(
-            actor=actor,
-            action="bonus.paid",
-            object_type="worker",
-            object_id=worker.pk,
-            after={"job": job.pk, "amount": str(amount), "fee": "0", "key": key},
-            reason=reason,
+        record_audit_events(
+            [bonus_paid_event(actor=actor, job=job, worker=worker, amount=amount, key=key, reason=reason)]
         )
         check_budget_alerts(job=job, actor=actor)
     return True
+
+
+def bonus_marketplace(*, job: Job, worker: Worker, amount: Decimal, reason: str, assignment: Assignment | None) -> str:
+    """The marketplace a bonus goes through (``MTURK`` or ``INTERNAL``), or the ``ServiceError`` refusing
+    it before anything is read or booked: the rules ``pay_bonus`` and ``bonuses_bulk.pay_bonuses`` share."""
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise ServiceError("A bonus must be a positive Decimal amount.")
+    if not reason.strip():
+        raise ServiceError("Give the worker a reason for the bonus.")
+    if assignment is not None and (assignment.job_id != job.pk or assignment.worker_id != worker.pk):
+        raise ServiceError("The assignment belongs to another job or worker.")
+    marketplace = worker.marketplace
+    if job.marketplace == Marketplace.INTERNAL and worker.user_id is not None:
+        marketplace = Marketplace.INTERNAL  # a pool worker (an imported worker who joined by invitation) on pool work
+    if marketplace not in (Marketplace.MTURK, Marketplace.INTERNAL):
+        raise ServiceError(f"Bonuses on {worker.get_marketplace_display()} are not supported.")
+    return marketplace
+
+
+def bonus_paid_event(*, actor: Actor, job: Job, worker: Worker, amount: Decimal, key: str, reason: str) -> QueuedEvent:
+    """The ``bonus.paid`` audit event of an internal-pool bonus."""
+    return QueuedEvent(
+        actor=actor,
+        action="bonus.paid",
+        object_type="worker",
+        object_id=worker.pk,
+        after={"job": job.pk, "amount": str(amount), "fee": "0", "key": key},
+        reason=reason,
+    )
+
+
+def another_bonus(key: str) -> ServiceError:
+    """The refusal of a bonus key booked (or reserved) for another bonus."""
+    return ServiceError(f"Bonus key {key!r} was used for another bonus.")
 
 
 def _refuse_another_bonus(key: str, *, job: Job, worker: Worker, amount: Decimal, missing_ok: bool) -> None:
@@ -269,7 +289,7 @@ def _refuse_another_bonus(key: str, *, job: Job, worker: Worker, amount: Decimal
         CostEntry.objects.filter(idempotency_key=bonus_cost_key(key)).values_list("job_id", "worker_id", "amount")
     ).first()
     if (booked is not None or not missing_ok) and booked != (job.pk, worker.pk, amount):
-        raise ServiceError(f"Bonus key {key!r} was used for another bonus.")
+        raise another_bonus(key)
 
 
 def _pay_mturk_bonus(
