@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tasks.api.views import HasModelPermission
+from tasks.api.views import HasModelPermission, import_refused
 from tasks.models import Job
 from tasks.selectors_predictions import (
     count_disagreements_by_day,
@@ -69,14 +69,7 @@ class PredictionImportView(APIView):
                 actor=Actor.from_user(request.user),
             )
         except ImportValidationError as exc:
-            return Response(
-                {
-                    "detail": str(exc),
-                    "bad_rows": exc.total_bad,
-                    "errors": [{"line": e.line, "message": e.message} for e in exc.errors],
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return import_refused(exc)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(

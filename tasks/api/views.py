@@ -29,6 +29,18 @@ class HasModelPermission(BasePermission):
         return bool(perm and request.user and request.user.has_perm(perm))
 
 
+def import_refused(exc: ImportValidationError) -> Response:
+    """The 400 of an import refused whole: the sentence, how many rows were bad, and the first ones by line."""
+    return Response(
+        {
+            "detail": str(exc),
+            "bad_rows": exc.total_bad,
+            "errors": [{"line": e.line, "message": e.message} for e in exc.errors],
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
 class ImportRequest(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS, required=False)
@@ -62,14 +74,7 @@ class ItemImportView(APIView):
                 actor=Actor.from_user(request.user),
             )
         except ImportValidationError as exc:
-            return Response(
-                {
-                    "detail": str(exc),
-                    "bad_rows": exc.total_bad,
-                    "errors": [{"line": e.line, "message": e.message} for e in exc.errors],
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return import_refused(exc)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
