@@ -161,8 +161,7 @@ def compute_consensus(*, job: Job, actor: Actor, method: str | None = None, **pa
         raise ServiceError(f"Job {job.pk} has no answers yet.")
     counts = dict(zip(*np.unique(np.asarray(items, dtype=np.int64), return_counts=True), strict=True))
     humans = len(items)
-    if not job.is_multilabel:
-        _add_predictions(job, items, workers, values)
+    _add_predictions(job, items, workers, values)
     skills: dict[int, float] = {}
     if job.is_shapes:
         from tasks.services.shapes import fuse_shapes  # boxes/polygons: geometric consensus

@@ -1,6 +1,7 @@
 """A model's boxes as pre-labels on a drawing job: imported like any prediction (JSON Lines), drawn in the editor
 for the worker to confirm or correct, counted for rubber-stamping, and one more annotator in the geometric
-consensus (with no worker score of its own). The MTurk page shows classification pre-labels too."""
+consensus (with no worker score of its own), as it is on multi-label jobs. The MTurk page shows classification
+pre-labels too."""
 
 from __future__ import annotations
 
@@ -120,3 +121,25 @@ def test_the_mturk_page_ticks_the_suggested_label(mturk: MTurkMarketplace) -> No
     Job.objects.filter(pk=job.pk).update(prelabel_model="m1")
     page = Client().get(reverse("mturk-task"), params).content.decode()
     assert re.search(r'value="neg" required checked> neg <span class="prelabel">suggested</span>', page), page
+
+
+def test_the_model_is_one_more_annotator_on_a_multi_label_job_too(make_worker: Any) -> None:
+    job = JobFactory(
+        state=JobState.DRAFT, task_kind=TaskKind.TEXT_MULTILABEL, labels=["red", "round", "big"], redundancy=2
+    )
+    ItemFactory(job=job, external_id="i0")
+    job = publish_job(job=job, actor=SYSTEM)
+    workers = [make_worker(), make_worker()]
+    for worker, ticked in zip(workers, (["red", "round"], ["red"]), strict=True):
+        lease = assign_next_hit(job=job, worker=worker)
+        submit_assignment(assignment=lease, worker=worker, answers={lease.hit.items.get().pk: ticked})
+    compute_consensus(job=job, actor=SYSTEM, method="mv")
+    before = ConsensusLabel.objects.get(job=job).probabilities["round"]
+    import_predictions_from_text(
+        job=job, text="external_id,label,score\ni0,red|round,0.9\n", filename="p.csv", model_name="m", actor=SYSTEM
+    )
+    compute_consensus(job=job, actor=SYSTEM, method="mv")
+    label = ConsensusLabel.objects.get(job=job)
+    assert label.probabilities["round"] > before  # the model's tick is one more vote for "round"
+    assert label.answers_count == 2
+    assert set(WorkerJobScore.objects.filter(job=job).values_list("worker_id", flat=True)) == {w.pk for w in workers}
