@@ -1,5 +1,6 @@
 """A paginator that never counts a huge table: on PostgreSQL, above a threshold it takes the planner's
-row estimate instead of ``COUNT(*)`` (the page links are then approximate, which a change list can live with)."""
+row estimate instead of ``COUNT(*)`` (the page links are then approximate, which a change list can live with).
+A queryset Django knows is empty (``.none()``, ``pk__in=[]``) has no SQL to explain: it counts 0."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from functools import cached_property
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 
@@ -14,11 +16,15 @@ EXACT_BELOW = 20_000
 
 
 def estimate_count(queryset: Any) -> int | None:
-    """The planner's estimate of the rows ``queryset`` returns, or None off PostgreSQL."""
+    """The planner's estimate of the rows ``queryset`` returns, or None off PostgreSQL; 0, without asking the
+    planner, for a queryset Django knows matches nothing (it raises ``EmptyResultSet`` instead of writing SQL)."""
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return 0
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]

@@ -2,20 +2,22 @@
 figures for one: spend per job and per marketplace from the ledger rows booked in it.
 
 Without a period the dashboard reads the jobs' cost tallies (``tasks.reports.selectors``); a period needs
-the ledger rows themselves, read through the ``created_at`` index with one grouped query per figure.
+the ledger rows themselves, read through the ``created_at`` index with one grouped query per figure (spend
+per day: through the day index, ``tasks.reports.selectors.list_spend_over_time``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from tasks.models import CostEntry
-from tasks.reports.selectors import JobCost, MarketplaceSpend, list_job_costs
+from tasks.reports.selectors import ZERO, JobCost, MarketplaceSpend, list_job_costs
 from tasks.services.budget import exact
 
 M = TypeVar("M", bound=Any)
@@ -72,14 +74,23 @@ def list_job_spend_in_period(period: Period, *, limit: int = 50) -> list[JobCost
 
 
 def list_spend_by_marketplace_in_period(period: Period) -> list[MarketplaceSpend]:
-    """Spend in ``period`` per marketplace and the currency the rows were booked in (one grouped query)."""
+    """Spend in ``period`` per marketplace and the currency the rows were booked in, with how many jobs spent.
+
+    One grouped query by marketplace, currency and job (a few groups, hashed), added up here per marketplace
+    and currency: a ``COUNT(DISTINCT job)`` in the database would sort every ledger row of the period."""
     rows = (
         period.entries(CostEntry.objects.all())
-        .values("marketplace", "currency")
-        .annotate(total=Sum("amount"), jobs=Count("job_id", distinct=True))
-        .order_by("marketplace", "currency")
+        .values("marketplace", "currency", "job_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
     )
+    totals: dict[tuple[str, str], Decimal] = {}
+    jobs: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r["marketplace"], r["currency"])
+        totals[key] = totals.get(key, ZERO) + exact(r["total"])
+        jobs[key] = jobs.get(key, 0) + 1
     return [
-        MarketplaceSpend(marketplace=r["marketplace"], currency=r["currency"], total=exact(r["total"]), jobs=r["jobs"])
-        for r in rows
+        MarketplaceSpend(marketplace=marketplace, currency=currency, total=total, jobs=jobs[marketplace, currency])
+        for (marketplace, currency), total in sorted(totals.items())
     ]
