@@ -1,5 +1,9 @@
-"""Staff logins and failed logins go to the audit trail (Django reports them only through signals);
-failed logins also count towards the login rate limit (``workforce.ratelimit``).
+"""Staff logins, staff logouts and failed logins go to the audit trail (Django reports them only through
+signals); failed logins also count towards the login rate limit (``workforce.ratelimit``).
+
+A logout is audited like the login: a staff user's ``staff.logout``, by that user, naming nothing else (no
+session key). A logout without a user (the session had already expired, or nobody was logged in) changes
+nothing and writes nothing; nor does a crowd worker's, whose logins are not audited either.
 
 A failed login names the user when the name typed is a user's; otherwise the text typed (often a password
 typed into the wrong field, and sealed events are never rewritten) is kept only as a keyed digest and a
@@ -14,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from workforce.audit import Actor, record_audit_event
@@ -54,6 +58,12 @@ def audit_staff_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> No
     record_login_success(user.get_username(), request)
     if user.is_staff:
         record_audit_event(actor=Actor.from_user(user), action="staff.login", object_type="user", object_id=user.pk)
+
+
+@receiver(user_logged_out, dispatch_uid="workforce.audit_logout")
+def audit_staff_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None and user.is_staff:
+        record_audit_event(actor=Actor.from_user(user), action="staff.logout", object_type="user", object_id=user.pk)
 
 
 @receiver(user_login_failed, dispatch_uid="workforce.audit_login_failed")
