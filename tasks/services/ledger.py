@@ -8,7 +8,7 @@ booking it again with a different amount is refused, because it means two events
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -121,29 +121,87 @@ def record_cost(
     return existing, False
 
 
+def _entry(line: CostLine, now: datetime) -> CostEntry:
+    return CostEntry(
+        job_id=line.job_id,
+        hit_id=line.hit_id,
+        assignment_id=line.assignment_id,
+        worker_id=line.worker_id,
+        marketplace=line.marketplace,
+        kind=line.kind,
+        status=line.status,
+        amount=line.amount,
+        currency=line.currency,
+        idempotency_key=line.idempotency_key,
+        reference=line.reference,
+        memo=line.memo,
+        created_at=line.created_at or now,
+    )
+
+
+def _refuse_other(key: str, held: tuple[str, Decimal, str], line: CostLine) -> None:
+    kind, amount, currency = held
+    if (kind, amount, currency) != (line.kind, line.amount, line.currency):
+        raise LedgerConflict(
+            f"Ledger key {key!r} was booked as {kind} {amount} {currency}; "
+            f"refusing to book it again as {line.kind} {line.amount} {line.currency}."
+        )
+
+
+def record_costs_once(lines: Sequence[CostLine]) -> list[CostLine]:
+    """``record_cost`` for many lines, set-based: one read of the keys already booked, one insert of the new
+    rows. A key booked before (or given twice) with other content is refused (``LedgerConflict``), as
+    ``record_cost`` refuses it. Returns the lines booked now, in their order. Should another transaction book
+    one of the keys meanwhile, the lines are booked one by one instead, so only the ones booked here are
+    returned."""
+    if not lines:
+        return []
+    held: dict[str, tuple[str, Decimal, str]] = {
+        key: (kind, amount, currency)
+        for key, kind, amount, currency in CostEntry.objects.filter(
+            idempotency_key__in=[line.idempotency_key for line in lines]
+        ).values_list("idempotency_key", "kind", "amount", "currency")
+    }
+    new: dict[str, CostLine] = {}
+    for line in lines:
+        _check_amount(line.kind, line.amount)
+        key = line.idempotency_key
+        if key in held:
+            _refuse_other(key, held[key], line)
+        elif key in new:
+            _refuse_other(key, (new[key].kind, new[key].amount, new[key].currency), line)
+        else:
+            new[key] = line
+    if not new:
+        return []
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            CostEntry.objects.bulk_create([_entry(line, now) for line in new.values()])
+        return list(new.values())
+    except IntegrityError:  # another transaction booked one of the keys since the read: one by one below
+        pass
+    booked: list[CostLine] = []
+    for key, line in new.items():
+        try:
+            with transaction.atomic():
+                _entry(line, now).save(force_insert=True)
+            booked.append(line)
+        except IntegrityError:
+            row = CostEntry.objects.filter(idempotency_key=key).values_list("kind", "amount", "currency").first()
+            if row is None:
+                raise
+            _refuse_other(key, row, line)
+    return booked
+
+
 def record_costs(lines: Iterable[CostLine], *, batch_size: int = 5000) -> int:
     """Book many rows set-based; keys already booked are skipped. Returns how many rows were new."""
     now = timezone.now()
     rows: list[CostEntry] = []
     for line in lines:
         _check_amount(line.kind, line.amount)
-        rows.append(
-            CostEntry(
-                job_id=line.job_id,
-                hit_id=line.hit_id,
-                assignment_id=line.assignment_id,
-                worker_id=line.worker_id,
-                marketplace=line.marketplace,
-                kind=line.kind,
-                status=line.status,
-                amount=line.amount,
-                currency=line.currency,
-                idempotency_key=line.idempotency_key,
-                reference=line.reference,
-                memo=line.memo,
-                created_at=line.created_at or now,
-            )
-        )
+        rows.append(_entry(line, now))
     # One read of the keys already booked per batch, then only the new rows are written (the first of a key
     # given twice); ``ignore_conflicts`` still covers a concurrent booking of the same key.
     new: dict[str, CostEntry] = {}

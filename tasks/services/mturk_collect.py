@@ -81,7 +81,7 @@ def _external(job: Job, record: AssignmentRecord, places: list[str]) -> External
 def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Actor, source: str) -> CollectResult:
     """Record assignments of our HITs (others are skipped with a reason), grouped by job, then book the
     charges of those MTurk reports as approved."""
-    from tasks.services.mturk_review import book_approval_charges
+    from tasks.services.mturk_review import book_approval_charges_in_bulk
 
     result = CollectResult()
     records = list(records)
@@ -123,11 +123,11 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
             if job.is_adaptive:  # completed HITs may want one more assignment (ranked, within budget)
                 transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
             approved = [r.external_assignment_id for r in job_records if r.status == AssignmentState.APPROVED]
-            booked = 0
-            for assignment in Assignment.objects.filter(
+            # The batch's ledger keys are read at once and only the missing rows booked, in bulk.
+            approvals = Assignment.objects.filter(
                 marketplace=MTURK, external_id__in=approved, state=AssignmentState.APPROVED
-            ).select_related("hit", "job", "worker"):
-                booked += book_approval_charges(assignment=assignment)
+            ).select_related("hit", "job")
+            booked = book_approval_charges_in_bulk(assignments=list(approvals))
             result.charges_booked += booked
         # Every HIT has all its assignments: the job is done (before the budget step, which settles done jobs).
         with transaction.atomic():

@@ -8,6 +8,7 @@ it and the others find it booked."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,14 @@ from tasks.models import (
 )
 from tasks.services.budget import after_review, check_budget_alerts, exact, reserve_budget
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import assignment_cost_key, bonus_cost_key, record_cost, reverse_cost
+from tasks.services.ledger import (
+    CostLine,
+    assignment_cost_key,
+    bonus_cost_key,
+    record_cost,
+    record_costs_once,
+    reverse_cost,
+)
 from tasks.services.mturk_common import MTURK, ledger_key, mturk_connector
 from tasks.services.mturk_escrow import release_rejected_slot, slot_released_at_rejection
 from workforce.audit import Actor, record_audit_event
@@ -54,32 +62,45 @@ def book_approval_charges(*, assignment: Assignment) -> int:
     The amounts are what MTurk charges for the HIT (its reward, assignments per HIT and Masters); the keys
     are the ledger's one scheme for assignments, so our approval, the guard and collect seeing MTurk's own
     auto-approval all book the same two rows, once."""
-    info = MTurkHit.objects.filter(hit_id=assignment.hit_id).first()
-    reward = info.reward if info else assignment.reward
-    fee = assignment_fee(
-        reward,
-        assignments_per_hit=info.max_assignments if info else assignment.hit.assignments_wanted,
-        masters=info.masters if info else False,
-    )
-    booked = 0
-    for kind, amount, part in ((CostKind.REWARD, reward, "reward"), (CostKind.MARKETPLACE_FEE, fee, "fee")):
-        _, created = record_cost(
-            job=assignment.job,
-            kind=kind,
-            amount=amount,
-            idempotency_key=assignment_cost_key(assignment.pk, part),
-            marketplace=MTURK,
-            status=CostStatus.CHARGED,
-            currency=assignment.job.currency,
-            hit=assignment.hit,
-            assignment=assignment,
-            worker=assignment.worker,
-            reference=str(assignment.external_id),
+    return book_approval_charges_in_bulk(assignments=[assignment])
+
+
+def book_approval_charges_in_bulk(*, assignments: Sequence[Assignment]) -> int:
+    """``book_approval_charges`` for many approved assignments (``hit`` and ``job`` selected), set-based: one
+    read of their HITs' MTurk rows, one of the keys booked, one insert of the rows missing; each assignment
+    booked now then settles one committed slot of its HIT, in the order given. Returns the rows new."""
+    infos = {m.hit_id: m for m in MTurkHit.objects.filter(hit_id__in={a.hit_id for a in assignments})}
+    lines: list[CostLine] = []
+    for assignment in assignments:
+        info = infos.get(assignment.hit_id)
+        reward = info.reward if info else assignment.reward
+        fee = assignment_fee(
+            reward,
+            assignments_per_hit=info.max_assignments if info else assignment.hit.assignments_wanted,
+            masters=info.masters if info else False,
         )
-        booked += created
-    if booked:
-        _settle_slot(assignment)
-    return booked
+        lines += [
+            CostLine(
+                job_id=assignment.job_id,
+                kind=kind,
+                amount=amount,
+                idempotency_key=assignment_cost_key(assignment.pk, part),
+                marketplace=MTURK,
+                status=CostStatus.CHARGED,
+                currency=assignment.job.currency,
+                hit_id=assignment.hit_id,
+                assignment_id=assignment.pk,
+                worker_id=assignment.worker_id,
+                reference=str(assignment.external_id),
+            )
+            for kind, amount, part in ((CostKind.REWARD, reward, "reward"), (CostKind.MARKETPLACE_FEE, fee, "fee"))
+        ]
+    booked = record_costs_once(lines)
+    settling = {line.assignment_id for line in booked}
+    for assignment in assignments:
+        if assignment.pk in settling:
+            _settle_slot(assignment)
+    return len(booked)
 
 
 def _settle_slot(assignment: Assignment) -> None:
