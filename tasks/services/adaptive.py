@@ -73,7 +73,8 @@ from tasks.services.adaptive_state import (
     refit_due,
 )
 from tasks.services.budget import BudgetExceeded, reserve_budget
-from workforce.audit import Actor, queue_audit_event, record_audit_event
+from tasks.services.extra_answers import reopen_after_more_work
+from workforce.audit import Actor, queue_audit_event
 from workforce.marketplaces.mturk import MTurkMarketplace
 from workforce.models import Marketplace
 
@@ -397,22 +398,9 @@ def _extend_on_mturk(job: Job, hit_ids: list[int], actor: Actor, connector: MTur
 def _reopen_after_extension(job: Job, extended: int, actor: Actor) -> None:
     """MTurk HITs of the job took more assignments: a completed job is published again (its new work is collected
     and settled like any other), audited as the pool's extra answers are."""
-    with transaction.atomic():
-        state = Job.objects.select_for_update().values_list("state", flat=True).get(pk=job.pk)
-        reopened = Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
-            state=JobState.PUBLISHED, completed_at=None
-        )
-        record_audit_event(
-            actor=actor,
-            action="job.adaptive_answers_requested",
-            object_type="job",
-            object_id=job.pk,
-            before={"state": state},
-            after={
-                "state": JobState.PUBLISHED.value if reopened else state,
-                "hits": extended,
-                "extra": 1,
-                "reopened_job": bool(reopened),
-                "marketplace": "mturk",
-            },
-        )
+    reopen_after_more_work(
+        job_id=job.pk,
+        actor=actor,
+        action="job.adaptive_answers_requested",
+        after={"hits": extended, "extra": 1, "marketplace": "mturk"},
+    )

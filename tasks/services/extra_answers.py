@@ -79,3 +79,25 @@ def request_more_answers(
             },
         )
     return len(rows)
+
+
+def reopen_after_more_work(
+    *, job_id: int, actor: Actor, action: str, after: dict[str, object], reopen: bool = True
+) -> bool:
+    """Audit more work asked of a job's Hits elsewhere (MTurk extended them) and, with ``reopen``, publish the job
+    again if it had completed, in one transaction under the job's row lock: the event holds the job's state before
+    and after. Returns whether the job was reopened."""
+    with transaction.atomic():
+        state = Job.objects.select_for_update().values_list("state", flat=True).get(pk=job_id)
+        reopened = reopen and bool(
+            Job.objects.filter(pk=job_id, state=JobState.COMPLETED).update(state=JobState.PUBLISHED, completed_at=None)
+        )
+        record_audit_event(
+            actor=actor,
+            action=action,
+            object_type="job",
+            object_id=job_id,
+            before={"state": state},
+            after={"state": JobState.PUBLISHED.value if reopened else state, **after},
+        )
+    return reopened

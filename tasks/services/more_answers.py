@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db import transaction
-
-from tasks.models import ConsensusLabel, Hit, HitItem, HitState, Job, JobState
+from tasks.models import ConsensusLabel, Hit, HitItem, HitState, Job
 from tasks.services import extra_answers
 from tasks.services.errors import ServiceError
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor
 from workforce.models import Marketplace
 
 if TYPE_CHECKING:
@@ -117,23 +115,11 @@ def _extend_on_mturk(
     skipped = len(hit_ids) - done.extended - done.already
     if not (done.extended or skipped):  # the same request again: nothing happened
         return MoreAnswers(hits=0)
-    with transaction.atomic():  # the reopen and its event together (only the job's row is locked here)
-        state = Job.objects.select_for_update().values_list("state", flat=True).get(pk=job.pk)
-        reopened = done.extended and Job.objects.filter(pk=job.pk, state=JobState.COMPLETED).update(
-            state=JobState.PUBLISHED, completed_at=None
-        )
-        record_audit_event(
-            actor=actor,
-            action="job.more_answers_requested",
-            object_type="job",
-            object_id=job.pk,
-            before={"state": state},
-            after={
-                "state": JobState.PUBLISHED.value if reopened else state,
-                "extra": extra,
-                "hits": done.extended,
-                "skipped": skipped,
-                "marketplace": "mturk",
-            },
-        )
+    extra_answers.reopen_after_more_work(
+        job_id=job.pk,
+        actor=actor,
+        action="job.more_answers_requested",
+        after={"extra": extra, "hits": done.extended, "skipped": skipped, "marketplace": "mturk"},
+        reopen=bool(done.extended),
+    )
     return MoreAnswers(hits=done.extended, skipped=skipped)

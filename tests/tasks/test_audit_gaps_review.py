@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tasks.models import Assignment, AssignmentState, Job, JobState
-from tasks.services import more_answers
+from tasks.services import extra_answers
 from tasks.services.adaptive import allocate_adaptive_answers
 from tasks.services.more_answers import request_more_answers
 from tasks.services.pool import assign_next_hit
@@ -80,7 +80,7 @@ def test_an_mturk_reopen_and_its_event_commit_together(mturk: MTurkMarketplace, 
     job = published_mturk_job(mturk, 1, redundancy=1, budget_cap=D("1.00"))
     Job.objects.filter(pk=job.pk).update(state=JobState.COMPLETED)
     with (
-        mock.patch.object(more_answers, "record_audit_event", side_effect=RuntimeError("audit down")),
+        mock.patch.object(extra_answers, "record_audit_event", side_effect=RuntimeError("audit down")),
         pytest.raises(RuntimeError),
     ):
         request_more_answers(job=Job.objects.get(pk=job.pk), actor=ACTOR, extra=1, connector=mturk)

@@ -34,4 +34,4 @@ def test_a_completed_job_whose_hit_mturk_extends_is_published_again(
     assert job.state == JobState.PUBLISHED and job.completed_at is None
     event = AuditEvent.objects.filter(action="job.adaptive_answers_requested", object_id=str(job.pk)).latest("id")
     assert event.before == {"state": "completed"}
-    assert event.after["state"] == "published" and event.after["reopened_job"] is True
+    assert event.after == {"state": "published", "hits": 1, "extra": 1, "marketplace": "mturk"}
