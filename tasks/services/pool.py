@@ -430,19 +430,36 @@ def expire_leases(*, now: datetime | None = None, job: Job | None = None, limit:
         )
         release_slots([r[1] for r in rows])
         sweeper = Actor.system("lease-sweeper")
+        why = "The lease ran out before the worker submitted."
         queue_audit_events(
             [
-                QueuedEvent(
-                    actor=sweeper,
-                    action="assignment.expired",
-                    object_type="assignment",
-                    object_id=assignment_id,
-                    before={"state": AssignmentState.ACCEPTED.value},
-                    after={"state": AssignmentState.EXPIRED.value},
-                    reason="The lease ran out before the worker submitted.",
-                    created_at=now,
+                assignment_state_event(
+                    sweeper, assignment_id, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why, created_at=now
                 )
                 for assignment_id, _hit_id in rows
             ]
         )
     return len(rows)
+
+
+def assignment_state_event(
+    actor: Actor,
+    assignment_id: int,
+    before: AssignmentState,
+    after: AssignmentState,
+    reason: str,
+    *,
+    created_at: datetime | None = None,
+) -> QueuedEvent:
+    """The audit event of one assignment moved from ``before`` to ``after`` (``assignment.<after>``), to queue with
+    the others a bulk change moved (``queue_audit_events``): the lease sweep, a cancel, a block."""
+    return QueuedEvent(
+        actor=actor,
+        action=f"assignment.{after.value}",
+        object_type="assignment",
+        object_id=assignment_id,
+        before={"state": before.value},
+        after={"state": after.value},
+        reason=reason,
+        created_at=created_at,
+    )

@@ -13,7 +13,8 @@ from tasks.reports.estimate import estimate_job_cost
 from tasks.services import hits as hit_services
 from tasks.services.budget import BudgetExceeded, check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
-from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
+from tasks.services.pool import assignment_state_event
+from workforce.audit import Actor, queue_audit_events, record_audit_event
 from workforce.models import Marketplace
 
 
@@ -210,19 +211,9 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
         Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
         # Leases still out end now (locked above, so still accepted); their workers are told on their next page.
         Assignment.objects.filter(pk__in=leases, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
+        why = f"The job was cancelled: {reason}" if reason else "The job was cancelled."
         queue_audit_events(
-            [
-                QueuedEvent(
-                    actor=actor,
-                    action="assignment.expired",
-                    object_type="assignment",
-                    object_id=pk,
-                    before={"state": AssignmentState.ACCEPTED.value},
-                    after={"state": AssignmentState.EXPIRED.value},
-                    reason=f"The job was cancelled: {reason}" if reason else "The job was cancelled.",
-                )
-                for pk in leases
-            ]
+            [assignment_state_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why) for pk in leases]
         )
         _mturk_availability(job, open_=False)
         settle_job_budget(job=job, actor=actor, reason="job cancelled")

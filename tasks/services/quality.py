@@ -36,7 +36,7 @@ from tasks.models import (
 )
 from tasks.quality_selectors import get_dependence_evidence
 from tasks.selectors import get_assignment_gold_answers
-from tasks.services.pool import release_slots
+from tasks.services.pool import assignment_state_event, release_slots
 from tasks.services.review import reject_assignment
 from tasks.services.speed import refresh_speed_scores  # noqa: F401  (re-exported for its callers)
 from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
@@ -420,27 +420,13 @@ def block_worker(
         queue_audit_events(
             [
                 *(
-                    _assignment_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why)
+                    assignment_state_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why)
                     for pk, _ in leases
                 ),
                 *(
-                    _assignment_event(actor, pk, AssignmentState.SUBMITTED, AssignmentState.RETURNED, why)
+                    assignment_state_event(actor, pk, AssignmentState.SUBMITTED, AssignmentState.RETURNED, why)
                     for pk, _ in returned
                 ),
             ]
         )
     return block
-
-
-def _assignment_event(
-    actor: Actor, assignment_id: int, before: AssignmentState, after: AssignmentState, reason: str
-) -> QueuedEvent:
-    return QueuedEvent(
-        actor=actor,
-        action=f"assignment.{after.value}",
-        object_type="assignment",
-        object_id=assignment_id,
-        before={"state": before.value},
-        after={"state": after.value},
-        reason=reason,
-    )
