@@ -10,14 +10,15 @@ guard, so no interleaving can end above a cap. Every function is idempotent on i
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Greatest, Round
 from django.utils import timezone
 
@@ -106,10 +107,58 @@ def format_amount(amount: Decimal) -> str:
     return f"{amount.quantize(Decimal('0.01')):,}"
 
 
+def reservation_conflict(
+    *, key: str, held: tuple[int, Decimal], job_id: int, amount: Decimal
+) -> ReservationConflict | None:
+    """The refusal of ``key``, reserved before as ``held`` (job id, amount), for ``amount`` on ``job_id``; None
+    when it names the same reservation (``reserve_budget`` reserves nothing)."""
+    held_job_id, held_amount = held
+    if held_job_id == job_id and abs(held_amount - amount) < AMOUNT_STEP:
+        return None
+    return ReservationConflict(
+        f"Budget key {key!r} reserved {held_amount} for job {held_job_id}; refusing to "
+        f"reuse it for {amount} on job {job_id} (a key names one reservation of one amount)."
+    )
+
+
+def reserved_after(reserved: Decimal, amount: Decimal) -> Decimal:
+    """A running sum after reserving ``amount``, as ``_plus`` stores it (4 places)."""
+    return (reserved + amount).quantize(AMOUNT_STEP, ROUND_HALF_UP)
+
+
+def within_cap(cap: Decimal | None, reserved: Decimal, amount: Decimal) -> bool:
+    """The cap rule (a sum plus a reservation, at 4 places, may reach its cap, not pass it; no cap, no limit) in
+    memory, for ``budget_bulk``; ``add_to_job_reserved`` / ``add_to_month_reserved`` guard updates with it."""
+    return cap is None or cap >= reserved_after(reserved, amount)
+
+
 def _plus(field: str, amount: Decimal) -> Round:
     """``field + amount`` rounded to the columns' 4 places. SQLite adds decimals as floats: unrounded, the
     sums drift (0.8 + 0.05 stores 0.8500000000000001) and a reservation that fills a cap exactly is refused."""
     return Round(F(field) + amount, 4)
+
+
+def add_to_job_reserved(job_id: int, amount: Decimal) -> bool:
+    """Add ``amount`` to the job's ``budget_reserved`` if it stays within the job's cap (one guarded update)."""
+    within = Q(budget_cap__isnull=True) | Q(budget_cap__gte=_plus("budget_reserved", amount))
+    return bool(Job.objects.filter(within, pk=job_id).update(budget_reserved=_plus("budget_reserved", amount)))
+
+
+def add_to_month_reserved(months: QuerySet[MonthlyBudget], amount: Decimal) -> bool:
+    """Add ``amount`` to the month row's ``reserved`` if it stays within its cap (one guarded update)."""
+    return bool(months.filter(cap__gte=_plus("reserved", amount)).update(reserved=_plus("reserved", amount)))
+
+
+def reserved_event(*, actor: Actor, job_id: int, amount: Decimal, key: str, month: date, reason: str) -> QueuedEvent:
+    """The ``budget.reserved`` audit event of one reservation."""
+    return QueuedEvent(
+        actor=actor,
+        action="budget.reserved",
+        object_type="job_budget",
+        object_id=job_id,
+        after={"amount": str(amount), "key": key, "month": month.isoformat()},
+        reason=reason,
+    )
 
 
 def reserve_budget(
@@ -134,14 +183,13 @@ def reserve_budget(
             existing = BudgetReservation.objects.filter(key=key).first()
             if existing is None:
                 raise
-            if existing.job_id != job.pk or abs(existing.amount - amount) >= AMOUNT_STEP:
-                raise ReservationConflict(
-                    f"Budget key {key!r} reserved {existing.amount} for job {existing.job_id}; refusing to "
-                    f"reuse it for {amount} on job {job.pk} (a key names one reservation of one amount)."
-                ) from None
+            conflict = reservation_conflict(
+                key=key, held=(existing.job_id, existing.amount), job_id=job.pk, amount=amount
+            )
+            if conflict is not None:
+                raise conflict from None
             return existing, False
-        within_cap = Q(budget_cap__isnull=True) | Q(budget_cap__gte=_plus("budget_reserved", amount))
-        if not Job.objects.filter(within_cap, pk=job.pk).update(budget_reserved=_plus("budget_reserved", amount)):
+        if not add_to_job_reserved(job.pk, amount):
             current = Job.objects.values("budget_cap", "budget_reserved", "currency").get(pk=job.pk)
             raise BudgetExceeded(
                 job_cap_message(
@@ -154,18 +202,11 @@ def reserve_budget(
             )
         # Lock order everywhere: a caller's Hit rows (in id order), then the job row, then the audit chain
         # head, then the month row (no deadlocks): a caller locks the Hits it changes before reserving.
-        record_audit_event(
-            actor=actor,
-            action="budget.reserved",
-            object_type="job_budget",
-            object_id=job.pk,
-            after={"amount": str(amount), "key": key, "month": month.isoformat()},
-            reason=reason,
+        record_audit_events(
+            [reserved_event(actor=actor, job_id=job.pk, amount=amount, key=key, month=month, reason=reason)]
         )
         capped = MonthlyBudget.objects.filter(month=month, currency=job.currency)  # the job's own currency's cap
-        if capped.exists() and not capped.filter(cap__gte=_plus("reserved", amount)).update(
-            reserved=_plus("reserved", amount)
-        ):
+        if capped.exists() and not add_to_month_reserved(capped, amount):
             raise BudgetExceeded(month_cap_message(capped.get(), amount))
     return row, True
 
@@ -387,12 +428,9 @@ def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) 
         return []
     now = now or timezone.now()
     spent = job_spent(job)
-    reached = [t for t in ALERT_THRESHOLDS if spent * 100 >= cap * t]
     done = set(BudgetAlert.objects.filter(job_id=job.pk).values_list("threshold", flat=True))
     raised: list[BudgetAlert] = []
-    for threshold in reached:
-        if threshold in done:
-            continue
+    for threshold in alerts_reached(spent=spent, cap=cap, done=done):
         try:
             with transaction.atomic():
                 alert = BudgetAlert.objects.create(
@@ -400,21 +438,35 @@ def check_budget_alerts(*, job: Job, actor: Actor, now: datetime | None = None) 
                 )
         except IntegrityError:
             continue  # raised by a concurrent approval
-        record_audit_event(
-            actor=actor,
-            action="budget.alert",
-            object_type="job_budget",
-            object_id=job.pk,
-            after={"threshold": threshold, "spent": str(spent), "cap": str(cap)},
-        )
+        record_audit_events([alert_event(actor=actor, job_id=job.pk, threshold=threshold, spent=spent, cap=cap)])
         raised.append(alert)
+    mail_alerts(job=job, thresholds=[a.threshold for a in raised], spent=spent, cap=cap)
+    return raised
+
+
+def alerts_reached(*, spent: Decimal, cap: Decimal, done: Collection[int]) -> list[int]:
+    """The alert thresholds (% of the cap) that ``spent`` has reached and that were not raised before."""
+    return [t for t in ALERT_THRESHOLDS if spent * 100 >= cap * t and t not in done]
+
+
+def alert_event(*, actor: Actor, job_id: int, threshold: int, spent: Decimal, cap: Decimal) -> QueuedEvent:
+    """The ``budget.alert`` audit event of one raised threshold."""
+    return QueuedEvent(
+        actor=actor,
+        action="budget.alert",
+        object_type="job_budget",
+        object_id=job_id,
+        after={"threshold": threshold, "spent": str(spent), "cap": str(cap)},
+    )
+
+
+def mail_alerts(*, job: Job, thresholds: list[int], spent: Decimal, cap: Decimal) -> None:
+    """On commit, one email to ``FINANCE_ALERT_EMAILS`` (if any) naming the highest threshold just raised."""
     recipients = list(getattr(settings, "FINANCE_ALERT_EMAILS", []) or [])
-    if raised and recipients:
-        top = max(a.threshold for a in raised)
-        subject = f"Job {job.pk} ({job.name}) has spent {top}% of its budget"
+    if thresholds and recipients:
+        subject = f"Job {job.pk} ({job.name}) has spent {max(thresholds)}% of its budget"
         body = f"Spent {format_amount(spent)} of {format_amount(cap)} {job.currency}."
         transaction.on_commit(lambda: send_alert_mail(subject, body, recipients))
-    return raised
 
 
 def send_alert_mail(subject: str, body: str, recipients: list[str]) -> None:
