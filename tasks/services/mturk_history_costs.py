@@ -21,8 +21,13 @@ first booking wins, later ones find the keys taken and book nothing.
 
 A later download may restate a review (``external_work``'s ``restate``). An approval restated as a rejection
 has its charged reward and fee cancelled by ``reverse_rejected_assignment_costs`` with reversal rows (the ledger
-is append-only; nothing is deleted); approved once more, a history row whose booking was reversed is booked
-again under a new key (``assignment:<pk>:reward-rebooked-<n>``), once.
+is append-only; nothing is deleted; a reversal's key is its row's key plus ``:reversed``). Approved once more, an
+assignment whose every charge was reversed is booked again, history or live alike, under keys that carry the
+generation: ``assignment:<pk>:reward-rebooked-<n>`` / ``fee-rebooked-<n>``, ``n`` the charges it has had. A retry
+or an identical download finds that key taken (or the charge open) and books nothing; the next
+rejection-and-approval is generation ``n + 1``. A live charge booked again settles no slot: the assignment gave
+its slot up at its first approval (or at its rejection), so the ledger keeps counting the money once. What a
+restated review of live work does to the budget is ``mturk_results.reviews``'s.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from django.db.models import Q
 
 from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import CostLine, assignment_cost_key, record_costs, reverse_cost
+from tasks.services.ledger import CostLine, assignment_cost_key, record_costs, record_costs_once, reverse_cost
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import assignment_fee
 from workforce.models import Marketplace
@@ -108,18 +113,20 @@ class HistoryCosts:
         }
 
 
-def lock_live_hits(*, external_hit_ids: Iterable[str]) -> None:
+def lock_live_hits(*, external_hit_ids: Iterable[str]) -> list[int]:
     """Lock the HITs published from here among ``external_hit_ids`` (in id order), as collect does before
     it writes its audit events: an approval booked by the live rule settles a slot under the HIT's lock, and
-    the lock order is HIT rows, then the audit head."""
+    the lock order is HIT rows, then the audit head. Returns the locked Hits' pks."""
     ids = sorted(set(external_hit_ids))
+    locked: list[int] = []
     for start in range(0, len(ids), _BATCH):
-        list(
+        locked += list(
             Hit.objects.select_for_update()
             .filter(marketplace=MTURK, external_id__in=ids[start : start + _BATCH], mturk__isnull=False)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
+    return locked
 
 
 def _assignments(job: Job, external_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -157,6 +164,38 @@ def _charges(assignment_ids: list[int]) -> dict[tuple[int, str], tuple[int, int]
     return found
 
 
+def _charge_lines(
+    assignment: dict[str, Any],
+    amounts: tuple[Decimal, Decimal],
+    charges: dict[tuple[int, str], tuple[int, int]],
+    **fields: Any,
+) -> list[CostLine]:
+    """The reward and fee rows still to book for ``assignment`` (``amounts``: reward, fee): none for a part booked
+    and not reversed; a part whose rows were all reversed (an approval restated as a rejection, then approved
+    again) is booked under the key of its next generation. ``fields``: the rows' other ``CostLine`` fields."""
+    lines = []
+    for kind, amount in zip(_CHARGE_PARTS, amounts, strict=True):
+        rows, open_rows = charges.get((assignment["id"], kind), (0, 0))
+        if open_rows:
+            continue
+        part = _CHARGE_PARTS[kind] + (f"-rebooked-{rows}" if rows else "")
+        lines.append(
+            CostLine(
+                kind=kind,
+                amount=amount,
+                idempotency_key=assignment_cost_key(assignment["id"], part),
+                hit_id=assignment["hit_id"],
+                assignment_id=assignment["id"],
+                worker_id=assignment["worker_id"],
+                marketplace=MTURK,
+                status=CostStatus.CHARGED,
+                currency=CURRENCY,
+                **fields,
+            )
+        )
+    return lines
+
+
 def _history_lines(
     job: Job,
     row: ImportedApproval,
@@ -165,31 +204,33 @@ def _history_lines(
     source: str,
     charges: dict[tuple[int, str], tuple[int, int]],
 ) -> list[CostLine]:
-    """The reward and fee rows still to book: none for a part booked and not reversed; a part whose rows were all
-    reversed (an approval restated as a rejection, then approved again) is booked under a new key."""
+    """A history row's reward and fee still to book (see ``_charge_lines``), dated when MTurk charged them."""
     fee = assignment_fee(reward, assignments_per_hit=row.max_assignments or 1)
-    base: dict[str, Any] = {
-        "job_id": job.pk,
-        "hit_id": assignment["hit_id"],
-        "assignment_id": assignment["id"],
-        "worker_id": assignment["worker_id"],
-        "marketplace": MTURK,
-        "status": CostStatus.CHARGED,
-        "currency": CURRENCY,
-        "reference": row.assignment_id,
-        "memo": imported_memo(source),
-        "created_at": row.approved_at,
-    }
-    lines = []
-    for kind, amount in ((CostKind.REWARD, reward), (CostKind.MARKETPLACE_FEE, fee)):
-        rows, open_rows = charges.get((assignment["id"], kind), (0, 0))
-        if open_rows:
-            continue
-        part = _CHARGE_PARTS[kind] + (f"-rebooked-{rows}" if rows else "")
-        lines.append(
-            CostLine(kind=kind, amount=amount, idempotency_key=assignment_cost_key(assignment["id"], part), **base)
-        )
-    return lines
+    return _charge_lines(
+        assignment,
+        (reward, fee),
+        charges,
+        job_id=job.pk,
+        reference=row.assignment_id,
+        memo=imported_memo(source),
+        created_at=row.approved_at,
+    )
+
+
+def _live_again_lines(
+    job: Job, assignment: dict[str, Any], info: MTurkHit, source: str, charges: dict[tuple[int, str], tuple[int, int]]
+) -> list[CostLine]:
+    """A live assignment's charge booked again (every earlier one reversed): what MTurk charges for its HIT, as
+    ``mturk_review.book_approval_charges`` books it, under the next generation's keys."""
+    fee = assignment_fee(info.reward, assignments_per_hit=info.max_assignments, masters=info.masters)
+    return _charge_lines(
+        assignment,
+        (info.reward, fee),
+        charges,
+        job_id=job.pk,
+        reference=str(assignment["external_id"]),
+        memo=f"approved again in {source}"[:255] if source else "approved again",
+    )
 
 
 def book_imported_assignment_costs(
@@ -203,13 +244,12 @@ def book_imported_assignment_costs(
         return result
     with transaction.atomic():
         assignments = _assignments(job, [row.assignment_id for row in rows])
-        live_hits = set(
-            MTurkHit.objects.filter(hit_id__in={a["hit_id"] for a in assignments.values()}).values_list(
-                "hit_id", flat=True
-            )
-        )
+        live_hits = {
+            info.hit_id: info
+            for info in MTurkHit.objects.filter(hit_id__in={a["hit_id"] for a in assignments.values()})
+        }
         history: list[tuple[ImportedApproval, Decimal, dict[str, Any]]] = []
-        live: list[int] = []
+        live: list[dict[str, Any]] = []
         for row in rows:
             assignment = assignments.get(row.assignment_id)
             reason = ""
@@ -218,14 +258,14 @@ def book_imported_assignment_costs(
             elif assignment["state"] != AssignmentState.APPROVED:
                 reason = f"the assignment is {assignment['state']} here, so its cost was not booked"
             elif assignment["hit_id"] in live_hits:
-                live.append(assignment["id"])
+                live.append(assignment)
             elif not row.reward:
                 reason = "the row has no Reward (or $0.00), so its cost was not booked"
             else:
                 history.append((row, row.reward, assignment))
             if reason:
                 result.not_booked.append({"line": row.line, "assignment": row.assignment_id, "reason": reason})
-        charges = _charges([a["id"] for _, _, a in history])
+        charges = _charges([a["id"] for _, _, a in history] + [a["id"] for a in live])
         lines = [line for row, reward, a in history for line in _history_lines(job, row, reward, a, source, charges)]
         taken = _taken_keys([line.idempotency_key for line in lines])
         new = [line for line in lines if line.idempotency_key not in taken]
@@ -234,7 +274,21 @@ def book_imported_assignment_costs(
         result.fees = sum((line.amount for line in new if line.kind == CostKind.MARKETPLACE_FEE), ZERO)
         result.assignments_booked = len({line.assignment_id for line in new})
         result.already_booked = len(history) - result.assignments_booked
-        for assignment_row in Assignment.objects.filter(pk__in=live).select_related("hit", "job", "worker"):
+        # Live work never charged here is booked by the live rule (which settles its slot); live work whose every
+        # charge was reversed is charged again under the next generation's keys, settling no slot.
+        first = {a["id"] for a in live if not any((a["id"], kind) in charges for kind in _CHARGE_PARTS)}
+        again = record_costs_once(
+            [
+                line
+                for a in live
+                if a["id"] not in first
+                for line in _live_again_lines(job, a, live_hits[a["hit_id"]], source, charges)
+            ]
+        )
+        result.ledger_rows_booked += len(again)
+        result.live_assignments_booked += len({line.assignment_id for line in again})
+        result.already_booked += len(live) - len(first) - result.live_assignments_booked
+        for assignment_row in Assignment.objects.filter(pk__in=first).select_related("hit", "job", "worker"):
             booked = book_approval_charges(assignment=assignment_row)
             result.ledger_rows_booked += booked
             result.live_assignments_booked += bool(booked)
@@ -264,6 +318,7 @@ class ReversedCosts:
     assignments_reversed: int = 0
     ledger_rows_reversed: int = 0
     amount: Decimal = ZERO  # the reversal rows' sum (negative)
+    entries: list[CostEntry] = field(default_factory=list)  # the charged rows reversed now (not in ``as_dict``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -304,6 +359,7 @@ def reverse_rejected_assignment_costs(
             if created:
                 result.ledger_rows_reversed += 1
                 result.amount += reversal.amount
+                result.entries.append(entry)
         result.assignments_reversed = len({entry.assignment_id for entry in entries})
         if result.ledger_rows_reversed:
             record_audit_event(

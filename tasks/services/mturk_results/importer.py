@@ -15,6 +15,14 @@ rejected has its cost reversed, never deleted) and a changed answer (the Answer 
 value), each listed in the result (``reviews_restated``, ``answers_updated``, ``costs_reversed``). Scoring and
 consensus then run on the whole job when the file brought new work, new statuses or new answers.
 
+A review is restated only by a later one, judged by its ApprovalTime/RejectionTime, so an older download never
+undoes a newer review. A row restating a review without that time (the cell empty, or the file without the
+column) is taken as a first import takes a reviewed row without a time: with the file's status, as of the
+import. Its review time is the import time, its charge (when approved) is dated then, and its
+``reviews_restated`` entry carries a ``note`` saying so (see ``reviews``). Work of a HIT published from here
+reviewed by the file (first seen or restated) has the slot and budget consequences of the same review made
+here, listed in ``budget`` (``reviews.settle_live_reviews``); imported history stays outside the budget.
+
 A damaged file (see ``reader``: unreadable CSV, a row cut short or too long, a row without its ids, one
 AssignmentId on two lines with different content) is refused whole, naming its first damaged line, unless
 ``skip_bad_rows`` asks for the rest to be imported with the damaged rows reported in ``rows_skipped``. Rows
@@ -30,7 +38,7 @@ use, and a new job's was given as ``labels``: the file is refused whole, naming 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -54,11 +62,13 @@ from tasks.services.mturk_history_costs import (
 from tasks.services.mturk_results.items import MARKETPLACE, write_items, write_raw_results
 from tasks.services.mturk_results.items import item_ids as find_item_ids
 from tasks.services.mturk_results.reader import ResultsFile, ResultsFileError, read_results
+from tasks.services.mturk_results.reviews import settle_live_reviews, untimed_restatements
 from tasks.services.mturk_results.schema import MAX_INFERRED_LABELS, LabelSchema, SchemaError, infer_schema
 from tasks.services.quality import refresh_speed_scores
 from workforce.audit import Actor, record_audit_event
 
 MAX_REDUNDANCY = 50
+REVIEWED = (AssignmentState.APPROVED, AssignmentState.REJECTED)
 
 
 @dataclass
@@ -81,6 +91,7 @@ class MTurkImportResult:
     reviews_restated: list[dict[str, Any]] = field(default_factory=list)  # line, assignment, before, after
     answers_updated: list[dict[str, Any]] = field(default_factory=list)  # line, assignment, item, before, after
     costs_reversed: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)  # live work's slots and reservation (``reviews``)
     consensus: dict[str, Any] | None = None
     workers_scored: int = 0
 
@@ -223,8 +234,9 @@ def import_mturk_results(
     """Import one results file into ``job``, or into a new job called ``new_job_name``; see the module doc."""
     if (job is None) == (not new_job_name.strip()):
         raise ServiceError("Give either an existing job or a name for a new job.")
+    now = timezone.now()  # the import time: what auto-approval is judged by, and untimed restatements' time
     try:
-        parsed = read_results(data, now=timezone.now())
+        parsed = read_results(data, now=now)
     except ResultsFileError as exc:
         raise ServiceError(str(exc)) from exc
     if parsed.damage and not skip_bad_rows:
@@ -292,15 +304,26 @@ def import_mturk_results(
                 reviewed_at=row.reviewed_at,
                 reward=row.reward,
             )
+        by_line = {row.line: row for row in parsed.rows}
+        untimed = untimed_restatements(job=job, rows=[by_line[line] for line in records], now=now)
+        for line, review in untimed.items():
+            records[line] = replace(records[line], reviewed_at=review.reviewed_at)
         # Work already recorded in another job is reported before any item is written for it.
         elsewhere = owned_by_other_jobs(job, MARKETPLACE, list(records.values()))
         for line, record in records.items():
             if record.external_assignment_id in elsewhere:
                 skip.setdefault(line, elsewhere[record.external_assignment_id])
+        # The lock order: the reviewed Hits published from here, then the job row, then the audit head.
+        live_hits = lock_live_hits(
+            external_hit_ids=[
+                r.external_hit_id for line, r in records.items() if line not in skip and r.state in REVIEWED
+            ]
+        )
+        if live_hits:
+            list(Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True))
         result.items_created = write_items(job, [r for r in parsed.rows if r.line not in skip], skip, item_ids, stored)
         lines = {record.external_assignment_id: line for line, record in records.items() if line not in skip}
         approved = [line for line in lines.values() if records[line].state == AssignmentState.APPROVED]
-        lock_live_hits(external_hit_ids=[records[line].external_hit_id for line in approved])
         recorded = record_external_assignments(
             job=job,
             marketplace=MARKETPLACE,
@@ -316,7 +339,6 @@ def import_mturk_results(
             raise ServiceError(
                 f"No row of {filename} could be imported, so no job was created (line {first[0]}: {first[1]})."
             )
-        by_line = {row.line: row for row in parsed.rows}
         result.costs = book_imported_assignment_costs(
             job=job,
             rows=[
@@ -325,7 +347,7 @@ def import_mturk_results(
                     by_line[line].assignment_id,
                     by_line[line].reward,
                     by_line[line].max_assignments,
-                    by_line[line].reviewed_at,
+                    records[line].reviewed_at,
                 )
                 for line in approved
                 if line not in skip
@@ -336,11 +358,22 @@ def import_mturk_results(
         rejected = [
             a for a, line in lines.items() if line not in skip and records[line].state == AssignmentState.REJECTED
         ]
-        result.costs_reversed = reverse_rejected_assignment_costs(
+        reversed_costs = reverse_rejected_assignment_costs(
             job=job, assignment_ids=rejected, source=filename, actor=actor
+        )
+        result.costs_reversed = reversed_costs.as_dict()
+        result.budget = settle_live_reviews(
+            job=job,
+            live_hits=live_hits,
+            rejected=rejected,
+            reversed_entries=reversed_costs.entries,
+            live_booked=result.costs["live_assignments_booked"],
+            actor=actor,
+            now=now,
         ).as_dict()
         result.reviews_restated = [
             {"line": lines[a], "assignment": a, "before": before, "after": after}
+            | ({"note": untimed[lines[a]].note} if lines[a] in untimed else {})
             for a, before, after in recorded.reviews_restated
         ]
         result.answers_updated = [
@@ -386,6 +419,7 @@ def _audit(*, actor: Actor, job: Job, filename: str, result: MTurkImportResult) 
             "items_created": result.items_created,
             "raw_results_refreshed": result.raw_results_refreshed,
             "reviews_restated": len(result.reviews_restated),
+            "reviews_restated_as_of_import": sum(1 for r in result.reviews_restated if "note" in r),
             "answers_updated": len(result.answers_updated),
             "labels_added": result.labels_added,
             "rows_skipped": len(result.rows_skipped),
