@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ class Command(BaseCommand):
         for restated in result.reviews_restated[:20]:
             self.stdout.write(
                 f"  line {restated['line']}: assignment {restated['assignment']} is {restated['after']} now "
-                f"(was {restated['before']})."
+                f"(was {restated['before']})." + (f" {restated['note']}" if restated.get("note") else "")
             )
         for updated in result.answers_updated[:20]:
             self.stdout.write(
@@ -108,6 +109,14 @@ class Command(BaseCommand):
                 f"Reversed {result.costs_reversed['amount']} {result.costs_reversed['currency']} booked for "
                 f"{result.costs_reversed['assignments_reversed']} assignment(s) the file reports as rejected."
             )
+        budget = result.budget
+        if budget.get("slots_released") or Decimal(budget.get("released", "0")):
+            self.stdout.write(
+                f"Budget: gave back {budget['released']} of job {result.job}'s reservation "
+                f"({budget['slots_released']} slot(s) of rejected work)."
+            )
+        if budget.get("reservation_refused"):
+            self.stdout.write(f"Budget: {budget['reservation_refused']}")
         for skipped in result.rows_skipped[:20]:
             self.stdout.write(f"  line {skipped['line']}: {skipped['reason']}")
         consensus = result.consensus

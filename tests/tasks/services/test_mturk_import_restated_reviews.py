@@ -279,3 +279,18 @@ def test_live_work_first_seen_rejected_in_a_file_gives_its_slot_back_once_as_a_l
     standin.state.assignments[first]["AssignmentStatus"] = "Rejected"
     collect_mturk_work(actor=ACTOR, connector=mturk)
     assert (_reserved(job), _sum()) == after
+
+
+def test_the_command_prints_the_note_of_a_restatement_without_a_review_time(tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    approved, other = _row("A1", "Approved", ApprovalTime=PAST), _row("A2", "Approved", ApprovalTime=PAST)
+    job = Job.objects.get(pk=_import(_csv([approved, other])).job)
+    path = tmp_path / "later.csv"
+    path.write_bytes(_csv([{**approved, "AssignmentStatus": "Rejected", "ApprovalTime": ""}, other]))
+    out = io.StringIO()
+
+    call_command("import_mturk_results", str(path), job=str(job.pk), stdout=out)
+
+    [line] = [line for line in out.getvalue().splitlines() if "assignment A1" in line]
+    assert "rejected now (was approved)" in line and "RejectionTime" in line
