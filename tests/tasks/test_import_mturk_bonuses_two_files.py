@@ -179,3 +179,28 @@ def test_an_earlier_undated_booking_whose_memo_was_cut_short_is_still_replaced(t
     report = _bonuses(job, _listed_file(tmp_path, [(first, _granted(5))]))
     assert (report["bonuses_booked"], report["dated_from_file"]) == (0, 1)
     assert _bonus_count() == 1 and _net() == before
+
+
+def test_an_earlier_dated_booking_whose_memo_was_cut_short_covers_the_bulk_files_row(tmp_path: Path) -> None:
+    """The bulk file has no grant time, so the dated booking cannot be found by its key; its memo holds only the
+    start of a 300-character reason, which is enough to know it books this row."""
+    job = _job()
+    first = {**_bonus_rows()[0], "reason": ("Thanks for the careful work. " * 10).strip()}
+    _legacy_booking(job, first, _granted(6))
+    before = _net()
+    report = _bonuses(job, _bulk_file(tmp_path, [first]))
+    assert (report["bonuses_booked"], report["already_booked"]) == (0, 1)
+    assert _bonus_count() == 1 and _net() == before
+
+
+def test_a_cut_memo_does_not_cover_a_row_whose_reason_differs_before_the_cut(tmp_path: Path) -> None:
+    """Reasons that agree up to the cut cannot be told apart (the row is taken as booked: paying a bonus twice is
+    the worse mistake); one that differs before it is another bonus."""
+    job = _job()
+    long = ("Thanks for the careful work. " * 10).strip()
+    first = {**_bonus_rows()[0], "reason": long}
+    _legacy_booking(job, first, _granted(6))
+    other = {**first, "reason": long[:100] + " and a different ending"}
+    report = _bonuses(job, _bulk_file(tmp_path, [other]))
+    assert report["bonuses_booked"] == 1
+    assert _bonus_count() == 2

@@ -84,9 +84,25 @@ def _standing_bonuses() -> QuerySet[CostEntry]:
     )
 
 
-def _booked(assignment_ids: Iterable[str]) -> dict[tuple[str, str], _Booked]:
-    """Per (assignment, content): what the ledger holds, reversed bookings left out."""
+MEMO_LENGTH = 255  # ``CostEntry.memo``'s length: a longer memo was stored cut
+
+
+@dataclass(frozen=True)
+class _CutMemo:
+    """An earlier-scheme booking whose memo was cut, so only the start of its reason is known."""
+
+    key: str
+    reason_start: str
+    grant: str  # UNDATED or ``legacy:<key>``
+
+
+def _booked(
+    assignment_ids: Iterable[str],
+) -> tuple[dict[tuple[str, str], _Booked], dict[tuple[str, str, Decimal], list[_CutMemo]]]:
+    """Per (assignment, content): what the ledger holds, reversed bookings left out; and per (assignment, worker,
+    amount) the earlier-scheme bookings whose memo was cut (their content cannot be read back whole)."""
     found: dict[tuple[str, str], _Booked] = defaultdict(_Booked)
+    cut: dict[tuple[str, str, Decimal], list[_CutMemo]] = defaultdict(list)
     ids = sorted(set(assignment_ids))
     for start in range(0, len(ids), _CHUNK):
         prefixes = Q()
@@ -104,12 +120,33 @@ def _booked(assignment_ids: Iterable[str]) -> dict[tuple[str, str], _Booked]:
                 content = content_digest(assignment, worker or "", cents, reason)
                 undated = bonus_cost_key(legacy_bonus_key(assignment, worker or "", cents, reason, None))
                 grant = UNDATED if key == undated else f"legacy:{key}"
+                if len(memo) >= MEMO_LENGTH:
+                    cut[(assignment, worker or "", cents)].append(_CutMemo(key, reason, grant))
+                    continue
             booked = found[(assignment, content)]
             if grant == UNDATED:
                 booked.undated = key
             else:
                 booked.grants.add(grant)
-    return found
+    return found, cut
+
+
+def _match_cut_memos(
+    rows: Sequence[tuple[Any, Any]],
+    booked: dict[tuple[str, str], _Booked],
+    cut: dict[tuple[str, str, Decimal], list[_CutMemo]],
+) -> None:
+    """Credit an earlier-scheme booking with a cut memo to the file's row whose reason it starts (same assignment,
+    worker and amount): read back whole it would have named that row's content."""
+    for row, _ in rows:
+        for memo in cut.get((row.assignment_id, row.worker_id, Decimal(row.amount).quantize(Decimal("0.01"))), []):
+            if not row.reason.startswith(memo.reason_start):
+                continue
+            held = booked[(row.assignment_id, row.content)]
+            if memo.grant == UNDATED:
+                held.undated = held.undated or memo.key
+            else:
+                held.grants.add(memo.grant)
 
 
 def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[Claim]]:
@@ -120,7 +157,8 @@ def unbooked(rows: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], li
             "idempotency_key", flat=True
         )
     )
-    booked = _booked(row.assignment_id for row, _ in rows)
+    booked, cut = _booked(row.assignment_id for row, _ in rows)
+    _match_cut_memos(rows, booked, cut)
     _find_legacy_undated(rows, booked)
     new: list[tuple[Any, Any]] = []
     claims: list[Claim] = []
