@@ -35,7 +35,7 @@ from tasks.services.publishing import publish_job
 from tasks.services.review_batch import approve_assignments
 from workforce.audit import Actor
 from workforce.models import Worker
-from workforce.services import register_internal_worker
+from workforce.services import record_user_saved, register_internal_worker
 
 NAME = "Demo (already worked): which shape is in the picture?"
 LABELS = ["circle", "square", "triangle"]
@@ -131,6 +131,7 @@ def _worker(sim: SimulatedWorker, actor: Actor) -> Worker:
     if created:
         user.set_unusable_password()  # a simulated worker never logs in
         user.save(update_fields=["password"])
+        record_user_saved(user=user, actor=actor, created=True, before=None)
     return register_internal_worker(user=user, actor=actor, display_name=sim.username)
 
 

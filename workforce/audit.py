@@ -33,10 +33,12 @@ Guarantees:
 * An event is hashed on exactly what the database gives back (``storable_json``: PostgreSQL's jsonb has no
   ``-0.0`` and spells ``1e+23`` as the whole number ``100000000000000000000000``), so an untouched chain
   always verifies; events stored before that are checked with their earlier reading as a fallback.
-* The database guards the chain too (migrations 0002 and 0005): on PostgreSQL triggers refuse UPDATE and
-  DELETE of audit events, TRUNCATE of the events or of the chain head unless both are emptied together
-  (a whole reset, which a kept checkpoint catches), DELETE of the head and any UPDATE lowering its count;
-  on SQLite a trigger refuses lowering the head's count.
+* The database guards the chain too (migrations 0002, 0003, 0005 and 0007): on PostgreSQL and SQLite alike,
+  triggers refuse UPDATE and DELETE of audit events, UPDATE of pending events, DELETE of the chain head and
+  any UPDATE lowering its count; on PostgreSQL, TRUNCATE of the events or of the head unless both are emptied
+  together (a whole reset, which a kept checkpoint catches). Nothing in the application changes or deletes a
+  sealed event (privacy erasure pseudonymises workers, never the trail). The one way past the row guards is
+  ``audit_guards_lifted``: maintenance, and Django's flush on SQLite, which empties every table row by row.
 """
 
 from __future__ import annotations
@@ -45,13 +47,14 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from itertools import islice, product
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from workforce.models import AuditChainHead, AuditEvent, PendingAuditEvent, Worker
@@ -445,3 +448,50 @@ def check_checkpoints(checkpoints: Sequence[tuple[int, str]]) -> str | None:
                 f"{digest[:12]}…: the trail was rewritten at or before it."
             )
     return None
+
+
+# The row guards of the audit tables, by vendor: (table, trigger) as the migrations name them.
+ROW_GUARDS = {
+    "postgresql": (
+        ("workforce_auditevent", "workforce_auditevent_append_only"),  # 0002
+        ("workforce_pendingauditevent", "workforce_pendingauditevent_no_update"),  # 0003
+        ("workforce_auditchainhead", "workforce_auditchainhead_forward_only"),  # 0005
+    ),
+    "sqlite": (
+        ("workforce_auditchainhead", "workforce_auditchainhead_forward_only"),  # 0005
+        ("workforce_auditevent", "workforce_auditevent_no_update"),  # 0007, and the three below
+        ("workforce_auditevent", "workforce_auditevent_no_delete"),
+        ("workforce_pendingauditevent", "workforce_pendingauditevent_no_update"),
+        ("workforce_auditchainhead", "workforce_auditchainhead_no_delete"),
+    ),
+}
+
+
+@contextmanager
+def audit_guards_lifted(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Maintenance only: run the body with the audit tables' row guards off, inside one transaction that
+    switches them off first and on again last (PostgreSQL ``ALTER TABLE ... DISABLE TRIGGER``; SQLite, which
+    cannot disable a trigger, drops it and creates it again from the SQL it had). DDL is transactional on
+    both, so other connections never see the tables unguarded and an error in the body restores the guards
+    by rollback. It needs the tables' owner (DDL rights), which the application's database role should not
+    have in production. Used by ``flush`` on SQLite (a whole reset, see migration 0007) and by the tests that
+    play someone tampering with the trail; whatever it changes, ``audit_verify`` still checks."""
+    connection = connections[using]
+    guards = ROW_GUARDS.get(connection.vendor, ())
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            names = [name for _table, name in guards]
+            marks = ", ".join("%s" for _ in names)
+            cursor.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})", names)
+            kept = cursor.fetchall()
+            for name, _sql in kept:
+                cursor.execute(f"DROP TRIGGER {connection.ops.quote_name(name)}")
+            yield
+            for _name, sql in kept:
+                cursor.execute(sql)
+            return
+        for table, name in guards:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
+        yield
+        for table, name in guards:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {name}")

@@ -14,7 +14,7 @@ from tasks.services import hits as hit_services
 from tasks.services.budget import BudgetExceeded, check_budget, reserve_budget, settle_job_budget
 from tasks.services.errors import InvalidTransition, ServiceError
 from tasks.services.pool import assignment_state_event
-from workforce.audit import Actor, queue_audit_events, record_audit_event
+from workforce.audit import Actor, QueuedEvent, queue_audit_events, record_audit_event
 from workforce.models import Marketplace
 
 
@@ -194,6 +194,19 @@ def _lock_live_work(job: Job) -> list[int]:
     return leases
 
 
+def _hit_cancelled_event(actor: Actor, hit_id: int, before: str, reason: str) -> QueuedEvent:
+    """The audit event of one Hit closed by a cancel (``hit.cancelled``), queued with the others in one batch."""
+    return QueuedEvent(
+        actor=actor,
+        action="hit.cancelled",
+        object_type="hit",
+        object_id=hit_id,
+        before={"state": before},
+        after={"state": HitState.CANCELLED.value},
+        reason=reason,
+    )
+
+
 def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
     """Cancel the job: its Hits that are not complete are cancelled and its leases end. Nothing reopens or
     extends a Hit of the job once the cancel has committed (every such path checks the job's state under the
@@ -208,13 +221,19 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
             action="job.cancelled",
             reason=reason,
         )
-        Hit.objects.filter(job=job).exclude(state=HitState.COMPLETE).update(state=HitState.CANCELLED)
+        # The Hits it closes (not complete, not already cancelled) with their states, read with the job's row
+        # locked, so a Hit added since the lock above is closed and audited too.
+        closing = Hit.objects.filter(job=job).exclude(state__in=[HitState.COMPLETE, HitState.CANCELLED])
+        closed = list(closing.order_by("pk").values_list("pk", "state"))
+        closing.update(state=HitState.CANCELLED)
         # Leases still out end now (locked above, so still accepted); their workers are told on their next page.
         Assignment.objects.filter(pk__in=leases, state=AssignmentState.ACCEPTED).update(state=AssignmentState.EXPIRED)
         why = f"The job was cancelled: {reason}" if reason else "The job was cancelled."
-        queue_audit_events(
-            [assignment_state_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why) for pk in leases]
-        )
+        expired = [
+            assignment_state_event(actor, pk, AssignmentState.ACCEPTED, AssignmentState.EXPIRED, why) for pk in leases
+        ]
+        # One insert for every Hit and lease the cancel closed.
+        queue_audit_events([_hit_cancelled_event(actor, pk, state, why) for pk, state in closed] + expired)
         _mturk_availability(job, open_=False)
         settle_job_budget(job=job, actor=actor, reason="job cancelled")
     return job

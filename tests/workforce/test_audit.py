@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from tasks.tasks import expire_leases_task
-from workforce.audit import Actor, record_audit_event, verify_audit_chain
+from workforce.audit import Actor, audit_guards_lifted, record_audit_event, verify_audit_chain
 from workforce.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +34,7 @@ def test_events_form_a_hash_chain_that_verifies():
 )
 def test_tampering_with_a_past_event_is_caught(column, value):
     events = _three_events()
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":  # someone with DDL rights switches the guard off first
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute(f"UPDATE workforce_auditevent SET {column} = %s WHERE id = %s", [value, events[1].pk])
     broken = verify_audit_chain()
     assert broken is not None and broken.pk == events[1].pk
@@ -83,9 +81,7 @@ def test_audit_verify_exits_0_when_intact_and_1_naming_the_tampered_event(capsys
     events = _three_events()
     call_command("audit_verify")
     assert "3 event(s) verified" in capsys.readouterr().out
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute("UPDATE workforce_auditevent SET object_id = '2' WHERE id = %s", [events[2].pk])
     with pytest.raises(CommandError, match=f"Audit event {events[2].pk} ") as info:
         call_command("audit_verify")
@@ -102,9 +98,7 @@ def test_audit_verify_catches_events_cut_from_the_end(keep, capsys):
 
     events = _three_events()
     assert check_chain_end() is None
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute("DELETE FROM workforce_auditevent WHERE id > %s", [events[keep - 1].pk if keep else 0])
     assert verify_audit_chain() is None  # what is left still chains
     with pytest.raises(CommandError, match=f"with {keep} event\\(s\\), but 3 were chained") as info:
@@ -126,9 +120,7 @@ def test_a_chain_rewritten_and_rehashed_in_the_database_fails_against_a_kept_che
     call_command("audit_verify")
     checkpoint = capsys.readouterr().out.rsplit(" ", 1)[-1].strip()
     assert checkpoint.startswith("3:")
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute("UPDATE workforce_auditevent SET reason = 'nothing to see' WHERE action = 'job.published'")
         previous = "0" * 64
         for event in AuditEvent.objects.order_by("id"):

@@ -11,7 +11,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from workforce.audit import Actor, check_chain_end, queue_audit_event, record_audit_event, seal_all_audit_events
+from workforce.audit import (
+    Actor,
+    audit_guards_lifted,
+    check_chain_end,
+    queue_audit_event,
+    record_audit_event,
+    seal_all_audit_events,
+)
 from workforce.models import AuditChainHead, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -49,9 +56,7 @@ def test_the_head_still_moves_forward_for_appends_and_sealing() -> None:
 
 def test_cutting_the_end_cannot_be_hidden_by_rewinding_the_head() -> None:
     events = _events()
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":  # someone with DDL rights switches the row guard off first
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the row guards off first
         cur.execute("DELETE FROM workforce_auditevent WHERE id > %s", [events[2].pk])
     _refused("UPDATE workforce_auditchainhead SET count = 3, last_hash = %s WHERE id = 1", [events[2].hash])
     with pytest.raises(CommandError, match="with 3 event\\(s\\), but 5 were chained") as info:

@@ -18,6 +18,7 @@ from workforce.audit import (
     CANONICAL_FIELDS,
     Actor,
     QueuedEvent,
+    audit_guards_lifted,
     canonical_event,
     chain_hash,
     queue_audit_event,
@@ -118,9 +119,7 @@ def test_events_stored_by_the_earlier_code_still_verify_on_any_database() -> Non
 
 
 def _tamper(sql: str, params: list[Any]) -> None:
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":  # someone with DDL rights switches the guard off first
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute(sql, params)
 
 

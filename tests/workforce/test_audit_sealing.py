@@ -13,7 +13,14 @@ from tasks.models import AssignmentState
 from tasks.services.collection import submit_assignment
 from tasks.services.errors import SubmissionRefused
 from tasks.services.pool import assign_next_hit, expire_leases, return_assignment
-from workforce.audit import Actor, queue_audit_event, record_audit_event, seal_audit_events, verify_audit_chain
+from workforce.audit import (
+    Actor,
+    audit_guards_lifted,
+    queue_audit_event,
+    record_audit_event,
+    seal_audit_events,
+    verify_audit_chain,
+)
 from workforce.models import AuditEvent, PendingAuditEvent
 from workforce.tasks import seal_audit_events_task
 
@@ -126,9 +133,7 @@ def test_sealed_events_interleave_with_direct_appends_in_one_verifiable_chain():
 
 
 def _tamper(sql: str, params: list[object]) -> None:
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":  # someone with DDL rights switches the guard off first
-            cur.execute("ALTER TABLE workforce_auditevent DISABLE TRIGGER workforce_auditevent_append_only")
+    with audit_guards_lifted(), connection.cursor() as cur:  # someone with DDL rights switches the guards off first
         cur.execute(sql, params)
 
 

@@ -21,7 +21,7 @@ from tasks.services.imports import import_items
 from tasks.services.jobs import create_job
 from tasks.services.publishing import publish_job
 from workforce.audit import Actor
-from workforce.services import register_internal_worker
+from workforce.services import auditing_password_change, get_user_access, record_user_saved, register_internal_worker
 
 ACTOR = Actor.system("demo command")
 
@@ -64,13 +64,21 @@ class Command(BaseCommand):
         )
 
     def _account(self, username: str, *, staff: bool, group: str) -> tuple[Any, str]:
-        user_model = get_user_model()
+        """The account, created or brought back to its demo role with a new password, audited as the admin's
+        forms audit it: ``user.created``, or ``user.password_changed`` and (if its access changed) ``user.changed``."""
+        users = get_user_model()._default_manager
         password = secrets.token_urlsafe(9)
-        user, _ = user_model.objects.get_or_create(username=username)
-        user.is_staff = staff
-        user.set_password(password)
-        user.save()
+        user = users.select_for_update().filter(username=username).first()
+        before = None if user is None else get_user_access(user_id=user.pk, lock=True)
+        if user is None:
+            user = users.create_user(username=username, password=password, is_staff=staff)
+        else:
+            with auditing_password_change(user=user, actor=ACTOR):
+                user.is_staff = staff
+                user.set_password(password)
+                user.save()
         user.groups.add(Group.objects.get(name=group))
+        record_user_saved(user=user, actor=ACTOR, created=before is None, before=before)
         return user, password
 
     @transaction.atomic
