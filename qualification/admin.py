@@ -19,8 +19,8 @@ from qualification.services import (
     create_new_version,
     lock_test_snapshot,
     record_test_saved,
-    revoke_grant,
 )
+from qualification.services_bulk import revoke_grants
 from qualification.specs import OptionSpec, QuestionSpec, unreadable_numbers, validate_question_specs
 from workforce.admin_fields import LabelListField, StorableJSONField
 from workforce.admin_mixins import IdentitySearchMixin, ReadOnlyAdmin
@@ -206,12 +206,6 @@ class GrantAdmin(IdentitySearchMixin, ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected qualifications", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
-        revoked = 0
-        for grant in queryset.filter(revoked_at__isnull=True):
-            try:
-                revoke_grant(grant=grant, actor=Actor.from_user(request.user), reason="Revoked in the admin.")
-            except QualificationError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} qualification(s).", messages.SUCCESS)
+        # One set-based call: grants someone else revoked first are skipped, not counted.
+        revoked = revoke_grants(grants=queryset, actor=Actor.from_user(request.user), reason="Revoked in the admin.")
+        self.message_user(request, f"Revoked {len(revoked)} qualification(s).", messages.SUCCESS)

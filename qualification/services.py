@@ -26,7 +26,7 @@ from qualification.grading import AnswerType, grade_answer, score_percent
 from qualification.models import Attempt, AttemptState, Grant, MultilabelScoring, QualificationTest, Question
 from qualification.policies import AttemptAllowance, attempt_policy
 from qualification.specs import OptionSpec, QuestionSpec, validate_question_specs
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event, record_audit_events
 from workforce.models import Worker
 
 MAX_ANSWER_LENGTH = 1000
@@ -417,8 +417,22 @@ def _grant(
     return grant
 
 
+def grant_revoked_event(grant: Grant, *, actor: Actor, reason: str, now: datetime) -> QueuedEvent:
+    """The audit event of one revoked grant (the same whether revoked alone or with others)."""
+    return QueuedEvent(
+        actor=actor,
+        action="qualification.revoked",
+        object_type=GRANT_OBJECT,
+        object_id=grant.pk,
+        before={"revoked_at": None},
+        after={"revoked_at": now, "worker": grant.worker_id, "test": grant.test_id},
+        reason=reason,
+    )
+
+
 def revoke_grant(*, grant: Grant, actor: Actor, reason: str, now: datetime | None = None) -> Grant:
-    """Revoke a live grant; the worker may then take the test again (within its attempt limit)."""
+    """Revoke a live grant; the worker may then take the test again (within its attempt limit). Nothing else
+    changes: requirements read live grants when work is handed out. Many at once: ``services_bulk.revoke_grants``."""
     now = now or timezone.now()
     with transaction.atomic():
         revoked = Grant.objects.filter(pk=grant.pk, revoked_at__isnull=True).update(
@@ -426,15 +440,7 @@ def revoke_grant(*, grant: Grant, actor: Actor, reason: str, now: datetime | Non
         )
         if revoked != 1:
             raise QualificationError("That qualification is already revoked.")
-        record_audit_event(
-            actor=actor,
-            action="qualification.revoked",
-            object_type=GRANT_OBJECT,
-            object_id=grant.pk,
-            before={"revoked_at": None},
-            after={"revoked_at": now, "worker": grant.worker_id, "test": grant.test_id},
-            reason=reason,
-        )
+        record_audit_events([grant_revoked_event(grant, actor=actor, reason=reason, now=now)])
     grant.refresh_from_db()
     return grant
 

@@ -32,7 +32,7 @@ from tasks.models import (
     WorkerJobScore,
 )
 from tasks.selectors import get_job_totals, list_job_progress
-from tasks.services.blocks import lift_job_block
+from tasks.services.blocks import lift_job_blocks
 from tasks.services.errors import QueueUnavailable, ServiceError
 from tasks.services.imports import import_items
 from tasks.services.jobs import (
@@ -392,15 +392,9 @@ class JobBlockAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Lift the selected blocks (the worker may work on the job again)", permissions=["lift"])
     def lift_selected(self, request: HttpRequest, queryset: QuerySet[JobBlock]) -> None:
-        lifted = 0
-        for block in queryset.filter(lifted_at__isnull=True):
-            try:
-                lift_job_block(block=block, actor=Actor.from_user(request.user), reason="Lifted in the admin.")
-            except ServiceError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                lifted += 1
-        self.message_user(request, f"Lifted {lifted} block(s).", messages.SUCCESS)
+        # One set-based call: blocks someone else lifted first are skipped, not counted.
+        lifted = lift_job_blocks(blocks=queryset, actor=Actor.from_user(request.user), reason="Lifted in the admin.")
+        self.message_user(request, f"Lifted {len(lifted)} block(s).", messages.SUCCESS)
 
 
 # Admin pages that live in their own modules register themselves on import.

@@ -22,14 +22,26 @@ a worker's last such page keeps waiting until a later task of theirs has been re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from tasks.models import (
@@ -40,8 +52,7 @@ from tasks.models import (
     CostKind,
     GoldGrade,
     Job,
-    JobBlock,
-    WorkerJobScore,
+    PayMode,
 )
 from tasks.services.review import pay_for  # pure: what approving an assignment pays (read only)
 from workforce.models import Worker
@@ -92,30 +103,28 @@ def scorecard_earnings() -> Coalesce:
     return Coalesce(Subquery(total, output_field=money), Value(Decimal("0")), output_field=money)
 
 
-# (job id, assignment id, state, accepted, submitted, reward): the worker's submitted assignments
-_Row = tuple[int, int, str, datetime, datetime, Decimal]
+def _done(worker: Worker) -> QuerySet[Assignment]:
+    """The worker's submitted assignments (reviewed or not)."""
+    return Assignment.objects.filter(worker=worker, state__in=DONE_ASSIGNMENT_STATES, submitted_at__isnull=False)
 
 
-def _cutoffs(worker: Worker) -> tuple[dict[int, tuple[int, datetime | None]], list[_Row]]:
-    """Per job: (submissions, submission time of the last one in the last complete block, or None); and the
-    submitted assignments themselves, by job and submission time, for the waiting count."""
-    rows: list[_Row] = [
-        (job_id, pk, state, accepted_at, submitted_at, reward)
-        for job_id, pk, state, accepted_at, submitted_at, reward in Assignment.objects.filter(
-            worker=worker, state__in=DONE_ASSIGNMENT_STATES, submitted_at__isnull=False
-        )
-        .order_by("job_id", "submitted_at", "id")
-        .values_list("job_id", "id", "state", "accepted_at", "submitted_at", "reward")
-        if submitted_at is not None
-    ]
-    times: dict[int, list[datetime]] = {}
-    for job_id, _, _, _, submitted_at, _ in rows:
-        times.setdefault(job_id, []).append(submitted_at)
+def _cutoffs(worker: Worker) -> dict[int, tuple[int, datetime | None]]:
+    """Per job: (submissions, submission time of the last one in the last complete block, or None). One query:
+    the database numbers the worker's submissions per job (by submission time, then id) and returns only the
+    last one and the last one of a complete block, so at most two rows per job however many were submitted."""
+    ranked = _done(worker).annotate(
+        position=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("submitted_at").asc(), F("id").asc()]),
+        total=Window(Count("id"), partition_by=[F("job_id")]),
+    )
+    last_in_block = F("total") / SCORE_BLOCK * SCORE_BLOCK  # integer division on both databases
     result: dict[int, tuple[int, datetime | None]] = {}
-    for job_id, stamps in times.items():
-        counted = len(stamps) // SCORE_BLOCK * SCORE_BLOCK
-        result[job_id] = (len(stamps), stamps[counted - 1] if counted else None)
-    return result, rows
+    for job_id, total, position, submitted_at in ranked.filter(
+        Q(position=F("total")) | Q(position=last_in_block)
+    ).values_list("job_id", "total", "position", "submitted_at"):
+        _, cutoff = result.get(job_id, (total, None))
+        is_cutoff = position == total // SCORE_BLOCK * SCORE_BLOCK
+        result[job_id] = (total, submitted_at if is_cutoff else cutoff)
+    return result
 
 
 def _auto_review_sweep() -> timedelta:
@@ -125,54 +134,119 @@ def _auto_review_sweep() -> timedelta:
     return schedule if isinstance(schedule, timedelta) else timedelta(0)
 
 
-def _waiting(
-    rows: Sequence[_Row], jobs: dict[int, Job], missed_gold: set[int], now: datetime
-) -> dict[int, tuple[int, Decimal]]:
+def _missed_gold(assignment: OuterRef) -> Q:
+    """The assignment (``OuterRef`` to it) was rejected and every gold answer in it was wrong: the missed-gold
+    policy (``tasks.services.quality.act_on_missed_gold``) may have rejected it at submit time. (The grades are
+    found through the assignment's answers alone, by index: they are the assignment's worker's.)"""
+    grades = GoldGrade.objects.filter(answer__assignment_id=assignment)
+    return Q(state=AssignmentState.REJECTED) & Exists(grades) & ~Exists(grades.filter(score__gt=0))
+
+
+def _last_reviewed(worker: Worker) -> dict[int, tuple[datetime, int]]:
+    """Per job: (submission time, id) of the worker's last reviewed task that is not a missed-gold rejection.
+    One query, one row per job."""
+    reviewed = (
+        _done(worker)
+        .exclude(state=AssignmentState.SUBMITTED)
+        .filter(~_missed_gold(OuterRef("pk")))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("submitted_at").desc(), F("id").desc()])
+        )
+    )
+    return {
+        job_id: (submitted_at, pk)
+        for job_id, submitted_at, pk in reviewed.filter(rank=1).values_list("job_id", "submitted_at", "id")
+        if submitted_at is not None  # (always: ``_done`` has only submitted work)
+    }
+
+
+def _waiting(worker: Worker, jobs: dict[int, Job], now: datetime) -> dict[int, tuple[int, Decimal]]:
     """Per job: the tasks shown as waiting for review and what approving them would pay (module docstring).
 
-    ``rows`` by job and submission time; ``missed_gold``: the ids of rejected assignments whose gold answers
-    were all wrong (rejected at submit time where the job's policy says so)."""
-    waiting: dict[int, tuple[int, Decimal]] = {}
+    Counted in the database: a task waits while it is not reviewed, or while it is a missed-gold rejection
+    submitted after the worker's last other reviewed task in the job (``_last_reviewed``) whose auto-review
+    has not had time to run. Piece pay is summed there too; hourly pay is ``pay_for``'s per task (rounded to
+    the cent each), so only the waiting tasks of hourly jobs are read, for their times."""
+    overtaken = Q(pk__in=[])  # reviewed work submitted after it: its review has caught up
+    for job_id, (last_at, last_id) in _last_reviewed(worker).items():
+        overtaken |= Q(job_id=job_id) & (Q(submitted_at__lt=last_at) | Q(submitted_at=last_at, id__lt=last_id))
+    overdue = Q(pk__in=[])  # the auto-review sweep has passed it
     sweep = _auto_review_sweep()
-    reviewed_later: set[int] = set()  # the jobs where a task submitted after this one has been reviewed
-    for job_id, pk, state, accepted_at, submitted_at, reward in reversed(rows):
-        job = jobs[job_id]
-        hidden = pk in missed_gold
-        if state == AssignmentState.SUBMITTED:
-            shown = True
-        elif hidden:
-            overdue = job.auto_approve_after is not None and submitted_at + job.auto_approve_after + sweep <= now
-            shown = not (job_id in reviewed_later or overdue)
-        else:
-            shown = False
-            reviewed_later.add(job_id)
-        if shown:
-            pay = pay_for(job, Assignment(accepted_at=accepted_at, submitted_at=submitted_at, reward=reward))
-            n, total = waiting.get(job_id, (0, Decimal("0")))
-            waiting[job_id] = (n + 1, total + pay)
+    for job in jobs.values():
+        if job.auto_approve_after is not None:
+            overdue |= Q(job_id=job.pk, submitted_at__lte=now - sweep - job.auto_approve_after)
+    hidden = _missed_gold(OuterRef("pk")) & ~overtaken & ~overdue
+    shown = _done(worker).filter(Q(state=AssignmentState.SUBMITTED) | hidden)
+    hourly = [j.pk for j in jobs.values() if j.pay_mode == PayMode.HOURLY and j.hourly_rate is not None]
+    piece_pay = Sum("reward", filter=~Q(job_id__in=hourly)) if hourly else Sum("reward")
+    waiting = {
+        row["job_id"]: (row["n"], row["pay"] or Decimal("0"))
+        for row in shown.order_by().values("job_id").annotate(n=Count("id"), pay=piece_pay)
+    }
+    if any(job_id in hourly for job_id in waiting):
+        for job_id, accepted_at, submitted_at in shown.filter(job_id__in=hourly).values_list(
+            "job_id", "accepted_at", "submitted_at"
+        ):
+            n, total = waiting[job_id]
+            pay = pay_for(jobs[job_id], Assignment(accepted_at=accepted_at, submitted_at=submitted_at))
+            waiting[job_id] = (n, total + pay)
     return waiting
 
 
-def _missed_gold_rejections(worker: Worker) -> set[int]:
-    """The worker's rejected assignments whose gold answers were all wrong, as the missed-gold policy
-    (``tasks.services.quality.act_on_missed_gold``) judges them; one aggregate query."""
-    return set(
-        GoldGrade.objects.filter(worker=worker, answer__assignment__state=AssignmentState.REJECTED)
-        .values("answer__assignment_id")
-        .annotate(best=Max("score"))
-        .filter(best__lte=0)
-        .values_list("answer__assignment_id", flat=True)
+@dataclass(frozen=True)
+class _MyJob:
+    """A job the worker submitted work in, with their kept scores there and the block in force, if any."""
+
+    job: Job
+    agreement: float | None
+    answers: int
+    median_seconds: float | None
+    fast_share: float | None
+    blocked_at: datetime | None
+    block_reason: str
+
+
+def _my_jobs(worker: Worker, job_ids: list[int]) -> dict[int, _MyJob]:
+    """The jobs with the worker's ``WorkerJobScore`` and live ``JobBlock`` there (each unique per job and
+    worker) joined in: one query. The jobs carry the fields the cards and ``pay_for`` read, nothing else."""
+    fields = ("id", "name", "currency", "pay_mode", "hourly_rate", "assignment_duration", "auto_approve_after")
+    rows = (
+        Job.objects.filter(pk__in=job_ids)
+        .annotate(
+            my_score=FilteredRelation("worker_scores", condition=Q(worker_scores__worker=worker)),
+            my_block=FilteredRelation("blocks", condition=Q(blocks__worker=worker, blocks__lifted_at__isnull=True)),
+        )
+        .values(
+            *fields,
+            my_agreement=F("my_score__agreement"),
+            my_answers=F("my_score__answers"),
+            my_median_seconds=F("my_score__median_seconds"),
+            my_fast_share=F("my_score__fast_share"),
+            my_blocked_at=F("my_block__created_at"),
+            my_block_reason=F("my_block__reason"),
+        )
     )
+    return {
+        row["id"]: _MyJob(
+            job=Job(**{name: row[name] for name in fields}),
+            agreement=row["my_agreement"],
+            answers=row["my_answers"] or 0,
+            median_seconds=row["my_median_seconds"],
+            fast_share=row["my_fast_share"],
+            blocked_at=row["my_blocked_at"],
+            block_reason=row["my_block_reason"] or "",
+        )
+        for row in rows
+    }
 
 
 def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
     """The worker's own figures per job they worked on (see the module docstring for what is delayed)."""
-    cutoffs, rows = _cutoffs(worker)
+    cutoffs = _cutoffs(worker)
     if not cutoffs:
         return []
-    fields = ("id", "name", "currency", "pay_mode", "hourly_rate", "assignment_duration", "auto_approve_after")
-    jobs = {j.pk: j for j in Job.objects.filter(pk__in=list(cutoffs)).only(*fields)}
-    waiting = _waiting(rows, jobs, _missed_gold_rejections(worker), timezone.now())
+    mine = _my_jobs(worker, list(cutoffs))
+    waiting = _waiting(worker, {job_id: m.job for job_id, m in mine.items()}, timezone.now())
     never = Q(pk__in=[])
     in_blocks = Q()
     for job_id, (_, cutoff) in cutoffs.items():
@@ -196,37 +270,32 @@ def list_worker_scorecards(worker: Worker) -> list[WorkerJobScorecard]:
         .annotate(total=Sum("amount"))
         .order_by()
     }
-    scores = {s.job_id: s for s in WorkerJobScore.objects.filter(worker=worker, job_id__in=list(cutoffs))}
-    blocks = {
-        b.job_id: b for b in JobBlock.objects.filter(worker=worker, job_id__in=list(cutoffs), lifted_at__isnull=True)
-    }
     cards = []
     for job_id, (submitted, cutoff) in sorted(cutoffs.items(), reverse=True):
         n, right = grades.get(job_id, (0, 0.0))
         accuracy = gold_accuracy(right, n) if n else None
-        score = scores.get(job_id)
-        block = blocks.get(job_id)
+        my = mine[job_id]
         waiting_n, waiting_pay = waiting.get(job_id, (0, Decimal("0")))
         cards.append(
             WorkerJobScorecard(
                 job_id=job_id,
-                job_name=jobs[job_id].name,
-                currency=jobs[job_id].currency,
+                job_name=my.job.name,
+                currency=my.job.currency,
                 submitted=submitted,
                 counted=submitted // SCORE_BLOCK * SCORE_BLOCK if cutoff is not None else 0,
                 gold_answers=n,
                 accuracy=accuracy.mean if accuracy else None,
                 accuracy_low=accuracy.low if accuracy else None,
                 accuracy_high=accuracy.high if accuracy else None,
-                agreement=score.agreement if score else None,
-                answers=score.answers if score and score.answers else 0,
-                median_seconds=score.median_seconds if score else None,
-                too_fast=bool(score and score.fast_share and score.fast_share > 0.5),
+                agreement=my.agreement,
+                answers=my.answers,
+                median_seconds=my.median_seconds,
+                too_fast=bool(my.fast_share and my.fast_share > 0.5),
                 earnings=earnings.get(job_id) or Decimal("0"),
                 awaiting_review=waiting_n,
                 awaiting_pay=waiting_pay,
-                blocked_at=block.created_at if block else None,
-                block_reason=block.reason if block else "",
+                blocked_at=my.blocked_at,
+                block_reason=my.block_reason,
             )
         )
     return cards
