@@ -20,7 +20,6 @@ from tasks.admin_forms import ItemImportForm, JobForm
 from tasks.admin_quality import FlaggedFilter
 from tasks.admin_uploads import run_upload
 from tasks.console.job_admin import CONSOLE_ACTIONS, JobConsoleMixin, download_export
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import (
     Answer,
     Assignment,
@@ -47,6 +46,7 @@ from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadO
 from workforce.audit import Actor
 from workforce.ids import parse_id
 from workforce.models import Marketplace
+from workforce.paginator import EstimatedCountPaginator
 
 
 def _progress_bar(percent: int) -> str:

@@ -19,7 +19,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from tasks.admin_review import ReviewActionsMixin  # noqa: F401  (re-exported for tasks.admin)
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import BudgetAlert, BudgetReservation, CostEntry, Job, MonthlyBudget
 from tasks.reports.charts import bar_chart, line_chart
 from tasks.reports.estimate import estimate_job_cost
@@ -42,6 +41,7 @@ from tasks.services.fair_pay import top_up_fair_pay
 from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 from workforce.models import Marketplace
+from workforce.paginator import EstimatedCountPaginator
 
 FINANCE_PERMISSION = "tasks.view_costentry"
 

@@ -10,13 +10,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import GroundTruthLabel, Job, JobState, LabelingJob
 from tasks.services.errors import ServiceError
 from tasks.services.groundtruth.running import configure_labeling_job, follow_labeling_job, stop_labeling_job
 from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 from workforce.marketplaces.base import MarketplaceError
+from workforce.paginator import EstimatedCountPaginator
 
 # The settings an ops manager chooses; the name, ARN and status are the service's and AWS's.
 CONFIGURABLE = (

@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from tasks.admin_uploads import run_upload
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import Job, Prediction
 from tasks.selectors_predictions import (
     count_disagreements_by_day,
@@ -26,6 +25,7 @@ from tasks.selectors_predictions import (
 from tasks.services.predictions import import_predictions
 from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
+from workforce.paginator import EstimatedCountPaginator
 
 
 class PredictionImportForm(forms.Form):

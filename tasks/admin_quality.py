@@ -10,12 +10,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tasks.admin_filters import RecentJobFilter
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import AssignmentFlag, ConsensusLabel, Job
 from tasks.services.errors import ServiceError
 from tasks.services.gold import promote_consensus_to_gold
 from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
+from workforce.paginator import EstimatedCountPaginator
 
 
 @admin.register(AssignmentFlag)

@@ -14,6 +14,7 @@ from workforce.admin_mixins import AuditHistoryMixin, IdentitySearchMixin, ReadO
 from workforce.audit import Actor, seal_all_audit_events
 from workforce.invitations import InvitationError, invite_workers
 from workforce.models import AuditEvent, Worker
+from workforce.paginator import EstimatedCountPaginator
 from workforce.privacy import worker_id_for
 from workforce.services import edit_worker
 
@@ -95,6 +96,7 @@ class WorkerAdmin(IdentitySearchMixin, AuditHistoryMixin, admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
+    paginator = EstimatedCountPaginator  # the trail only grows: no COUNT(*) over it on every page
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id")
     # Cached value lists and fixed date ranges: no DISTINCT over the whole trail on every page.
     list_filter = (

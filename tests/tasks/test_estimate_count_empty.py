@@ -14,9 +14,9 @@ from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
-from tasks.console.paginator import EstimatedCountPaginator, estimate_count
 from tasks.models import CostEntry, Item
 from tests.factories import ItemFactory
+from workforce.paginator import EstimatedCountPaginator, estimate_count
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tasks.admin_filters import RECENT_JOBS
-from tasks.console import paginator as paginators
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.models import (
     Assignment,
     ConsensusLabel,
@@ -35,7 +33,10 @@ from tasks.services.speed import refresh_published_speed_scores
 from tasks.tasks import refresh_speed_scores_task
 from tests.factories import ItemFactory, JobFactory, UserFactory, WorkerFactory
 from tests.tasks.finance_helpers import submit_work
+from workforce import paginator as paginators
 from workforce.audit import Actor
+from workforce.models import AuditEvent
+from workforce.paginator import EstimatedCountPaginator
 from workforce.scoring import speed_signal
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,7 @@ BIG_LISTS = {
     ConsensusLabel: "/admin/tasks/consensuslabel/",
     Prediction: "/admin/tasks/prediction/",
     GroundTruthLabel: "/admin/tasks/groundtruthlabel/",
+    AuditEvent: "/admin/workforce/auditevent/",
 }
 JOB_LISTS = [
     "/admin/tasks/item/",

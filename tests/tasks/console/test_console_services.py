@@ -9,7 +9,6 @@ import pytest
 
 from tasks.console.charts import bar_chart, heat_map
 from tasks.console.markdown import render_markdown
-from tasks.console.paginator import EstimatedCountPaginator
 from tasks.dashboard import get_job_dashboard
 from tasks.models import Assignment, ConsensusLabel, Hit, Item, Job, JobInstructions, JobState
 from tasks.services.errors import ServiceError
@@ -21,6 +20,7 @@ from tests.factories import ItemFactory, JobFactory
 from tests.tasks.exports.conftest import work
 from workforce.audit import Actor
 from workforce.models import AuditEvent
+from workforce.paginator import EstimatedCountPaginator
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
@@ -147,7 +147,7 @@ def test_paginator_takes_the_planner_estimate_on_big_lists(monkeypatch: pytest.M
 
     if not is_postgres():
         pytest.skip("needs PostgreSQL (EXPLAIN estimates)")
-    from tasks.console import paginator
+    from workforce import paginator
 
     job = JobFactory()
     ItemFactory.create_batch(30, job=job)
