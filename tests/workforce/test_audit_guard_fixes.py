@@ -64,8 +64,7 @@ def test_cutting_the_end_cannot_be_hidden_by_rewinding_the_head() -> None:
     assert info.value.returncode == 1
 
 
-@only_postgresql
-def test_postgresql_refuses_deleting_the_chain_head() -> None:
+def test_the_database_refuses_deleting_the_chain_head() -> None:
     _events(1)
     assert "cannot be deleted" in _refused("DELETE FROM workforce_auditchainhead")
     assert AuditChainHead.objects.filter(id=1).exists()
