@@ -21,32 +21,18 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tasks.models import Assignment, AssignmentState, BudgetReservation, CostEntry, CostKind, CostStatus, Hit, Job
+from tasks.models import Assignment, AssignmentState, BudgetReservation, CostEntry, CostKind, CostStatus, Job
 from tasks.services.budget import job_spent
 from tasks.services.mturk_collect import collect_mturk_work
 from tasks.services.mturk_results import MTurkImportResult, export_mturk_results, import_mturk_results
 from tasks.services.mturk_results.reader import STANDARD_COLUMNS, format_time
 from tasks.services.review import override_rejection, reject_assignment
 from tests.marketplaces.mturk_standin import MTurkStandIn
-from tests.tasks.services.mturk_helpers import ACTOR, published_mturk_job
+from tests.tasks.services.mturk_helpers import ACTOR, submitted_mturk_assignments
+from tests.tasks.services.test_mturk_import_review_fixes import HEAD
 from workforce.marketplaces.mturk import MTurkMarketplace
 
 pytestmark = pytest.mark.django_db
-HEAD = [
-    "HITId",
-    "AssignmentId",
-    "WorkerId",
-    "AssignmentStatus",
-    "AcceptTime",
-    "SubmitTime",
-    "AutoApprovalTime",
-    "ApprovalTime",
-    "RejectionTime",
-    "Reward",
-    "MaxAssignments",
-    "Input.text",
-    "Answer.sentiment",
-]
 PAST = "Sun Nov 10 16:05:00 PST 2019"
 LATER = "Mon Nov 11 09:00:00 PST 2019"
 T1, T2, T3 = "Fri Nov 08 10:00:00 PST 2019", "Sat Nov 09 10:00:00 PST 2019", "Sun Nov 10 10:00:00 PST 2019"
@@ -156,16 +142,8 @@ def test_a_timed_restatement_is_reported_without_a_note() -> None:
 
 
 def _live_job(mturk: MTurkMarketplace, standin: MTurkStandIn, workers: int = 2) -> tuple[Job, list[str]]:
-    job = published_mturk_job(mturk, 1)
-    hit = Hit.objects.get(job=job)
-    item = hit.items.get().external_id
-    ids = []
-    for n in range(workers):
-        external = standin.state.accept(str(hit.external_id), f"AW{n}")
-        standin.state.external_submit([("assignmentId", external), (f"item:{item}", "pos")])
-        ids.append(external)
-    collect_mturk_work(actor=ACTOR, connector=mturk)
-    return job, ids
+    assignments = submitted_mturk_assignments(mturk, standin, workers=workers)
+    return assignments[0].job, [str(a.external_id) for a in assignments]
 
 
 def _download(job: Job, reviews: dict[str, tuple[str, str]]) -> bytes:
