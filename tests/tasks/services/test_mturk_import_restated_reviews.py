@@ -29,38 +29,17 @@ from tasks.services.mturk_results.reader import STANDARD_COLUMNS, format_time
 from tasks.services.review import override_rejection, reject_assignment
 from tests.marketplaces.mturk_standin import MTurkStandIn
 from tests.tasks.services.mturk_helpers import ACTOR, submitted_mturk_assignments
-from tests.tasks.services.test_mturk_import_review_fixes import HEAD
+from tests.tasks.services.test_mturk_import_review_fixes import HEAD, LATER, PAST, _csv
+from tests.tasks.services.test_mturk_import_review_fixes import _row as review_fixes_row
 from workforce.marketplaces.mturk import MTurkMarketplace
 
 pytestmark = pytest.mark.django_db
-PAST = "Sun Nov 10 16:05:00 PST 2019"
-LATER = "Mon Nov 11 09:00:00 PST 2019"
 T1, T2, T3 = "Fri Nov 08 10:00:00 PST 2019", "Sat Nov 09 10:00:00 PST 2019", "Sun Nov 10 10:00:00 PST 2019"
 
 
 def _row(assignment: str, status: str, **cells: str) -> dict[str, str]:
-    row = dict.fromkeys(HEAD, "")
-    row.update(
-        HITId="H1",
-        AssignmentId=assignment,
-        WorkerId=f"W{assignment}",
-        AssignmentStatus=status,
-        AcceptTime="Thu Nov 07 16:00:00 PST 2019",
-        SubmitTime="Thu Nov 07 16:05:00 PST 2019",
-        Reward="$0.10",
-        MaxAssignments="3",
-        **{"Input.text": "text of H1", "Answer.sentiment": "positive"},
-    )
-    row.update(cells)
-    return row
-
-
-def _csv(rows: list[dict[str, str]], header: list[str] = HEAD) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\r\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
+    """A row of HIT H1 by worker W<assignment>, answered "positive"."""
+    return review_fixes_row("H1", assignment, f"W{assignment}", status, "positive", **cells)
 
 
 def _import(data: bytes, job: Job | None = None, **kwargs: Any) -> MTurkImportResult:
