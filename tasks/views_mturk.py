@@ -12,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from tasks.models import Job
 from tasks.selectors_mturk import list_mturk_hit_items
 from tasks.selectors_predictions import attach_prelabels
 from tasks.services.errors import ServiceError, SubmissionRefused
@@ -36,6 +37,23 @@ PAGE_ACTOR = Actor.system("mturk task page")
 def _framed(response: HttpResponse) -> HttpResponse:
     response["Content-Security-Policy"] = FRAME_POLICY
     return response
+
+
+def _mark_choices(job: Job, items: list[Any], posted: dict[str, Any] | None) -> None:
+    """Give each item of a label job the labels its page shows ticked (``item.checked``): those the worker
+    posted when a submission is shown again after a refusal (``posted``, the page's own fields, so a worker
+    only ever sees their own choices back), else the pre-label. Unknown posted values tick nothing."""
+    if job.is_shapes:
+        return
+    for item in items:
+        if posted is None:
+            chosen: Any = item.prelabel
+        else:
+            chosen = posted.get(f"{PLACE_FIELD_PREFIX}{item.place}", [])
+        values = {str(v) for v in chosen} if isinstance(chosen, list) else {str(chosen)} if chosen else set()
+        if not job.is_multilabel and len(values) > 1:
+            values = set()  # one radio at most
+        item.checked = [label for label in job.labels if str(label) in values]
 
 
 def _page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -82,6 +100,7 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
     }
     if request.method == "GET" or context["preview"]:
         attach_prelabels(job, context["items"])
+        _mark_choices(job, context["items"], None)
         return _page(request, context)
     fields: dict[str, Any] = {}
     for key in request.POST:
@@ -93,9 +112,11 @@ def mturk_task(request: HttpRequest) -> HttpResponse:
             hit=hit, assignment_id=ids["assignmentId"], worker_id=ids["workerId"], fields=fields, actor=PAGE_ACTOR
         )
     except SubmissionRefused as error:
-        for item in context["items"]:  # the drawings go back to the editor, to be corrected rather than redrawn
+        # what the worker chose goes back on the page (drawings to the editor), to fix what was refused only
+        for item in context["items"]:
             item.drawing = fields.get(f"{PLACE_FIELD_PREFIX}{item.place}", "")
         attach_prelabels(job, context["items"])
+        _mark_choices(job, context["items"], fields)
         return _page(request, {**context, "error": str(error)}, status=400)
     place = {item.external_id: item.place for item in context["items"]}
     forward = {  # MTurk keeps the answers under the page's own names (the collect path maps them back)

@@ -79,18 +79,23 @@ def store_mturk_submission(
 ) -> dict[str, Any]:
     """Check the answers against the job and keep them as the worker's claim (an ``MTurkPageSubmission``,
     upserted on the AssignmentId); return the item answers as posted. Raises ``SubmissionRefused`` with the
-    reason when they do not fit the job, or when MTurk has already listed this assignment.
+    reason when they do not fit the job, or when MTurk has already listed this assignment. On a multi-label
+    job an item left out is an empty selection ("none of these apply"), as ``submit_assignment`` reads it.
 
     Nothing here counts as work: the ids are whatever the page's query string said, so the assignment is
     recorded only when MTurk lists it (``tasks.services.mturk_collect``), which confirms the claim."""
     job = hit.job
     payloads = dict(hit.items.order_by("hit_items__position").values_list("external_id", "payload"))
     answers = answers_by_item(job, dict(fields), list(payloads))
-    if set(answers) != set(payloads):
-        raise SubmissionRefused("Answer every item of this task.")
-    # drawings are checked against each item's image size, which only this page knows here; a refusal names
-    # the item by its place on the page, never by its external id (which could tell gold items apart)
+    if job.is_multilabel:  # no box ticked posts nothing: "none of these apply", as on the internal pool's page
+        answers = {item: [] for item in payloads} | answers
+    # a refusal names an item by its place on the page, never by its external id (which could tell gold apart)
     places = {item: place for place, item in enumerate(payloads, start=1)}
+    if set(answers) != set(payloads):
+        missing = [str(places[item]) for item in payloads if item not in answers]
+        left = f" (unanswered: item{'s' if len(missing) > 1 else ''} {', '.join(missing)})" if missing else ""
+        raise SubmissionRefused(f"Answer every item of this task{left}.")
+    # drawings are checked against each item's image size, which only this page knows here
     checked = {item: _checked_value(job, places[item], value, payloads[item]) for item, value in answers.items()}
     now = timezone.now()
     with transaction.atomic():
