@@ -9,6 +9,9 @@
 // Keys: 1-9 pick the class (of the selected shape too), Delete removes the selected shape, Ctrl+Z undoes,
 // Escape drops an unfinished polygon, 0 fits the image, Enter submits. Enter and Space on a button, link or
 // toggle do what they do there (Skip, follow, fold), and keys typed into the class menu stay there.
+// Drawing with the keyboard alone (a crosshair moved by the arrows) is shapes_keyboard.js, which the editor's
+// template loads: it takes the keys it uses on a focused canvas first, and this file skips a key it took
+// (defaultPrevented). It works through window.CrowdShapes, set at the end of this file.
 // The same editor runs on the MTurk ExternalQuestion page (form data-submit="post": a plain form post,
 // fields place:<n>); its preview (data-readonly on the editor) only pans and zooms.
 (function () {
@@ -58,7 +61,7 @@
     this.resize();
     this.fit();
     // Pointer Events, captured by the canvas: the drag goes on outside it and ends where the pointer lifts.
-    this.canvas.tabIndex = 0;  // keys (Delete, Enter, Space+drag) act on the drawing once it was touched
+    this.canvas.tabIndex = 0;  // keys act on the drawing once it was touched or reached with Tab
     this.canvas.addEventListener("pointerdown", function (e) {
       if (self.pointerId !== null && self.drag) { return; }  // a second finger while one draws
       self.pointerId = e.pointerId;
@@ -373,7 +376,12 @@
     submit();
   });
 
-  var current = function () { return editors[0]; };
+  // The editor a key is for: the one holding focus (a page may show several images), else the first.
+  var current = function (target) {
+    for (var i = 0; i < editors.length; i++) { if (target && editors[i].root.contains(target)) { return editors[i]; } }
+    return editors[0];
+  };
+  function send() { if (form.requestSubmit) { form.requestSubmit(); } else { submit(); } }
   // Keys typed into a text field or menu (the class menu) are theirs. Enter and Space are the drawing's only
   // when focus is on the page itself or on a canvas; on a button, link or toggle the browser does its default.
   function typing(el) {
@@ -385,8 +393,8 @@
     return !el || el === document.body || el === document.documentElement || el.tagName === "CANVAS";
   }
   document.addEventListener("keydown", function (event) {
-    var ed = current();
-    if (!ed || typing(event.target)) { return; }
+    var ed = current(event.target);
+    if (!ed || event.defaultPrevented || typing(event.target)) { return; }
     if ((event.key === "Enter" || event.key === " ") && !onDrawing(event.target)) { return; }
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !ed.readonly) { event.preventDefault(); ed.undo(); return; }
     if (event.altKey || event.ctrlKey || event.metaKey) { return; }
@@ -399,13 +407,16 @@
     else if (event.key === "0") { ed.fit(); }
     else if (event.key === "Enter") {
       event.preventDefault();
-      if (ed.draft) { ed.closeDraft(); } else if (form.requestSubmit) { form.requestSubmit(); } else { submit(); }
+      if (ed.draft) { ed.closeDraft(); } else { send(); }
     }
   });
-  document.addEventListener("keyup", function (event) { if (event.key === " ") { var ed = current(); if (ed) { ed.spaceDown = false; } } });
+  document.addEventListener("keyup", function (event) { if (event.key === " ") { editors.forEach(function (ed) { ed.spaceDown = false; }); } });
 
   Array.prototype.forEach.call(document.querySelectorAll(".shape-editor"), function (root) { editors.push(new Editor(root)); });
   window.crowdShapes = editors;  // for keyboard-free automation and browser tests
+  // What shapes_keyboard.js builds on, whichever of the two scripts runs first.
+  window.CrowdShapes = { editors: editors, Editor: Editor, labels: labels, submit: send, HANDLE: HANDLE };
+  if (window.CrowdShapesKeyboard) { window.CrowdShapesKeyboard(window.CrowdShapes); }
 
   if (timer) {
     var deadline = Date.now() + parseInt(timer.dataset.secondsLeft || "0", 10) * 1000;
