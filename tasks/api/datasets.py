@@ -8,12 +8,12 @@ from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tasks.api.pagination import IdCursorPagination
+from tasks.api.pagination import IdCursorPagination, SignedCursor
 from tasks.api.permissions import RolePermission
 from tasks.api.serializers import (
     DatasetVersionCreateSerializer,
@@ -23,7 +23,8 @@ from tasks.api.serializers import (
 )
 from tasks.models import DatasetVersion, Job
 from tasks.services.errors import ServiceError
-from tasks.services.exports import StoredFileMissing, create_dataset_version, diff_dataset_versions, open_version_file
+from tasks.services.exports import StoredFileMissing, create_dataset_version, open_version_file
+from tasks.services.exports.versions import DIFF_KINDS, DiffPosition, VersionDiffPage, get_version_diff_page
 from workforce.audit import Actor
 
 
@@ -94,25 +95,69 @@ class DatasetVersionDownloadView(APIView):
         return response
 
 
+class VersionDiffPageQuerySerializer(VersionDiffQuerySerializer):
+    page_size = serializers.IntegerField(
+        required=False,
+        default=SignedCursor.page_size,
+        min_value=1,
+        max_value=SignedCursor.max_page_size,
+        help_text=f"Entries per page (added, removed and changed together), at most {SignedCursor.max_page_size}.",
+    )
+    cursor = serializers.CharField(required=False, help_text="Where the page starts: from the `next` link.")
+
+
+class VersionDiffPageSerializer(VersionDiffSerializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page's URL; null on the last page.")
+
+
+def _diff_cursor(old: DatasetVersion, new: DatasetVersion) -> SignedCursor:
+    """A cursor of this diff only: signed for the two versions and their contents."""
+    return SignedCursor(f"version-diff:{new.job_id}:{old.number}:{old.sha256}:{new.number}:{new.sha256}")
+
+
+def _diff_state(page: VersionDiffPage) -> dict[str, Any] | None:
+    """What the next page's cursor carries: where it starts and the counts (not read again)."""
+    if page.next is None:
+        return None
+    return {"old": page.next.old, "new": page.next.new, "summary": [page.summary[k] for k in DIFF_KINDS]}
+
+
+def _diff_start(state: dict[str, Any]) -> tuple[DiffPosition, dict[str, int]]:
+    summary = dict(zip(DIFF_KINDS, state["summary"], strict=True))
+    return DiffPosition(old=int(state["old"]), new=int(state["new"])), summary
+
+
 class DatasetVersionDiffView(APIView):
-    """Labels added, removed and changed from version ``against`` to this version."""
+    """Labels added, removed and changed from version ``against`` to this version, a page at a time.
+
+    A page holds up to ``page_size`` entries (100 by default, at most 500; ``added``, ``removed`` and
+    ``changed`` together, in item order) and ``summary``, the whole diff's counts; ``next`` is the next page's
+    URL (its opaque ``cursor``), null on the last page. A bad ``page_size`` or ``cursor`` is a 400 naming it.
+    Memory holds a page, never the versions: each page reads its own rows of the two stored files (and the
+    unchanged rows between them); the first page of two versions not compared before also counts the rest,
+    once (the counts are cached by the files' checksums and carried in the cursor)."""
 
     permission_classes = [RolePermission]
     read_permission = "tasks.view_datasetversion"
 
     @extend_schema(
-        parameters=[VersionDiffQuerySerializer], responses={200: VersionDiffSerializer, 410: OpenApiTypes.OBJECT}
+        parameters=[VersionDiffPageQuerySerializer],
+        responses={200: VersionDiffPageSerializer, 410: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, job_id: int, number: int) -> Response:
-        query = VersionDiffQuerySerializer(data=request.query_params)
+        query = VersionDiffPageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         new, old = _version(job_id, number), _version(job_id, query.validated_data["against"])
+        cursor = _diff_cursor(old, new)
+        state = cursor.decode(query.validated_data.get("cursor"))
+        start, summary = _diff_start(state) if state is not None else (None, None)
         try:
-            diff = diff_dataset_versions(old=old, new=new)
+            page = get_version_diff_page(
+                old=old, new=new, size=query.validated_data["page_size"], start=start, summary=summary
+            )
         except StoredFileMissing as exc:
             return _gone(exc)
         except ServiceError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        body = {**diff.__dict__, "summary": diff.summary()}
-        body.pop("unchanged")
-        return Response(VersionDiffSerializer(body).data)
+        body = {**page.__dict__, "next": cursor.next_link(request, _diff_state(page))}
+        return Response(VersionDiffPageSerializer(body).data)
