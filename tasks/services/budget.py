@@ -76,12 +76,12 @@ def check_budget(*, job: Job, amount: Decimal, now: datetime | None = None) -> N
     if current is None:
         raise ServiceError(f"There is no job with id {job.pk}.")
     cap, reserved = current["budget_cap"], current["budget_reserved"]
-    if cap is not None and reserved + amount > cap:
+    if not within_cap(cap, reserved, amount):  # the rule ``reserve_budget``'s guarded updates apply (4 places)
         raise BudgetExceeded(
-            job_cap_message(job, amount=amount, cap=cap, reserved=reserved, currency=current["currency"])
+            job_cap_message(job, amount=amount, cap=cap or ZERO, reserved=reserved, currency=current["currency"])
         )
     monthly = MonthlyBudget.objects.filter(month=month_of(now), currency=current["currency"]).first()
-    if monthly is not None and monthly.reserved + amount > monthly.cap:
+    if monthly is not None and not within_cap(monthly.cap, monthly.reserved, amount):
         raise BudgetExceeded(month_cap_message(monthly, amount))
 
 
@@ -128,7 +128,7 @@ def reserved_after(reserved: Decimal, amount: Decimal) -> Decimal:
 
 def within_cap(cap: Decimal | None, reserved: Decimal, amount: Decimal) -> bool:
     """The cap rule (a sum plus a reservation, at 4 places, may reach its cap, not pass it; no cap, no limit) in
-    memory, for ``budget_bulk``; ``add_to_job_reserved`` / ``add_to_month_reserved`` guard updates with it."""
+    memory (``check_budget``, ``budget_bulk``); ``add_to_job_reserved`` / ``add_to_month_reserved`` guard updates."""
     return cap is None or cap >= reserved_after(reserved, amount)
 
 

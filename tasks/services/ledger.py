@@ -219,6 +219,25 @@ def record_costs(lines: Iterable[CostLine], *, batch_size: int = 5000) -> int:
     return len(new)
 
 
+def _reversal(entry: CostEntry, *, idempotency_key: str, memo: str, now: datetime) -> CostEntry:
+    return CostEntry(
+        job_id=entry.job_id,
+        hit_id=entry.hit_id,
+        assignment_id=entry.assignment_id,
+        worker_id=entry.worker_id,
+        marketplace=entry.marketplace,
+        kind=CostKind.REVERSAL,
+        status=entry.status,
+        amount=-entry.amount,
+        currency=entry.currency,
+        idempotency_key=idempotency_key,
+        reference=entry.reference,
+        reverses=entry,
+        memo=memo,
+        created_at=now,
+    )
+
+
 def reverse_cost(*, entry: CostEntry, idempotency_key: str, memo: str = "") -> tuple[CostEntry, bool]:
     """Cancel ``entry`` with a reversal row of the opposite amount (once, whatever the retries)."""
     if entry.kind == CostKind.REVERSAL:
@@ -228,25 +247,32 @@ def reverse_cost(*, entry: CostEntry, idempotency_key: str, memo: str = "") -> t
         return existing, False
     try:
         with transaction.atomic():
-            reversal = CostEntry.objects.create(
-                job_id=entry.job_id,
-                hit_id=entry.hit_id,
-                assignment_id=entry.assignment_id,
-                worker_id=entry.worker_id,
-                marketplace=entry.marketplace,
-                kind=CostKind.REVERSAL,
-                status=entry.status,
-                amount=-entry.amount,
-                currency=entry.currency,
-                idempotency_key=idempotency_key,
-                reference=entry.reference,
-                reverses=entry,
-                memo=memo,
-                created_at=timezone.now(),
-            )
+            reversal = _reversal(entry, idempotency_key=idempotency_key, memo=memo, now=timezone.now())
+            reversal.save(force_insert=True)
         return reversal, True
     except IntegrityError:
         existing = CostEntry.objects.filter(reverses=entry).first()
         if existing is None:
             raise
         return existing, False
+
+
+def reverse_costs(reversals: Sequence[tuple[CostEntry, str, str]]) -> int:
+    """``reverse_cost`` for many ``(entry, idempotency_key, memo)``, set-based: one insert of the reversal rows,
+    in the order given. The caller has read the entries unreversed under a lock that keeps other reversals
+    out (``mturk_escrow.settle_approved_slots`` holds their Hit rows); should one be reversed meanwhile all
+    the same, the rows are written one by one with ``reverse_cost`` instead. Returns the rows new."""
+    if any(entry.kind == CostKind.REVERSAL for entry, _, _ in reversals):
+        raise ServiceError("A reversal cannot itself be reversed; book a new cost instead.")
+    if not reversals:
+        return 0
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            CostEntry.objects.bulk_create(
+                [_reversal(entry, idempotency_key=key, memo=memo, now=now) for entry, key, memo in reversals]
+            )
+        return len(reversals)
+    except IntegrityError:
+        pass
+    return sum(reverse_cost(entry=entry, idempotency_key=key, memo=memo)[1] for entry, key, memo in reversals)

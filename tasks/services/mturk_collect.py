@@ -124,9 +124,11 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
                 transaction.on_commit(partial(request_adaptive_allocation, job_id=job.pk))
             approved = [r.external_assignment_id for r in job_records if r.status == AssignmentState.APPROVED]
             # The batch's ledger keys are read at once and only the missing rows booked, in bulk.
-            approvals = Assignment.objects.filter(
-                marketplace=MTURK, external_id__in=approved, state=AssignmentState.APPROVED
-            ).select_related("hit", "job")
+            approvals = (
+                Assignment.objects.filter(marketplace=MTURK, external_id__in=approved, state=AssignmentState.APPROVED)
+                .select_related("hit", "job")
+                .order_by("pk")  # the lowest open slot of a HIT to its first assignment, whatever the plan
+            )
             booked = book_approval_charges_in_bulk(assignments=list(approvals))
             result.charges_booked += booked
         # Every HIT has all its assignments: the job is done (before the budget step, which settles done jobs).

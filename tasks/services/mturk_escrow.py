@@ -14,12 +14,16 @@ it takes it again when an expired HIT is made live again (a new expiration in th
 - ``release_rejected_slot`` reverses one open slot of a rejected assignment (keys
   ``assignment:<pk>:release:reward`` / ``:fee``) and releases its reservation (key ``assignment:<pk>:release``,
   the one ``budget.release_rejected_work`` uses elsewhere).
+- ``settle_approved_slots`` reverses one open slot of each newly charged approval's HIT (keys
+  ``assignment:<pk>:settle-reward`` / ``:settle-fee``): the charge replaces the slot's commitment.
 - ``release_unfilled_mturk_slots`` is the periodic pass (run by collect): every HIT whose expiry has
   passed and that still has open committed slots is read with GetHIT and synced.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +35,7 @@ from django.utils import timezone
 from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.reports.estimate import unit_cost
 from tasks.services.budget import exact, job_spent, release_budget, true_up_spent
-from tasks.services.ledger import assignment_cost_key, reverse_cost
+from tasks.services.ledger import assignment_cost_key, reverse_cost, reverse_costs
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
@@ -109,8 +113,7 @@ def _reverse_slot(reward: CostEntry, *, key: str, memo: str) -> Decimal:
     amount = ZERO
     _, created = reverse_cost(entry=reward, idempotency_key=f"{key}:reward", memo=memo)
     amount += reward.amount if created else ZERO
-    fee_key = reward.idempotency_key.rsplit(":", 1)[0] + f":{CostKind.MARKETPLACE_FEE}"
-    fee = CostEntry.objects.filter(idempotency_key=fee_key, reversed_by__isnull=True).first()
+    fee = CostEntry.objects.filter(idempotency_key=_fee_key(reward), reversed_by__isnull=True).first()
     if fee is not None:
         _, created = reverse_cost(entry=fee, idempotency_key=f"{key}:fee", memo=memo)
         amount += fee.amount if created else ZERO
@@ -242,6 +245,60 @@ def rejected_slot_key(assignment: Assignment) -> str:
 def slot_released_at_rejection(assignment: Assignment) -> bool:
     """True when the assignment's slot was given back at its rejection (an override must not settle another)."""
     return CostEntry.objects.filter(idempotency_key=rejected_slot_key(assignment)).exists()
+
+
+def settle_approved_slots(assignments: Sequence[Assignment]) -> int:
+    """Reverse one still-open committed slot (its reward and fee rows) of each assignment's HIT, lowest slot
+    first, in the order given: the charge now on the assignment replaces that slot's commitment, so the ledger
+    counts the money once. An assignment whose slot was given back at its rejection (an overridden rejection)
+    settles none; one whose HIT has no open slot left settles none. Set-based: one lock of the HIT rows, one read
+    of the rejections' keys, one of the open slots, one of their fee rows, one insert. Returns the slots settled."""
+    assignments = list({a.pk: a for a in assignments}.values())  # each settles one slot, however often given
+    if not assignments:
+        return 0
+    prefixes = {  # the Hit rows locked in id order (the lock order), so no two approvals take the same slot
+        pk: ledger_key("hit", uuid, "slot") + ":"
+        for pk, uuid in Hit.objects.select_for_update()
+        .filter(pk__in={a.hit_id for a in assignments})
+        .order_by("pk")
+        .values_list("pk", "uuid")
+    }
+    given_back = set(
+        CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in assignments]).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    rewards = CostEntry.objects.filter(
+        hit_id__in=prefixes, kind=CostKind.REWARD, status=CostStatus.COMMITTED, reversed_by__isnull=True
+    ).order_by("id")
+    open_slots: defaultdict[int, deque[CostEntry]] = defaultdict(deque)
+    for reward in rewards:
+        if reward.hit_id is not None and reward.idempotency_key.startswith(prefixes[reward.hit_id]):
+            open_slots[reward.hit_id].append(reward)
+    settling = [
+        (a, open_slots[a.hit_id].popleft())
+        for a in assignments
+        if rejected_slot_key(a) not in given_back and open_slots[a.hit_id]
+    ]
+    fees = {
+        fee.idempotency_key: fee
+        for fee in CostEntry.objects.filter(
+            idempotency_key__in=[_fee_key(reward) for _, reward in settling], reversed_by__isnull=True
+        )
+    }
+    reversals: list[tuple[CostEntry, str, str]] = []
+    for assignment, reward in settling:
+        memo = f"settled by the approval of assignment {assignment.external_id}"
+        reversals.append((reward, assignment_cost_key(assignment.pk, "settle-reward"), memo))
+        if (fee := fees.get(_fee_key(reward))) is not None:
+            reversals.append((fee, assignment_cost_key(assignment.pk, "settle-fee"), memo))
+    reverse_costs(reversals)
+    return len(settling)
+
+
+def _fee_key(reward: CostEntry) -> str:
+    """The key of the fee row committed with a slot's reward row."""
+    return reward.idempotency_key.rsplit(":", 1)[0] + f":{CostKind.MARKETPLACE_FEE}"
 
 
 def release_unfilled_mturk_slots(

@@ -24,7 +24,6 @@ from tasks.models import (
     CostEntry,
     CostKind,
     CostStatus,
-    Hit,
     JobBlock,
     MTurkBonus,
     MTurkBonusState,
@@ -38,10 +37,9 @@ from tasks.services.ledger import (
     bonus_cost_key,
     record_cost,
     record_costs_once,
-    reverse_cost,
 )
-from tasks.services.mturk_common import MTURK, ledger_key, mturk_connector
-from tasks.services.mturk_escrow import release_rejected_slot, slot_released_at_rejection
+from tasks.services.mturk_common import MTURK, mturk_connector
+from tasks.services.mturk_escrow import release_rejected_slot, settle_approved_slots
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace, request_token
@@ -68,7 +66,8 @@ def book_approval_charges(*, assignment: Assignment) -> int:
 def book_approval_charges_in_bulk(*, assignments: Sequence[Assignment]) -> int:
     """``book_approval_charges`` for many approved assignments (``hit`` and ``job`` selected), set-based: one
     read of their HITs' MTurk rows, one of the keys booked, one insert of the rows missing; each assignment
-    booked now then settles one committed slot of its HIT, in the order given. Returns the rows new."""
+    booked now then settles one committed slot of its HIT, in the order given (``settle_approved_slots``, also
+    set-based). Returns the rows new."""
     infos = {m.hit_id: m for m in MTurkHit.objects.filter(hit_id__in={a.hit_id for a in assignments})}
     lines: list[CostLine] = []
     for assignment in assignments:
@@ -97,39 +96,8 @@ def book_approval_charges_in_bulk(*, assignments: Sequence[Assignment]) -> int:
         ]
     booked = record_costs_once(lines)
     settling = {line.assignment_id for line in booked}
-    for assignment in assignments:
-        if assignment.pk in settling:
-            _settle_slot(assignment)
+    settle_approved_slots([assignment for assignment in assignments if assignment.pk in settling])
     return len(booked)
-
-
-def _settle_slot(assignment: Assignment) -> None:
-    """Reverse one still-open committed slot of the assignment's HIT (its reward and fee rows): the charge
-    now on the assignment replaces that slot's commitment, so the ledger counts the money once. The HIT row
-    is locked, so two approvals of one HIT never pick the same slot."""
-    hit = Hit.objects.select_for_update().get(pk=assignment.hit_id)
-    if slot_released_at_rejection(assignment):  # an overridden rejection: its slot's money went back then
-        return
-    prefix = ledger_key("hit", hit.uuid, "slot") + ":"
-    reward = (
-        CostEntry.objects.filter(
-            hit_id=hit.pk,
-            kind=CostKind.REWARD,
-            status=CostStatus.COMMITTED,
-            idempotency_key__startswith=prefix,
-            reversed_by__isnull=True,
-        )
-        .order_by("id")
-        .first()
-    )
-    if reward is None:  # every slot is settled already (or the HIT was never committed here)
-        return
-    fee_key = reward.idempotency_key.rsplit(":", 1)[0] + f":{CostKind.MARKETPLACE_FEE}"
-    memo = f"settled by the approval of assignment {assignment.external_id}"
-    reverse_cost(entry=reward, idempotency_key=assignment_cost_key(assignment.pk, "settle-reward"), memo=memo)
-    fee = CostEntry.objects.filter(idempotency_key=fee_key, reversed_by__isnull=True).first()
-    if fee is not None:
-        reverse_cost(entry=fee, idempotency_key=assignment_cost_key(assignment.pk, "settle-fee"), memo=memo)
 
 
 def _set_state(assignment: Assignment, *, allowed: tuple[str, ...], target: str) -> bool:
