@@ -12,26 +12,18 @@ from django.http import HttpRequest
 
 from tasks.models import GroundTruthLabel, Job, JobState, LabelingJob
 from tasks.services.errors import ServiceError
-from tasks.services.groundtruth.running import configure_labeling_job, follow_labeling_job, stop_labeling_job
+from tasks.services.groundtruth.running import (
+    SETTINGS,
+    configure_labeling_job,
+    follow_labeling_job,
+    stop_labeling_job,
+)
 from workforce.admin_mixins import ReadOnlyAdmin, cached_values_filter
 from workforce.audit import Actor
 from workforce.marketplaces.base import MarketplaceError
 from workforce.paginator import EstimatedCountPaginator
 
-# The settings an ops manager chooses; the name, ARN and status are the service's and AWS's.
-CONFIGURABLE = (
-    "task_type",
-    "workforce",
-    "workteam_arn",
-    "task_price",
-    "workers_per_object",
-    "task_time_limit_seconds",
-    "task_availability_seconds",
-    "max_concurrent_tasks",
-    "ui_template",
-    "pre_annotation_lambda_arn",
-    "consolidation_lambda_arn",
-)
+CONFIGURABLE = SETTINGS  # what an ops manager chooses (the name, ARN and status are the service's and AWS's)
 
 
 class LabelingJobForm(forms.ModelForm):

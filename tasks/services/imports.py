@@ -21,9 +21,10 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from tasks.models import Item, Job, JobState
+from tasks.models import Hit, HitState, Item, Job, JobState, Prediction
 from tasks.services import hits as hit_services
 from tasks.services.bulk import bulk_insert
 from tasks.services.csvtext import records
@@ -365,6 +366,82 @@ def check_upload_size(size: int | None, *, command: str) -> None:
         )
 
 
+_WRITE_ATTEMPTS = 3
+
+
+def _refuse_closed(job_id: int, state: str) -> None:
+    if state in (JobState.COMPLETED, JobState.CANCELLED):
+        raise ServiceError(f"Job {job_id} is {state}; items can only be added to draft, published or paused jobs.")
+
+
+class _HitsAdded(Exception):
+    """Hits the import may re-rank were added between locking the job's Hits and locking its row."""
+
+
+def _rankable_hits(job_id: int) -> QuerySet[Hit]:
+    """The Hits ``hits.build_hits`` may re-rank by a model (``prioritise_hits_by_model`` changes draft and open
+    ones; the others are locked too, so that none becomes one meanwhile)."""
+    return Hit.objects.filter(job_id=job_id, is_gold=False).exclude(state=HitState.CANCELLED)
+
+
+def _reranks(job_id: int, prelabel_model: str) -> bool:
+    """Whether building Hits for the job re-ranks its existing Hits: it has a pre-label model or predictions."""
+    return bool(prelabel_model) or Prediction.objects.filter(job_id=job_id).exists()
+
+
+def _lock_rankable_hits(job_id: int) -> int | None:
+    """Lock the Hits building Hits may re-rank, in id order, before the job's row (the lock order of every path:
+    Hit rows, then the job row); the number locked, or None when the job's Hits are not re-ranked."""
+    prelabel_model = Job.objects.filter(pk=job_id).values_list("prelabel_model", flat=True).first()
+    if prelabel_model is None or not _reranks(job_id, prelabel_model):
+        return None
+    return len(list(_rankable_hits(job_id).select_for_update().order_by("pk").values_list("pk", flat=True)))
+
+
+def _write(*, job: Job, new: list[_NewRow], result: ImportResult, filename: str, actor: Actor) -> ImportResult:
+    """Write the new items (and, in a running job, their Hits) and the audit event, in one transaction; raises
+    ``_HitsAdded``, having written nothing, when Hits it did not lock could be re-ranked."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            held = _lock_rankable_hits(job.pk)
+            # No key update: a predictions import holding a key-share lock on the row (its rows refer to the job)
+            # while it waits for these Hits does not hold this one up. Every writer of the job's row, a publish
+            # and another import still wait for it.
+            locked = Job.objects.select_for_update(no_key=True).get(pk=job.pk)
+            _refuse_closed(job.pk, locked.state)  # again under the lock: a cancel may have committed meanwhile
+            running = locked.state in (JobState.PUBLISHED, JobState.PAUSED)
+            # A publish or another import builds Hits only under the job's row lock, so none builds any from here
+            # on; Hits one built since the Hits above were locked (and committed) would be re-ranked below, after
+            # the job's row: try again instead, locking them first.
+            if running and _reranks(job.pk, locked.prelabel_model) and held != _rankable_hits(job.pk).count():
+                raise _HitsAdded
+            bulk_insert(
+                Item,
+                ["job_id", "external_id", "payload", "payload_hash", "is_gold", "gold_answer", "created_at"],
+                ((job.pk, ext, payload, digest, gold is not None, gold, now) for ext, payload, digest, gold in new),
+            )
+            if running:
+                result.hits_created = hit_services.build_hits(job=locked, open_now=locked.state == JobState.PUBLISHED)
+            record_audit_event(
+                actor=actor,
+                action="items.imported",
+                object_type="job",
+                object_id=job.pk,
+                after={
+                    "file": filename,
+                    "created": result.created,
+                    "unchanged": result.unchanged,
+                    "hits": result.hits_created,
+                },
+            )
+    except IntegrityError as exc:
+        raise ServiceError(
+            "Another import into this job added some of the same items at the same time; run the import again."
+        ) from exc
+    return result
+
+
 def import_items(
     *,
     job: Job,
@@ -386,8 +463,7 @@ def import_items(
     file_format = detect_format(filename, fmt)
     if id_column is not None and file_format != "csv":
         raise ServiceError("Ids from a named column or from each row's content apply to CSV files only.")
-    if job.state in (JobState.COMPLETED, JobState.CANCELLED):
-        raise ServiceError(f"Job {job.pk} is {job.state}; items can only be added to draft, published or paused jobs.")
+    _refuse_closed(job.pk, job.state)
     parsed = _parse_csv(stream, id_column) if file_format == "csv" else _parse_jsonl(stream)
     new, unchanged, total = _validate(job, parsed)
     result = ImportResult(
@@ -395,34 +471,12 @@ def import_items(
     )
     if not new:
         return result
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            locked = Job.objects.select_for_update().get(pk=job.pk)
-            bulk_insert(
-                Item,
-                ["job_id", "external_id", "payload", "payload_hash", "is_gold", "gold_answer", "created_at"],
-                ((job.pk, ext, payload, digest, gold is not None, gold, now) for ext, payload, digest, gold in new),
-            )
-            if locked.state in (JobState.PUBLISHED, JobState.PAUSED):
-                result.hits_created = hit_services.build_hits(job=locked, open_now=locked.state == JobState.PUBLISHED)
-            record_audit_event(
-                actor=actor,
-                action="items.imported",
-                object_type="job",
-                object_id=job.pk,
-                after={
-                    "file": filename,
-                    "created": result.created,
-                    "unchanged": unchanged,
-                    "hits": result.hits_created,
-                },
-            )
-    except IntegrityError as exc:
-        raise ServiceError(
-            "Another import into this job added some of the same items at the same time; run the import again."
-        ) from exc
-    return result
+    for _ in range(_WRITE_ATTEMPTS):
+        try:
+            return _write(job=job, new=new, result=result, filename=filename, actor=actor)
+        except _HitsAdded:
+            continue  # nothing was written: lock the job's Hits again, the added ones too
+    raise ServiceError("Hits were being added to this job while it was imported into; run the import again.")
 
 
 def import_items_from_text(

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from functools import partial
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tasks.models import Assignment, AssignmentState, Hit, HitState, Job, JobState
@@ -180,18 +181,22 @@ def resume_job(*, job: Job, actor: Actor) -> Job:
     return job
 
 
-def _lock_live_work(job: Job) -> list[int]:
+def _lock_live_work(job: Job) -> tuple[list[int], int]:
     """Lock the rows a cancel changes before the job's row (``_transition``), in the order every path takes
     them: the job's live leases (a submit locks its assignment, then its Hit, then the job), then its Hits in
     id order (the pool, submissions and allocation passes lock Hits before the job). Complete Hits too: an
     allocation pass locks the complete Hits it may reopen and then checks the job's state under the job's
     lock, so whichever of the two locks a Hit first, the other waits there holding nothing the first needs,
-    and a pass that gets the Hit after the cancel committed finds the job cancelled. Returns the leases' ids."""
+    and a pass that gets the Hit after the cancel committed finds the job cancelled. Returns the leases' ids
+    and the number of Hits locked."""
     live = Assignment.objects.filter(job_id=job.pk, state=AssignmentState.ACCEPTED)
     leases = list(live.select_for_update().order_by("pk").values_list("pk", flat=True))
-    hits = Hit.objects.filter(job_id=job.pk).exclude(state=HitState.CANCELLED)
-    list(hits.select_for_update().order_by("pk").values_list("pk", flat=True))
-    return leases
+    hits = _live_hits(job).select_for_update().order_by("pk")
+    return leases, len(list(hits.values_list("pk", flat=True)))
+
+
+def _live_hits(job: Job) -> QuerySet[Hit]:
+    return Hit.objects.filter(job_id=job.pk).exclude(state=HitState.CANCELLED)
 
 
 def _hit_cancelled_event(actor: Actor, hit_id: int, before: str, reason: str) -> QueuedEvent:
@@ -207,12 +212,35 @@ def _hit_cancelled_event(actor: Actor, hit_id: int, before: str, reason: str) ->
     )
 
 
+_CANCEL_ATTEMPTS = 3
+
+
+class _HitsAdded(Exception):
+    """Hits were added to the job between the cancel's locking its Hits and its locking the job's row."""
+
+
 def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
     """Cancel the job: its Hits that are not complete are cancelled and its leases end. Nothing reopens or
     extends a Hit of the job once the cancel has committed (every such path checks the job's state under the
     job's row lock, which it takes after the Hits, as the cancel does)."""
+    for _ in range(_CANCEL_ATTEMPTS):
+        try:
+            return _cancel(job=job, actor=actor, reason=reason)
+        except _HitsAdded:
+            continue  # nothing was written: lock the job's Hits again, the added ones too
+    raise ServiceError(f"Hits were being added to job {job.pk} while it was cancelled; cancel it again.")
+
+
+def _cancel(*, job: Job, actor: Actor, reason: str) -> Job:
     with transaction.atomic():
-        leases = _lock_live_work(job)
+        leases, held = _lock_live_work(job)
+        # The job's row after its Hits. A Hit added since they were locked (by an import or a publish that held
+        # the row and committed meanwhile) would be changed below, after the row, where a worker's transaction
+        # holding it and waiting for the row would deadlock with this one: try again instead, locking it with
+        # the others. Once the row is held, no Hit can be added (inserting one takes a share of the row's lock).
+        Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).first()
+        if _live_hits(job).count() != held:
+            raise _HitsAdded
         job = _transition(
             job=job,
             allowed=[JobState.DRAFT, JobState.PUBLISHED, JobState.PAUSED],
@@ -221,8 +249,7 @@ def cancel_job(*, job: Job, actor: Actor, reason: str = "") -> Job:
             action="job.cancelled",
             reason=reason,
         )
-        # The Hits it closes (not complete, not already cancelled) with their states, read with the job's row
-        # locked, so a Hit added since the lock above is closed and audited too.
+        # The Hits it closes (not complete, not already cancelled) with their states: all of them locked above.
         closing = Hit.objects.filter(job=job).exclude(state__in=[HitState.COMPLETE, HitState.CANCELLED])
         closed = list(closing.order_by("pk").values_list("pk", "state"))
         closing.update(state=HitState.CANCELLED)

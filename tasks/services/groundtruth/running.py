@@ -85,21 +85,45 @@ def _template(task_type: str, job: Job) -> str:
     )
 
 
+# The settings an ops manager chooses (the admin's form); the name, ARN and status are the service's and AWS's.
+SETTINGS = (
+    "task_type",
+    "workforce",
+    "workteam_arn",
+    "task_price",
+    "workers_per_object",
+    "task_time_limit_seconds",
+    "task_availability_seconds",
+    "max_concurrent_tasks",
+    "ui_template",
+    "pre_annotation_lambda_arn",
+    "consolidation_lambda_arn",
+)
+
+
 def configure_labeling_job(*, job: Job, actor: Actor, **fields: Any) -> LabelingJob:
-    """Create or change a job's Ground Truth settings while it is a draft; fixes the labeling job name."""
+    """Create or change a job's Ground Truth settings while it is a draft; fixes the labeling job name.
+
+    Audited as ``groundtruth.configured`` with the settings that changed, before and after, as a job's edit is
+    (a new labeling job's settings are all "after"), and the job's marketplace when it moves to Ground Truth; a
+    change that changes nothing writes nothing."""
     with transaction.atomic():
         labeling_job = LabelingJob.objects.select_for_update().filter(job=job).first()
         if labeling_job is not None and labeling_job.arn:
             raise ServiceError(f"Job {job.pk} is already running as labeling job {labeling_job.name}.")
+        created = labeling_job is None
         if labeling_job is None:
             labeling_job = LabelingJob(
                 job=job,
                 name=labeling_job_name(job.pk, job.name),
                 task_type=DEFAULT_TASK_TYPES.get(TaskKind(job.task_kind), "custom"),
             )
-        for name, value in fields.items():
+        for name in fields:
             if name in ("job", "name", "arn", "status", "counters"):
                 raise ServiceError(f"{name} cannot be configured.")
+        audited = [*SETTINGS, *sorted(set(fields) - set(SETTINGS))]
+        before = {} if created else _settings(labeling_job, audited)
+        for name, value in fields.items():
             setattr(labeling_job, name, value)
         if labeling_job.workforce != WorkforceKind.PUBLIC:
             labeling_job.task_price = Decimal("0")
@@ -107,17 +131,37 @@ def configure_labeling_job(*, job: Job, actor: Actor, **fields: Any) -> Labeling
             labeling_job.full_clean(exclude=["job"])
         except Exception as exc:
             raise ServiceError(f"Invalid Ground Truth settings: {exc}") from exc
+        after = _settings(labeling_job, audited)
+        changed = [name for name in audited if created or before[name] != after[name]]
+        marketplace = Job.objects.filter(pk=job.pk).values_list("marketplace", flat=True).get()
+        if not changed and marketplace == "groundtruth":
+            return labeling_job
         labeling_job.save()
-        if job.marketplace != "groundtruth":
+        old = {name: before[name] for name in changed if name in before}
+        new = {name: after[name] for name in changed}
+        if marketplace != "groundtruth":
             Job.objects.filter(pk=job.pk).update(marketplace="groundtruth")
+            old["marketplace"], new["marketplace"] = marketplace, "groundtruth"
         record_audit_event(
             actor=actor,
             action="groundtruth.configured",
             object_type="job",
             object_id=job.pk,
-            after={k: str(v) for k, v in fields.items()} | {"labeling_job": labeling_job.name},
+            before=old,
+            after=new | {"labeling_job": labeling_job.name},
         )
     return labeling_job
+
+
+def _settings(labeling_job: LabelingJob, names: list[str]) -> dict[str, Any]:
+    """The labeling job's settings ``names`` as an audit event holds them (a price as its text, ``"0.01200"``)."""
+    return {name: _audited(getattr(labeling_job, name, None)) for name in names}
+
+
+def _audited(value: Any) -> Any:
+    if isinstance(value, Decimal):  # compared as stored: 0.012 and 0.01200 are one price
+        return str(value.quantize(Decimal("0.00001")))
+    return value
 
 
 def _objects(job: Job) -> list[dict[str, Any]]:
