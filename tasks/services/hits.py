@@ -6,7 +6,7 @@ import random
 import uuid
 
 from django.db import connection, transaction
-from django.db.models import Exists, IntegerField, Min, OuterRef, Subquery
+from django.db.models import Exists, IntegerField, Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
@@ -135,6 +135,12 @@ def prioritise_hits_by_model(job: Job, model_name: str) -> int:
     return Hit.objects.filter(Exists(scores), job=job, is_gold=False, state__in=[HitState.DRAFT, HitState.OPEN]).update(
         priority=Subquery(lowest[:1])
     )
+
+
+def rankable_hits(job_id: int) -> QuerySet[Hit]:
+    """The Hits to lock (in id order, before the job's row) around ``prioritise_hits_by_model``: it changes draft
+    and open ones, and the others but cancelled ones are locked too, so that none becomes one meanwhile."""
+    return Hit.objects.filter(job_id=job_id, is_gold=False).exclude(state=HitState.CANCELLED)
 
 
 def _mixed_groups(job: Job, regular: list[int], *, gold_items: int, rng: random.Random) -> list[Group]:

@@ -21,10 +21,9 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from tasks.models import Hit, HitState, Item, Job, JobState, Prediction
+from tasks.models import Item, Job, JobState, Prediction
 from tasks.services import hits as hit_services
 from tasks.services.bulk import bulk_insert
 from tasks.services.csvtext import records
@@ -378,12 +377,6 @@ class _HitsAdded(Exception):
     """Hits the import may re-rank were added between locking the job's Hits and locking its row."""
 
 
-def _rankable_hits(job_id: int) -> QuerySet[Hit]:
-    """The Hits ``hits.build_hits`` may re-rank by a model (``prioritise_hits_by_model`` changes draft and open
-    ones; the others are locked too, so that none becomes one meanwhile)."""
-    return Hit.objects.filter(job_id=job_id, is_gold=False).exclude(state=HitState.CANCELLED)
-
-
 def _reranks(job_id: int, prelabel_model: str) -> bool:
     """Whether building Hits for the job re-ranks its existing Hits: it has a pre-label model or predictions."""
     return bool(prelabel_model) or Prediction.objects.filter(job_id=job_id).exists()
@@ -395,7 +388,7 @@ def _lock_rankable_hits(job_id: int) -> int | None:
     prelabel_model = Job.objects.filter(pk=job_id).values_list("prelabel_model", flat=True).first()
     if prelabel_model is None or not _reranks(job_id, prelabel_model):
         return None
-    return len(list(_rankable_hits(job_id).select_for_update().order_by("pk").values_list("pk", flat=True)))
+    return len(list(hit_services.rankable_hits(job_id).select_for_update().order_by("pk").values_list("pk", flat=True)))
 
 
 def _write(*, job: Job, new: list[_NewRow], result: ImportResult, filename: str, actor: Actor) -> ImportResult:
@@ -414,7 +407,11 @@ def _write(*, job: Job, new: list[_NewRow], result: ImportResult, filename: str,
             # A publish or another import builds Hits only under the job's row lock, so none builds any from here
             # on; Hits one built since the Hits above were locked (and committed) would be re-ranked below, after
             # the job's row: try again instead, locking them first.
-            if running and _reranks(job.pk, locked.prelabel_model) and held != _rankable_hits(job.pk).count():
+            if (
+                running
+                and _reranks(job.pk, locked.prelabel_model)
+                and held != hit_services.rankable_hits(job.pk).count()
+            ):
                 raise _HitsAdded
             bulk_insert(
                 Item,

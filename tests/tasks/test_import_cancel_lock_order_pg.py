@@ -16,7 +16,7 @@ from django.conf import settings
 
 from tasks.models import Hit, HitState, Item, Job, JobState
 from tasks.services import hits as hit_services
-from tasks.services import publishing
+from tasks.services import predictions, publishing
 from tasks.services.errors import ServiceError
 from tasks.services.imports import import_items_from_text
 from tasks.services.predictions import import_predictions_from_text
@@ -90,3 +90,30 @@ def test_an_import_while_the_job_is_cancelled_is_refused_and_adds_nothing(
     hits = Hit.objects.filter(job=job)
     assert hits.count() == 3 and set(hits.values_list("state", flat=True)) == {HitState.CANCELLED}
     assert not AuditEvent.objects.filter(action="items.imported").exists()
+
+
+def test_a_cancel_while_predictions_are_imported_completes_and_so_does_the_import(
+    make_published_job: Callable[..., Job],
+) -> None:
+    """The predictions import has written its rows (a key-share lock on the job's row) and is about to re-rank the
+    job's Hits when the cancel starts: the cancel's no-key lock on the job's row does not wait for that key-share
+    lock, so no cycle forms, and the import then re-ranks nothing (every Hit is cancelled)."""
+    job = _running_job_ranked_by_a_model(make_published_job)
+    rows = "".join(f"{ext},neg,0.9\n" for ext in job.items.values_list("external_id", flat=True))
+    race = Race()
+
+    def import_predictions() -> Any:
+        return import_predictions_from_text(
+            job=Job.objects.get(pk=job.pk),
+            text="external_id,label,score\n" + rows,
+            filename="p2.csv",
+            model_name="m2",
+            actor=SYSTEM,
+        )
+
+    with paused_before(predictions, "prioritise_hits_by_model") as pause:
+        _first_runs_then_second(race, pause, ("predictions", import_predictions), ("cancel", _cancel(job)))
+    assert race.errors == {}
+    assert race.results["predictions"].created == 3
+    assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
+    assert set(Hit.objects.filter(job=job).values_list("state", flat=True)) == {HitState.CANCELLED}
