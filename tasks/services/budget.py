@@ -10,7 +10,7 @@ guard, so no interleaving can end above a cap. Every function is idempotent on i
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -216,63 +216,65 @@ def release_budget(
 ) -> Decimal:
     """Give back up to ``amount`` of the job's reservation (never below zero). Idempotent on ``key``;
     returns how much the release under ``key`` gave back (every month's row of it; 0 when nothing was
-    reserved). The amount goes back to the month(s) it was reserved in (see ``_release``)."""
+    reserved). The amount goes back to the month(s) it was reserved in (see ``release_reservations``)."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise ServiceError("A release must be a non-negative Decimal amount.")
     with transaction.atomic():
         # a release under ``key`` already made: its row, and its further months' rows (``key@YYYY-MM``)
         rows = list(BudgetReservation.objects.filter(Q(key=key) | Q(key__startswith=f"{key}@")))
         if not rows:
-            rows = _release(job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now())
+            rows = release_reservations(
+                job=job, wanted=[(key, amount)], actor=actor, reason=reason, now=now or timezone.now()
+            )
     return exact(-sum((row.amount for row in rows), ZERO))
 
 
-def _release(
-    *, job: Job, wanted: list[tuple[str, Decimal]], actor: Actor, reason: str, now: datetime
+def release_reservations(
+    *,
+    job: Job,
+    wanted: list[tuple[str, Decimal]],
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    followed_by: Mapping[str, Sequence[QueuedEvent]] | None = None,
 ) -> list[BudgetReservation]:
     """Give back ``(key, amount)`` releases of the job's reservation in order, each at most what is still
-    reserved, skipping keys already released: the rows in bulk, one audit event each, under one lock of the
-    job row. Each amount is given back to the month(s) it was reserved in, oldest first (``_months_held``):
-    a release that spans months writes its row under ``key`` for the first month and one more row per
-    further month, keyed ``key@YYYY-MM``."""
+    reserved, skipping keys already released: the rows in bulk, one audit event each (then a caller's events
+    of that key, ``followed_by``, released or not), under one lock of the job row. Each amount is given back to
+    the month(s) it was reserved in, oldest first (``_months_held``): a release that spans months writes its row
+    under ``key`` for the first month and one more row per further month, keyed ``key@YYYY-MM``."""
     reserved, currency = Job.objects.select_for_update().values_list("budget_reserved", "currency").get(pk=job.pk)
     done = set(BudgetReservation.objects.filter(key__in=[key for key, _ in wanted]).values_list("key", flat=True))
     held = _months_held(job, now=now)
     rows: list[BudgetReservation] = []
+    events: list[QueuedEvent] = []
     left = reserved
     for key, amount in dict(wanted).items():
         amount = min(amount, left)
-        if key in done or amount <= 0:
-            continue
-        left -= amount
-        for n, (month, part) in enumerate(_take(held, amount)):
-            rows.append(
-                BudgetReservation(
-                    job_id=job.pk,
-                    amount=-part,
-                    key=key if n == 0 else f"{key}@{month:%Y-%m}",
-                    reason=reason,
-                    month=month,
-                    created_at=now,
+        if key not in done and amount > 0:
+            left -= amount
+            for n, (month, part) in enumerate(_take(held, amount)):
+                key_n = key if n == 0 else f"{key}@{month:%Y-%m}"
+                rows.append(
+                    BudgetReservation(
+                        job_id=job.pk, amount=-part, key=key_n, reason=reason, month=month, created_at=now
+                    )
                 )
-            )
-    if not rows:
-        return []
-    BudgetReservation.objects.bulk_create(rows)
-    Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -(reserved - left)))
-    record_audit_events(
-        [
-            QueuedEvent(
-                actor=actor,
-                action="budget.released",
-                object_type="job_budget",
-                object_id=job.pk,
-                after={"amount": str(-row.amount), "key": row.key, "month": row.month.isoformat()},
-                reason=reason,
-            )
-            for row in rows
-        ]
-    )
+                events.append(
+                    QueuedEvent(
+                        actor=actor,
+                        action="budget.released",
+                        object_type="job_budget",
+                        object_id=job.pk,
+                        after={"amount": str(part), "key": key_n, "month": month.isoformat()},
+                        reason=reason,
+                    )
+                )
+        events += (followed_by or {}).get(key, ())
+    if rows:
+        BudgetReservation.objects.bulk_create(rows)
+        Job.objects.filter(pk=job.pk).update(budget_reserved=_plus("budget_reserved", -(reserved - left)))
+    record_audit_events(events)
     by_month: dict[date, Decimal] = {}
     for row in rows:
         by_month[row.month] = by_month.get(row.month, ZERO) - row.amount
@@ -398,7 +400,7 @@ def release_rejected_assignments(
 
     unit = unit_cost(job)
     with transaction.atomic():
-        rows = _release(
+        rows = release_reservations(
             job=job,
             wanted=[(f"assignment:{pk}:release", unit) for pk in assignment_ids],
             actor=actor,

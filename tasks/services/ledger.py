@@ -258,21 +258,27 @@ def reverse_cost(*, entry: CostEntry, idempotency_key: str, memo: str = "") -> t
 
 
 def reverse_costs(reversals: Sequence[tuple[CostEntry, str, str]]) -> int:
+    """``reverse_costs_each`` counted: the reversal rows written now."""
+    return sum(reverse_costs_each(reversals))
+
+
+def reverse_costs_each(reversals: Sequence[tuple[CostEntry, str, str]]) -> list[bool]:
     """``reverse_cost`` for many ``(entry, idempotency_key, memo)``, set-based: one insert of the reversal rows,
-    in the order given. The caller has read the entries unreversed under a lock that keeps other reversals
-    out (``mturk_escrow.settle_approved_slots`` holds their Hit rows); should one be reversed meanwhile all
-    the same, the rows are written one by one with ``reverse_cost`` instead. Returns the rows new."""
+    in the order given. The caller has read the entries unreversed, best under a lock that keeps other reversals
+    out (``mturk_escrow.settle_approved_slots`` holds their Hit rows); should one be reversed meanwhile all the
+    same, the rows are written one by one with ``reverse_cost`` instead. Returns, for each, whether its reversal
+    was written now."""
     if any(entry.kind == CostKind.REVERSAL for entry, _, _ in reversals):
         raise ServiceError("A reversal cannot itself be reversed; book a new cost instead.")
     if not reversals:
-        return 0
+        return []
     now = timezone.now()
     try:
         with transaction.atomic():
             CostEntry.objects.bulk_create(
                 [_reversal(entry, idempotency_key=key, memo=memo, now=now) for entry, key, memo in reversals]
             )
-        return len(reversals)
+        return [True] * len(reversals)
     except IntegrityError:
         pass
-    return sum(reverse_cost(entry=entry, idempotency_key=key, memo=memo)[1] for entry, key, memo in reversals)
+    return [reverse_cost(entry=entry, idempotency_key=key, memo=memo)[1] for entry, key, memo in reversals]

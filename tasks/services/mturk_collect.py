@@ -22,8 +22,6 @@ from django.utils import timezone
 from tasks.models import (
     Assignment,
     AssignmentState,
-    BudgetReservation,
-    CostEntry,
     Hit,
     HitState,
     Job,
@@ -35,9 +33,8 @@ from tasks.services.adaptive_queue import request_adaptive_allocation
 from tasks.services.budget import after_review
 from tasks.services.collection import complete_job_if_done, job_completed_event
 from tasks.services.external_work import ExternalAssignment, RecordResult, record_external_assignments
-from tasks.services.ledger import assignment_cost_key
 from tasks.services.mturk_common import MTURK, answers_by_item, mturk_connector
-from tasks.services.mturk_escrow import rejected_slot_key, release_rejected_slot, release_unfilled_mturk_slots
+from tasks.services.mturk_escrow import release_rejected_slots, release_unfilled_mturk_slots
 from tasks.services.mturk_task_page import confirm_page_submissions
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.base import AssignmentRecord, MarketplaceError
@@ -143,38 +140,22 @@ def record_mturk_assignments(*, records: Iterable[AssignmentRecord], actor: Acto
         # Their own transaction: the Hit and job rows are locked before the audit head (the budget lock order).
         if booked or rejected or completed:
             with transaction.atomic():
-                released = _release_rejected(rejected, actor=actor)
+                released = _release_rejected(job, rejected, actor=actor)
                 result.slots_released += released
                 if booked or released or completed:
                     after_review(job=job, actor=actor)
     return result
 
 
-def _release_rejected(external_ids: list[str], *, actor: Actor) -> int:
+def _release_rejected(job: Job, external_ids: list[str], *, actor: Actor) -> int:
     """Work MTurk reports as rejected (by us, with a lost reply, or on MTurk's site) gives its slot's money
-    back once (``release_rejected_slot`` is keyed by the assignment); returns the slots released now."""
+    back once (``release_rejected_slots`` is keyed by the assignment); returns the slots released now."""
     if not external_ids:
         return 0
-    rejected = list(
-        Assignment.objects.filter(
-            marketplace=MTURK, external_id__in=external_ids, state=AssignmentState.REJECTED
-        ).order_by("hit_id", "pk")
-    )
-    done = set(
-        CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in rejected]).values_list(
-            "idempotency_key", flat=True
-        )
-    )
-    done |= set(  # work on HITs this ledger never committed has only its reservation released
-        BudgetReservation.objects.filter(key__in=[assignment_cost_key(a.pk, "release") for a in rejected]).values_list(
-            "key", flat=True
-        )
-    )
-    released = 0
-    for assignment in rejected:
-        if not {rejected_slot_key(assignment), assignment_cost_key(assignment.pk, "release")} & done:
-            released += bool(release_rejected_slot(assignment=assignment, actor=actor))
-    return released
+    rejected = Assignment.objects.filter(
+        marketplace=MTURK, external_id__in=external_ids, state=AssignmentState.REJECTED
+    ).order_by("hit_id", "pk")
+    return release_rejected_slots(job=job, assignments=list(rejected), actor=actor)
 
 
 def collect_mturk_hits(

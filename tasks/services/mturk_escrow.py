@@ -13,7 +13,7 @@ it takes it again when an expired HIT is made live again (a new expiration in th
   it twice, or after a crash, never releases a slot twice.
 - ``release_rejected_slot`` reverses one open slot of a rejected assignment (keys
   ``assignment:<pk>:release:reward`` / ``:fee``) and releases its reservation (key ``assignment:<pk>:release``,
-  the one ``budget.release_rejected_work`` uses elsewhere).
+  the one ``budget.release_rejected_work`` uses elsewhere); ``release_rejected_slots`` does it for many at once.
 - ``settle_approved_slots`` reverses one open slot of each newly charged approval's HIT (keys
   ``assignment:<pk>:settle-reward`` / ``:settle-fee``): the charge replaces the slot's commitment.
 - ``release_unfilled_mturk_slots`` is the periodic pass (run by collect): every HIT whose expiry has
@@ -32,12 +32,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
-from tasks.models import Assignment, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
+from tasks.models import Assignment, BudgetReservation, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.reports.estimate import unit_cost
-from tasks.services.budget import exact, job_spent, release_budget, true_up_spent
-from tasks.services.ledger import assignment_cost_key, reverse_cost, reverse_costs
+from tasks.services.budget import exact, job_spent, release_budget, release_reservations, true_up_spent
+from tasks.services.ledger import assignment_cost_key, reverse_cost, reverse_costs, reverse_costs_each
 from tasks.services.mturk_common import MTURK, commit_hit_slots, ledger_key, mturk_connector
-from workforce.audit import Actor, record_audit_event
+from workforce.audit import Actor, QueuedEvent, record_audit_event
 from workforce.marketplaces.base import MarketplaceError
 from workforce.marketplaces.mturk import MTurkMarketplace, RemoteHit
 from workforce.marketplaces.mturk_fees import assignment_fee
@@ -235,6 +235,105 @@ def release_rejected_slot(*, assignment: Assignment, actor: Actor, now: datetime
             after={"hit": hit.pk, "amount": str(amount), "assignment_id": str(assignment.external_id)},
         )
     return amount
+
+
+def release_rejected_slots(*, job: Job, assignments: Sequence[Assignment], actor: Actor) -> int:
+    """``release_rejected_slot`` for many rejected assignments of ``job``, in the order given (collect gives them
+    by HIT, then by id), leaving the same rows and audit events, set-based: one lock of the HIT rows (id order),
+    one read each of the keys used before, of the open slots and of their fee rows, one insert of the reversals,
+    then the job's releases and the audit events in one go (``budget.release_reservations``), in the budget's
+    lock order. An assignment whose slot (or, elsewhere, its reservation: ``budget.release_rejected_work``) was
+    given back before is skipped. Returns how many gave money back now."""
+    assignments = list({a.pk: a for a in assignments}.values())
+    if not assignments:
+        return 0
+    with transaction.atomic():
+        prefixes = {
+            pk: ledger_key("hit", uuid, "slot") + ":"
+            for pk, uuid in Hit.objects.select_for_update()
+            .filter(pk__in={a.hit_id for a in assignments}, job_id=job.pk)
+            .order_by("pk")
+            .values_list("pk", "uuid")
+        }
+        keys = {a.pk: assignment_cost_key(a.pk, "release") for a in assignments}
+        done = set(
+            CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in assignments]).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        done |= set(BudgetReservation.objects.filter(key__in=keys.values()).values_list("key", flat=True))
+        todo = [a for a in assignments if a.hit_id in prefixes and not {rejected_slot_key(a), keys[a.pk]} & done]
+        open_slots: defaultdict[int, deque[CostEntry]] = defaultdict(deque)
+        for reward in CostEntry.objects.filter(
+            hit_id__in={a.hit_id for a in todo},
+            kind=CostKind.REWARD,
+            status=CostStatus.COMMITTED,
+            reversed_by__isnull=True,
+        ).order_by("-id"):  # newest first, as ``_open_slots``
+            if reward.hit_id is not None and reward.idempotency_key.startswith(prefixes[reward.hit_id]):
+                open_slots[reward.hit_id].append(reward)
+        slots = {a.pk: open_slots[a.hit_id].popleft() for a in todo if open_slots[a.hit_id]}
+        fees = {
+            fee.idempotency_key: fee
+            for fee in CostEntry.objects.filter(
+                idempotency_key__in=[_fee_key(reward) for reward in slots.values()], reversed_by__isnull=True
+            )
+        }
+        reversals: list[tuple[CostEntry, str, str]] = []
+        owners: list[int] = []
+        for a in todo:
+            if (slot := slots.get(a.pk)) is None:
+                continue
+            memo = f"assignment {a.external_id} rejected; MTurk returned its reward and fee"
+            for entry, part in ((slot, "reward"), (fees.get(_fee_key(slot)), "fee")):
+                if entry is not None:
+                    reversals.append((entry, f"{keys[a.pk]}:{part}", memo))
+                    owners.append(a.pk)
+        amounts: dict[int, Decimal] = {a.pk: ZERO for a in todo}
+        for (entry, _, _), pk, created in zip(reversals, owners, reverse_costs_each(reversals), strict=True):
+            amounts[pk] += entry.amount if created else ZERO
+        return _release_rejected_reservations(job=job, todo=todo, slots=slots, amounts=amounts, actor=actor)
+
+
+def _release_rejected_reservations(
+    *, job: Job, todo: list[Assignment], slots: dict[int, CostEntry], amounts: dict[int, Decimal], actor: Actor
+) -> int:
+    """The budget side of ``release_rejected_slots``, decided in memory as the one-by-one releases would be
+    (each capped at what is reserved beyond the spend after its own reversal) and written at once."""
+    reserved = Job.objects.select_for_update().values_list("budget_reserved", flat=True).get(pk=job.pk)
+    spent = job_spent(job) + sum(amounts.values(), ZERO)  # as before this run's reversals
+    unit = unit_cost(job)
+    wanted: list[tuple[str, Decimal]] = []
+    events: dict[str, list[QueuedEvent]] = {}
+    released = 0
+    for a in todo:
+        key = assignment_cost_key(a.pk, "release")
+        if a.pk in slots:
+            spent -= amounts[a.pk]
+            want = min(amounts[a.pk], reserved - spent)
+            released += amounts[a.pk] != 0
+            events[key] = [_rejected_slot_event(a, amounts[a.pk], actor)]
+        else:
+            want = unit
+        given = min(want, reserved)
+        if given > 0:
+            reserved -= given
+            released += a.pk not in slots
+        wanted.append((key, want))
+    release_reservations(
+        job=job, wanted=wanted, actor=actor, reason="assignment rejected", now=timezone.now(), followed_by=events
+    )
+    return released
+
+
+def _rejected_slot_event(assignment: Assignment, amount: Decimal, actor: Actor) -> QueuedEvent:
+    return QueuedEvent(
+        actor=actor,
+        action="mturk.rejected_slot_released",
+        object_type="assignment",
+        object_id=assignment.pk,
+        after={"hit": assignment.hit_id, "amount": str(amount), "assignment_id": str(assignment.external_id)},
+    )
 
 
 def rejected_slot_key(assignment: Assignment) -> str:

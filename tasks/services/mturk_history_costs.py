@@ -43,7 +43,7 @@ from django.db.models import Q
 
 from tasks.models import Assignment, AssignmentState, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
 from tasks.services.errors import ServiceError
-from tasks.services.ledger import CostLine, assignment_cost_key, record_costs, record_costs_once, reverse_cost
+from tasks.services.ledger import CostLine, assignment_cost_key, record_costs, record_costs_once, reverse_costs_each
 from workforce.audit import Actor, record_audit_event
 from workforce.marketplaces.mturk_fees import assignment_fee
 from workforce.models import Marketplace
@@ -334,31 +334,34 @@ def reverse_rejected_assignment_costs(
 ) -> ReversedCosts:
     """Cancel, by reversal rows, the charged reward and fee of every assignment among ``assignment_ids`` (MTurk
     AssignmentIds of rows the file reports as ``Rejected``) that is rejected here and still carries them (it was
-    booked as approved before). Once: a reversed row is not reversed again."""
+    booked as approved before). Once: a reversed row is not reversed again. Set-based: the rows to reverse are
+    read in one query (per batch of ids) and reversed in one insert (``ledger.reverse_costs_each``)."""
     result = ReversedCosts()
     if not assignment_ids:
         return result
+    ids = list(dict.fromkeys(assignment_ids))
     with transaction.atomic():
-        rejected = [
-            a["id"] for a in _assignments(job, list(assignment_ids)).values() if a["state"] == AssignmentState.REJECTED
-        ]
-        entries = list(
-            CostEntry.objects.filter(
-                assignment_id__in=rejected,
+        entries: list[CostEntry] = []
+        for start in range(0, len(ids), _BATCH):
+            entries += CostEntry.objects.filter(
+                assignment__job_id=job.pk,
+                assignment__marketplace=MTURK,
+                assignment__external_id__in=ids[start : start + _BATCH],
+                assignment__state=AssignmentState.REJECTED,
                 kind__in=list(_CHARGE_PARTS),
                 status=CostStatus.CHARGED,
                 reversed_by__isnull=True,
-            ).order_by("id")
-        )
+            )
+        entries.sort(key=lambda entry: entry.pk)
+        reversals = []
         for entry in entries:
             note = f"assignment {entry.reference} is rejected in the file"
             memo = imported_memo(source, note) if entry.memo.startswith(IMPORTED_MEMO) else note
-            reversal, created = reverse_cost(
-                entry=entry, idempotency_key=f"{entry.idempotency_key}:reversed", memo=memo
-            )
+            reversals.append((entry, f"{entry.idempotency_key}:reversed", memo))
+        for entry, created in zip(entries, reverse_costs_each(reversals), strict=True):
             if created:
                 result.ledger_rows_reversed += 1
-                result.amount += reversal.amount
+                result.amount += -entry.amount
                 result.entries.append(entry)
         result.assignments_reversed = len({entry.assignment_id for entry in entries})
         if result.ledger_rows_reversed:
