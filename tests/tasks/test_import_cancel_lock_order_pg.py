@@ -95,9 +95,10 @@ def test_an_import_while_the_job_is_cancelled_is_refused_and_adds_nothing(
 def test_a_cancel_while_predictions_are_imported_completes_and_so_does_the_import(
     make_published_job: Callable[..., Job],
 ) -> None:
-    """The predictions import has written its rows (a key-share lock on the job's row) and is about to re-rank the
-    job's Hits when the cancel starts: the cancel's no-key lock on the job's row does not wait for that key-share
-    lock, so no cycle forms, and the import then re-ranks nothing (every Hit is cancelled)."""
+    """The predictions import has written its rows and is about to re-rank the job's Hits when the cancel starts.
+    Django's foreign keys are deferred on PostgreSQL, so those rows lock nothing of the job's until the import
+    commits: the cancel takes the Hits and the job's row, finishes, and the import then re-ranks nothing (every
+    Hit is cancelled). No cycle forms; this pins that."""
     job = _running_job_ranked_by_a_model(make_published_job)
     rows = "".join(f"{ext},neg,0.9\n" for ext in job.items.values_list("external_id", flat=True))
     race = Race()
