@@ -23,13 +23,13 @@ it takes it again when an expired HIT is made live again (a new expiration in th
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from tasks.models import Assignment, BudgetReservation, CostEntry, CostKind, CostStatus, Hit, Job, MTurkHit
@@ -248,13 +248,7 @@ def release_rejected_slots(*, job: Job, assignments: Sequence[Assignment], actor
     if not assignments:
         return 0
     with transaction.atomic():
-        prefixes = {
-            pk: ledger_key("hit", uuid, "slot") + ":"
-            for pk, uuid in Hit.objects.select_for_update()
-            .filter(pk__in={a.hit_id for a in assignments}, job_id=job.pk)
-            .order_by("pk")
-            .values_list("pk", "uuid")
-        }
+        prefixes = _lock_slot_prefixes(Hit.objects.filter(pk__in={a.hit_id for a in assignments}, job_id=job.pk))
         keys = {a.pk: assignment_cost_key(a.pk, "release") for a in assignments}
         done = set(
             CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in assignments]).values_list(
@@ -263,22 +257,11 @@ def release_rejected_slots(*, job: Job, assignments: Sequence[Assignment], actor
         )
         done |= set(BudgetReservation.objects.filter(key__in=keys.values()).values_list("key", flat=True))
         todo = [a for a in assignments if a.hit_id in prefixes and not {rejected_slot_key(a), keys[a.pk]} & done]
-        open_slots: defaultdict[int, deque[CostEntry]] = defaultdict(deque)
-        for reward in CostEntry.objects.filter(
-            hit_id__in={a.hit_id for a in todo},
-            kind=CostKind.REWARD,
-            status=CostStatus.COMMITTED,
-            reversed_by__isnull=True,
-        ).order_by("-id"):  # newest first, as ``_open_slots``
-            if reward.hit_id is not None and reward.idempotency_key.startswith(prefixes[reward.hit_id]):
-                open_slots[reward.hit_id].append(reward)
+        open_slots = _open_slots_by_hit(
+            {pk: prefixes[pk] for pk in {a.hit_id for a in todo}}, newest_first=True
+        )  # newest first, as ``_open_slots``
         slots = {a.pk: open_slots[a.hit_id].popleft() for a in todo if open_slots[a.hit_id]}
-        fees = {
-            fee.idempotency_key: fee
-            for fee in CostEntry.objects.filter(
-                idempotency_key__in=[_fee_key(reward) for reward in slots.values()], reversed_by__isnull=True
-            )
-        }
+        fees = _fee_rows(slots.values())
         reversals: list[tuple[CostEntry, str, str]] = []
         owners: list[int] = []
         for a in todo:
@@ -355,36 +338,20 @@ def settle_approved_slots(assignments: Sequence[Assignment]) -> int:
     assignments = list({a.pk: a for a in assignments}.values())  # each settles one slot, however often given
     if not assignments:
         return 0
-    prefixes = {  # the Hit rows locked in id order (the lock order), so no two approvals take the same slot
-        pk: ledger_key("hit", uuid, "slot") + ":"
-        for pk, uuid in Hit.objects.select_for_update()
-        .filter(pk__in={a.hit_id for a in assignments})
-        .order_by("pk")
-        .values_list("pk", "uuid")
-    }
+    # the Hit rows locked in id order (the lock order), so no two approvals take the same slot
+    prefixes = _lock_slot_prefixes(Hit.objects.filter(pk__in={a.hit_id for a in assignments}))
     given_back = set(
         CostEntry.objects.filter(idempotency_key__in=[rejected_slot_key(a) for a in assignments]).values_list(
             "idempotency_key", flat=True
         )
     )
-    rewards = CostEntry.objects.filter(
-        hit_id__in=prefixes, kind=CostKind.REWARD, status=CostStatus.COMMITTED, reversed_by__isnull=True
-    ).order_by("id")
-    open_slots: defaultdict[int, deque[CostEntry]] = defaultdict(deque)
-    for reward in rewards:
-        if reward.hit_id is not None and reward.idempotency_key.startswith(prefixes[reward.hit_id]):
-            open_slots[reward.hit_id].append(reward)
+    open_slots = _open_slots_by_hit(prefixes, newest_first=False)
     settling = [
         (a, open_slots[a.hit_id].popleft())
         for a in assignments
         if rejected_slot_key(a) not in given_back and open_slots[a.hit_id]
     ]
-    fees = {
-        fee.idempotency_key: fee
-        for fee in CostEntry.objects.filter(
-            idempotency_key__in=[_fee_key(reward) for _, reward in settling], reversed_by__isnull=True
-        )
-    }
+    fees = _fee_rows(reward for _, reward in settling)
     reversals: list[tuple[CostEntry, str, str]] = []
     for assignment, reward in settling:
         memo = f"settled by the approval of assignment {assignment.external_id}"
@@ -393,6 +360,33 @@ def settle_approved_slots(assignments: Sequence[Assignment]) -> int:
             reversals.append((fee, assignment_cost_key(assignment.pk, "settle-fee"), memo))
     reverse_costs(reversals)
     return len(settling)
+
+
+def _lock_slot_prefixes(hits: QuerySet[Hit]) -> dict[int, str]:
+    """Lock ``hits`` in id order (the lock order) and return each one's slot key prefix."""
+    locked = hits.select_for_update().order_by("pk").values_list("pk", "uuid")
+    return {pk: ledger_key("hit", uuid, "slot") + ":" for pk, uuid in locked}
+
+
+def _open_slots_by_hit(prefixes: dict[int, str], *, newest_first: bool) -> defaultdict[int, deque[CostEntry]]:
+    """The open committed slots (reward rows) of the Hits in ``prefixes`` (Hit id -> slot key prefix), per Hit,
+    in one read: ``_open_slots`` for many Hits."""
+    open_slots: defaultdict[int, deque[CostEntry]] = defaultdict(deque)
+    rewards = CostEntry.objects.filter(
+        hit_id__in=prefixes, kind=CostKind.REWARD, status=CostStatus.COMMITTED, reversed_by__isnull=True
+    ).order_by("-id" if newest_first else "id")
+    for reward in rewards:
+        if reward.hit_id is not None and reward.idempotency_key.startswith(prefixes[reward.hit_id]):
+            open_slots[reward.hit_id].append(reward)
+    return open_slots
+
+
+def _fee_rows(rewards: Iterable[CostEntry]) -> dict[str, CostEntry]:
+    """The unreversed fee rows committed with the given slots' reward rows, by key (one read)."""
+    keys = [_fee_key(reward) for reward in rewards]
+    return {
+        fee.idempotency_key: fee for fee in CostEntry.objects.filter(idempotency_key__in=keys, reversed_by__isnull=True)
+    }
 
 
 def _fee_key(reward: CostEntry) -> str:
